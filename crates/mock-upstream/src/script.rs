@@ -1,0 +1,124 @@
+//! The fault script: which [`Behavior`] answers the next request.
+//!
+//! Tests queue behaviours with `push`; each incoming request, on any endpoint, takes the next one,
+//! and the default answers once the queue is empty. A request may also carry a top-level `"mock"`
+//! object whose fields override the chosen behaviour for that request only, so the binary can be
+//! driven over plain HTTP. The server calls [`Script::next`] once per request, before routing.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+/// The assistant text used when [`Behavior::content`] is `None`.
+pub const DEFAULT_CONTENT: &str = "Hello from the mock upstream.";
+
+/// The number of content chunks in a stream when [`Behavior::chunks`] is `None`.
+pub const DEFAULT_CHUNKS: usize = 5;
+
+/// How the mock answers one request. `Behavior::default()` is a normal, immediate answer.
+///
+/// The same field names (snake_case) work in a request's `"mock"` object; unknown names there are
+/// refused with a 400 so that a typo doesn't silently test the happy path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Behavior {
+    /// Answer with this status and an OpenAI-style error body (`code` is `mock_<status>`).
+    /// A value that isn't a valid HTTP status becomes 500.
+    pub status: Option<u16>,
+    /// With `status`: send a `retry-after` header with this many seconds.
+    pub retry_after_s: Option<u64>,
+    /// Sleep this long before sending the response headers.
+    pub headers_delay_ms: u64,
+    /// Stream: sleep this long between two chunks.
+    pub chunk_delay_ms: u64,
+    /// Stream: number of content chunks (default 5; 0 counts as 1 so the content still arrives).
+    pub chunks: Option<usize>,
+    /// Stream: after this many content chunks, end the body with an error so the connection is
+    /// torn down without the terminating chunk and without `[DONE]`.
+    pub reset_after_chunks: Option<usize>,
+    /// A 200 whose body is not valid JSON (non-stream), or a stream with one `data:` line of broken
+    /// JSON inserted before the first content chunk.
+    pub malformed_body: bool,
+    /// Never report usage, even when `stream_options.include_usage` asks for it.
+    pub omit_usage: bool,
+    /// Reported as `usage.prompt_tokens_details.cached_tokens`.
+    pub cached_tokens: u64,
+    /// Reported as `usage.completion_tokens_details.reasoning_tokens`, and added to
+    /// `completion_tokens` as OpenAI does.
+    pub reasoning_tokens: u64,
+    /// The assistant's text (default [`DEFAULT_CONTENT`]).
+    pub content: Option<String>,
+}
+
+impl Behavior {
+    /// The assistant text this behaviour answers with.
+    pub fn content(&self) -> &str {
+        self.content.as_deref().unwrap_or(DEFAULT_CONTENT)
+    }
+
+    /// The number of content chunks a stream is split into (at least 1).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.unwrap_or(DEFAULT_CHUNKS).max(1)
+    }
+
+    /// This behaviour with the fields of a request's `"mock"` object laid over it.
+    ///
+    /// Going through JSON keeps one list of fields (the struct) and lets `null` clear an
+    /// `Option` field; it only runs for requests that carry `"mock"`, so it is off the hot path.
+    pub(crate) fn overridden_by(&self, mock: &serde_json::Value) -> Result<Behavior, String> {
+        let serde_json::Value::Object(fields) = mock else {
+            return Err("\"mock\" must be an object of behavior fields".to_owned());
+        };
+        let mut merged = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            // A struct of plain fields always serializes to an object; keep the override alone
+            // rather than panic if that ever changes.
+            _ => serde_json::Map::new(),
+        };
+        for (name, value) in fields {
+            merged.insert(name.clone(), value.clone());
+        }
+        serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| format!("invalid \"mock\" override: {e}"))
+    }
+}
+
+/// The queue and the default, shared by the handle and the server.
+#[derive(Debug, Default)]
+pub(crate) struct Script {
+    state: Mutex<ScriptState>,
+}
+
+#[derive(Debug, Default)]
+struct ScriptState {
+    // Behaviours sit behind `Arc` so the common case (empty queue) clones a pointer, not the
+    // content string, on every request.
+    queue: VecDeque<Arc<Behavior>>,
+    default: Arc<Behavior>,
+}
+
+impl Script {
+    pub(crate) fn push(&self, b: Behavior) {
+        self.lock().queue.push_back(Arc::new(b));
+    }
+
+    pub(crate) fn set_default(&self, b: Behavior) {
+        self.lock().default = Arc::new(b);
+    }
+
+    /// The behaviour for the next request: the head of the queue, else the default.
+    pub(crate) fn next(&self) -> Arc<Behavior> {
+        let mut state = self.lock();
+        match state.queue.pop_front() {
+            Some(b) => b,
+            None => Arc::clone(&state.default),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScriptState> {
+        // Every critical section is a single push/pop/assign, so a panic elsewhere can't leave the
+        // state half-updated; a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

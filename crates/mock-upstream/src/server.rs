@@ -1,0 +1,204 @@
+//! The HTTP side: the accept loop, one hyper connection per socket (HTTP/1.1 keep-alive, or h2c),
+//! and `handle`, which runs once per request:
+//!
+//! 1. count the request and read the whole body;
+//! 2. take the next [`Behavior`] from the script and lay the request's `"mock"` object over it;
+//! 3. answer: the scripted status fault if any, else the endpoint's reply;
+//! 4. record the request, sleep `headers_delay_ms`, and send.
+//!
+//! Speed matters because the benchmark measures the proxy against this server: sockets get
+//! `TCP_NODELAY`, whole bodies go out with `content-length` in one write, and the common path
+//! takes one uncontended lock and builds the reply with borrowed, typed serializers.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::body::{MockBody, SseBody};
+use crate::openai::{self, Reply, error};
+use crate::record::{Recorded, Recorder};
+use crate::script::{Behavior, Script};
+
+/// State shared by the handle and every connection.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) script: Script,
+    pub(crate) recorder: Recorder,
+}
+
+/// Accepts until the task is aborted. Connections live in a `JoinSet` owned by this future, so
+/// aborting it (dropping the `MockUpstream`) also tears down every open connection and stream.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    let builder = Arc::new(builder);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    // Without it, Nagle's algorithm holds small SSE chunks and responses back
+                    // for up to 40 ms against the client's delayed ACK. It only fails on a socket
+                    // that is already dead, which hyper will report on its own.
+                    let _ = stream.set_nodelay(true);
+                    let builder = Arc::clone(&builder);
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        let service = service_fn(move |req| handle(Arc::clone(&shared), req));
+                        // A connection error is the client's business (or a scripted reset);
+                        // the server carries on either way.
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    });
+                }
+                // Usually EMFILE under load: back off instead of spinning on the error.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            // Reap finished connections so the set doesn't grow with every one ever served.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<MockBody>, Infallible> {
+    let n = shared.recorder.count_one();
+    let (parts, body) = req.into_parts();
+    let raw = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let message = format!("could not read the request body: {e}");
+            let reply = error::bad_request(&message, "unreadable_body");
+            return Ok(respond(reply, &Behavior::default()));
+        }
+    };
+    let parsed = serde_json::from_slice::<Value>(&raw);
+
+    let mut behavior = shared.script.next();
+    let mut override_error = None;
+    if let Ok(req) = &parsed
+        && let Some(mock) = req.get("mock")
+    {
+        match behavior.overridden_by(mock) {
+            Ok(b) => behavior = Arc::new(b),
+            Err(message) => override_error = Some(error::bad_request(&message, "invalid_mock")),
+        }
+    }
+    let reply = match override_error {
+        Some(reply) => reply,
+        None => route(&parts.method, parts.uri.path(), &parsed, &behavior, n),
+    };
+
+    if shared.recorder.enabled() {
+        shared.recorder.push(Recorded {
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect(),
+            body: parsed.unwrap_or(Value::Null),
+            raw_body: raw,
+        });
+    }
+    if behavior.headers_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(behavior.headers_delay_ms)).await;
+    }
+    Ok(respond(reply, &behavior))
+}
+
+fn route(
+    method: &Method,
+    path: &str,
+    parsed: &Result<Value, serde_json::Error>,
+    behavior: &Behavior,
+    n: usize,
+) -> Reply {
+    if let Some(status) = behavior.status {
+        return error::fault(status, behavior.retry_after_s);
+    }
+    let with_body = |answer: &dyn Fn(&Value) -> Reply| match parsed {
+        Ok(req @ Value::Object(_)) => answer(req),
+        Ok(_) => error::bad_request("the request body must be a JSON object", "invalid_json"),
+        Err(e) => error::bad_request(
+            &format!("the request body is not valid JSON: {e}"),
+            "invalid_json",
+        ),
+    };
+    match (method, path) {
+        (&Method::POST, "/v1/chat/completions") => {
+            with_body(&|req| openai::chat::reply(req, behavior, n))
+        }
+        (&Method::POST, "/v1/completions") => {
+            with_body(&|req| openai::completions::reply(req, behavior, n))
+        }
+        (&Method::POST, "/v1/embeddings") => with_body(&openai::embeddings::reply),
+        (&Method::GET, "/v1/models") => openai::models::reply(),
+        _ => error::not_found(method.as_str(), path),
+    }
+}
+
+fn respond(reply: Reply, behavior: &Behavior) -> Response<MockBody> {
+    match reply {
+        Reply::Json(body) => {
+            let body = if behavior.malformed_body {
+                // Half of a JSON object is never valid JSON: it closes only at its last byte.
+                body.slice(..body.len() / 2)
+            } else {
+                body
+            };
+            json_response(StatusCode::OK, body)
+        }
+        Reply::Error {
+            status,
+            body,
+            retry_after_s,
+        } => {
+            let mut response = json_response(status, Bytes::from(body));
+            if let Some(seconds) = retry_after_s {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Reply::Stream(plan) => {
+            let steps = plan.into_steps(behavior);
+            let delay = Duration::from_millis(behavior.chunk_delay_ms);
+            let mut response = Response::new(MockBody::Stream(SseBody::new(steps, delay)));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<MockBody> {
+    let mut response = Response::new(MockBody::whole(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,211 @@
+//! The admin API under `/admin`, bearer `STOCKYARD_ADMIN_KEY` (constant-time compare). Without a
+//! configured key every admin route answers 403 saying how to enable it.
+//!
+//! - `GET /admin/modules`; `PUT /admin/modules/{name}` with `{"enabled": bool, "config": {...}}`
+//! - `GET /admin/traces?limit=N&model=M&status=S`
+//! - `GET /admin/audit`: the ledger and its verification
+//! - `PUT /admin/prices`: a price file, as `stockyard prices update` loads it
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Method, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AdminChange, AdminError};
+use crate::ledger;
+use crate::proxy::{ApiError, ProxyBody};
+use crate::server::App;
+use crate::server::routes::ok_json;
+use crate::store::{StoreError, TraceQuery};
+
+const MAX_ADMIN_BODY: usize = 64 * 1024 * 1024;
+
+pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
+    match authorize(app, &request) {
+        Ok(()) => {}
+        Err(err) => return err.into_response(),
+    }
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let method = request.method().clone();
+    let result = match (method.clone(), path.as_str()) {
+        (Method::GET, "/admin/modules") => {
+            Ok(json!({"modules": app.admin.chain().load().listing()}))
+        }
+        (Method::PUT, p) if p.starts_with("/admin/modules/") => {
+            let name = p.trim_start_matches("/admin/modules/").to_string();
+            update_module(app, name, request).await
+        }
+        (Method::GET, "/admin/traces") => traces(app, &query).await,
+        (Method::GET, "/admin/audit") => audit(app).await,
+        (Method::PUT, "/admin/prices") => prices(app, request).await,
+        _ => Err(ApiError::NotFound { path: path.clone() }),
+    };
+    match result {
+        Ok(value) => ok_json(value),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn authorize(app: &App, request: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(key) = &app.config.admin_key else {
+        return Err(ApiError::AdminDisabled);
+    };
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if key.matches(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::AdminUnauthorized)
+    }
+}
+
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let bytes = read_bytes(request).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::AdminInvalid {
+        message: format!("invalid body: {e}"),
+    })
+}
+
+async fn read_bytes(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Limited::new(request.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::AdminInvalid {
+            message: format!("cannot read body: {e}"),
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleUpdate {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    config: Option<Value>,
+}
+
+fn actor(app: &App) -> String {
+    // Only one admin key exists for now; name the channel, not the key.
+    let _ = app;
+    "admin-api".to_string()
+}
+
+fn admin_error(err: AdminError) -> ApiError {
+    match err {
+        AdminError::UnknownModule { .. } => ApiError::NotFound {
+            path: err.to_string(),
+        },
+        AdminError::Store(e) => ApiError::Internal {
+            message: e.to_string(),
+        },
+        other => ApiError::AdminInvalid {
+            message: other.to_string(),
+        },
+    }
+}
+
+async fn update_module(
+    app: &Arc<App>,
+    name: String,
+    request: Request<Incoming>,
+) -> Result<Value, ApiError> {
+    let update: ModuleUpdate = read_json(request).await?;
+    let change = AdminChange::UpdateModule {
+        name: name.clone(),
+        enabled: update.enabled,
+        config: update.config,
+    };
+    let entry = app
+        .admin
+        .apply(&actor(app), change)
+        .await
+        .map_err(admin_error)?;
+    let listing = app
+        .admin
+        .chain()
+        .load()
+        .listing()
+        .into_iter()
+        .find(|m| m.name == name);
+    Ok(json!({"module": listing, "ledger_seq": entry.seq, "ledger_hash": entry.hash}))
+}
+
+async fn prices(app: &Arc<App>, request: Request<Incoming>) -> Result<Value, ApiError> {
+    let body = read_bytes(request).await?;
+    let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::AdminInvalid {
+        message: "price file must be UTF-8 JSON".into(),
+    })?;
+    let entry = app
+        .admin
+        .apply(&actor(app), AdminChange::LoadPrices { body })
+        .await
+        .map_err(admin_error)?;
+    Ok(json!({"ledger_seq": entry.seq, "details": entry.details}))
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ApiError::Internal {
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ApiError::Internal {
+            message: e.to_string(),
+        }),
+    }
+}
+
+async fn traces(app: &Arc<App>, query: &str) -> Result<Value, ApiError> {
+    let parse_err = |name: &str| ApiError::InvalidField {
+        param: Some(name.into()),
+        message: format!("{name} must be a number"),
+    };
+    let limit = query_param(query, "limit")
+        .map(|v| v.parse::<usize>().map_err(|_| parse_err("limit")))
+        .transpose()?;
+    let status = query_param(query, "status")
+        .map(|v| v.parse::<u16>().map_err(|_| parse_err("status")))
+        .transpose()?;
+    let model = query_param(query, "model").map(|m| m.replace("%2F", "/").replace("%2f", "/"));
+    let q = TraceQuery {
+        limit: limit.unwrap_or(50),
+        model,
+        status,
+    };
+    let reader = app.reader.clone();
+    let rows = blocking(move || reader.traces(&q)).await?;
+    Ok(json!({"traces": rows}))
+}
+
+async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
+    let reader = app.reader.clone();
+    let entries = blocking(move || reader.ledger()).await?;
+    let verification = match ledger::verify(&entries) {
+        Ok(head) => json!({"ok": true, "head": head}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    Ok(json!({"entries": entries, "verify": verification}))
+}

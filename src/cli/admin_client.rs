@@ -1,0 +1,55 @@
+//! A minimal client for a running server's admin API (`--server URL`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+
+use super::CliError;
+use crate::providers::http::HttpClient;
+
+pub async fn call(
+    server: &str,
+    admin_key: Option<&str>,
+    method: hyper::Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Value, CliError> {
+    let key = admin_key.ok_or_else(|| {
+        CliError::Failed("--server needs an admin key (--admin-key or STOCKYARD_ADMIN_KEY)".into())
+    })?;
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(AUTHORIZATION, format!("Bearer {key}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| CliError::Failed(format!("bad server URL {url:?}: {e}")))?;
+    let client = HttpClient::new(Duration::from_secs(5)).map_err(CliError::Failed)?;
+    let response = client
+        .send("stockyard server", request, Duration::from_secs(30))
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    if !status.is_success() {
+        let message = value["error"]["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| value.to_string());
+        return Err(CliError::Failed(format!(
+            "server answered {status}: {message}"
+        )));
+    }
+    Ok(value)
+}

@@ -1,0 +1,100 @@
+//! The command line: [`main`] parses arguments, starts logging and a runtime, and dispatches to one
+//! file per subcommand. Exit codes: 0 success, 1 failure, 2 bad usage.
+
+mod admin_client;
+pub mod args;
+mod audit;
+mod config_cmd;
+mod modules_cmd;
+mod offline;
+mod prices;
+mod serve;
+mod spend;
+mod traces;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use thiserror::Error;
+
+pub use args::Cli;
+use args::Command;
+
+use crate::config::{self, ConfigError, ValidConfig};
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Start(#[from] crate::server::app::StartError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Admin(#[from] crate::admin::AdminError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match &cli.command {
+        Command::Serve(args) => serve::run(&cli, args).await,
+        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Traces(args) => traces::run(&cli, args),
+        Command::Spend(args) => spend::run(&cli, args),
+        Command::Audit(cmd) => audit::run(&cli, cmd),
+        Command::Modules(args) => modules_cmd::run(&cli, args).await,
+        Command::Prices(cmd) => prices::run(&cli, cmd).await,
+        Command::Version => version::run(&cli),
+    }
+}
+
+/// Loads and validates the config named by `--config`, with `--db` applied over it.
+pub fn load_config(cli: &Cli) -> Result<ValidConfig, CliError> {
+    let raw = config::load(cli.config.as_deref())?;
+    let mut valid =
+        config::validate(&raw, &|name| std::env::var(name).ok()).map_err(ConfigError::Invalid)?;
+    if let Some(db) = &cli.db {
+        valid.db_path = db.clone();
+    }
+    Ok(valid)
+}
+
+/// Opens the database for reading (migrating it if needed).
+pub fn open_reader(cli: &Cli) -> Result<crate::store::sqlite::SqliteReader, CliError> {
+    let config = load_config(cli)?;
+    let (_, reader) = crate::store::sqlite::SqliteStore::open(&config.db_path)?;
+    Ok(reader)
+}
+
+/// Nano-dollars as `$0.000123456`.
+pub fn dollars(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    format!("{sign}${}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
+}

@@ -1,0 +1,99 @@
+//! `stockyard modules list|enable|disable|set`, on the database directly, or through a running
+//! server's admin API with `--server URL`. Either way the change goes through `Admin::apply`.
+
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::args::{Cli, ModulesArgs, ModulesCommand};
+use super::{CliError, admin_client, load_config, offline};
+use crate::admin::AdminChange;
+use crate::modules::Chain;
+use crate::server::App;
+
+pub async fn run(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
+    let (name, enabled, config) = match &args.command {
+        ModulesCommand::List => return list(cli, args).await,
+        ModulesCommand::Enable { name } => (name.clone(), Some(true), None),
+        ModulesCommand::Disable { name } => (name.clone(), Some(false), None),
+        ModulesCommand::Set { name, pairs } => (name.clone(), None, Some(parse_pairs(pairs)?)),
+    };
+    match &args.server {
+        Some(server) => {
+            let body = json!({"enabled": enabled, "config": config});
+            let path = format!("/admin/modules/{name}");
+            let answer = admin_client::call(
+                server,
+                args.admin_key.as_deref(),
+                hyper::Method::PUT,
+                &path,
+                Bytes::from(body.to_string()),
+            )
+            .await?;
+            println!("{name}: updated (ledger entry {})", answer["ledger_seq"]);
+        }
+        None => {
+            let entry = offline::apply(
+                cli,
+                AdminChange::UpdateModule {
+                    name: name.clone(),
+                    enabled,
+                    config,
+                },
+            )
+            .await?;
+            println!("{name}: updated (ledger entry {})", entry.seq);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `key=value` pairs into a JSON object; a value that parses as JSON is taken as JSON.
+fn parse_pairs(pairs: &[String]) -> Result<Value, CliError> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::Failed(format!("{pair:?} is not KEY=VALUE")))?;
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        map.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(map))
+}
+
+async fn list(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
+    let modules: Value = match &args.server {
+        Some(server) => admin_client::call(
+            server,
+            args.admin_key.as_deref(),
+            hyper::Method::GET,
+            "/admin/modules",
+            Bytes::new(),
+        )
+        .await?["modules"]
+            .clone(),
+        None => {
+            let app = App::open(load_config(cli)?)?;
+            let chain: std::sync::Arc<Chain> = app.admin.chain().load_full();
+            let listing = serde_json::to_value(chain.listing()).unwrap_or_default();
+            app.writer.shutdown().await?;
+            listing
+        }
+    };
+    println!(
+        "{:<16}  {:<8}  {:<48}  description",
+        "name", "enabled", "config"
+    );
+    for m in modules.as_array().into_iter().flatten() {
+        println!(
+            "{:<16}  {:<8}  {:<48}  {}",
+            m["name"].as_str().unwrap_or_default(),
+            m["enabled"].as_bool().unwrap_or_default(),
+            m["config"].to_string(),
+            m["description"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

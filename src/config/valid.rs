@@ -1,0 +1,482 @@
+//! Checked configuration: the only form runtime code sees. [`validate`] is pure (the environment is
+//! passed in) and reports every problem at once, each naming its field.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::{ConfigErrors, RawConfig, RawTimeouts};
+use crate::cost::Price;
+use crate::secret::Secret;
+
+#[derive(Clone, Debug)]
+pub struct ValidConfig {
+    pub listen: SocketAddr,
+    pub db_path: PathBuf,
+    pub allow_open: bool,
+    pub shutdown_grace: Duration,
+    pub auth_keys: Vec<Secret<String>>,
+    pub admin_key: Option<Secret<String>>,
+    pub providers: Vec<ProviderConfig>,
+    pub models: Vec<ModelEntry>,
+    /// Initial module state from the file, by module name.
+    pub module_config: BTreeMap<String, ModuleSetting>,
+    pub store: StoreConfig,
+    pub price_overrides: Vec<(String, Price)>,
+}
+
+/// `[modules.NAME]` from the file: `enabled` apart, the rest is the module's own config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModuleSetting {
+    pub enabled: Option<bool>,
+    pub config: serde_json::Value,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    OpenAiCompatible,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: Url,
+    pub api_key: Option<Secret<String>>,
+    pub model_prefixes: Vec<String>,
+    pub models: Vec<String>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub total: Duration,
+    pub stream_idle: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub name: String,
+    pub provider: String,
+    pub upstream_model: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Drop the record at once and count it.
+    Drop,
+    /// Wait up to this long for room, then drop and count.
+    Wait(Duration),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StoreConfig {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub batch_interval: Duration,
+    pub queue_full: QueueFullPolicy,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            queue_capacity: 65_536,
+            batch_size: 512,
+            batch_interval: Duration::from_millis(50),
+            queue_full: QueueFullPolicy::Wait(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Name prefixes of bare model names that belong to OpenAI.
+const OPENAI_PREFIXES: &[&str] = &[
+    "gpt-",
+    "chatgpt-",
+    "o1",
+    "o3",
+    "o4",
+    "text-embedding-",
+    "davinci-",
+    "babbage-",
+];
+const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
+
+pub fn validate(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ValidConfig, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+
+    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:4000");
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|e| {
+        errors.push(
+            "listen",
+            format!("not an address like 127.0.0.1:4000 ({e})"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 4000))
+    });
+
+    let db_path = PathBuf::from(raw.db.as_deref().unwrap_or("stockyard.db"));
+    if db_path.as_os_str().is_empty() {
+        errors.push("db", "must not be empty");
+    }
+
+    let auth_keys = raw
+        .auth
+        .keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, key)| {
+            if key.trim().is_empty() {
+                errors.push(&format!("auth.keys[{i}]"), "must not be empty");
+                None
+            } else {
+                Some(Secret::new(key.clone()))
+            }
+        })
+        .collect();
+    let admin_key = match raw.admin.key.as_deref() {
+        Some(k) if k.len() < 16 => {
+            errors.push("admin.key", "must be at least 16 characters");
+            None
+        }
+        Some(k) => Some(Secret::new(k.to_string())),
+        None => None,
+    };
+
+    let providers = validate_providers(raw, env, &mut errors);
+    let models = validate_models(raw, &providers, &mut errors);
+
+    let mut module_config = BTreeMap::new();
+    for (name, value) in &raw.modules {
+        let field = format!("modules.{name}");
+        let mut json = match serde_json::to_value(value) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => {
+                errors.push(&field, "must be a table");
+                continue;
+            }
+            Err(e) => {
+                errors.push(&field, e);
+                continue;
+            }
+        };
+        let enabled = match json.remove("enabled") {
+            None => None,
+            Some(serde_json::Value::Bool(b)) => Some(b),
+            Some(other) => {
+                errors.push(
+                    &format!("{field}.enabled"),
+                    format!("must be true or false (got {other})"),
+                );
+                None
+            }
+        };
+        let config = serde_json::Value::Object(json);
+        if let Err(problem) = crate::modules::registry::check_config(name, &config) {
+            errors.push(&field, problem);
+        }
+        module_config.insert(name.clone(), ModuleSetting { enabled, config });
+    }
+
+    let store = validate_store(raw, &mut errors);
+
+    let mut price_overrides = Vec::new();
+    for (model, price) in &raw.prices {
+        match Price::from_usd_per_million(price) {
+            Ok(p) => price_overrides.push((model.clone(), p)),
+            Err(problem) => errors.push(&format!("prices.{model}"), problem),
+        }
+    }
+
+    if !errors.0.is_empty() {
+        return Err(errors);
+    }
+    Ok(ValidConfig {
+        listen,
+        db_path,
+        allow_open: raw.allow_open,
+        shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(30_000)),
+        auth_keys,
+        admin_key,
+        providers,
+        models,
+        module_config,
+        store,
+        price_overrides,
+    })
+}
+
+fn validate_providers(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut ConfigErrors,
+) -> Vec<ProviderConfig> {
+    let mut providers = Vec::new();
+    for (name, p) in &raw.providers {
+        let field = format!("providers.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            errors.push(&field, "name must be letters, digits, '_' or '-'");
+            continue;
+        }
+        let kind = match p.kind.as_deref() {
+            Some("openai") => ProviderKind::OpenAi,
+            Some("openai_compatible") => ProviderKind::OpenAiCompatible,
+            None if name == "openai" => ProviderKind::OpenAi,
+            None => ProviderKind::OpenAiCompatible,
+            Some(other) => {
+                errors.push(
+                    &format!("{field}.kind"),
+                    format!("unknown kind {other:?}; expected openai or openai_compatible"),
+                );
+                continue;
+            }
+        };
+        let base_text = match (p.base_url.clone(), kind) {
+            (Some(url), _) => url,
+            (None, ProviderKind::OpenAi) => {
+                env("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_DEFAULT_BASE.to_string())
+            }
+            (None, ProviderKind::OpenAiCompatible) => {
+                errors.push(
+                    &format!("{field}.base_url"),
+                    "is required for openai_compatible",
+                );
+                continue;
+            }
+        };
+        let Some(base_url) = parse_base_url(&base_text, &format!("{field}.base_url"), errors)
+        else {
+            continue;
+        };
+        let key_env = p
+            .api_key_env
+            .clone()
+            .or_else(|| (kind == ProviderKind::OpenAi).then(|| "OPENAI_API_KEY".to_string()));
+        let api_key = match (&p.api_key, &key_env) {
+            (Some(key), _) => Some(Secret::new(key.clone())),
+            (None, Some(var)) => match env(var) {
+                Some(key) => Some(Secret::new(key)),
+                None if p.api_key_env.is_some() => {
+                    errors.push(
+                        &format!("{field}.api_key_env"),
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+                None => None,
+            },
+            (None, None) => None,
+        };
+        let mut model_prefixes = p.model_prefixes.clone();
+        if kind == ProviderKind::OpenAi && model_prefixes.is_empty() {
+            model_prefixes = OPENAI_PREFIXES.iter().map(|s| s.to_string()).collect();
+        }
+        providers.push(ProviderConfig {
+            name: name.clone(),
+            kind,
+            base_url,
+            api_key,
+            model_prefixes,
+            models: p.models.clone(),
+            timeouts: validate_timeouts(&p.timeouts, &format!("{field}.timeouts"), errors),
+        });
+    }
+
+    // The zero-config preset: OPENAI_API_KEY in the environment is enough.
+    if !raw.providers.contains_key("openai")
+        && let Some(key) = env("OPENAI_API_KEY")
+    {
+        let base_text = env("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_DEFAULT_BASE.to_string());
+        if let Some(base_url) = parse_base_url(&base_text, "OPENAI_BASE_URL", errors) {
+            providers.push(ProviderConfig {
+                name: "openai".into(),
+                kind: ProviderKind::OpenAi,
+                base_url,
+                api_key: Some(Secret::new(key)),
+                model_prefixes: OPENAI_PREFIXES.iter().map(|s| s.to_string()).collect(),
+                models: Vec::new(),
+                timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
+            });
+        }
+    }
+    providers
+}
+
+fn parse_base_url(text: &str, field: &str, errors: &mut ConfigErrors) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(url) if url.scheme() == "http" || url.scheme() == "https" => Some(url),
+        Ok(_) => {
+            errors.push(field, format!("{text:?} must be an http or https URL"));
+            None
+        }
+        Err(e) => {
+            errors.push(field, format!("{text:?} is not a URL ({e})"));
+            None
+        }
+    }
+}
+
+fn validate_timeouts(raw: &RawTimeouts, field: &str, errors: &mut ConfigErrors) -> Timeouts {
+    let mut ms = |value: Option<u64>, name: &str, default: u64| {
+        let v = value.unwrap_or(default);
+        if v == 0 {
+            errors.push(&format!("{field}.{name}"), "must be greater than 0");
+        }
+        Duration::from_millis(v.max(1))
+    };
+    Timeouts {
+        connect: ms(raw.connect_ms, "connect_ms", 5_000),
+        first_byte: ms(raw.first_byte_ms, "first_byte_ms", 60_000),
+        total: ms(raw.total_ms, "total_ms", 600_000),
+        stream_idle: ms(raw.stream_idle_ms, "stream_idle_ms", 60_000),
+    }
+}
+
+fn validate_models(
+    raw: &RawConfig,
+    providers: &[ProviderConfig],
+    errors: &mut ConfigErrors,
+) -> Vec<ModelEntry> {
+    let mut models = Vec::new();
+    for (i, m) in raw.models.iter().enumerate() {
+        let field = format!("models[{i}]");
+        if m.name.is_empty() {
+            errors.push(&format!("{field}.name"), "must not be empty");
+            continue;
+        }
+        let Some((provider, upstream)) = m.target.split_once('/') else {
+            errors.push(&format!("{field}.target"), "must be provider/model");
+            continue;
+        };
+        if !providers.iter().any(|p| p.name == provider) {
+            let known: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            errors.push(
+                &format!("{field}.target"),
+                format!(
+                    "unknown provider {provider:?}; configured: {}",
+                    known.join(", ")
+                ),
+            );
+            continue;
+        }
+        models.push(ModelEntry {
+            name: m.name.clone(),
+            provider: provider.to_string(),
+            upstream_model: upstream.to_string(),
+        });
+    }
+    models
+}
+
+fn validate_store(raw: &RawConfig, errors: &mut ConfigErrors) -> StoreConfig {
+    let defaults = StoreConfig::default();
+    let queue_capacity = raw.store.queue_capacity.unwrap_or(defaults.queue_capacity);
+    if queue_capacity == 0 {
+        errors.push("store.queue_capacity", "must be at least 1");
+    }
+    let batch_size = raw.store.batch_size.unwrap_or(defaults.batch_size);
+    if batch_size == 0 || batch_size > 100_000 {
+        errors.push(
+            "store.batch_size",
+            format!("must be 1..=100000 (got {batch_size})"),
+        );
+    }
+    let batch_interval = raw
+        .store
+        .batch_interval_ms
+        .map(Duration::from_millis)
+        .unwrap_or(defaults.batch_interval);
+    let wait = Duration::from_millis(raw.store.queue_wait_ms.unwrap_or(100));
+    let queue_full = match raw.store.queue_full.as_deref() {
+        None | Some("wait") => QueueFullPolicy::Wait(wait),
+        Some("drop") => QueueFullPolicy::Drop,
+        Some(other) => {
+            errors.push(
+                "store.queue_full",
+                format!("unknown policy {other:?}; expected wait or drop"),
+            );
+            defaults.queue_full
+        }
+    };
+    StoreConfig {
+        queue_capacity: queue_capacity.max(1),
+        batch_size: batch_size.clamp(1, 100_000),
+        batch_interval,
+        queue_full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_from_str;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_config_is_local_mode_on_port_4000() {
+        let raw = RawConfig::default();
+        let valid = validate(&raw, &no_env).map_err(|e| e.to_string());
+        assert!(
+            valid
+                .as_ref()
+                .is_ok_and(|v| v.listen.port() == 4000 && v.auth_keys.is_empty())
+        );
+    }
+
+    #[test]
+    fn openai_key_in_env_adds_the_preset() {
+        let env = |k: &str| match k {
+            "OPENAI_API_KEY" => Some("sk-test".to_string()),
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+            _ => None,
+        };
+        let valid = validate(&RawConfig::default(), &env).map_err(|e| e.to_string());
+        let providers = valid.map(|v| v.providers).unwrap_or_default();
+        assert_eq!(providers.len(), 1);
+        assert_eq!(providers[0].base_url.as_str(), "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let raw = load_from_str(
+            "listen = \"nowhere\"\n[store]\nbatch_size = 0\nqueue_full = \"panic\"\n[providers.local]\nkind = \"weird\"\n",
+        );
+        let err = raw
+            .ok()
+            .map(|r| validate(&r, &no_env))
+            .and_then(|v| v.err());
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        for field in [
+            "listen:",
+            "store.batch_size:",
+            "store.queue_full:",
+            "providers.local.kind:",
+        ] {
+            assert!(text.contains(field), "missing {field} in {text}");
+        }
+    }
+
+    #[test]
+    fn model_target_must_name_a_provider() {
+        let raw = load_from_str("[[models]]\nname = \"fast\"\ntarget = \"nowhere/llama\"\n");
+        let err = raw
+            .ok()
+            .map(|r| validate(&r, &no_env))
+            .and_then(|v| v.err());
+        assert!(err.is_some_and(|e| e.to_string().contains("models[0].target")));
+    }
+}

@@ -1,0 +1,168 @@
+//! The price table: the bundled `data/model_prices.json` (see `data/README.md` for its source and
+//! licence), then prices loaded by `stockyard prices update`, then config overrides.
+//!
+//! The file format maps a model name to an object with `input_cost_per_token`,
+//! `output_cost_per_token`, `cache_read_input_token_cost`, `cache_creation_input_token_cost` and
+//! `output_cost_per_reasoning_token`, all USD per token, plus `litellm_provider` and `mode`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::{Price, to_nanos_per_million};
+
+static BUNDLED: &str = include_str!("../../data/model_prices.json");
+
+#[derive(Debug, Error)]
+pub enum PriceError {
+    #[error("price file is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("price file entry {model:?}: {problem}")]
+    Entry { model: String, problem: String },
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PriceEntry {
+    #[serde(default)]
+    pub litellm_provider: Option<String>,
+    #[serde(default)]
+    pub input_cost_per_token: Option<f64>,
+    #[serde(default)]
+    pub output_cost_per_token: Option<f64>,
+    #[serde(default)]
+    pub cache_read_input_token_cost: Option<f64>,
+    #[serde(default)]
+    pub cache_creation_input_token_cost: Option<f64>,
+    #[serde(default)]
+    pub output_cost_per_reasoning_token: Option<f64>,
+}
+
+impl PriceEntry {
+    fn to_price(&self) -> Result<Price, String> {
+        let per_token = |v: f64| to_nanos_per_million(v, 1.0);
+        let opt = |v: Option<f64>| v.map(per_token).transpose();
+        Ok(Price {
+            input: per_token(self.input_cost_per_token.unwrap_or(0.0))?,
+            cached_input: opt(self.cache_read_input_token_cost)?,
+            cache_write: opt(self.cache_creation_input_token_cost)?,
+            output: per_token(self.output_cost_per_token.unwrap_or(0.0))?,
+            reasoning: opt(self.output_cost_per_reasoning_token)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PriceTable {
+    by_model: HashMap<String, Price>,
+    /// Bare model names whose entry names this provider, for `GET /v1/models`.
+    by_provider: HashMap<String, Vec<String>>,
+}
+
+impl PriceTable {
+    /// The table bundled in the binary, parsed once per process.
+    pub fn bundled() -> Arc<PriceTable> {
+        static TABLE: OnceLock<Arc<PriceTable>> = OnceLock::new();
+        TABLE
+            .get_or_init(|| {
+                // The bundled file is checked by the `bundled_table_parses` test, so this branch
+                // only guards against a broken build; an empty table still serves (costs are 0).
+                Arc::new(PriceTable::from_json(BUNDLED.as_bytes()).unwrap_or_default())
+            })
+            .clone()
+    }
+
+    /// Parses a whole file of the bundled format. Entries without an input price (images, audio,
+    /// the format's own `sample_spec`) are skipped; a malformed price is an error naming the model.
+    pub fn from_json(bytes: &[u8]) -> Result<PriceTable, PriceError> {
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+        let mut table = PriceTable::default();
+        for (model, value) in raw {
+            let Ok(entry) = serde_json::from_value::<PriceEntry>(value) else {
+                continue;
+            };
+            if entry.input_cost_per_token.is_none() {
+                continue;
+            }
+            let price = entry.to_price().map_err(|problem| PriceError::Entry {
+                model: model.clone(),
+                problem,
+            })?;
+            table.insert(&model, price, entry.litellm_provider.as_deref());
+        }
+        Ok(table)
+    }
+
+    fn insert(&mut self, model: &str, price: Price, provider: Option<&str>) {
+        if let Some(provider) = provider
+            && !model.contains('/')
+        {
+            self.by_provider
+                .entry(provider.to_string())
+                .or_default()
+                .push(model.to_string());
+        }
+        self.by_model.insert(model.to_string(), price);
+    }
+
+    /// Layers `other` over this table.
+    pub fn overlay(&mut self, other: &PriceTable) {
+        for (model, price) in &other.by_model {
+            self.by_model.insert(model.clone(), *price);
+        }
+    }
+
+    pub fn set(&mut self, model: &str, price: Price) {
+        self.by_model.insert(model.to_string(), price);
+    }
+
+    /// Looks up `provider/model` first (a provider-specific price), then the bare model name.
+    pub fn lookup(&self, provider: &str, model: &str) -> Option<&Price> {
+        let qualified = format!("{provider}/{model}");
+        self.by_model
+            .get(&qualified)
+            .or_else(|| self.by_model.get(model))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_model.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_model.is_empty()
+    }
+
+    /// Bare model names the file attributes to `provider` (e.g. `openai`), sorted.
+    pub fn models_of(&self, provider: &str) -> Vec<String> {
+        let mut models = self.by_provider.get(provider).cloned().unwrap_or_default();
+        models.sort();
+        models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_table_parses_and_knows_current_models() {
+        let table = PriceTable::from_json(BUNDLED.as_bytes()).map_err(|e| e.to_string());
+        let table = table.unwrap_or_default();
+        assert!(table.len() > 1000, "only {} models", table.len());
+        let mini = table
+            .lookup("openai", "gpt-4o-mini")
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(mini.input, 150_000_000);
+        assert_eq!(mini.output, 600_000_000);
+        assert_eq!(mini.cached_input, Some(75_000_000));
+        assert!(table.models_of("openai").iter().any(|m| m == "gpt-4o"));
+    }
+
+    #[test]
+    fn malformed_price_names_the_model() {
+        let err = PriceTable::from_json(br#"{"m1":{"input_cost_per_token":-1}}"#).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("\"m1\"")));
+    }
+}

@@ -1,0 +1,34 @@
+//! Stockyard: a single-binary LLM proxy whose whole state lives in one SQLite file.
+//!
+//! Start reading at [`proxy::pipeline`], which runs every phase of a request in order; then
+//! [`modules`] (the `Module` trait and the chain swapped atomically on admin changes); then any one
+//! folder under `modules/`.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`cli`] | argument structs and one file per subcommand |
+//! | [`config`] | TOML + `STOCKYARD_*` layering, then validation into checked types |
+//! | [`server`] | listener (TCP_NODELAY, graceful shutdown) and the route table |
+//! | [`proxy`] | the request path: context, pipeline, SSE relay, API errors |
+//! | [`wire`] | client-facing request/response types; unknown fields kept |
+//! | [`modules`] | auth, request_limits, cost, trace: the chain of hooks |
+//! | [`providers`] | upstream adapters of one shape and the pooled HTTP client |
+//! | [`store`] | storage traits, the batched writer thread, the SQLite backend |
+//! | [`ledger`] | the hash-chained audit ledger: canonical entries and verification |
+//! | [`cost`] | the price table in integer nano-dollars |
+//! | [`admin`] | the one function every administrative change goes through, and its HTTP API |
+//! | [`telemetry`] | logging set-up |
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod cost;
+pub mod ledger;
+pub mod modules;
+pub mod providers;
+pub mod proxy;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod wire;

@@ -1,0 +1,113 @@
+//! The chain in force: an immutable, ordered list of built modules behind an `ArcSwap`.
+//!
+//! A request loads the chain once and runs to its end on it. A change builds a whole new chain
+//! first ([`Chain::build`], which can fail and then changes nothing) and swaps it in; only the swap
+//! is visible to requests, and it cannot fail. No lock sits on the request path.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::registry::{MODULES, ModuleSpec};
+use super::{FailPolicy, Module, ModuleDeps, ModuleError};
+use crate::store::ModuleState;
+
+pub type ChainHandle = Arc<ArcSwap<Chain>>;
+
+pub struct Chain {
+    modules: Vec<Arc<dyn Module>>,
+    /// The state of every known module, enabled or not, in chain order.
+    states: Vec<ModuleState>,
+    max_body_bytes: usize,
+}
+
+/// A module as listed by the admin API and `stockyard modules list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleListing {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub order: u16,
+    pub enabled: bool,
+    pub config: Value,
+    pub scope: String,
+}
+
+/// The body limit when no module sets one: a backstop against unbounded reads.
+pub const HARD_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+impl Chain {
+    /// Builds every enabled module from `states`, in chain order. Modules missing from `states`
+    /// take their defaults.
+    pub fn build(states: &[ModuleState], deps: &ModuleDeps) -> Result<Chain, ModuleError> {
+        let mut specs: Vec<&ModuleSpec> = MODULES.iter().collect();
+        specs.sort_by_key(|s| s.order);
+        let mut modules = Vec::new();
+        let mut full_states = Vec::new();
+        for spec in specs {
+            let state = states
+                .iter()
+                .find(|s| s.name == spec.name)
+                .cloned()
+                .unwrap_or_else(|| ModuleState {
+                    name: spec.name.to_string(),
+                    enabled: spec.enabled_by_default,
+                    config: (spec.default_config)(),
+                    scope: "global".into(),
+                });
+            if state.enabled {
+                let module = (spec.build)(&state.config, deps)
+                    .map_err(|e| ModuleError::Config(format!("modules.{}: {e}", spec.name)))?;
+                modules.push(module);
+            }
+            full_states.push(state);
+        }
+        let max_body_bytes = modules
+            .iter()
+            .filter_map(|m| m.max_body_bytes())
+            .min()
+            .unwrap_or(HARD_BODY_LIMIT)
+            .min(HARD_BODY_LIMIT);
+        Ok(Chain {
+            modules,
+            states: full_states,
+            max_body_bytes,
+        })
+    }
+
+    pub fn modules(&self) -> &[Arc<dyn Module>] {
+        &self.modules
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    pub fn states(&self) -> &[ModuleState] {
+        &self.states
+    }
+
+    pub fn listing(&self) -> Vec<ModuleListing> {
+        self.states
+            .iter()
+            .filter_map(|state| {
+                let spec = super::registry::find(&state.name)?;
+                Some(ModuleListing {
+                    name: spec.name,
+                    description: spec.description,
+                    order: spec.order,
+                    enabled: state.enabled,
+                    config: state.config.clone(),
+                    scope: state.scope.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Whether a hook's failure stops the request, per the module's policy; logs either way.
+pub fn hook_failed(module: &dyn Module, err: &ModuleError) -> bool {
+    tracing::warn!(module = module.name(), error = %err, "module hook failed");
+    module.fail_policy() == FailPolicy::Closed
+}

@@ -1,0 +1,69 @@
+//! `cost`: prices each finished request from its token classes and the price table, in integer
+//! nano-dollars. Runs in `on_finish` before `trace`, so the trace row carries the cost. A model with
+//! no price costs 0 and is flagged (`price_known = false`).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::registry::{ModuleConfig, ModuleSpec};
+use super::{Module, ModuleDeps, ModuleError};
+use crate::cost::PriceTable;
+use crate::proxy::RequestCtx;
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "cost",
+    description: "prices every request in integer nano-dollars from the model price table",
+    order: 80,
+    enabled_by_default: true,
+    default_config: CostConfig::default_json,
+    check: CostConfig::check,
+    build,
+};
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {}
+
+impl ModuleConfig for CostConfig {}
+
+fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
+    CostConfig::parse(config).map_err(ModuleError::Config)?;
+    Ok(Arc::new(Cost {
+        prices: deps.prices.clone(),
+    }))
+}
+
+pub struct Cost {
+    prices: Arc<ArcSwap<PriceTable>>,
+}
+
+#[async_trait]
+impl Module for Cost {
+    fn name(&self) -> &'static str {
+        "cost"
+    }
+
+    async fn on_finish(&self, ctx: &mut RequestCtx) {
+        let (Some(provider), Some(model)) = (ctx.provider_name(), ctx.upstream_model()) else {
+            return;
+        };
+        let prices = self.prices.load();
+        // The price of the model actually called; a configured alias may be priced by its own name.
+        let price = prices
+            .lookup(provider, model)
+            .or_else(|| prices.lookup(provider, &ctx.requested_model));
+        match price {
+            Some(price) => {
+                ctx.cost_nanos = price.cost_nanos(&ctx.tokens);
+                ctx.price_known = true;
+            }
+            None => {
+                ctx.cost_nanos = 0;
+                ctx.price_known = false;
+            }
+        }
+    }
+}

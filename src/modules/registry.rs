@@ -1,0 +1,83 @@
+//! The one list of modules: name, description, place in the chain, default state, config check
+//! and constructor. Adding a module is adding a row here and a folder beside this file.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{Module, ModuleDeps, ModuleError};
+
+/// Builds a module from its config.
+pub type BuildFn = fn(&Value, &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError>;
+
+pub struct ModuleSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Position in the chain; lower runs first (on_request and on_finish alike).
+    pub order: u16,
+    pub enabled_by_default: bool,
+    pub default_config: fn() -> Value,
+    /// Checks a config without building anything (for `config check`).
+    pub check: fn(&Value) -> Result<(), String>,
+    pub build: BuildFn,
+}
+
+pub static MODULES: &[ModuleSpec] = &[
+    super::auth::SPEC,
+    super::request_limits::SPEC,
+    super::cost::SPEC,
+    super::trace::SPEC,
+];
+
+pub fn find(name: &str) -> Option<&'static ModuleSpec> {
+    MODULES.iter().find(|m| m.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    MODULES.iter().map(|m| m.name).collect()
+}
+
+/// Checks `config` for the module `name`, naming an unknown module.
+pub fn check_config(name: &str, config: &Value) -> Result<(), String> {
+    match find(name) {
+        Some(spec) => (spec.check)(config),
+        None => Err(format!(
+            "unknown module {name:?}; known: {}",
+            names().join(", ")
+        )),
+    }
+}
+
+/// A module's typed config: parsed strictly from JSON, then validated.
+pub trait ModuleConfig: DeserializeOwned + Serialize + Default {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn parse(value: &Value) -> Result<Self, String> {
+        let config: Self = if value.is_null() {
+            Self::default()
+        } else {
+            serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." {
+                    e.into_inner().to_string()
+                } else {
+                    format!("{path}: {}", e.into_inner())
+                }
+            })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn default_json() -> Value {
+        serde_json::to_value(Self::default()).unwrap_or(Value::Null)
+    }
+
+    fn check(value: &Value) -> Result<(), String> {
+        Self::parse(value).map(|_| ())
+    }
+}

@@ -1,0 +1,159 @@
+//! `trace`: turns each finished request into one trace row and queues it for the writer. Bodies are
+//! captured only when `capture_bodies` is on, each cut at `max_body_capture_bytes`. Runs last.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::registry::{ModuleConfig, ModuleSpec};
+use super::{Answer, Module, ModuleDeps, ModuleError, StreamChunk};
+use crate::proxy::RequestCtx;
+use crate::store::TraceRecord;
+use crate::store::writer::Writer;
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "trace",
+    description: "records one trace row per request (tokens, cost, timings, status) in the database",
+    order: 90,
+    enabled_by_default: true,
+    default_config: TraceConfig::default_json,
+    check: TraceConfig::check,
+    build,
+};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceConfig {
+    /// Store request and response bodies with each trace. Default off.
+    pub capture_bodies: bool,
+    /// Longest captured body, in bytes; the rest is cut. Default 16384.
+    pub max_body_capture_bytes: usize,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            capture_bodies: false,
+            max_body_capture_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ModuleConfig for TraceConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_body_capture_bytes > 16 * 1024 * 1024 {
+            return Err(format!(
+                "max_body_capture_bytes: must be at most 16777216 (got {})",
+                self.max_body_capture_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
+    let config = TraceConfig::parse(config).map_err(ModuleError::Config)?;
+    Ok(Arc::new(Trace {
+        config,
+        writer: deps.writer.clone(),
+    }))
+}
+
+pub struct Trace {
+    config: TraceConfig,
+    writer: Arc<Writer>,
+}
+
+/// The response body captured so far (this module's private slot).
+#[derive(Clone, Default)]
+struct Captured(BytesMut);
+
+impl Trace {
+    fn capture(&self, ctx: &mut RequestCtx, bytes: &[u8]) {
+        let cap = self.config.max_body_capture_bytes;
+        let captured = ctx.slots.get_or_insert_default::<Captured>();
+        let room = cap.saturating_sub(captured.0.len());
+        captured
+            .0
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn cut(&self, bytes: &Bytes) -> String {
+        let end = bytes.len().min(self.config.max_body_capture_bytes);
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    }
+}
+
+#[async_trait]
+impl Module for Trace {
+    fn name(&self) -> &'static str {
+        "trace"
+    }
+
+    fn fail_policy(&self) -> super::FailPolicy {
+        super::FailPolicy::Open
+    }
+
+    async fn on_response(
+        &self,
+        ctx: &mut RequestCtx,
+        answer: &mut Answer,
+    ) -> Result<(), ModuleError> {
+        if self.config.capture_bodies {
+            self.capture(ctx, &answer.body);
+        }
+        Ok(())
+    }
+
+    fn on_chunk(&self, ctx: &mut RequestCtx, chunk: &mut StreamChunk) {
+        if self.config.capture_bodies && !chunk.drop {
+            self.capture(ctx, &chunk.raw);
+        }
+    }
+
+    async fn on_finish(&self, ctx: &mut RequestCtx) {
+        let (request_body, response_body) = if self.config.capture_bodies {
+            let response = ctx
+                .slots
+                .remove::<Captured>()
+                .map(|c| String::from_utf8_lossy(&c.0).into_owned());
+            (Some(self.cut(&ctx.body)), response)
+        } else {
+            (None, None)
+        };
+        let micros = |d: std::time::Duration| d.as_micros() as i64;
+        let record = TraceRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_ms: ctx.ts_ms,
+            endpoint: ctx.endpoint.as_str().to_string(),
+            requested_model: ctx.requested_model.clone(),
+            provider: ctx.provider_name().map(String::from),
+            upstream_model: ctx.upstream_model().map(String::from),
+            status: ctx.status,
+            error_class: ctx.error_class.clone(),
+            stream: ctx.stream,
+            tokens: ctx.tokens,
+            usage_estimated: ctx.usage_estimated,
+            cost_nanos: ctx.cost_nanos,
+            price_known: ctx.price_known,
+            latency_us: micros(ctx.started.elapsed()),
+            ttft_us: ctx.ttft.map(micros),
+            upstream_us: ctx.upstream_latency.map(micros),
+            overhead_us: micros(ctx.overhead),
+            bytes_in: ctx.bytes_in as i64,
+            bytes_out: ctx.bytes_out as i64,
+            user: ctx
+                .request
+                .as_ref()
+                .and_then(|r| r.user())
+                .map(String::from),
+            request_id: ctx.request_id.clone(),
+            key_id: ctx.key_id.clone(),
+            request_body,
+            response_body,
+        };
+        self.writer.submit_trace(record).await;
+    }
+}

@@ -1,0 +1,80 @@
+//! The pooled upstream HTTP client: keep-alive, HTTP/1.1 and HTTP/2 (by ALPN), rustls with bundled
+//! web PKI roots, and TCP_NODELAY so small requests are not held back by Nagle's algorithm.
+//! Each provider owns one client so its connect timeout and pool are its own.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::UpstreamError;
+
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl HttpClient {
+    pub fn new(connect_timeout: Duration) -> Result<HttpClient, String> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("TLS set-up failed: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(HttpClient { inner })
+    }
+
+    /// Sends `request` and waits for the response head, at most `first_byte`.
+    ///
+    /// Cancel-safe: dropping the future drops the request and its connection.
+    pub async fn send(
+        &self,
+        provider: &str,
+        request: hyper::Request<Full<Bytes>>,
+        first_byte: Duration,
+    ) -> Result<hyper::Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(first_byte, self.inner.request(request)).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                provider: provider.to_string(),
+                phase: "waiting for response headers",
+                after_ms: first_byte.as_millis() as u64,
+            }),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
+                provider: provider.to_string(),
+                detail: error_chain(&e),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Protocol {
+                provider: provider.to_string(),
+                detail: error_chain(&e),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+/// The error and its sources on one line (hyper's top-level message alone says little).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,116 @@
+//! `RequestCtx`: what one request knows as it moves through the chain. Facts that several modules
+//! read are named fields; state private to one module goes in `slots`, a type map.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::HeaderMap;
+
+use super::inflight::InflightGuard;
+use crate::cost::Tokens;
+use crate::providers::Route;
+use crate::wire::openai::{Endpoint, Inbound, Usage};
+
+pub struct RequestCtx {
+    pub request_id: String,
+    pub endpoint: Endpoint,
+    pub started: Instant,
+    /// Wall-clock start, milliseconds since the epoch.
+    pub ts_ms: i64,
+    pub headers: HeaderMap,
+    /// Short id of the client key that authenticated (a hash prefix, never the key).
+    pub key_id: Option<String>,
+    /// The request body as received.
+    pub body: Bytes,
+    pub request: Option<Inbound>,
+    /// The model the client asked for (before routing).
+    pub requested_model: String,
+    pub route: Option<Route>,
+    pub stream: bool,
+    pub client_wants_usage: bool,
+    pub tokens: Tokens,
+    /// Whether the upstream reported usage (else `tokens` are estimated at finish).
+    pub usage_reported: bool,
+    pub usage_estimated: bool,
+    /// Completion text seen in the answer, kept for estimation when no usage arrives.
+    pub completion_text: String,
+    pub cost_nanos: i64,
+    pub price_known: bool,
+    pub status: u16,
+    /// `None` on success; the failure's code otherwise (`upstream_timeout`, `cancelled`, ...).
+    pub error_class: Option<String>,
+    /// Time spent waiting on the upstream (headers and body), excluded from overhead.
+    pub upstream_time: Duration,
+    /// Time from start to the upstream's response head.
+    pub upstream_latency: Option<Duration>,
+    pub ttft: Option<Duration>,
+    pub overhead: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub slots: hyper::http::Extensions,
+    _inflight: InflightGuard,
+}
+
+impl RequestCtx {
+    pub fn new(
+        endpoint: Endpoint,
+        request_id: String,
+        headers: HeaderMap,
+        inflight: InflightGuard,
+    ) -> RequestCtx {
+        RequestCtx {
+            request_id,
+            endpoint,
+            started: Instant::now(),
+            ts_ms: crate::store::now_ms(),
+            headers,
+            key_id: None,
+            body: Bytes::new(),
+            request: None,
+            requested_model: String::new(),
+            route: None,
+            stream: false,
+            client_wants_usage: false,
+            tokens: Tokens::default(),
+            usage_reported: false,
+            usage_estimated: false,
+            completion_text: String::new(),
+            cost_nanos: 0,
+            price_known: false,
+            status: 0,
+            error_class: None,
+            upstream_time: Duration::ZERO,
+            upstream_latency: None,
+            ttft: None,
+            overhead: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            slots: hyper::http::Extensions::new(),
+            _inflight: inflight,
+        }
+    }
+
+    pub fn record_usage(&mut self, usage: &Usage) {
+        self.tokens = Tokens {
+            prompt: usage.prompt_tokens,
+            completion: usage.completion_tokens,
+            cached_input: usage.cached_tokens(),
+            cache_write: usage.cache_write_tokens(),
+            reasoning: usage.reasoning_tokens(),
+        };
+        self.usage_reported = true;
+    }
+
+    pub fn provider_name(&self) -> Option<&str> {
+        self.route.as_ref().map(|r| r.provider.name())
+    }
+
+    pub fn upstream_model(&self) -> Option<&str> {
+        self.route.as_ref().map(|r| r.upstream_model.as_str())
+    }
+
+    /// Proxy time so far: everything except waiting on the upstream.
+    pub fn overhead_now(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.upstream_time)
+    }
+}

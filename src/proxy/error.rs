@@ -1,0 +1,307 @@
+//! `ApiError`: every way a request can fail, mapped to an HTTP status and the OpenAI error body
+//! `{"error":{"message","type","param","code"}}` through exhaustive matches. Messages never carry a
+//! key: they are built from names and numbers, and upstream bodies are forwarded only for that
+//! upstream's own errors.
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde_json::json;
+
+use super::ProxyBody;
+use crate::providers::UpstreamError;
+
+/// Who caused the failure; decides retries (later) and what the trace records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorSource {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidJson {
+        message: String,
+    },
+    InvalidField {
+        param: Option<String>,
+        message: String,
+    },
+    MissingKey,
+    InvalidKey,
+    UnknownModel {
+        message: String,
+    },
+    NotFound {
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
+    BodyTooLarge {
+        limit_bytes: usize,
+    },
+    TooManyMessages {
+        limit: usize,
+        got: usize,
+    },
+    UpstreamUnreachable {
+        message: String,
+    },
+    UpstreamTimeout {
+        message: String,
+    },
+    UpstreamProtocol {
+        message: String,
+    },
+    /// The upstream answered with an error: its status, body and rate-limit headers pass through.
+    Upstream {
+        status: StatusCode,
+        body: Bytes,
+        headers: Box<HeaderMap>,
+    },
+    AdminDisabled,
+    AdminUnauthorized,
+    AdminInvalid {
+        message: String,
+    },
+    Unavailable {
+        message: String,
+    },
+    Internal {
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson { .. }
+            | ApiError::InvalidField { .. }
+            | ApiError::TooManyMessages { .. } => StatusCode::BAD_REQUEST,
+            ApiError::AdminInvalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::UnknownModel { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UpstreamUnreachable { .. } | ApiError::UpstreamProtocol { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream { status, .. } => *status,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson { .. }
+            | ApiError::InvalidField { .. }
+            | ApiError::TooManyMessages { .. }
+            | ApiError::UnknownModel { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::AdminInvalid { .. } => "invalid_request_error",
+            ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
+                "authentication_error"
+            }
+            ApiError::AdminDisabled => "permission_error",
+            ApiError::UpstreamUnreachable { .. }
+            | ApiError::UpstreamTimeout { .. }
+            | ApiError::UpstreamProtocol { .. }
+            | ApiError::Upstream { .. } => "upstream_error",
+            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Internal { .. } => "server_error",
+        }
+    }
+
+    /// Stable machine-readable code; also the trace's `error_class`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson { .. } => "invalid_json",
+            ApiError::InvalidField { .. } => "invalid_value",
+            ApiError::MissingKey => "missing_api_key",
+            ApiError::InvalidKey => "invalid_api_key",
+            ApiError::UnknownModel { .. } => "model_not_found",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::TooManyMessages { .. } => "too_many_messages",
+            ApiError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            ApiError::UpstreamTimeout { .. } => "upstream_timeout",
+            ApiError::UpstreamProtocol { .. } => "upstream_protocol_error",
+            ApiError::Upstream { .. } => "upstream_status",
+            ApiError::AdminDisabled => "admin_disabled",
+            ApiError::AdminUnauthorized => "invalid_admin_key",
+            ApiError::AdminInvalid { .. } => "invalid_admin_request",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal { .. } => "internal_error",
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidField { param, .. } => param.as_deref(),
+            ApiError::UnknownModel { .. } => Some("model"),
+            ApiError::TooManyMessages { .. } => Some("messages"),
+            _ => None,
+        }
+    }
+
+    pub fn source(&self) -> ErrorSource {
+        match self {
+            ApiError::UpstreamUnreachable { .. }
+            | ApiError::UpstreamTimeout { .. }
+            | ApiError::UpstreamProtocol { .. }
+            | ApiError::Upstream { .. } => ErrorSource::Upstream,
+            ApiError::Internal { .. } | ApiError::Unavailable { .. } => ErrorSource::Internal,
+            _ => ErrorSource::Client,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidJson { message }
+            | ApiError::InvalidField { message, .. }
+            | ApiError::UnknownModel { message }
+            | ApiError::UpstreamUnreachable { message }
+            | ApiError::UpstreamTimeout { message }
+            | ApiError::UpstreamProtocol { message }
+            | ApiError::AdminInvalid { message }
+            | ApiError::Unavailable { message }
+            | ApiError::Internal { message } => message.clone(),
+            ApiError::MissingKey => {
+                "missing API key; send it as 'Authorization: Bearer KEY'".to_string()
+            }
+            ApiError::InvalidKey => "invalid API key".to_string(),
+            ApiError::NotFound { path } => format!("no route for {path}"),
+            ApiError::MethodNotAllowed { method, path } => {
+                format!("{method} is not allowed on {path}")
+            }
+            ApiError::BodyTooLarge { limit_bytes } => {
+                format!("request body is larger than the limit of {limit_bytes} bytes")
+            }
+            ApiError::TooManyMessages { limit, got } => {
+                format!("request has {got} messages; the limit is {limit}")
+            }
+            ApiError::Upstream { status, .. } => format!("upstream answered {status}"),
+            ApiError::AdminDisabled => {
+                "the admin API is disabled; set STOCKYARD_ADMIN_KEY (or [admin] key) to enable it"
+                    .to_string()
+            }
+            ApiError::AdminUnauthorized => "invalid or missing admin key".to_string(),
+        }
+    }
+
+    /// The OpenAI error object as JSON bytes.
+    pub fn body(&self) -> Bytes {
+        if let ApiError::Upstream { body, .. } = self {
+            return body.clone();
+        }
+        let value = json!({
+            "error": {
+                "message": self.message(),
+                "type": self.error_type(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        });
+        Bytes::from(value.to_string())
+    }
+
+    /// The same error as one SSE event, for failures after a stream has started.
+    pub fn sse_event(&self) -> Bytes {
+        let value = json!({
+            "error": {
+                "message": self.message(),
+                "type": self.error_type(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        });
+        Bytes::from(format!("data: {value}\n\n"))
+    }
+
+    pub fn into_response(self) -> hyper::Response<ProxyBody> {
+        let status = self.status();
+        let body = self.body();
+        let mut response = hyper::Response::new(ProxyBody::full(body));
+        *response.status_mut() = status;
+        if let ApiError::Upstream { headers, .. } = self {
+            for (name, value) in headers.iter() {
+                response.headers_mut().append(name, value.clone());
+            }
+        }
+        response
+            .headers_mut()
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(err: UpstreamError) -> Self {
+        let message = err.to_string();
+        match err {
+            UpstreamError::Connect { .. } => ApiError::UpstreamUnreachable { message },
+            UpstreamError::Timeout { .. } => ApiError::UpstreamTimeout { message },
+            UpstreamError::Protocol { .. } => ApiError::UpstreamProtocol { message },
+            UpstreamError::Build { .. } => ApiError::Internal { message },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let err = ApiError::InvalidField {
+            param: Some("messages[0].role".into()),
+            message: "bad role".into(),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&err.body()).unwrap_or_default();
+        assert_eq!(value["error"]["param"], "messages[0].role");
+        assert_eq!(value["error"]["type"], "invalid_request_error");
+        assert_eq!(value["error"]["code"], "invalid_value");
+        assert_eq!(value["error"]["message"], "bad role");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn statuses_match_the_failure() {
+        assert_eq!(ApiError::BodyTooLarge { limit_bytes: 1 }.status(), 413);
+        assert_eq!(
+            ApiError::UnknownModel {
+                message: String::new()
+            }
+            .status(),
+            404
+        );
+        assert_eq!(
+            ApiError::UpstreamUnreachable {
+                message: String::new()
+            }
+            .status(),
+            502
+        );
+        assert_eq!(
+            ApiError::UpstreamTimeout {
+                message: String::new()
+            }
+            .status(),
+            504
+        );
+        assert_eq!(ApiError::MissingKey.status(), 401);
+        assert_eq!(ApiError::AdminDisabled.status(), 403);
+    }
+}

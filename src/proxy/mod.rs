@@ -1,0 +1,15 @@
+//! The request path. [`pipeline::handle`] runs every phase of a proxied request in order; the
+//! other files are its parts.
+
+pub mod body;
+pub mod context;
+pub mod error;
+pub mod inflight;
+pub mod pipeline;
+pub mod sse;
+pub mod stream;
+pub mod usage;
+
+pub use body::ProxyBody;
+pub use context::RequestCtx;
+pub use error::ApiError;

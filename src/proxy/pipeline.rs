@@ -1,0 +1,379 @@
+//! `handle`: one proxied request, every phase in order.
+//!
+//! 1. Load the chain in force (once; the request runs to its end on it).
+//! 2. Read the body, never past the chain's `max_body_bytes` (413), and parse it into typed
+//!    structs that keep unknown fields (400 naming the field).
+//! 3. `on_request` of each module, in chain order: continue, answer directly, or refuse.
+//! 4. Route the model to a provider (404 for an unknown model) unless a module already did.
+//! 5. Rewrite the body for the provider (upstream model name; usage asked for on streams) and send
+//!    it through the provider's pooled client (502 unreachable, 504 timeout).
+//! 6. Non-streamed: read the answer, record usage, `on_response`, reply. Streamed: hand the body to
+//!    the relay task ([`super::stream`]), which runs `on_chunk` per event as it passes.
+//! 7. `on_finish` of each module, always, off the response path: cost, then the trace record.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::inflight::Inflight;
+use super::{ProxyBody, RequestCtx, stream, usage};
+use crate::modules::chain::hook_failed;
+use crate::modules::{Answer, Chain, ChainHandle, Verdict};
+use crate::providers::ProviderRegistry;
+use crate::wire::openai::{Endpoint, Inbound, Usage};
+
+/// What every request shares.
+pub struct Proxy {
+    pub chain: ChainHandle,
+    pub providers: Arc<ProviderRegistry>,
+    pub inflight: Inflight,
+}
+
+/// How the request ended before a stream started.
+enum Early {
+    Error(ApiError),
+    Respond { status: u16, body: Bytes },
+}
+
+impl From<ApiError> for Early {
+    fn from(err: ApiError) -> Self {
+        Early::Error(err)
+    }
+}
+
+pub async fn handle(
+    proxy: &Proxy,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let chain = proxy.chain.load_full();
+    let (parts, body) = request.into_parts();
+    let request_id = request_id(&parts.headers);
+    let mut ctx = RequestCtx::new(endpoint, request_id, parts.headers, proxy.inflight.enter());
+
+    let response = match call_upstream(&chain, proxy, &mut ctx, body).await {
+        Ok(upstream) if ctx.stream && upstream.status().is_success() => {
+            // The relay task owns the context from here and finishes it.
+            return stream::start(chain, ctx, upstream);
+        }
+        Ok(upstream) => match complete(&chain, &mut ctx, upstream).await {
+            Ok(response) => response,
+            Err(err) => error_response(&mut ctx, err),
+        },
+        Err(Early::Error(err)) => error_response(&mut ctx, err),
+        Err(Early::Respond { status, body }) => {
+            ctx.status = status;
+            ctx.bytes_out = body.len() as u64;
+            json_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body,
+                HeaderMap::new(),
+            )
+        }
+    };
+    let response = stamp(response, &mut ctx);
+    tokio::spawn(async move { finish(&chain, &mut ctx).await });
+    response
+}
+
+/// Steps 2 to 5: read, parse, run `on_request`, route, send. Returns the upstream's response head.
+async fn call_upstream(
+    chain: &Chain,
+    proxy: &Proxy,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> Result<Response<Incoming>, Early> {
+    ctx.body = read_body(body, &ctx.headers, chain.max_body_bytes()).await?;
+    ctx.bytes_in = ctx.body.len() as u64;
+    let request = Inbound::parse(ctx.endpoint, &ctx.body).map_err(|e| match e.param {
+        None => ApiError::InvalidJson { message: e.message },
+        param => ApiError::InvalidField {
+            param,
+            message: e.message,
+        },
+    })?;
+    ctx.requested_model = request.model().to_string();
+    ctx.stream = request.is_stream();
+    ctx.client_wants_usage = request.client_wants_stream_usage();
+    ctx.request = Some(request);
+
+    for module in chain.modules() {
+        match module.on_request(ctx).await {
+            Ok(Verdict::Continue) => {}
+            Ok(Verdict::Reject(err)) => return Err(err.into()),
+            Ok(Verdict::Respond { status, body }) => return Err(Early::Respond { status, body }),
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                }
+                .into());
+            }
+            Err(_) => {}
+        }
+    }
+
+    if ctx.route.is_none() {
+        let route =
+            proxy
+                .providers
+                .resolve(&ctx.requested_model)
+                .map_err(|e| ApiError::UnknownModel {
+                    message: e.to_string(),
+                })?;
+        ctx.route = Some(route);
+    }
+    let Some(route) = ctx.route.clone() else {
+        return Err(ApiError::Internal {
+            message: "no route was chosen".into(),
+        }
+        .into());
+    };
+
+    let upstream_body = upstream_body(ctx, &route.upstream_model)?;
+    let upstream_request = route
+        .provider
+        .build_request(ctx.endpoint, upstream_body)
+        .map_err(ApiError::from)?;
+    let sent = Instant::now();
+    let result = route
+        .provider
+        .client()
+        .send(
+            route.provider.name(),
+            upstream_request,
+            route.provider.timeouts().first_byte,
+        )
+        .await;
+    ctx.upstream_time += sent.elapsed();
+    ctx.upstream_latency = Some(ctx.started.elapsed());
+    Ok(result.map_err(ApiError::from)?)
+}
+
+/// The body as the provider should get it. The client's bytes are reused when nothing changes
+/// (same model name, and no usage to ask for), which saves a serialization on the common path.
+fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, ApiError> {
+    let Some(request) = ctx.request.as_mut() else {
+        return Err(ApiError::Internal {
+            message: "request was not parsed".into(),
+        });
+    };
+    let rename = request.model() != upstream_model;
+    let ask_usage = ctx.stream && !ctx.client_wants_usage;
+    if !rename && !ask_usage {
+        return Ok(ctx.body.clone());
+    }
+    let mut request = request.clone();
+    if rename {
+        request.set_model(upstream_model);
+    }
+    if ask_usage {
+        request.request_stream_usage();
+    }
+    request.to_bytes().map_err(|e| ApiError::Internal {
+        message: format!("cannot encode the upstream request: {e}"),
+    })
+}
+
+async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit_bytes: limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::BodyTooLarge { limit_bytes: limit })
+        }
+        Err(err) => Err(ApiError::InvalidJson {
+            message: format!("could not read the request body: {err}"),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct UsageEnvelope {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Step 6 for a complete answer (or an upstream error, passed through).
+async fn complete(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    upstream: Response<Incoming>,
+) -> Result<Response<ProxyBody>, ApiError> {
+    let status = upstream.status();
+    let headers = passthrough_headers(upstream.headers());
+    let provider = ctx.provider_name().unwrap_or_default().to_string();
+    let total = ctx
+        .route
+        .as_ref()
+        .map(|r| r.provider.timeouts().total)
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::from_std(ctx.started + total);
+    let reading = Instant::now();
+    let collected = tokio::time::timeout_at(deadline, upstream.into_body().collect()).await;
+    ctx.upstream_time += reading.elapsed();
+    let body = match collected {
+        Err(_) => {
+            return Err(ApiError::UpstreamTimeout {
+                message: format!(
+                    "provider {provider} did not finish its answer within {} ms",
+                    total.as_millis()
+                ),
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::UpstreamProtocol {
+                message: format!("provider {provider} broke off its answer: {e}"),
+            });
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    if !status.is_success() {
+        return Err(ApiError::Upstream {
+            status,
+            body,
+            headers: Box::new(headers),
+        });
+    }
+    match serde_json::from_slice::<UsageEnvelope>(&body) {
+        Ok(UsageEnvelope { usage: Some(usage) }) => ctx.record_usage(&usage),
+        Ok(UsageEnvelope { usage: None }) => ctx.completion_text = completion_text(&body),
+        Err(_) => {
+            return Err(ApiError::UpstreamProtocol {
+                message: format!("provider {provider} answered with a body that is not valid JSON"),
+            });
+        }
+    }
+    let mut answer = Answer {
+        status: status.as_u16(),
+        body,
+    };
+    for module in chain.modules() {
+        if let Err(err) = module.on_response(ctx, &mut answer).await
+            && hook_failed(module.as_ref(), &err)
+        {
+            return Err(ApiError::Internal {
+                message: err.to_string(),
+            });
+        }
+    }
+    ctx.status = answer.status;
+    ctx.bytes_out = answer.body.len() as u64;
+    Ok(json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(status),
+        answer.body,
+        headers,
+    ))
+}
+
+/// The assistant text of a complete answer, for estimation when it carries no usage.
+fn completion_text(body: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for choice in value["choices"].as_array().into_iter().flatten() {
+        if let Some(t) = choice["message"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str())
+        {
+            text.push_str(t);
+        }
+        for call in choice["message"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(call["function"]["name"].as_str().unwrap_or_default());
+            text.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    text
+}
+
+fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
+    ctx.status = err.status().as_u16();
+    ctx.error_class = Some(err.code().to_string());
+    let response = err.into_response();
+    ctx.bytes_out = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    response
+}
+
+pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .entry(CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Adds `x-request-id` and `x-stockyard-overhead-ms` (the proxy's own time, upstream excluded).
+pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
+    ctx.overhead = ctx.overhead_now();
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    let overhead_ms = format!("{:.3}", ctx.overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&overhead_ms) {
+        headers.insert(HeaderName::from_static("x-stockyard-overhead-ms"), value);
+    }
+    response
+}
+
+/// Step 7: estimate usage if the upstream gave none, then every module's `on_finish`.
+pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
+    if !ctx.usage_reported && ctx.status < 400 && ctx.route.is_some() {
+        let model = ctx.upstream_model().unwrap_or_default().to_string();
+        ctx.tokens = usage::estimate(&model, ctx.request.as_ref(), &ctx.completion_text);
+        ctx.usage_estimated = true;
+    }
+    for module in chain.modules() {
+        module.on_finish(ctx).await;
+    }
+}
+
+/// The client's `x-request-id` when it is short and printable, else a new UUIDv7.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Upstream headers a client should see: content type, `retry-after`, rate-limit state, and the
+/// provider's own processing headers.
+pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if n == "content-type"
+            || n == "retry-after"
+            || n == "retry-after-ms"
+            || n.starts_with("x-ratelimit-")
+            || n.starts_with("openai-")
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}

@@ -1,0 +1,127 @@
+//! Incremental SSE framing: bytes arrive split anywhere; [`SseSplitter::push`] returns each
+//! complete event (its text up to and including the blank line that ends it) as soon as that blank
+//! line arrives, so events pass through as they come and are never re-encoded.
+
+use bytes::{Bytes, BytesMut};
+
+#[derive(Default)]
+pub struct SseSplitter {
+    buffer: BytesMut,
+}
+
+/// One event as received, separator included.
+pub struct RawEvent {
+    pub bytes: Bytes,
+}
+
+impl RawEvent {
+    /// The event's `data:` payload (several `data:` lines joined by `\n`), or `None` for a
+    /// comment-only event.
+    pub fn data(&self) -> Option<String> {
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let mut data: Option<String> = None;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let rest = rest.strip_prefix(' ').unwrap_or(rest);
+            match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(rest);
+                }
+                None => data = Some(rest.to_string()),
+            }
+        }
+        data
+    }
+}
+
+impl SseSplitter {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<RawEvent> {
+        self.buffer.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = event_end(&self.buffer) {
+            events.push(RawEvent {
+                bytes: self.buffer.split_to(end).freeze(),
+            });
+        }
+        events
+    }
+
+    /// Bytes of an event still waiting for its blank line.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+}
+
+/// Index just past the first blank line (`\n\n`, `\r\n\r\n`, or `\r\r`).
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < buf.len() {
+        match buf[i] {
+            b'\n' => {
+                if buf.get(i + 1) == Some(&b'\n') {
+                    return Some(i + 2);
+                }
+                if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                    return Some(i + 3);
+                }
+            }
+            b'\r' if buf.get(i + 1) == Some(&b'\r') => return Some(i + 2),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &[u8] =
+        b"data: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\n data: 2}\r\n\r\ndata: [DONE]\n\n";
+
+    fn split_all(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut splitter = SseSplitter::default();
+        parts
+            .iter()
+            .flat_map(|p| splitter.push(p))
+            .map(|e| e.bytes.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn splits_whole_events() {
+        let events = split_all(&[STREAM]);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0], b"data: {\"a\":1}\n\n");
+        let last = RawEvent {
+            bytes: Bytes::from(events[3].clone()),
+        };
+        assert_eq!(last.data().as_deref(), Some("[DONE]"));
+        let comment = RawEvent {
+            bytes: Bytes::from(events[1].clone()),
+        };
+        assert_eq!(comment.data(), None);
+    }
+
+    proptest! {
+        /// However the stream is cut, the same events come out, byte for byte.
+        #[test]
+        fn split_at_every_byte_gives_the_same_events(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..8)) {
+            let mut cuts = cuts;
+            cuts.sort();
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                parts.push(&STREAM[start..cut.max(start)]);
+                start = cut.max(start);
+            }
+            parts.push(&STREAM[start..]);
+            prop_assert_eq!(split_all(&parts), split_all(&[STREAM]));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The SSE relay: forwards a streamed answer event by event as it arrives, never buffering it whole.
+//!
+//! A task reads the upstream body, splits it into events, records usage from the final usage chunk
+//! (and withholds that chunk from clients that did not ask for it), runs `on_chunk`, and sends the
+//! events on. It ends in one of four ways, each recorded in the trace:
+//! - `[DONE]` then end of body: success;
+//! - the client goes away (the response body is dropped, closing the channel): `cancelled`, and
+//!   the upstream request is dropped, which closes its connection;
+//! - the upstream fails, stalls past `stream_idle`, passes its total timeout, ends without
+//!   `[DONE]`, or sends an error event: the client gets an SSE error event in the OpenAI shape and
+//!   no `[DONE]`, so a failure never looks like a clean finish.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use hyper::Response;
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::pipeline::{finish, passthrough_headers, stamp};
+use super::sse::{RawEvent, SseSplitter};
+use super::{ProxyBody, RequestCtx};
+use crate::modules::{Chain, StreamChunk};
+use crate::wire::openai::Usage;
+
+/// Events buffered between the relay and a slow client before the relay waits.
+const CHANNEL_DEPTH: usize = 64;
+
+pub fn start(
+    chain: Arc<Chain>,
+    mut ctx: RequestCtx,
+    upstream: Response<Incoming>,
+) -> Response<ProxyBody> {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let mut headers = passthrough_headers(upstream.headers());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let mut response = Response::new(ProxyBody::Stream(rx));
+    *response.status_mut() = upstream.status();
+    *response.headers_mut() = headers;
+    ctx.status = upstream.status().as_u16();
+    let response = stamp(response, &mut ctx);
+    tokio::spawn(relay(chain, ctx, upstream.into_body(), tx));
+    response
+}
+
+enum End {
+    Done,
+    Cancelled,
+    /// Failed; `told` says whether the client already got the upstream's own error event.
+    Failed {
+        err: ApiError,
+        told: bool,
+    },
+}
+
+async fn relay(
+    chain: Arc<Chain>,
+    mut ctx: RequestCtx,
+    mut body: Incoming,
+    tx: mpsc::Sender<bytes::Bytes>,
+) {
+    let (idle, total) = ctx
+        .route
+        .as_ref()
+        .map(|r| {
+            (
+                r.provider.timeouts().stream_idle,
+                r.provider.timeouts().total,
+            )
+        })
+        .unwrap_or_default();
+    let provider = ctx.provider_name().unwrap_or_default().to_string();
+    let deadline = tokio::time::Instant::from_std(ctx.started + total);
+    let mut splitter = SseSplitter::default();
+    let mut saw_done = false;
+
+    let end = loop {
+        let waiting = Instant::now();
+        let next = tokio::select! {
+            biased;
+            _ = tx.closed() => break End::Cancelled,
+            _ = tokio::time::sleep_until(deadline) => break End::Failed {
+                err: ApiError::UpstreamTimeout {
+                    message: format!("provider {provider} did not finish the stream within {} ms", total.as_millis()),
+                },
+                told: false,
+            },
+            next = tokio::time::timeout(idle, body.frame()) => next,
+        };
+        ctx.upstream_time += waiting.elapsed();
+        let frame = match next {
+            Err(_) => {
+                break End::Failed {
+                    err: ApiError::UpstreamTimeout {
+                        message: format!(
+                            "provider {provider} sent nothing for {} ms mid-stream",
+                            idle.as_millis()
+                        ),
+                    },
+                    told: false,
+                };
+            }
+            Ok(None) if saw_done => break End::Done,
+            Ok(None) => {
+                break End::Failed {
+                    err: ApiError::UpstreamProtocol {
+                        message: format!("provider {provider} ended the stream before it finished"),
+                    },
+                    told: false,
+                };
+            }
+            Ok(Some(Err(e))) => {
+                break End::Failed {
+                    err: ApiError::UpstreamProtocol {
+                        message: format!("provider {provider} broke off the stream: {e}"),
+                    },
+                    told: false,
+                };
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let mut out = BytesMut::new();
+        let mut upstream_error = None;
+        for event in splitter.push(&data) {
+            match relay_event(&chain, &mut ctx, event, &mut out) {
+                EventKind::Done => saw_done = true,
+                EventKind::Error(message) => upstream_error = Some(message),
+                EventKind::Data => {}
+            }
+        }
+        if !out.is_empty() {
+            ctx.ttft.get_or_insert_with(|| ctx.started.elapsed());
+            ctx.bytes_out += out.len() as u64;
+            if tx.send(out.freeze()).await.is_err() {
+                break End::Cancelled;
+            }
+        }
+        if let Some(message) = upstream_error {
+            break End::Failed {
+                err: ApiError::UpstreamProtocol { message },
+                told: true,
+            };
+        }
+    };
+
+    // Dropping the upstream body here, before anything else, closes its connection at once.
+    drop(body);
+    match end {
+        End::Done => {}
+        End::Cancelled => ctx.error_class = Some("cancelled".into()),
+        End::Failed { err, told } => {
+            ctx.error_class = Some(if told {
+                "upstream_stream_error".into()
+            } else {
+                err.code().to_string()
+            });
+            if !told {
+                let event = err.sse_event();
+                ctx.bytes_out += event.len() as u64;
+                let _ = tx.send(event).await;
+            }
+        }
+    }
+    drop(tx);
+    finish(&chain, &mut ctx).await;
+}
+
+enum EventKind {
+    Data,
+    Done,
+    /// The upstream sent an error event; its message.
+    Error(String),
+}
+
+/// Inspects one event, runs `on_chunk`, and appends it to `out` unless it is withheld.
+fn relay_event(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    event: RawEvent,
+    out: &mut BytesMut,
+) -> EventKind {
+    let data = event.data();
+    let mut kind = EventKind::Data;
+    let mut chunk = StreamChunk {
+        raw: event.bytes,
+        json: None,
+        drop: false,
+    };
+    match data.as_deref() {
+        None => {}
+        Some("[DONE]") => kind = EventKind::Done,
+        Some(text) => {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+                kind = inspect(ctx, &json, &mut chunk.drop);
+                chunk.json = Some(json);
+            }
+        }
+    }
+    for module in chain.modules() {
+        module.on_chunk(ctx, &mut chunk);
+    }
+    if !chunk.drop {
+        out.extend_from_slice(&chunk.raw);
+    }
+    kind
+}
+
+/// Records usage and completion text from a chunk; withholds the usage-only chunk from clients
+/// that did not ask for it.
+fn inspect(ctx: &mut RequestCtx, json: &serde_json::Value, drop: &mut bool) -> EventKind {
+    if let Some(error) = json.get("error") {
+        let message = error["message"]
+            .as_str()
+            .unwrap_or("the provider reported an error mid-stream");
+        return EventKind::Error(format!("provider error mid-stream: {message}"));
+    }
+    let choices = json.get("choices").and_then(|c| c.as_array());
+    if let Some(usage) = json.get("usage").filter(|u| !u.is_null())
+        && let Ok(usage) = serde_json::from_value::<Usage>(usage.clone())
+    {
+        ctx.record_usage(&usage);
+        if !ctx.client_wants_usage && choices.is_none_or(|c| c.is_empty()) {
+            *drop = true;
+        }
+    }
+    for choice in choices.into_iter().flatten() {
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str())
+        {
+            ctx.completion_text.push_str(text);
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            ctx.completion_text
+                .push_str(call["function"]["name"].as_str().unwrap_or_default());
+            ctx.completion_text
+                .push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    EventKind::Data
+}

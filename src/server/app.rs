@@ -1,0 +1,116 @@
+//! `App`: everything a running proxy holds, built once at start-up from a validated config:
+//! the store (migrated), the writer thread, the price table, the module chain (from the states in
+//! the database, else the file, else defaults) and the providers.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+
+use crate::admin::Admin;
+use crate::config::ValidConfig;
+use crate::cost::{PriceError, PriceTable};
+use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
+use crate::providers::ProviderRegistry;
+use crate::proxy::inflight::Inflight;
+use crate::proxy::pipeline::Proxy;
+use crate::store::sqlite::SqliteStore;
+use crate::store::writer::Writer;
+use crate::store::{ModuleState, ReadStore, StoreError};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
+    #[error("stored price file: {0}")]
+    Prices(#[from] PriceError),
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error("provider set-up failed: {0}")]
+    Providers(String),
+}
+
+pub struct App {
+    pub config: ValidConfig,
+    pub proxy: Proxy,
+    pub admin: Admin,
+    pub writer: Arc<Writer>,
+    pub reader: Arc<dyn ReadStore>,
+}
+
+impl App {
+    pub fn open(config: ValidConfig) -> Result<App, StartError> {
+        let (backend, reader) = SqliteStore::open(&config.db_path)?;
+        let reader: Arc<dyn ReadStore> = Arc::new(reader);
+        let writer =
+            Arc::new(Writer::start(Box::new(backend), config.store).map_err(StartError::Writer)?);
+
+        let base = PriceTable::bundled();
+        let mut overrides = PriceTable::default();
+        for (model, price) in &config.price_overrides {
+            overrides.set(model, *price);
+        }
+        let stored = reader
+            .stored_prices()?
+            .map(|body| PriceTable::from_json(body.as_bytes()))
+            .transpose()?;
+        let prices = Arc::new(ArcSwap::from_pointee(Admin::layered_prices(
+            &base,
+            stored.as_ref(),
+            &overrides,
+        )));
+
+        let deps = ModuleDeps {
+            auth_keys: Arc::new(config.auth_keys.clone()),
+            writer: writer.clone(),
+            prices: prices.clone(),
+        };
+        let states = initial_states(&config, reader.module_states()?);
+        let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
+        let providers = Arc::new(
+            ProviderRegistry::new(&config.providers, &config.models)
+                .map_err(StartError::Providers)?,
+        );
+        let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
+        Ok(App {
+            proxy: Proxy {
+                chain,
+                providers,
+                inflight: Inflight::default(),
+            },
+            admin,
+            writer,
+            reader,
+            config,
+        })
+    }
+}
+
+/// The database's state for a module wins (it is the record of admin changes); then the file;
+/// then the module's defaults.
+fn initial_states(config: &ValidConfig, stored: Vec<ModuleState>) -> Vec<ModuleState> {
+    registry::MODULES
+        .iter()
+        .map(|spec| {
+            if let Some(state) = stored
+                .iter()
+                .find(|s| s.name == spec.name && s.scope == "global")
+            {
+                return state.clone();
+            }
+            let from_file = config.module_config.get(spec.name);
+            ModuleState {
+                name: spec.name.to_string(),
+                enabled: from_file
+                    .and_then(|s| s.enabled)
+                    .unwrap_or(spec.enabled_by_default),
+                config: from_file
+                    .map(|s| s.config.clone())
+                    .unwrap_or_else(spec.default_config),
+                scope: "global".into(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! The route table. Proxied endpoints go to the pipeline; the rest are small handlers here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::App;
+use crate::modules::auth;
+use crate::proxy::pipeline::{self, json_response};
+use crate::proxy::{ApiError, ProxyBody};
+use crate::wire::openai::Endpoint;
+
+const PROXIED: &[(&str, Endpoint)] = &[
+    ("/v1/chat/completions", Endpoint::ChatCompletions),
+    ("/v1/completions", Endpoint::Completions),
+    ("/v1/embeddings", Endpoint::Embeddings),
+];
+
+pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    if let Some((_, endpoint)) = PROXIED.iter().find(|(p, _)| *p == path) {
+        if method == Method::POST {
+            return pipeline::handle(&app.proxy, *endpoint, request).await;
+        }
+        return ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+        }
+        .into_response();
+    }
+    match (method, path.as_str()) {
+        (Method::GET, "/v1/models") => models(app, request.headers()),
+        (Method::GET, "/health") => ok_json(json!({"status": "ok"})),
+        (Method::GET, "/ready") => ready(app).await,
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => {
+            crate::admin::http::route(app, request).await
+        }
+        (method, "/v1/models" | "/health" | "/ready") => ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+        }
+        .into_response(),
+        _ => ApiError::NotFound { path }.into_response(),
+    }
+}
+
+pub fn ok_json(value: serde_json::Value) -> Response<ProxyBody> {
+    json_response(
+        StatusCode::OK,
+        Bytes::from(value.to_string()),
+        HeaderMap::new(),
+    )
+}
+
+/// Every name a client may send: configured names, `provider/model` for declared models, and the
+/// price table's models of the `openai` provider (bare and prefixed) when it is configured.
+fn models(app: &App, headers: &HeaderMap) -> Response<ProxyBody> {
+    if let Err(err) = auth::check(&app.config.auth_keys, headers) {
+        return err.into_response();
+    }
+    let registry = &app.proxy.providers;
+    let mut data = Vec::new();
+    let mut push = |id: String, owner: &str| {
+        data.push(json!({"id": id, "object": "model", "created": 0, "owned_by": owner}));
+    };
+    for model in registry.models() {
+        push(model.name.clone(), &model.provider);
+    }
+    let prices = app.admin.prices().load();
+    for provider in registry.providers() {
+        let mut names: Vec<String> = provider.declared_models().to_vec();
+        if names.is_empty() && provider.kind() == crate::config::ProviderKind::OpenAi {
+            names = prices.models_of("openai");
+        }
+        for name in names {
+            push(format!("{}/{name}", provider.name()), provider.name());
+            if provider.kind() == crate::config::ProviderKind::OpenAi {
+                push(name, provider.name());
+            }
+        }
+    }
+    ok_json(json!({"object": "list", "data": data}))
+}
+
+/// Ready when the store answers, migrations are applied and the writer runs.
+async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
+    let reader = app.reader.clone();
+    let probe =
+        tokio::task::spawn_blocking(move || reader.ping().and_then(|_| reader.schema_version()))
+            .await;
+    let writer = app.writer.snapshot();
+    let (store_ok, schema_version, store_error) = match probe {
+        Ok(Ok(version)) => (true, Some(version), None),
+        Ok(Err(e)) => (false, None, Some(e.to_string())),
+        Err(e) => (false, None, Some(e.to_string())),
+    };
+    let migrated = schema_version == Some(crate::store::sqlite::SCHEMA_VERSION);
+    let ready = store_ok && migrated && writer.alive;
+    let body = json!({
+        "ready": ready,
+        "store": {"ok": store_ok, "error": store_error, "schema_version": schema_version,
+                  "expected_schema_version": crate::store::sqlite::SCHEMA_VERSION},
+        "writer": writer,
+        "in_flight": app.proxy.inflight.count(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+}

@@ -1,0 +1,151 @@
+//! Storage, by concern, behind traits so a PostgreSQL backend can satisfy the same tests.
+//!
+//! - [`WriteBackend`]: what the one writer thread ([`writer::Writer`]) calls, in batches.
+//! - [`ReadStore`]: queries for the CLI, the admin API and start-up; on connections of its own.
+//! - [`HotCounters`]: in-memory state that later features (limits, breakers, budgets) keep on the
+//!   request path, behind a trait so a shared backend can replace it.
+//!
+//! The request path only ever calls [`writer::Writer::submit_trace`], which never waits on disk.
+
+pub mod hot;
+pub mod sqlite;
+pub mod writer;
+
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+pub use hot::{HotCounters, MemoryCounters};
+
+use crate::cost::Tokens;
+use crate::ledger::{LedgerDraft, LedgerEntry};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}); \
+         run a newer stockyard, the file was not touched"
+    )]
+    NewerSchema { found: i64, supported: i64 },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("the writer thread has stopped")]
+    WriterGone,
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+/// One row per proxied request.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TraceRecord {
+    /// UUIDv7: sorts by time.
+    pub id: String,
+    pub ts_ms: i64,
+    pub endpoint: String,
+    pub requested_model: String,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub status: u16,
+    /// `None` on success; otherwise what failed (`upstream_timeout`, `cancelled`, ...).
+    pub error_class: Option<String>,
+    pub stream: bool,
+    pub tokens: Tokens,
+    /// Tokens were counted by Stockyard's tokenizer because the upstream reported none.
+    pub usage_estimated: bool,
+    pub cost_nanos: i64,
+    /// False when the model has no price (its cost is recorded as 0).
+    pub price_known: bool,
+    pub latency_us: i64,
+    pub ttft_us: Option<i64>,
+    pub upstream_us: Option<i64>,
+    pub overhead_us: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub user: Option<String>,
+    pub request_id: String,
+    /// Short, non-reversible id of the client key (a hash prefix), never the key.
+    pub key_id: Option<String>,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}
+
+/// A module's stored state; `scope` is `global` for now (per key/team/model later).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModuleState {
+    pub name: String,
+    pub enabled: bool,
+    pub config: Value,
+    pub scope: String,
+}
+
+/// What an administrative change persists, in the same transaction as its ledger entry.
+#[derive(Clone, Debug)]
+pub enum Persist {
+    ModuleState(ModuleState),
+    /// A whole price file (`stockyard prices update`), replacing the previous one.
+    Prices {
+        body: String,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TraceQuery {
+    pub limit: usize,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendBy {
+    Model,
+    Provider,
+    Day,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SpendRow {
+    pub key: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nanos: i64,
+}
+
+/// Called only by the writer thread, so implementations need no locking of their own.
+pub trait WriteBackend: Send + 'static {
+    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError>;
+    /// Persists `change` and appends the ledger entry for it in one transaction.
+    fn apply_admin(
+        &mut self,
+        change: Option<&Persist>,
+        draft: &LedgerDraft,
+        ts_ms: i64,
+    ) -> Result<LedgerEntry, StoreError>;
+    /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
+    fn checkpoint(&mut self) -> Result<(), StoreError>;
+}
+
+/// Read-side queries. Methods block; async callers use `spawn_blocking`.
+pub trait ReadStore: Send + Sync {
+    fn ping(&self) -> Result<(), StoreError>;
+    fn schema_version(&self) -> Result<i64, StoreError>;
+    fn module_states(&self) -> Result<Vec<ModuleState>, StoreError>;
+    fn stored_prices(&self) -> Result<Option<String>, StoreError>;
+    fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>, StoreError>;
+    fn trace_count(&self) -> Result<i64, StoreError>;
+    fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
+    /// Entries in stored order (by sequence number).
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,285 @@
+//! The one writer: a thread that takes records from a bounded channel and commits them in batches
+//! (up to `batch_size` rows, or `batch_interval` after the first row, whichever comes first).
+//!
+//! The request path calls [`Writer::submit_trace`], which never touches disk: it puts the record in
+//! the queue, or, when the queue is full, applies the configured policy (drop at once, or wait up to
+//! a bound, then drop). Every drop is counted in [`WriterStats`] and logged, and shows in `/ready`.
+//! Administrative changes go through the same thread ([`Writer::admin`]) so ledger entries are
+//! appended in order by one hand, and are never dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Persist, StoreError, TraceRecord, WriteBackend, now_ms};
+use crate::config::{QueueFullPolicy, StoreConfig};
+use crate::ledger::{LedgerDraft, LedgerEntry};
+
+enum WriteOp {
+    Trace(Box<TraceRecord>),
+    Admin {
+        change: Option<Persist>,
+        draft: LedgerDraft,
+        reply: oneshot::Sender<Result<LedgerEntry, StoreError>>,
+    },
+    /// Commit what is queued so far, then answer.
+    Flush(oneshot::Sender<()>),
+    /// Commit everything, checkpoint, answer and stop.
+    Shutdown(oneshot::Sender<Result<(), StoreError>>),
+}
+
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Rows lost because their batch failed to commit twice.
+    pub failed: AtomicU64,
+    pub batches: AtomicU64,
+    pub alive: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WriterSnapshot {
+    pub alive: bool,
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub written: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub batches: u64,
+}
+
+pub struct Writer {
+    tx: mpsc::Sender<WriteOp>,
+    stats: Arc<WriterStats>,
+    policy: QueueFullPolicy,
+    capacity: usize,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(
+        backend: Box<dyn WriteBackend>,
+        config: StoreConfig,
+    ) -> Result<Writer, std::io::Error> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let stats = Arc::new(WriterStats::default());
+        stats.alive.store(true, Ordering::SeqCst);
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("stockyard-writer".into())
+            .spawn(move || run(backend, rx, config, &thread_stats))?;
+        Ok(Writer {
+            tx,
+            stats,
+            policy: config.queue_full,
+            capacity: config.queue_capacity,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a trace. Never waits on disk; waits on a full queue only as long as the policy allows.
+    pub async fn submit_trace(&self, record: TraceRecord) {
+        let op = WriteOp::Trace(Box::new(record));
+        let result = match self.tx.try_send(op) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
+                QueueFullPolicy::Drop => Err("queue full"),
+                QueueFullPolicy::Wait(bound) => self
+                    .tx
+                    .send_timeout(op, bound)
+                    .await
+                    .map_err(|_| "queue full after waiting"),
+            },
+            Err(mpsc::error::TrySendError::Closed(_)) => Err("writer stopped"),
+        };
+        if let Err(why) = result {
+            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // Log the first drop and then every 1000th, so a flood of drops can't flood the log.
+            if dropped == 1 || dropped.is_multiple_of(1000) {
+                tracing::warn!(dropped, why, "trace record dropped");
+            }
+        }
+    }
+
+    /// Persists `change` and appends its ledger entry, in one transaction; returns the entry.
+    pub async fn admin(
+        &self,
+        change: Option<Persist>,
+        draft: LedgerDraft,
+    ) -> Result<LedgerEntry, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(WriteOp::Admin {
+                change,
+                draft,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(WriteOp::Flush(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Commits everything queued, checkpoints, and stops the thread. Later submits are dropped.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(WriteOp::Shutdown(reply)).await.is_err() {
+            return Err(StoreError::WriterGone);
+        }
+        let result = answer.await.map_err(|_| StoreError::WriterGone)?;
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        result
+    }
+
+    pub fn snapshot(&self) -> WriterSnapshot {
+        WriterSnapshot {
+            alive: self.stats.alive.load(Ordering::SeqCst),
+            queue_depth: self.capacity.saturating_sub(self.tx.capacity()),
+            queue_capacity: self.capacity,
+            written: self.stats.written.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            batches: self.stats.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn run(
+    mut backend: Box<dyn WriteBackend>,
+    rx: mpsc::Receiver<WriteOp>,
+    config: StoreConfig,
+    stats: &WriterStats,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(writer_loop(backend.as_mut(), rx, config, stats)),
+        Err(e) => tracing::error!(error = %e, "writer thread could not start its timer"),
+    }
+    stats.alive.store(false, Ordering::SeqCst);
+}
+
+async fn writer_loop(
+    backend: &mut dyn WriteBackend,
+    mut rx: mpsc::Receiver<WriteOp>,
+    config: StoreConfig,
+    stats: &WriterStats,
+) {
+    let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
+    while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + config.batch_interval;
+        let mut next = Some(first);
+        loop {
+            let Some(op) = next.take() else { break };
+            match op {
+                WriteOp::Trace(record) => batch.push(*record),
+                WriteOp::Admin {
+                    change,
+                    draft,
+                    reply,
+                } => {
+                    commit(backend, &mut batch, stats);
+                    let _ = reply.send(backend.apply_admin(change.as_ref(), &draft, now_ms()));
+                }
+                WriteOp::Flush(reply) => {
+                    commit(backend, &mut batch, stats);
+                    let _ = reply.send(());
+                }
+                WriteOp::Shutdown(reply) => {
+                    rx.close();
+                    while let Ok(op) = rx.try_recv() {
+                        match op {
+                            WriteOp::Trace(record) => batch.push(*record),
+                            WriteOp::Admin {
+                                change,
+                                draft,
+                                reply,
+                            } => {
+                                let _ = reply.send(backend.apply_admin(
+                                    change.as_ref(),
+                                    &draft,
+                                    now_ms(),
+                                ));
+                            }
+                            WriteOp::Flush(reply) => {
+                                let _ = reply.send(());
+                            }
+                            WriteOp::Shutdown(other) => {
+                                let _ = other.send(Ok(()));
+                            }
+                        }
+                        if batch.len() >= config.batch_size {
+                            commit(backend, &mut batch, stats);
+                        }
+                    }
+                    commit(backend, &mut batch, stats);
+                    let _ = reply.send(backend.checkpoint());
+                    return;
+                }
+            }
+            if batch.len() >= config.batch_size {
+                break;
+            }
+            // Take what is already queued without waiting, then wait out the batch interval.
+            next = match rx.try_recv() {
+                Ok(op) => Some(op),
+                Err(_) if batch.is_empty() => None,
+                Err(_) => tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .unwrap_or_default(),
+            };
+        }
+        commit(backend, &mut batch, stats);
+    }
+    commit(backend, &mut batch, stats);
+    if let Err(e) = backend.checkpoint() {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn commit(backend: &mut dyn WriteBackend, batch: &mut Vec<TraceRecord>, stats: &WriterStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut result = backend.append_traces(batch);
+    if let Err(e) = &result {
+        // One retry covers a transient lock held by an outside reader past busy_timeout.
+        tracing::warn!(error = %e, rows = batch.len(), "trace batch failed; retrying once");
+        std::thread::sleep(Duration::from_millis(100));
+        result = backend.append_traces(batch);
+    }
+    match result {
+        Ok(()) => {
+            stats
+                .written
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats
+                .failed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            tracing::error!(error = %e, rows = batch.len(), "trace batch lost");
+        }
+    }
+    batch.clear();
+}

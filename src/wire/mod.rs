@@ -1,0 +1,4 @@
+//! Client-facing wire formats. Each type names the fields the proxy must understand and keeps every
+//! other field in a flattened map, so an unknown parameter reaches the upstream untouched.
+
+pub mod openai;

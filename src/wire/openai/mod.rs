@@ -1,0 +1,240 @@
+//! The OpenAI API as clients send it: chat completions, legacy completions, embeddings, and the usage
+//! object that every answer carries. [`Inbound`] is the parsed body of any of the three.
+
+mod chat;
+mod completions;
+mod embeddings;
+mod usage;
+
+pub use chat::{ChatMessage, ChatRequest, StreamOptions};
+pub use completions::CompletionRequest;
+pub use embeddings::EmbeddingRequest;
+pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+/// Which OpenAI endpoint a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path below the provider's base URL (`.../v1`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// A request body that failed to parse, with the JSON path of the offending field when there is one.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub message: String,
+    /// `messages[0].role`, or `None` when the body is not JSON at all.
+    pub param: Option<String>,
+}
+
+/// The parsed body of a request on any OpenAI endpoint.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    Chat(ChatRequest),
+    Completion(CompletionRequest),
+    Embedding(EmbeddingRequest),
+}
+
+impl Inbound {
+    pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Inbound, ParseError> {
+        Ok(match endpoint {
+            Endpoint::ChatCompletions => Inbound::Chat(parse_typed(body)?),
+            Endpoint::Completions => Inbound::Completion(parse_typed(body)?),
+            Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        match self {
+            Inbound::Chat(r) => &r.model,
+            Inbound::Completion(r) => &r.model,
+            Inbound::Embedding(r) => &r.model,
+        }
+    }
+
+    pub fn set_model(&mut self, model: &str) {
+        let slot = match self {
+            Inbound::Chat(r) => &mut r.model,
+            Inbound::Completion(r) => &mut r.model,
+            Inbound::Embedding(r) => &mut r.model,
+        };
+        model.clone_into(slot);
+    }
+
+    pub fn is_stream(&self) -> bool {
+        match self {
+            Inbound::Chat(r) => r.stream.unwrap_or(false),
+            Inbound::Completion(r) => r.stream.unwrap_or(false),
+            Inbound::Embedding(_) => false,
+        }
+    }
+
+    /// Whether the client itself asked for the final usage chunk of a stream.
+    pub fn client_wants_stream_usage(&self) -> bool {
+        let options = match self {
+            Inbound::Chat(r) => r.stream_options.as_ref(),
+            Inbound::Completion(r) => r.stream_options.as_ref(),
+            Inbound::Embedding(_) => None,
+        };
+        options.and_then(|o| o.include_usage).unwrap_or(false)
+    }
+
+    /// Asks the upstream for the usage chunk even when the client did not, so every streamed request
+    /// is costed from the provider's own count; the relay strips that chunk for such clients.
+    pub fn request_stream_usage(&mut self) {
+        let options = match self {
+            Inbound::Chat(r) => &mut r.stream_options,
+            Inbound::Completion(r) => &mut r.stream_options,
+            Inbound::Embedding(_) => return,
+        };
+        options
+            .get_or_insert_with(StreamOptions::default)
+            .include_usage = Some(true);
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Inbound::Chat(r) => r.user.as_deref(),
+            Inbound::Completion(r) => r.user.as_deref(),
+            Inbound::Embedding(r) => r.user.as_deref(),
+        }
+    }
+
+    pub fn message_count(&self) -> usize {
+        match self {
+            Inbound::Chat(r) => r.messages.len(),
+            Inbound::Completion(_) | Inbound::Embedding(_) => 0,
+        }
+    }
+
+    /// Every piece of prompt text, for token estimation when the upstream reports no usage.
+    pub fn prompt_texts(&self) -> Vec<&str> {
+        match self {
+            Inbound::Chat(r) => r.messages.iter().flat_map(ChatMessage::texts).collect(),
+            Inbound::Completion(r) => json_strings(r.prompt.as_ref()),
+            Inbound::Embedding(r) => json_strings(Some(&r.input)),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Result<Bytes, serde_json::Error> {
+        let vec = match self {
+            Inbound::Chat(r) => serde_json::to_vec(r)?,
+            Inbound::Completion(r) => serde_json::to_vec(r)?,
+            Inbound::Embedding(r) => serde_json::to_vec(r)?,
+        };
+        Ok(Bytes::from(vec))
+    }
+}
+
+fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let value = match parsed {
+        Ok(value) => value,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(syntax_error(&inner));
+            }
+            let param = (path != ".").then_some(path);
+            let message = match &param {
+                Some(p) => format!("invalid request: {p}: {inner}"),
+                None => format!("invalid request: {inner}"),
+            };
+            return Err(ParseError { message, param });
+        }
+    };
+    // Trailing bytes after the JSON value are a syntax error too.
+    de.end().map_err(|e| syntax_error(&e))?;
+    Ok(value)
+}
+
+fn syntax_error(err: &serde_json::Error) -> ParseError {
+    ParseError {
+        message: format!("request body is not valid JSON: {err}"),
+        param: None,
+    }
+}
+
+/// Strings found in a prompt-shaped value: a string, or an array of strings.
+fn json_strings(value: Option<&serde_json::Value>) -> Vec<&str> {
+    match value {
+        Some(serde_json::Value::String(s)) => vec![s.as_str()],
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi","x_extra":1}],"logit_bias":{"50256":-100},"metadata":{"a":"b"}}"#;
+        let parsed = Inbound::parse(Endpoint::ChatCompletions, body).map_err(|e| e.message);
+        let bytes = parsed.and_then(|p| p.to_bytes().map_err(|e| e.to_string()));
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(value["logit_bias"]["50256"], -100);
+        assert_eq!(value["metadata"]["a"], "b");
+        assert_eq!(value["messages"][0]["x_extra"], 1);
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":"yes"}"#;
+        let err = Inbound::parse(Endpoint::ChatCompletions, body).err();
+        assert_eq!(err.and_then(|e| e.param).as_deref(), Some("stream"));
+    }
+
+    #[test]
+    fn bad_role_names_the_nested_field() {
+        let body = br#"{"model":"m","messages":[{"role":"wizard","content":"hi"}]}"#;
+        let err = Inbound::parse(Endpoint::ChatCompletions, body).err();
+        assert_eq!(
+            err.and_then(|e| e.param).as_deref(),
+            Some("messages[0].role")
+        );
+    }
+
+    #[test]
+    fn missing_model_is_named() {
+        let body = br#"{"messages":[]}"#;
+        let err = Inbound::parse(Endpoint::ChatCompletions, body).err();
+        let message = err.map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("model"), "{message}");
+    }
+
+    #[test]
+    fn syntax_error_has_no_param() {
+        let err = Inbound::parse(Endpoint::ChatCompletions, b"{not json").err();
+        assert!(err.is_some_and(|e| e.param.is_none() && e.message.contains("not valid JSON")));
+    }
+}

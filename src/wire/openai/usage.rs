@@ -1,0 +1,54 @@
+//! The `usage` object of chat, completion and embedding answers, streamed or not. Only the token
+//! classes that change cost are typed; the provider's other fields are ignored here and forwarded
+//! untouched to the client, since the proxy relays the upstream bytes rather than these structs.
+
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct PromptTokensDetails {
+    /// Input tokens read from the provider's prompt cache (billed at the cached rate).
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    /// Input tokens written to the prompt cache, where a provider reports them separately.
+    #[serde(default)]
+    pub cache_creation_tokens: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct CompletionTokensDetails {
+    /// Part of `completion_tokens` spent on hidden reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
+
+    pub fn cache_write_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .and_then(|d| d.cache_creation_tokens)
+            .unwrap_or(0)
+    }
+
+    pub fn reasoning_tokens(&self) -> u64 {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0)
+    }
+}
