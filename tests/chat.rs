@@ -12,13 +12,25 @@ async fn chat_completion_is_proxied_and_traced_exactly() {
     let h = Harness::start().await;
     let answer = h
         .client
-        .call(hyper::Method::POST, "/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", false), &[("x-request-id", "req-abc-123")])
+        .call(
+            hyper::Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", false),
+            &[("x-request-id", "req-abc-123")],
+        )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let body = answer.json();
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the mock upstream.");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
     assert_eq!(answer.header("x-request-id"), Some("req-abc-123"));
-    let overhead: f64 = answer.header("x-stockyard-overhead-ms").unwrap().parse().unwrap();
+    let overhead: f64 = answer
+        .header("x-stockyard-overhead-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((0.0..1000.0).contains(&overhead));
 
     let trace = &h.traces(1).await[0];
@@ -44,8 +56,18 @@ async fn chat_completion_is_proxied_and_traced_exactly() {
 #[tokio::test]
 async fn cached_and_reasoning_tokens_are_priced_at_their_rates() {
     let h = Harness::start().await;
-    h.mock.push(Behavior { cached_tokens: 2, reasoning_tokens: 3, ..Behavior::default() });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", false)).await;
+    h.mock.push(Behavior {
+        cached_tokens: 2,
+        reasoning_tokens: 3,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", false),
+        )
+        .await;
     assert_eq!(answer.status, 200);
     let trace = &h.traces(1).await[0];
     assert_eq!(trace.tokens.cached_input, 2);
@@ -66,16 +88,25 @@ async fn unknown_fields_reach_the_upstream_untouched() {
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         "user": "user-7",
     });
-    let answer = h.client.post("/v1/chat/completions", &body.to_string()).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let got = &h.mock.requests()[0];
     assert_eq!(got.path, "/v1/chat/completions");
-    assert_eq!(got.body["model"], "gpt-4o-mini", "provider prefix is stripped");
+    assert_eq!(
+        got.body["model"], "gpt-4o-mini",
+        "provider prefix is stripped"
+    );
     assert_eq!(got.body["logit_bias"]["50256"], -100);
     assert_eq!(got.body["temperature"], 0.2);
     assert_eq!(got.body["messages"][0]["name"], "ann");
     assert_eq!(got.body["tools"][0]["function"]["name"], "f");
-    assert_eq!(got.header("authorization"), Some(format!("Bearer {}", common::PROVIDER_KEY).as_str()));
+    assert_eq!(
+        got.header("authorization"),
+        Some(format!("Bearer {}", common::PROVIDER_KEY).as_str())
+    );
     let trace = &h.traces(1).await[0];
     assert_eq!(trace.user.as_deref(), Some("user-7"));
     assert_eq!(trace.requested_model, "openai/gpt-4o-mini");
@@ -86,14 +117,20 @@ async fn legacy_completions_and_embeddings_work() {
     let h = Harness::start().await;
     let answer = h
         .client
-        .post("/v1/completions", &json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon a time"}).to_string())
+        .post(
+            "/v1/completions",
+            &json!({"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon a time"}).to_string(),
+        )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["object"], "text_completion");
 
     let answer = h
         .client
-        .post("/v1/embeddings", &json!({"model": "text-embedding-3-small", "input": ["a b c", "d"]}).to_string())
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "text-embedding-3-small", "input": ["a b c", "d"]}).to_string(),
+        )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["data"].as_array().map(Vec::len), Some(2));
@@ -109,7 +146,10 @@ async fn legacy_completions_and_embeddings_work() {
 
     let traces = h.traces(3).await;
     assert_eq!(traces[0].endpoint, "completions");
-    assert_eq!((traces[0].tokens.prompt, traces[0].tokens.completion), (5, 5));
+    assert_eq!(
+        (traces[0].tokens.prompt, traces[0].tokens.completion),
+        (5, 5)
+    );
     assert_eq!(traces[1].endpoint, "embeddings");
     assert_eq!(traces[1].tokens.prompt, 4);
     // text-embedding-3-small: $0.02/M => 4 * 20 nanos.
@@ -118,26 +158,41 @@ async fn legacy_completions_and_embeddings_work() {
 
 #[tokio::test]
 async fn models_health_and_ready() {
-    let h = Harness::start_with("[[models]]\nname = \"fast\"\ntarget = \"openai/gpt-4o-mini\"\n").await;
+    let h =
+        Harness::start_with("[[models]]\nname = \"fast\"\ntarget = \"openai/gpt-4o-mini\"\n").await;
     let models = h.client.get("/v1/models").await.json();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     assert!(ids.contains(&"fast"));
     assert!(ids.contains(&"gpt-4o-mini"));
     assert!(ids.contains(&"openai/gpt-4o-mini"));
 
     let health = h.client.get("/health").await;
-    assert_eq!((health.status.as_u16(), health.json()["status"].as_str()), (200, Some("ok")));
+    assert_eq!(
+        (health.status.as_u16(), health.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
 
     let ready = h.client.get("/ready").await;
     assert_eq!(ready.status, 200);
     let ready = ready.json();
     assert_eq!(ready["ready"], true);
-    assert_eq!(ready["store"]["schema_version"], stockyard::store::sqlite::SCHEMA_VERSION);
+    assert_eq!(
+        ready["store"]["schema_version"],
+        stockyard::store::sqlite::SCHEMA_VERSION
+    );
     assert_eq!(ready["writer"]["alive"], true);
     assert_eq!(ready["writer"]["dropped"], 0);
 
     // A configured name routes to its target.
-    let answer = h.client.post("/v1/chat/completions", &chat("fast", "hi", false)).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("fast", "hi", false))
+        .await;
     assert_eq!(answer.status, 200);
     assert_eq!(h.mock.requests()[0].body["model"], "gpt-4o-mini");
 }
@@ -152,9 +207,15 @@ async fn openai_compatible_provider_from_config() {
     );
     let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
     let h = Harness::start_on(config, mock, dir).await;
-    let answer = h.client.post("/v1/chat/completions", &chat("llama-3.3-70b", "hi", false)).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("llama-3.3-70b", "hi", false))
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(h.mock.requests()[0].header("authorization"), Some("Bearer local-key-123"));
+    assert_eq!(
+        h.mock.requests()[0].header("authorization"),
+        Some("Bearer local-key-123")
+    );
     let trace = &h.traces(1).await[0];
     assert_eq!(trace.provider.as_deref(), Some("local"));
     // No price for this model: cost 0 and flagged.

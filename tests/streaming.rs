@@ -14,8 +14,20 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn chunks_reach_the_client_before_the_upstream_finishes() {
     let h = Harness::start().await;
-    h.mock.push(Behavior { chunk_delay_ms: 150, chunks: Some(5), ..Behavior::default() });
-    let response = h.client.send(Method::POST, "/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", true), &[]).await;
+    h.mock.push(Behavior {
+        chunk_delay_ms: 150,
+        chunks: Some(5),
+        ..Behavior::default()
+    });
+    let response = h
+        .client
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", true),
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let (frames, error) = read_frames(response, Duration::from_secs(5)).await;
@@ -23,16 +35,29 @@ async fn chunks_reach_the_client_before_the_upstream_finishes() {
     // The upstream needs at least 6 gaps of 150 ms; the first content must arrive well before.
     let first = frames.first().map(|(t, _)| *t).unwrap();
     let last = frames.last().map(|(t, _)| *t).unwrap();
-    assert!(first < Duration::from_millis(400), "first frame after {first:?}");
-    assert!(last >= Duration::from_millis(750), "last frame after {last:?}");
+    assert!(
+        first < Duration::from_millis(400),
+        "first frame after {first:?}"
+    );
+    assert!(
+        last >= Duration::from_millis(750),
+        "last frame after {last:?}"
+    );
     assert!(frames.len() >= 5, "only {} frames", frames.len());
-    let body: String = frames.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    let body: String = frames
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
     let data = sse_data(&body);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let text: String = data
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert_eq!(text, "Hello from the mock upstream.");
     let trace = &h.traces(1).await[0];
@@ -43,18 +68,33 @@ async fn chunks_reach_the_client_before_the_upstream_finishes() {
 #[tokio::test]
 async fn usage_chunk_is_asked_for_and_withheld_from_clients_that_did_not_ask() {
     let h = Harness::start().await;
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", true)).await;
-    assert_eq!(h.mock.requests()[0].body["stream_options"]["include_usage"], true, "proxy asks upstream for usage");
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", true),
+        )
+        .await;
+    assert_eq!(
+        h.mock.requests()[0].body["stream_options"]["include_usage"],
+        true,
+        "proxy asks upstream for usage"
+    );
     let data = sse_data(&answer.text());
     assert!(
-        !data.iter().any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object())),
+        !data
+            .iter()
+            .any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object())),
         "usage chunk leaked to a client that did not ask: {data:?}"
     );
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
 
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}],
                       "stream": true, "stream_options": {"include_usage": true}});
-    let answer = h.client.post("/v1/chat/completions", &body.to_string()).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
     let data = sse_data(&answer.text());
     let usage: Vec<Value> = data
         .iter()
@@ -66,19 +106,45 @@ async fn usage_chunk_is_asked_for_and_withheld_from_clients_that_did_not_ask() {
 
     let traces = h.traces(2).await;
     for trace in traces {
-        assert_eq!((trace.tokens.prompt, trace.tokens.completion, trace.usage_estimated), (6, 5, false));
+        assert_eq!(
+            (
+                trace.tokens.prompt,
+                trace.tokens.completion,
+                trace.usage_estimated
+            ),
+            (6, 5, false)
+        );
     }
 }
 
 #[tokio::test]
 async fn streamed_and_unstreamed_requests_record_the_same_tokens_and_cost() {
     let h = Harness::start().await;
-    let faults = Behavior { cached_tokens: 3, reasoning_tokens: 7, ..Behavior::default() };
+    let faults = Behavior {
+        cached_tokens: 3,
+        reasoning_tokens: 7,
+        ..Behavior::default()
+    };
     h.mock.push(faults.clone());
     h.mock.push(faults);
-    let plain = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "one two three four", false)).await;
-    let streamed = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "one two three four", true)).await;
-    assert_eq!((plain.status.as_u16(), streamed.status.as_u16()), (200, 200));
+    let plain = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "one two three four", false),
+        )
+        .await;
+    let streamed = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "one two three four", true),
+        )
+        .await;
+    assert_eq!(
+        (plain.status.as_u16(), streamed.status.as_u16()),
+        (200, 200)
+    );
     let traces = h.traces(2).await;
     assert_eq!(traces[0].tokens, traces[1].tokens);
     assert_eq!(traces[0].cost_nanos, traces[1].cost_nanos);
@@ -91,8 +157,17 @@ async fn streamed_and_unstreamed_requests_record_the_same_tokens_and_cost() {
 #[tokio::test]
 async fn missing_usage_is_estimated_with_the_tokenizer() {
     let h = Harness::start().await;
-    h.mock.push(Behavior { omit_usage: true, ..Behavior::default() });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", true)).await;
+    h.mock.push(Behavior {
+        omit_usage: true,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", true),
+        )
+        .await;
     assert_eq!(answer.status, 200);
     let trace = &h.traces(1).await[0];
     assert!(trace.usage_estimated);
@@ -106,8 +181,14 @@ async fn missing_usage_is_estimated_with_the_tokenizer() {
 #[tokio::test]
 async fn reset_mid_stream_becomes_an_error_event_without_done() {
     let h = Harness::start().await;
-    h.mock.push(Behavior { reset_after_chunks: Some(2), ..Behavior::default() });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true)).await;
+    h.mock.push(Behavior {
+        reset_after_chunks: Some(2),
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
     assert_eq!(answer.status, 200);
     let data = sse_data(&answer.text());
     assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
@@ -116,15 +197,24 @@ async fn reset_mid_stream_becomes_an_error_event_without_done() {
     assert!(last["error"]["message"].is_string());
     assert!(last["error"].get("param").is_some() && last["error"]["code"].is_string());
     let trace = &h.traces(1).await[0];
-    assert_eq!(trace.error_class.as_deref(), Some("upstream_protocol_error"));
+    assert_eq!(
+        trace.error_class.as_deref(),
+        Some("upstream_protocol_error")
+    );
 }
 
 #[tokio::test]
 async fn stalled_stream_ends_with_an_idle_timeout_error() {
     let h = Harness::start_with("[providers.openai]\ntimeouts = { stream_idle_ms = 200 }\n").await;
-    h.mock.push(Behavior { chunk_delay_ms: 2_000, ..Behavior::default() });
+    h.mock.push(Behavior {
+        chunk_delay_ms: 2_000,
+        ..Behavior::default()
+    });
     let started = std::time::Instant::now();
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true)).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(2));
     let data = sse_data(&answer.text());
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
@@ -137,12 +227,27 @@ async fn stalled_stream_ends_with_an_idle_timeout_error() {
 async fn upstream_error_event_is_forwarded_and_never_a_clean_finish() {
     let h = Harness::start().await;
     // A malformed chunk is forwarded as is; the stream still finishes cleanly.
-    h.mock.push(Behavior { malformed_body: true, ..Behavior::default() });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true)).await;
-    assert_eq!(sse_data(&answer.text()).last().map(String::as_str), Some("[DONE]"));
+    h.mock.push(Behavior {
+        malformed_body: true,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
+    assert_eq!(
+        sse_data(&answer.text()).last().map(String::as_str),
+        Some("[DONE]")
+    );
     // An upstream error status before the stream starts passes through with its status.
-    h.mock.push(Behavior { status: Some(503), ..Behavior::default() });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true)).await;
+    h.mock.push(Behavior {
+        status: Some(503),
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
     assert_eq!(answer.status, 503);
     assert_eq!(answer.json()["error"]["code"], "mock_503");
 }
@@ -150,10 +255,26 @@ async fn upstream_error_event_is_forwarded_and_never_a_clean_finish() {
 #[tokio::test]
 async fn client_disconnect_cancels_the_upstream_and_is_traced() {
     let h = Harness::start().await;
-    h.mock.push(Behavior { chunk_delay_ms: 300, chunks: Some(10), ..Behavior::default() });
-    let response = h.client.send(Method::POST, "/v1/chat/completions", &chat("gpt-4o-mini", "hi", true), &[]).await;
+    h.mock.push(Behavior {
+        chunk_delay_ms: 300,
+        chunks: Some(10),
+        ..Behavior::default()
+    });
+    let response = h
+        .client
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "hi", true),
+            &[],
+        )
+        .await;
     let mut body = response.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), http_body_util::BodyExt::frame(&mut body)).await;
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        http_body_util::BodyExt::frame(&mut body),
+    )
+    .await;
     assert!(matches!(first, Ok(Some(Ok(_)))));
     drop(body);
     let trace = &h.traces(1).await[0];

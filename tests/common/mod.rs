@@ -63,12 +63,19 @@ impl Harness {
         let app = App::open(config).unwrap_or_else(|e| panic!("app: {e}"));
         let server = RunningServer::start(app, listen).await.unwrap();
         let client = TestClient::new(server.url());
-        Harness { server, mock, dir, client }
+        Harness {
+            server,
+            mock,
+            dir,
+            client,
+        }
     }
 
     /// Stops the server (flushing the writer) and starts a new one on the same database and mock.
     pub async fn restart(self, toml: &str) -> Harness {
-        let Harness { server, mock, dir, .. } = self;
+        let Harness {
+            server, mock, dir, ..
+        } = self;
         server.stop().await.unwrap();
         let config = config_for(toml, &mock.base_url(), &dir);
         Harness::start_on(config, mock, dir).await
@@ -85,11 +92,20 @@ impl Harness {
         loop {
             let count = self.reader().trace_count().unwrap() as usize;
             if count >= n {
-                let mut rows = self.reader().traces(&TraceQuery { limit: n, ..TraceQuery::default() }).unwrap();
+                let mut rows = self
+                    .reader()
+                    .traces(&TraceQuery {
+                        limit: n,
+                        ..TraceQuery::default()
+                    })
+                    .unwrap();
                 rows.reverse();
                 return rows;
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {count} of {n} trace rows after 10 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {count} of {n} trace rows after 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -115,7 +131,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -129,25 +146,44 @@ impl Answer {
 
 impl TestClient {
     pub fn new(base: String) -> TestClient {
-        TestClient { base, inner: Client::builder(TokioExecutor::new()).build_http() }
+        TestClient {
+            base,
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
-    pub async fn send(&self, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
-        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.base));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Response<Incoming> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
         if !body.is_empty() {
             builder = builder.header("content-type", "application/json");
         }
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let request = builder
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(20), self.inner.request(request))
             .await
             .expect("request timed out")
             .expect("request failed")
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let response = self.send(method, path, body, headers).await;
         let status = response.status();
         let headers = response.headers().clone();
@@ -156,7 +192,11 @@ impl TestClient {
             .expect("body timed out")
             .map(|c| c.to_bytes())
             .unwrap_or_default();
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Answer {
@@ -169,7 +209,8 @@ impl TestClient {
 
     pub async fn admin(&self, method: Method, path: &str, body: &str) -> Answer {
         let auth = format!("Bearer {ADMIN_KEY}");
-        self.call(method, path, body, &[("authorization", &auth)]).await
+        self.call(method, path, body, &[("authorization", &auth)])
+            .await
     }
 }
 
@@ -184,7 +225,10 @@ pub fn chat(model: &str, text: &str, stream: bool) -> String {
 }
 
 /// Reads a streamed body frame by frame, with the time each frame arrived.
-pub async fn read_frames(response: Response<Incoming>, limit: Duration) -> (Vec<(Duration, Bytes)>, Option<String>) {
+pub async fn read_frames(
+    response: Response<Incoming>,
+    limit: Duration,
+) -> (Vec<(Duration, Bytes)>, Option<String>) {
     let started = std::time::Instant::now();
     let mut body = response.into_body();
     let mut frames = Vec::new();
@@ -205,6 +249,11 @@ pub async fn read_frames(response: Response<Incoming>, limit: Duration) -> (Vec<
 /// The `data:` payloads of an SSE body.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(String::from))
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(String::from)
+        })
         .collect()
 }

@@ -1,0 +1,233 @@
+//! Every failure answers in the OpenAI error shape with the right status, and no key leaks.
+
+mod common;
+
+use common::{Harness, PROVIDER_KEY, chat};
+use hyper::Method;
+use mock_upstream::Behavior;
+use serde_json::Value;
+
+fn assert_error_shape(body: &Value) {
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "{body}");
+    assert!(error["type"].is_string(), "{body}");
+    assert!(error.get("param").is_some(), "{body}");
+    assert!(error.get("code").is_some(), "{body}");
+}
+
+#[tokio::test]
+async fn malformed_json_and_wrong_types_are_400_naming_the_field() {
+    let h = Harness::start().await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", "{\"model\": \"gpt-4o-mini\", ")
+        .await;
+    assert_eq!(answer.status, 400);
+    let body = answer.json();
+    assert_error_shape(&body);
+    assert_eq!(body["error"]["code"], "invalid_json");
+
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["param"], "stream");
+
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"robot"}]}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["param"], "messages[0].role");
+
+    let answer = h
+        .client
+        .post("/v1/chat/completions", r#"{"messages":[]}"#)
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model")
+    );
+    assert_eq!(
+        h.mock.request_count(),
+        0,
+        "nothing invalid reaches the upstream"
+    );
+    // Each refusal is traced with its class.
+    let traces = h.traces(4).await;
+    assert_eq!(traces[0].error_class.as_deref(), Some("invalid_json"));
+    assert_eq!(traces[1].status, 400);
+}
+
+#[tokio::test]
+async fn unknown_model_is_404_listing_what_is_configured() {
+    let h = Harness::start().await;
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("claude-nonexistent-9", "hi", false),
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    let body = answer.json();
+    assert_error_shape(&body);
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert_eq!(body["error"]["param"], "model");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openai/*")
+    );
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_and_too_many_messages_400() {
+    let h =
+        Harness::start_with("[modules.request_limits]\nmax_body_bytes = 1024\nmax_messages = 2\n")
+            .await;
+    let big = chat("gpt-4o-mini", &"x".repeat(4096), false);
+    let answer = h.client.post("/v1/chat/completions", &big).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["error"]["code"], "body_too_large");
+
+    let three = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}"#;
+    let answer = h.client.post("/v1/chat/completions", three).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["code"], "too_many_messages");
+    assert_eq!(h.mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn upstream_unreachable_is_502_and_timeout_504() {
+    // Port 9 on loopback: nothing listens, the connection is refused at once.
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config_for("", "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, mock, dir).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 502);
+    let body = answer.json();
+    assert_error_shape(&body);
+    assert_eq!(body["error"]["code"], "upstream_unreachable");
+    assert!(!answer.text().contains(PROVIDER_KEY));
+
+    let h = Harness::start_with("[providers.openai]\ntimeouts = { first_byte_ms = 200 }\n").await;
+    h.mock.push(Behavior {
+        headers_delay_ms: 2_000,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 504);
+    assert_eq!(answer.json()["error"]["code"], "upstream_timeout");
+    let trace = &h.traces(1).await[0];
+    assert_eq!(
+        (trace.status, trace.error_class.as_deref()),
+        (504, Some("upstream_timeout"))
+    );
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_with_status_body_and_retry_after() {
+    let h = Harness::start().await;
+    h.mock.push(Behavior {
+        status: Some(429),
+        retry_after_s: Some(7),
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 429);
+    assert_eq!(answer.header("retry-after"), Some("7"));
+    assert_eq!(answer.json()["error"]["code"], "mock_429");
+    assert!(answer.header("x-request-id").is_some());
+
+    h.mock.push(Behavior {
+        malformed_body: true,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.json()["error"]["code"], "upstream_protocol_error");
+
+    let traces = h.traces(2).await;
+    assert_eq!(
+        (traces[0].status, traces[0].error_class.as_deref()),
+        (429, Some("upstream_status"))
+    );
+}
+
+#[tokio::test]
+async fn client_keys_are_required_when_configured_and_never_recorded() {
+    let h = Harness::start_with("[auth]\nkeys = [\"sk-client-one-secret\"]\n").await;
+    let body = chat("gpt-4o-mini", "hi", false);
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.json()["error"]["code"], "missing_api_key");
+    let answer = h
+        .client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer sk-wrong")],
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.json()["error"]["code"], "invalid_api_key");
+    let answer = h.client.call(Method::GET, "/v1/models", "", &[]).await;
+    assert_eq!(answer.status, 401);
+    let answer = h
+        .client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer sk-client-one-secret")],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(h.mock.request_count(), 1);
+    // The client key is replaced by the provider key upstream.
+    assert_eq!(
+        h.mock.requests()[0].header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+    let traces = h.traces(3).await;
+    let dump = serde_json::to_string(&traces).unwrap();
+    assert!(!dump.contains("sk-client-one-secret") && !dump.contains(PROVIDER_KEY));
+    assert!(traces[2].key_id.as_deref().unwrap().starts_with("key_"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_use_the_error_shape() {
+    let h = Harness::start().await;
+    let answer = h.client.get("/v1/nothing-here").await;
+    assert_eq!(answer.status, 404);
+    assert_error_shape(&answer.json());
+    let answer = h.client.get("/v1/chat/completions").await;
+    assert_eq!(answer.status, 405);
+    assert_error_shape(&answer.json());
+}
