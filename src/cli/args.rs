@@ -39,6 +39,11 @@ pub enum Command {
     Prices(PricesCommand),
     /// Print the version and the database schema version.
     Version,
+    /// Copy the database to FILE, consistently, while the server runs.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod admin_client;
 pub mod args;
 mod audit;
+mod backup;
 mod config_cmd;
 mod modules_cmd;
 mod offline;
@@ -71,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Modules(args) => modules_cmd::run(&cli, args).await,
         Command::Prices(cmd) => prices::run(&cli, cmd).await,
         Command::Version => version::run(&cli),
+        Command::Backup { file } => backup::run(&cli, file),
     }
 }
 

@@ -1,0 +1,159 @@
+//! What one target collects in one scenario ([`Measurement`]) and the arithmetic the report needs
+//! (percentiles, rates, CPU per request). `load.rs` fills measurements; `report.rs` reads them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A process whose CPU time the benchmark charges to a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Mock,
+    Stockyard,
+    Nginx,
+}
+
+/// CPU ticks (utime + stime) of each watched process at one instant; `None` where `/proc` could
+/// not be read, so a missing sample shows as "n/a" rather than as zero CPU.
+pub type CpuSnapshot = Vec<(Role, Option<u64>)>;
+
+/// The results of one scenario against one target, summed over its rounds.
+#[derive(Debug, Default)]
+pub struct Measurement {
+    /// Time to the complete body of each timed request that succeeded, in microseconds.
+    pub latency_us: Vec<u64>,
+    /// Time to the first body bytes of each timed request that succeeded, in microseconds.
+    pub ttfb_us: Vec<u64>,
+    /// Successful timed requests.
+    pub ok: u64,
+    /// Failed requests, warm-ups and primers included: an error is an error wherever it happens.
+    pub errors: u64,
+    /// The first error's text, so a failing run says why.
+    pub first_error: Option<String>,
+    /// Wall time of the timed sections only.
+    pub elapsed: Duration,
+    /// CPU ticks each process used during the timed sections.
+    pub cpu_ticks: BTreeMap<Role, u64>,
+    /// Requests whose CPU is in `cpu_ticks` (timed ones, successful or not).
+    pub cpu_requests: u64,
+    /// Set once a `/proc` sample was missing, so per-request CPU is not reported from partial sums.
+    pub cpu_incomplete: bool,
+}
+
+impl Measurement {
+    /// Records one successful timed request.
+    pub fn record(&mut self, total: Duration, ttfb: Option<Duration>) {
+        self.ok += 1;
+        self.latency_us.push(micros(total));
+        if let Some(ttfb) = ttfb {
+            self.ttfb_us.push(micros(ttfb));
+        }
+    }
+
+    pub fn error(&mut self, message: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(message);
+        }
+    }
+
+    /// Folds in a client's share of a concurrent run.
+    pub fn merge(&mut self, other: Measurement) {
+        self.latency_us.extend(other.latency_us);
+        self.ttfb_us.extend(other.ttfb_us);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Charges the CPU used between two snapshots to `requests` timed requests.
+    pub fn add_cpu(&mut self, before: &CpuSnapshot, after: &CpuSnapshot, requests: u64) {
+        self.cpu_requests += requests;
+        for ((role, b), (_, a)) in before.iter().zip(after) {
+            match (b, a) {
+                (Some(b), Some(a)) => {
+                    *self.cpu_ticks.entry(*role).or_default() += a.saturating_sub(*b);
+                }
+                _ => self.cpu_incomplete = true,
+            }
+        }
+    }
+
+    /// CPU microseconds per timed request for `role`, given the kernel's ticks per second.
+    pub fn cpu_us_per_request(&self, role: Role, ticks_per_s: u64) -> Option<f64> {
+        if self.cpu_incomplete || self.cpu_requests == 0 || ticks_per_s == 0 {
+            return None;
+        }
+        let ticks = *self.cpu_ticks.get(&role)?;
+        Some(ticks as f64 * 1e6 / ticks_per_s as f64 / self.cpu_requests as f64)
+    }
+
+    /// Successful requests per second of timed wall time.
+    pub fn requests_per_s(&self) -> Option<f64> {
+        let secs = self.elapsed.as_secs_f64();
+        (secs > 0.0 && self.ok > 0).then(|| self.ok as f64 / secs)
+    }
+
+    pub fn latency_percentile(&self, p: f64) -> Option<u64> {
+        percentile_of(&self.latency_us, p)
+    }
+
+    pub fn ttfb_percentile(&self, p: f64) -> Option<u64> {
+        percentile_of(&self.ttfb_us, p)
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn percentile_of(samples: &[u64], p: f64) -> Option<u64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, p)
+}
+
+/// Nearest-rank percentile of ascending `sorted`: the smallest sample with at least `p` percent
+/// of the samples at or below it. No interpolation, so the answer is always a measured value.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p.clamp(0.0, 100.0) / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50.0), Some(50));
+        assert_eq!(percentile(&hundred, 99.0), Some(99));
+        assert_eq!(percentile(&hundred, 100.0), Some(100));
+        assert_eq!(percentile(&hundred, 0.0), Some(1));
+        // Ten samples: p99 is the largest, p50 the fifth.
+        let ten: Vec<u64> = (1..=10).map(|n| n * 10).collect();
+        assert_eq!(percentile(&ten, 99.0), Some(100));
+        assert_eq!(percentile(&ten, 50.0), Some(50));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn cpu_per_request_needs_every_sample() {
+        let mut m = Measurement::default();
+        let before = vec![(Role::Stockyard, Some(100)), (Role::Mock, Some(10))];
+        let after = vec![(Role::Stockyard, Some(150)), (Role::Mock, Some(20))];
+        m.add_cpu(&before, &after, 1000);
+        // 50 ticks at 100 Hz = 0.5 s over 1000 requests = 500 µs each.
+        assert_eq!(m.cpu_us_per_request(Role::Stockyard, 100), Some(500.0));
+        assert_eq!(m.cpu_us_per_request(Role::Mock, 100), Some(100.0));
+        assert_eq!(m.cpu_us_per_request(Role::Nginx, 100), None);
+        m.add_cpu(&vec![(Role::Mock, None)], &vec![(Role::Mock, Some(1))], 1);
+        assert_eq!(m.cpu_us_per_request(Role::Stockyard, 100), None);
+    }
+}

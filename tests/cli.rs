@@ -1,0 +1,413 @@
+//! The real binary: help, config check, serve over real sockets with SIGTERM, traces, spend,
+//! audit verify/export (and tampering), offline module changes, prices, version, local mode.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PROVIDER_KEY, chat};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stockyard");
+
+/// A command with no inherited STOCKYARD_* variables, on `db`.
+fn stockyard(db: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STOCKYARD_") || key.starts_with("OPENAI_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("STOCKYARD_DB", db).env("USER", "tester");
+    cmd
+}
+
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = cmd.output().unwrap();
+    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+}
+
+/// A `stockyard serve` child process, killed if the test fails before it stops.
+struct Served {
+    child: Option<Child>,
+    url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    fn start(db: &Path, mock_url: &str, extra_env: &[(&str, &str)]) -> Served {
+        let mut cmd = stockyard(db);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("OPENAI_API_KEY", PROVIDER_KEY)
+            .env("OPENAI_BASE_URL", mock_url)
+            .env("STOCKYARD_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        Served { child: Some(child), url, stderr: log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    }
+
+    /// Waits (bounded) for exit; returns the exit code.
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.arg("--help");
+        c
+    });
+    assert_eq!(code, 0);
+    for sub in ["serve", "config", "traces", "spend", "audit", "modules", "prices", "version"] {
+        assert!(out.contains(sub), "--help lacks {sub}: {out}");
+    }
+    let (code, out, _) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["serve", "--help"]);
+        c
+    });
+    assert_eq!(code, 0);
+    assert!(out.contains("--listen") && out.contains("--allow-open") && out.contains("--db"));
+}
+
+#[test]
+fn config_check_names_the_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "listen = \"127.0.0.1:4100\"\n[store]\nbatch_size = 64\n").unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&good);
+        c
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[store]\nbatch_size = 0\n[modules.request_limits]\nmax_body_bytes = 0\n").unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&bad);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("store.batch_size") && err.contains("modules.request_limits"), "{err}");
+
+    // STOCKYARD_<SECTION>__<FIELD> overrides the file, and is named when wrong.
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&good).env("STOCKYARD_STORE__BATCH_SIZE", "0");
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("store.batch_size"), "{err}");
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[store]\nbatch_sise = 3\n").unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&typo);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("batch_sise"), "{err}");
+}
+
+#[test]
+fn local_mode_refuses_a_public_address_without_allow_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["serve", "--listen", "0.0.0.0:0"]);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("--allow-open"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_proxies_then_sigterm_flushes_and_the_cli_reads_the_database() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let mut served = Served::start(&db, &mock.base_url(), &[]);
+    let client = common::TestClient::new(served.url.clone());
+    for i in 0..5 {
+        let answer = client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", i % 2 == 0)).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let answer = client.post("/v1/chat/completions", &chat("no-such-model", "x", false)).await;
+    assert_eq!(answer.status, 404);
+    served.signal("-TERM");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+    let log = served.log();
+    assert!(!log.contains(PROVIDER_KEY), "provider key in the log");
+
+    let (code, out, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["traces", "--last", "10"]);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("gpt-4o-mini")).count(), 5, "{out}");
+    assert!(out.contains("model_not_found"));
+    let (_, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["traces", "--status", "404", "--json"]);
+        c
+    });
+    assert_eq!(out.lines().count(), 1);
+    assert!(!out.contains(PROVIDER_KEY));
+
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["spend", "--by", "model", "--since", "1h"]);
+        c
+    });
+    assert_eq!(code, 0);
+    // 5 requests of 3900 nano-dollars each.
+    assert!(out.contains("$0.000019500"), "{out}");
+}
+
+#[test]
+fn offline_module_changes_are_audited_and_tampering_fails_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    for args in [vec!["modules", "disable", "trace"], vec!["modules", "set", "trace", "capture_bodies=true"], vec!["modules", "enable", "trace"]] {
+        let (code, out, err) = run({
+            let mut c = stockyard(&db);
+            c.args(&args);
+            c
+        });
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "list"]);
+        c
+    });
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l.starts_with("trace") && l.contains("true") && l.contains("capture_bodies\":true")), "{out}");
+
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 entries"), "{out}");
+
+    let export = dir.path().join("ledger.jsonl");
+    let (code, _, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "export", "--out"]).arg(&export);
+        c
+    });
+    assert_eq!(code, 0);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["actor"], "cli:tester");
+
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE ledger SET actor = 'someone-else' WHERE seq = 2", [])
+        .unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify"]);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(out.contains("entry 2"), "{out}");
+}
+
+#[test]
+fn prices_update_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let file = dir.path().join("prices.json");
+    std::fs::write(&file, r#"{"my-model": {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}"#).unwrap();
+    let (code, out, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["prices", "update"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("loaded 1 priced models"), "{out}");
+    std::fs::write(&file, "{ not json").unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["prices", "update"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid JSON"), "{err}");
+
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.arg("version");
+        c
+    });
+    assert_eq!(code, 0);
+    assert!(out.contains("schema version 1") && out.contains("at schema version 1"), "{out}");
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 999).unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["traces"]);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_stream_finish_and_records_it() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    mock.push(mock_upstream::Behavior { chunk_delay_ms: 200, chunks: Some(5), ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stream.db");
+    let mut served = Served::start(&db, &mock.base_url(), &[]);
+    let client = common::TestClient::new(served.url.clone());
+    let response = client.send(hyper::Method::POST, "/v1/chat/completions", &chat("gpt-4o-mini", "hi", true), &[]).await;
+    assert_eq!(response.status(), 200);
+    served.signal("-TERM");
+    let (frames, error) = common::read_frames(response, Duration::from_secs(10)).await;
+    assert_eq!(error, None);
+    let body: String = frames.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+    let rows: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM traces WHERE stream = 1 AND error_class IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_keys_admin_changes_through_the_server_and_online_backup() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let admin_key = "admin-0123456789abcdef";
+    let mut served = Served::start(
+        &db,
+        &mock.base_url(),
+        &[("STOCKYARD_API_KEYS", "sk-c1, sk-c2"), ("STOCKYARD_ADMIN_KEY", admin_key), ("STOCKYARD_STORE__BATCH_INTERVAL_MS", "5")],
+    );
+    let client = common::TestClient::new(served.url.clone());
+    let body = chat("gpt-4o-mini", "hi", false);
+    assert_eq!(client.post("/v1/chat/completions", &body).await.status, 401);
+    let ok = client.call(hyper::Method::POST, "/v1/chat/completions", &body, &[("authorization", "Bearer sk-c2")]).await;
+    assert_eq!(ok.status, 200);
+
+    // The CLI changes a module through the running server's admin API.
+    let (code, out, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "--server", &served.url, "disable", "cost"]).env("STOCKYARD_ADMIN_KEY", admin_key);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "--server", &served.url, "disable", "cost"]).env("STOCKYARD_ADMIN_KEY", "wrong-key-0123456789");
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
+    let ok = client.call(hyper::Method::POST, "/v1/chat/completions", &body, &[("authorization", "Bearer sk-c1")]).await;
+    assert_eq!(ok.status, 200);
+
+    // A consistent copy while the server runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let copy = dir.path().join("copy.db");
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.arg("backup").arg(&copy);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let costs: Vec<i64> = conn
+        .prepare("SELECT cost_nanos FROM traces WHERE status = 200 ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // "hi": 5 tokens in at 150, 5 out at 600; then the cost module is off.
+    assert_eq!(costs, [750 + 3_000, 0], "cost module disabled for the second request");
+    let entries: i64 = conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)).unwrap();
+    assert_eq!(entries, 1);
+
+    served.signal("-INT");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+    assert!(!served.log().contains("sk-c1") && !served.log().contains(admin_key));
+}
