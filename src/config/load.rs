@@ -31,7 +31,11 @@ pub fn load(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
 pub fn load_from_str(toml_text: &str) -> Result<RawConfig, ConfigError> {
     let mut figment = Figment::new().merge(Toml::string(toml_text)).merge(
         Env::prefixed("STOCKYARD_")
-            .filter(|key| !NOT_FIELDS.iter().any(|skip| key.as_str().eq_ignore_ascii_case(skip)))
+            .filter(|key| {
+                !NOT_FIELDS
+                    .iter()
+                    .any(|skip| key.as_str().eq_ignore_ascii_case(skip))
+            })
             .split("__"),
     );
     if let Ok(keys) = std::env::var("STOCKYARD_API_KEYS") {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::HeaderMap;
 
+use super::attempt::AttemptPlan;
 use super::inflight::InflightGuard;
 use crate::cost::Tokens;
 use crate::providers::Route;
@@ -26,6 +27,14 @@ pub struct RequestCtx {
     /// The model the client asked for (before routing).
     pub requested_model: String,
     pub route: Option<Route>,
+    /// How the upstream is to be tried; left by a module (routing), else one default attempt.
+    pub plan: Option<Box<dyn AttemptPlan>>,
+    /// Upstream calls made so far.
+    pub attempts: u32,
+    /// The deployment that answered (or was last tried).
+    pub deployment: Option<String>,
+    /// A/B variant, when the route split by a request tag.
+    pub variant: Option<String>,
     pub stream: bool,
     pub client_wants_usage: bool,
     pub tokens: Tokens,
@@ -69,6 +78,10 @@ impl RequestCtx {
             request: None,
             requested_model: String::new(),
             route: None,
+            plan: None,
+            attempts: 0,
+            deployment: None,
+            variant: None,
             stream: false,
             client_wants_usage: false,
             tokens: Tokens::default(),

@@ -4,9 +4,12 @@
 //! 2. Read the body, never past the chain's `max_body_bytes` (413), and parse it into typed
 //!    structs that keep unknown fields (400 naming the field).
 //! 3. `on_request` of each module, in chain order: continue, answer directly, or refuse.
-//! 4. Route the model to a provider (404 for an unknown model) unless a module already did.
-//! 5. Rewrite the body for the provider (upstream model name; usage asked for on streams) and send
-//!    it through the provider's pooled client (502 unreachable, 504 timeout).
+//! 4. Attempts: the plan a module left (routing: retries, fallbacks, breakers), else one attempt at
+//!    the model's default route (404 for an unknown model). Each attempt rewrites the body for its
+//!    provider (upstream model name; usage asked for on streams) and sends it through the
+//!    provider's pooled client (502 unreachable, 504 timeout); a failed attempt goes back to the plan.
+//! 5. A stream commits once its first content arrives (late commit), so a failure before that can
+//!    still be retried; after it, failures become error events.
 //! 6. Non-streamed: read the answer, record usage, `on_response`, reply. Streamed: hand the body to
 //!    the relay task ([`super::stream`]), which runs `on_chunk` per event as it passes.
 //! 7. `on_finish` of each module, always, off the response path: cost, then the trace record.
@@ -21,12 +24,16 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderV
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
+use super::attempt::{
+    Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
+    parse_retry_after,
+};
 use super::error::ApiError;
 use super::inflight::Inflight;
 use super::{ProxyBody, RequestCtx, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle, Verdict};
-use crate::providers::ProviderRegistry;
+use crate::providers::{ProviderRegistry, UpstreamError};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.
@@ -58,13 +65,13 @@ pub async fn handle(
     let request_id = request_id(&parts.headers);
     let mut ctx = RequestCtx::new(endpoint, request_id, parts.headers, proxy.inflight.enter());
 
-    let response = match call_upstream(&chain, proxy, &mut ctx, body).await {
-        Ok(upstream) if ctx.stream && upstream.status().is_success() => {
-            // The relay task owns the context from here and finishes it.
-            return stream::start(chain, ctx, upstream);
-        }
-        Ok(upstream) => match complete(&chain, &mut ctx, upstream).await {
-            Ok(response) => response,
+    let response = match prepare(&chain, &mut ctx, body).await {
+        Ok(()) => match attempt_loop(&chain, proxy, &mut ctx).await {
+            Ok(Committed::Stream { upstream, prefix }) => {
+                // The relay task owns the context from here and finishes it.
+                return stream::start(chain, ctx, upstream, prefix);
+            }
+            Ok(Committed::Complete(response)) => response,
             Err(err) => error_response(&mut ctx, err),
         },
         Err(Early::Error(err)) => error_response(&mut ctx, err),
@@ -83,13 +90,8 @@ pub async fn handle(
     response
 }
 
-/// Steps 2 to 5: read, parse, run `on_request`, route, send. Returns the upstream's response head.
-async fn call_upstream(
-    chain: &Chain,
-    proxy: &Proxy,
-    ctx: &mut RequestCtx,
-    body: Incoming,
-) -> Result<Response<Incoming>, Early> {
+/// Steps 2 and 3: read, parse, run `on_request`.
+async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<(), Early> {
     ctx.body = read_body(body, &ctx.headers, chain.max_body_bytes()).await?;
     ctx.bytes_in = ctx.body.len() as u64;
     let request = Inbound::parse(ctx.endpoint, &ctx.body).map_err(|e| match e.param {
@@ -118,29 +120,76 @@ async fn call_upstream(
             Err(_) => {}
         }
     }
+    Ok(())
+}
 
-    if ctx.route.is_none() {
-        let route =
-            proxy
-                .providers
-                .resolve(&ctx.requested_model)
-                .map_err(|e| ApiError::UnknownModel {
-                    message: e.to_string(),
-                })?;
-        ctx.route = Some(route);
-    }
-    let Some(route) = ctx.route.clone() else {
-        return Err(ApiError::Internal {
-            message: "no route was chosen".into(),
-        }
-        .into());
+/// An attempt whose answer goes to the client.
+enum Committed {
+    Complete(Response<ProxyBody>),
+    /// A stream, with the frames already read while waiting for its first content.
+    Stream {
+        upstream: Response<Incoming>,
+        prefix: Vec<Bytes>,
+    },
+}
+
+/// Steps 4 to 6: ask the plan (a module's, else the model's default route) for attempts until one
+/// commits or the plan gives up.
+async fn attempt_loop(
+    chain: &Chain,
+    proxy: &Proxy,
+    ctx: &mut RequestCtx,
+) -> Result<Committed, ApiError> {
+    let mut plan: Box<dyn AttemptPlan> = match ctx.plan.take() {
+        Some(plan) => plan,
+        None => Box::new(SinglePlan::resolve(&proxy.providers, &ctx.requested_model)?),
     };
+    let mut last: Option<AttemptFailure> = None;
+    loop {
+        let Some(attempt) = plan.next(last.as_ref())? else {
+            return Err(last.map(|f| f.error).unwrap_or(ApiError::Internal {
+                message: "no upstream attempt was made".into(),
+            }));
+        };
+        if !attempt.delay.is_zero() {
+            tokio::time::sleep(attempt.delay).await;
+        }
+        ctx.attempts += 1;
+        ctx.route = Some(attempt.route.clone());
+        ctx.deployment = Some(attempt.deployment.clone());
+        ctx.variant.clone_from(&attempt.variant);
+        let late_commit = attempt.late_commit.filter(|_| plan.has_alternatives());
+        match try_once(chain, ctx, &attempt, late_commit).await {
+            Ok(committed) => {
+                plan.committed();
+                return Ok(committed);
+            }
+            Err(failure) if failure.kind == FailureKind::Final => return Err(failure.error),
+            Err(failure) => {
+                tracing::debug!(deployment = %attempt.deployment, kind = ?failure.kind, "attempt failed");
+                last = Some(failure);
+            }
+        }
+    }
+}
 
-    let upstream_body = upstream_body(ctx, &route.upstream_model)?;
+/// One upstream call, classified.
+async fn try_once(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    attempt: &Attempt,
+    late_commit: Option<std::time::Duration>,
+) -> Result<Committed, AttemptFailure> {
+    let route = &attempt.route;
+    let final_error = |error: ApiError| AttemptFailure {
+        kind: FailureKind::Final,
+        error,
+    };
+    let upstream_body = upstream_body(ctx, &route.upstream_model).map_err(final_error)?;
     let upstream_request = route
         .provider
         .build_request(ctx.endpoint, upstream_body)
-        .map_err(ApiError::from)?;
+        .map_err(|e| final_error(ApiError::from(e)))?;
     let sent = Instant::now();
     let result = route
         .provider
@@ -153,7 +202,52 @@ async fn call_upstream(
         .await;
     ctx.upstream_time += sent.elapsed();
     ctx.upstream_latency = Some(ctx.started.elapsed());
-    Ok(result.map_err(ApiError::from)?)
+    let upstream = result.map_err(|e| {
+        let kind = match e {
+            UpstreamError::Connect { .. } => FailureKind::Connect,
+            UpstreamError::Timeout { .. } => FailureKind::Timeout,
+            UpstreamError::Protocol { .. } => FailureKind::Protocol,
+            UpstreamError::Build { .. } => FailureKind::Final,
+        };
+        AttemptFailure {
+            kind,
+            error: ApiError::from(e),
+        }
+    })?;
+
+    let status = upstream.status();
+    if ctx.stream && status.is_success() {
+        return match late_commit {
+            None => Ok(Committed::Stream {
+                upstream,
+                prefix: Vec::new(),
+            }),
+            Some(window) => {
+                let (upstream, prefix) = stream::wait_for_content(ctx, upstream, window).await?;
+                Ok(Committed::Stream { upstream, prefix })
+            }
+        };
+    }
+    match complete(chain, ctx, upstream).await {
+        Ok(response) => Ok(Committed::Complete(response)),
+        Err(ApiError::Upstream {
+            status,
+            body,
+            headers,
+        }) => {
+            let retry_after = parse_retry_after(&headers);
+            let kind = classify_status(status.as_u16(), &body, retry_after);
+            Err(AttemptFailure {
+                kind,
+                error: ApiError::Upstream {
+                    status,
+                    body,
+                    headers,
+                },
+            })
+        }
+        Err(error) => Err(final_error(error)),
+    }
 }
 
 /// The body as the provider should get it. The client's bytes are reused when nothing changes
@@ -328,6 +422,15 @@ pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Res
 pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
     ctx.overhead = ctx.overhead_now();
     let headers = response.headers_mut();
+    if let Some(deployment) = &ctx.deployment
+        && let Ok(value) = HeaderValue::from_str(deployment)
+    {
+        headers.insert(HeaderName::from_static("x-stockyard-deployment"), value);
+        headers.insert(
+            HeaderName::from_static("x-stockyard-attempts"),
+            HeaderValue::from(ctx.attempts),
+        );
+    }
     if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(HeaderName::from_static("x-request-id"), id);
     }

@@ -13,13 +13,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::Response;
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tokio::sync::mpsc;
 
+use super::attempt::{AttemptFailure, FailureKind};
 use super::error::ApiError;
 use super::pipeline::{finish, passthrough_headers, stamp};
 use super::sse::{RawEvent, SseSplitter};
@@ -30,10 +31,13 @@ use crate::wire::openai::Usage;
 /// Events buffered between the relay and a slow client before the relay waits.
 const CHANNEL_DEPTH: usize = 64;
 
+/// Starts relaying `upstream` to the client; `prefix` holds frames already read by
+/// [`wait_for_content`], which go out first.
 pub fn start(
     chain: Arc<Chain>,
     mut ctx: RequestCtx,
     upstream: Response<Incoming>,
+    prefix: Vec<Bytes>,
 ) -> Response<ProxyBody> {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let mut headers = passthrough_headers(upstream.headers());
@@ -44,7 +48,7 @@ pub fn start(
     *response.headers_mut() = headers;
     ctx.status = upstream.status().as_u16();
     let response = stamp(response, &mut ctx);
-    tokio::spawn(relay(chain, ctx, upstream.into_body(), tx));
+    tokio::spawn(relay(chain, ctx, upstream.into_body(), prefix, tx));
     response
 }
 
@@ -62,8 +66,10 @@ async fn relay(
     chain: Arc<Chain>,
     mut ctx: RequestCtx,
     mut body: Incoming,
-    tx: mpsc::Sender<bytes::Bytes>,
+    prefix: Vec<Bytes>,
+    tx: mpsc::Sender<Bytes>,
 ) {
+    let mut prefix = prefix.into_iter();
     let (idle, total) = ctx
         .route
         .as_ref()
@@ -80,52 +86,59 @@ async fn relay(
     let mut saw_done = false;
 
     let end = loop {
-        let waiting = Instant::now();
-        let next = tokio::select! {
-            biased;
-            _ = tx.closed() => break End::Cancelled,
-            _ = tokio::time::sleep_until(deadline) => break End::Failed {
-                err: ApiError::UpstreamTimeout {
-                    message: format!("provider {provider} did not finish the stream within {} ms", total.as_millis()),
-                },
-                told: false,
-            },
-            next = tokio::time::timeout(idle, body.frame()) => next,
-        };
-        ctx.upstream_time += waiting.elapsed();
-        let frame = match next {
-            Err(_) => {
-                break End::Failed {
+        let data = if let Some(data) = prefix.next() {
+            data
+        } else {
+            let waiting = Instant::now();
+            let next = tokio::select! {
+                biased;
+                _ = tx.closed() => break End::Cancelled,
+                _ = tokio::time::sleep_until(deadline) => break End::Failed {
                     err: ApiError::UpstreamTimeout {
-                        message: format!(
-                            "provider {provider} sent nothing for {} ms mid-stream",
-                            idle.as_millis()
-                        ),
+                        message: format!("provider {provider} did not finish the stream within {} ms", total.as_millis()),
                     },
                     told: false,
-                };
-            }
-            Ok(None) if saw_done => break End::Done,
-            Ok(None) => {
-                break End::Failed {
-                    err: ApiError::UpstreamProtocol {
-                        message: format!("provider {provider} ended the stream before it finished"),
-                    },
-                    told: false,
-                };
-            }
-            Ok(Some(Err(e))) => {
-                break End::Failed {
-                    err: ApiError::UpstreamProtocol {
-                        message: format!("provider {provider} broke off the stream: {e}"),
-                    },
-                    told: false,
-                };
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
+                },
+                next = tokio::time::timeout(idle, body.frame()) => next,
+            };
+            ctx.upstream_time += waiting.elapsed();
+            let frame = match next {
+                Err(_) => {
+                    break End::Failed {
+                        err: ApiError::UpstreamTimeout {
+                            message: format!(
+                                "provider {provider} sent nothing for {} ms mid-stream",
+                                idle.as_millis()
+                            ),
+                        },
+                        told: false,
+                    };
+                }
+                Ok(None) if saw_done => break End::Done,
+                Ok(None) => {
+                    break End::Failed {
+                        err: ApiError::UpstreamProtocol {
+                            message: format!(
+                                "provider {provider} ended the stream before it finished"
+                            ),
+                        },
+                        told: false,
+                    };
+                }
+                Ok(Some(Err(e))) => {
+                    break End::Failed {
+                        err: ApiError::UpstreamProtocol {
+                            message: format!("provider {provider} broke off the stream: {e}"),
+                        },
+                        told: false,
+                    };
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            data
         };
         let mut out = BytesMut::new();
         let mut upstream_error = None;
@@ -247,4 +260,96 @@ fn inspect(ctx: &mut RequestCtx, json: &serde_json::Value, drop: &mut bool) -> E
         }
     }
     EventKind::Data
+}
+
+/// Late commit: reads the stream until its first content (text, a tool call, usage or `[DONE]`),
+/// at most `window`, so that a stream failing before any content can still be retried. Returns the
+/// response with the frames read so far, or the failure. Nothing has reached the client yet.
+pub async fn wait_for_content(
+    ctx: &mut RequestCtx,
+    upstream: Response<Incoming>,
+    window: std::time::Duration,
+) -> Result<(Response<Incoming>, Vec<Bytes>), AttemptFailure> {
+    let (parts, mut body) = upstream.into_parts();
+    let provider = ctx.provider_name().unwrap_or_default().to_string();
+    let fail = |message: String| AttemptFailure {
+        kind: FailureKind::StreamBeforeContent,
+        error: ApiError::UpstreamProtocol { message },
+    };
+    let deadline = tokio::time::Instant::now() + window;
+    let mut splitter = SseSplitter::default();
+    let mut prefix = Vec::new();
+    let waiting = Instant::now();
+    let result = loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            // No content within the window: commit anyway rather than hold the client longer.
+            Err(_) => break Ok(()),
+            Ok(None) => {
+                break Err(fail(format!(
+                    "provider {provider} ended the stream before any content"
+                )));
+            }
+            Ok(Some(Err(e))) => {
+                break Err(fail(format!(
+                    "provider {provider} broke off the stream before any content: {e}"
+                )));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let events = splitter.push(&data);
+        prefix.push(data);
+        let mut verdict = None;
+        for event in events {
+            match event.data().as_deref() {
+                Some("[DONE]") => verdict = Some(Ok(())),
+                Some(text) => {
+                    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+                        continue;
+                    };
+                    if let Some(error) = json.get("error") {
+                        let message = error["message"]
+                            .as_str()
+                            .unwrap_or("error event")
+                            .to_string();
+                        verdict = Some(Err(fail(format!(
+                            "provider {provider} failed before any content: {message}"
+                        ))));
+                        break;
+                    }
+                    if has_content(&json) {
+                        verdict = Some(Ok(()));
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(verdict) = verdict {
+            break verdict;
+        }
+    };
+    ctx.upstream_time += waiting.elapsed();
+    result.map(|()| (Response::from_parts(parts, body), prefix))
+}
+
+fn has_content(chunk: &serde_json::Value) -> bool {
+    if chunk.get("usage").is_some_and(|u| !u.is_null()) {
+        return true;
+    }
+    chunk["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|choice| {
+            let delta = &choice["delta"];
+            delta["content"].as_str().is_some_and(|t| !t.is_empty())
+                || delta["tool_calls"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+                || delta["refusal"].as_str().is_some_and(|t| !t.is_empty())
+                || choice["text"].as_str().is_some_and(|t| !t.is_empty())
+                || choice["finish_reason"].is_string()
+        })
 }
