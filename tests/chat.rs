@@ -224,8 +224,16 @@ async fn openai_compatible_provider_from_config() {
 
 #[tokio::test]
 async fn config_price_overrides_replace_the_built_in_price() {
-    let h = Harness::start_with("[prices.\"gpt-4o-mini\"]\ninput_per_million = 1.0\noutput_per_million = 2.0\n").await;
-    h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", false)).await;
+    let h = Harness::start_with(
+        "[prices.\"gpt-4o-mini\"]\ninput_per_million = 1.0\noutput_per_million = 2.0\n",
+    )
+    .await;
+    h.client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "Say hello", false),
+        )
+        .await;
     let trace = &h.traces(1).await[0];
     // 6 tokens in at $1/M (1000 nanos each), 5 out at $2/M.
     assert_eq!(trace.cost_nanos, 6_000 + 10_000);

@@ -27,8 +27,16 @@ fn stockyard(db: &Path) -> Command {
 }
 
 fn run(mut cmd: Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().unwrap();
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into(),
+        String::from_utf8_lossy(&stderr).into(),
+    )
 }
 
 /// A `stockyard serve` child process, killed if the test fails before it stops.
@@ -68,13 +76,25 @@ impl Served {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
-        Served { child: Some(child), url, stderr: log }
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        Served {
+            child: Some(child),
+            url,
+            stderr: log,
+        }
     }
 
     fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     /// Waits (bounded) for exit; returns the exit code.
@@ -116,7 +136,9 @@ fn help_documents_every_subcommand() {
         c
     });
     assert_eq!(code, 0);
-    for sub in ["serve", "config", "traces", "spend", "audit", "modules", "prices", "version"] {
+    for sub in [
+        "serve", "config", "traces", "spend", "audit", "modules", "prices", "version",
+    ] {
         assert!(out.contains(sub), "--help lacks {sub}: {out}");
     }
     let (code, out, _) = run({
@@ -132,7 +154,11 @@ fn help_documents_every_subcommand() {
 fn config_check_names_the_bad_field() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "listen = \"127.0.0.1:4100\"\n[store]\nbatch_size = 64\n").unwrap();
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:4100\"\n[store]\nbatch_size = 64\n",
+    )
+    .unwrap();
     let (code, out, _) = run({
         let mut c = stockyard(&dir.path().join("x.db"));
         c.args(["config", "check"]).arg(&good);
@@ -142,19 +168,28 @@ fn config_check_names_the_bad_field() {
     assert!(out.contains("ok"));
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[store]\nbatch_size = 0\n[modules.request_limits]\nmax_body_bytes = 0\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[store]\nbatch_size = 0\n[modules.request_limits]\nmax_body_bytes = 0\n",
+    )
+    .unwrap();
     let (code, _, err) = run({
         let mut c = stockyard(&dir.path().join("x.db"));
         c.args(["config", "check"]).arg(&bad);
         c
     });
     assert_eq!(code, 1);
-    assert!(err.contains("store.batch_size") && err.contains("modules.request_limits"), "{err}");
+    assert!(
+        err.contains("store.batch_size") && err.contains("modules.request_limits"),
+        "{err}"
+    );
 
     // STOCKYARD_<SECTION>__<FIELD> overrides the file, and is named when wrong.
     let (code, _, err) = run({
         let mut c = stockyard(&dir.path().join("x.db"));
-        c.args(["config", "check"]).arg(&good).env("STOCKYARD_STORE__BATCH_SIZE", "0");
+        c.args(["config", "check"])
+            .arg(&good)
+            .env("STOCKYARD_STORE__BATCH_SIZE", "0");
         c
     });
     assert_eq!(code, 1);
@@ -191,10 +226,17 @@ async fn serve_proxies_then_sigterm_flushes_and_the_cli_reads_the_database() {
     let mut served = Served::start(&db, &mock.base_url(), &[]);
     let client = common::TestClient::new(served.url.clone());
     for i in 0..5 {
-        let answer = client.post("/v1/chat/completions", &chat("gpt-4o-mini", "Say hello", i % 2 == 0)).await;
+        let answer = client
+            .post(
+                "/v1/chat/completions",
+                &chat("gpt-4o-mini", "Say hello", i % 2 == 0),
+            )
+            .await;
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
-    let answer = client.post("/v1/chat/completions", &chat("no-such-model", "x", false)).await;
+    let answer = client
+        .post("/v1/chat/completions", &chat("no-such-model", "x", false))
+        .await;
     assert_eq!(answer.status, 404);
     served.signal("-TERM");
     assert_eq!(served.wait(Duration::from_secs(20)), 0);
@@ -207,7 +249,11 @@ async fn serve_proxies_then_sigterm_flushes_and_the_cli_reads_the_database() {
         c
     });
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().filter(|l| l.contains("gpt-4o-mini")).count(), 5, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("gpt-4o-mini")).count(),
+        5,
+        "{out}"
+    );
     assert!(out.contains("model_not_found"));
     let (_, out, _) = run({
         let mut c = stockyard(&db);
@@ -231,7 +277,11 @@ async fn serve_proxies_then_sigterm_flushes_and_the_cli_reads_the_database() {
 fn offline_module_changes_are_audited_and_tampering_fails_verify() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
-    for args in [vec!["modules", "disable", "trace"], vec!["modules", "set", "trace", "capture_bodies=true"], vec!["modules", "enable", "trace"]] {
+    for args in [
+        vec!["modules", "disable", "trace"],
+        vec!["modules", "set", "trace", "capture_bodies=true"],
+        vec!["modules", "enable", "trace"],
+    ] {
         let (code, out, err) = run({
             let mut c = stockyard(&db);
             c.args(&args);
@@ -245,7 +295,12 @@ fn offline_module_changes_are_audited_and_tampering_fails_verify() {
         c
     });
     assert_eq!(code, 0);
-    assert!(out.lines().any(|l| l.starts_with("trace") && l.contains("true") && l.contains("capture_bodies\":true")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("trace")
+            && l.contains("true")
+            && l.contains("capture_bodies\":true")),
+        "{out}"
+    );
 
     let (code, out, _) = run({
         let mut c = stockyard(&db);
@@ -311,14 +366,22 @@ fn prices_update_and_version() {
         c
     });
     assert_eq!(code, 0);
-    assert!(out.contains("schema version 1") && out.contains("at schema version 1"), "{out}");
+    let v = stockyard::store::sqlite::SCHEMA_VERSION;
+    assert!(
+        out.contains(&format!("schema version {v} (supported)"))
+            && out.contains(&format!("at schema version {v}")),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_database_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("new.db");
-    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 999).unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
     let (code, _, err) = run({
         let mut c = stockyard(&db);
         c.args(["traces"]);
@@ -331,22 +394,40 @@ fn a_database_from_a_newer_version_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_stream_finish_and_records_it() {
     let mock = mock_upstream::MockUpstream::start().await.unwrap();
-    mock.push(mock_upstream::Behavior { chunk_delay_ms: 200, chunks: Some(5), ..Default::default() });
+    mock.push(mock_upstream::Behavior {
+        chunk_delay_ms: 200,
+        chunks: Some(5),
+        ..Default::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("stream.db");
     let mut served = Served::start(&db, &mock.base_url(), &[]);
     let client = common::TestClient::new(served.url.clone());
-    let response = client.send(hyper::Method::POST, "/v1/chat/completions", &chat("gpt-4o-mini", "hi", true), &[]).await;
+    let response = client
+        .send(
+            hyper::Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "hi", true),
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     served.signal("-TERM");
     let (frames, error) = common::read_frames(response, Duration::from_secs(10)).await;
     assert_eq!(error, None);
-    let body: String = frames.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    let body: String = frames
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
     assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
     assert_eq!(served.wait(Duration::from_secs(20)), 0);
     let rows: i64 = rusqlite::Connection::open(&db)
         .unwrap()
-        .query_row("SELECT COUNT(*) FROM traces WHERE stream = 1 AND error_class IS NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM traces WHERE stream = 1 AND error_class IS NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(rows, 1);
 }
@@ -360,29 +441,49 @@ async fn env_keys_admin_changes_through_the_server_and_online_backup() {
     let mut served = Served::start(
         &db,
         &mock.base_url(),
-        &[("STOCKYARD_API_KEYS", "sk-c1, sk-c2"), ("STOCKYARD_ADMIN_KEY", admin_key), ("STOCKYARD_STORE__BATCH_INTERVAL_MS", "5")],
+        &[
+            ("STOCKYARD_API_KEYS", "sk-c1, sk-c2"),
+            ("STOCKYARD_ADMIN_KEY", admin_key),
+            ("STOCKYARD_STORE__BATCH_INTERVAL_MS", "5"),
+        ],
     );
     let client = common::TestClient::new(served.url.clone());
     let body = chat("gpt-4o-mini", "hi", false);
     assert_eq!(client.post("/v1/chat/completions", &body).await.status, 401);
-    let ok = client.call(hyper::Method::POST, "/v1/chat/completions", &body, &[("authorization", "Bearer sk-c2")]).await;
+    let ok = client
+        .call(
+            hyper::Method::POST,
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer sk-c2")],
+        )
+        .await;
     assert_eq!(ok.status, 200);
 
     // The CLI changes a module through the running server's admin API.
     let (code, out, err) = run({
         let mut c = stockyard(&db);
-        c.args(["modules", "--server", &served.url, "disable", "cost"]).env("STOCKYARD_ADMIN_KEY", admin_key);
+        c.args(["modules", "--server", &served.url, "disable", "cost"])
+            .env("STOCKYARD_ADMIN_KEY", admin_key);
         c
     });
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = run({
         let mut c = stockyard(&db);
-        c.args(["modules", "--server", &served.url, "disable", "cost"]).env("STOCKYARD_ADMIN_KEY", "wrong-key-0123456789");
+        c.args(["modules", "--server", &served.url, "disable", "cost"])
+            .env("STOCKYARD_ADMIN_KEY", "wrong-key-0123456789");
         c
     });
     assert_eq!(code, 1);
     assert!(err.contains("401"), "{err}");
-    let ok = client.call(hyper::Method::POST, "/v1/chat/completions", &body, &[("authorization", "Bearer sk-c1")]).await;
+    let ok = client
+        .call(
+            hyper::Method::POST,
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer sk-c1")],
+        )
+        .await;
     assert_eq!(ok.status, 200);
 
     // A consistent copy while the server runs.
@@ -403,8 +504,14 @@ async fn env_keys_admin_changes_through_the_server_and_online_backup() {
         .map(Result::unwrap)
         .collect();
     // "hi": 5 tokens in at 150, 5 out at 600; then the cost module is off.
-    assert_eq!(costs, [750 + 3_000, 0], "cost module disabled for the second request");
-    let entries: i64 = conn.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        costs,
+        [750 + 3_000, 0],
+        "cost module disabled for the second request"
+    );
+    let entries: i64 = conn
+        .query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(entries, 1);
 
     served.signal("-INT");

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod cost;
 pub mod registry;
 pub mod request_limits;
+pub mod routing;
 pub mod trace;
 
 use std::sync::Arc;
@@ -115,4 +116,5 @@ pub struct ModuleDeps {
     pub auth_keys: Arc<Vec<Secret<String>>>,
     pub writer: Arc<Writer>,
     pub prices: Arc<ArcSwap<PriceTable>>,
+    pub routing: Arc<routing::RoutingShared>,
 }

@@ -53,4 +53,7 @@ pub trait Provider: Send + Sync {
         body: Bytes,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError>;
     fn client(&self) -> &http::HttpClient;
+    /// The same provider with other timeouts (and so its own connection pool), for a deployment
+    /// or group that overrides them.
+    fn with_timeouts(&self, timeouts: Timeouts) -> Result<std::sync::Arc<dyn Provider>, String>;
 }

@@ -63,7 +63,7 @@ impl ProviderRegistry {
         &self.models
     }
 
-    fn by_name(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.iter().find(|p| p.name() == name)
     }
 

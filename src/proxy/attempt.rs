@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::RequestCtx;
 use super::error::ApiError;
 use crate::providers::{ProviderRegistry, Route};
 
@@ -60,8 +61,9 @@ pub trait AttemptPlan: Send {
     /// The next attempt after `last` failed (`None` at the start); `Ok(None)` to give up with the
     /// last error; `Err` when nothing can be tried at all (e.g. every deployment's breaker is open).
     fn next(&mut self, last: Option<&AttemptFailure>) -> Result<Option<Attempt>, ApiError>;
-    /// The attempt returned by the last `next` committed (its answer goes to the client).
-    fn committed(&mut self) {}
+    /// The attempt returned by the last `next` committed (its answer goes to the client); the plan
+    /// may leave what it needs at finish in `ctx.slots`.
+    fn committed(&mut self, _ctx: &mut RequestCtx) {}
     /// Whether a failure of the current attempt could still be retried or fallen back from.
     fn has_alternatives(&self) -> bool {
         false

@@ -161,7 +161,7 @@ async fn attempt_loop(
         let late_commit = attempt.late_commit.filter(|_| plan.has_alternatives());
         match try_once(chain, ctx, &attempt, late_commit).await {
             Ok(committed) => {
-                plan.committed();
+                plan.committed(ctx);
                 return Ok(committed);
             }
             Err(failure) if failure.kind == FailureKind::Final => return Err(failure.error),

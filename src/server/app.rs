@@ -10,13 +10,15 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
+use crate::modules::routing::RoutingShared;
+use crate::modules::routing::breaker::Breakers;
 use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
 use crate::providers::ProviderRegistry;
 use crate::proxy::inflight::Inflight;
 use crate::proxy::pipeline::Proxy;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
-use crate::store::{ModuleState, ReadStore, StoreError};
+use crate::store::{MemoryBreakers, ModuleState, ReadStore, StoreError};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -62,17 +64,24 @@ impl App {
             &overrides,
         )));
 
-        let deps = ModuleDeps {
-            auth_keys: Arc::new(config.auth_keys.clone()),
-            writer: writer.clone(),
-            prices: prices.clone(),
-        };
-        let states = initial_states(&config, reader.module_states()?);
-        let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         let providers = Arc::new(
             ProviderRegistry::new(&config.providers, &config.models)
                 .map_err(StartError::Providers)?,
         );
+        let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
+        breakers.restore(&reader.breakers()?);
+        let deps = ModuleDeps {
+            auth_keys: Arc::new(config.auth_keys.clone()),
+            writer: writer.clone(),
+            prices: prices.clone(),
+            routing: Arc::new(RoutingShared {
+                breakers,
+                stats: Arc::default(),
+                providers: providers.clone(),
+            }),
+        };
+        let states = initial_states(&config, reader.module_states()?);
+        let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
         Ok(App {
             proxy: Proxy {

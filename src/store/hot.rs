@@ -43,3 +43,74 @@ mod tests {
         assert_eq!(counters.get("missing"), 0);
     }
 }
+
+/// Where a circuit breaker stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum BreakerPhase {
+    Closed,
+    /// Refusing traffic until `until_ms` (epoch milliseconds).
+    Open {
+        until_ms: i64,
+    },
+    /// Letting `probes` requests through to test recovery.
+    HalfOpen {
+        probes: u32,
+    },
+}
+
+/// One deployment's breaker: its phase and the recent outcomes that decide it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerState {
+    pub phase: BreakerPhase,
+    pub consecutive_failures: u32,
+    /// Most recent last; `true` = failure.
+    pub recent: std::collections::VecDeque<bool>,
+    /// Why it last opened.
+    pub reason: String,
+}
+
+impl Default for BreakerState {
+    fn default() -> Self {
+        BreakerState {
+            phase: BreakerPhase::Closed,
+            consecutive_failures: 0,
+            recent: std::collections::VecDeque::new(),
+            reason: String::new(),
+        }
+    }
+}
+
+/// Breaker states by deployment id. `update` is atomic per id, so concurrent requests can't both
+/// take the last half-open probe.
+pub trait BreakerBook: Send + Sync {
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) -> BreakerState;
+    fn get(&self, id: &str) -> Option<BreakerState>;
+    fn all(&self) -> Vec<(String, BreakerState)>;
+}
+
+#[derive(Default)]
+pub struct MemoryBreakers {
+    states: Mutex<HashMap<String, BreakerState>>,
+}
+
+impl BreakerBook for MemoryBreakers {
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) -> BreakerState {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let state = states.entry(id.to_string()).or_default();
+        f(state);
+        state.clone()
+    }
+
+    fn get(&self, id: &str) -> Option<BreakerState> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(id).cloned()
+    }
+
+    fn all(&self) -> Vec<(String, BreakerState)> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = states.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}

@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use hot::{HotCounters, MemoryCounters};
+pub use hot::{
+    BreakerBook, BreakerPhase, BreakerState, HotCounters, MemoryBreakers, MemoryCounters,
+};
 
 use crate::cost::Tokens;
 use crate::ledger::{LedgerDraft, LedgerEntry};
@@ -67,6 +69,12 @@ pub struct TraceRecord {
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub user: Option<String>,
+    /// The deployment that answered (or was tried last), `group/provider/model`.
+    pub deployment: Option<String>,
+    /// Upstream calls made (retries and fallbacks included).
+    pub attempts: u32,
+    /// A/B variant under a tag-split group.
+    pub variant: Option<String>,
     pub request_id: String,
     /// Short, non-reversible id of the client key (a hash prefix), never the key.
     pub key_id: Option<String>,
@@ -83,6 +91,15 @@ pub struct ModuleState {
     pub scope: String,
 }
 
+/// A breaker's phase as stored, so a restart inside a cool-down keeps the deployment closed off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BreakerRecord {
+    pub deployment: String,
+    pub phase: BreakerPhase,
+    pub reason: String,
+    pub updated_ms: i64,
+}
+
 /// What an administrative change persists, in the same transaction as its ledger entry.
 #[derive(Clone, Debug)]
 pub enum Persist {
@@ -91,6 +108,8 @@ pub enum Persist {
     Prices {
         body: String,
     },
+    /// A breaker forced open or reset by an operator.
+    Breaker(BreakerRecord),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -126,6 +145,8 @@ pub trait WriteBackend: Send + 'static {
         draft: &LedgerDraft,
         ts_ms: i64,
     ) -> Result<LedgerEntry, StoreError>;
+    /// Stores a breaker's phase (newest wins).
+    fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError>;
     /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
     fn checkpoint(&mut self) -> Result<(), StoreError>;
 }
@@ -139,6 +160,7 @@ pub trait ReadStore: Send + Sync {
     fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>, StoreError>;
     fn trace_count(&self) -> Result<i64, StoreError>;
     fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
+    fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError>;
     /// Entries in stored order (by sequence number).
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 }

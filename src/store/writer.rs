@@ -16,12 +16,13 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Persist, StoreError, TraceRecord, WriteBackend, now_ms};
+use super::{BreakerRecord, Persist, StoreError, TraceRecord, WriteBackend, now_ms};
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{LedgerDraft, LedgerEntry};
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
+    Breaker(BreakerRecord),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -104,6 +105,15 @@ impl Writer {
             if dropped == 1 || dropped.is_multiple_of(1000) {
                 tracing::warn!(dropped, why, "trace record dropped");
             }
+        }
+    }
+
+    /// Queues a breaker's new phase. Never waits: a breaker change is worth less than the request
+    /// that caused it, and the next change supersedes it anyway; a drop is counted like a trace's.
+    pub fn submit_breaker(&self, record: BreakerRecord) {
+        if self.tx.try_send(WriteOp::Breaker(record)).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("breaker state change dropped: writer queue full");
         }
     }
 
@@ -192,6 +202,7 @@ async fn writer_loop(
             let Some(op) = next.take() else { break };
             match op {
                 WriteOp::Trace(record) => batch.push(*record),
+                WriteOp::Breaker(record) => save_breaker(backend, &record),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -209,6 +220,7 @@ async fn writer_loop(
                     while let Ok(op) = rx.try_recv() {
                         match op {
                             WriteOp::Trace(record) => batch.push(*record),
+                            WriteOp::Breaker(record) => save_breaker(backend, &record),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -253,6 +265,12 @@ async fn writer_loop(
     commit(backend, &mut batch, stats);
     if let Err(e) = backend.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) {
+    if let Err(e) = backend.save_breaker(record) {
+        tracing::warn!(error = %e, deployment = %record.deployment, "breaker state not saved");
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `bench` command line. Hand-parsed like `mock-upstream`'s, so the benchmark's build stays
 //! small; `main.rs` calls [`parse`] once and everything else reads [`Args`].
 
-pub const USAGE: &str = "usage: bench [--quick] [--latency-requests N] [--throughput-requests N] [--keep-tmp]
+pub const USAGE: &str =
+    "usage: bench [--quick] [--latency-requests N] [--throughput-requests N] [--keep-tmp]
 
 Starts the mock upstream and Stockyard (the release builds next to this binary; run
 `cargo build --release --workspace` first, or use scripts/bench) and prints a markdown table

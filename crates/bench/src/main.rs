@@ -1,1 +1,475 @@
-fn main() {}
+//! `bench`: the side-by-side benchmark. It starts the release builds of `mock-upstream` and
+//! `stockyard` (found next to its own executable), sends the same requests straight to the mock
+//! and through the proxy, and prints a markdown table: latency at concurrency 1, throughput at
+//! concurrency 64, the proxy's CPU per request and peak RSS, and whether every request left a
+//! trace row. With `nginx` on `PATH`, a plain nginx reverse proxy runs too, as a floor.
+//!
+//! Run it through `scripts/bench`, which builds first. Progress goes to stderr, the report to
+//! stdout. The exit status is 1 if any request failed or a trace row went missing, so
+//! `scripts/bench --quick` works as a smoke test.
+//!
+//! Start reading at [`run`]; `load.rs` is the HTTP side, `procs.rs` the child processes and
+//! `/proc`, `report.rs` the table.
+//!
+//! Noise control: scenarios are split into rounds that alternate the targets in ABBA order, so a
+//! noisy moment hits every target alike, and the mock and proxy are pinned to separate CPUs
+//! where `taskset` allows.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod args;
+mod load;
+mod nginx;
+mod procs;
+mod report;
+mod stats;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use load::{Mode, Target};
+use procs::{CpuSource, Pinning, Proc, Scratch, command_on};
+use report::{Column, Kind, Scenario};
+use stats::{CpuCharge, CpuSnapshot, Measurement, Role};
+
+/// Bound on waiting for a child's "listening on" line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on Stockyard's graceful shutdown, which includes flushing queued trace rows.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Untimed requests per target before each latency scenario, so caches, allocator pools and the
+/// proxy's upstream connection are warm.
+const WARM_UP_REQUESTS: usize = 200;
+const THROUGHPUT_CONCURRENCY: usize = 64;
+/// Each scenario's requests are split into this many rounds, alternating targets between rounds.
+const ROUNDS: usize = 4;
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(args::Stop::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(args::Stop::Usage(message)) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The release binaries this benchmark drives.
+struct Binaries {
+    stockyard: PathBuf,
+    mock: PathBuf,
+}
+
+fn locate_binaries() -> Result<Binaries, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("could not find this executable's path: {e}"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
+    let find = |name: &str| {
+        let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} not found; run `cargo build --release --workspace` first (or use scripts/bench)",
+                path.display()
+            ))
+        }
+    };
+    Ok(Binaries {
+        stockyard: find("stockyard")?,
+        mock: find("mock-upstream")?,
+    })
+}
+
+/// Runs everything; `Ok(false)` means the report printed but something failed along the way.
+///
+/// Children are declared after `scratch`, so they are killed before the temp dir is removed, on
+/// every exit path including `?`.
+fn run(args: &args::Args) -> Result<bool, String> {
+    let binaries = locate_binaries()?;
+    let scratch = Scratch::create(args.keep_tmp)?;
+    let pinning = Pinning::choose();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    eprintln!("bench: nproc={nproc}; {}", pinning.note);
+
+    let mut mock_cmd = command_on(&binaries.mock, pinning.mock_cpu);
+    mock_cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
+    let (mut mock, line) = Proc::start(
+        "mock-upstream",
+        mock_cmd,
+        &scratch.path,
+        Some("listening on http://"),
+        READY_TIMEOUT,
+    )?;
+    let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
+
+    let db = scratch.path.join("bench.db");
+    let (mut stockyard, line) = Proc::start(
+        "stockyard",
+        stockyard_command(&binaries.stockyard, pinning.proxy_cpu, &db, mock_addr),
+        &scratch.path,
+        Some("listening on http://"),
+        READY_TIMEOUT,
+    )?;
+    let proxy_addr = parse_addr(line.as_deref(), "", "stockyard")?;
+
+    // nginx is optional: if it is absent or won't start, say so and carry on without it.
+    let (mut nginx, nginx_note) = match procs::find_on_path("nginx") {
+        None => (None, "not on PATH; nginx floor skipped".to_owned()),
+        Some(path) => match nginx::start(&path, &scratch.path, mock_addr, pinning.proxy_cpu) {
+            Ok((proc, addr)) => (Some((proc, addr)), format!("{} on {addr}", path.display())),
+            Err(e) => (None, format!("failed to start, skipped: {e}")),
+        },
+    };
+    eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
+
+    let mut targets = vec![
+        Arc::new(Target::new("direct", mock_addr)?),
+        Arc::new(Target::new("stockyard", proxy_addr)?),
+    ];
+    let mut columns = vec![
+        Column {
+            header: "direct",
+            proxy: None,
+            peak_rss_kb: None,
+        },
+        Column {
+            header: "via stockyard",
+            proxy: Some(Role::Stockyard),
+            peak_rss_kb: None,
+        },
+    ];
+    let mut watched = vec![(Role::Mock, mock.pid()), (Role::Stockyard, stockyard.pid())];
+    if let Some((proc, addr)) = &nginx {
+        targets.push(Arc::new(Target::new("nginx", *addr)?));
+        columns.push(Column {
+            header: "nginx",
+            proxy: Some(Role::Nginx),
+            peak_rss_kb: None,
+        });
+        watched.push((Role::Nginx, proc.pid()));
+    }
+    let cpu_source = CpuSource::detect(mock.pid());
+    let probe = move || -> CpuSnapshot {
+        watched
+            .iter()
+            .map(|&(role, pid)| (role, cpu_source.read_ns(pid)))
+            .collect()
+    };
+
+    // Two workers keep the generator cheap; it shares the machine with what it measures.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
+
+    let scenarios = [
+        (Kind::Latency, Mode::NonStream),
+        (Kind::Latency, Mode::Stream),
+        (Kind::Throughput, Mode::NonStream),
+        (Kind::Throughput, Mode::Stream),
+    ]
+    .map(|(kind, mode)| Scenario {
+        name: format!(
+            "c={} {}",
+            match kind {
+                Kind::Latency => 1,
+                Kind::Throughput => THROUGHPUT_CONCURRENCY,
+            },
+            mode.label()
+        ),
+        kind,
+        stream: mode == Mode::Stream,
+    });
+
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(scenarios.len());
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let count = match scenario.kind {
+            Kind::Latency => args.latency_requests,
+            Kind::Throughput => args.throughput_requests,
+        };
+        eprintln!(
+            "bench: [{}/{}] {}: {count} timed requests per target in {ROUNDS} rounds",
+            i + 1,
+            scenarios.len(),
+            scenario.name
+        );
+        let per_target = run_scenario(&runtime, scenario, count, &targets, &columns, &probe);
+        for (target, m) in targets.iter().zip(&per_target) {
+            if let Some(first) = &m.first_error {
+                eprintln!(
+                    "bench:   {}: {} errors; first: {first}",
+                    target.label, m.errors
+                );
+            }
+        }
+        results.push(per_target);
+        // A child that died mid-run would make every later number meaningless.
+        mock.check_alive()?;
+        stockyard.check_alive()?;
+        if let Some((proc, _)) = &mut nginx {
+            proc.check_alive()?;
+        }
+    }
+    let load_time = started.elapsed();
+
+    columns[1].peak_rss_kb = procs::peak_rss_kb(stockyard.pid());
+    if let (Some(column), Some((proc, _))) = (columns.get_mut(2), &nginx) {
+        column.peak_rss_kb = procs::peak_rss_kb(proc.pid());
+    }
+
+    // Stop the proxy the way an operator would, then count what it wrote.
+    let sent = targets[1].sent.load(Ordering::Relaxed);
+    let stop_started = Instant::now();
+    let shutdown = stockyard.terminate(SHUTDOWN_TIMEOUT);
+    let shutdown_note = match &shutdown {
+        Ok(status) => format!(
+            "stockyard exited {}ms after SIGTERM ({status})",
+            stop_started.elapsed().as_millis()
+        ),
+        Err(e) => e.clone(),
+    };
+    let traces = match &shutdown {
+        Ok(_) => count_traces(&db).map(|rows| (rows, sent)),
+        Err(e) => Err(format!("not counted: {e}")),
+    };
+
+    let table = report::table(&report::Inputs {
+        columns: &columns,
+        scenarios: &scenarios,
+        results: &results,
+        traces: traces.clone(),
+    });
+
+    println!("## Stockyard benchmark\n");
+    println!("- machine: nproc={nproc}; {}", pinning.note);
+    println!("- nginx: {nginx_note}");
+    println!(
+        "- requests per target: c=1 scenarios {} timed (+{WARM_UP_REQUESTS} warm-up), \
+         c={THROUGHPUT_CONCURRENCY} scenarios {} timed; {ROUNDS} alternating rounds; \
+         load phase took {:.1}s",
+        args.latency_requests,
+        args.throughput_requests,
+        load_time.as_secs_f64()
+    );
+    println!("- ratio = via stockyard / direct");
+    println!(
+        "- CPU time from {}; proxy CPU covers each whole scenario (warm-ups and deferred \
+         work such as trace writes included) over every request the proxy got in it; mock CPU \
+         covers the timed sections only\n",
+        cpu_source.describe()
+    );
+    print!("{table}");
+    println!();
+    match &traces {
+        Ok((rows, sent)) => println!(
+            "trace rows written / requests sent: {}",
+            report::traces_text(*rows, *sent)
+        ),
+        Err(e) => println!("trace rows written / requests sent: unknown ({e})"),
+    }
+    println!("{shutdown_note}");
+
+    let mut clean = shutdown.as_ref().is_ok_and(|s| s.success());
+    if let Ok((rows, sent)) = traces {
+        clean &= rows == sent;
+    }
+    for (scenario, per_target) in scenarios.iter().zip(&results) {
+        for (target, m) in targets.iter().zip(per_target) {
+            if let Some(first) = &m.first_error {
+                clean = false;
+                println!(
+                    "errors in {} via {}: {}; first: {first}",
+                    scenario.name, target.label, m.errors
+                );
+            }
+        }
+    }
+    let stderr_lines = stockyard.stderr_line_count();
+    if stderr_lines > 0 {
+        println!(
+            "\nstockyard wrote {stderr_lines} line(s) to stderr (STOCKYARD_LOG=warn); last ones:\n```\n{}\n```",
+            stockyard.stderr_tail(20)
+        );
+    }
+    if args.keep_tmp {
+        println!("temp dir kept: {}", scratch.path.display());
+    }
+    Ok(clean)
+}
+
+/// One scenario against every target: warm-ups (latency only), then [`ROUNDS`] rounds in ABBA
+/// order, then each proxy's CPU over the whole scenario. Returns one measurement per target, in
+/// the order of `targets` (which `columns` shares).
+fn run_scenario(
+    runtime: &tokio::runtime::Runtime,
+    scenario: &Scenario,
+    count: usize,
+    targets: &[Arc<Target>],
+    columns: &[Column],
+    probe: &load::Probe,
+) -> Vec<Measurement> {
+    let mode = if scenario.stream {
+        Mode::Stream
+    } else {
+        Mode::NonStream
+    };
+    let mut per_target: Vec<Measurement> = targets.iter().map(|_| Measurement::default()).collect();
+    let scenario_start = probe();
+    let sent_at_start: Vec<u64> = targets
+        .iter()
+        .map(|t| t.sent.load(Ordering::Relaxed))
+        .collect();
+    if scenario.kind == Kind::Latency {
+        for (target, m) in targets.iter().zip(per_target.iter_mut()) {
+            runtime.block_on(load::warm_up(Arc::clone(target), mode, WARM_UP_REQUESTS, m));
+        }
+    }
+    for (round, round_count) in split(count, ROUNDS).into_iter().enumerate() {
+        // ABBA order: the target that went first in one round goes last in the next, so drift
+        // over time (thermal, page cache, the trace table growing) is shared out evenly.
+        let mut order: Vec<(&Arc<Target>, &mut Measurement)> =
+            targets.iter().zip(per_target.iter_mut()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (target, m) in order {
+            let target = Arc::clone(target);
+            match scenario.kind {
+                Kind::Latency => {
+                    runtime.block_on(load::latency(target, mode, round_count, probe, m));
+                }
+                Kind::Throughput => runtime.block_on(load::throughput(
+                    target,
+                    mode,
+                    round_count,
+                    THROUGHPUT_CONCURRENCY,
+                    probe,
+                    m,
+                )),
+            }
+        }
+    }
+    let scenario_end = probe();
+    let items = per_target
+        .iter_mut()
+        .zip(columns)
+        .zip(targets.iter().zip(sent_at_start));
+    for ((m, column), (target, sent_before)) in items {
+        let Some(role) = column.proxy else {
+            continue;
+        };
+        let cpu_at = |snapshot: &CpuSnapshot| {
+            snapshot
+                .iter()
+                .find(|(r, _)| *r == role)
+                .and_then(|(_, ns)| *ns)
+        };
+        if let (Some(start), Some(end)) = (cpu_at(&scenario_start), cpu_at(&scenario_end)) {
+            m.proxy_cpu = Some(CpuCharge {
+                ns: end.saturating_sub(start),
+                requests: target
+                    .sent
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(sent_before),
+            });
+        }
+    }
+    per_target
+}
+
+/// `stockyard serve` on a free loopback port with its own database, pointed at the mock, with
+/// no `STOCKYARD_*` settings leaking in from the caller's environment.
+fn stockyard_command(
+    program: &Path,
+    cpu: Option<usize>,
+    db: &Path,
+    mock: SocketAddr,
+) -> std::process::Command {
+    let mut cmd = command_on(program, cpu);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STOCKYARD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("OPENAI_API_KEY", "sk-bench")
+        .env("OPENAI_BASE_URL", format!("http://{mock}/v1"))
+        .env("STOCKYARD_LOG", "warn");
+    cmd
+}
+
+/// The address in the rest of a `listening on http://` line, minus `suffix`.
+fn parse_addr(rest: Option<&str>, suffix: &str, name: &str) -> Result<SocketAddr, String> {
+    let rest = rest.unwrap_or_default().trim();
+    let addr = rest.strip_suffix(suffix).unwrap_or(rest);
+    addr.parse().map_err(|e| {
+        format!("{name} printed `listening on http://{rest}`: {addr:?} is not an address ({e})")
+    })
+}
+
+fn count_traces(db: &Path) -> Result<u64, String> {
+    let conn = rusqlite::Connection::open(db)
+        .map_err(|e| format!("could not open {}: {e}", db.display()))?;
+    // The proxy has exited, so nothing should hold a lock; the timeout only bounds the unexpected.
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("could not set a busy timeout: {e}"))?;
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM traces", [], |row| row.get(0))
+        .map_err(|e| format!("could not count traces in {}: {e}", db.display()))?;
+    u64::try_from(rows).map_err(|_| format!("negative trace count {rows}"))
+}
+
+/// `total` split into `parts` near-equal counts, dropping empty ones.
+fn split(total: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|i| total / parts + usize::from(i < total % parts))
+        .filter(|&n| n > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_the_total() {
+        assert_eq!(split(2000, 4), vec![500, 500, 500, 500]);
+        assert_eq!(split(10, 4), vec![3, 3, 2, 2]);
+        assert_eq!(split(2, 4), vec![1, 1]);
+    }
+
+    #[test]
+    fn ready_lines_parse() {
+        assert_eq!(
+            parse_addr(Some("127.0.0.1:4000/v1"), "/v1", "mock").ok(),
+            "127.0.0.1:4000".parse().ok()
+        );
+        assert_eq!(
+            parse_addr(Some("127.0.0.1:4001"), "", "proxy").ok(),
+            "127.0.0.1:4001".parse().ok()
+        );
+        assert!(parse_addr(None, "", "proxy").is_err());
+    }
+}

@@ -1,5 +1,5 @@
-//! The child processes (mock, Stockyard, nginx) and what the benchmark reads about them from
-//! `/proc`: CPU ticks, peak RSS, the CPUs we may pin to.
+//! The child processes (mock, Stockyard, nginx) and what the benchmark reads about them from the
+//! kernel: CPU time, peak RSS, the CPUs we may pin to.
 //!
 //! Invariant: every child lives in a [`Proc`], whose `Drop` kills and reaps it, and is started
 //! with `PR_SET_PDEATHSIG` so it dies even if the benchmark itself is killed with SIGKILL. Every
@@ -26,10 +26,8 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "stockyard-bench-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("stockyard-bench-{}-{nanos}", std::process::id()));
         // `create_dir`, not `create_dir_all`: failing on an existing path guarantees the
         // directory is ours before `Drop` deletes it.
         std::fs::create_dir(&path)
@@ -314,8 +312,71 @@ fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
     Some(cpus)
 }
 
+/// Where a child's CPU time comes from. Both sources count every thread the process ever ran,
+/// exited ones included, which matters because Stockyard's blocking pool comes and goes.
+#[derive(Clone, Copy, Debug)]
+pub enum CpuSource {
+    /// The kernel's per-process CPU clock (`clock_getcpuclockid`): nanosecond resolution.
+    Clock,
+    /// utime + stime from `/proc/PID/stat`, in clock ticks (10 ms at the usual 100 Hz), which
+    /// makes short runs coarse.
+    ProcStat { ticks_per_s: u64 },
+}
+
+impl CpuSource {
+    /// The clock if the kernel lets us read `pid`'s, else `/proc/PID/stat`.
+    pub fn detect(pid: u32) -> CpuSource {
+        if process_clock_ns(pid).is_some() {
+            CpuSource::Clock
+        } else {
+            CpuSource::ProcStat {
+                ticks_per_s: ticks_per_second(),
+            }
+        }
+    }
+
+    /// CPU time `pid` has used so far, in nanoseconds.
+    pub fn read_ns(self, pid: u32) -> Option<u64> {
+        match self {
+            CpuSource::Clock => process_clock_ns(pid),
+            CpuSource::ProcStat { ticks_per_s } => {
+                let ticks = stat_ticks(pid)?;
+                Some(ticks.saturating_mul(1_000_000_000) / ticks_per_s.max(1))
+            }
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            CpuSource::Clock => "the kernel's per-process CPU clock (ns resolution)".to_owned(),
+            CpuSource::ProcStat { ticks_per_s } => {
+                format!("/proc/PID/stat utime+stime at {ticks_per_s} ticks/s")
+            }
+        }
+    }
+}
+
+/// All threads' CPU time of `pid` from its process CPU-time clock, in nanoseconds.
+fn process_clock_ns(pid: u32) -> Option<u64> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a live, writable clockid_t for the whole call.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+        return None;
+    }
+    // SAFETY: timespec is plain integers (plus padding on some targets), so all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a live, writable timespec for the whole call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 /// utime + stime of every thread of `pid`, in clock ticks: fields 14 and 15 of `/proc/PID/stat`.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+fn stat_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_ticks(&stat)
 }
@@ -338,7 +399,7 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
 }
 
 /// Kernel clock ticks per second, the unit of `/proc/PID/stat` times.
-pub fn ticks_per_second() -> u64 {
+fn ticks_per_second() -> u64 {
     // SAFETY: sysconf(3) takes an integer and returns one; no pointers are involved.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     // -1 means unknown; 100 is what Linux has reported to user space on every architecture.
@@ -374,7 +435,15 @@ mod tests {
     #[test]
     fn own_process_has_readable_stats() {
         let pid = std::process::id();
-        assert!(cpu_ticks(pid).is_some());
+        assert!(stat_ticks(pid).is_some());
         assert!(peak_rss_kb(pid).is_some_and(|kb| kb > 0));
+        // Burn a little CPU so the clock has moved past zero.
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        assert!(process_clock_ns(pid).is_some_and(|ns| ns > 0));
+        let source = CpuSource::ProcStat { ticks_per_s: 100 };
+        assert!(source.read_ns(pid).is_some());
     }
 }

@@ -12,8 +12,8 @@ pub enum Role {
     Nginx,
 }
 
-/// CPU ticks (utime + stime) of each watched process at one instant; `None` where `/proc` could
-/// not be read, so a missing sample shows as "n/a" rather than as zero CPU.
+/// CPU time in nanoseconds of each watched process at one instant; `None` where it could not be
+/// read, so a missing sample shows as "n/a" rather than as zero CPU.
 pub type CpuSnapshot = Vec<(Role, Option<u64>)>;
 
 /// The results of one scenario against one target, summed over its rounds.
@@ -31,12 +31,30 @@ pub struct Measurement {
     pub first_error: Option<String>,
     /// Wall time of the timed sections only.
     pub elapsed: Duration,
-    /// CPU ticks each process used during the timed sections.
-    pub cpu_ticks: BTreeMap<Role, u64>,
-    /// Requests whose CPU is in `cpu_ticks` (timed ones, successful or not).
+    /// CPU nanoseconds each process used during the timed sections.
+    pub cpu_ns: BTreeMap<Role, u64>,
+    /// Requests whose CPU is in `cpu_ns` (timed ones, successful or not).
     pub cpu_requests: u64,
-    /// Set once a `/proc` sample was missing, so per-request CPU is not reported from partial sums.
+    /// Set once a CPU sample was missing, so per-request CPU is not reported from partial sums.
     pub cpu_incomplete: bool,
+    /// The CPU of this target's proxy over the whole scenario and every request it got in that
+    /// time, warm-ups included. Wider than the timed sections on purpose: work the proxy defers
+    /// (the batched trace writer) lands after a section ends, and the proxy is otherwise idle
+    /// while the other targets run.
+    pub proxy_cpu: Option<CpuCharge>,
+}
+
+/// CPU time charged to a number of requests.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuCharge {
+    pub ns: u64,
+    pub requests: u64,
+}
+
+impl CpuCharge {
+    pub fn us_per_request(self) -> Option<f64> {
+        (self.requests > 0).then(|| self.ns as f64 / 1e3 / self.requests as f64)
+    }
 }
 
 impl Measurement {
@@ -73,20 +91,23 @@ impl Measurement {
         for ((role, b), (_, a)) in before.iter().zip(after) {
             match (b, a) {
                 (Some(b), Some(a)) => {
-                    *self.cpu_ticks.entry(*role).or_default() += a.saturating_sub(*b);
+                    *self.cpu_ns.entry(*role).or_default() += a.saturating_sub(*b);
                 }
                 _ => self.cpu_incomplete = true,
             }
         }
     }
 
-    /// CPU microseconds per timed request for `role`, given the kernel's ticks per second.
-    pub fn cpu_us_per_request(&self, role: Role, ticks_per_s: u64) -> Option<f64> {
-        if self.cpu_incomplete || self.cpu_requests == 0 || ticks_per_s == 0 {
+    /// CPU microseconds per timed request that `role` used during the timed sections.
+    pub fn cpu_us_per_request(&self, role: Role) -> Option<f64> {
+        if self.cpu_incomplete {
             return None;
         }
-        let ticks = *self.cpu_ticks.get(&role)?;
-        Some(ticks as f64 * 1e6 / ticks_per_s as f64 / self.cpu_requests as f64)
+        CpuCharge {
+            ns: *self.cpu_ns.get(&role)?,
+            requests: self.cpu_requests,
+        }
+        .us_per_request()
     }
 
     /// Successful requests per second of timed wall time.
@@ -146,14 +167,22 @@ mod tests {
     #[test]
     fn cpu_per_request_needs_every_sample() {
         let mut m = Measurement::default();
-        let before = vec![(Role::Stockyard, Some(100)), (Role::Mock, Some(10))];
-        let after = vec![(Role::Stockyard, Some(150)), (Role::Mock, Some(20))];
+        let before = vec![(Role::Stockyard, Some(1_000)), (Role::Mock, Some(10))];
+        let after = vec![
+            (Role::Stockyard, Some(501_000)),
+            (Role::Mock, Some(100_010)),
+        ];
         m.add_cpu(&before, &after, 1000);
-        // 50 ticks at 100 Hz = 0.5 s over 1000 requests = 500 µs each.
-        assert_eq!(m.cpu_us_per_request(Role::Stockyard, 100), Some(500.0));
-        assert_eq!(m.cpu_us_per_request(Role::Mock, 100), Some(100.0));
-        assert_eq!(m.cpu_us_per_request(Role::Nginx, 100), None);
+        // 0.5 ms over 1000 requests = 0.5 µs each.
+        assert_eq!(m.cpu_us_per_request(Role::Stockyard), Some(0.5));
+        assert_eq!(m.cpu_us_per_request(Role::Mock), Some(0.1));
+        assert_eq!(m.cpu_us_per_request(Role::Nginx), None);
         m.add_cpu(&vec![(Role::Mock, None)], &vec![(Role::Mock, Some(1))], 1);
-        assert_eq!(m.cpu_us_per_request(Role::Stockyard, 100), None);
+        assert_eq!(m.cpu_us_per_request(Role::Stockyard), None);
+        let charge = CpuCharge {
+            ns: 3_000,
+            requests: 2,
+        };
+        assert_eq!(charge.us_per_request(), Some(1.5));
     }
 }

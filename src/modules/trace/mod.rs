@@ -149,6 +149,9 @@ impl Module for Trace {
                 .as_ref()
                 .and_then(|r| r.user())
                 .map(String::from),
+            deployment: ctx.deployment.clone(),
+            attempts: ctx.attempts.max(1),
+            variant: ctx.variant.clone(),
             request_id: ctx.request_id.clone(),
             key_id: ctx.key_id.clone(),
             request_body,

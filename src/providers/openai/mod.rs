@@ -14,6 +14,7 @@ use crate::secret::Secret;
 use crate::wire::openai::Endpoint;
 
 pub struct OpenAi {
+    config: ProviderConfig,
     name: String,
     kind: ProviderKind,
     base_url: String,
@@ -41,6 +42,7 @@ impl OpenAi {
             None => None,
         };
         Ok(OpenAi {
+            config: config.clone(),
             name: config.name.clone(),
             kind: config.kind,
             base_url: trim_slash(&config.base_url),
@@ -93,5 +95,11 @@ impl Provider for OpenAi {
 
     fn client(&self) -> &HttpClient {
         &self.client
+    }
+
+    fn with_timeouts(&self, timeouts: Timeouts) -> Result<std::sync::Arc<dyn Provider>, String> {
+        let mut config = self.config.clone();
+        config.timeouts = timeouts;
+        Ok(std::sync::Arc::new(OpenAi::new(&config)?))
     }
 }

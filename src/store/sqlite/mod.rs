@@ -10,14 +10,17 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    ModuleState, Persist, ReadStore, SpendBy, SpendRow, StoreError, TraceQuery, TraceRecord,
-    WriteBackend,
+    BreakerPhase, BreakerRecord, ModuleState, Persist, ReadStore, SpendBy, SpendRow, StoreError,
+    TraceQuery, TraceRecord, WriteBackend,
 };
 use crate::cost::Tokens;
 use crate::ledger::{LedgerDraft, LedgerEntry};
 
 /// Migrations in order; index + 1 is the schema version each one produces.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_routing.sql"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -91,8 +94,9 @@ impl WriteBackend for SqliteWriter {
                  status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
-                 request_body, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+                 request_body, response_body, deployment, attempts, variant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+                 ?26, ?27, ?28, ?29, ?30, ?31)",
             )?;
             for t in traces {
                 insert.execute(params![
@@ -124,6 +128,9 @@ impl WriteBackend for SqliteWriter {
                     t.key_id,
                     t.request_body,
                     t.response_body,
+                    t.deployment,
+                    t.attempts,
+                    t.variant,
                 ])?;
             }
         }
@@ -147,6 +154,7 @@ impl WriteBackend for SqliteWriter {
                     params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
                 )?;
             }
+            Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
             Some(Persist::Prices { body }) => {
                 tx.execute(
                     "INSERT INTO price_files (loaded_ms, body) VALUES (?1, ?2)",
@@ -181,11 +189,29 @@ impl WriteBackend for SqliteWriter {
         Ok(entry)
     }
 
+    fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
+        save_breaker(&self.conn, record)
+    }
+
     fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+fn save_breaker(conn: &Connection, record: &BreakerRecord) -> Result<(), StoreError> {
+    let phase = serde_json::to_string(&record.phase).map_err(|e| StoreError::Corrupt {
+        table: "breakers",
+        detail: e.to_string(),
+    })?;
+    conn.execute(
+        "INSERT INTO breakers (deployment, phase, reason, updated_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (deployment) DO UPDATE SET phase = excluded.phase, reason = excluded.reason, \
+         updated_ms = excluded.updated_ms",
+        params![record.deployment, phase, record.reason, record.updated_ms],
+    )?;
+    Ok(())
 }
 
 pub struct SqliteReader {
@@ -240,13 +266,16 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         key_id: r.get(25)?,
         request_body: r.get(26)?,
         response_body: r.get(27)?,
+        deployment: r.get(28)?,
+        attempts: r.get(29)?,
+        variant: r.get(30)?,
     })
 }
 
 const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, status, error_class, \
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
-     bytes_out, user, request_id, key_id, request_body, response_body";
+     bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant";
 
 impl ReadStore for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {
@@ -340,6 +369,37 @@ impl ReadStore for SqliteReader {
         })
     }
 
+    fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT deployment, phase, reason, updated_ms FROM breakers ORDER BY deployment",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut records = Vec::new();
+            for row in rows {
+                let (deployment, phase, reason, updated_ms) = row?;
+                let phase = parse_phase(&phase).ok_or_else(|| StoreError::Corrupt {
+                    table: "breakers",
+                    detail: format!("{deployment}: bad phase {phase}"),
+                })?;
+                records.push(BreakerRecord {
+                    deployment,
+                    phase,
+                    reason,
+                    updated_ms,
+                });
+            }
+            Ok(records)
+        })
+    }
+
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
@@ -366,6 +426,18 @@ impl ReadStore for SqliteReader {
             }
             Ok(entries)
         })
+    }
+}
+
+fn parse_phase(text: &str) -> Option<BreakerPhase> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    match value["phase"].as_str()? {
+        "closed" => Some(BreakerPhase::Closed),
+        "open" => Some(BreakerPhase::Open {
+            until_ms: value["until_ms"].as_i64()?,
+        }),
+        "half_open" => Some(BreakerPhase::HalfOpen { probes: 0 }),
+        _ => None,
     }
 }
 

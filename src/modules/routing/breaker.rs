@@ -1,0 +1,307 @@
+//! Circuit breakers per deployment: closed, open, half-open.
+//!
+//! Closed counts outcomes; it opens after `consecutive_failures` failures in a row, or when at least
+//! `failure_rate_percent` of the last `window` outcomes failed (once `min_requests` are in). Open
+//! refuses traffic for `cooldown_ms`, then lets `half_open_probes` requests through at once:
+//! a probe's success closes it, a failure opens it again. A 429 cools the deployment down for its
+//! `retry-after` the same way. Every change of phase goes to the writer, so a restart inside a
+//! cool-down keeps the deployment closed off. States live behind [`BreakerBook`] (hot state).
+
+use std::sync::Arc;
+
+use super::config::BreakerConfig;
+use crate::store::writer::Writer;
+use crate::store::{BreakerBook, BreakerPhase, BreakerRecord, BreakerState, now_ms};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Only as a half-open probe.
+    Probe,
+    Unavailable {
+        until_ms: i64,
+    },
+}
+
+pub struct Breakers {
+    book: Arc<dyn BreakerBook>,
+    writer: Option<Arc<Writer>>,
+}
+
+/// How long a full half-open breaker asks others to wait before looking again.
+const PROBE_BUSY_MS: i64 = 1_000;
+
+impl Breakers {
+    pub fn new(book: Arc<dyn BreakerBook>, writer: Option<Arc<Writer>>) -> Breakers {
+        Breakers { book, writer }
+    }
+
+    /// Restores stored phases at start-up.
+    pub fn restore(&self, records: &[BreakerRecord]) {
+        for record in records {
+            self.book.update(&record.deployment, &mut |state| {
+                state.phase = match record.phase {
+                    // A probe in flight at shutdown is gone: let the next request probe again.
+                    BreakerPhase::HalfOpen { .. } => BreakerPhase::Open { until_ms: 0 },
+                    phase => phase,
+                };
+                state.reason.clone_from(&record.reason);
+            });
+        }
+    }
+
+    pub fn peek(&self, id: &str, config: &BreakerConfig, now: i64) -> Availability {
+        let Some(state) = self.book.get(id) else {
+            return Availability::Available;
+        };
+        match state.phase {
+            BreakerPhase::Closed => Availability::Available,
+            BreakerPhase::Open { until_ms } if now >= until_ms => Availability::Probe,
+            BreakerPhase::Open { until_ms } => Availability::Unavailable { until_ms },
+            BreakerPhase::HalfOpen { probes } if probes < config.half_open_probes => {
+                Availability::Probe
+            }
+            BreakerPhase::HalfOpen { .. } => Availability::Unavailable {
+                until_ms: now + PROBE_BUSY_MS,
+            },
+        }
+    }
+
+    /// Takes the right to send to `id` now: always when closed; a probe slot when half-open.
+    pub fn acquire(&self, id: &str, config: &BreakerConfig, now: i64) -> bool {
+        let mut granted = false;
+        self.change(id, &mut |state| {
+            granted = match state.phase {
+                BreakerPhase::Closed => true,
+                BreakerPhase::Open { until_ms } if now >= until_ms => {
+                    state.phase = BreakerPhase::HalfOpen { probes: 1 };
+                    true
+                }
+                BreakerPhase::Open { .. } => false,
+                BreakerPhase::HalfOpen { probes } if probes < config.half_open_probes => {
+                    state.phase = BreakerPhase::HalfOpen { probes: probes + 1 };
+                    true
+                }
+                BreakerPhase::HalfOpen { .. } => false,
+            };
+        });
+        granted
+    }
+
+    /// Records the outcome of a request sent to `id`.
+    pub fn record(&self, id: &str, config: &BreakerConfig, failed: bool, now: i64) {
+        if !config.enabled {
+            return;
+        }
+        self.change(id, &mut |state| match state.phase {
+            BreakerPhase::HalfOpen { .. } if failed => {
+                open(state, now + config.cooldown_ms as i64, "probe failed");
+            }
+            BreakerPhase::HalfOpen { .. } => *state = BreakerState::default(),
+            // An attempt sent after waiting out a cool-down acts as the probe.
+            BreakerPhase::Open { until_ms } if now >= until_ms && failed => {
+                open(state, now + config.cooldown_ms as i64, "probe failed");
+            }
+            BreakerPhase::Open { until_ms } if now >= until_ms => *state = BreakerState::default(),
+            BreakerPhase::Open { .. } => {}
+            BreakerPhase::Closed => {
+                state.recent.push_back(failed);
+                while state.recent.len() > config.window as usize {
+                    state.recent.pop_front();
+                }
+                state.consecutive_failures = if failed {
+                    state.consecutive_failures + 1
+                } else {
+                    0
+                };
+                let failures = state.recent.iter().filter(|f| **f).count() as u64;
+                let rate_tripped = state.recent.len() as u64 >= u64::from(config.min_requests)
+                    && failures * 100
+                        >= u64::from(config.failure_rate_percent) * state.recent.len() as u64
+                    && failures > 0;
+                if state.consecutive_failures >= config.consecutive_failures {
+                    let reason = format!("{} consecutive failures", state.consecutive_failures);
+                    open(state, now + config.cooldown_ms as i64, &reason);
+                } else if rate_tripped {
+                    let reason = format!(
+                        "{failures} of the last {} requests failed",
+                        state.recent.len()
+                    );
+                    open(state, now + config.cooldown_ms as i64, &reason);
+                }
+            }
+        });
+    }
+
+    /// Keeps traffic off `id` until `until_ms` (a 429's `retry-after`), unless it is already
+    /// open for longer.
+    pub fn cool_down(&self, id: &str, until_ms: i64, reason: &str) {
+        self.change(id, &mut |state| {
+            let longer = match state.phase {
+                BreakerPhase::Open { until_ms: current } => until_ms > current,
+                _ => true,
+            };
+            if longer {
+                state.phase = BreakerPhase::Open { until_ms };
+                reason.clone_into(&mut state.reason);
+            }
+        });
+    }
+
+    /// An operator's force-open, until `until_ms`.
+    pub fn force_open(&self, id: &str, until_ms: i64) -> BreakerRecord {
+        self.book.update(id, &mut |state| {
+            open(state, until_ms, "forced open by an operator")
+        });
+        self.record_of(id)
+    }
+
+    /// An operator's reset: closed, history forgotten.
+    pub fn reset(&self, id: &str) -> BreakerRecord {
+        self.book
+            .update(id, &mut |state| *state = BreakerState::default());
+        self.record_of(id)
+    }
+
+    pub fn record_of(&self, id: &str) -> BreakerRecord {
+        let state = self.book.get(id).unwrap_or_default();
+        BreakerRecord {
+            deployment: id.to_string(),
+            phase: state.phase,
+            reason: state.reason,
+            updated_ms: now_ms(),
+        }
+    }
+
+    pub fn all(&self) -> Vec<(String, BreakerState)> {
+        self.book.all()
+    }
+
+    /// Applies `f` atomically and persists the new phase if it changed.
+    fn change(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) {
+        let mut before = None;
+        let after = self.book.update(id, &mut |state| {
+            before = Some(state.phase);
+            f(state);
+        });
+        let changed = match (before, after.phase) {
+            (Some(BreakerPhase::HalfOpen { .. }), BreakerPhase::HalfOpen { .. }) => false,
+            (Some(b), a) => b != a,
+            (None, _) => false,
+        };
+        if changed {
+            tracing::info!(deployment = id, phase = ?after.phase, reason = %after.reason, "breaker changed");
+            if let Some(writer) = &self.writer {
+                writer.submit_breaker(BreakerRecord {
+                    deployment: id.to_string(),
+                    phase: after.phase,
+                    reason: after.reason,
+                    updated_ms: now_ms(),
+                });
+            }
+        }
+    }
+}
+
+fn open(state: &mut BreakerState, until_ms: i64, reason: &str) {
+    state.phase = BreakerPhase::Open { until_ms };
+    state.consecutive_failures = 0;
+    state.recent.clear();
+    reason.clone_into(&mut state.reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryBreakers;
+
+    fn breakers() -> Breakers {
+        Breakers::new(Arc::new(MemoryBreakers::default()), None)
+    }
+
+    fn config() -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: 3,
+            min_requests: 4,
+            window: 4,
+            failure_rate_percent: 50,
+            cooldown_ms: 1_000,
+            ..BreakerConfig::default()
+        }
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_then_probes_and_closes() {
+        let b = breakers();
+        let c = config();
+        for _ in 0..3 {
+            assert!(b.acquire("d", &c, 0));
+            b.record("d", &c, true, 0);
+        }
+        assert_eq!(
+            b.peek("d", &c, 10),
+            Availability::Unavailable { until_ms: 1_000 }
+        );
+        assert!(!b.acquire("d", &c, 10));
+        assert_eq!(b.peek("d", &c, 1_000), Availability::Probe);
+        assert!(b.acquire("d", &c, 1_000));
+        assert!(!b.acquire("d", &c, 1_001), "one probe at a time");
+        b.record("d", &c, false, 1_002);
+        assert_eq!(b.peek("d", &c, 1_003), Availability::Available);
+    }
+
+    #[test]
+    fn failed_probe_reopens() {
+        let b = breakers();
+        let c = config();
+        b.force_open("d", 100);
+        assert!(b.acquire("d", &c, 100));
+        b.record("d", &c, true, 100);
+        assert_eq!(
+            b.peek("d", &c, 150),
+            Availability::Unavailable { until_ms: 1_100 }
+        );
+    }
+
+    #[test]
+    fn failure_rate_over_the_window_opens() {
+        let b = breakers();
+        let c = config();
+        for failed in [true, false, true, false] {
+            b.record("d", &c, failed, 0);
+        }
+        assert!(matches!(
+            b.peek("d", &c, 1),
+            Availability::Unavailable { .. }
+        ));
+    }
+
+    #[test]
+    fn cool_down_and_reset() {
+        let b = breakers();
+        let c = config();
+        b.cool_down("d", 500, "rate limited");
+        assert_eq!(
+            b.peek("d", &c, 0),
+            Availability::Unavailable { until_ms: 500 }
+        );
+        b.reset("d");
+        assert_eq!(b.peek("d", &c, 0), Availability::Available);
+    }
+
+    #[test]
+    fn restored_open_state_keeps_traffic_off() {
+        let b = breakers();
+        let c = config();
+        b.restore(&[BreakerRecord {
+            deployment: "d".into(),
+            phase: BreakerPhase::Open { until_ms: 5_000 },
+            reason: "x".into(),
+            updated_ms: 0,
+        }]);
+        assert_eq!(
+            b.peek("d", &c, 10),
+            Availability::Unavailable { until_ms: 5_000 }
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! `routing`: aliases, groups of deployments with a load-balancing strategy, retries with backoff,
+//! fallbacks, late commit for streams, per-group timeouts and circuit breakers.
+//!
+//! `on_request` turns the requested model into an attempt plan ([`plan::RoutePlan`]): alias, then
+//! group (or a one-deployment group for a plain model), then the group's fallbacks. The pipeline
+//! runs the plan; this module never calls the upstream itself. `on_finish` feeds the committed
+//! deployment's outcome back: latency and time to first token (for `lowest_latency`), tokens (for
+//! tpm), and success or failure (for its breaker). Breakers and live figures are shared across chain
+//! rebuilds through [`RoutingShared`].
+
+pub mod breaker;
+pub mod config;
+pub mod plan;
+pub mod stats;
+pub mod strategy;
+pub mod table;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use self::breaker::Breakers;
+use self::config::RoutingConfig;
+use self::plan::{CommittedSlot, RoutePlan};
+use self::stats::StatsRegistry;
+use self::table::RoutingTable;
+use super::registry::{ModuleConfig, ModuleSpec};
+use super::{Module, ModuleDeps, ModuleError, Verdict};
+use crate::providers::ProviderRegistry;
+use crate::proxy::{ApiError, RequestCtx};
+use crate::store::now_ms;
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "routing",
+    description: "aliases, deployment groups, load balancing, retries, fallbacks and circuit breakers",
+    order: 50,
+    enabled_by_default: true,
+    default_config: RoutingConfig::default_json,
+    check: RoutingConfig::check,
+    build,
+};
+
+/// What outlives a chain rebuild: breaker states and live figures per deployment.
+pub struct RoutingShared {
+    pub breakers: Breakers,
+    pub stats: Arc<StatsRegistry>,
+    pub providers: Arc<ProviderRegistry>,
+}
+
+fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
+    let config = RoutingConfig::parse(config).map_err(ModuleError::Config)?;
+    let shared = deps.routing.clone();
+    let table = RoutingTable::build(&config, shared.providers.clone(), shared.stats.clone())
+        .map_err(ModuleError::Config)?;
+    Ok(Arc::new(Routing {
+        table: Arc::new(table),
+        shared,
+    }))
+}
+
+pub struct Routing {
+    table: Arc<RoutingTable>,
+    shared: Arc<RoutingShared>,
+}
+
+impl Routing {
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl Module for Routing {
+    fn name(&self) -> &'static str {
+        "routing"
+    }
+
+    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        let target = self.table.dealias(&ctx.requested_model).to_string();
+        let primary = match self.table.group(&target) {
+            Ok(group) => group,
+            Err(message) => return Ok(Verdict::Reject(ApiError::UnknownModel { message })),
+        };
+        let mut groups = vec![primary.clone()];
+        for fallback in &primary.fallbacks {
+            // Validated when the table was built; a model that stopped resolving is skipped.
+            if let Ok(group) = self.table.group(fallback) {
+                groups.push(group);
+            }
+        }
+        let tag = (!primary.tag_header.is_empty())
+            .then(|| {
+                ctx.headers
+                    .get(primary.tag_header.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            })
+            .flatten()
+            .or_else(|| {
+                ctx.request
+                    .as_ref()
+                    .and_then(|r| r.user())
+                    .map(String::from)
+            });
+        ctx.plan = Some(Box::new(RoutePlan::new(
+            self.shared.clone(),
+            groups,
+            ctx.stream,
+            tag,
+        )));
+        Ok(Verdict::Continue)
+    }
+
+    async fn on_finish(&self, ctx: &mut RequestCtx) {
+        let Some(slot) = ctx.slots.remove::<CommittedSlot>() else {
+            return;
+        };
+        let Some(committed) = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let now = now_ms();
+        let failed = match ctx.error_class.as_deref() {
+            None => false,
+            // The client went away: says nothing about the deployment.
+            Some("cancelled") => {
+                self.shared
+                    .breakers
+                    .record(&committed.deployment, &committed.breaker, false, now);
+                return;
+            }
+            Some(class) => class.starts_with("upstream"),
+        };
+        let latency = (!failed).then(|| {
+            ctx.started
+                .elapsed()
+                .saturating_sub(ctx.overhead)
+                .as_micros() as u64
+        });
+        let ttft = ctx.ttft.map(|t| t.as_micros() as u64);
+        let tokens = ctx.tokens.prompt + ctx.tokens.completion;
+        committed
+            .stats
+            .record(if ctx.stream { None } else { latency }, ttft, tokens, now);
+        self.shared
+            .breakers
+            .record(&committed.deployment, &committed.breaker, failed, now);
+        drop(committed.ticket);
+    }
+}
