@@ -19,7 +19,9 @@ use crate::ledger::{LedgerDraft, LedgerEntry};
 use crate::modules::registry;
 use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
 use crate::store::writer::Writer;
-use crate::store::{ModuleState, Persist, StoreError};
+use crate::modules::registry::ModuleConfig;
+use crate::modules::routing::config::RoutingConfig;
+use crate::store::{BreakerPhase, BreakerRecord, ModuleState, Persist, StoreError};
 
 #[derive(Debug, Error)]
 pub enum AdminError {
@@ -27,6 +29,10 @@ pub enum AdminError {
     UnknownModule { name: String, known: String },
     #[error("modules.{name}: {problem}")]
     InvalidConfig { name: String, problem: String },
+    #[error("unknown deployment {deployment:?}; known: {known}")]
+    UnknownDeployment { deployment: String, known: String },
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Module(#[from] ModuleError),
     #[error(transparent)]
@@ -45,6 +51,12 @@ pub enum AdminChange {
     },
     /// Load a price file (the bundled file's format), layered over the bundled table.
     LoadPrices { body: String },
+    /// Set (`Some`) or delete (`None`) a routing alias.
+    SetAlias { name: String, target: Option<String> },
+    /// Set (`Some`, a group as JSON) or delete (`None`) a routing group.
+    SetGroup { name: String, group: Option<Value> },
+    /// Force a deployment's breaker open for some milliseconds, or reset it (`None`).
+    Breaker { deployment: String, open_for_ms: Option<u64> },
 }
 
 pub struct Admin {
@@ -104,54 +116,64 @@ impl Admin {
                 name,
                 enabled,
                 config,
-            } => self.update_module(actor, name, enabled, config).await,
+            } => {
+                let target = name.clone();
+                self.change_module(actor, &name, "module.update", &target, |state| {
+                    if let Some(enabled) = enabled {
+                        state.enabled = enabled;
+                    }
+                    if let Some(patch) = config {
+                        merge_config(&name, &mut state.config, patch)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            AdminChange::SetAlias { name, target } => {
+                let action = if target.is_some() { "alias.set" } else { "alias.delete" };
+                self.change_module(actor, "routing", action, &name, |state| {
+                    edit_map(state, "aliases", &name, target.map(Value::String))
+                })
+                .await
+            }
+            AdminChange::SetGroup { name, group } => {
+                let action = if group.is_some() { "group.set" } else { "group.delete" };
+                self.change_module(actor, "routing", action, &name, |state| {
+                    edit_map(state, "groups", &name, group)
+                })
+                .await
+            }
+            AdminChange::Breaker { deployment, open_for_ms } => {
+                self.change_breaker(actor, deployment, open_for_ms).await
+            }
             AdminChange::LoadPrices { body } => self.load_prices(actor, body).await,
         }
     }
 
-    async fn update_module(
+    /// Changes one module's state through `edit`, then validates, builds the new chain, persists
+    /// and audits (as `action` on `target`), and swaps the chain in.
+    async fn change_module(
         &self,
         actor: &str,
-        name: String,
-        enabled: Option<bool>,
-        config: Option<Value>,
+        name: &str,
+        action: &str,
+        target: &str,
+        edit: impl FnOnce(&mut ModuleState) -> Result<(), AdminError>,
     ) -> Result<LedgerEntry, AdminError> {
         // 1. Validate and build.
-        if registry::find(&name).is_none() {
-            return Err(AdminError::UnknownModule {
-                name,
-                known: registry::names().join(", "),
-            });
-        }
+        let unknown = || AdminError::UnknownModule {
+            name: name.to_string(),
+            known: registry::names().join(", "),
+        };
+        registry::find(name).ok_or_else(unknown)?;
         let current = self.chain.load_full();
         let mut states: Vec<ModuleState> = current.states().to_vec();
-        let Some(state) = states.iter_mut().find(|s| s.name == name) else {
-            return Err(AdminError::UnknownModule {
-                name,
-                known: registry::names().join(", "),
-            });
-        };
+        let state = states.iter_mut().find(|s| s.name == name).ok_or_else(unknown)?;
         let before = state.clone();
-        if let Some(enabled) = enabled {
-            state.enabled = enabled;
-        }
-        if let Some(patch) = config {
-            let Value::Object(patch) = patch else {
-                return Err(AdminError::InvalidConfig {
-                    name,
-                    problem: "config must be a JSON object".into(),
-                });
-            };
-            let mut merged = match state.config.clone() {
-                Value::Object(map) => map,
-                _ => serde_json::Map::new(),
-            };
-            merged.extend(patch);
-            state.config = Value::Object(merged);
-        }
-        registry::check_config(&name, &state.config).map_err(|problem| {
+        edit(state)?;
+        registry::check_config(name, &state.config).map_err(|problem| {
             AdminError::InvalidConfig {
-                name: name.clone(),
+                name: name.to_string(),
                 problem,
             }
         })?;
@@ -161,9 +183,10 @@ impl Admin {
         // 2. Persist and audit.
         let draft = LedgerDraft {
             actor: actor.to_string(),
-            action: "module.update".into(),
-            target: name.clone(),
+            action: action.into(),
+            target: target.to_string(),
             details: json!({
+                "module": name,
                 "before": {"enabled": before.enabled, "config": before.config},
                 "after": {"enabled": after.enabled, "config": after.config},
             }),
@@ -175,8 +198,83 @@ impl Admin {
 
         // 3. Apply.
         self.chain.store(Arc::new(candidate));
-        tracing::info!(module = %name, seq = entry.seq, "module updated");
+        tracing::info!(module = %name, action, target, seq = entry.seq, "module changed");
         Ok(entry)
+    }
+
+    /// Forces a breaker open for `open_for_ms`, or resets it (`None`).
+    async fn change_breaker(
+        &self,
+        actor: &str,
+        deployment: String,
+        open_for_ms: Option<u64>,
+    ) -> Result<LedgerEntry, AdminError> {
+        let breakers = &self.deps.routing.breakers;
+        let known = self.known_deployments();
+        if !known.contains(&deployment) && breakers.all().iter().all(|(id, _)| *id != deployment) {
+            return Err(AdminError::UnknownDeployment {
+                deployment,
+                known: known.join(", "),
+            });
+        }
+        let now = crate::store::now_ms();
+        let (action, phase, reason) = match open_for_ms {
+            Some(ms) => (
+                "breaker.open",
+                BreakerPhase::Open { until_ms: now + ms as i64 },
+                "forced open by an operator",
+            ),
+            None => ("breaker.reset", BreakerPhase::Closed, ""),
+        };
+        let record = BreakerRecord {
+            deployment: deployment.clone(),
+            phase,
+            reason: reason.into(),
+            updated_ms: now,
+        };
+        let draft = LedgerDraft {
+            actor: actor.to_string(),
+            action: action.into(),
+            target: deployment.clone(),
+            details: json!({"phase": phase}),
+        };
+        let entry = self.writer.admin(Some(Persist::Breaker(record)), draft).await?;
+        match phase {
+            BreakerPhase::Open { until_ms } => {
+                breakers.force_open(&deployment, until_ms);
+            }
+            _ => {
+                breakers.reset(&deployment);
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Deployment ids of the routing table in force.
+    pub fn known_deployments(&self) -> Vec<String> {
+        let chain = self.chain.load();
+        let Some(state) = chain.states().iter().find(|s| s.name == "routing") else {
+            return Vec::new();
+        };
+        let Ok(config) = <RoutingConfig as ModuleConfig>::parse(&state.config) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = config
+            .groups
+            .iter()
+            .flat_map(|(g, group)| {
+                group
+                    .deployments
+                    .iter()
+                    .map(move |d| format!("{g}/{}/{}", d.provider, d.model))
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn routing(&self) -> &crate::modules::routing::RoutingShared {
+        &self.deps.routing
     }
 
     async fn load_prices(&self, actor: &str, body: String) -> Result<LedgerEntry, AdminError> {
@@ -196,4 +294,46 @@ impl Admin {
         self.deps.prices.store(Arc::new(table));
         Ok(entry)
     }
+}
+
+/// Merges the top-level keys of `patch` into `config`.
+fn merge_config(name: &str, config: &mut Value, patch: Value) -> Result<(), AdminError> {
+    let Value::Object(patch) = patch else {
+        return Err(AdminError::InvalidConfig {
+            name: name.to_string(),
+            problem: "config must be a JSON object".into(),
+        });
+    };
+    let mut merged = match config.take() {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    merged.extend(patch);
+    *config = Value::Object(merged);
+    Ok(())
+}
+
+/// Sets or removes `key` in the map `field` of a module's config.
+fn edit_map(state: &mut ModuleState, field: &str, key: &str, value: Option<Value>) -> Result<(), AdminError> {
+    if !state.config.is_object() {
+        state.config = json!({});
+    }
+    let map = state.config.as_object_mut().map(|c| c.entry(field).or_insert_with(|| json!({})));
+    let Some(Value::Object(map)) = map else {
+        return Err(AdminError::InvalidConfig {
+            name: state.name.clone(),
+            problem: format!("{field} must be an object"),
+        });
+    };
+    match value {
+        Some(value) => {
+            map.insert(key.to_string(), value);
+        }
+        None => {
+            if map.remove(key).is_none() {
+                return Err(AdminError::NotFound(format!("no {field} entry named {key:?}")));
+            }
+        }
+    }
+    Ok(())
 }

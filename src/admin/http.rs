@@ -5,6 +5,10 @@
 //! - `GET /admin/traces?limit=N&model=M&status=S`
 //! - `GET /admin/audit`: the ledger and its verification
 //! - `PUT /admin/prices`: a price file, as `stockyard prices update` loads it
+//! - `GET /admin/routing`; `PUT|DELETE /admin/aliases/{name}` (`{"target": "..."}`);
+//!   `PUT|DELETE /admin/groups/{name}` (a group as JSON)
+//! - `GET /admin/breakers`; `POST /admin/breakers/{deployment}/open` (`{"for_ms": N}`);
+//!   `POST /admin/breakers/{deployment}/reset`
 
 use std::sync::Arc;
 
@@ -44,6 +48,32 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         (Method::GET, "/admin/traces") => traces(app, &query).await,
         (Method::GET, "/admin/audit") => audit(app).await,
         (Method::PUT, "/admin/prices") => prices(app, request).await,
+        (Method::GET, "/admin/routing") => Ok(routing(app)),
+        (Method::PUT, p) if p.starts_with("/admin/aliases/") => {
+            let name = p.trim_start_matches("/admin/aliases/").to_string();
+            set_alias(app, name, Some(request)).await
+        }
+        (Method::DELETE, p) if p.starts_with("/admin/aliases/") => {
+            let name = p.trim_start_matches("/admin/aliases/").to_string();
+            set_alias(app, name, None).await
+        }
+        (Method::PUT, p) if p.starts_with("/admin/groups/") => {
+            let name = p.trim_start_matches("/admin/groups/").to_string();
+            set_group(app, name, Some(request)).await
+        }
+        (Method::DELETE, p) if p.starts_with("/admin/groups/") => {
+            let name = p.trim_start_matches("/admin/groups/").to_string();
+            set_group(app, name, None).await
+        }
+        (Method::GET, "/admin/breakers") => Ok(breakers(app)),
+        (Method::POST, p) if p.starts_with("/admin/breakers/") && p.ends_with("/open") => {
+            let id = p["/admin/breakers/".len()..p.len() - "/open".len()].to_string();
+            open_breaker(app, id, request).await
+        }
+        (Method::POST, p) if p.starts_with("/admin/breakers/") && p.ends_with("/reset") => {
+            let id = p["/admin/breakers/".len()..p.len() - "/reset".len()].to_string();
+            apply_change(app, AdminChange::Breaker { deployment: id, open_for_ms: None }).await
+        }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
     match result {
@@ -208,4 +238,73 @@ async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
         Err(e) => json!({"ok": false, "error": e.to_string()}),
     };
     Ok(json!({"entries": entries, "verify": verification}))
+}
+
+async fn apply_change(app: &Arc<App>, change: AdminChange) -> Result<Value, ApiError> {
+    let entry = app.admin.apply(&actor(app), change).await.map_err(admin_error)?;
+    Ok(json!({"ledger_seq": entry.seq, "ledger_hash": entry.hash, "action": entry.action, "target": entry.target}))
+}
+
+/// The routing module's aliases, groups and default retry, as configured.
+fn routing(app: &App) -> Value {
+    let chain = app.admin.chain().load();
+    let config = chain
+        .states()
+        .iter()
+        .find(|s| s.name == "routing")
+        .map(|s| s.config.clone())
+        .unwrap_or_else(|| json!({}));
+    json!({"routing": config, "deployments": app.admin.known_deployments()})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    target: String,
+}
+
+async fn set_alias(app: &Arc<App>, name: String, request: Option<Request<Incoming>>) -> Result<Value, ApiError> {
+    let target = match request {
+        Some(request) => Some(read_json::<AliasBody>(request).await?.target),
+        None => None,
+    };
+    apply_change(app, AdminChange::SetAlias { name, target }).await
+}
+
+async fn set_group(app: &Arc<App>, name: String, request: Option<Request<Incoming>>) -> Result<Value, ApiError> {
+    let group = match request {
+        Some(request) => Some(read_json::<Value>(request).await?),
+        None => None,
+    };
+    apply_change(app, AdminChange::SetGroup { name, group }).await
+}
+
+fn breakers(app: &App) -> Value {
+    let now = crate::store::now_ms();
+    let list: Vec<Value> = app
+        .admin
+        .routing()
+        .breakers
+        .all()
+        .into_iter()
+        .map(|(id, state)| {
+            let phase = match state.phase {
+                crate::store::BreakerPhase::Open { until_ms } if until_ms <= now => json!({"phase": "half_open_pending", "until_ms": until_ms}),
+                phase => json!(phase),
+            };
+            json!({"deployment": id, "state": phase, "consecutive_failures": state.consecutive_failures, "reason": state.reason})
+        })
+        .collect();
+    json!({"breakers": list})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    for_ms: u64,
+}
+
+async fn open_breaker(app: &Arc<App>, deployment: String, request: Request<Incoming>) -> Result<Value, ApiError> {
+    let body: OpenBody = read_json(request).await?;
+    apply_change(app, AdminChange::Breaker { deployment, open_for_ms: Some(body.for_ms) }).await
 }

@@ -67,6 +67,9 @@ pub enum ApiError {
     AdminInvalid {
         message: String,
     },
+    AdminNotFound {
+        message: String,
+    },
     Unavailable {
         message: String,
     },
@@ -86,7 +89,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
-            ApiError::UnknownModel { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::UnknownModel { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::AdminNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UpstreamUnreachable { .. } | ApiError::UpstreamProtocol { .. } => {
@@ -108,7 +113,8 @@ impl ApiError {
             | ApiError::NotFound { .. }
             | ApiError::MethodNotAllowed { .. }
             | ApiError::BodyTooLarge { .. }
-            | ApiError::AdminInvalid { .. } => "invalid_request_error",
+            | ApiError::AdminInvalid { .. }
+            | ApiError::AdminNotFound { .. } => "invalid_request_error",
             ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
                 "authentication_error"
             }
@@ -141,6 +147,7 @@ impl ApiError {
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::AdminUnauthorized => "invalid_admin_key",
             ApiError::AdminInvalid { .. } => "invalid_admin_request",
+            ApiError::AdminNotFound { .. } => "not_found",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal_error",
         }
@@ -175,6 +182,7 @@ impl ApiError {
             | ApiError::UpstreamTimeout { message }
             | ApiError::UpstreamProtocol { message }
             | ApiError::AdminInvalid { message }
+            | ApiError::AdminNotFound { message }
             | ApiError::Unavailable { message }
             | ApiError::Internal { message } => message.clone(),
             ApiError::MissingKey => {

@@ -28,6 +28,8 @@ pub struct Behavior {
     pub status: Option<u16>,
     /// With `status`: send a `retry-after` header with this many seconds.
     pub retry_after_s: Option<u64>,
+    /// With `status`: the error's `code` instead of `mock_<status>` (e.g. `context_length_exceeded`).
+    pub error_code: Option<String>,
     /// Sleep this long before sending the response headers.
     pub headers_delay_ms: u64,
     /// Stream: sleep this long between two chunks.

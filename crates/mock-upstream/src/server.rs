@@ -135,7 +135,7 @@ fn route(
     n: usize,
 ) -> Reply {
     if let Some(status) = behavior.status {
-        return error::fault(status, behavior.retry_after_s);
+        return error::fault(status, behavior.retry_after_s, behavior.error_code.as_deref());
     }
     let with_body = |answer: &dyn Fn(&Value) -> Reply| match parsed {
         Ok(req @ Value::Object(_)) => answer(req),
