@@ -42,7 +42,10 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
         .iter()
         .map(|m| m["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["auth", "request_limits", "routing", "cost", "trace"]);
+    assert_eq!(
+        names,
+        ["auth", "request_limits", "routing", "cost", "trace"]
+    );
 }
 
 #[tokio::test]

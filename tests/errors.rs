@@ -161,6 +161,21 @@ async fn upstream_errors_pass_through_with_status_body_and_retry_after() {
     assert_eq!(answer.json()["error"]["code"], "mock_429");
     assert!(answer.header("x-request-id").is_some());
 
+    // The 429 cooled the deployment down: until its retry-after passes, requests fail fast
+    // with a 503 that says when, and nothing reaches the upstream.
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer.text().contains("available again in"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(h.mock.request_count(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
+
     h.mock.push(Behavior {
         malformed_body: true,
         ..Behavior::default()
@@ -172,11 +187,12 @@ async fn upstream_errors_pass_through_with_status_body_and_retry_after() {
     assert_eq!(answer.status, 502);
     assert_eq!(answer.json()["error"]["code"], "upstream_protocol_error");
 
-    let traces = h.traces(2).await;
+    let traces = h.traces(3).await;
     assert_eq!(
         (traces[0].status, traces[0].error_class.as_deref()),
         (429, Some("upstream_status"))
     );
+    assert_eq!(traces[1].error_class.as_deref(), Some("unavailable"));
 }
 
 #[tokio::test]

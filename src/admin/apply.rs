@@ -17,10 +17,10 @@ use tokio::sync::Mutex;
 use crate::cost::{PriceError, PriceTable};
 use crate::ledger::{LedgerDraft, LedgerEntry};
 use crate::modules::registry;
-use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
-use crate::store::writer::Writer;
 use crate::modules::registry::ModuleConfig;
 use crate::modules::routing::config::RoutingConfig;
+use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
+use crate::store::writer::Writer;
 use crate::store::{BreakerPhase, BreakerRecord, ModuleState, Persist, StoreError};
 
 #[derive(Debug, Error)]
@@ -52,11 +52,17 @@ pub enum AdminChange {
     /// Load a price file (the bundled file's format), layered over the bundled table.
     LoadPrices { body: String },
     /// Set (`Some`) or delete (`None`) a routing alias.
-    SetAlias { name: String, target: Option<String> },
+    SetAlias {
+        name: String,
+        target: Option<String>,
+    },
     /// Set (`Some`, a group as JSON) or delete (`None`) a routing group.
     SetGroup { name: String, group: Option<Value> },
     /// Force a deployment's breaker open for some milliseconds, or reset it (`None`).
-    Breaker { deployment: String, open_for_ms: Option<u64> },
+    Breaker {
+        deployment: String,
+        open_for_ms: Option<u64>,
+    },
 }
 
 pub struct Admin {
@@ -130,22 +136,31 @@ impl Admin {
                 .await
             }
             AdminChange::SetAlias { name, target } => {
-                let action = if target.is_some() { "alias.set" } else { "alias.delete" };
+                let action = if target.is_some() {
+                    "alias.set"
+                } else {
+                    "alias.delete"
+                };
                 self.change_module(actor, "routing", action, &name, |state| {
                     edit_map(state, "aliases", &name, target.map(Value::String))
                 })
                 .await
             }
             AdminChange::SetGroup { name, group } => {
-                let action = if group.is_some() { "group.set" } else { "group.delete" };
+                let action = if group.is_some() {
+                    "group.set"
+                } else {
+                    "group.delete"
+                };
                 self.change_module(actor, "routing", action, &name, |state| {
                     edit_map(state, "groups", &name, group)
                 })
                 .await
             }
-            AdminChange::Breaker { deployment, open_for_ms } => {
-                self.change_breaker(actor, deployment, open_for_ms).await
-            }
+            AdminChange::Breaker {
+                deployment,
+                open_for_ms,
+            } => self.change_breaker(actor, deployment, open_for_ms).await,
             AdminChange::LoadPrices { body } => self.load_prices(actor, body).await,
         }
     }
@@ -168,7 +183,10 @@ impl Admin {
         registry::find(name).ok_or_else(unknown)?;
         let current = self.chain.load_full();
         let mut states: Vec<ModuleState> = current.states().to_vec();
-        let state = states.iter_mut().find(|s| s.name == name).ok_or_else(unknown)?;
+        let state = states
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(unknown)?;
         let before = state.clone();
         edit(state)?;
         registry::check_config(name, &state.config).map_err(|problem| {
@@ -221,7 +239,9 @@ impl Admin {
         let (action, phase, reason) = match open_for_ms {
             Some(ms) => (
                 "breaker.open",
-                BreakerPhase::Open { until_ms: now + ms as i64 },
+                BreakerPhase::Open {
+                    until_ms: now + ms as i64,
+                },
                 "forced open by an operator",
             ),
             None => ("breaker.reset", BreakerPhase::Closed, ""),
@@ -238,7 +258,10 @@ impl Admin {
             target: deployment.clone(),
             details: json!({"phase": phase}),
         };
-        let entry = self.writer.admin(Some(Persist::Breaker(record)), draft).await?;
+        let entry = self
+            .writer
+            .admin(Some(Persist::Breaker(record)), draft)
+            .await?;
         match phase {
             BreakerPhase::Open { until_ms } => {
                 breakers.force_open(&deployment, until_ms);
@@ -314,11 +337,19 @@ fn merge_config(name: &str, config: &mut Value, patch: Value) -> Result<(), Admi
 }
 
 /// Sets or removes `key` in the map `field` of a module's config.
-fn edit_map(state: &mut ModuleState, field: &str, key: &str, value: Option<Value>) -> Result<(), AdminError> {
+fn edit_map(
+    state: &mut ModuleState,
+    field: &str,
+    key: &str,
+    value: Option<Value>,
+) -> Result<(), AdminError> {
     if !state.config.is_object() {
         state.config = json!({});
     }
-    let map = state.config.as_object_mut().map(|c| c.entry(field).or_insert_with(|| json!({})));
+    let map = state
+        .config
+        .as_object_mut()
+        .map(|c| c.entry(field).or_insert_with(|| json!({})));
     let Some(Value::Object(map)) = map else {
         return Err(AdminError::InvalidConfig {
             name: state.name.clone(),
@@ -331,7 +362,9 @@ fn edit_map(state: &mut ModuleState, field: &str, key: &str, value: Option<Value
         }
         None => {
             if map.remove(key).is_none() {
-                return Err(AdminError::NotFound(format!("no {field} entry named {key:?}")));
+                return Err(AdminError::NotFound(format!(
+                    "no {field} entry named {key:?}"
+                )));
             }
         }
     }

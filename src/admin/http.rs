@@ -72,7 +72,14 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (Method::POST, p) if p.starts_with("/admin/breakers/") && p.ends_with("/reset") => {
             let id = p["/admin/breakers/".len()..p.len() - "/reset".len()].to_string();
-            apply_change(app, AdminChange::Breaker { deployment: id, open_for_ms: None }).await
+            apply_change(
+                app,
+                AdminChange::Breaker {
+                    deployment: id,
+                    open_for_ms: None,
+                },
+            )
+            .await
         }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
@@ -135,8 +142,10 @@ fn actor(app: &App) -> String {
 
 fn admin_error(err: AdminError) -> ApiError {
     match err {
-        AdminError::UnknownModule { .. } => ApiError::NotFound {
-            path: err.to_string(),
+        AdminError::UnknownModule { .. }
+        | AdminError::UnknownDeployment { .. }
+        | AdminError::NotFound(_) => ApiError::AdminNotFound {
+            message: err.to_string(),
         },
         AdminError::Store(e) => ApiError::Internal {
             message: e.to_string(),
@@ -241,8 +250,14 @@ async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
 }
 
 async fn apply_change(app: &Arc<App>, change: AdminChange) -> Result<Value, ApiError> {
-    let entry = app.admin.apply(&actor(app), change).await.map_err(admin_error)?;
-    Ok(json!({"ledger_seq": entry.seq, "ledger_hash": entry.hash, "action": entry.action, "target": entry.target}))
+    let entry = app
+        .admin
+        .apply(&actor(app), change)
+        .await
+        .map_err(admin_error)?;
+    Ok(
+        json!({"ledger_seq": entry.seq, "ledger_hash": entry.hash, "action": entry.action, "target": entry.target}),
+    )
 }
 
 /// The routing module's aliases, groups and default retry, as configured.
@@ -263,7 +278,11 @@ struct AliasBody {
     target: String,
 }
 
-async fn set_alias(app: &Arc<App>, name: String, request: Option<Request<Incoming>>) -> Result<Value, ApiError> {
+async fn set_alias(
+    app: &Arc<App>,
+    name: String,
+    request: Option<Request<Incoming>>,
+) -> Result<Value, ApiError> {
     let target = match request {
         Some(request) => Some(read_json::<AliasBody>(request).await?.target),
         None => None,
@@ -271,7 +290,11 @@ async fn set_alias(app: &Arc<App>, name: String, request: Option<Request<Incomin
     apply_change(app, AdminChange::SetAlias { name, target }).await
 }
 
-async fn set_group(app: &Arc<App>, name: String, request: Option<Request<Incoming>>) -> Result<Value, ApiError> {
+async fn set_group(
+    app: &Arc<App>,
+    name: String,
+    request: Option<Request<Incoming>>,
+) -> Result<Value, ApiError> {
     let group = match request {
         Some(request) => Some(read_json::<Value>(request).await?),
         None => None,
@@ -304,7 +327,18 @@ struct OpenBody {
     for_ms: u64,
 }
 
-async fn open_breaker(app: &Arc<App>, deployment: String, request: Request<Incoming>) -> Result<Value, ApiError> {
+async fn open_breaker(
+    app: &Arc<App>,
+    deployment: String,
+    request: Request<Incoming>,
+) -> Result<Value, ApiError> {
     let body: OpenBody = read_json(request).await?;
-    apply_change(app, AdminChange::Breaker { deployment, open_for_ms: Some(body.for_ms) }).await
+    apply_change(
+        app,
+        AdminChange::Breaker {
+            deployment,
+            open_for_ms: Some(body.for_ms),
+        },
+    )
+    .await
 }

@@ -135,7 +135,11 @@ fn route(
     n: usize,
 ) -> Reply {
     if let Some(status) = behavior.status {
-        return error::fault(status, behavior.retry_after_s, behavior.error_code.as_deref());
+        return error::fault(
+            status,
+            behavior.retry_after_s,
+            behavior.error_code.as_deref(),
+        );
     }
     let with_body = |answer: &dyn Fn(&Value) -> Reply| match parsed {
         Ok(req @ Value::Object(_)) => answer(req),

@@ -243,20 +243,12 @@ impl AttemptPlan for RoutePlan {
             let (index, delay) = match self.pick(&group, now) {
                 Pick::Now(index) => (index, backoff),
                 Pick::Later { index, until_ms } => {
+                    // Wait for a deployment to free up (a 429's retry-after) only when retrying
+                    // within budget; a fresh request fails over or fails fast instead.
                     let wait = Duration::from_millis((until_ms - now).max(0) as u64).max(backoff);
-                    if self.tried_in_group == 0
-                        && !self.any_attempt
-                        && wait > Duration::ZERO
-                        && self.group_idx + 1 < self.groups.len()
-                    {
-                        // Nothing here now and a fallback exists: don't make the client wait.
-                        self.unavailable.push((group.name.clone(), Some(until_ms)));
-                        self.advance_group();
-                        continue;
-                    }
-                    if self.started.elapsed() + wait > budget
-                        || self.tried_in_group >= group.retry.max_attempts
-                    {
+                    let retrying =
+                        self.tried_in_group > 0 && self.tried_in_group < group.retry.max_attempts;
+                    if !retrying || self.started.elapsed() + wait > budget {
                         self.unavailable.push((group.name.clone(), Some(until_ms)));
                         self.advance_group();
                         continue;

@@ -36,7 +36,9 @@ pub(crate) fn body(message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
 /// The scripted failure: `Behavior::status` with the fixed "mock error" body.
 pub(crate) fn fault(status: u16, retry_after_s: Option<u64>, code: Option<&str>) -> Reply {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let code = code.map(String::from).unwrap_or_else(|| format!("mock_{}", status.as_u16()));
+    let code = code
+        .map(String::from)
+        .unwrap_or_else(|| format!("mock_{}", status.as_u16()));
     Reply::Error {
         status,
         body: body("mock error", "mock_error", Some(&code)),
