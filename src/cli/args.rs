@@ -34,6 +34,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// List, enable, disable or configure modules.
     Modules(ModulesArgs),
+    /// Aliases, groups and circuit breakers.
+    Routing(RoutingArgs),
     /// Manage the price table.
     #[command(subcommand)]
     Prices(PricesCommand),
@@ -142,6 +144,52 @@ pub enum ModulesCommand {
         #[arg(required = true)]
         pairs: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RoutingArgs {
+    /// A running server (`http://127.0.0.1:4000`); without it the database is changed directly.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// Admin key for --server.
+    #[arg(
+        long,
+        global = true,
+        env = "STOCKYARD_ADMIN_KEY",
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+    #[command(subcommand)]
+    pub command: RoutingCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Print aliases and groups.
+    Show,
+    /// Point an alias at a group or a model: `stockyard routing alias fast groq/llama-3.3-70b-versatile`.
+    Alias { name: String, target: String },
+    /// Delete an alias.
+    Unalias { name: String },
+    /// Create or replace a group from a JSON file (see README for its fields).
+    Group {
+        name: String,
+        /// The group as JSON.
+        file: PathBuf,
+    },
+    /// Delete a group.
+    Ungroup { name: String },
+    /// List circuit breakers (needs --server: breaker state lives in the running server).
+    Breakers,
+    /// Force a deployment's breaker open.
+    Open {
+        deployment: String,
+        /// For how long.
+        #[arg(long, default_value_t = 60_000)]
+        for_ms: u64,
+    },
+    /// Reset (close) a deployment's breaker.
+    Reset { deployment: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ mod config_cmd;
 mod modules_cmd;
 mod offline;
 mod prices;
+mod routing_cmd;
 mod serve;
 mod spend;
 mod traces;
@@ -71,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(cmd) => audit::run(&cli, cmd),
         Command::Modules(args) => modules_cmd::run(&cli, args).await,
         Command::Prices(cmd) => prices::run(&cli, cmd).await,
+        Command::Routing(args) => routing_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
     }
