@@ -23,6 +23,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod cost;
+pub mod ids;
 pub mod ledger;
 pub mod modules;
 pub mod providers;

@@ -84,7 +84,9 @@ impl Default for BreakerState {
 /// Breaker states by deployment id. `update` is atomic per id, so concurrent requests can't both
 /// take the last half-open probe.
 pub trait BreakerBook: Send + Sync {
-    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) -> BreakerState;
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState));
+    /// The phase alone: what the request path reads, without copying the outcome history.
+    fn phase(&self, id: &str) -> Option<BreakerPhase>;
     fn get(&self, id: &str) -> Option<BreakerState>;
     fn all(&self) -> Vec<(String, BreakerState)>;
 }
@@ -95,11 +97,21 @@ pub struct MemoryBreakers {
 }
 
 impl BreakerBook for MemoryBreakers {
-    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) -> BreakerState {
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let state = states.entry(id.to_string()).or_default();
-        f(state);
-        state.clone()
+        match states.get_mut(id) {
+            Some(state) => f(state),
+            None => {
+                let mut state = BreakerState::default();
+                f(&mut state);
+                states.insert(id.to_string(), state);
+            }
+        }
+    }
+
+    fn phase(&self, id: &str) -> Option<BreakerPhase> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(id).map(|s| s.phase)
     }
 
     fn get(&self, id: &str) -> Option<BreakerState> {

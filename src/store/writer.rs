@@ -251,13 +251,16 @@ async fn writer_loop(
             if batch.len() >= config.batch_size {
                 break;
             }
-            // Take what is already queued without waiting, then wait out the batch interval.
+            // Take what is already queued; when the queue runs dry, sleep out the batch interval
+            // instead of waking for every record (one wake-up per batch, not per request).
             next = match rx.try_recv() {
                 Ok(op) => Some(op),
                 Err(_) if batch.is_empty() => None,
-                Err(_) => tokio::time::timeout_at(deadline, rx.recv())
-                    .await
-                    .unwrap_or_default(),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep_until(deadline).await;
+                    rx.try_recv().ok()
+                }
+                Err(_) => None,
             };
         }
         commit(backend, &mut batch, stats);

@@ -51,10 +51,10 @@ impl Breakers {
     }
 
     pub fn peek(&self, id: &str, config: &BreakerConfig, now: i64) -> Availability {
-        let Some(state) = self.book.get(id) else {
+        let Some(phase) = self.book.phase(id) else {
             return Availability::Available;
         };
-        match state.phase {
+        match phase {
             BreakerPhase::Closed => Availability::Available,
             BreakerPhase::Open { until_ms } if now >= until_ms => Availability::Probe,
             BreakerPhase::Open { until_ms } => Availability::Unavailable { until_ms },
@@ -179,26 +179,29 @@ impl Breakers {
 
     /// Applies `f` atomically and persists the new phase if it changed.
     fn change(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) {
-        let mut before = None;
-        let after = self.book.update(id, &mut |state| {
-            before = Some(state.phase);
+        let mut transition = None;
+        self.book.update(id, &mut |state| {
+            let before = state.phase;
             f(state);
-        });
-        let changed = match (before, after.phase) {
-            (Some(BreakerPhase::HalfOpen { .. }), BreakerPhase::HalfOpen { .. }) => false,
-            (Some(b), a) => b != a,
-            (None, _) => false,
-        };
-        if changed {
-            tracing::info!(deployment = id, phase = ?after.phase, reason = %after.reason, "breaker changed");
-            if let Some(writer) = &self.writer {
-                writer.submit_breaker(BreakerRecord {
-                    deployment: id.to_string(),
-                    phase: after.phase,
-                    reason: after.reason,
-                    updated_ms: now_ms(),
-                });
+            let changed = match (before, state.phase) {
+                (BreakerPhase::HalfOpen { .. }, BreakerPhase::HalfOpen { .. }) => false,
+                (b, a) => b != a,
+            };
+            if changed {
+                transition = Some((state.phase, state.reason.clone()));
             }
+        });
+        let Some((phase, reason)) = transition else {
+            return;
+        };
+        tracing::info!(deployment = id, ?phase, %reason, "breaker changed");
+        if let Some(writer) = &self.writer {
+            writer.submit_breaker(BreakerRecord {
+                deployment: id.to_string(),
+                phase,
+                reason,
+                updated_ms: now_ms(),
+            });
         }
     }
 }

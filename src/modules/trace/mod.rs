@@ -125,7 +125,7 @@ impl Module for Trace {
         };
         let micros = |d: std::time::Duration| d.as_micros() as i64;
         let record = TraceRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::ids::uuid_v7(),
             ts_ms: ctx.ts_ms,
             endpoint: ctx.endpoint.as_str().to_string(),
             requested_model: ctx.requested_model.clone(),
