@@ -8,6 +8,7 @@
 //! Some compatible servers send no usage in streams; then the proxy counts tokens itself and marks
 //! the trace's usage as estimated.
 
+pub mod anthropic;
 pub mod http;
 pub mod openai;
 pub mod registry;

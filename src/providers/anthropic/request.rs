@@ -1,0 +1,1025 @@
+//! Canonical OpenAI chat request -> Anthropic `POST /v1/messages` body. Called by the Anthropic
+//! provider before it builds the HTTP request; pure.
+//!
+//! | canonical | Anthropic |
+//! |---|---|
+//! | `system` / `developer` messages (anywhere) | top-level `system`: text blocks, in order |
+//! | user text / `image_url` (http or `data:` base64) / `file` (`file_data` PDF) parts | `text` / `image` (`url` or `base64` source) / `document` blocks |
+//! | assistant `x_thinking_blocks`, content, `tool_calls` | `thinking`/`redacted_thinking`, `text`, `tool_use` blocks, in that order |
+//! | `tool` messages | `tool_result` blocks in a user turn (`x_is_error` -> `is_error`) |
+//! | `tools[].function` | `tools[]`: `name`, `description`, `input_schema`, `strict` |
+//! | `tool_choice` auto / none / required / function | `{"type":"auto"|"none"|"any"|"tool"}` |
+//! | `parallel_tool_calls: false` | `tool_choice.disable_parallel_tool_use: true` |
+//! | `max_completion_tokens` or `max_tokens` | `max_tokens` (default [`DEFAULT_MAX_TOKENS`]) |
+//! | `stop` | `stop_sequences` |
+//! | `user` | `metadata.user_id` |
+//! | `reasoning_effort`, `x_thinking_budget` | `thinking` (+ `output_config.effort`), see the module doc of `providers::anthropic` |
+//! | `response_format` `json_schema` | `output_config.format: {"type":"json_schema","schema"}` (structured outputs, GA) |
+//! | `temperature` (0..=1), `top_p`, `top_k`, `stream` | same names |
+//!
+//! Consecutive messages of one role are merged into one turn (Anthropic requires alternating
+//! roles), so several tool results become one user turn. `cache_control` on content parts, tool
+//! calls, tool messages and tool definitions is copied onto the produced blocks.
+//!
+//! Rejected unless `drop_unsupported` (then dropped): `logit_bias`, `logprobs`, `top_logprobs`,
+//! `n` > 1, non-zero `presence_penalty`/`frequency_penalty`, `seed`, `audio`, non-text
+//! `modalities`, `prediction`, `web_search_options`, `store: true`, `metadata`, `service_tier`,
+//! `verbosity`, legacy `functions`/`function_call`, `response_format: json_object` (Anthropic has
+//! no schema-less JSON mode), `temperature` > 1, audio and `file_id` parts, and any unknown
+//! parameter. With thinking on, Anthropic also refuses forced tool use, `temperature` other than 1,
+//! `top_k`, and `top_p` below 0.95; those are treated the same way.
+//! Dropped silently: `stream_options` (Anthropic streams always carry usage), `prompt_cache_key`
+//! (a routing hint), `image_url.detail`, `name` on messages, `reasoning_content` without
+//! `x_thinking_blocks` (it cannot be replayed without its signature).
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, ThinkingStyle, TranslateError, TranslateOptions,
+    invalid, thinking_style,
+};
+
+/// Parameters translated below.
+const KNOWN: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "reasoning_effort",
+    "x_thinking_budget",
+    "prompt_cache_key",
+];
+
+pub fn from_chat(
+    chat: &Value,
+    upstream_model: &str,
+    opts: &TranslateOptions,
+) -> Result<Value, TranslateError> {
+    let req = chat
+        .as_object()
+        .ok_or_else(|| invalid("body", "must be a JSON object"))?;
+    check_unsupported(req, opts)?;
+
+    let mut out = Map::new();
+    out.insert("model".into(), json!(upstream_model));
+
+    let (system, messages) = convert_messages(req.get("messages"), opts)?;
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+
+    let mut max_tokens = match present(req, "max_completion_tokens").or(present(req, "max_tokens"))
+    {
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid("max_tokens", "must be a positive integer"))?,
+        None => DEFAULT_MAX_TOKENS,
+    };
+
+    let thinking = thinking_request(req, upstream_model)?;
+    let mut output_config = Map::new();
+    match thinking {
+        Some(Thinking::Budget(budget)) => {
+            if max_tokens <= budget {
+                max_tokens += budget;
+            }
+            out.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
+        }
+        Some(Thinking::Adaptive(effort)) => {
+            out.insert("thinking".into(), json!({"type": "adaptive"}));
+            output_config.insert("effort".into(), json!(effort));
+        }
+        None => {}
+    }
+    let thinking_on = thinking.is_some();
+    out.insert("max_tokens".into(), json!(max_tokens));
+
+    sampling(req, thinking_on, opts, &mut out)?;
+
+    if let Some(stop) = present(req, "stop") {
+        let sequences = match stop {
+            Value::String(s) => vec![json!(s)],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => return Err(invalid("stop", "must be a string or an array of strings")),
+        };
+        if !sequences.is_empty() {
+            out.insert("stop_sequences".into(), Value::Array(sequences));
+        }
+    }
+
+    if let Some(user) = present(req, "user") {
+        let user = user
+            .as_str()
+            .ok_or_else(|| invalid("user", "must be a string"))?;
+        out.insert("metadata".into(), json!({"user_id": user}));
+    }
+
+    tools(req, thinking_on, opts, &mut out)?;
+
+    if let Some(format) = present(req, "response_format") {
+        match format.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_schema") => {
+                let schema = format
+                    .get("json_schema")
+                    .and_then(|s| s.get("schema"))
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        invalid("response_format.json_schema.schema", "must be an object")
+                    })?;
+                output_config.insert(
+                    "format".into(),
+                    json!({"type": "json_schema", "schema": schema}),
+                );
+            }
+            Some("json_object") => opts.reject(
+                "response_format",
+                "Anthropic has no schema-less JSON mode; send a json_schema response_format",
+            )?,
+            _ => {
+                return Err(invalid(
+                    "response_format.type",
+                    "must be text, json_object or json_schema",
+                ));
+            }
+        }
+    }
+    if !output_config.is_empty() {
+        out.insert("output_config".into(), Value::Object(output_config));
+    }
+
+    if let Some(stream) = present(req, "stream") {
+        let stream = stream
+            .as_bool()
+            .ok_or_else(|| invalid("stream", "must be a boolean"))?;
+        if stream {
+            out.insert("stream".into(), json!(true));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// A parameter that is present and not `null` (SDKs send explicit nulls for unset options).
+fn present<'a>(req: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    req.get(key).filter(|v| !v.is_null())
+}
+
+fn check_unsupported(
+    req: &Map<String, Value>,
+    opts: &TranslateOptions,
+) -> Result<(), TranslateError> {
+    for (key, value) in req {
+        if value.is_null() || KNOWN.contains(&key.as_str()) {
+            continue;
+        }
+        // Values equal to OpenAI's defaults ask for nothing Anthropic lacks.
+        let harmless = match key.as_str() {
+            "n" => value.as_u64() == Some(1),
+            "logprobs" | "store" => value.as_bool() == Some(false),
+            "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
+            "modalities" => value == &json!(["text"]),
+            "service_tier" => value.as_str() == Some("auto"),
+            _ => false,
+        };
+        if harmless {
+            continue;
+        }
+        let message = match key.as_str() {
+            "n" => "Anthropic returns one choice per request",
+            "logit_bias" | "logprobs" | "top_logprobs" => "Anthropic does not expose token logits",
+            "presence_penalty" | "frequency_penalty" => "Anthropic has no repetition penalties",
+            "seed" => "Anthropic has no sampling seed",
+            "functions" | "function_call" => "legacy functions are not translated; use tools",
+            _ => "not supported by the Anthropic Messages API",
+        };
+        opts.reject(key, message)?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Thinking {
+    Budget(u64),
+    Adaptive(&'static str),
+}
+
+fn thinking_request(
+    req: &Map<String, Value>,
+    upstream_model: &str,
+) -> Result<Option<Thinking>, TranslateError> {
+    let exact = match present(req, "x_thinking_budget") {
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|b| *b >= MIN_THINKING_BUDGET)
+                .ok_or_else(|| {
+                    invalid("x_thinking_budget", "must be an integer of at least 1024")
+                })?,
+        ),
+        None => None,
+    };
+    let effort = match present(req, "reasoning_effort") {
+        None => None,
+        Some(v) => match v.as_str() {
+            Some("none") => return Ok(None),
+            Some("minimal") | Some("low") => Some(("low", 1024)),
+            Some("medium") => Some(("medium", 4096)),
+            Some("high") | Some("xhigh") => Some(("high", 16384)),
+            _ => {
+                return Err(invalid(
+                    "reasoning_effort",
+                    "must be none, minimal, low, medium, high or xhigh",
+                ));
+            }
+        },
+    };
+    let (effort, budget) = match (effort, exact) {
+        (Some((effort, budget)), exact) => (effort, exact.unwrap_or(budget)),
+        (None, Some(budget)) => (effort_for_budget(budget), budget),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(match thinking_style(upstream_model) {
+        ThinkingStyle::Budget => Thinking::Budget(budget),
+        ThinkingStyle::Adaptive => Thinking::Adaptive(effort),
+    }))
+}
+
+/// The inverse of the budget table, for a request that carries only an exact budget.
+pub(crate) fn effort_for_budget(budget: u64) -> &'static str {
+    match budget {
+        0..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }
+}
+
+fn sampling(
+    req: &Map<String, Value>,
+    thinking_on: bool,
+    opts: &TranslateOptions,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    if let Some(t) = present(req, "temperature") {
+        let t = t
+            .as_f64()
+            .ok_or_else(|| invalid("temperature", "must be a number"))?;
+        if thinking_on && t != 1.0 {
+            opts.reject(
+                "temperature",
+                "Anthropic allows only temperature 1 with thinking",
+            )?;
+        } else if t > 1.0 {
+            opts.reject("temperature", "Anthropic accepts temperature from 0 to 1")?;
+        } else {
+            out.insert("temperature".into(), json!(t));
+        }
+    }
+    if let Some(p) = present(req, "top_p") {
+        let p = p
+            .as_f64()
+            .ok_or_else(|| invalid("top_p", "must be a number"))?;
+        if thinking_on && p < 0.95 {
+            opts.reject(
+                "top_p",
+                "Anthropic allows top_p only from 0.95 with thinking",
+            )?;
+        } else {
+            out.insert("top_p".into(), json!(p));
+        }
+    }
+    if let Some(k) = present(req, "top_k") {
+        let k = k
+            .as_u64()
+            .ok_or_else(|| invalid("top_k", "must be a non-negative integer"))?;
+        if thinking_on {
+            opts.reject("top_k", "Anthropic does not allow top_k with thinking")?;
+        } else {
+            out.insert("top_k".into(), json!(k));
+        }
+    }
+    Ok(())
+}
+
+fn tools(
+    req: &Map<String, Value>,
+    thinking_on: bool,
+    opts: &TranslateOptions,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    let Some(list) = present(req, "tools") else {
+        // Anthropic rejects tool_choice without tools; without tools there is nothing to choose.
+        return Ok(());
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| invalid("tools", "must be an array"))?;
+    let mut tools = Vec::with_capacity(list.len());
+    for (i, tool) in list.iter().enumerate() {
+        let path = format!("tools[{i}]");
+        if tool.get("type").and_then(Value::as_str) != Some("function") {
+            opts.reject(
+                &format!("{path}.type"),
+                "only function tools can be translated",
+            )?;
+            continue;
+        }
+        let function = tool
+            .get("function")
+            .and_then(Value::as_object)
+            .ok_or_else(|| invalid(&format!("{path}.function"), "must be an object"))?;
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{path}.function.name"), "must be a string"))?;
+        let mut out_tool = Map::new();
+        out_tool.insert("name".into(), json!(name));
+        if let Some(d) = function.get("description").filter(|d| !d.is_null()) {
+            out_tool.insert("description".into(), d.clone());
+        }
+        let schema = function
+            .get("parameters")
+            .filter(|p| !p.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        out_tool.insert("input_schema".into(), schema);
+        if function.get("strict").and_then(Value::as_bool) == Some(true) {
+            out_tool.insert("strict".into(), json!(true));
+        }
+        copy_cache_control(tool, &mut out_tool);
+        tools.push(Value::Object(out_tool));
+    }
+    if tools.is_empty() {
+        return Ok(());
+    }
+    out.insert("tools".into(), Value::Array(tools));
+
+    let mut choice = match present(req, "tool_choice") {
+        None => None,
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => Some(json!({"type": "auto"})),
+            "none" => Some(json!({"type": "none"})),
+            "required" => Some(json!({"type": "any"})),
+            _ => {
+                return Err(invalid(
+                    "tool_choice",
+                    "must be auto, none, required or a function",
+                ));
+            }
+        },
+        Some(obj) => {
+            let name = obj
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("tool_choice.function.name", "must be a string"))?;
+            Some(json!({"type": "tool", "name": name}))
+        }
+    };
+    let forced = matches!(
+        choice
+            .as_ref()
+            .and_then(|c| c.get("type"))
+            .and_then(Value::as_str),
+        Some("any") | Some("tool")
+    );
+    if thinking_on && forced {
+        opts.reject(
+            "tool_choice",
+            "Anthropic does not allow forced tool use with thinking",
+        )?;
+        choice = None;
+    }
+    if present(req, "parallel_tool_calls").and_then(Value::as_bool) == Some(false) {
+        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if c.get("type").and_then(Value::as_str) != Some("none")
+            && let Some(obj) = c.as_object_mut()
+        {
+            obj.insert("disable_parallel_tool_use".into(), json!(true));
+        }
+    }
+    if let Some(choice) = choice {
+        out.insert("tool_choice".into(), choice);
+    }
+    Ok(())
+}
+
+/// One Anthropic turn being built; consecutive canonical messages of the same role land in it.
+struct Turn {
+    role: &'static str,
+    content: Vec<Value>,
+}
+
+fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some(last) if last.role == role => last.content.extend(blocks),
+        _ => turns.push(Turn {
+            role,
+            content: blocks,
+        }),
+    }
+}
+
+fn convert_messages(
+    messages: Option<&Value>,
+    opts: &TranslateOptions,
+) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
+    let messages = messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array"))?;
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, msg) in messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        let role = msg
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{path}.role"), "must be a string"))?;
+        match role {
+            "system" | "developer" => system.extend(system_blocks(msg, &path, opts)?),
+            "user" => {
+                let blocks = user_blocks(msg.get("content"), &format!("{path}.content"), opts)?;
+                push_turn(&mut turns, "user", blocks);
+            }
+            "assistant" => {
+                let blocks = assistant_blocks(msg, &path, opts)?;
+                push_turn(&mut turns, "assistant", blocks);
+            }
+            "tool" => {
+                let block = tool_result_block(msg, &path, opts)?;
+                push_turn(&mut turns, "user", vec![block]);
+            }
+            "function" => opts.reject(
+                &format!("{path}.role"),
+                "legacy function messages are not translated; use tool",
+            )?,
+            _ => {
+                return Err(invalid(
+                    &format!("{path}.role"),
+                    "must be system, developer, user, assistant or tool",
+                ));
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(invalid(
+            "messages",
+            "at least one user or assistant message is required",
+        ));
+    }
+    let messages = turns
+        .into_iter()
+        .map(|t| json!({"role": t.role, "content": t.content}))
+        .collect();
+    Ok((system, messages))
+}
+
+fn copy_cache_control(from: &Value, to: &mut Map<String, Value>) {
+    if let Some(cc) = from.get("cache_control").filter(|c| !c.is_null()) {
+        to.insert("cache_control".into(), cc.clone());
+    }
+}
+
+fn text_block(text: &str, part: Option<&Value>) -> Value {
+    let mut block = Map::new();
+    block.insert("type".into(), json!("text"));
+    block.insert("text".into(), json!(text));
+    if let Some(part) = part {
+        copy_cache_control(part, &mut block);
+    }
+    Value::Object(block)
+}
+
+fn system_blocks(
+    msg: &Value,
+    path: &str,
+    opts: &TranslateOptions,
+) -> Result<Vec<Value>, TranslateError> {
+    let path = format!("{path}.content");
+    match msg.get("content") {
+        Some(Value::String(s)) if s.is_empty() => Ok(vec![]),
+        Some(Value::String(s)) => Ok(vec![text_block(s, None)]),
+        Some(Value::Array(parts)) => {
+            let mut blocks = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                match (part.get("type").and_then(Value::as_str), part.get("text")) {
+                    (Some("text"), Some(Value::String(t))) if t.is_empty() => {}
+                    (Some("text"), Some(Value::String(t))) => {
+                        blocks.push(text_block(t, Some(part)))
+                    }
+                    _ => opts.reject(
+                        &format!("{path}[{j}]"),
+                        "Anthropic system prompts take text only",
+                    )?,
+                }
+            }
+            Ok(blocks)
+        }
+        _ => Err(invalid(&path, "must be a string or an array of parts")),
+    }
+}
+
+fn user_blocks(
+    content: Option<&Value>,
+    path: &str,
+    opts: &TranslateOptions,
+) -> Result<Vec<Value>, TranslateError> {
+    match content {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(s)) if s.is_empty() => Ok(vec![]),
+        Some(Value::String(s)) => Ok(vec![text_block(s, None)]),
+        Some(Value::Array(parts)) => {
+            let mut blocks = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                if let Some(block) = content_part(part, &format!("{path}[{j}]"), opts)? {
+                    blocks.push(block);
+                }
+            }
+            Ok(blocks)
+        }
+        Some(_) => Err(invalid(path, "must be a string or an array of parts")),
+    }
+}
+
+/// One user (or tool result) content part as an Anthropic block; `None` when it is empty or
+/// dropped as unsupported.
+fn content_part(
+    part: &Value,
+    path: &str,
+    opts: &TranslateOptions,
+) -> Result<Option<Value>, TranslateError> {
+    let mut block = Map::new();
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => {
+            let text = part
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{path}.text"), "must be a string"))?;
+            if text.is_empty() {
+                // Anthropic rejects empty text blocks.
+                return Ok(None);
+            }
+            block.insert("type".into(), json!("text"));
+            block.insert("text".into(), json!(text));
+        }
+        Some("image_url") => {
+            let image = part.get("image_url");
+            let url = image
+                .and_then(|i| i.get("url").or(Some(i)))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{path}.image_url.url"), "must be a string"))?;
+            block.insert("type".into(), json!("image"));
+            block.insert(
+                "source".into(),
+                media_source(url, &format!("{path}.image_url.url"))?,
+            );
+        }
+        Some("file") => {
+            let file = part.get("file");
+            let Some(data) = file
+                .and_then(|f| f.get("file_data"))
+                .and_then(Value::as_str)
+            else {
+                opts.reject(
+                    &format!("{path}.file"),
+                    "only inline file_data can be translated, not file_id",
+                )?;
+                return Ok(None);
+            };
+            let source = media_source(data, &format!("{path}.file.file_data"))?;
+            if source.get("type").and_then(Value::as_str) != Some("base64") {
+                return Err(invalid(
+                    &format!("{path}.file.file_data"),
+                    "must be a base64 data URL",
+                ));
+            }
+            block.insert("type".into(), json!("document"));
+            block.insert("source".into(), source);
+        }
+        _ => {
+            opts.reject(path, "Anthropic takes text, image and PDF parts only")?;
+            return Ok(None);
+        }
+    }
+    copy_cache_control(part, &mut block);
+    Ok(Some(Value::Object(block)))
+}
+
+/// `data:<media type>;base64,<data>` -> a base64 source; any other URL -> a URL source.
+fn media_source(url: &str, path: &str) -> Result<Value, TranslateError> {
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Ok(json!({"type": "url", "url": url}));
+    };
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or_else(|| invalid(path, "data URL has no comma"))?;
+    let media_type = meta
+        .strip_suffix(";base64")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| invalid(path, "data URL must be data:<media type>;base64,<data>"))?;
+    Ok(json!({"type": "base64", "media_type": media_type, "data": data}))
+}
+
+fn assistant_blocks(
+    msg: &Value,
+    path: &str,
+    opts: &TranslateOptions,
+) -> Result<Vec<Value>, TranslateError> {
+    let mut blocks = Vec::new();
+    // Thinking first: Anthropic requires the turn's thinking blocks, unmodified, before its
+    // text and tool_use blocks.
+    if let Some(thinking) = msg.get("x_thinking_blocks").filter(|t| !t.is_null()) {
+        let list = thinking
+            .as_array()
+            .ok_or_else(|| invalid(&format!("{path}.x_thinking_blocks"), "must be an array"))?;
+        for (k, block) in list.iter().enumerate() {
+            blocks.push(thinking_block(
+                block,
+                &format!("{path}.x_thinking_blocks[{k}]"),
+            )?);
+        }
+    }
+    let content_path = format!("{path}.content");
+    match msg.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) => blocks.push(text_block(s, None)),
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let key = match part.get("type").and_then(Value::as_str) {
+                    Some("text") => "text",
+                    Some("refusal") => "refusal",
+                    _ => {
+                        opts.reject(
+                            &format!("{content_path}[{j}]"),
+                            "assistant content takes text parts only",
+                        )?;
+                        continue;
+                    }
+                };
+                let text = part.get(key).and_then(Value::as_str).ok_or_else(|| {
+                    invalid(&format!("{content_path}[{j}].{key}"), "must be a string")
+                })?;
+                if !text.is_empty() {
+                    blocks.push(text_block(text, Some(part)));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(invalid(
+                &content_path,
+                "must be a string or an array of parts",
+            ));
+        }
+    }
+    if let Some(calls) = msg.get("tool_calls").filter(|c| !c.is_null()) {
+        let calls = calls
+            .as_array()
+            .ok_or_else(|| invalid(&format!("{path}.tool_calls"), "must be an array"))?;
+        for (k, call) in calls.iter().enumerate() {
+            blocks.push(tool_use_block(call, &format!("{path}.tool_calls[{k}]"))?);
+        }
+    }
+    Ok(blocks)
+}
+
+fn thinking_block(block: &Value, path: &str) -> Result<Value, TranslateError> {
+    let field = |name: &str| {
+        block
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{path}.{name}"), "must be a string"))
+    };
+    match block.get("type").and_then(Value::as_str) {
+        Some("thinking") => Ok(json!({
+            "type": "thinking",
+            "thinking": field("thinking")?,
+            "signature": field("signature")?,
+        })),
+        Some("redacted_thinking") => Ok(json!({
+            "type": "redacted_thinking",
+            "data": field("data")?,
+        })),
+        _ => Err(invalid(
+            &format!("{path}.type"),
+            "must be thinking or redacted_thinking",
+        )),
+    }
+}
+
+fn tool_use_block(call: &Value, path: &str) -> Result<Value, TranslateError> {
+    let id = call
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{path}.id"), "must be a string"))?;
+    let function = call
+        .get("function")
+        .ok_or_else(|| invalid(&format!("{path}.function"), "is required"))?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{path}.function.name"), "must be a string"))?;
+    let args_path = format!("{path}.function.arguments");
+    let args = function
+        .get("arguments")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let input = if args.trim().is_empty() {
+        json!({})
+    } else {
+        let parsed: Value = serde_json::from_str(args)
+            .map_err(|e| invalid(&args_path, &format!("is not valid JSON ({e})")))?;
+        if !parsed.is_object() {
+            return Err(invalid(&args_path, "must encode a JSON object"));
+        }
+        parsed
+    };
+    let mut block = Map::new();
+    block.insert("type".into(), json!("tool_use"));
+    block.insert("id".into(), json!(id));
+    block.insert("name".into(), json!(name));
+    block.insert("input".into(), input);
+    copy_cache_control(call, &mut block);
+    Ok(Value::Object(block))
+}
+
+fn tool_result_block(
+    msg: &Value,
+    path: &str,
+    opts: &TranslateOptions,
+) -> Result<Value, TranslateError> {
+    let id = msg
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{path}.tool_call_id"), "must be a string"))?;
+    let mut block = Map::new();
+    block.insert("type".into(), json!("tool_result"));
+    block.insert("tool_use_id".into(), json!(id));
+    match msg.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            if !s.is_empty() {
+                block.insert("content".into(), json!(s));
+            }
+        }
+        Some(Value::Array(_)) => {
+            let parts = user_blocks(msg.get("content"), &format!("{path}.content"), opts)?;
+            if !parts.is_empty() {
+                block.insert("content".into(), Value::Array(parts));
+            }
+        }
+        Some(_) => {
+            return Err(invalid(
+                &format!("{path}.content"),
+                "must be a string or an array of parts",
+            ));
+        }
+    }
+    if msg.get("x_is_error").and_then(Value::as_bool) == Some(true) {
+        block.insert("is_error".into(), json!(true));
+    }
+    copy_cache_control(msg, &mut block);
+    Ok(Value::Object(block))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::anthropic::assert_json_eq;
+
+    fn fixture(text: &str) -> Value {
+        serde_json::from_str(text).expect("fixture is JSON")
+    }
+
+    const STRICT: TranslateOptions = TranslateOptions {
+        drop_unsupported: false,
+    };
+    const LENIENT: TranslateOptions = TranslateOptions {
+        drop_unsupported: true,
+    };
+
+    #[test]
+    fn full_chat_request_matches_golden_messages_body() {
+        let chat = fixture(include_str!(
+            "../../../tests/fixtures/anthropic/chat_request_full.json"
+        ));
+        let expected = fixture(include_str!(
+            "../../../tests/fixtures/anthropic/messages_request_full.json"
+        ));
+        let got = from_chat(&chat, "claude-sonnet-4-5-20250929", &STRICT).expect("translates");
+        assert_json_eq(&got, &expected);
+    }
+
+    #[test]
+    fn adaptive_models_get_effort_instead_of_budget() {
+        let chat = fixture(include_str!(
+            "../../../tests/fixtures/anthropic/chat_request_adaptive.json"
+        ));
+        let expected = fixture(include_str!(
+            "../../../tests/fixtures/anthropic/messages_request_adaptive.json"
+        ));
+        let got = from_chat(&chat, "claude-opus-4-8", &STRICT).expect("translates");
+        assert_json_eq(&got, &expected);
+    }
+
+    fn minimal(extra: Value) -> Value {
+        let mut base = json!({
+            "model": "claude",
+            "messages": [{"role": "user", "content": "hi"}]
+        });
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        base
+    }
+
+    #[test]
+    fn default_max_tokens_when_absent() {
+        let got = from_chat(&minimal(json!({})), "claude-opus-4-8", &STRICT).expect("ok");
+        assert_eq!(got["max_tokens"], json!(DEFAULT_MAX_TOKENS));
+        assert_eq!(
+            got["messages"],
+            json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}])
+        );
+        assert!(got.get("thinking").is_none());
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens() {
+        let req = minimal(json!({"max_tokens": 10, "max_completion_tokens": 20}));
+        let got = from_chat(&req, "claude-opus-4-8", &STRICT).expect("ok");
+        assert_eq!(got["max_tokens"], json!(20));
+    }
+
+    #[test]
+    fn unsupported_params_are_rejected_by_name_or_dropped() {
+        for (param, value) in [
+            ("logit_bias", json!({"50256": -100})),
+            ("logprobs", json!(true)),
+            ("n", json!(2)),
+            ("presence_penalty", json!(0.5)),
+            ("frequency_penalty", json!(0.5)),
+            ("seed", json!(7)),
+            ("some_future_param", json!(1)),
+        ] {
+            let req = minimal(json!({ param: value }));
+            match from_chat(&req, "claude-opus-4-8", &STRICT) {
+                Err(TranslateError::Unsupported { param: p, .. }) => assert_eq!(p, param),
+                other => panic!("{param}: expected Unsupported, got {other:?}"),
+            }
+            let got = from_chat(&req, "claude-opus-4-8", &LENIENT).expect("dropped");
+            assert!(got.get(param).is_none());
+        }
+    }
+
+    #[test]
+    fn default_valued_and_null_params_pass() {
+        let req = minimal(json!({
+            "n": 1, "logprobs": false, "presence_penalty": 0, "seed": null, "temperature": null
+        }));
+        assert!(from_chat(&req, "claude-opus-4-8", &STRICT).is_ok());
+    }
+
+    #[test]
+    fn invalid_tool_arguments_name_the_param() {
+        let req = json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+                ]}
+            ]
+        });
+        match from_chat(&req, "claude-opus-4-8", &LENIENT) {
+            Err(TranslateError::Invalid { param, .. }) => {
+                assert_eq!(param, "messages[1].tool_calls[0].function.arguments")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_object_response_format_is_unsupported() {
+        let req = minimal(json!({"response_format": {"type": "json_object"}}));
+        assert!(matches!(
+            from_chat(&req, "claude-opus-4-8", &STRICT),
+            Err(TranslateError::Unsupported { ref param, .. }) if param == "response_format"
+        ));
+        let got = from_chat(&req, "claude-opus-4-8", &LENIENT).expect("dropped");
+        assert!(got.get("output_config").is_none());
+    }
+
+    #[test]
+    fn budget_is_kept_below_max_tokens() {
+        let req = minimal(json!({"reasoning_effort": "high", "max_tokens": 2000}));
+        let got = from_chat(&req, "claude-sonnet-4-5", &STRICT).expect("ok");
+        assert_eq!(
+            got["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert_eq!(got["max_tokens"], json!(18384));
+
+        let req = minimal(
+            json!({"reasoning_effort": "low", "x_thinking_budget": 3000, "max_tokens": 8000}),
+        );
+        let got = from_chat(&req, "claude-sonnet-4-5", &STRICT).expect("ok");
+        assert_eq!(got["thinking"]["budget_tokens"], json!(3000));
+        assert_eq!(got["max_tokens"], json!(8000));
+    }
+
+    #[test]
+    fn reasoning_effort_none_sends_no_thinking() {
+        let req = minimal(json!({"reasoning_effort": "none", "x_thinking_budget": 2048}));
+        let got = from_chat(&req, "claude-sonnet-4-5", &STRICT).expect("ok");
+        assert!(got.get("thinking").is_none());
+    }
+
+    #[test]
+    fn thinking_conflicts_are_named() {
+        let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+        for (extra, param) in [
+            (json!({"temperature": 0.2}), "temperature"),
+            (json!({"top_k": 5}), "top_k"),
+            (json!({"top_p": 0.5}), "top_p"),
+            (
+                json!({"tools": tools, "tool_choice": "required"}),
+                "tool_choice",
+            ),
+        ] {
+            let mut req = minimal(extra);
+            req["reasoning_effort"] = json!("medium");
+            match from_chat(&req, "claude-opus-4-8", &STRICT) {
+                Err(TranslateError::Unsupported { param: p, .. }) => assert_eq!(p, param),
+                other => panic!("{param}: expected Unsupported, got {other:?}"),
+            }
+            let got = from_chat(&req, "claude-opus-4-8", &LENIENT).expect("dropped");
+            assert!(got.get(param).is_none(), "{param} kept: {got}");
+        }
+    }
+
+    #[test]
+    fn temperature_above_one_is_unsupported() {
+        let req = minimal(json!({"temperature": 1.5}));
+        assert!(matches!(
+            from_chat(&req, "claude-opus-4-8", &STRICT),
+            Err(TranslateError::Unsupported { ref param, .. }) if param == "temperature"
+        ));
+    }
+
+    #[test]
+    fn parallel_tool_calls_false_without_tool_choice_sets_auto() {
+        let req = minimal(json!({
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "parallel_tool_calls": false
+        }));
+        let got = from_chat(&req, "claude-opus-4-8", &STRICT).expect("ok");
+        assert_eq!(
+            got["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            got["tools"],
+            json!([{"name": "f", "input_schema": {"type": "object", "properties": {}}}])
+        );
+    }
+
+    #[test]
+    fn bad_data_url_is_invalid() {
+        let req = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png,abc"}}
+        ]}]});
+        assert!(matches!(
+            from_chat(&req, "claude-opus-4-8", &STRICT),
+            Err(TranslateError::Invalid { ref param, .. }) if param == "messages[0].content[0].image_url.url"
+        ));
+    }
+
+    #[test]
+    fn only_system_messages_is_invalid() {
+        let req = json!({"model": "m", "messages": [{"role": "system", "content": "x"}]});
+        assert!(matches!(
+            from_chat(&req, "claude-opus-4-8", &STRICT),
+            Err(TranslateError::Invalid { ref param, .. }) if param == "messages"
+        ));
+    }
+}
