@@ -2,3 +2,4 @@
 //! other field in a flattened map, so an unknown parameter reaches the upstream untouched.
 
 pub mod openai;
+pub mod responses;
