@@ -2,6 +2,8 @@
 //! through as the client sent it (model name rewritten), with the provider key as a bearer token.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
+pub mod presets;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
