@@ -8,6 +8,8 @@
 //! Some compatible servers send no usage in streams; then the proxy counts tokens itself and marks
 //! the trace's usage as estimated.
 
+pub mod bedrock;
+pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod registry;
