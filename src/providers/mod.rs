@@ -9,6 +9,8 @@
 //! the trace's usage as estimated.
 
 pub mod anthropic;
+pub mod bedrock;
+pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod registry;
