@@ -39,6 +39,7 @@ pub struct ModuleSetting {
 pub enum ProviderKind {
     OpenAi,
     OpenAiCompatible,
+    Anthropic,
 }
 
 #[derive(Clone, Debug)]
@@ -106,6 +107,38 @@ const OPENAI_PREFIXES: &[&str] = &[
     "babbage-",
 ];
 const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
+const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com/v1";
+/// Bare model names that belong to Anthropic.
+const ANTHROPIC_PREFIXES: &[&str] = &["claude-"];
+
+/// The zero-config presets: a key in the environment is enough.
+struct Preset {
+    name: &'static str,
+    kind: ProviderKind,
+    key_env: &'static str,
+    base_env: &'static str,
+    default_base: &'static str,
+    prefixes: &'static [&'static str],
+}
+
+const PRESETS: &[Preset] = &[
+    Preset {
+        name: "openai",
+        kind: ProviderKind::OpenAi,
+        key_env: "OPENAI_API_KEY",
+        base_env: "OPENAI_BASE_URL",
+        default_base: OPENAI_DEFAULT_BASE,
+        prefixes: OPENAI_PREFIXES,
+    },
+    Preset {
+        name: "anthropic",
+        kind: ProviderKind::Anthropic,
+        key_env: "ANTHROPIC_API_KEY",
+        base_env: "ANTHROPIC_BASE_URL",
+        default_base: ANTHROPIC_DEFAULT_BASE,
+        prefixes: ANTHROPIC_PREFIXES,
+    },
+];
 
 pub fn validate(
     raw: &RawConfig,
@@ -229,28 +262,33 @@ fn validate_providers(
             errors.push(&field, "name must be letters, digits, '_' or '-'");
             continue;
         }
+        let preset = PRESETS.iter().find(|preset| preset.name == name);
         let kind = match p.kind.as_deref() {
             Some("openai") => ProviderKind::OpenAi,
             Some("openai_compatible") => ProviderKind::OpenAiCompatible,
-            None if name == "openai" => ProviderKind::OpenAi,
-            None => ProviderKind::OpenAiCompatible,
+            Some("anthropic") => ProviderKind::Anthropic,
+            None => preset.map_or(ProviderKind::OpenAiCompatible, |preset| preset.kind),
             Some(other) => {
                 errors.push(
                     &format!("{field}.kind"),
-                    format!("unknown kind {other:?}; expected openai or openai_compatible"),
+                    format!(
+                        "unknown kind {other:?}; expected openai, openai_compatible or anthropic"
+                    ),
                 );
                 continue;
             }
         };
-        let base_text = match (p.base_url.clone(), kind) {
+        // A provider of a preset's kind takes its defaults (base URL, key variable, prefixes).
+        let preset = PRESETS.iter().find(|preset| preset.kind == kind);
+        let base_text = match (p.base_url.clone(), preset) {
             (Some(url), _) => url,
-            (None, ProviderKind::OpenAi) => {
-                env("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_DEFAULT_BASE.to_string())
+            (None, Some(preset)) => {
+                env(preset.base_env).unwrap_or_else(|| preset.default_base.to_string())
             }
-            (None, ProviderKind::OpenAiCompatible) => {
+            (None, None) => {
                 errors.push(
                     &format!("{field}.base_url"),
-                    "is required for openai_compatible",
+                    "is required (no preset of this name and kind)",
                 );
                 continue;
             }
@@ -262,7 +300,7 @@ fn validate_providers(
         let key_env = p
             .api_key_env
             .clone()
-            .or_else(|| (kind == ProviderKind::OpenAi).then(|| "OPENAI_API_KEY".to_string()));
+            .or_else(|| preset.map(|preset| preset.key_env.to_string()));
         let api_key = match (&p.api_key, &key_env) {
             (Some(key), _) => Some(Secret::new(key.clone())),
             (None, Some(var)) => match env(var) {
@@ -279,8 +317,10 @@ fn validate_providers(
             (None, None) => None,
         };
         let mut model_prefixes = p.model_prefixes.clone();
-        if kind == ProviderKind::OpenAi && model_prefixes.is_empty() {
-            model_prefixes = OPENAI_PREFIXES.iter().map(|s| s.to_string()).collect();
+        if let Some(preset) = preset
+            && model_prefixes.is_empty()
+        {
+            model_prefixes = preset.prefixes.iter().map(|s| s.to_string()).collect();
         }
         providers.push(ProviderConfig {
             name: name.clone(),
@@ -293,18 +333,22 @@ fn validate_providers(
         });
     }
 
-    // The zero-config preset: OPENAI_API_KEY in the environment is enough.
-    if !raw.providers.contains_key("openai")
-        && let Some(key) = env("OPENAI_API_KEY")
-    {
-        let base_text = env("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_DEFAULT_BASE.to_string());
-        if let Some(base_url) = parse_base_url(&base_text, "OPENAI_BASE_URL", errors) {
+    // The zero-config presets: a key in the environment is enough.
+    for preset in PRESETS {
+        if raw.providers.contains_key(preset.name) {
+            continue;
+        }
+        let Some(key) = env(preset.key_env) else {
+            continue;
+        };
+        let base_text = env(preset.base_env).unwrap_or_else(|| preset.default_base.to_string());
+        if let Some(base_url) = parse_base_url(&base_text, preset.base_env, errors) {
             providers.push(ProviderConfig {
-                name: "openai".into(),
-                kind: ProviderKind::OpenAi,
+                name: preset.name.into(),
+                kind: preset.kind,
                 base_url,
                 api_key: Some(Secret::new(key)),
-                model_prefixes: OPENAI_PREFIXES.iter().map(|s| s.to_string()).collect(),
+                model_prefixes: preset.prefixes.iter().map(|s| s.to_string()).collect(),
                 models: Vec::new(),
                 timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
             });

@@ -40,9 +40,59 @@ pub enum UpstreamError {
     Build { provider: String, detail: String },
 }
 
+/// The wire format a provider speaks. The request path works in the canonical format (OpenAI
+/// chat); a provider of another dialect translates on the way out and back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+/// A request the provider's format cannot express; becomes a 400 naming `param`.
+#[derive(Debug, Error)]
+#[error("{param}: {message}")]
+pub struct Untranslatable {
+    pub param: String,
+    pub message: String,
+}
+
+/// Turns a provider's native stream, one SSE event at a time, into canonical chat chunks.
+/// An `Err` is a failure the client must see as one (a provider error event, or a stream that
+/// ended without its terminal event); its text is the message.
+pub trait ChatStreamDecoder: Send {
+    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<serde_json::Value>, String>;
+    fn finish(&mut self) -> Result<Vec<serde_json::Value>, String>;
+}
+
 /// An upstream adapter. Implementations build the HTTP request for an endpoint; the shared
 /// [`http::HttpClient`] sends it.
 pub trait Provider: Send + Sync {
+    fn dialect(&self) -> Dialect {
+        Dialect::OpenAi
+    }
+    /// For another dialect: the native chat body for a canonical chat request.
+    fn translate_chat(
+        &self,
+        _chat: &serde_json::Value,
+        _upstream_model: &str,
+    ) -> Result<Bytes, Untranslatable> {
+        Err(Untranslatable {
+            param: "model".into(),
+            message: format!("provider {} takes OpenAI requests as they are", self.name()),
+        })
+    }
+    /// For another dialect: a native chat answer as a canonical `chat.completion`.
+    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+        Ok(Bytes::copy_from_slice(body))
+    }
+    /// For another dialect: a native error body in the OpenAI error shape.
+    fn translate_error(&self, _status: u16, body: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(body)
+    }
+    /// For another dialect: a decoder of its chat stream.
+    fn chat_stream_decoder(&self, _upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
+        None
+    }
     fn name(&self) -> &str;
     fn kind(&self) -> ProviderKind;
     fn timeouts(&self) -> &Timeouts;
@@ -50,10 +100,13 @@ pub trait Provider: Send + Sync {
     fn declared_models(&self) -> &[String];
     /// Builds the upstream request for `endpoint` carrying `body` (already rewritten for this
     /// provider: upstream model name, usage requested).
+    /// `client_headers` are the client's request headers, for the few a provider forwards
+    /// (`anthropic-beta`); never its credentials.
     fn build_request(
         &self,
         endpoint: Endpoint,
         body: Bytes,
+        client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError>;
     fn client(&self) -> &http::HttpClient;
     /// The same provider with other timeouts (and so its own connection pool), for a deployment

@@ -37,6 +37,9 @@ impl ProviderRegistry {
         let mut prefixes = Vec::new();
         for config in configs {
             let provider: Arc<dyn Provider> = match config.kind {
+                ProviderKind::Anthropic => {
+                    Arc::new(super::anthropic::adapter::Anthropic::new(config)?)
+                }
                 ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
                     Arc::new(OpenAi::new(config)?)
                 }

@@ -9,6 +9,7 @@ pub mod inflight;
 pub mod pipeline;
 pub mod sse;
 pub mod stream;
+pub mod transcode;
 pub mod usage;
 
 pub use body::ProxyBody;

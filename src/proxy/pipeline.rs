@@ -30,10 +30,11 @@ use super::attempt::{
 };
 use super::error::ApiError;
 use super::inflight::Inflight;
+use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle, Verdict};
-use crate::providers::{ProviderRegistry, UpstreamError};
+use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamError};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.
@@ -173,7 +174,7 @@ enum Committed {
     Complete(Response<ProxyBody>),
     /// A stream, with the frames already read while waiting for its first content.
     Stream {
-        upstream: Response<Incoming>,
+        upstream: Response<UpstreamBody>,
         prefix: Vec<Bytes>,
     },
 }
@@ -230,10 +231,15 @@ async fn try_once(
         kind: FailureKind::Final,
         error,
     };
-    let upstream_body = upstream_body(ctx, &route.upstream_model).map_err(final_error)?;
+    let dialect = route.provider.dialect();
+    let upstream_body = match dialect {
+        Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
+        _ => translated_body(ctx, route),
+    }
+    .map_err(final_error)?;
     let upstream_request = route
         .provider
-        .build_request(ctx.endpoint, upstream_body)
+        .build_request(ctx.endpoint.upstream(), upstream_body, &ctx.headers)
         .map_err(|e| final_error(ApiError::from(e)))?;
     let sent = Instant::now();
     let result = route
@@ -261,6 +267,19 @@ async fn try_once(
     })?;
 
     let status = upstream.status();
+    let (parts, body) = upstream.into_parts();
+    let decoder = match dialect {
+        Dialect::OpenAi => None,
+        _ if ctx.stream && status.is_success() => {
+            route.provider.chat_stream_decoder(&route.upstream_model)
+        }
+        _ => None,
+    };
+    let body = match decoder {
+        Some(decoder) => UpstreamBody::transcoded(body, decoder),
+        None => UpstreamBody::Plain(body),
+    };
+    let upstream = Response::from_parts(parts, body);
     if ctx.stream && status.is_success() {
         return match late_commit {
             None => Ok(Committed::Stream {
@@ -293,6 +312,33 @@ async fn try_once(
         }
         Err(error) => Err(final_error(error)),
     }
+}
+
+/// The provider's native body for a provider of another dialect, from the canonical request.
+fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
+    let Some(Inbound::Chat(request)) = &ctx.request else {
+        return Err(ApiError::InvalidField {
+            param: Some("model".into()),
+            message: format!(
+                "provider {} serves chat only; {} is not available for it",
+                route.provider.name(),
+                ctx.endpoint.as_str()
+            ),
+        });
+    };
+    let chat = serde_json::to_value(request).map_err(|e| ApiError::Internal {
+        message: format!("cannot encode the canonical request: {e}"),
+    })?;
+    route
+        .provider
+        .translate_chat(&chat, &route.upstream_model)
+        .map_err(|e| ApiError::InvalidField {
+            message: format!(
+                "provider {} cannot take this request: {e}",
+                route.provider.name()
+            ),
+            param: Some(e.param),
+        })
 }
 
 /// The body as the provider should get it. The client's bytes are reused when nothing changes
@@ -349,7 +395,7 @@ struct UsageEnvelope {
 async fn complete(
     chain: &Chain,
     ctx: &mut RequestCtx,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
 ) -> Result<Response<ProxyBody>, ApiError> {
     let status = upstream.status();
     let headers = passthrough_headers(upstream.headers());
@@ -379,13 +425,35 @@ async fn complete(
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    let foreign = ctx
+        .route
+        .as_ref()
+        .filter(|r| r.provider.dialect() != Dialect::OpenAi)
+        .map(|r| r.provider.clone());
     if !status.is_success() {
+        // Another dialect's error body, in the OpenAI shape like every other error.
+        let body = match &foreign {
+            Some(provider) => provider.translate_error(status.as_u16(), &body),
+            None => body,
+        };
         return Err(ApiError::Upstream {
             status,
             body,
             headers: Box::new(headers),
         });
     }
+    let body = match &foreign {
+        Some(foreign) => {
+            foreign
+                .translate_answer(&body)
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
+        }
+        None => body,
+    };
     match serde_json::from_slice::<UsageEnvelope>(&body) {
         Ok(UsageEnvelope { usage: Some(usage) }) => ctx.record_usage(&usage),
         Ok(UsageEnvelope { usage: None }) => ctx.completion_text = completion_text(&body),

@@ -16,7 +16,6 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::Response;
-use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tokio::sync::mpsc;
 
@@ -24,6 +23,7 @@ use super::attempt::{AttemptFailure, FailureKind};
 use super::error::ApiError;
 use super::pipeline::{finish, passthrough_headers, stamp};
 use super::sse::{RawEvent, SseSplitter};
+use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
 use crate::modules::{Chain, StreamChunk};
 use crate::wire::openai::Usage;
@@ -36,7 +36,7 @@ const CHANNEL_DEPTH: usize = 64;
 pub fn start(
     chain: Arc<Chain>,
     mut ctx: RequestCtx,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
     prefix: Vec<Bytes>,
 ) -> Response<ProxyBody> {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -65,7 +65,7 @@ enum End {
 async fn relay(
     chain: Arc<Chain>,
     mut ctx: RequestCtx,
-    mut body: Incoming,
+    mut body: UpstreamBody,
     prefix: Vec<Bytes>,
     tx: mpsc::Sender<Bytes>,
 ) {
@@ -267,9 +267,9 @@ fn inspect(ctx: &mut RequestCtx, json: &serde_json::Value, drop: &mut bool) -> E
 /// response with the frames read so far, or the failure. Nothing has reached the client yet.
 pub async fn wait_for_content(
     ctx: &mut RequestCtx,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
     window: std::time::Duration,
-) -> Result<(Response<Incoming>, Vec<Bytes>), AttemptFailure> {
+) -> Result<(Response<UpstreamBody>, Vec<Bytes>), AttemptFailure> {
     let (parts, mut body) = upstream.into_parts();
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let fail = |message: String| AttemptFailure {

@@ -31,6 +31,7 @@
 //!   budget + the requested (or default) `max_tokens`, so the visible answer keeps its room.
 //! - `max_tokens` is required by Anthropic: [`DEFAULT_MAX_TOKENS`] when the client sent none.
 
+pub mod adapter;
 pub mod error;
 pub mod request;
 pub mod response;

@@ -81,6 +81,7 @@ impl Provider for OpenAi {
         &self,
         endpoint: Endpoint,
         body: Bytes,
+        _client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
         let mut builder = hyper::Request::post(format!("{}{}", self.base_url, endpoint.path()))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -34,6 +34,12 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint the upstream is called on (inbound formats other than OpenAI's are served
+    /// through the canonical chat endpoint).
+    pub fn upstream(self) -> Endpoint {
+        self
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",

@@ -1,0 +1,175 @@
+//! The Anthropic provider: the only file here that builds HTTP. Chat requests are translated
+//! from the canonical form ([`super::request::from_chat`]), answers back
+//! ([`super::response::to_chat`]), streams event by event ([`super::stream::Decoder`]), and error
+//! bodies into the OpenAI shape ([`super::error::error_to_openai`]).
+//! Reference: <https://platform.claude.com/docs/en/api/messages>.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{TranslateError, TranslateOptions, error, request, response, stream};
+use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use crate::providers::http::HttpClient;
+use crate::providers::{ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamError};
+use crate::secret::Secret;
+use crate::wire::openai::Endpoint;
+
+/// The API version this adapter's translators follow.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub struct Anthropic {
+    config: ProviderConfig,
+    base_url: String,
+    key_header: Option<Secret<HeaderValue>>,
+    client: HttpClient,
+}
+
+impl Anthropic {
+    pub fn new(config: &ProviderConfig) -> Result<Anthropic, String> {
+        let key_header = match &config.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
+                    format!(
+                        "providers.{}: api key has characters not allowed in a header",
+                        config.name
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(Secret::new(value))
+            }
+            None => None,
+        };
+        Ok(Anthropic {
+            config: config.clone(),
+            base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
+            key_header,
+            client: HttpClient::new(config.timeouts.connect)?,
+        })
+    }
+}
+
+fn untranslatable(err: TranslateError) -> Untranslatable {
+    match err {
+        TranslateError::Unsupported { param, message }
+        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+        other => Untranslatable {
+            param: "messages".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl Provider for Anthropic {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Anthropic
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.config.timeouts
+    }
+
+    fn declared_models(&self) -> &[String] {
+        &self.config.models
+    }
+
+    fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
+        let body = request::from_chat(chat, upstream_model, &TranslateOptions::default())
+            .map_err(untranslatable)?;
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "messages".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+        let model = value["model"].as_str().unwrap_or_default().to_string();
+        let chat = response::to_chat(&value, &model).map_err(|e| e.to_string())?;
+        serde_json::to_vec(&chat)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
+        Bytes::from(error::error_to_openai(status, body).to_string())
+    }
+
+    fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
+        let created = (crate::store::now_ms() / 1000).max(0) as u64;
+        Some(Box::new(StreamDecoder(stream::Decoder::new(
+            upstream_model,
+            created,
+        ))))
+    }
+
+    fn build_request(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        client_headers: &hyper::HeaderMap,
+    ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
+        let build_error = |detail: String| UpstreamError::Build {
+            provider: self.config.name.clone(),
+            detail,
+        };
+        if endpoint != Endpoint::ChatCompletions {
+            return Err(build_error(format!(
+                "{} is not served by Anthropic",
+                endpoint.path()
+            )));
+        }
+        let mut builder = hyper::Request::post(format!("{}/messages", self.base_url))
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        if let Some(key) = &self.key_header {
+            builder = builder.header(HeaderName::from_static("x-api-key"), key.expose().clone());
+        }
+        // Beta features the client opted into travel with its request.
+        for beta in client_headers.get_all("anthropic-beta") {
+            builder = builder.header(HeaderName::from_static("anthropic-beta"), beta.clone());
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| build_error(e.to_string()))
+    }
+
+    fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
+        let mut config = self.config.clone();
+        config.timeouts = timeouts;
+        Ok(Arc::new(Anthropic::new(&config)?))
+    }
+}
+
+struct StreamDecoder(stream::Decoder);
+
+impl ChatStreamDecoder for StreamDecoder {
+    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
+        self.0.push_sse(raw_event).map_err(|e| e.to_string())
+    }
+
+    fn finish(&mut self) -> Result<Vec<Value>, String> {
+        self.0.finish().map_err(|e| e.to_string())
+    }
+}
