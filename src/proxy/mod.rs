@@ -4,6 +4,7 @@
 pub mod attempt;
 pub mod body;
 pub mod context;
+pub mod egress;
 pub mod error;
 pub mod inflight;
 pub mod pipeline;

@@ -31,7 +31,7 @@ use super::attempt::{
 use super::error::ApiError;
 use super::inflight::Inflight;
 use super::transcode::UpstreamBody;
-use super::{ProxyBody, RequestCtx, stream, usage};
+use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle, Verdict};
 use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamError};
@@ -150,6 +150,12 @@ async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<
     ctx.requested_model = request.model().to_string();
     ctx.stream = request.is_stream();
     ctx.client_wants_usage = request.client_wants_stream_usage();
+    let mut request = request;
+    if !ctx.endpoint.is_openai() {
+        // Other formats carry usage in their own final events: always ask for it, never strip it.
+        request.request_stream_usage();
+        ctx.client_wants_usage = true;
+    }
     ctx.request = Some(request);
 
     for module in chain.modules() {
@@ -351,7 +357,7 @@ fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, Ap
     };
     let rename = request.model() != upstream_model;
     let ask_usage = ctx.stream && !ctx.client_wants_usage;
-    if !rename && !ask_usage {
+    if !rename && !ask_usage && ctx.endpoint.is_openai() {
         return Ok(ctx.body.clone());
     }
     let mut request = request.clone();
@@ -477,10 +483,13 @@ async fn complete(
         }
     }
     ctx.status = answer.status;
-    ctx.bytes_out = answer.body.len() as u64;
+    let body = egress::answer(ctx.endpoint, answer.body).map_err(|e| ApiError::Internal {
+        message: format!("cannot express the answer in the client's format: {e}"),
+    })?;
+    ctx.bytes_out = body.len() as u64;
     Ok(json_response(
         StatusCode::from_u16(answer.status).unwrap_or(status),
-        answer.body,
+        body,
         headers,
     ))
 }
@@ -513,7 +522,13 @@ fn completion_text(body: &[u8]) -> String {
 fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     ctx.status = err.status().as_u16();
     ctx.error_class = Some(err.code().to_string());
-    let response = err.into_response();
+    let status = err.status().as_u16();
+    let mut response = err.into_response();
+    if !ctx.endpoint.is_openai()
+        && let ProxyBody::Full(Some(body)) = response.body_mut()
+    {
+        *body = egress::error(ctx.endpoint, status, body.clone());
+    }
     ctx.bytes_out = hyper::body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0);

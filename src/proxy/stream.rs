@@ -20,6 +20,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tokio::sync::mpsc;
 
 use super::attempt::{AttemptFailure, FailureKind};
+use super::egress::StreamEgress;
 use super::error::ApiError;
 use super::pipeline::{finish, passthrough_headers, stamp};
 use super::sse::{RawEvent, SseSplitter};
@@ -82,6 +83,7 @@ async fn relay(
         .unwrap_or_default();
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let deadline = tokio::time::Instant::from_std(ctx.started + total);
+    let mut egress = StreamEgress::for_endpoint(ctx.endpoint);
     let mut splitter = SseSplitter::default();
     let mut saw_done = false;
 
@@ -143,7 +145,7 @@ async fn relay(
         let mut out = BytesMut::new();
         let mut upstream_error = None;
         for event in splitter.push(&data) {
-            match relay_event(&chain, &mut ctx, event, &mut out) {
+            match relay_event(&chain, &mut ctx, &mut egress, event, &mut out) {
                 EventKind::Done => saw_done = true,
                 EventKind::Error(message) => upstream_error = Some(message),
                 EventKind::Data => {}
@@ -167,7 +169,13 @@ async fn relay(
     // Dropping the upstream body here, before anything else, closes its connection at once.
     drop(body);
     match end {
-        End::Done => {}
+        End::Done => {
+            let tail = egress.finish();
+            if !tail.is_empty() {
+                ctx.bytes_out += tail.len() as u64;
+                let _ = tx.send(tail).await;
+            }
+        }
         End::Cancelled => ctx.error_class = Some("cancelled".into()),
         End::Failed { err, told } => {
             ctx.error_class = Some(if told {
@@ -175,8 +183,9 @@ async fn relay(
             } else {
                 err.code().to_string()
             });
-            if !told {
-                let event = err.sse_event();
+            // An OpenAI client already got the provider's own error event; others get theirs now.
+            if !told || !egress.is_openai() {
+                let event = egress.error_event(err.sse_event(), &err.message());
                 ctx.bytes_out += event.len() as u64;
                 let _ = tx.send(event).await;
             }
@@ -197,6 +206,7 @@ enum EventKind {
 fn relay_event(
     chain: &Chain,
     ctx: &mut RequestCtx,
+    egress: &mut StreamEgress,
     event: RawEvent,
     out: &mut BytesMut,
 ) -> EventKind {
@@ -217,11 +227,19 @@ fn relay_event(
             }
         }
     }
+    if matches!(kind, EventKind::Error(_)) && !egress.is_openai() {
+        // The failure reaches such a client as its own format's error event, at the end.
+        return kind;
+    }
     for module in chain.modules() {
         module.on_chunk(ctx, &mut chunk);
     }
-    if !chunk.drop {
-        out.extend_from_slice(&chunk.raw);
+    if !chunk.drop
+        && let Err(message) = egress.push(&chunk.raw, chunk.json.as_ref(), out)
+    {
+        return EventKind::Error(format!(
+            "the answer does not fit the client's format: {message}"
+        ));
     }
     kind
 }

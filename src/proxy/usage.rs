@@ -34,6 +34,11 @@ fn count(bpe: &CoreBPE, text: &str) -> u64 {
     bpe.encode_ordinary(text).len() as u64
 }
 
+/// Tokens of `text` under `model`'s tokenizer.
+pub fn count_text(model: &str, text: &str) -> u64 {
+    count(tokenizer_for(model), text)
+}
+
 /// Estimates prompt and completion tokens for `request` answered with `completion_text`.
 pub fn estimate(model: &str, request: Option<&Inbound>, completion_text: &str) -> Tokens {
     let bpe = tokenizer_for(model);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,6 +19,7 @@ const PROXIED: &[(&str, Endpoint)] = &[
     ("/v1/chat/completions", Endpoint::ChatCompletions),
     ("/v1/completions", Endpoint::Completions),
     ("/v1/embeddings", Endpoint::Embeddings),
+    ("/v1/messages", Endpoint::Messages),
 ];
 
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
@@ -35,6 +37,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
     }
     match (method, path.as_str()) {
         (Method::GET, "/v1/models") => models(app, request.headers()),
+        (Method::POST, "/v1/messages/count_tokens") => count_tokens(app, request).await,
         (Method::GET, "/health") => ok_json(json!({"status": "ok"})),
         (Method::GET, "/ready") => ready(app).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
@@ -114,4 +117,42 @@ async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+}
+
+/// `POST /v1/messages/count_tokens`, answered locally with the tokenizer (an estimate for
+/// non-OpenAI models), in Anthropic's shapes.
+async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
+    let anthropic_error = |err: ApiError| {
+        let status = err.status();
+        let body = crate::proxy::egress::error(Endpoint::Messages, status.as_u16(), err.body());
+        json_response(status, body, HeaderMap::new())
+    };
+    if let Err(err) = auth::check(&app.config.auth_keys, request.headers()) {
+        return anthropic_error(err);
+    }
+    let limit = app.proxy.chain.load().max_body_bytes();
+    let body = match http_body_util::Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return anthropic_error(ApiError::BodyTooLarge { limit_bytes: limit }),
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            return anthropic_error(ApiError::InvalidJson {
+                message: format!("request body is not valid JSON: {e}"),
+            });
+        }
+    };
+    let model = value["model"].as_str().unwrap_or_default().to_string();
+    let counter = |text: &str| crate::proxy::usage::count_text(&model, text);
+    match crate::wire::anthropic::count_tokens::count_tokens(&value, &counter) {
+        Ok(answer) => ok_json(answer),
+        Err(e) => anthropic_error(ApiError::InvalidField {
+            param: None,
+            message: e.to_string(),
+        }),
+    }
 }

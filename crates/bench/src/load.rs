@@ -5,7 +5,8 @@
 //!
 //! Every await that touches the network has a deadline, and a client gives up after
 //! [`MAX_CONSECUTIVE_ERRORS`] failures in a row, so a dead target ends a run quickly instead of
-//! hanging it.
+//! hanging it. A target behind Stockyard also checks each answer's `x-stockyard-deployment`
+//! header ([`Route`]), so a request routed somewhere unexpected counts as an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +22,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use crate::stats::{CpuSnapshot, Measurement};
+use crate::stats::{CpuSnapshot, Measurement, Role};
 
-const NON_STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words please"}]}"#;
-const STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words please"}],"stream":true}"#;
+/// The model every target but the routing group is asked for.
+pub const MODEL: &str = "gpt-4o-mini";
+const PROMPT: &str = "Say hello in five words please";
 const STREAM_END: &[u8] = b"data: [DONE]\n\n";
+const DEPLOYMENT_HEADER: &str = "x-stockyard-deployment";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The mock answers at once, so anything near this is a hang, not a slow answer.
@@ -34,25 +37,102 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
 
-/// Where requests go: the mock itself, or a proxy in front of it.
+/// Where requests go: the mock itself, or a proxy in front of it, and which model they name.
 pub struct Target {
     pub label: &'static str,
     addr: SocketAddr,
     host: HeaderValue,
+    /// The process in front of the mock for this target, whose CPU it is charged; `None` for
+    /// the mock itself.
+    pub proxy: Option<Role>,
+    /// What the answers must say in `x-stockyard-deployment`; `None` skips the check.
+    pub route: Option<Route>,
+    non_stream_body: Bytes,
+    stream_body: Bytes,
     /// Every request handed to a connection, warm-ups and failures included; compared with the
     /// proxy's trace rows at the end.
     pub sent: AtomicU64,
 }
 
 impl Target {
-    pub fn new(label: &'static str, addr: SocketAddr) -> Result<Target, String> {
+    /// A target that asks for [`MODEL`].
+    pub fn new(
+        label: &'static str,
+        addr: SocketAddr,
+        proxy: Option<Role>,
+        route: Option<Route>,
+    ) -> Result<Target, String> {
+        Target::for_model(label, addr, proxy, route, MODEL)
+    }
+
+    /// A target that asks for `model`, which must need no JSON escaping (it is a constant).
+    pub fn for_model(
+        label: &'static str,
+        addr: SocketAddr,
+        proxy: Option<Role>,
+        route: Option<Route>,
+        model: &str,
+    ) -> Result<Target, String> {
         let host = HeaderValue::from_str(&addr.to_string())
             .map_err(|e| format!("{label}: {addr} is not a valid Host header: {e}"))?;
+        let body = |tail: &str| {
+            Bytes::from(format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"{PROMPT}"}}]{tail}}}"#
+            ))
+        };
         Ok(Target {
             label,
             addr,
             host,
+            proxy,
+            route,
+            non_stream_body: body(""),
+            stream_body: body(r#","stream":true"#),
             sent: AtomicU64::new(0),
+        })
+    }
+
+    fn body(&self, mode: Mode) -> Bytes {
+        match mode {
+            Mode::NonStream => self.non_stream_body.clone(),
+            Mode::Stream => self.stream_body.clone(),
+        }
+    }
+}
+
+/// What Stockyard must name in `x-stockyard-deployment`, which reads `provider/model` for a
+/// plain model and `group/provider/model` for a routing group.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub group: Option<&'static str>,
+    /// The providers allowed to serve the request.
+    pub providers: &'static [&'static str],
+}
+
+impl Route {
+    /// The provider named in a deployment header, if it is one this route allows.
+    fn provider_of(&self, header: Option<&HeaderValue>) -> Result<&'static str, String> {
+        let value = header
+            .ok_or_else(|| format!("no {DEPLOYMENT_HEADER} header"))?
+            .to_str()
+            .map_err(|_| format!("{DEPLOYMENT_HEADER} is not visible ASCII"))?;
+        let rest = match self.group {
+            Some(group) => value
+                .strip_prefix(group)
+                .and_then(|rest| rest.strip_prefix('/')),
+            None => Some(value),
+        };
+        let provider = rest
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(_, model)| !model.is_empty())
+            .and_then(|(provider, _)| self.providers.iter().find(|p| **p == provider));
+        provider.copied().ok_or_else(|| {
+            format!(
+                "{DEPLOYMENT_HEADER}: {value:?} is not {}one of the providers {}",
+                self.group
+                    .map_or(String::new(), |g| format!("group {g} on ")),
+                self.providers.join(", ")
+            )
         })
     }
 }
@@ -69,13 +149,6 @@ impl Mode {
             Mode::NonStream => "non-stream",
             Mode::Stream => "stream",
         }
-    }
-
-    fn body(self) -> Bytes {
-        Bytes::from_static(match self {
-            Mode::NonStream => NON_STREAM_BODY.as_bytes(),
-            Mode::Stream => STREAM_BODY.as_bytes(),
-        })
     }
 }
 
@@ -122,18 +195,28 @@ struct Client {
     buf: Vec<u8>,
 }
 
-/// The timings of one successful request.
+/// The timings of one successful request, and who served it when the target has a [`Route`].
 struct Timing {
     total: Duration,
     ttfb: Option<Duration>,
+    provider: Option<&'static str>,
+}
+
+impl Timing {
+    fn record(&self, out: &mut Measurement) {
+        out.record(self.total, self.ttfb);
+        if let Some(provider) = self.provider {
+            out.tally_provider(provider);
+        }
+    }
 }
 
 impl Client {
     fn new(target: Arc<Target>, mode: Mode) -> Client {
         Client {
+            body: target.body(mode),
             target,
             mode,
-            body: mode.body(),
             conn: None,
             buf: Vec::with_capacity(4096),
         }
@@ -178,6 +261,8 @@ impl Client {
             .await
             .map_err(|e| format!("request failed: {e}"))?;
         let status = response.status();
+        // Cloning a parsed header value only bumps a reference count.
+        let deployment = response.headers().get(DEPLOYMENT_HEADER).cloned();
         let mut body = response.into_body();
         let mut ttfb = None;
         self.buf.clear();
@@ -200,7 +285,15 @@ impl Client {
                 snippet(&self.buf[self.buf.len().saturating_sub(200)..])
             ));
         }
-        Ok(Timing { total, ttfb })
+        let provider = match &self.target.route {
+            Some(route) => Some(route.provider_of(deployment.as_ref())?),
+            None => None,
+        };
+        Ok(Timing {
+            total,
+            ttfb,
+            provider,
+        })
     }
 }
 
@@ -250,7 +343,7 @@ pub async fn latency(
         attempted += 1;
         match client.send().await {
             Ok(t) => {
-                out.record(t.total, t.ttfb);
+                t.record(out);
                 failures_in_a_row = 0;
             }
             Err(e) => {
@@ -297,7 +390,7 @@ pub async fn throughput(
                 attempted.fetch_add(1, Ordering::Relaxed);
                 match client.send().await {
                     Ok(t) => {
-                        m.record(t.total, t.ttfb);
+                        t.record(&mut m);
                         failures_in_a_row = 0;
                     }
                     Err(e) => {
@@ -335,4 +428,52 @@ pub async fn throughput(
     }
     out.elapsed += start.elapsed();
     out.add_cpu(&before, &probe(), attempted.load(Ordering::Relaxed));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: Route = Route {
+        group: Some("pool3"),
+        providers: &["d1", "d2", "d3"],
+    };
+    const SINGLE: Route = Route {
+        group: None,
+        providers: &["openai"],
+    };
+
+    fn provider(route: Route, header: Option<&'static str>) -> Result<&'static str, String> {
+        route.provider_of(header.map(HeaderValue::from_static).as_ref())
+    }
+
+    #[test]
+    fn deployment_headers_name_the_provider() {
+        assert_eq!(provider(GROUP, Some("pool3/d2/gpt-4o-mini")), Ok("d2"));
+        assert_eq!(provider(SINGLE, Some("openai/gpt-4o-mini")), Ok("openai"));
+        assert!(provider(GROUP, None).is_err());
+        assert!(provider(GROUP, Some("openai/gpt-4o-mini")).is_err());
+        assert!(provider(GROUP, Some("pool3/d4/gpt-4o-mini")).is_err());
+        assert!(provider(GROUP, Some("pool30/d1/gpt-4o-mini")).is_err());
+        assert!(provider(GROUP, Some("pool3/d1/")).is_err());
+        assert!(provider(SINGLE, Some("pool3/d1/gpt-4o-mini")).is_err());
+    }
+
+    #[test]
+    fn bodies_name_the_model() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let target = Target::for_model("t", addr, None, None, "pool3");
+        let Ok(target) = target else {
+            panic!("a loopback address is a valid Host header");
+        };
+        for mode in [Mode::NonStream, Mode::Stream] {
+            let body: serde_json::Value = serde_json::from_slice(&target.body(mode))
+                .unwrap_or_else(|e| panic!("{mode:?} body is not JSON: {e}"));
+            assert_eq!(body["model"], "pool3");
+            assert_eq!(
+                body["stream"].as_bool(),
+                (mode == Mode::Stream).then_some(true)
+            );
+        }
+    }
 }

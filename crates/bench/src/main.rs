@@ -4,12 +4,17 @@
 //! concurrency 64, the proxy's CPU per request and peak RSS, and whether every request left a
 //! trace row. With `nginx` on `PATH`, a plain nginx reverse proxy runs too, as a floor.
 //!
+//! Stockyard is started with a config file (`group.rs`) that adds a routing group of three
+//! deployments on the same mock. In the non-stream scenarios a fourth target sends the group's
+//! name as the model, alternating in the same rounds with the plain model, and the table ends
+//! with group-versus-single rows and how the group's requests were split.
+//!
 //! Run it through `scripts/bench`, which builds first. Progress goes to stderr, the report to
 //! stdout. The exit status is 1 if any request failed or a trace row went missing, so
 //! `scripts/bench --quick` works as a smoke test.
 //!
 //! Start reading at [`run`]; `load.rs` is the HTTP side, `procs.rs` the child processes and
-//! `/proc`, `report.rs` the table.
+//! `/proc`, `report.rs` the table, `group.rs` the routing group's config.
 //!
 //! Noise control: scenarios are split into rounds that alternate the targets in ABBA order, so a
 //! noisy moment hits every target alike, and the mock and proxy are pinned to separate CPUs
@@ -18,6 +23,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod group;
 mod load;
 mod nginx;
 mod procs;
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 use load::{Mode, Target};
 use procs::{CpuSource, Pinning, Proc, Scratch, command_on};
 use report::{Column, Kind, Scenario};
-use stats::{CpuCharge, CpuSnapshot, Measurement, Role};
+use stats::{CpuSnapshot, Measurement, Role};
 
 /// Bound on waiting for a child's "listening on" line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +52,10 @@ const WARM_UP_REQUESTS: usize = 200;
 const THROUGHPUT_CONCURRENCY: usize = 64;
 /// Each scenario's requests are split into this many rounds, alternating targets between rounds.
 const ROUNDS: usize = 4;
+/// The pause after each section against a proxy before its CPU is read, so work it deferred
+/// lands in that section's window. Well over Stockyard's trace-writer batch interval (50 ms by
+/// default).
+const SETTLE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let args = match args::parse(std::env::args().skip(1)) {
@@ -121,9 +131,16 @@ fn run(args: &args::Args) -> Result<bool, String> {
     let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
 
     let db = scratch.path.join("bench.db");
+    let config = group::write_config(&scratch.path, mock_addr)?;
     let (mut stockyard, line) = Proc::start(
         "stockyard",
-        stockyard_command(&binaries.stockyard, pinning.proxy_cpu, &db, mock_addr),
+        stockyard_command(
+            &binaries.stockyard,
+            pinning.proxy_cpu,
+            &db,
+            &config,
+            mock_addr,
+        ),
         &scratch.path,
         Some("listening on http://"),
         READY_TIMEOUT,
@@ -140,10 +157,16 @@ fn run(args: &args::Args) -> Result<bool, String> {
     };
     eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
 
+    let stockyard_target = |label, route, model| {
+        Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)
+            .map(Arc::new)
+    };
     let mut targets = vec![
-        Arc::new(Target::new("direct", mock_addr)?),
-        Arc::new(Target::new("stockyard", proxy_addr)?),
+        Arc::new(Target::new("direct", mock_addr, None, None)?),
+        stockyard_target("stockyard", group::SINGLE_ROUTE, load::MODEL)?,
     ];
+    // Not a column: it has its own rows, against the plain model, at the end of the table.
+    let group_target = stockyard_target("stockyard group", group::GROUP_ROUTE, group::GROUP)?;
     let mut columns = vec![
         Column {
             header: "direct",
@@ -158,7 +181,12 @@ fn run(args: &args::Args) -> Result<bool, String> {
     ];
     let mut watched = vec![(Role::Mock, mock.pid()), (Role::Stockyard, stockyard.pid())];
     if let Some((proc, addr)) = &nginx {
-        targets.push(Arc::new(Target::new("nginx", *addr)?));
+        targets.push(Arc::new(Target::new(
+            "nginx",
+            *addr,
+            Some(Role::Nginx),
+            None,
+        )?));
         columns.push(Column {
             header: "nginx",
             proxy: Some(Role::Nginx),
@@ -202,19 +230,32 @@ fn run(args: &args::Args) -> Result<bool, String> {
 
     let started = Instant::now();
     let mut results = Vec::with_capacity(scenarios.len());
+    let mut group_results = Vec::with_capacity(scenarios.len());
     for (i, scenario) in scenarios.iter().enumerate() {
         let count = match scenario.kind {
             Kind::Latency => args.latency_requests,
             Kind::Throughput => args.throughput_requests,
         };
+        // The group runs in the non-stream scenarios only: routing picks a deployment before
+        // the upstream call, the same work whether the answer then streams or not.
+        let with_group = !scenario.stream;
+        let mut run_targets = targets.clone();
+        if with_group {
+            run_targets.push(Arc::clone(&group_target));
+        }
         eprintln!(
-            "bench: [{}/{}] {}: {count} timed requests per target in {ROUNDS} rounds",
+            "bench: [{}/{}] {}: {count} timed requests per target in {ROUNDS} rounds{}",
             i + 1,
             scenarios.len(),
-            scenario.name
+            scenario.name,
+            if with_group {
+                format!(" (with {})", group::GROUP)
+            } else {
+                String::new()
+            }
         );
-        let per_target = run_scenario(&runtime, scenario, count, &targets, &columns, &probe);
-        for (target, m) in targets.iter().zip(&per_target) {
+        let mut per_target = run_scenario(&runtime, scenario, count, &run_targets, &probe);
+        for (target, m) in run_targets.iter().zip(&per_target) {
             if let Some(first) = &m.first_error {
                 eprintln!(
                     "bench:   {}: {} errors; first: {first}",
@@ -222,6 +263,7 @@ fn run(args: &args::Args) -> Result<bool, String> {
                 );
             }
         }
+        group_results.push(if with_group { per_target.pop() } else { None });
         results.push(per_target);
         // A child that died mid-run would make every later number meaningless.
         mock.check_alive()?;
@@ -238,7 +280,7 @@ fn run(args: &args::Args) -> Result<bool, String> {
     }
 
     // Stop the proxy the way an operator would, then count what it wrote.
-    let sent = targets[1].sent.load(Ordering::Relaxed);
+    let sent = targets[1].sent.load(Ordering::Relaxed) + group_target.sent.load(Ordering::Relaxed);
     let stop_started = Instant::now();
     let shutdown = stockyard.terminate(SHUTDOWN_TIMEOUT);
     let shutdown_note = match &shutdown {
@@ -253,11 +295,14 @@ fn run(args: &args::Args) -> Result<bool, String> {
         Err(e) => Err(format!("not counted: {e}")),
     };
 
+    let group_label = format!("group of {}", group::PROVIDERS.len());
     let table = report::table(&report::Inputs {
         columns: &columns,
         scenarios: &scenarios,
         results: &results,
         traces: traces.clone(),
+        group: &group_results,
+        group_label: &group_label,
     });
 
     println!("## Stockyard benchmark\n");
@@ -271,12 +316,28 @@ fn run(args: &args::Args) -> Result<bool, String> {
         args.throughput_requests,
         load_time.as_secs_f64()
     );
-    println!("- ratio = via stockyard / direct");
     println!(
-        "- CPU time from {}; proxy CPU covers each whole scenario (warm-ups and deferred \
-         work such as trace writes included) over every request the proxy got in it; mock CPU \
-         covers the timed sections only\n",
-        cpu_source.describe()
+        "- {group_label}: stockyard runs with `--config` declaring providers {} (all on the \
+         mock) and group `{}` (weighted_random, one `{}` deployment on each); in the non-stream \
+         scenarios `\"model\":\"{}\"` and `\"model\":\"{}\"` go to the same proxy in the \
+         same rounds",
+        group::PROVIDERS.join(", "),
+        group::GROUP,
+        load::MODEL,
+        group::GROUP,
+        load::MODEL
+    );
+    println!(
+        "- ratio = via stockyard / direct; in the {group_label} rows, group / single; \
+         \"served by\" counts the provider named in each answer's x-stockyard-deployment header"
+    );
+    println!(
+        "- CPU time from {}; proxy CPU covers each target's sections (warm-ups included) plus \
+         a {}ms settle after each, so deferred work such as trace writes is charged to the \
+         target that caused it, over every request sent in them; mock CPU covers the timed \
+         sections only\n",
+        cpu_source.describe(),
+        SETTLE.as_millis()
     );
     print!("{table}");
     println!();
@@ -293,13 +354,33 @@ fn run(args: &args::Args) -> Result<bool, String> {
     if let Ok((rows, sent)) = traces {
         clean &= rows == sent;
     }
-    for (scenario, per_target) in scenarios.iter().zip(&results) {
-        for (target, m) in targets.iter().zip(per_target) {
+    for ((scenario, per_target), group_m) in scenarios.iter().zip(&results).zip(&group_results) {
+        let all = targets.iter().zip(per_target);
+        let all = all.chain(group_m.iter().map(|m| (&group_target, m)));
+        for (target, m) in all {
             if let Some(first) = &m.first_error {
                 clean = false;
                 println!(
                     "errors in {} via {}: {}; first: {first}",
                     scenario.name, target.label, m.errors
+                );
+            }
+        }
+        // Thousands of requests with equal weights: a deployment that got none means routing
+        // is broken, not unlucky.
+        if let Some(m) = group_m {
+            let idle: Vec<&str> = group::PROVIDERS
+                .iter()
+                .copied()
+                .filter(|p| !m.served_by.contains_key(p))
+                .collect();
+            if !idle.is_empty() {
+                clean = false;
+                println!(
+                    "in {}, group {} sent no request to {}",
+                    scenario.name,
+                    group::GROUP,
+                    idle.join(", ")
                 );
             }
         }
@@ -318,14 +399,13 @@ fn run(args: &args::Args) -> Result<bool, String> {
 }
 
 /// One scenario against every target: warm-ups (latency only), then [`ROUNDS`] rounds in ABBA
-/// order, then each proxy's CPU over the whole scenario. Returns one measurement per target, in
-/// the order of `targets` (which `columns` shares).
+/// order. Each target's proxy CPU is charged per section ([`section`]). Returns one measurement
+/// per target, in the order of `targets`.
 fn run_scenario(
     runtime: &tokio::runtime::Runtime,
     scenario: &Scenario,
     count: usize,
     targets: &[Arc<Target>],
-    columns: &[Column],
     probe: &load::Probe,
 ) -> Vec<Measurement> {
     let mode = if scenario.stream {
@@ -334,14 +414,11 @@ fn run_scenario(
         Mode::NonStream
     };
     let mut per_target: Vec<Measurement> = targets.iter().map(|_| Measurement::default()).collect();
-    let scenario_start = probe();
-    let sent_at_start: Vec<u64> = targets
-        .iter()
-        .map(|t| t.sent.load(Ordering::Relaxed))
-        .collect();
     if scenario.kind == Kind::Latency {
         for (target, m) in targets.iter().zip(per_target.iter_mut()) {
-            runtime.block_on(load::warm_up(Arc::clone(target), mode, WARM_UP_REQUESTS, m));
+            section(target, m, probe, |m| {
+                runtime.block_on(load::warm_up(Arc::clone(target), mode, WARM_UP_REQUESTS, m));
+            });
         }
     }
     for (round, round_count) in split(count, ROUNDS).into_iter().enumerate() {
@@ -353,61 +430,75 @@ fn run_scenario(
             order.reverse();
         }
         for (target, m) in order {
-            let target = Arc::clone(target);
-            match scenario.kind {
-                Kind::Latency => {
-                    runtime.block_on(load::latency(target, mode, round_count, probe, m));
+            section(target, m, probe, |m| {
+                let target = Arc::clone(target);
+                match scenario.kind {
+                    Kind::Latency => {
+                        runtime.block_on(load::latency(target, mode, round_count, probe, m));
+                    }
+                    Kind::Throughput => runtime.block_on(load::throughput(
+                        target,
+                        mode,
+                        round_count,
+                        THROUGHPUT_CONCURRENCY,
+                        probe,
+                        m,
+                    )),
                 }
-                Kind::Throughput => runtime.block_on(load::throughput(
-                    target,
-                    mode,
-                    round_count,
-                    THROUGHPUT_CONCURRENCY,
-                    probe,
-                    m,
-                )),
-            }
-        }
-    }
-    let scenario_end = probe();
-    let items = per_target
-        .iter_mut()
-        .zip(columns)
-        .zip(targets.iter().zip(sent_at_start));
-    for ((m, column), (target, sent_before)) in items {
-        let Some(role) = column.proxy else {
-            continue;
-        };
-        let cpu_at = |snapshot: &CpuSnapshot| {
-            snapshot
-                .iter()
-                .find(|(r, _)| *r == role)
-                .and_then(|(_, ns)| *ns)
-        };
-        if let (Some(start), Some(end)) = (cpu_at(&scenario_start), cpu_at(&scenario_end)) {
-            m.proxy_cpu = Some(CpuCharge {
-                ns: end.saturating_sub(start),
-                requests: target
-                    .sent
-                    .load(Ordering::Relaxed)
-                    .saturating_sub(sent_before),
             });
         }
     }
     per_target
 }
 
-/// `stockyard serve` on a free loopback port with its own database, pointed at the mock, with
-/// no `STOCKYARD_*` settings leaking in from the caller's environment.
+/// Runs one stretch of load against `target` and, if it has a proxy, charges that proxy's CPU
+/// from the start to [`SETTLE`] after the end to every request sent meanwhile. Sections are
+/// charged rather than whole scenarios because one Stockyard serves two targets (the plain
+/// model and the group); the proxy is idle between its sections, so little is left out.
+fn section(
+    target: &Target,
+    m: &mut Measurement,
+    probe: &load::Probe,
+    run: impl FnOnce(&mut Measurement),
+) {
+    let Some(role) = target.proxy else {
+        run(m);
+        return;
+    };
+    let cpu_of = |snapshot: CpuSnapshot| {
+        snapshot
+            .into_iter()
+            .find(|(r, _)| *r == role)
+            .and_then(|(_, ns)| ns)
+    };
+    let sent_before = target.sent.load(Ordering::Relaxed);
+    let before = cpu_of(probe());
+    run(m);
+    std::thread::sleep(SETTLE);
+    let after = cpu_of(probe());
+    let requests = target
+        .sent
+        .load(Ordering::Relaxed)
+        .saturating_sub(sent_before);
+    let ns = before.zip(after).map(|(b, a)| a.saturating_sub(b));
+    m.add_proxy_cpu(ns, requests);
+}
+
+/// `stockyard serve` on a free loopback port with its own database and the group's config file,
+/// pointed at the mock, with no `STOCKYARD_*` settings leaking in from the caller's environment.
+/// The plain model still comes from the `openai` preset that `OPENAI_*` configures.
 fn stockyard_command(
     program: &Path,
     cpu: Option<usize>,
     db: &Path,
+    config: &Path,
     mock: SocketAddr,
 ) -> std::process::Command {
     let mut cmd = command_on(program, cpu);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db);
+        .arg(db)
+        .arg("--config")
+        .arg(config);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("STOCKYARD_") {
             cmd.env_remove(key);

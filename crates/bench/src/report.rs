@@ -1,6 +1,8 @@
 //! The markdown table `bench` prints: one row per number, one column per target (direct, via
-//! Stockyard, and nginx when it ran), plus the Stockyard / direct ratio. `main.rs` gathers the
-//! inputs; this file only formats them.
+//! Stockyard, and nginx when it ran), plus the Stockyard / direct ratio. A last section, under
+//! its own heading row, compares a routing group with the plain model through the same proxy:
+//! there the first two columns hold single and group and the ratio is group / single.
+//! `main.rs` gathers the inputs; this file only formats them.
 
 use std::fmt::Write as _;
 
@@ -34,6 +36,11 @@ pub struct Inputs<'a> {
     pub results: &'a [Vec<Measurement>],
     /// Stockyard's trace rows after shutdown and the requests sent through it, or why unknown.
     pub traces: Result<(u64, u64), String>,
+    /// The routing group's results, aligned with `scenarios`, for the scenarios that ran it;
+    /// each is compared with column 1 (Stockyard, plain model) of the same scenario.
+    pub group: &'a [Option<Measurement>],
+    /// What the group section calls the group: `group of 3`.
+    pub group_label: &'a str,
 }
 
 enum Cell {
@@ -49,7 +56,14 @@ struct Row {
     label: String,
     cells: Vec<Cell>,
     decimals: usize,
-    ratio: bool,
+    ratio: Ratio,
+}
+
+/// What goes in the ratio column: cell 1 / cell 0, nothing, or a heading.
+enum Ratio {
+    Computed,
+    Blank,
+    Heading(&'static str),
 }
 
 impl Cell {
@@ -95,9 +109,10 @@ pub fn table(inputs: &Inputs<'_>) -> String {
         for (i, cell) in row.cells.iter().enumerate() {
             cells.push(cell.render(row.decimals));
             if i == 1 {
-                let ratio = match (row.cells[0].value(), cell.value()) {
-                    (Some(direct), Some(via)) if row.ratio && direct > 0.0 => {
-                        format!("{:.2}", via / direct)
+                let ratio = match (&row.ratio, row.cells[0].value(), cell.value()) {
+                    (Ratio::Heading(text), _, _) => (*text).to_owned(),
+                    (Ratio::Computed, Some(base), Some(other)) if base > 0.0 => {
+                        format!("{:.2}", other / base)
                     }
                     _ => "–".to_owned(),
                 };
@@ -127,7 +142,7 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
                         label: format!("{} {label}", s.name),
                         cells: per_column(i, &|m, _| Cell::from(f(m).map(|v| v as f64))),
                         decimals: 0,
-                        ratio: true,
+                        ratio: Ratio::Computed,
                     });
                 };
                 push("p50 µs", &|m| m.latency_percentile(50.0));
@@ -140,7 +155,7 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
                 label: format!("{} req/s", s.name),
                 cells: per_column(i, &|m, _| Cell::from(m.requests_per_s())),
                 decimals: 0,
-                ratio: true,
+                ratio: Ratio::Computed,
             }),
         }
     }
@@ -148,11 +163,11 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
         rows.push(Row {
             label: format!("proxy CPU µs/request ({})", s.name),
             cells: per_column(i, &|m, column| match column.proxy {
-                Some(_) => Cell::from(m.proxy_cpu.and_then(|c| c.us_per_request())),
+                Some(_) => Cell::from(m.proxy_us_per_request()),
                 None => Cell::NotApplicable,
             }),
             decimals: 1,
-            ratio: false,
+            ratio: Ratio::Blank,
         });
     }
     for (i, s) in inputs.scenarios.iter().enumerate() {
@@ -160,7 +175,7 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
             label: format!("mock CPU µs/request ({})", s.name),
             cells: per_column(i, &|m, _| Cell::from(m.cpu_us_per_request(Role::Mock))),
             decimals: 1,
-            ratio: true,
+            ratio: Ratio::Computed,
         });
     }
     rows.push(Row {
@@ -173,7 +188,7 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
             })
             .collect(),
         decimals: 1,
-        ratio: false,
+        ratio: Ratio::Blank,
     });
     rows.push(Row {
         label: "trace rows written / requests".to_owned(),
@@ -186,17 +201,127 @@ fn rows(inputs: &Inputs<'_>) -> Vec<Row> {
             })
             .collect(),
         decimals: 0,
-        ratio: false,
+        ratio: Ratio::Blank,
     });
     for (i, s) in inputs.scenarios.iter().enumerate() {
         rows.push(Row {
             label: format!("errors ({})", s.name),
             cells: per_column(i, &|m, _| Cell::Num(m.errors as f64)),
             decimals: 0,
-            ratio: false,
+            ratio: Ratio::Blank,
         });
     }
+    group_rows(inputs, &mut rows);
     rows
+}
+
+/// The group-versus-single section: cell 0 is Stockyard with the plain model, cell 1 the group,
+/// in the scenarios that ran both.
+fn group_rows(inputs: &Inputs<'_>, rows: &mut Vec<Row>) {
+    let compared: Vec<(&Scenario, &Measurement, &Measurement)> = inputs
+        .scenarios
+        .iter()
+        .zip(inputs.results)
+        .zip(inputs.group)
+        .filter_map(|((s, per_column), group)| Some((s, per_column.get(1)?, group.as_ref()?)))
+        .collect();
+    if compared.is_empty() {
+        return;
+    }
+    let group_label = inputs.group_label;
+    let width = inputs.columns.len();
+    // Single and group in the first two columns; `rest` fills the others (nginx).
+    let pair = |single: Cell, group: Cell, rest: fn() -> Cell| -> Vec<Cell> {
+        let mut cells = vec![single, group];
+        cells.extend((2..width).map(|_| rest()));
+        cells
+    };
+    let row = |label: String, decimals: usize, ratio: Ratio, single: Cell, group: Cell| Row {
+        label: format!("{label}, {group_label} vs single"),
+        cells: pair(single, group, || Cell::NotApplicable),
+        decimals,
+        ratio,
+    };
+    // One number per side, and the ratio.
+    let numbers = |label: String,
+                   decimals: usize,
+                   (single, group): (&Measurement, &Measurement),
+                   f: &dyn Fn(&Measurement) -> Option<f64>| {
+        row(
+            label,
+            decimals,
+            Ratio::Computed,
+            Cell::from(f(single)),
+            Cell::from(f(group)),
+        )
+    };
+    let p50 = |m: &Measurement| m.latency_percentile(50.0).map(|v| v as f64);
+    let p99 = |m: &Measurement| m.latency_percentile(99.0).map(|v| v as f64);
+
+    rows.push(Row {
+        label: format!("**{group_label} vs single model** (same proxy, same rounds)"),
+        cells: pair(
+            Cell::Text("**single**".to_owned()),
+            Cell::Text("**group**".to_owned()),
+            || Cell::Text(String::new()),
+        ),
+        decimals: 0,
+        ratio: Ratio::Heading("**group / single**"),
+    });
+    for &(s, single, group) in &compared {
+        let name = &s.name;
+        let both = (single, group);
+        match s.kind {
+            Kind::Latency => {
+                rows.push(numbers(format!("{name} p50 µs"), 0, both, &p50));
+                rows.push(numbers(format!("{name} p99 µs"), 0, both, &p99));
+            }
+            Kind::Throughput => {
+                rows.push(numbers(format!("{name} req/s"), 0, both, &|m| {
+                    m.requests_per_s()
+                }));
+                rows.push(numbers(format!("{name} p50 µs"), 0, both, &p50));
+            }
+        }
+    }
+    for &(s, single, group) in &compared {
+        let label = format!("proxy CPU µs/request ({})", s.name);
+        rows.push(numbers(label, 1, (single, group), &|m| {
+            m.proxy_us_per_request()
+        }));
+    }
+    for &(s, single, group) in &compared {
+        rows.push(row(
+            format!("served by ({})", s.name),
+            0,
+            Ratio::Blank,
+            Cell::Text(split_text(single)),
+            Cell::Text(split_text(group)),
+        ));
+    }
+    for &(s, single, group) in &compared {
+        rows.push(row(
+            format!("errors ({})", s.name),
+            0,
+            Ratio::Blank,
+            Cell::Num(single.errors as f64),
+            Cell::Num(group.errors as f64),
+        ));
+    }
+}
+
+/// `d1 6700 (33.5%), d2 ...`: successful timed requests per provider in the deployment header.
+fn split_text(m: &Measurement) -> String {
+    let total: u64 = m.served_by.values().sum();
+    if total == 0 {
+        return "n/a".to_owned();
+    }
+    let parts: Vec<String> = m
+        .served_by
+        .iter()
+        .map(|(provider, n)| format!("{provider} {n} ({:.1}%)", *n as f64 * 100.0 / total as f64))
+        .collect();
+    parts.join(", ")
 }
 
 /// `X / Y (lost Z)`; more rows than requests is reported as such rather than as a negative loss.
@@ -242,10 +367,63 @@ mod tests {
             scenarios: &scenarios,
             results: &results,
             traces: Ok((9, 10)),
+            group: &[None],
+            group_label: "group of 3",
         });
         assert!(text.starts_with("| scenario | direct | via stockyard | ratio |\n"));
         assert!(text.contains("| c=1 non-stream p50 µs | 100 | 150 | 1.50 |"));
         assert!(text.contains("| proxy peak RSS MB | – | 2.0 | – |"));
         assert!(text.contains("| trace rows written / requests | – | 9 / 10 (lost 1) | – |"));
+        assert!(!text.contains("group of 3"));
+    }
+
+    #[test]
+    fn group_rows_put_single_then_group_then_their_ratio() {
+        let column = |header, proxy| Column {
+            header,
+            proxy,
+            peak_rss_kb: None,
+        };
+        let columns = [
+            column("direct", None),
+            column("via stockyard", Some(Role::Stockyard)),
+            column("nginx", Some(Role::Nginx)),
+        ];
+        let scenarios = [Scenario {
+            name: "c=64 non-stream".to_owned(),
+            kind: Kind::Throughput,
+            stream: false,
+        }];
+        let mut single = Measurement::default();
+        let mut group = Measurement::default();
+        single.add_proxy_cpu(Some(40_000), 1);
+        group.add_proxy_cpu(Some(50_000), 1);
+        for provider in ["d1", "d1", "d2", "d3"] {
+            group.tally_provider(provider);
+        }
+        single.tally_provider("openai");
+        let results = [vec![Measurement::default(), single, Measurement::default()]];
+        let text = table(&Inputs {
+            columns: &columns,
+            scenarios: &scenarios,
+            results: &results,
+            traces: Ok((0, 0)),
+            group: &[Some(group)],
+            group_label: "group of 3",
+        });
+        assert!(text.contains(
+            "| **group of 3 vs single model** (same proxy, same rounds) | **single** | \
+             **group** | **group / single** |  |\n"
+        ));
+        assert!(text.contains(
+            "| proxy CPU µs/request (c=64 non-stream), group of 3 vs single | 40.0 | 50.0 | 1.25 | – |"
+        ));
+        assert!(text.contains(
+            "| served by (c=64 non-stream), group of 3 vs single | openai 1 (100.0%) | \
+             d1 2 (50.0%), d2 1 (25.0%), d3 1 (25.0%) | – | – |"
+        ));
+        assert!(
+            text.contains("| errors (c=64 non-stream), group of 3 vs single | 0 | 0 | – | – |")
+        );
     }
 }

@@ -37,15 +37,21 @@ pub struct Measurement {
     pub cpu_requests: u64,
     /// Set once a CPU sample was missing, so per-request CPU is not reported from partial sums.
     pub cpu_incomplete: bool,
-    /// The CPU of this target's proxy over the whole scenario and every request it got in that
-    /// time, warm-ups included. Wider than the timed sections on purpose: work the proxy defers
-    /// (the batched trace writer) lands after a section ends, and the proxy is otherwise idle
-    /// while the other targets run.
-    pub proxy_cpu: Option<CpuCharge>,
+    /// The CPU of this target's proxy over each of its sections (warm-up, rounds) plus a settle
+    /// pause after each, and every request it got in them. Wider than the timed sections on
+    /// purpose: work the proxy defers (the batched trace writer) lands after a section ends.
+    /// Per section rather than per scenario because one proxy process can serve two targets
+    /// (a model and a routing group) in the same scenario.
+    pub proxy_cpu: CpuCharge,
+    /// Set once a proxy CPU sample was missing.
+    pub proxy_cpu_incomplete: bool,
+    /// Successful timed requests per provider named in `x-stockyard-deployment`, for targets
+    /// that check it.
+    pub served_by: BTreeMap<&'static str, u64>,
 }
 
 /// CPU time charged to a number of requests.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CpuCharge {
     pub ns: u64,
     pub requests: u64,
@@ -67,6 +73,11 @@ impl Measurement {
         }
     }
 
+    /// Counts one successful timed request as served by `provider`.
+    pub fn tally_provider(&mut self, provider: &'static str) {
+        *self.served_by.entry(provider).or_default() += 1;
+    }
+
     pub fn error(&mut self, message: String) {
         self.errors += 1;
         if self.first_error.is_none() {
@@ -83,6 +94,28 @@ impl Measurement {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        for (provider, n) in other.served_by {
+            *self.served_by.entry(provider).or_default() += n;
+        }
+    }
+
+    /// Charges one section's proxy CPU (`None` if a sample was missing) to `requests` requests.
+    pub fn add_proxy_cpu(&mut self, ns: Option<u64>, requests: u64) {
+        match ns {
+            Some(ns) => {
+                self.proxy_cpu.ns += ns;
+                self.proxy_cpu.requests += requests;
+            }
+            None => self.proxy_cpu_incomplete = true,
+        }
+    }
+
+    /// Proxy CPU microseconds per request over this target's sections.
+    pub fn proxy_us_per_request(&self) -> Option<f64> {
+        if self.proxy_cpu_incomplete {
+            return None;
+        }
+        self.proxy_cpu.us_per_request()
     }
 
     /// Charges the CPU used between two snapshots to `requests` timed requests.
@@ -184,5 +217,28 @@ mod tests {
             requests: 2,
         };
         assert_eq!(charge.us_per_request(), Some(1.5));
+    }
+
+    #[test]
+    fn proxy_cpu_sums_sections_and_needs_every_sample() {
+        let mut m = Measurement::default();
+        assert_eq!(m.proxy_us_per_request(), None);
+        m.add_proxy_cpu(Some(2_000), 1);
+        m.add_proxy_cpu(Some(4_000), 3);
+        assert_eq!(m.proxy_us_per_request(), Some(1.5));
+        m.add_proxy_cpu(None, 1);
+        assert_eq!(m.proxy_us_per_request(), None);
+    }
+
+    #[test]
+    fn merge_adds_up_the_providers() {
+        let mut a = Measurement::default();
+        let mut b = Measurement::default();
+        a.tally_provider("d1");
+        b.tally_provider("d1");
+        b.tally_provider("d2");
+        a.merge(b);
+        assert_eq!(a.served_by.get("d1"), Some(&2));
+        assert_eq!(a.served_by.get("d2"), Some(&1));
     }
 }

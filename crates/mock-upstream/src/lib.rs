@@ -1,10 +1,13 @@
-//! `mock-upstream`: a scriptable fake OpenAI-compatible upstream for Stockyard's integration tests
-//! (in process, through [`MockUpstream`]) and its benchmark (in process or as the binary).
+//! `mock-upstream`: a scriptable fake OpenAI-compatible and Anthropic upstream for Stockyard's
+//! integration tests (in process, through [`MockUpstream`]) and its benchmark (in process or as the
+//! binary).
 //!
 //! Start reading at `server.rs` (the request path), then:
 //! - `script.rs`: [`Behavior`], the faults a test queues, and the per-request `"mock"` override;
 //! - `openai/`: the reply for each endpoint (chat, completions, embeddings, models, errors) and
 //!   the token-count rule in its module doc;
+//! - `anthropic/`: the same for the Messages API (`/v1/messages`, `/v1/messages/count_tokens`),
+//!   with its own token rule (cache reads and writes are not part of `input_tokens`);
 //! - `body.rs`: whole bodies, and the timed SSE body that can abort mid-stream;
 //! - `record.rs`: [`Recorded`], every request the mock got, in order.
 //!
@@ -20,6 +23,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
 mod base64;
 mod body;
 mod openai;
@@ -33,6 +37,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use anthropic::THINKING_TEXT;
 pub use body::StreamAborted;
 pub use openai::models::MODELS;
 pub use record::Recorded;

@@ -4,6 +4,9 @@
 //! and the default answers once the queue is empty. A request may also carry a top-level `"mock"`
 //! object whose fields override the chosen behaviour for that request only, so the binary can be
 //! driven over plain HTTP. The server calls [`Script::next`] once per request, before routing.
+//!
+//! The same behaviour serves every API the mock speaks: a field that only makes sense for one
+//! (`cache_write_tokens`, `error_event_after_chunks` for Anthropic) is ignored by the others.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,31 +26,45 @@ pub const DEFAULT_CHUNKS: usize = 5;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Behavior {
-    /// Answer with this status and an OpenAI-style error body (`code` is `mock_<status>`).
-    /// A value that isn't a valid HTTP status becomes 500.
+    /// Answer with this status and an OpenAI-style error body (`code` is `mock_<status>`), or on
+    /// the Anthropic paths (`/v1/messages...`) Anthropic's error body, whose `error.type` follows
+    /// the status (see `anthropic/error.rs`). A value that isn't a valid HTTP status becomes 500.
     pub status: Option<u16>,
     /// With `status`: send a `retry-after` header with this many seconds.
     pub retry_after_s: Option<u64>,
-    /// With `status`: the error's `code` instead of `mock_<status>` (e.g. `context_length_exceeded`).
+    /// With `status`: the error's `code` instead of `mock_<status>` (e.g. `context_length_exceeded`);
+    /// on the Anthropic paths, the `error.type` instead of the one for the status.
     pub error_code: Option<String>,
     /// Sleep this long before sending the response headers.
     pub headers_delay_ms: u64,
     /// Stream: sleep this long between two chunks.
     pub chunk_delay_ms: u64,
-    /// Stream: number of content chunks (default 5; 0 counts as 1 so the content still arrives).
+    /// Stream: number of content chunks (default 5; 0 counts as 1 so the content still arrives);
+    /// Anthropic: the number of `text_delta` events.
     pub chunks: Option<usize>,
     /// Stream: after this many content chunks, end the body with an error so the connection is
-    /// torn down without the terminating chunk and without `[DONE]`.
+    /// torn down without the terminating chunk and without `[DONE]` (Anthropic: counting every
+    /// `content_block_delta`, and without `message_stop`).
     pub reset_after_chunks: Option<usize>,
+    /// Anthropic stream: after this many `content_block_delta` events, send an `error` event
+    /// (`overloaded_error`) and end the body cleanly, without `message_delta` or `message_stop`, as
+    /// Anthropic does when it fails mid-stream. With `reset_after_chunks` the smaller count cuts
+    /// the stream; on a tie the error event goes out, then the connection is reset.
+    pub error_event_after_chunks: Option<usize>,
     /// A 200 whose body is not valid JSON (non-stream), or a stream with one `data:` line of broken
-    /// JSON inserted before the first content chunk.
+    /// JSON inserted before the first content chunk (Anthropic: before the first
+    /// `content_block_delta`).
     pub malformed_body: bool,
-    /// Never report usage, even when `stream_options.include_usage` asks for it.
+    /// Never report usage, even when `stream_options.include_usage` asks for it (Anthropic: no
+    /// `usage` in the message, `message_start` or `message_delta`, which Anthropic always sends).
     pub omit_usage: bool,
-    /// Reported as `usage.prompt_tokens_details.cached_tokens`.
+    /// Reported as `usage.prompt_tokens_details.cached_tokens` (Anthropic:
+    /// `usage.cache_read_input_tokens`, taken out of `input_tokens`).
     pub cached_tokens: u64,
+    /// Anthropic: reported as `usage.cache_creation_input_tokens`, taken out of `input_tokens`.
+    pub cache_write_tokens: u64,
     /// Reported as `usage.completion_tokens_details.reasoning_tokens`, and added to
-    /// `completion_tokens` as OpenAI does.
+    /// `completion_tokens` as OpenAI does (Anthropic: added to `output_tokens`).
     pub reasoning_tokens: u64,
     /// The assistant's text (default [`DEFAULT_CONTENT`]).
     pub content: Option<String>,

@@ -6,10 +6,15 @@
 //! 3. answer: the scripted status fault if any, else the endpoint's reply;
 //! 4. record the request, sleep `headers_delay_ms`, and send.
 //!
+//! Paths under `/v1/messages` speak Anthropic: their errors (status faults, bad JSON, a bad
+//! `"mock"` object, unknown paths) take Anthropic's shape, and every response carries a
+//! `request-id` header. Everything else speaks OpenAI.
+//!
 //! Speed matters because the benchmark measures the proxy against this server: sockets get
 //! `TCP_NODELAY`, whole bodies go out with `content-length` in one write, and the common path
 //! takes one uncontended lock and builds the reply with borrowed, typed serializers.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -26,7 +31,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::body::{MockBody, SseBody};
+use crate::anthropic;
+use crate::body::{MockBody, SseBody, Step};
 use crate::openai::{self, Reply, error};
 use crate::record::{Recorded, Recorder};
 use crate::script::{Behavior, Script};
@@ -77,12 +83,13 @@ async fn handle(
 ) -> Result<Response<MockBody>, Infallible> {
     let n = shared.recorder.count_one();
     let (parts, body) = req.into_parts();
+    let api = Api::of(parts.uri.path());
     let raw = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             let message = format!("could not read the request body: {e}");
-            let reply = error::bad_request(&message, "unreadable_body");
-            return Ok(respond(reply, &Behavior::default()));
+            let reply = api.bad_request(&message, "unreadable_body", n);
+            return Ok(api.finish(respond(reply, &Behavior::default()), n));
         }
     };
     let parsed = serde_json::from_slice::<Value>(&raw);
@@ -94,12 +101,12 @@ async fn handle(
     {
         match behavior.overridden_by(mock) {
             Ok(b) => behavior = Arc::new(b),
-            Err(message) => override_error = Some(error::bad_request(&message, "invalid_mock")),
+            Err(message) => override_error = Some(api.bad_request(&message, "invalid_mock", n)),
         }
     }
     let reply = match override_error {
         Some(reply) => reply,
-        None => route(&parts.method, parts.uri.path(), &parsed, &behavior, n),
+        None => route(api, &parts.method, parts.uri.path(), &parsed, &behavior, n),
     };
 
     if shared.recorder.enabled() {
@@ -124,10 +131,48 @@ async fn handle(
     if behavior.headers_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(behavior.headers_delay_ms)).await;
     }
-    Ok(respond(reply, &behavior))
+    Ok(api.finish(respond(reply, &behavior), n))
+}
+
+/// Which API a path belongs to, which decides the shape of its errors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+impl Api {
+    fn of(path: &str) -> Api {
+        if anthropic::serves(path) {
+            Api::Anthropic
+        } else {
+            Api::OpenAi
+        }
+    }
+
+    /// A 400 for request `n`; `code` is OpenAI's `error.code` (Anthropic's errors have none).
+    fn bad_request(self, message: &str, code: &str, n: usize) -> Reply {
+        match self {
+            Api::OpenAi => error::bad_request(message, code),
+            Api::Anthropic => anthropic::error::invalid_request(message, n),
+        }
+    }
+
+    /// Adds what every response of this API carries: Anthropic's `request-id`.
+    fn finish(self, mut response: Response<MockBody>, n: usize) -> Response<MockBody> {
+        if self == Api::Anthropic
+            && let Ok(value) = HeaderValue::try_from(anthropic::request_id(n))
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("request-id"), value);
+        }
+        response
+    }
 }
 
 fn route(
+    api: Api,
     method: &Method,
     path: &str,
     parsed: &Result<Value, serde_json::Error>,
@@ -135,18 +180,19 @@ fn route(
     n: usize,
 ) -> Reply {
     if let Some(status) = behavior.status {
-        return error::fault(
-            status,
-            behavior.retry_after_s,
-            behavior.error_code.as_deref(),
-        );
+        let (retry_after_s, code) = (behavior.retry_after_s, behavior.error_code.as_deref());
+        return match api {
+            Api::OpenAi => error::fault(status, retry_after_s, code),
+            Api::Anthropic => anthropic::error::fault(status, retry_after_s, code, n),
+        };
     }
     let with_body = |answer: &dyn Fn(&Value) -> Reply| match parsed {
         Ok(req @ Value::Object(_)) => answer(req),
-        Ok(_) => error::bad_request("the request body must be a JSON object", "invalid_json"),
-        Err(e) => error::bad_request(
+        Ok(_) => api.bad_request("the request body must be a JSON object", "invalid_json", n),
+        Err(e) => api.bad_request(
             &format!("the request body is not valid JSON: {e}"),
             "invalid_json",
+            n,
         ),
     };
     match (method, path) {
@@ -158,7 +204,16 @@ fn route(
         }
         (&Method::POST, "/v1/embeddings") => with_body(&openai::embeddings::reply),
         (&Method::GET, "/v1/models") => openai::models::reply(),
-        _ => error::not_found(method.as_str(), path),
+        (&Method::POST, "/v1/messages") => {
+            with_body(&|req| anthropic::messages::reply(req, behavior, n))
+        }
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            with_body(&|req| anthropic::count_tokens::reply(req, behavior, n))
+        }
+        _ => match api {
+            Api::OpenAi => error::not_found(method.as_str(), path),
+            Api::Anthropic => anthropic::error::not_found(method.as_str(), path, n),
+        },
     }
 }
 
@@ -186,16 +241,18 @@ fn respond(reply: Reply, behavior: &Behavior) -> Response<MockBody> {
             }
             response
         }
-        Reply::Stream(plan) => {
-            let steps = plan.into_steps(behavior);
-            let delay = Duration::from_millis(behavior.chunk_delay_ms);
-            let mut response = Response::new(MockBody::Stream(SseBody::new(steps, delay)));
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Reply::Stream(plan) => sse_response(plan.into_steps(behavior), behavior),
+        Reply::Events(steps) => sse_response(steps, behavior),
     }
+}
+
+fn sse_response(steps: VecDeque<Step>, behavior: &Behavior) -> Response<MockBody> {
+    let delay = Duration::from_millis(behavior.chunk_delay_ms);
+    let mut response = Response::new(MockBody::Stream(SseBody::new(steps, delay)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<MockBody> {

@@ -22,6 +22,8 @@ pub enum Endpoint {
     ChatCompletions,
     Completions,
     Embeddings,
+    /// Anthropic Messages (`/v1/messages`), served through the canonical chat form.
+    Messages,
 }
 
 impl Endpoint {
@@ -31,13 +33,22 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
         }
     }
 
     /// The endpoint the upstream is called on (inbound formats other than OpenAI's are served
     /// through the canonical chat endpoint).
     pub fn upstream(self) -> Endpoint {
-        self
+        match self {
+            Endpoint::Messages => Endpoint::ChatCompletions,
+            other => other,
+        }
+    }
+
+    /// Whether the client speaks the OpenAI format itself (its bytes may go upstream as they are).
+    pub fn is_openai(self) -> bool {
+        !matches!(self, Endpoint::Messages)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +56,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat_completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
         }
     }
 }
@@ -72,6 +84,7 @@ impl Inbound {
             Endpoint::ChatCompletions => Inbound::Chat(parse_typed(body)?),
             Endpoint::Completions => Inbound::Completion(parse_typed(body)?),
             Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
+            Endpoint::Messages => Inbound::Chat(from_anthropic(body)?),
         })
     }
 
@@ -179,6 +192,28 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
     // Trailing bytes after the JSON value are a syntax error too.
     de.end().map_err(|e| syntax_error(&e))?;
     Ok(value)
+}
+
+/// An Anthropic Messages body, as the canonical chat request.
+fn from_anthropic(body: &[u8]) -> Result<ChatRequest, ParseError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
+    let options = crate::providers::anthropic::TranslateOptions::default();
+    let chat = crate::wire::anthropic::request::to_chat(&value, &options).map_err(|e| {
+        use crate::providers::anthropic::TranslateError;
+        match e {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => ParseError {
+                message: format!("invalid request: {param}: {message}"),
+                param: Some(param),
+            },
+            other => ParseError {
+                message: format!("invalid request: {other}"),
+                param: None,
+            },
+        }
+    })?;
+    let bytes = serde_json::to_vec(&chat).map_err(|e| syntax_error(&e))?;
+    parse_typed(&bytes)
 }
 
 fn syntax_error(err: &serde_json::Error) -> ParseError {

@@ -55,7 +55,7 @@ pub(crate) fn bad_request(message: &str, code: &str) -> Reply {
 
 pub(crate) fn not_found(method: &str, path: &str) -> Reply {
     let message = format!(
-        "unknown endpoint: {method} {path}; the mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings and GET /v1/models"
+        "unknown endpoint: {method} {path}; the mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models, POST /v1/messages and POST /v1/messages/count_tokens"
     );
     Reply::error(
         StatusCode::NOT_FOUND,

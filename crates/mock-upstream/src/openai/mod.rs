@@ -35,13 +35,15 @@ use crate::script::Behavior;
 pub(crate) enum Reply {
     /// A 200 with a JSON body (which `malformed_body` may break).
     Json(Bytes),
-    /// An error in OpenAI's shape.
+    /// An error, in OpenAI's shape (or Anthropic's, built by `anthropic/error.rs`).
     Error {
         status: StatusCode,
         body: Vec<u8>,
         retry_after_s: Option<u64>,
     },
     Stream(SsePlan),
+    /// A stream already framed, with the behaviour's faults applied (Anthropic's named events).
+    Events(VecDeque<Step>),
 }
 
 impl Reply {
