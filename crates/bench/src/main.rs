@@ -236,8 +236,9 @@ fn run(args: &args::Args) -> Result<bool, String> {
             Kind::Latency => args.latency_requests,
             Kind::Throughput => args.throughput_requests,
         };
-        // The group runs in the non-stream scenarios only: routing picks a deployment before
-        // the upstream call, the same work whether the answer then streams or not.
+        // The group runs in the non-stream scenarios only, which isolates the cost of picking
+        // a deployment. A stream through a group also holds its first frames for late commit
+        // (`late_commit_ms`), a separate cost that would need a scenario of its own.
         let with_group = !scenario.stream;
         let mut run_targets = targets.clone();
         if with_group {
