@@ -48,7 +48,8 @@ pub struct RawAdmin {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawProvider {
-    /// `openai` or `openai_compatible`. Default `openai_compatible`.
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `vertex`. Default: the preset of the
+    /// same name (`openai`, `anthropic`, `gemini`), else `openai_compatible`.
     pub kind: Option<String>,
     /// Base URL including the version path, e.g. `http://127.0.0.1:8000/v1`.
     pub base_url: Option<String>,
@@ -56,6 +57,10 @@ pub struct RawProvider {
     pub api_key: Option<String>,
     /// Name of the environment variable holding the provider key.
     pub api_key_env: Option<String>,
+    /// Vertex AI: the Google Cloud project.
+    pub project: Option<String>,
+    /// Vertex AI: the location (`us-central1`, `global`). Default `global`.
+    pub location: Option<String>,
     /// Bare model-name prefixes routed to this provider (`llama-` sends `llama-3` here).
     pub model_prefixes: Vec<String>,
     /// Models this provider serves, listed by `GET /v1/models`.

@@ -40,6 +40,10 @@ pub enum ProviderKind {
     OpenAi,
     OpenAiCompatible,
     Anthropic,
+    /// The Gemini API, key in `x-goog-api-key`.
+    Gemini,
+    /// Gemini on Vertex AI: bearer token, project and location.
+    Vertex,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +55,8 @@ pub struct ProviderConfig {
     pub model_prefixes: Vec<String>,
     pub models: Vec<String>,
     pub timeouts: Timeouts,
+    /// Vertex AI only: (project, location).
+    pub vertex: Option<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +116,8 @@ const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
 const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com/v1";
 /// Bare model names that belong to Anthropic.
 const ANTHROPIC_PREFIXES: &[&str] = &["claude-"];
+const GEMINI_DEFAULT_BASE: &str = crate::providers::gemini::request::GEMINI_API_BASE;
+const GEMINI_PREFIXES: &[&str] = &["gemini-"];
 
 /// The zero-config presets: a key in the environment is enough.
 struct Preset {
@@ -129,6 +137,14 @@ const PRESETS: &[Preset] = &[
         base_env: "OPENAI_BASE_URL",
         default_base: OPENAI_DEFAULT_BASE,
         prefixes: OPENAI_PREFIXES,
+    },
+    Preset {
+        name: "gemini",
+        kind: ProviderKind::Gemini,
+        key_env: "GEMINI_API_KEY",
+        base_env: "GEMINI_BASE_URL",
+        default_base: GEMINI_DEFAULT_BASE,
+        prefixes: GEMINI_PREFIXES,
     },
     Preset {
         name: "anthropic",
@@ -267,12 +283,14 @@ fn validate_providers(
             Some("openai") => ProviderKind::OpenAi,
             Some("openai_compatible") => ProviderKind::OpenAiCompatible,
             Some("anthropic") => ProviderKind::Anthropic,
+            Some("gemini") => ProviderKind::Gemini,
+            Some("vertex") => ProviderKind::Vertex,
             None => preset.map_or(ProviderKind::OpenAiCompatible, |preset| preset.kind),
             Some(other) => {
                 errors.push(
                     &format!("{field}.kind"),
                     format!(
-                        "unknown kind {other:?}; expected openai, openai_compatible or anthropic"
+                        "unknown kind {other:?}; expected openai, openai_compatible, anthropic, gemini or vertex"
                     ),
                 );
                 continue;
@@ -285,6 +303,11 @@ fn validate_providers(
             (None, Some(preset)) => {
                 env(preset.base_env).unwrap_or_else(|| preset.default_base.to_string())
             }
+            (None, None) if kind == ProviderKind::Vertex => {
+                crate::providers::gemini::request::vertex_base(
+                    p.location.as_deref().unwrap_or("global"),
+                )
+            }
             (None, None) => {
                 errors.push(
                     &format!("{field}.base_url"),
@@ -292,6 +315,17 @@ fn validate_providers(
                 );
                 continue;
             }
+        };
+        let vertex = match (kind, &p.project) {
+            (ProviderKind::Vertex, Some(project)) => Some((
+                project.clone(),
+                p.location.clone().unwrap_or_else(|| "global".into()),
+            )),
+            (ProviderKind::Vertex, None) => {
+                errors.push(&format!("{field}.project"), "is required for vertex");
+                continue;
+            }
+            _ => None,
         };
         let Some(base_url) = parse_base_url(&base_text, &format!("{field}.base_url"), errors)
         else {
@@ -330,6 +364,7 @@ fn validate_providers(
             model_prefixes,
             models: p.models.clone(),
             timeouts: validate_timeouts(&p.timeouts, &format!("{field}.timeouts"), errors),
+            vertex,
         });
     }
 
@@ -351,6 +386,7 @@ fn validate_providers(
                 model_prefixes: preset.prefixes.iter().map(|s| s.to_string()).collect(),
                 models: Vec::new(),
                 timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
+                vertex: None,
             });
         }
     }

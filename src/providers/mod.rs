@@ -40,12 +40,21 @@ pub enum UpstreamError {
     Build { provider: String, detail: String },
 }
 
+/// What is being called upstream; some providers put the model and the streaming flag in the URL.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamCall<'a> {
+    pub endpoint: Endpoint,
+    pub model: &'a str,
+    pub stream: bool,
+}
+
 /// The wire format a provider speaks. The request path works in the canonical format (OpenAI
 /// chat); a provider of another dialect translates on the way out and back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 /// A request the provider's format cannot express; becomes a 400 naming `param`.
@@ -104,7 +113,7 @@ pub trait Provider: Send + Sync {
     /// (`anthropic-beta`); never its credentials.
     fn build_request(
         &self,
-        endpoint: Endpoint,
+        call: &UpstreamCall<'_>,
         body: Bytes,
         client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError>;

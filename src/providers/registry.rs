@@ -40,6 +40,9 @@ impl ProviderRegistry {
                 ProviderKind::Anthropic => {
                     Arc::new(super::anthropic::adapter::Anthropic::new(config)?)
                 }
+                ProviderKind::Gemini | ProviderKind::Vertex => {
+                    Arc::new(super::gemini::adapter::Gemini::new(config)?)
+                }
                 ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
                     Arc::new(OpenAi::new(config)?)
                 }

@@ -34,7 +34,7 @@ use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle, Verdict};
-use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamError};
+use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamCall, UpstreamError};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.
@@ -245,7 +245,15 @@ async fn try_once(
     .map_err(final_error)?;
     let upstream_request = route
         .provider
-        .build_request(ctx.endpoint.upstream(), upstream_body, &ctx.headers)
+        .build_request(
+            &UpstreamCall {
+                endpoint: ctx.endpoint.upstream(),
+                model: &route.upstream_model,
+                stream: ctx.stream,
+            },
+            upstream_body,
+            &ctx.headers,
+        )
         .map_err(|e| final_error(ApiError::from(e)))?;
     let sent = Instant::now();
     let result = route

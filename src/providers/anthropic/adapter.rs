@@ -14,7 +14,9 @@ use serde_json::Value;
 use super::{TranslateError, TranslateOptions, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
-use crate::providers::{ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamError};
+use crate::providers::{
+    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+};
 use crate::secret::Secret;
 use crate::wire::openai::Endpoint;
 
@@ -119,7 +121,7 @@ impl Provider for Anthropic {
 
     fn build_request(
         &self,
-        endpoint: Endpoint,
+        call: &UpstreamCall<'_>,
         body: Bytes,
         client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
@@ -127,6 +129,7 @@ impl Provider for Anthropic {
             provider: self.config.name.clone(),
             detail,
         };
+        let endpoint = call.endpoint;
         if endpoint != Endpoint::ChatCompletions {
             return Err(build_error(format!(
                 "{} is not served by Anthropic",

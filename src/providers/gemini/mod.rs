@@ -14,6 +14,7 @@
 //! - <https://ai.google.dev/gemini-api/docs/thinking>, <https://ai.google.dev/gemini-api/docs/thought-signatures>
 //! - <https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference>
 
+pub mod adapter;
 pub mod embeddings;
 pub mod error;
 pub mod request;

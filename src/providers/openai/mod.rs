@@ -10,10 +10,9 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use url::Url;
 
 use super::http::HttpClient;
-use super::{Provider, UpstreamError};
+use super::{Provider, UpstreamCall, UpstreamError};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::secret::Secret;
-use crate::wire::openai::Endpoint;
 
 pub struct OpenAi {
     config: ProviderConfig,
@@ -79,12 +78,13 @@ impl Provider for OpenAi {
 
     fn build_request(
         &self,
-        endpoint: Endpoint,
+        call: &UpstreamCall<'_>,
         body: Bytes,
         _client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
-        let mut builder = hyper::Request::post(format!("{}{}", self.base_url, endpoint.path()))
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut builder =
+            hyper::Request::post(format!("{}{}", self.base_url, call.endpoint.path()))
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.auth_header {
             builder = builder.header(AUTHORIZATION, auth.expose().clone());
         }

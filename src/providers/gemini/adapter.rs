@@ -1,0 +1,197 @@
+//! The Gemini provider, for the Gemini API (key in `x-goog-api-key`) and for Vertex AI (bearer
+//! token, project and location in the URL): the only file here that builds HTTP. Chat requests
+//! are translated from the canonical form ([`super::request::from_chat`]), answers back
+//! ([`super::response::to_chat`]), streams event by event ([`super::stream::Decoder`]), errors
+//! into the OpenAI shape ([`super::error::error_to_openai`]).
+//! References: <https://ai.google.dev/api/generate-content>,
+//! <https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference>.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::request::VertexTarget;
+use super::{TranslateError, TranslateOptions, error, request, response, stream};
+use crate::config::{ProviderConfig, ProviderKind, Timeouts};
+use crate::providers::http::HttpClient;
+use crate::providers::{
+    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+};
+use crate::proxy::sse::RawEvent;
+use crate::secret::Secret;
+use crate::wire::openai::Endpoint;
+
+pub struct Gemini {
+    config: ProviderConfig,
+    base_url: String,
+    vertex: Option<VertexTarget>,
+    /// `x-goog-api-key: KEY` for the Gemini API, `authorization: Bearer TOKEN` for Vertex.
+    auth: Option<(HeaderName, Secret<HeaderValue>)>,
+    client: HttpClient,
+}
+
+impl Gemini {
+    pub fn new(config: &ProviderConfig) -> Result<Gemini, String> {
+        let vertex = config
+            .vertex
+            .clone()
+            .map(|(project, location)| VertexTarget { project, location });
+        let auth = match &config.api_key {
+            Some(key) => {
+                let (name, text) = match vertex {
+                    Some(_) => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+                    None => (
+                        HeaderName::from_static("x-goog-api-key"),
+                        key.expose().clone(),
+                    ),
+                };
+                let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                    format!(
+                        "providers.{}: key has characters not allowed in a header",
+                        config.name
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some((name, Secret::new(value)))
+            }
+            None => None,
+        };
+        Ok(Gemini {
+            config: config.clone(),
+            base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
+            vertex,
+            auth,
+            client: HttpClient::new(config.timeouts.connect)?,
+        })
+    }
+}
+
+fn untranslatable(err: TranslateError) -> Untranslatable {
+    match err {
+        TranslateError::Unsupported { param, message }
+        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+        other => Untranslatable {
+            param: "messages".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl Provider for Gemini {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Gemini
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.config.timeouts
+    }
+
+    fn declared_models(&self) -> &[String] {
+        &self.config.models
+    }
+
+    fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
+        let body = request::from_chat(chat, upstream_model, &TranslateOptions::default())
+            .map_err(untranslatable)?;
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "messages".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+        let model = value["modelVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let chat = response::to_chat(&value, &model).map_err(|e| e.to_string())?;
+        serde_json::to_vec(&chat)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
+        Bytes::from(error::error_to_openai(status, body).to_string())
+    }
+
+    fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
+        Some(Box::new(StreamDecoder(stream::Decoder::new(
+            upstream_model,
+        ))))
+    }
+
+    fn build_request(
+        &self,
+        call: &UpstreamCall<'_>,
+        body: Bytes,
+        _client_headers: &hyper::HeaderMap,
+    ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
+        let build_error = |detail: String| UpstreamError::Build {
+            provider: self.config.name.clone(),
+            detail,
+        };
+        if call.endpoint != Endpoint::ChatCompletions {
+            return Err(build_error(format!(
+                "{} is not served by this provider yet",
+                call.endpoint.path()
+            )));
+        }
+        let url = request::url(
+            &self.base_url,
+            call.model,
+            call.stream,
+            self.vertex.as_ref(),
+        );
+        let mut builder = hyper::Request::post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some((name, value)) = &self.auth {
+            builder = builder.header(name.clone(), value.expose().clone());
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| build_error(e.to_string()))
+    }
+
+    fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
+        let mut config = self.config.clone();
+        config.timeouts = timeouts;
+        Ok(Arc::new(Gemini::new(&config)?))
+    }
+}
+
+struct StreamDecoder(stream::Decoder);
+
+impl ChatStreamDecoder for StreamDecoder {
+    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
+        let event = RawEvent {
+            bytes: Bytes::copy_from_slice(raw_event),
+        };
+        match event.data() {
+            Some(data) if !data.trim().is_empty() => self.0.push(&data).map_err(|e| e.to_string()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<Value>, String> {
+        self.0.finish().map_err(|e| e.to_string())
+    }
+}
