@@ -69,7 +69,9 @@ pub struct Answer {
 pub struct StreamChunk {
     /// The event exactly as the upstream sent it, blank line included. A module may replace it.
     pub raw: Bytes,
-    /// The event's parsed JSON payload, when it has one (not for `[DONE]` or comments).
+    /// The event's JSON payload, parsed only when the client's format needs re-encoding (a
+    /// `/v1/messages` client); `None` otherwise, and for `[DONE]` and comments. A module that
+    /// needs it can parse `raw` itself.
     pub json: Option<serde_json::Value>,
     /// Set to withhold this event from the client.
     pub drop: bool,

@@ -2,6 +2,8 @@
 //! complete event (its text up to and including the blank line that ends it) as soon as that blank
 //! line arrives, so events pass through as they come and are never re-encoded.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 
 #[derive(Default)]
@@ -17,21 +19,19 @@ pub struct RawEvent {
 impl RawEvent {
     /// The event's `data:` payload (several `data:` lines joined by `\n`), or `None` for a
     /// comment-only event.
-    pub fn data(&self) -> Option<String> {
+    /// Borrowed when there is one `data:` line, the usual case, so the hot path copies nothing.
+    pub fn data(&self) -> Option<Cow<'_, str>> {
         let text = std::str::from_utf8(&self.bytes).ok()?;
-        let mut data: Option<String> = None;
+        let mut data: Option<Cow<'_, str>> = None;
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("data:") else {
                 continue;
             };
             let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            match &mut data {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(rest);
-                }
-                None => data = Some(rest.to_string()),
-            }
+            data = Some(match data {
+                None => Cow::Borrowed(rest),
+                Some(previous) => Cow::Owned(format!("{previous}\n{rest}")),
+            });
         }
         data
     }

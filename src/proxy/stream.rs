@@ -13,10 +13,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::Response;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::attempt::{AttemptFailure, FailureKind};
@@ -202,7 +205,8 @@ enum EventKind {
     Error(String),
 }
 
-/// Inspects one event, runs `on_chunk`, and appends it to `out` unless it is withheld.
+/// Inspects one event, runs `on_chunk`, and appends it to `out` in the client's format unless it
+/// is withheld.
 fn relay_event(
     chain: &Chain,
     ctx: &mut RequestCtx,
@@ -210,23 +214,28 @@ fn relay_event(
     event: RawEvent,
     out: &mut BytesMut,
 ) -> EventKind {
-    let data = event.data();
     let mut kind = EventKind::Data;
-    let mut chunk = StreamChunk {
-        raw: event.bytes,
-        json: None,
-        drop: false,
-    };
-    match data.as_deref() {
+    let mut drop = false;
+    let mut json = None;
+    match event.data().as_deref() {
         None => {}
         Some("[DONE]") => kind = EventKind::Done,
         Some(text) => {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
-                kind = inspect(ctx, &json, &mut chunk.drop);
-                chunk.json = Some(json);
+            // The typed view reads only what the proxy needs, borrowing from the event; the full
+            // JSON tree is built only for a client whose format needs re-encoding.
+            if let Ok(view) = serde_json::from_str::<ChunkView<'_>>(text) {
+                kind = inspect(ctx, &view, &mut drop);
+            }
+            if !egress.is_openai() {
+                json = serde_json::from_str::<serde_json::Value>(text).ok();
             }
         }
     }
+    let mut chunk = StreamChunk {
+        raw: event.bytes,
+        json,
+        drop,
+    };
     if matches!(kind, EventKind::Error(_)) && !egress.is_openai() {
         // The failure reaches such a client as its own format's error event, at the end.
         return kind;
@@ -244,37 +253,81 @@ fn relay_event(
     kind
 }
 
+/// What the relay reads of a canonical chunk.
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceView<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallView<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionView<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
 /// Records usage and completion text from a chunk; withholds the usage-only chunk from clients
 /// that did not ask for it.
-fn inspect(ctx: &mut RequestCtx, json: &serde_json::Value, drop: &mut bool) -> EventKind {
-    if let Some(error) = json.get("error") {
+fn inspect(ctx: &mut RequestCtx, view: &ChunkView<'_>, drop: &mut bool) -> EventKind {
+    if let Some(error) = &view.error {
         let message = error["message"]
             .as_str()
             .unwrap_or("the provider reported an error mid-stream");
         return EventKind::Error(format!("provider error mid-stream: {message}"));
     }
-    let choices = json.get("choices").and_then(|c| c.as_array());
-    if let Some(usage) = json.get("usage").filter(|u| !u.is_null())
-        && let Ok(usage) = serde_json::from_value::<Usage>(usage.clone())
-    {
-        ctx.record_usage(&usage);
-        if !ctx.client_wants_usage && choices.is_none_or(|c| c.is_empty()) {
+    if let Some(usage) = &view.usage {
+        ctx.record_usage(usage);
+        if !ctx.client_wants_usage && view.choices.is_empty() {
             *drop = true;
         }
     }
-    for choice in choices.into_iter().flatten() {
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"]
-            .as_str()
-            .or_else(|| choice["text"].as_str())
+    for choice in &view.choices {
+        let delta = choice.delta.as_ref();
+        if let Some(text) = delta
+            .and_then(|d| d.content.as_deref())
+            .or(choice.text.as_deref())
         {
             ctx.completion_text.push_str(text);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            ctx.completion_text
-                .push_str(call["function"]["name"].as_str().unwrap_or_default());
-            ctx.completion_text
-                .push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        for call in delta
+            .and_then(|d| d.tool_calls.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(function) = &call.function {
+                ctx.completion_text
+                    .push_str(function.name.as_deref().unwrap_or_default());
+                ctx.completion_text
+                    .push_str(function.arguments.as_deref().unwrap_or_default());
+            }
         }
     }
     EventKind::Data
