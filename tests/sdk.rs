@@ -1,0 +1,376 @@
+//! The official Python SDKs (`openai`, `anthropic`) against Stockyard, unchanged but for base URL
+//! and key: `tests/sdk/e2e.py` runs in a virtual environment under `target/sdk-venv`, holding the
+//! versions pinned in `tests/sdk/requirements.txt`, against the proxy with `openai` and
+//! `anthropic` pointing at two mock upstreams. Then the trace rows must show every request the
+//! script made, in its order, with the provider that served it.
+//!
+//! Skipped, with the reason printed, when `python3` is missing or can't make a virtual environment.
+//! The venv is reused while it holds the pinned versions, so only the first run downloads from
+//! PyPI; a failed `pip install` fails the test. Every child process runs under a time limit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use mock_upstream::MockUpstream;
+
+const VENV_TIMEOUT: Duration = Duration::from_secs(120);
+const PIP_TIMEOUT: Duration = Duration::from_secs(300);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// `python3 --version` and the pin check.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Exits non-zero, naming the first difference, unless every `name==version` line of the
+/// requirements file (argv[1]) is installed at exactly that version.
+const PINS_HELD: &str = r##"
+import sys
+from importlib import metadata
+for line in open(sys.argv[1]):
+    spec = line.split("#")[0].strip()
+    if not spec:
+        continue
+    name, _, version = spec.partition("==")
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        have = None
+    if have != version:
+        sys.exit(f"{name}: pinned {version or '(unpinned)'}, installed {have}")
+"##;
+
+const CHAT: &str = "chat_completions";
+const MESSAGES: &str = "messages";
+const GPT: &str = "gpt-4o-mini";
+const CLAUDE: &str = "claude-sonnet-4-5";
+
+/// One trace row a request of the script must leave.
+struct Expected {
+    endpoint: &'static str,
+    model: &'static str,
+    /// `None`: refused before a provider was chosen.
+    provider: Option<&'static str>,
+    stream: bool,
+    status: u16,
+}
+
+const fn served(
+    endpoint: &'static str,
+    model: &'static str,
+    provider: &'static str,
+    stream: bool,
+) -> Expected {
+    Expected {
+        endpoint,
+        model,
+        provider: Some(provider),
+        stream,
+        status: 200,
+    }
+}
+
+const fn unknown_model(endpoint: &'static str) -> Expected {
+    Expected {
+        endpoint,
+        model: "no-such-model",
+        provider: None,
+        stream: false,
+        status: 404,
+    }
+}
+
+/// The trace rows of e2e.py's requests, in its order. `count_tokens` is answered locally and
+/// leaves none.
+const EXPECTED_TRACES: &[Expected] = &[
+    // 1-4: the OpenAI SDK calling an OpenAI model: chat, stream, tool call (twice), embeddings.
+    served(CHAT, GPT, "openai", false),
+    served(CHAT, GPT, "openai", true),
+    served(CHAT, GPT, "openai", false),
+    served(CHAT, GPT, "openai", true),
+    served("embeddings", "text-embedding-3-small", "openai", false),
+    // 5: the OpenAI SDK calling Claude.
+    served(CHAT, CLAUDE, "anthropic", false),
+    served(CHAT, CLAUDE, "anthropic", true),
+    // 6: the Anthropic SDK calling Claude (create, stream, tool use, thinking).
+    served(MESSAGES, CLAUDE, "anthropic", false),
+    served(MESSAGES, CLAUDE, "anthropic", true),
+    served(MESSAGES, CLAUDE, "anthropic", false),
+    served(MESSAGES, CLAUDE, "anthropic", false),
+    // 7: the Anthropic SDK calling an OpenAI model.
+    served(MESSAGES, GPT, "openai", false),
+    served(MESSAGES, GPT, "openai", true),
+    // 8: unknown models.
+    unknown_model(CHAT),
+    unknown_model(MESSAGES),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdks_work_unchanged_against_stockyard() {
+    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
+        Ok(python) => python,
+        Err(reason) => {
+            eprintln!("skipping SDK test: {reason}");
+            return;
+        }
+    };
+
+    // `openai` at one mock (as `Harness::start_with` does), `anthropic` at another.
+    let claude = MockUpstream::start().await.unwrap();
+    let openai = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"sk-ant-test-0123456789\"\n",
+        claude.base_url()
+    );
+    let config = common::config_for(&toml, &openai.base_url(), &dir);
+    let h = Harness::start_on(config, openai, dir).await;
+
+    let script = manifest_dir().join("tests/sdk/e2e.py");
+    let url = h.server.url();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .env("STOCKYARD_URL", url)
+            .env("PYTHONUNBUFFERED", "1")
+            // An HTTP proxy from the environment must not sit between the SDKs and Stockyard.
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        run(&mut command, SCRIPT_TIMEOUT)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("could not run tests/sdk/e2e.py: {e}"));
+    assert!(ran.success(), "tests/sdk/e2e.py failed: {ran}");
+    println!("{}", ran.stdout.trim_end());
+
+    let rows = h.traces(EXPECTED_TRACES.len()).await;
+    let settled = h.trace_count_settled().await;
+    assert_eq!(
+        settled,
+        EXPECTED_TRACES.len() as i64,
+        "trace rows after the script; the newest: {:#?}",
+        rows.iter()
+            .map(|r| (&r.endpoint, &r.requested_model, &r.provider, r.status))
+            .collect::<Vec<_>>()
+    );
+    for (i, (row, want)) in rows.iter().zip(EXPECTED_TRACES).enumerate() {
+        assert_eq!(
+            (
+                row.endpoint.as_str(),
+                row.requested_model.as_str(),
+                row.provider.as_deref(),
+                row.stream,
+                row.status,
+            ),
+            (
+                want.endpoint,
+                want.model,
+                want.provider,
+                want.stream,
+                want.status
+            ),
+            "trace row {i} (request {} of the script): (endpoint, model, provider, stream, status)",
+            i + 1
+        );
+        if want.status == 200 {
+            assert!(row.tokens.prompt > 0, "row {i}: no prompt tokens: {row:?}");
+            // Embeddings have no completion side.
+            if want.endpoint != "embeddings" {
+                assert!(
+                    row.tokens.completion > 0,
+                    "row {i}: no completion tokens: {row:?}"
+                );
+            }
+            assert!(
+                !row.usage_estimated,
+                "row {i}: the upstream's usage was lost and estimated: {row:?}"
+            );
+        }
+    }
+    let served_by = |p: &str| {
+        EXPECTED_TRACES
+            .iter()
+            .filter(|e| e.provider == Some(p))
+            .count()
+    };
+    assert_eq!(h.mock.request_count(), served_by("openai"), "openai mock");
+    assert_eq!(
+        claude.request_count(),
+        served_by("anthropic"),
+        "claude mock"
+    );
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's interpreter with the pinned SDKs installed, or why the test can't run here.
+///
+/// # Panics
+///
+/// When `pip install` fails or times out: with a working Python, that is a failure to report
+/// (no network, a bad pin), not a reason to skip.
+fn prepare_venv() -> Result<PathBuf, String> {
+    match run(Command::new("python3").arg("--version"), PROBE_TIMEOUT) {
+        Ok(ran) if ran.success() => {}
+        Ok(ran) => return Err(format!("`python3 --version` failed: {ran}")),
+        Err(e) => return Err(format!("python3 is not on PATH ({e})")),
+    }
+    // target/sdk-venv, wherever the target directory is (CARGO_TARGET_TMPDIR is target/tmp).
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .join("sdk-venv");
+    let python = if cfg!(windows) {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    };
+    if !python.exists() {
+        let created = run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            VENV_TIMEOUT,
+        );
+        match created {
+            Ok(ran) if ran.success() => {}
+            failed => {
+                // Without ensurepip (Debian's python3 without python3-venv) the venv is half made:
+                // gone, the next run tries again instead of finding a python without pip.
+                let _ = std::fs::remove_dir_all(&venv);
+                let why = match failed {
+                    Ok(ran) => ran.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(format!(
+                    "`python3 -m venv {}` failed (is the venv module installed? \
+                     e.g. apt install python3-venv): {why}",
+                    venv.display()
+                ));
+            }
+        }
+    }
+
+    let requirements = manifest_dir().join("tests/sdk/requirements.txt");
+    let pins_held = || {
+        run(
+            Command::new(&python)
+                .arg("-c")
+                .arg(PINS_HELD)
+                .arg(&requirements),
+            PROBE_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()))
+    };
+    let before = pins_held();
+    if before.success() {
+        return Ok(python);
+    }
+    eprintln!(
+        "installing the Python SDKs into {} ({})",
+        venv.display(),
+        before.stderr.trim()
+    );
+    let installed = run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+            .arg("-r")
+            .arg(&requirements),
+        PIP_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("could not run pip: {e}"));
+    assert!(
+        installed.success(),
+        "pip install -r tests/sdk/requirements.txt failed: {installed}"
+    );
+    let after = pins_held();
+    assert!(
+        after.success(),
+        "pip install succeeded but the pins don't hold: {after}"
+    );
+    Ok(python)
+}
+
+/// What a child process did: its exit status (`None` when killed at the time limit) and output.
+struct Ran {
+    status: Option<ExitStatus>,
+    limit: Duration,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{status}")?,
+            None => write!(f, "killed after {} s", self.limit.as_secs())?,
+        }
+        write!(
+            f,
+            "\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+/// Runs `command` to its end, or kills it once `limit` has passed. `Err` only when it can't start.
+fn run(command: &mut Command, limit: Duration) -> std::io::Result<Ran> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Read both pipes as they fill, or a chatty child blocks on a full pipe and never exits.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A grandchild (pip's build step) may still hold a pipe open: wait for the output briefly.
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        let bytes = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Ran {
+        status,
+        limit,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // Whatever was read before an error is still worth showing.
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        let _ = tx.send(bytes);
+    });
+    rx
+}

@@ -1,0 +1,310 @@
+"""The official OpenAI and Anthropic Python SDKs, unchanged but for base URL and key, against Stockyard.
+
+Run by tests/sdk.rs, which starts the proxy with `openai` and `anthropic` pointing at two mock
+upstreams (crates/mock-upstream) and passes the proxy's address in STOCKYARD_URL. Every answer below
+is the mock's deterministic one: the text "Hello from the mock upstream.", a `weather` call with
+{"city": "Paris"} when the tool choice forces one, a signed thinking block when thinking is on.
+
+Each check prints one line (`ok` or `FAIL` with the reason); every check runs even after a failure,
+and the script exits 1 if any failed. The requests go out in a fixed order, and tests/sdk.rs
+asserts on the trace rows in that order: keep EXPECTED_TRACES there in step with this file.
+"""
+
+import json
+import math
+import os
+import sys
+import traceback
+import warnings
+
+import anthropic
+import openai
+
+URL = os.environ["STOCKYARD_URL"].rstrip("/")
+TEXT = "Hello from the mock upstream."
+CLAUDE = "claude-sonnet-4-5"
+GPT = "gpt-4o-mini"
+UNKNOWN = "no-such-model"
+
+# The SDK warns that this model reaches end-of-life at Anthropic; the mock doesn't care, and the
+# name matches the proxy's other Anthropic tests and its price table.
+warnings.filterwarnings("ignore", message=f"The model '{CLAUDE}' is deprecated")
+
+oai = openai.OpenAI(base_url=URL + "/v1", api_key="unused")
+ant = anthropic.Anthropic(base_url=URL, api_key="unused")
+
+OPENAI_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+ANTHROPIC_WEATHER = {
+    "name": "weather",
+    "description": "The current weather in a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def user(text):
+    return [{"role": "user", "content": text}]
+
+
+failures = []
+
+
+def check(name):
+    """Runs the decorated function at once as one named check and prints its outcome."""
+
+    def run(fn):
+        try:
+            fn()
+        except AssertionError as e:
+            failures.append(name)
+            print(f"FAIL {name}: {e}", flush=True)
+        except Exception as e:  # an SDK error is a failed check too, with its type and body
+            failures.append(name)
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            traceback.print_exc()
+        else:
+            print(f"ok   {name}", flush=True)
+        return fn
+
+    return run
+
+
+print(f"openai {openai.__version__}, anthropic {anthropic.__version__}, proxy {URL}", flush=True)
+
+
+# 1-4: the OpenAI SDK calling an OpenAI model.
+
+
+@check("openai sdk: chat.completions.create")
+def _():
+    r = oai.chat.completions.create(model=GPT, messages=user("Say hello"))
+    content = r.choices[0].message.content
+    assert content == TEXT, f"content {content!r}, expected {TEXT!r}"
+    assert r.choices[0].finish_reason == "stop", f"finish_reason {r.choices[0].finish_reason!r}"
+    assert r.usage is not None and r.usage.prompt_tokens > 0, f"usage {r.usage!r}"
+    assert r.usage.completion_tokens > 0, f"usage {r.usage!r}"
+
+
+@check("openai sdk: streamed chat with include_usage")
+def _():
+    stream = oai.chat.completions.create(
+        model=GPT,
+        messages=user("Say hello"),
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks, "no chunks"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == TEXT, f"deltas concatenate to {text!r}, expected {TEXT!r}"
+    last = chunks[-1]
+    assert last.usage is not None, f"the last chunk has no usage: {last!r}"
+    assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0, f"usage {last.usage!r}"
+    assert last.choices == [], f"the usage chunk has choices: {last.choices!r}"
+
+
+@check("openai sdk: tool call, tool_choice=required")
+def _():
+    r = oai.chat.completions.create(
+        model=GPT,
+        messages=user("Weather in Paris?"),
+        tools=[OPENAI_WEATHER],
+        tool_choice="required",
+    )
+    message = r.choices[0].message
+    assert message.tool_calls, f"no tool_calls in {message!r}"
+    call = message.tool_calls[0]
+    assert call.function.name == "weather", f"function name {call.function.name!r}"
+    args = json.loads(call.function.arguments)
+    assert args == {"city": "Paris"}, f"arguments {args!r}"
+    assert r.choices[0].finish_reason == "tool_calls", f"finish_reason {r.choices[0].finish_reason!r}"
+
+
+@check("openai sdk: streamed tool call (chat.completions.stream helper)")
+def _():
+    with oai.chat.completions.stream(
+        model=GPT,
+        messages=user("Weather in Paris?"),
+        tools=[OPENAI_WEATHER],
+        tool_choice="required",
+    ) as stream:
+        arg_deltas = [
+            e.arguments_delta for e in stream if e.type == "tool_calls.function.arguments.delta"
+        ]
+        final = stream.get_final_completion()
+    assert len(arg_deltas) >= 2, f"arguments came in {len(arg_deltas)} delta(s), expected pieces"
+    call = final.choices[0].message.tool_calls[0]
+    assert call.function.name == "weather", f"function name {call.function.name!r}"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}, f"arguments {call.function.arguments!r}"
+    assert json.loads("".join(arg_deltas)) == {"city": "Paris"}, f"deltas {arg_deltas!r}"
+    assert final.choices[0].finish_reason == "tool_calls", f"finish_reason {final.choices[0].finish_reason!r}"
+
+
+@check("openai sdk: embeddings (base64 by default, decoded by the SDK)")
+def _():
+    r = oai.embeddings.create(model="text-embedding-3-small", input=["a b", "c"])
+    assert len(r.data) == 2, f"{len(r.data)} embeddings, expected 2"
+    vectors = [d.embedding for d in r.data]
+    for i, v in enumerate(vectors):
+        assert isinstance(v, list) and v, f"embedding {i} is {type(v).__name__}: {v!r}"
+        assert all(isinstance(x, float) for x in v), f"embedding {i} holds non-floats: {v!r}"
+        # The mock's vectors have unit length: a wrong base64 decoding would not.
+        norm = math.sqrt(sum(x * x for x in v))
+        assert abs(norm - 1.0) < 1e-3, f"embedding {i} has length {norm}, expected 1: {v!r}"
+    assert vectors[0] != vectors[1], "both inputs got the same vector"
+    assert r.usage.prompt_tokens > 0, f"usage {r.usage!r}"
+
+
+# 5: the OpenAI SDK calling a Claude model (translated by the Anthropic adapter).
+
+
+@check("openai sdk -> claude: chat.completions.create")
+def _():
+    r = oai.chat.completions.create(model=CLAUDE, messages=user("Say hello"))
+    content = r.choices[0].message.content
+    assert content == TEXT, f"content {content!r}, expected {TEXT!r}"
+    assert r.usage is not None and r.usage.prompt_tokens > 0, f"usage {r.usage!r}"
+
+
+@check("openai sdk -> claude: streamed chat")
+def _():
+    stream = oai.chat.completions.create(
+        model=CLAUDE,
+        messages=user("Say hello"),
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == TEXT, f"deltas concatenate to {text!r}, expected {TEXT!r}"
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert usage and usage[-1].completion_tokens > 0, f"no usage in {len(chunks)} chunks"
+
+
+# 6: the Anthropic SDK calling Claude.
+
+
+@check("anthropic sdk: messages.create")
+def _():
+    m = ant.messages.create(model=CLAUDE, max_tokens=256, messages=user("Say hello"))
+    assert m.content and m.content[0].type == "text", f"content {m.content!r}"
+    assert m.content[0].text == TEXT, f"text {m.content[0].text!r}, expected {TEXT!r}"
+    assert m.stop_reason == "end_turn", f"stop_reason {m.stop_reason!r}"
+    assert m.usage.input_tokens > 0 and m.usage.output_tokens > 0, f"usage {m.usage!r}"
+
+
+@check("anthropic sdk: messages.stream, get_final_message")
+def _():
+    with ant.messages.stream(model=CLAUDE, max_tokens=256, messages=user("Say hello")) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == TEXT, f"text_stream gave {streamed!r}, expected {TEXT!r}"
+    text = "".join(b.text for b in final.content if b.type == "text")
+    assert text == TEXT, f"final message text {text!r}, expected {TEXT!r}"
+    assert final.stop_reason == "end_turn", f"stop_reason {final.stop_reason!r}"
+    assert final.usage.output_tokens > 0, f"usage {final.usage!r}"
+
+
+@check("anthropic sdk: tool use, tool_choice any")
+def _():
+    m = ant.messages.create(
+        model=CLAUDE,
+        max_tokens=256,
+        messages=user("Weather in Paris?"),
+        tools=[ANTHROPIC_WEATHER],
+        tool_choice={"type": "any"},
+    )
+    uses = [b for b in m.content if b.type == "tool_use"]
+    assert uses, f"no tool_use block in {m.content!r}"
+    assert uses[0].name == "weather", f"tool name {uses[0].name!r}"
+    assert uses[0].input == {"city": "Paris"}, f"tool input {uses[0].input!r}"
+    assert m.stop_reason == "tool_use", f"stop_reason {m.stop_reason!r}"
+
+
+@check("anthropic sdk: thinking block with signature")
+def _():
+    m = ant.messages.create(
+        model=CLAUDE,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=user("Think, then say hello"),
+    )
+    assert m.content, "no content"
+    first = m.content[0]
+    assert first.type == "thinking", f"first block is {first.type!r}, expected 'thinking': {m.content!r}"
+    assert first.thinking, f"empty thinking text: {first!r}"
+    assert first.signature, f"empty signature: {first!r}"
+    text = "".join(b.text for b in m.content if b.type == "text")
+    assert text == TEXT, f"text {text!r}, expected {TEXT!r}"
+
+
+@check("anthropic sdk: messages.count_tokens")
+def _():
+    r = ant.messages.count_tokens(model=CLAUDE, messages=user("Hello world"))
+    assert r.input_tokens > 0, f"input_tokens {r.input_tokens!r}"
+
+
+# 7: the Anthropic SDK calling an OpenAI model (translated into chat completions).
+
+
+@check("anthropic sdk -> gpt: messages.create")
+def _():
+    m = ant.messages.create(model=GPT, max_tokens=256, messages=user("Say hello"))
+    assert m.content and m.content[0].type == "text", f"content {m.content!r}"
+    assert m.content[0].text == TEXT, f"text {m.content[0].text!r}, expected {TEXT!r}"
+    assert m.stop_reason == "end_turn", f"stop_reason {m.stop_reason!r}"
+    assert m.usage.input_tokens > 0, f"usage {m.usage!r}"
+
+
+@check("anthropic sdk -> gpt: messages.stream")
+def _():
+    with ant.messages.stream(model=GPT, max_tokens=256, messages=user("Say hello")) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == TEXT, f"text_stream gave {streamed!r}, expected {TEXT!r}"
+    text = "".join(b.text for b in final.content if b.type == "text")
+    assert text == TEXT, f"final message text {text!r}, expected {TEXT!r}"
+    assert final.usage.output_tokens > 0, f"usage {final.usage!r}"
+
+
+# 8: errors map to the SDKs' own exception classes.
+
+
+@check("openai sdk: unknown model raises openai.NotFoundError")
+def _():
+    try:
+        oai.chat.completions.create(model=UNKNOWN, messages=user("hi"))
+    except openai.NotFoundError as e:
+        assert UNKNOWN in str(e), f"the error doesn't name the model: {e}"
+    else:
+        raise AssertionError("no error raised")
+
+
+@check("anthropic sdk: unknown model raises anthropic.NotFoundError")
+def _():
+    try:
+        ant.messages.create(model=UNKNOWN, max_tokens=16, messages=user("hi"))
+    except anthropic.NotFoundError as e:
+        assert UNKNOWN in str(e), f"the error doesn't name the model: {e}"
+    else:
+        raise AssertionError("no error raised")
+
+
+if failures:
+    print(f"{len(failures)} check(s) failed: {', '.join(failures)}", flush=True)
+    sys.exit(1)
+print("all checks passed", flush=True)
