@@ -10,6 +10,7 @@ use url::Url;
 
 use super::{ConfigErrors, RawConfig, RawTimeouts};
 use crate::cost::Price;
+use crate::providers::openai::presets as compat_presets;
 use crate::secret::Secret;
 
 #[derive(Clone, Debug)]
@@ -57,6 +58,8 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     /// Vertex AI only: (project, location).
     pub vertex: Option<(String, String)>,
+    /// The OpenAI-compatible preset this provider follows (its quirks and auth style).
+    pub preset: Option<&'static crate::providers::openai::presets::Preset>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,8 +301,15 @@ fn validate_providers(
         };
         // A provider of a preset's kind takes its defaults (base URL, key variable, prefixes).
         let preset = PRESETS.iter().find(|preset| preset.kind == kind);
+        // A compatible provider named like a known one (groq, mistral, azure, ...) takes its row.
+        let compat = (kind == ProviderKind::OpenAiCompatible)
+            .then(|| compat_presets::preset(name))
+            .flatten();
         let base_text = match (p.base_url.clone(), preset) {
             (Some(url), _) => url,
+            (None, _) if compat.is_some_and(|c| compat_base(c, env).is_some()) => {
+                compat.and_then(|c| compat_base(c, env)).unwrap_or_default()
+            }
             (None, Some(preset)) => {
                 env(preset.base_env).unwrap_or_else(|| preset.default_base.to_string())
             }
@@ -334,7 +344,8 @@ fn validate_providers(
         let key_env = p
             .api_key_env
             .clone()
-            .or_else(|| preset.map(|preset| preset.key_env.to_string()));
+            .or_else(|| preset.map(|preset| preset.key_env.to_string()))
+            .or_else(|| compat.map(|c| c.api_key_env.to_string()));
         let api_key = match (&p.api_key, &key_env) {
             (Some(key), _) => Some(Secret::new(key.clone())),
             (None, Some(var)) => match env(var) {
@@ -356,6 +367,15 @@ fn validate_providers(
         {
             model_prefixes = preset.prefixes.iter().map(|s| s.to_string()).collect();
         }
+        if let Some(compat) = compat
+            && model_prefixes.is_empty()
+        {
+            model_prefixes = compat
+                .model_prefixes
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        }
         providers.push(ProviderConfig {
             name: name.clone(),
             kind,
@@ -365,7 +385,49 @@ fn validate_providers(
             models: p.models.clone(),
             timeouts: validate_timeouts(&p.timeouts, &format!("{field}.timeouts"), errors),
             vertex,
+            preset: compat,
         });
+    }
+
+    // OpenAI-compatible presets: a key in the environment (or, for local servers, a base URL)
+    // is enough.
+    for compat in compat_presets::PRESETS
+        .iter()
+        .chain(std::iter::once(&compat_presets::AZURE))
+    {
+        if raw.providers.contains_key(compat.name)
+            || providers.iter().any(|p| p.name == compat.name)
+        {
+            continue;
+        }
+        let key = env(compat.api_key_env);
+        let base_from_env = compat.base_url_env.and_then(env);
+        let wanted = if compat.key_required {
+            key.is_some()
+        } else {
+            base_from_env.is_some()
+        };
+        let Some(base_text) = compat_base(compat, env).filter(|_| wanted) else {
+            continue;
+        };
+        let field = compat.base_url_env.unwrap_or(compat.api_key_env);
+        if let Some(base_url) = parse_base_url(&base_text, field, errors) {
+            providers.push(ProviderConfig {
+                name: compat.name.into(),
+                kind: ProviderKind::OpenAiCompatible,
+                base_url,
+                api_key: key.map(Secret::new),
+                model_prefixes: compat
+                    .model_prefixes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                models: Vec::new(),
+                timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
+                vertex: None,
+                preset: Some(compat),
+            });
+        }
     }
 
     // The zero-config presets: a key in the environment is enough.
@@ -387,10 +449,24 @@ fn validate_providers(
                 models: Vec::new(),
                 timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
                 vertex: None,
+                preset: None,
             });
         }
     }
     providers
+}
+
+/// A compatible preset's base URL: its variable's value, else its default; Azure's endpoint
+/// becomes the v1 API root.
+fn compat_base(
+    compat: &compat_presets::Preset,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let base = compat.base_url(env)?;
+    if compat.name == compat_presets::AZURE.name {
+        return Some(compat_presets::azure_v1_url(&base, ""));
+    }
+    Some(base)
 }
 
 fn parse_base_url(text: &str, field: &str, errors: &mut ConfigErrors) -> Option<Url> {

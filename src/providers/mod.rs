@@ -53,6 +53,9 @@ pub struct UpstreamCall<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
+    /// OpenAI's format with a provider's quirks (field names, rejected parameters): chat requests
+    /// are rewritten; other endpoints pass through.
+    OpenAiQuirks,
     Anthropic,
     Gemini,
 }

@@ -240,6 +240,10 @@ async fn try_once(
     let dialect = route.provider.dialect();
     let upstream_body = match dialect {
         Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
+        // Quirks concern chat requests; completions and embeddings pass through as they are.
+        Dialect::OpenAiQuirks if !matches!(ctx.request, Some(Inbound::Chat(_))) => {
+            upstream_body(ctx, &route.upstream_model)
+        }
         _ => translated_body(ctx, route),
     }
     .map_err(final_error)?;
@@ -340,9 +344,13 @@ fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
             ),
         });
     };
-    let chat = serde_json::to_value(request).map_err(|e| ApiError::Internal {
+    let mut chat = serde_json::to_value(request).map_err(|e| ApiError::Internal {
         message: format!("cannot encode the canonical request: {e}"),
     })?;
+    if ctx.stream {
+        // Usage is always asked for (the relay withholds it from clients that did not ask).
+        chat["stream_options"]["include_usage"] = serde_json::Value::Bool(true);
+    }
     route
         .provider
         .translate_chat(&chat, &route.upstream_model)

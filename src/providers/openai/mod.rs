@@ -7,10 +7,11 @@ pub mod presets;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde_json::Value;
 use url::Url;
 
 use super::http::HttpClient;
-use super::{Provider, UpstreamCall, UpstreamError};
+use super::{Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::secret::Secret;
 
@@ -28,15 +29,22 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub fn new(config: &ProviderConfig) -> Result<OpenAi, String> {
+        let azure_style = config
+            .preset
+            .is_some_and(|p| p.auth == presets::AuthStyle::ApiKeyHeader);
         let auth_header = match &config.api_key {
             Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| {
-                        format!(
-                            "providers.{}: api key has characters not allowed in a header",
-                            config.name
-                        )
-                    })?;
+                let text = if azure_style {
+                    key.expose().clone()
+                } else {
+                    format!("Bearer {}", key.expose())
+                };
+                let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                    format!(
+                        "providers.{}: api key has characters not allowed in a header",
+                        config.name
+                    )
+                })?;
                 value.set_sensitive(true);
                 Some(Secret::new(value))
             }
@@ -55,6 +63,16 @@ impl OpenAi {
     }
 }
 
+impl OpenAi {
+    /// The preset's quirks, when they differ from OpenAI's own.
+    fn quirks(&self) -> Option<&'static presets::Quirks> {
+        self.config
+            .preset
+            .map(|p| &p.quirks)
+            .filter(|q| **q != presets::Quirks::OPENAI)
+    }
+}
+
 fn trim_slash(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_string()
 }
@@ -66,6 +84,55 @@ impl Provider for OpenAi {
 
     fn kind(&self) -> ProviderKind {
         self.kind
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self.quirks() {
+            Some(_) => Dialect::OpenAiQuirks,
+            None => Dialect::OpenAi,
+        }
+    }
+
+    fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
+        let Some(preset) = self.config.preset else {
+            return serde_json::to_vec(chat)
+                .map(Bytes::from)
+                .map_err(|e| Untranslatable {
+                    param: "messages".into(),
+                    message: e.to_string(),
+                });
+        };
+        let mut chat = chat.clone();
+        chat["model"] = Value::String(upstream_model.to_string());
+        presets::apply_quirks(&mut chat, &preset.quirks);
+        if let Some(param) = presets::unsupported_params_present(&chat, &preset.quirks).first() {
+            return Err(Untranslatable {
+                param: (*param).to_string(),
+                message: format!("not supported by {}", preset.name),
+            });
+        }
+        serde_json::to_vec(&chat)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "messages".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+        match self.quirks() {
+            Some(quirks) if quirks.completion_excludes_reasoning => {
+                let mut value: Value =
+                    serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+                if let Some(usage) = value.get_mut("usage") {
+                    presets::normalize_usage(usage, quirks);
+                }
+                serde_json::to_vec(&value)
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(Bytes::copy_from_slice(body)),
+        }
     }
 
     fn timeouts(&self) -> &Timeouts {
@@ -86,7 +153,13 @@ impl Provider for OpenAi {
             hyper::Request::post(format!("{}{}", self.base_url, call.endpoint.path()))
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.auth_header {
-            builder = builder.header(AUTHORIZATION, auth.expose().clone());
+            let name = match self.config.preset.map(|p| p.auth) {
+                Some(presets::AuthStyle::ApiKeyHeader) => {
+                    hyper::header::HeaderName::from_static(presets::AZURE_API_KEY_HEADER)
+                }
+                _ => AUTHORIZATION,
+            };
+            builder = builder.header(name, auth.expose().clone());
         }
         builder
             .body(Full::new(body))
