@@ -306,6 +306,10 @@ fn validate_providers(
             .then(|| compat_presets::preset(name))
             .flatten();
         let base_text = match (p.base_url.clone(), preset) {
+            // Azure's configured endpoint is the resource; the v1 API sits below it.
+            (Some(url), _) if compat.is_some_and(|c| c.name == compat_presets::AZURE.name) => {
+                compat_presets::azure_v1_url(&url, "")
+            }
             (Some(url), _) => url,
             (None, _) if compat.is_some_and(|c| compat_base(c, env).is_some()) => {
                 compat.and_then(|c| compat_base(c, env)).unwrap_or_default()

@@ -1,0 +1,150 @@
+//! Provider presets over real sockets: OpenAI-compatible rows with their quirks (Mistral, Groq),
+//! Azure OpenAI's URL and `api-key` header, and Gemini through its translator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Harness, chat, sse_data};
+use mock_upstream::MockUpstream;
+use serde_json::{Value, json};
+
+async fn start(toml_for: impl Fn(&str) -> String) -> Harness {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config_for(&toml_for(&mock.base_url()), "http://127.0.0.1:9/v1", &dir);
+    Harness::start_on(config, mock, dir).await
+}
+
+#[tokio::test]
+async fn mistral_gets_its_own_field_names_and_routes_by_prefix() {
+    let h = start(|url| format!("[providers.mistral]\nbase_url = \"{url}\"\napi_key = \"mk-1\"\n"))
+        .await;
+    let body = json!({"model": "mistral-large-latest", "max_completion_tokens": 50, "seed": 7,
+        "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi"}]});
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sent = &h.mock.requests()[0].body;
+    assert_eq!(sent["max_tokens"], 50);
+    assert!(sent.get("max_completion_tokens").is_none());
+    assert_eq!(sent["random_seed"], 7);
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(
+        h.mock.requests()[0].header("authorization"),
+        Some("Bearer mk-1")
+    );
+    assert_eq!(h.traces(1).await[0].provider.as_deref(), Some("mistral"));
+}
+
+#[tokio::test]
+async fn groq_refuses_what_it_cannot_honour_by_name() {
+    let h =
+        start(|url| format!("[providers.groq]\nbase_url = \"{url}\"\napi_key = \"gk-1\"\n")).await;
+    let body = json!({"model": "groq/llama-3.3-70b-versatile", "logprobs": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["param"], "logprobs");
+    assert_eq!(h.mock.request_count(), 0);
+    // Streams still carry usage, and embeddings pass through untouched.
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("groq/llama-3.3-70b-versatile", "hi", true),
+        )
+        .await;
+    assert_eq!(
+        sse_data(&answer.text()).last().map(String::as_str),
+        Some("[DONE]")
+    );
+    let trace = &h.traces(2).await[1];
+    assert!(!trace.usage_estimated && trace.tokens.prompt > 0);
+}
+
+#[tokio::test]
+async fn azure_uses_the_v1_api_and_the_api_key_header() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.azure]\nbase_url = \"{root}\"\napi_key = \"az-key-1\"\n")
+    })
+    .await;
+    let _ = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("azure/my-gpt4o-deployment", "hi", false),
+        )
+        .await;
+    let got = &h.mock.requests()[0];
+    assert_eq!(got.path, "/openai/v1/chat/completions");
+    assert_eq!(got.header("api-key"), Some("az-key-1"));
+    assert!(got.header("authorization").is_none());
+    assert_eq!(got.body["model"], "my-gpt4o-deployment");
+}
+
+#[tokio::test]
+async fn gemini_answers_as_openai_chat_streamed_or_not() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n")
+    })
+    .await;
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.5-flash", "Say hello", false),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    let got = &h.mock.requests()[0];
+    assert_eq!(got.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(got.header("x-goog-api-key"), Some("gm-key"));
+    assert_eq!(got.body["contents"][0]["role"], "user");
+
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.5-flash", "Say hello", true),
+        )
+        .await;
+    let data = sse_data(&answer.text());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let text: String = data
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+    assert!(
+        h.mock.requests()[1]
+            .path
+            .ends_with(":streamGenerateContent?alt=sse")
+    );
+    let traces = h.traces(2).await;
+    for trace in &traces {
+        assert_eq!(trace.provider.as_deref(), Some("gemini"));
+        assert!(
+            trace.tokens.prompt > 0 && !trace.usage_estimated,
+            "{trace:?}"
+        );
+    }
+    assert_eq!(traces[0].tokens, traces[1].tokens);
+}
