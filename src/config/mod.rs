@@ -12,6 +12,6 @@ pub use raw::{
     RawAdmin, RawAuth, RawConfig, RawModel, RawPrice, RawProvider, RawStore, RawTimeouts,
 };
 pub use valid::{
-    ModelEntry, ModuleSetting, ProviderConfig, ProviderKind, QueueFullPolicy, StoreConfig,
-    Timeouts, ValidConfig, validate,
+    AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind, QueueFullPolicy,
+    StoreConfig, Timeouts, ValidConfig, validate,
 };

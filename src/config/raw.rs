@@ -48,7 +48,7 @@ pub struct RawAdmin {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawProvider {
-    /// `openai`, `openai_compatible`, `anthropic`, `gemini` or `vertex`. Default: the preset of the
+    /// `openai`, `openai_compatible`, `anthropic`, `gemini`, `vertex` or `bedrock`. Default: the preset of the
     /// same name (`openai`, `anthropic`, `gemini`), else `openai_compatible`.
     pub kind: Option<String>,
     /// Base URL including the version path, e.g. `http://127.0.0.1:8000/v1`.
@@ -57,6 +57,12 @@ pub struct RawProvider {
     pub api_key: Option<String>,
     /// Name of the environment variable holding the provider key.
     pub api_key_env: Option<String>,
+    /// Bedrock: the AWS region (else `AWS_REGION`).
+    pub region: Option<String>,
+    /// Bedrock: variables holding the credentials (default the standard `AWS_*` ones).
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
     /// Vertex AI: the Google Cloud project.
     pub project: Option<String>,
     /// Vertex AI: the location (`us-central1`, `global`). Default `global`.

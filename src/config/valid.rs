@@ -45,6 +45,17 @@ pub enum ProviderKind {
     Gemini,
     /// Gemini on Vertex AI: bearer token, project and location.
     Vertex,
+    /// AWS Bedrock (Converse), signed with SigV4.
+    Bedrock,
+}
+
+/// AWS credentials and region for Bedrock.
+#[derive(Clone, Debug)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+    pub session_token: Option<Secret<String>>,
+    pub region: String,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +69,8 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     /// Vertex AI only: (project, location).
     pub vertex: Option<(String, String)>,
+    /// Bedrock only.
+    pub aws: Option<AwsCredentials>,
     /// The OpenAI-compatible preset this provider follows (its quirks and auth style).
     pub preset: Option<&'static crate::providers::openai::presets::Preset>,
 }
@@ -288,12 +301,13 @@ fn validate_providers(
             Some("anthropic") => ProviderKind::Anthropic,
             Some("gemini") => ProviderKind::Gemini,
             Some("vertex") => ProviderKind::Vertex,
+            Some("bedrock") => ProviderKind::Bedrock,
             None => preset.map_or(ProviderKind::OpenAiCompatible, |preset| preset.kind),
             Some(other) => {
                 errors.push(
                     &format!("{field}.kind"),
                     format!(
-                        "unknown kind {other:?}; expected openai, openai_compatible, anthropic, gemini or vertex"
+                        "unknown kind {other:?}; expected openai, openai_compatible, anthropic, gemini, vertex or bedrock"
                     ),
                 );
                 continue;
@@ -317,6 +331,14 @@ fn validate_providers(
             (None, Some(preset)) => {
                 env(preset.base_env).unwrap_or_else(|| preset.default_base.to_string())
             }
+            (None, None) if kind == ProviderKind::Bedrock => {
+                let region = p
+                    .region
+                    .clone()
+                    .or_else(|| aws_region(env))
+                    .unwrap_or_default();
+                crate::providers::bedrock::request::endpoint(&region)
+            }
             (None, None) if kind == ProviderKind::Vertex => {
                 crate::providers::gemini::request::vertex_base(
                     p.location.as_deref().unwrap_or("global"),
@@ -329,6 +351,17 @@ fn validate_providers(
                 );
                 continue;
             }
+        };
+        let aws = if kind == ProviderKind::Bedrock {
+            match aws_credentials(p, env) {
+                Ok(aws) => Some(aws),
+                Err(problem) => {
+                    errors.push(&field, problem);
+                    continue;
+                }
+            }
+        } else {
+            None
         };
         let vertex = match (kind, &p.project) {
             (ProviderKind::Vertex, Some(project)) => Some((
@@ -389,6 +422,7 @@ fn validate_providers(
             models: p.models.clone(),
             timeouts: validate_timeouts(&p.timeouts, &format!("{field}.timeouts"), errors),
             vertex,
+            aws,
             preset: compat,
         });
     }
@@ -429,6 +463,7 @@ fn validate_providers(
                 models: Vec::new(),
                 timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
                 vertex: None,
+                aws: None,
                 preset: Some(compat),
             });
         }
@@ -453,11 +488,44 @@ fn validate_providers(
                 models: Vec::new(),
                 timeouts: validate_timeouts(&RawTimeouts::default(), "", errors),
                 vertex: None,
+                aws: None,
                 preset: None,
             });
         }
     }
     providers
+}
+
+fn aws_region(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"))
+}
+
+/// Bedrock's credentials: from the variables the config names, else the standard AWS ones.
+fn aws_credentials(
+    p: &super::RawProvider,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AwsCredentials, String> {
+    let var = |configured: &Option<String>, default: &str| {
+        configured.clone().unwrap_or_else(|| default.to_string())
+    };
+    let key_var = var(&p.access_key_id_env, "AWS_ACCESS_KEY_ID");
+    let secret_var = var(&p.secret_access_key_env, "AWS_SECRET_ACCESS_KEY");
+    let token_var = var(&p.session_token_env, "AWS_SESSION_TOKEN");
+    let access_key_id =
+        env(&key_var).ok_or_else(|| format!("environment variable {key_var} is not set"))?;
+    let secret =
+        env(&secret_var).ok_or_else(|| format!("environment variable {secret_var} is not set"))?;
+    let region = p
+        .region
+        .clone()
+        .or_else(|| aws_region(env))
+        .ok_or("region is required (or AWS_REGION)")?;
+    Ok(AwsCredentials {
+        access_key_id,
+        secret_access_key: Secret::new(secret),
+        session_token: env(&token_var).map(Secret::new),
+        region,
+    })
 }
 
 /// A compatible preset's base URL: its variable's value, else its default; Azure's endpoint

@@ -58,6 +58,7 @@ pub enum Dialect {
     OpenAiQuirks,
     Anthropic,
     Gemini,
+    Bedrock,
 }
 
 /// A request the provider's format cannot express; becomes a 400 naming `param`.
@@ -68,12 +69,47 @@ pub struct Untranslatable {
     pub message: String,
 }
 
-/// Turns a provider's native stream, one SSE event at a time, into canonical chat chunks.
+/// Turns a provider's native stream, bytes as they arrive, into canonical chat chunks.
 /// An `Err` is a failure the client must see as one (a provider error event, or a stream that
 /// ended without its terminal event); its text is the message.
 pub trait ChatStreamDecoder: Send {
-    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<serde_json::Value>, String>;
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<serde_json::Value>, String>;
     fn finish(&mut self) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// A decoder of one SSE event at a time (Anthropic, Gemini); [`SseFraming`] feeds it.
+pub trait SseEventDecoder: Send {
+    fn event(&mut self, raw_event: &[u8]) -> Result<Vec<serde_json::Value>, String>;
+    fn finish(&mut self) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// Cuts raw bytes into SSE events for an [`SseEventDecoder`].
+pub struct SseFraming<D> {
+    splitter: crate::proxy::sse::SseSplitter,
+    inner: D,
+}
+
+impl<D> SseFraming<D> {
+    pub fn new(inner: D) -> SseFraming<D> {
+        SseFraming {
+            splitter: crate::proxy::sse::SseSplitter::default(),
+            inner,
+        }
+    }
+}
+
+impl<D: SseEventDecoder> ChatStreamDecoder for SseFraming<D> {
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+        let mut chunks = Vec::new();
+        for event in self.splitter.push(bytes) {
+            chunks.extend(self.inner.event(&event.bytes)?);
+        }
+        Ok(chunks)
+    }
+
+    fn finish(&mut self) -> Result<Vec<serde_json::Value>, String> {
+        self.inner.finish()
+    }
 }
 
 /// An upstream adapter. Implementations build the HTTP request for an endpoint; the shared
@@ -94,7 +130,7 @@ pub trait Provider: Send + Sync {
         })
     }
     /// For another dialect: a native chat answer as a canonical `chat.completion`.
-    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+    fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         Ok(Bytes::copy_from_slice(body))
     }
     /// For another dialect: a native error body in the OpenAI error shape.

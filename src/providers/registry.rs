@@ -40,6 +40,7 @@ impl ProviderRegistry {
                 ProviderKind::Anthropic => {
                     Arc::new(super::anthropic::adapter::Anthropic::new(config)?)
                 }
+                ProviderKind::Bedrock => Arc::new(super::bedrock::adapter::Bedrock::new(config)?),
                 ProviderKind::Gemini | ProviderKind::Vertex => {
                     Arc::new(super::gemini::adapter::Gemini::new(config)?)
                 }

@@ -465,15 +465,13 @@ async fn complete(
         });
     }
     let body = match &foreign {
-        Some(foreign) => {
-            foreign
-                .translate_answer(&body)
-                .map_err(|e| ApiError::UpstreamProtocol {
-                    message: format!(
-                        "provider {provider} answered with a body that does not translate: {e}"
-                    ),
-                })?
-        }
+        Some(foreign) => foreign
+            .translate_answer(&body, ctx.upstream_model().unwrap_or_default())
+            .map_err(|e| ApiError::UpstreamProtocol {
+                message: format!(
+                    "provider {provider} answered with a body that does not translate: {e}"
+                ),
+            })?,
         None => body,
     };
     match serde_json::from_slice::<UsageEnvelope>(&body) {

@@ -13,7 +13,6 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde_json::json;
 
-use super::sse::SseSplitter;
 use crate::providers::ChatStreamDecoder;
 
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,7 +24,6 @@ pub enum UpstreamBody {
 
 pub struct Transcoder {
     inner: Incoming,
-    splitter: SseSplitter,
     decoder: Box<dyn ChatStreamDecoder>,
     done: bool,
 }
@@ -34,7 +32,6 @@ impl UpstreamBody {
     pub fn transcoded(inner: Incoming, decoder: Box<dyn ChatStreamDecoder>) -> UpstreamBody {
         UpstreamBody::Transcoded(Box::new(Transcoder {
             inner,
-            splitter: SseSplitter::default(),
             decoder,
             done: false,
         }))
@@ -102,14 +99,11 @@ impl Transcoder {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    for event in self.splitter.push(&data) {
-                        match self.decoder.push_event(&event.bytes) {
-                            Ok(chunks) => push_chunks(&mut out, chunks),
-                            Err(message) => {
-                                push_error(&mut out, &message);
-                                self.done = true;
-                                break;
-                            }
+                    match self.decoder.push(&data) {
+                        Ok(chunks) => push_chunks(&mut out, chunks),
+                        Err(message) => {
+                            push_error(&mut out, &message);
+                            self.done = true;
                         }
                     }
                 }

@@ -1,6 +1,6 @@
-//! `mock-upstream`: a scriptable fake OpenAI-compatible and Anthropic upstream for Stockyard's
-//! integration tests (in process, through [`MockUpstream`]) and its benchmark (in process or as the
-//! binary).
+//! `mock-upstream`: a scriptable fake OpenAI-compatible, Anthropic, Gemini and Bedrock upstream
+//! for Stockyard's integration tests (in process, through [`MockUpstream`]) and its benchmark (in
+//! process or as the binary).
 //!
 //! Start reading at `server.rs` (the request path), then:
 //! - `script.rs`: [`Behavior`], the faults a test queues, and the per-request `"mock"` override;
@@ -8,6 +8,12 @@
 //!   the token-count rule in its module doc;
 //! - `anthropic/`: the same for the Messages API (`/v1/messages`, `/v1/messages/count_tokens`),
 //!   with its own token rule (cache reads and writes are not part of `input_tokens`);
+//! - `gemini/`: the Gemini API and Vertex AI (`.../models/{model}:generateContent`,
+//!   `:streamGenerateContent?alt=sse` with CRLF-separated events, `:batchEmbedContents`,
+//!   `:predict`), with Google's error shape and its token rule (`usageMetadata`);
+//! - `bedrock/`: Bedrock Runtime (`/model/{modelId}/converse`, `/converse-stream` in binary
+//!   event-stream frames, `/invoke` for Titan and Cohere embeddings), errors named in
+//!   `x-amzn-ErrorType`, and its token rule (cache reads and writes not part of `inputTokens`);
 //! - `body.rs`: whole bodies, and the timed SSE body that can abort mid-stream;
 //! - `record.rs`: [`Recorded`], every request the mock got, in order.
 //!
@@ -25,7 +31,9 @@
 
 mod anthropic;
 mod base64;
+mod bedrock;
 mod body;
+mod gemini;
 mod openai;
 mod record;
 mod script;
@@ -38,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use anthropic::THINKING_TEXT;
+pub use bedrock::eventstream::{encode_event_frame, encode_exception_frame};
 pub use body::StreamAborted;
 pub use openai::models::MODELS;
 pub use record::Recorded;
@@ -74,6 +83,18 @@ impl MockUpstream {
     /// `http://ADDR/v1`, ready for a client's `base_url`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// `http://ADDR/v1beta`, the Gemini API's root (`{root}/models/{model}:generateContent`).
+    /// For Vertex AI, [`MockUpstream::base_url`] serves as the root
+    /// (`{root}/projects/{p}/locations/{l}/publishers/google/models/{model}:...`).
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
+    }
+
+    /// `http://ADDR`, the Bedrock Runtime endpoint (`{endpoint}/model/{modelId}/converse`).
+    pub fn bedrock_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Queues `b` for one request: each request, on any endpoint, takes the next queued behaviour;

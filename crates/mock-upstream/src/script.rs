@@ -5,8 +5,9 @@
 //! object whose fields override the chosen behaviour for that request only, so the binary can be
 //! driven over plain HTTP. The server calls [`Script::next`] once per request, before routing.
 //!
-//! The same behaviour serves every API the mock speaks: a field that only makes sense for one
-//! (`cache_write_tokens`, `error_event_after_chunks` for Anthropic) is ignored by the others.
+//! The same behaviour serves every API the mock speaks: a field that only makes sense for some
+//! (`cache_write_tokens` for Anthropic and Bedrock, `error_event_after_chunks` for Anthropic and
+//! Gemini, `exception_after_chunks` for Bedrock) is ignored by the others.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,46 +29,69 @@ pub const DEFAULT_CHUNKS: usize = 5;
 pub struct Behavior {
     /// Answer with this status and an OpenAI-style error body (`code` is `mock_<status>`), or on
     /// the Anthropic paths (`/v1/messages...`) Anthropic's error body, whose `error.type` follows
-    /// the status (see `anthropic/error.rs`). A value that isn't a valid HTTP status becomes 500.
+    /// the status (see `anthropic/error.rs`); on the Gemini paths Google's
+    /// `{"error":{"code","message","status"}}` (`status` e.g. `RESOURCE_EXHAUSTED`, see
+    /// `gemini/error.rs`); on the Bedrock paths `{"message":"mock error"}` with the error's name in
+    /// `x-amzn-ErrorType` (e.g. `ThrottlingException`, see `bedrock/error.rs`). A value that
+    /// isn't a valid HTTP status becomes 500.
     pub status: Option<u16>,
-    /// With `status`: send a `retry-after` header with this many seconds.
+    /// With `status`: send a `retry-after` header with this many seconds (Gemini: also a
+    /// `google.rpc.RetryInfo` detail with `retryDelay: "<s>s"`).
     pub retry_after_s: Option<u64>,
     /// With `status`: the error's `code` instead of `mock_<status>` (e.g. `context_length_exceeded`);
-    /// on the Anthropic paths, the `error.type` instead of the one for the status.
+    /// on the Anthropic paths, the `error.type` instead of the one for the status; on the Gemini
+    /// paths, the `error.status`; on the Bedrock paths, the `x-amzn-ErrorType`.
     pub error_code: Option<String>,
     /// Sleep this long before sending the response headers.
     pub headers_delay_ms: u64,
     /// Stream: sleep this long between two chunks.
     pub chunk_delay_ms: u64,
     /// Stream: number of content chunks (default 5; 0 counts as 1 so the content still arrives);
-    /// Anthropic: the number of `text_delta` events.
+    /// Anthropic: the number of `text_delta` events; Gemini: the number of answer text chunks;
+    /// Bedrock: the number of text `contentBlockDelta` events.
     pub chunks: Option<usize>,
     /// Stream: after this many content chunks, end the body with an error so the connection is
     /// torn down without the terminating chunk and without `[DONE]` (Anthropic: counting every
-    /// `content_block_delta`, and without `message_stop`).
+    /// `content_block_delta`, and without `message_stop`; Gemini: counting answer chunks, the
+    /// last of which carries `finishReason`; Bedrock: counting every `contentBlockDelta`, and
+    /// without `messageStop`).
     pub reset_after_chunks: Option<usize>,
     /// Anthropic stream: after this many `content_block_delta` events, send an `error` event
     /// (`overloaded_error`) and end the body cleanly, without `message_delta` or `message_stop`, as
     /// Anthropic does when it fails mid-stream. With `reset_after_chunks` the smaller count cuts
-    /// the stream; on a tie the error event goes out, then the connection is reset.
+    /// the stream; on a tie the error event goes out, then the connection is reset. Gemini
+    /// stream: the same after this many answer chunks, the event being
+    /// `data: {"error":{"code":503,...,"status":"UNAVAILABLE"}}`.
     pub error_event_after_chunks: Option<usize>,
     /// A 200 whose body is not valid JSON (non-stream), or a stream with one `data:` line of broken
     /// JSON inserted before the first content chunk (Anthropic: before the first
-    /// `content_block_delta`).
+    /// `content_block_delta`; Gemini: before the first answer chunk; Bedrock: a well-framed
+    /// `contentBlockDelta` with half a JSON payload before the first delta).
     pub malformed_body: bool,
     /// Never report usage, even when `stream_options.include_usage` asks for it (Anthropic: no
-    /// `usage` in the message, `message_start` or `message_delta`, which Anthropic always sends).
+    /// `usage` in the message, `message_start` or `message_delta`, which Anthropic always sends;
+    /// Gemini: no `usageMetadata`; Bedrock: no `usage`, in the answer or the `metadata` event).
     pub omit_usage: bool,
     /// Reported as `usage.prompt_tokens_details.cached_tokens` (Anthropic:
-    /// `usage.cache_read_input_tokens`, taken out of `input_tokens`).
+    /// `usage.cache_read_input_tokens`, taken out of `input_tokens`; Gemini:
+    /// `cachedContentTokenCount`, part of `promptTokenCount`; Bedrock: `cacheReadInputTokens`,
+    /// taken out of `inputTokens`).
     pub cached_tokens: u64,
-    /// Anthropic: reported as `usage.cache_creation_input_tokens`, taken out of `input_tokens`.
+    /// Anthropic: reported as `usage.cache_creation_input_tokens`, taken out of `input_tokens`
+    /// (Bedrock: `cacheWriteInputTokens`, taken out of `inputTokens`).
     pub cache_write_tokens: u64,
     /// Reported as `usage.completion_tokens_details.reasoning_tokens`, and added to
-    /// `completion_tokens` as OpenAI does (Anthropic: added to `output_tokens`).
+    /// `completion_tokens` as OpenAI does (Anthropic: added to `output_tokens`; Gemini:
+    /// `thoughtsTokenCount`, added to `totalTokenCount` only; Bedrock: added to `outputTokens`).
     pub reasoning_tokens: u64,
     /// The assistant's text (default [`DEFAULT_CONTENT`]).
     pub content: Option<String>,
+    /// Bedrock ConverseStream: after this many `contentBlockDelta` events, send an exception frame
+    /// (`:message-type: exception`, `:exception-type: throttlingException`, payload
+    /// `{"message":"Too many requests"}`) and end the body cleanly, without `messageStop` or
+    /// `metadata`. With `reset_after_chunks` the smaller count cuts the stream; on a tie the
+    /// exception goes out, then the connection is reset.
+    pub exception_after_chunks: Option<usize>,
 }
 
 impl Behavior {

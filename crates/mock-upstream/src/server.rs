@@ -8,7 +8,10 @@
 //!
 //! Paths under `/v1/messages` speak Anthropic: their errors (status faults, bad JSON, a bad
 //! `"mock"` object, unknown paths) take Anthropic's shape, and every response carries a
-//! `request-id` header. Everything else speaks OpenAI.
+//! `request-id` header. Paths ending in `/models/{model}:{method}` speak Gemini (errors in
+//! Google's shape), and paths ending in `/model/{modelId}/{action}` speak Bedrock (errors named
+//! in `x-amzn-ErrorType`, an `x-amzn-requestid` on every response). Everything else speaks
+//! OpenAI.
 //!
 //! Speed matters because the benchmark measures the proxy against this server: sockets get
 //! `TCP_NODELAY`, whole bodies go out with `content-length` in one write, and the common path
@@ -31,11 +34,11 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::anthropic;
 use crate::body::{MockBody, SseBody, Step};
 use crate::openai::{self, Reply, error};
 use crate::record::{Recorded, Recorder};
 use crate::script::{Behavior, Script};
+use crate::{anthropic, bedrock, gemini};
 
 /// State shared by the handle and every connection.
 #[derive(Debug, Default)]
@@ -106,7 +109,15 @@ async fn handle(
     }
     let reply = match override_error {
         Some(reply) => reply,
-        None => route(api, &parts.method, parts.uri.path(), &parsed, &behavior, n),
+        None => route(
+            api,
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &parsed,
+            &behavior,
+            n,
+        ),
     };
 
     if shared.recorder.enabled() {
@@ -139,42 +150,57 @@ async fn handle(
 enum Api {
     OpenAi,
     Anthropic,
+    Gemini,
+    Bedrock,
 }
 
 impl Api {
     fn of(path: &str) -> Api {
         if anthropic::serves(path) {
             Api::Anthropic
+        } else if gemini::serves(path) {
+            Api::Gemini
+        } else if bedrock::serves(path) {
+            Api::Bedrock
         } else {
             Api::OpenAi
         }
     }
 
-    /// A 400 for request `n`; `code` is OpenAI's `error.code` (Anthropic's errors have none).
+    /// A 400 for request `n`; `code` is OpenAI's `error.code` (the other APIs' errors have none).
     fn bad_request(self, message: &str, code: &str, n: usize) -> Reply {
         match self {
             Api::OpenAi => error::bad_request(message, code),
             Api::Anthropic => anthropic::error::invalid_request(message, n),
+            Api::Gemini => gemini::error::bad_request(message),
+            Api::Bedrock => bedrock::error::validation(message),
         }
     }
 
-    /// Adds what every response of this API carries: Anthropic's `request-id`.
+    /// Adds what every response of this API carries: Anthropic's `request-id`, Bedrock's
+    /// `x-amzn-requestid`.
     fn finish(self, mut response: Response<MockBody>, n: usize) -> Response<MockBody> {
-        if self == Api::Anthropic
-            && let Ok(value) = HeaderValue::try_from(anthropic::request_id(n))
-        {
+        let (name, id) = match self {
+            Api::Anthropic => ("request-id", anthropic::request_id(n)),
+            Api::Bedrock => ("x-amzn-requestid", bedrock::request_id(n)),
+            Api::OpenAi | Api::Gemini => return response,
+        };
+        if let Ok(value) = HeaderValue::try_from(id) {
             response
                 .headers_mut()
-                .insert(HeaderName::from_static("request-id"), value);
+                .insert(HeaderName::from_static(name), value);
         }
         response
     }
 }
 
+// One argument per fact of the request; bundling them in a struct would only move the list.
+#[allow(clippy::too_many_arguments)]
 fn route(
     api: Api,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     parsed: &Result<Value, serde_json::Error>,
     behavior: &Behavior,
     n: usize,
@@ -184,6 +210,8 @@ fn route(
         return match api {
             Api::OpenAi => error::fault(status, retry_after_s, code),
             Api::Anthropic => anthropic::error::fault(status, retry_after_s, code, n),
+            Api::Gemini => gemini::error::fault(status, retry_after_s, code),
+            Api::Bedrock => bedrock::error::fault(status, retry_after_s, code),
         };
     }
     let with_body = |answer: &dyn Fn(&Value) -> Reply| match parsed {
@@ -195,6 +223,33 @@ fn route(
             n,
         ),
     };
+    match api {
+        Api::Gemini => {
+            let call = gemini::target(path).and_then(|t| {
+                let call = gemini::Call::of(t.method, query)?;
+                Some((t.model, call))
+            });
+            return match (method, call) {
+                (&Method::POST, Some((model, call))) => {
+                    with_body(&|req| gemini::reply(call, model, req, behavior, n))
+                }
+                _ => gemini::error::not_found(method.as_str(), path),
+            };
+        }
+        Api::Bedrock => {
+            let call = bedrock::target(path).and_then(|t| {
+                let action = bedrock::Action::of(t.action)?;
+                Some((t.model_id, action))
+            });
+            return match (method, call) {
+                (&Method::POST, Some((model_id, action))) => {
+                    with_body(&|req| bedrock::reply(action, &model_id, req, behavior, n))
+                }
+                _ => bedrock::error::not_found(method.as_str(), path),
+            };
+        }
+        Api::OpenAi | Api::Anthropic => {}
+    }
     match (method, path) {
         (&Method::POST, "/v1/chat/completions") => {
             with_body(&|req| openai::chat::reply(req, behavior, n))
@@ -211,8 +266,8 @@ fn route(
             with_body(&|req| anthropic::count_tokens::reply(req, behavior, n))
         }
         _ => match api {
-            Api::OpenAi => error::not_found(method.as_str(), path),
             Api::Anthropic => anthropic::error::not_found(method.as_str(), path, n),
+            Api::OpenAi | Api::Gemini | Api::Bedrock => error::not_found(method.as_str(), path),
         },
     }
 }
@@ -243,16 +298,34 @@ fn respond(reply: Reply, behavior: &Behavior) -> Response<MockBody> {
         }
         Reply::Stream(plan) => sse_response(plan.into_steps(behavior), behavior),
         Reply::Events(steps) => sse_response(steps, behavior),
+        Reply::EventStream(steps) => {
+            let mut response = stream_response(steps, behavior);
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.amazon.eventstream"),
+            );
+            response
+        }
+        Reply::WithHeaders(reply, headers) => {
+            let mut response = respond(*reply, behavior);
+            response.headers_mut().extend(headers);
+            response
+        }
     }
 }
 
 fn sse_response(steps: VecDeque<Step>, behavior: &Behavior) -> Response<MockBody> {
-    let delay = Duration::from_millis(behavior.chunk_delay_ms);
-    let mut response = Response::new(MockBody::Stream(SseBody::new(steps, delay)));
+    let mut response = stream_response(steps, behavior);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// A timed body of `steps` (SSE events or event-stream frames alike), without a content type.
+fn stream_response(steps: VecDeque<Step>, behavior: &Behavior) -> Response<MockBody> {
+    let delay = Duration::from_millis(behavior.chunk_delay_ms);
+    Response::new(MockBody::Stream(SseBody::new(steps, delay)))
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response<MockBody> {

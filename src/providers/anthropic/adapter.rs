@@ -15,7 +15,8 @@ use super::{TranslateError, TranslateOptions, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+    ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
+    UpstreamCall, UpstreamError,
 };
 use crate::secret::Secret;
 use crate::wire::openai::Endpoint;
@@ -97,7 +98,7 @@ impl Provider for Anthropic {
             })
     }
 
-    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+    fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
         let model = value["model"].as_str().unwrap_or_default().to_string();
@@ -113,10 +114,8 @@ impl Provider for Anthropic {
 
     fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
         let created = (crate::store::now_ms() / 1000).max(0) as u64;
-        Some(Box::new(StreamDecoder(stream::Decoder::new(
-            upstream_model,
-            created,
-        ))))
+        let decoder = StreamDecoder(stream::Decoder::new(upstream_model, created));
+        Some(Box::new(SseFraming::new(decoder)))
     }
 
     fn build_request(
@@ -167,8 +166,8 @@ impl Provider for Anthropic {
 
 struct StreamDecoder(stream::Decoder);
 
-impl ChatStreamDecoder for StreamDecoder {
-    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
+impl SseEventDecoder for StreamDecoder {
+    fn event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
         self.0.push_sse(raw_event).map_err(|e| e.to_string())
     }
 

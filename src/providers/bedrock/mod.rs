@@ -14,6 +14,7 @@
 //! - <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>
 //! - <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html>
 
+pub mod adapter;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;

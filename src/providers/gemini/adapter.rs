@@ -18,7 +18,8 @@ use super::{TranslateError, TranslateOptions, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+    ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
+    UpstreamCall, UpstreamError,
 };
 use crate::proxy::sse::RawEvent;
 use crate::secret::Secret;
@@ -112,7 +113,7 @@ impl Provider for Gemini {
             })
     }
 
-    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+    fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
         let model = value["modelVersion"]
@@ -130,9 +131,8 @@ impl Provider for Gemini {
     }
 
     fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
-        Some(Box::new(StreamDecoder(stream::Decoder::new(
-            upstream_model,
-        ))))
+        let decoder = StreamDecoder(stream::Decoder::new(upstream_model));
+        Some(Box::new(SseFraming::new(decoder)))
     }
 
     fn build_request(
@@ -180,8 +180,8 @@ impl Provider for Gemini {
 
 struct StreamDecoder(stream::Decoder);
 
-impl ChatStreamDecoder for StreamDecoder {
-    fn push_event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
+impl SseEventDecoder for StreamDecoder {
+    fn event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {
         let event = RawEvent {
             bytes: Bytes::copy_from_slice(raw_event),
         };

@@ -119,7 +119,7 @@ impl Provider for OpenAi {
             })
     }
 
-    fn translate_answer(&self, body: &[u8]) -> Result<Bytes, String> {
+    fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         match self.quirks() {
             Some(quirks) if quirks.completion_excludes_reasoning => {
                 let mut value: Value =

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::StatusCode;
+use hyper::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -35,15 +36,23 @@ use crate::script::Behavior;
 pub(crate) enum Reply {
     /// A 200 with a JSON body (which `malformed_body` may break).
     Json(Bytes),
-    /// An error, in OpenAI's shape (or Anthropic's, built by `anthropic/error.rs`).
+    /// An error, in OpenAI's shape (or the shape of the API its path belongs to, built by
+    /// `anthropic/error.rs`, `gemini/error.rs` or `bedrock/error.rs`).
     Error {
         status: StatusCode,
         body: Vec<u8>,
         retry_after_s: Option<u64>,
     },
     Stream(SsePlan),
-    /// A stream already framed, with the behaviour's faults applied (Anthropic's named events).
+    /// An SSE stream already framed, with the behaviour's faults applied (Anthropic's named
+    /// events, Gemini's `data:` lines).
     Events(VecDeque<Step>),
+    /// A binary `application/vnd.amazon.eventstream` body already framed, with the behaviour's
+    /// faults applied (Bedrock's ConverseStream).
+    EventStream(VecDeque<Step>),
+    /// Another reply with extra response headers (Bedrock's `x-amzn-ErrorType`, its token-count
+    /// headers).
+    WithHeaders(Box<Reply>, Vec<(HeaderName, HeaderValue)>),
 }
 
 impl Reply {

@@ -1,0 +1,187 @@
+//! The AWS Bedrock provider (Converse and ConverseStream), the only file here that builds HTTP.
+//! Requests are translated from the canonical form ([`super::request::from_chat`]) and signed
+//! with SigV4 ([`super::sigv4::sign`]); answers come back through [`super::response::to_chat`];
+//! streams arrive in AWS's binary event-stream framing ([`super::eventstream::Decoder`]) and are
+//! decoded frame by frame ([`super::stream::Decoder`]).
+//! Reference: <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{
+    TranslateError, TranslateOptions, error, eventstream, request, response, sigv4, stream,
+};
+use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
+use crate::providers::http::HttpClient;
+use crate::providers::{
+    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+};
+use crate::wire::openai::Endpoint;
+
+pub struct Bedrock {
+    config: ProviderConfig,
+    aws: AwsCredentials,
+    base_url: String,
+    client: HttpClient,
+}
+
+impl Bedrock {
+    pub fn new(config: &ProviderConfig) -> Result<Bedrock, String> {
+        let aws = config.aws.clone().ok_or_else(|| {
+            format!(
+                "providers.{}: bedrock needs AWS credentials and a region",
+                config.name
+            )
+        })?;
+        Ok(Bedrock {
+            config: config.clone(),
+            aws,
+            base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
+            client: HttpClient::new(config.timeouts.connect)?,
+        })
+    }
+}
+
+fn untranslatable(err: TranslateError) -> Untranslatable {
+    match err {
+        TranslateError::Unsupported { param, message }
+        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+        other => Untranslatable {
+            param: "messages".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl Provider for Bedrock {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Bedrock
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Bedrock
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.config.timeouts
+    }
+
+    fn declared_models(&self) -> &[String] {
+        &self.config.models
+    }
+
+    fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
+        let body = request::from_chat(chat, upstream_model, &TranslateOptions::default())
+            .map_err(untranslatable)?;
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "messages".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_answer(&self, body: &[u8], upstream_model: &str) -> Result<Bytes, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+        let chat = response::to_chat(&value, upstream_model).map_err(|e| e.to_string())?;
+        serde_json::to_vec(&chat)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
+        Bytes::from(error::error_to_openai(status, body).to_string())
+    }
+
+    fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
+        Some(Box::new(FrameDecoder {
+            frames: eventstream::Decoder::new(),
+            chunks: stream::Decoder::new(upstream_model),
+        }))
+    }
+
+    fn build_request(
+        &self,
+        call: &UpstreamCall<'_>,
+        body: Bytes,
+        _client_headers: &hyper::HeaderMap,
+    ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
+        let build_error = |detail: String| UpstreamError::Build {
+            provider: self.config.name.clone(),
+            detail,
+        };
+        if call.endpoint != Endpoint::ChatCompletions {
+            return Err(build_error(format!(
+                "{} is not served by this provider yet",
+                call.endpoint.path()
+            )));
+        }
+        let url = request::url(&self.base_url, call.model, call.stream);
+        let signed = sigv4::sign(&sigv4::SigningInput {
+            method: "POST",
+            url: &url,
+            headers: &[("content-type", "application/json")],
+            body: &body,
+            region: &self.aws.region,
+            service: sigv4::SERVICE,
+            access_key_id: &self.aws.access_key_id,
+            secret_access_key: &self.aws.secret_access_key,
+            session_token: self.aws.session_token.as_ref(),
+            time: SystemTime::now(),
+        })
+        .map_err(|e| build_error(format!("signing failed: {e}")))?;
+        let mut builder = hyper::Request::post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in signed {
+            let mut value =
+                HeaderValue::from_str(&value).map_err(|e| build_error(e.to_string()))?;
+            // The signature and session token authenticate: never logged.
+            value.set_sensitive(true);
+            builder = builder.header(HeaderName::from_static(name), value);
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| build_error(e.to_string()))
+    }
+
+    fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
+        let mut config = self.config.clone();
+        config.timeouts = timeouts;
+        Ok(Arc::new(Bedrock::new(&config)?))
+    }
+}
+
+/// Binary event-stream frames, then ConverseStream events, to canonical chunks.
+struct FrameDecoder {
+    frames: eventstream::Decoder,
+    chunks: stream::Decoder,
+}
+
+impl ChatStreamDecoder for FrameDecoder {
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        for frame in self.frames.push(bytes).map_err(|e| e.to_string())? {
+            out.extend(self.chunks.push(&frame).map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<Value>, String> {
+        self.frames.finish().map_err(|e| e.to_string())?;
+        self.chunks.finish().map_err(|e| e.to_string())
+    }
+}
