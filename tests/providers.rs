@@ -148,3 +148,111 @@ async fn gemini_answers_as_openai_chat_streamed_or_not() {
     }
     assert_eq!(traces[0].tokens, traces[1].tokens);
 }
+
+#[tokio::test]
+async fn gemini_errors_keep_their_status_and_mid_stream_errors_never_look_clean() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n")
+    })
+    .await;
+    h.mock.push(mock_upstream::Behavior {
+        error_event_after_chunks: Some(1),
+        ..Default::default()
+    });
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.5-flash", "hi", true),
+        )
+        .await;
+    let data = sse_data(&answer.text());
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    assert!(data.last().unwrap().contains("\"error\""), "{data:?}");
+    h.mock.push(mock_upstream::Behavior {
+        status: Some(429),
+        ..Default::default()
+    });
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.5-flash", "hi", false),
+        )
+        .await;
+    assert_eq!(answer.status, 429);
+    assert!(answer.json()["error"]["message"].is_string());
+}
+
+/// The proxy with a Bedrock provider pointing at the mock, credentials in the config's variables.
+async fn bedrock() -> Harness {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.bedrock]\nkind = \"bedrock\"\nbase_url = \"{}\"\nregion = \"us-east-1\"\n\
+         access_key_id_env = \"STOCKYARD_TEST_AWS_KEY\"\nsecret_access_key_env = \"STOCKYARD_TEST_AWS_SECRET\"\n",
+        mock.bedrock_base_url()
+    );
+    let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
+    Harness::start_on(config, mock, dir).await
+}
+
+#[tokio::test]
+async fn bedrock_converse_is_signed_and_answers_as_openai_chat() {
+    let h = bedrock().await;
+    let model = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat(model, "Say hello", false))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.json()["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    let got = &h.mock.requests()[0];
+    assert_eq!(
+        got.path,
+        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse"
+    );
+    let auth = got.header("authorization").unwrap();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential="), "{auth}");
+    assert!(auth.contains("/us-east-1/bedrock/aws4_request"), "{auth}");
+    assert!(got.header("x-amz-date").is_some());
+    assert_eq!(got.body["messages"][0]["content"][0]["text"], "Say hello");
+
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat(model, "Say hello", true))
+        .await;
+    let data = sse_data(&answer.text());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let text: String = data
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+    assert!(h.mock.requests()[1].path.ends_with("/converse-stream"));
+    let traces = h.traces(2).await;
+    assert_eq!(traces[0].tokens, traces[1].tokens);
+    assert!(traces[0].tokens.prompt > 0 && !traces[1].usage_estimated);
+
+    // A throttling exception mid-stream is an error event, never a clean finish.
+    h.mock.push(mock_upstream::Behavior {
+        exception_after_chunks: Some(1),
+        ..Default::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat(model, "hi", true))
+        .await;
+    let data = sse_data(&answer.text());
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    assert!(data.last().unwrap().contains("\"error\""), "{data:?}");
+}

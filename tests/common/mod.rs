@@ -37,6 +37,9 @@ pub fn config_for(toml: &str, mock_url: &str, dir: &TempDir) -> ValidConfig {
     let env = move |name: &str| match name {
         "OPENAI_API_KEY" => Some(PROVIDER_KEY.to_string()),
         "OPENAI_BASE_URL" => Some(mock_url.clone()),
+        // Made-up AWS credentials for the Bedrock tests (config names these variables).
+        "STOCKYARD_TEST_AWS_KEY" => Some("AKIDEXAMPLE".to_string()),
+        "STOCKYARD_TEST_AWS_SECRET" => Some("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string()),
         _ => None,
     };
     let mut config = validate(&raw, &env).unwrap_or_else(|e| panic!("test config: {e}"));
