@@ -44,7 +44,14 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
         .collect();
     assert_eq!(
         names,
-        ["auth", "request_limits", "routing", "cost", "trace"]
+        [
+            "auth",
+            "request_limits",
+            "responses",
+            "routing",
+            "cost",
+            "trace"
+        ]
     );
 }
 

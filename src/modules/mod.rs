@@ -14,6 +14,7 @@ pub mod chain;
 pub mod cost;
 pub mod registry;
 pub mod request_limits;
+pub mod responses;
 pub mod routing;
 pub mod trace;
 
@@ -119,4 +120,5 @@ pub struct ModuleDeps {
     pub writer: Arc<Writer>,
     pub prices: Arc<ArcSwap<PriceTable>>,
     pub routing: Arc<routing::RoutingShared>,
+    pub responses: Arc<responses::store::ResponseStore>,
 }

@@ -27,6 +27,7 @@ pub struct ModuleSpec {
 pub static MODULES: &[ModuleSpec] = &[
     super::auth::SPEC,
     super::request_limits::SPEC,
+    super::responses::SPEC,
     super::routing::SPEC,
     super::cost::SPEC,
     super::trace::SPEC,

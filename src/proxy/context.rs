@@ -24,6 +24,13 @@ pub struct RequestCtx {
     /// The request body as received.
     pub body: Bytes,
     pub request: Option<Inbound>,
+    /// The request as the client wrote it, for formats answered in their own shape
+    /// (`/v1/messages`, `/v1/responses`).
+    pub client_request: Option<std::sync::Arc<serde_json::Value>>,
+    /// The answer in the client's format, when a module keeps it (stored Responses).
+    pub client_answer: Option<serde_json::Value>,
+    /// The id of a Responses answer, chosen before the call.
+    pub response_id: Option<String>,
     /// The model the client asked for (before routing).
     pub requested_model: String,
     pub route: Option<Route>,
@@ -76,6 +83,9 @@ impl RequestCtx {
             key_id: None,
             body: Bytes::new(),
             request: None,
+            client_request: None,
+            client_answer: None,
+            response_id: None,
             requested_model: String::new(),
             route: None,
             plan: None,

@@ -1,24 +1,36 @@
 //! Egress: the canonical answer (OpenAI chat) in the client's own format. Chat, completions and
 //! embeddings clients get it as it is; Anthropic Messages clients (`/v1/messages`) get Anthropic's
-//! shapes: the answer, each stream event, and errors.
+//! shapes; Responses clients (`/v1/responses`) get the Responses object and its typed events.
+//! Errors use Anthropic's shape on `/v1/messages` and OpenAI's everywhere else.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
-use crate::wire::anthropic;
+use super::RequestCtx;
 use crate::wire::openai::Endpoint;
+use crate::wire::{anthropic, responses};
 
 /// Per-stream state of the client's format.
 pub enum StreamEgress {
     OpenAi,
     Anthropic(Box<anthropic::stream::Encoder>),
+    Responses(Box<responses::stream::Encoder>),
 }
 
 impl StreamEgress {
-    pub fn for_endpoint(endpoint: Endpoint) -> StreamEgress {
-        match endpoint {
+    pub fn for_request(ctx: &RequestCtx) -> StreamEgress {
+        match ctx.endpoint {
             Endpoint::Messages => {
                 StreamEgress::Anthropic(Box::new(anthropic::stream::Encoder::new()))
+            }
+            Endpoint::Responses => {
+                let request = ctx
+                    .client_request
+                    .as_deref()
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let encoder = responses::stream::Encoder::new(&request, ctx.response_id.as_deref());
+                StreamEgress::Responses(Box::new(encoder))
             }
             _ => StreamEgress::OpenAi,
         }
@@ -47,40 +59,74 @@ impl StreamEgress {
                 out.extend_from_slice(anthropic::stream::format_sse(&events).as_bytes());
                 Ok(())
             }
+            StreamEgress::Responses(encoder) => {
+                let Some(json) = json else { return Ok(()) };
+                let events = encoder.push(json).map_err(|e| e.to_string())?;
+                out.extend_from_slice(responses::stream::to_sse(&events).as_bytes());
+                Ok(())
+            }
         }
     }
 
-    /// What ends a stream that finished cleanly.
-    pub fn finish(&mut self) -> Bytes {
+    /// What ends a stream that finished cleanly; a Responses stream leaves its final object in
+    /// `ctx.client_answer` (for storage).
+    pub fn finish(&mut self, ctx: &mut RequestCtx) -> Bytes {
         match self {
             StreamEgress::OpenAi => Bytes::new(),
             StreamEgress::Anthropic(encoder) => {
                 Bytes::from(anthropic::stream::format_sse(&encoder.finish()))
             }
+            StreamEgress::Responses(encoder) => {
+                let events = match encoder.finish() {
+                    Ok(events) => events,
+                    Err(e) => encoder.fail("stream_incomplete", &e.to_string()),
+                };
+                ctx.client_answer = encoder.final_response().cloned();
+                Bytes::from(responses::stream::to_sse(&events))
+            }
         }
     }
 
     /// The failure event in the client's format (`canonical` is the OpenAI-shaped SSE event).
-    pub fn error_event(&self, canonical: Bytes, message: &str) -> Bytes {
+    pub fn error_event(&mut self, canonical: Bytes, message: &str) -> Bytes {
         match self {
             StreamEgress::OpenAi => canonical,
             StreamEgress::Anthropic(_) => {
                 let event = anthropic::stream::error_event(message, "api_error");
                 Bytes::from(anthropic::stream::format_sse(&[event]))
             }
+            StreamEgress::Responses(encoder) => Bytes::from(responses::stream::to_sse(
+                &encoder.fail("upstream_error", message),
+            )),
         }
     }
 }
 
 /// A complete canonical answer in the client's format.
-pub fn answer(endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
-    match endpoint {
+pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
+    match ctx.endpoint {
         Endpoint::Messages => {
             let chat: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             let message = anthropic::response::from_chat(&chat).map_err(|e| e.to_string())?;
             serde_json::to_vec(&message)
                 .map(Bytes::from)
                 .map_err(|e| e.to_string())
+        }
+        Endpoint::Responses => {
+            let chat: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let request = ctx
+                .client_request
+                .as_deref()
+                .cloned()
+                .unwrap_or(Value::Null);
+            let response =
+                responses::response::from_chat(&chat, &request, ctx.response_id.as_deref())
+                    .map_err(|e| e.to_string())?;
+            let bytes = serde_json::to_vec(&response)
+                .map(Bytes::from)
+                .map_err(|e| e.to_string())?;
+            ctx.client_answer = Some(response);
+            Ok(bytes)
         }
         _ => Ok(body),
     }

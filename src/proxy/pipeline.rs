@@ -152,6 +152,10 @@ async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<
     ctx.client_wants_usage = request.client_wants_stream_usage();
     let mut request = request;
     if !ctx.endpoint.is_openai() {
+        ctx.client_request = serde_json::from_slice(&ctx.body).ok().map(Arc::new);
+        if ctx.endpoint == Endpoint::Responses {
+            ctx.response_id = Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
+        }
         // Other formats carry usage in their own final events: always ask for it, never strip it.
         request.request_stream_usage();
         ctx.client_wants_usage = true;
@@ -497,7 +501,7 @@ async fn complete(
         }
     }
     ctx.status = answer.status;
-    let body = egress::answer(ctx.endpoint, answer.body).map_err(|e| ApiError::Internal {
+    let body = egress::answer(ctx, answer.body).map_err(|e| ApiError::Internal {
         message: format!("cannot express the answer in the client's format: {e}"),
     })?;
     ctx.bytes_out = body.len() as u64;

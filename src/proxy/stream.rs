@@ -86,7 +86,7 @@ async fn relay(
         .unwrap_or_default();
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let deadline = tokio::time::Instant::from_std(ctx.started + total);
-    let mut egress = StreamEgress::for_endpoint(ctx.endpoint);
+    let mut egress = StreamEgress::for_request(&ctx);
     let mut splitter = SseSplitter::default();
     let mut saw_done = false;
 
@@ -173,7 +173,7 @@ async fn relay(
     drop(body);
     match end {
         End::Done => {
-            let tail = egress.finish();
+            let tail = egress.finish(&mut ctx);
             if !tail.is_empty() {
                 ctx.bytes_out += tail.len() as u64;
                 let _ = tx.send(tail).await;

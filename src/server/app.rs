@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
+use crate::modules::responses::store::ResponseStore;
 use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
 use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
@@ -40,6 +41,7 @@ pub struct App {
     pub admin: Admin,
     pub writer: Arc<Writer>,
     pub reader: Arc<dyn ReadStore>,
+    pub responses: Arc<ResponseStore>,
 }
 
 impl App {
@@ -68,12 +70,14 @@ impl App {
             ProviderRegistry::new(&config.providers, &config.models)
                 .map_err(StartError::Providers)?,
         );
+        let responses = Arc::new(ResponseStore::new(writer.clone(), reader.clone()));
         let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
         breakers.restore(&reader.breakers()?);
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
             writer: writer.clone(),
             prices: prices.clone(),
+            responses: responses.clone(),
             routing: Arc::new(RoutingShared {
                 breakers,
                 stats: Arc::default(),
@@ -92,6 +96,7 @@ impl App {
             admin,
             writer,
             reader,
+            responses,
             config,
         })
     }

@@ -20,6 +20,7 @@ const PROXIED: &[(&str, Endpoint)] = &[
     ("/v1/completions", Endpoint::Completions),
     ("/v1/embeddings", Endpoint::Embeddings),
     ("/v1/messages", Endpoint::Messages),
+    ("/v1/responses", Endpoint::Responses),
 ];
 
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
@@ -38,6 +39,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
     match (method, path.as_str()) {
         (Method::GET, "/v1/models") => models(app, request.headers()),
         (Method::POST, "/v1/messages/count_tokens") => count_tokens(app, request).await,
+        (Method::GET, p) if p.starts_with("/v1/responses/") => {
+            stored_response(app, request.headers(), p).await
+        }
         (Method::GET, "/health") => ok_json(json!({"status": "ok"})),
         (Method::GET, "/ready") => ready(app).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
@@ -154,5 +158,20 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
             param: None,
             message: e.to_string(),
         }),
+    }
+}
+
+/// `GET /v1/responses/{id}`: a stored Responses answer.
+async fn stored_response(app: &App, headers: &HeaderMap, path: &str) -> Response<ProxyBody> {
+    if let Err(err) = auth::check(&app.config.auth_keys, headers) {
+        return err.into_response();
+    }
+    let id = path.trim_start_matches("/v1/responses/");
+    match app.responses.get(id).await {
+        Some(stored) => ok_json(stored.response.clone()),
+        None => ApiError::AdminNotFound {
+            message: format!("no stored response with id {id:?}"),
+        }
+        .into_response(),
     }
 }

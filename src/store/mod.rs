@@ -100,6 +100,17 @@ pub struct BreakerRecord {
     pub updated_ms: i64,
 }
 
+/// A Responses API answer kept for `previous_response_id` and `GET /v1/responses/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredResponse {
+    pub id: String,
+    pub created_ms: i64,
+    /// The Responses object as the client got it.
+    pub response: Value,
+    /// The conversation up to and including this answer, as canonical chat messages.
+    pub history: Value,
+}
+
 /// What an administrative change persists, in the same transaction as its ledger entry.
 #[derive(Clone, Debug)]
 pub enum Persist {
@@ -145,6 +156,8 @@ pub trait WriteBackend: Send + 'static {
         draft: &LedgerDraft,
         ts_ms: i64,
     ) -> Result<LedgerEntry, StoreError>;
+    /// Stores a Responses API answer and its conversation.
+    fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError>;
     /// Stores a breaker's phase (newest wins).
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError>;
     /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
@@ -161,6 +174,7 @@ pub trait ReadStore: Send + Sync {
     fn trace_count(&self) -> Result<i64, StoreError>;
     fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
     fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError>;
+    fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
     /// Entries in stored order (by sequence number).
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 }

@@ -16,13 +16,16 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{BreakerRecord, Persist, StoreError, TraceRecord, WriteBackend, now_ms};
+use super::{
+    BreakerRecord, Persist, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
+};
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{LedgerDraft, LedgerEntry};
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
     Breaker(BreakerRecord),
+    Response(Box<StoredResponse>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -117,6 +120,23 @@ impl Writer {
         }
     }
 
+    /// Queues a Responses answer for storage, under the same full-queue policy as traces.
+    pub async fn submit_response(&self, record: StoredResponse) {
+        let op = WriteOp::Response(Box::new(record));
+        let sent = match self.tx.try_send(op) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
+                QueueFullPolicy::Drop => false,
+                QueueFullPolicy::Wait(bound) => self.tx.send_timeout(op, bound).await.is_ok(),
+            },
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !sent {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("stored response dropped: writer queue full");
+        }
+    }
+
     /// Persists `change` and appends its ledger entry, in one transaction; returns the entry.
     pub async fn admin(
         &self,
@@ -203,6 +223,7 @@ async fn writer_loop(
             match op {
                 WriteOp::Trace(record) => batch.push(*record),
                 WriteOp::Breaker(record) => save_breaker(backend, &record),
+                WriteOp::Response(record) => save_response(backend, &record),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -221,6 +242,7 @@ async fn writer_loop(
                         match op {
                             WriteOp::Trace(record) => batch.push(*record),
                             WriteOp::Breaker(record) => save_breaker(backend, &record),
+                            WriteOp::Response(record) => save_response(backend, &record),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -268,6 +290,12 @@ async fn writer_loop(
     commit(backend, &mut batch, stats);
     if let Err(e) = backend.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
+    if let Err(e) = backend.save_response(record) {
+        tracing::warn!(error = %e, id = %record.id, "response not stored");
     }
 }
 

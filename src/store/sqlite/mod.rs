@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
     BreakerPhase, BreakerRecord, ModuleState, Persist, ReadStore, SpendBy, SpendRow, StoreError,
-    TraceQuery, TraceRecord, WriteBackend,
+    StoredResponse, TraceQuery, TraceRecord, WriteBackend,
 };
 use crate::cost::Tokens;
 use crate::ledger::{LedgerDraft, LedgerEntry};
@@ -20,6 +20,7 @@ use crate::ledger::{LedgerDraft, LedgerEntry};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_routing.sql"),
+    include_str!("migrations/0003_responses.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -191,6 +192,14 @@ impl WriteBackend for SqliteWriter {
 
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
         save_breaker(&self.conn, record)
+    }
+
+    fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO responses (id, created_ms, response, history) VALUES (?1, ?2, ?3, ?4)",
+            params![record.id, record.created_ms, record.response.to_string(), record.history.to_string()],
+        )?;
+        Ok(())
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {
@@ -366,6 +375,31 @@ impl ReadStore for SqliteReader {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+        self.with(|c| {
+            let row: Option<(String, i64, String, String)> = c
+                .query_row(
+                    "SELECT id, created_ms, response, history FROM responses WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((id, created_ms, response, history)) = row else {
+                return Ok(None);
+            };
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                table: "responses",
+                detail: e.to_string(),
+            };
+            Ok(Some(StoredResponse {
+                id,
+                created_ms,
+                response: serde_json::from_str(&response).map_err(corrupt)?,
+                history: serde_json::from_str(&history).map_err(corrupt)?,
+            }))
         })
     }
 

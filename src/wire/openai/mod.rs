@@ -24,6 +24,8 @@ pub enum Endpoint {
     Embeddings,
     /// Anthropic Messages (`/v1/messages`), served through the canonical chat form.
     Messages,
+    /// OpenAI Responses (`/v1/responses`), served through the canonical chat form.
+    Responses,
 }
 
 impl Endpoint {
@@ -34,6 +36,7 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/messages",
+            Endpoint::Responses => "/responses",
         }
     }
 
@@ -41,14 +44,14 @@ impl Endpoint {
     /// through the canonical chat endpoint).
     pub fn upstream(self) -> Endpoint {
         match self {
-            Endpoint::Messages => Endpoint::ChatCompletions,
+            Endpoint::Messages | Endpoint::Responses => Endpoint::ChatCompletions,
             other => other,
         }
     }
 
     /// Whether the client speaks the OpenAI format itself (its bytes may go upstream as they are).
     pub fn is_openai(self) -> bool {
-        !matches!(self, Endpoint::Messages)
+        !matches!(self, Endpoint::Messages | Endpoint::Responses)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
 }
@@ -85,6 +89,11 @@ impl Inbound {
             Endpoint::Completions => Inbound::Completion(parse_typed(body)?),
             Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
             Endpoint::Messages => Inbound::Chat(from_anthropic(body)?),
+            Endpoint::Responses => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
+                Inbound::Chat(from_responses(&value)?)
+            }
         })
     }
 
@@ -200,6 +209,27 @@ fn from_anthropic(body: &[u8]) -> Result<ChatRequest, ParseError> {
     let options = crate::providers::anthropic::TranslateOptions::default();
     let chat = crate::wire::anthropic::request::to_chat(&value, &options).map_err(|e| {
         use crate::providers::anthropic::TranslateError;
+        match e {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => ParseError {
+                message: format!("invalid request: {param}: {message}"),
+                param: Some(param),
+            },
+            other => ParseError {
+                message: format!("invalid request: {other}"),
+                param: None,
+            },
+        }
+    })?;
+    let bytes = serde_json::to_vec(&chat).map_err(|e| syntax_error(&e))?;
+    parse_typed(&bytes)
+}
+
+/// A Responses request (history already in `input`), as the canonical chat request.
+pub fn from_responses(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
+    let options = crate::wire::responses::TranslateOptions::default();
+    let chat = crate::wire::responses::request::to_chat(value, &options).map_err(|e| {
+        use crate::wire::responses::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }
             | TranslateError::Invalid { param, message } => ParseError {

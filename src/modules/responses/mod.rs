@@ -1,0 +1,146 @@
+//! `responses`: makes `store` and `previous_response_id` of the Responses API work with every
+//! provider. `on_request` puts the stored conversation of `previous_response_id` in front of the
+//! new input (404 when it is unknown); `on_finish` stores the answer and the conversation so far
+//! under the answer's id, unless the client sent `"store": false`. `GET /v1/responses/{id}` reads
+//! the same store.
+
+pub mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use self::store::ResponseStore;
+use super::registry::{ModuleConfig, ModuleSpec};
+use super::{Module, ModuleDeps, ModuleError, Verdict};
+use crate::proxy::{ApiError, RequestCtx};
+use crate::store::{StoredResponse, now_ms};
+use crate::wire::openai::{Endpoint, Inbound, from_responses};
+use crate::wire::responses::request::{history_to_store, prepend_history};
+
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "responses",
+    description: "stores Responses API answers so previous_response_id and GET /v1/responses/{id} work with every provider",
+    order: 40,
+    enabled_by_default: true,
+    default_config: ResponsesConfig::default_json,
+    check: ResponsesConfig::check,
+    build,
+};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesConfig {
+    /// Answers kept in memory for fast follow-up turns; older ones are read from the database.
+    pub cache_entries: usize,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig {
+            cache_entries: 10_000,
+        }
+    }
+}
+
+impl ModuleConfig for ResponsesConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.cache_entries == 0 {
+            return Err("cache_entries: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn build(config: &Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
+    let config = ResponsesConfig::parse(config).map_err(ModuleError::Config)?;
+    deps.responses.set_capacity(config.cache_entries);
+    Ok(Arc::new(Responses {
+        store: deps.responses.clone(),
+    }))
+}
+
+pub struct Responses {
+    store: Arc<ResponseStore>,
+}
+
+/// The Responses request with the stored history in front (what the answer continues).
+#[derive(Clone)]
+struct Expanded(Arc<Value>);
+
+#[async_trait]
+impl Module for Responses {
+    fn name(&self) -> &'static str {
+        "responses"
+    }
+
+    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        if ctx.endpoint != Endpoint::Responses {
+            return Ok(Verdict::Continue);
+        }
+        let Some(request) = ctx.client_request.clone() else {
+            return Ok(Verdict::Continue);
+        };
+        let Some(previous) = request.get("previous_response_id").and_then(Value::as_str) else {
+            return Ok(Verdict::Continue);
+        };
+        let Some(stored) = self.store.get(previous).await else {
+            return Ok(Verdict::Reject(ApiError::InvalidField {
+                param: Some("previous_response_id".into()),
+                message: format!("no stored response with id {previous:?}"),
+            }));
+        };
+        let history = stored.history.as_array().cloned().unwrap_or_default();
+        let expanded = prepend_history(&history, (*request).clone());
+        let mut chat = match from_responses(&expanded) {
+            Ok(chat) => Inbound::Chat(chat),
+            Err(e) => {
+                return Ok(Verdict::Reject(ApiError::InvalidField {
+                    param: e.param,
+                    message: e.message,
+                }));
+            }
+        };
+        if ctx.stream {
+            chat.request_stream_usage();
+        }
+        ctx.request = Some(chat);
+        ctx.slots.insert(Expanded(Arc::new(expanded)));
+        Ok(Verdict::Continue)
+    }
+
+    async fn on_finish(&self, ctx: &mut RequestCtx) {
+        if ctx.endpoint != Endpoint::Responses || ctx.error_class.is_some() {
+            return;
+        }
+        let (Some(answer), Some(id), Some(request)) = (
+            ctx.client_answer.take(),
+            ctx.response_id.clone(),
+            ctx.client_request.clone(),
+        ) else {
+            return;
+        };
+        if request.get("store") == Some(&Value::Bool(false)) {
+            return;
+        }
+        let responses_request = ctx
+            .slots
+            .remove::<Expanded>()
+            .map(|e| e.0)
+            .unwrap_or(request);
+        let chat = match &ctx.request {
+            Some(Inbound::Chat(chat)) => serde_json::to_value(chat).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let history = history_to_store(&responses_request, &chat, &answer);
+        let record = StoredResponse {
+            id,
+            created_ms: now_ms(),
+            response: answer,
+            history: Value::Array(history),
+        };
+        self.store.put(record).await;
+    }
+}

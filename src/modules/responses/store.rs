@@ -1,0 +1,81 @@
+//! Stored Responses answers: recent ones in memory (most recent `capacity`), all of them in the
+//! database through the writer. A lookup that misses the memory (after a restart, or an old id)
+//! reads the database on a blocking thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::store::writer::Writer;
+use crate::store::{ReadStore, StoredResponse};
+
+pub struct ResponseStore {
+    recent: Mutex<Recent>,
+    capacity: AtomicUsize,
+    writer: Arc<Writer>,
+    reader: Arc<dyn ReadStore>,
+}
+
+#[derive(Default)]
+struct Recent {
+    by_id: HashMap<String, Arc<StoredResponse>>,
+    order: VecDeque<String>,
+}
+
+impl ResponseStore {
+    pub fn new(writer: Arc<Writer>, reader: Arc<dyn ReadStore>) -> ResponseStore {
+        ResponseStore {
+            recent: Mutex::default(),
+            capacity: AtomicUsize::new(10_000),
+            writer,
+            reader,
+        }
+    }
+
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity.max(1), Ordering::Relaxed);
+    }
+
+    fn remember(&self, record: Arc<StoredResponse>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent
+            .by_id
+            .insert(record.id.clone(), record.clone())
+            .is_none()
+        {
+            recent.order.push_back(record.id.clone());
+        }
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        while recent.order.len() > capacity {
+            if let Some(oldest) = recent.order.pop_front() {
+                recent.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    pub async fn put(&self, record: StoredResponse) {
+        self.remember(Arc::new(record.clone()));
+        self.writer.submit_response(record).await;
+    }
+
+    pub async fn get(&self, id: &str) -> Option<Arc<StoredResponse>> {
+        if let Some(found) = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .get(id)
+        {
+            return Some(found.clone());
+        }
+        let reader = self.reader.clone();
+        let key = id.to_string();
+        let loaded = tokio::task::spawn_blocking(move || reader.response(&key))
+            .await
+            .ok()?
+            .ok()??;
+        let loaded = Arc::new(loaded);
+        self.remember(loaded.clone());
+        Some(loaded)
+    }
+}

@@ -1,0 +1,179 @@
+//! The Responses API over real sockets, translated for every provider: answers and typed stream
+//! events, function calls, `store` and `previous_response_id` kept by Stockyard itself, and
+//! `GET /v1/responses/{id}`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Harness;
+use hyper::Method;
+use mock_upstream::MockUpstream;
+use serde_json::{Value, json};
+
+fn events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_string();
+            let data = e
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("null");
+            (name, serde_json::from_str(data).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+fn output_text(response: &Value) -> String {
+    response["output"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["type"] == "message")
+        .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|part| part["text"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
+    let h = Harness::start().await;
+    let first = json!({"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Say hello"});
+    let answer = h.client.post("/v1/responses", &first.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let response = answer.json();
+    assert_eq!(response["object"], "response");
+    assert_eq!(response["status"], "completed");
+    assert_eq!(output_text(&response), "Hello from the mock upstream.");
+    assert!(response["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    let id = response["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("resp_"));
+    let sent = &h.mock.requests()[0].body;
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["messages"][1]["content"], "Say hello");
+
+    let stored = h.client.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.json(), response);
+
+    let second = json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": "And again"});
+    let answer = h.client.post("/v1/responses", &second.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sent = &h.mock.requests()[1].body["messages"];
+    let roles: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"], "{sent}");
+    assert_eq!(sent[1]["content"], "Hello from the mock upstream.");
+    assert_eq!(sent[2]["content"], "And again");
+
+    let missing =
+        json!({"model": "gpt-4o-mini", "previous_response_id": "resp_nope", "input": "x"});
+    let answer = h.client.post("/v1/responses", &missing.to_string()).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["param"], "previous_response_id");
+
+    let unstored = json!({"model": "gpt-4o-mini", "input": "x", "store": false});
+    let answer = h.client.post("/v1/responses", &unstored.to_string()).await;
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        h.client.get(&format!("/v1/responses/{id}")).await.status,
+        404
+    );
+    assert_eq!(h.client.get("/v1/responses/resp_unknown").await.status, 404);
+}
+
+#[tokio::test]
+async fn streamed_responses_use_typed_events_and_store_the_completed_response() {
+    let h = Harness::start().await;
+    let request = json!({"model": "gpt-4o-mini", "input": "Say hello", "stream": true});
+    let answer = h.client.post("/v1/responses", &request.to_string()).await;
+    assert_eq!(answer.status, 200);
+    let events = events(&answer.text());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"response.created"), "{names:?}");
+    assert_eq!(names.last(), Some(&"response.completed"), "{names:?}");
+    let deltas: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .filter_map(|(_, d)| d["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, "Hello from the mock upstream.");
+    let completed = &events.last().unwrap().1["response"];
+    assert_eq!(output_text(completed), deltas);
+    assert!(completed["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let id = completed["id"].as_str().unwrap();
+    let stored = h.client.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_eq!(&stored.json(), completed);
+    let trace = &h.traces(1).await[0];
+    assert_eq!(
+        (trace.endpoint.as_str(), trace.stream, trace.usage_estimated),
+        ("responses", true, false)
+    );
+
+    // A failure mid-stream ends with response.failed, never response.completed.
+    h.mock.push(mock_upstream::Behavior {
+        reset_after_chunks: Some(2),
+        ..Default::default()
+    });
+    let answer = h.client.post("/v1/responses", &request.to_string()).await;
+    let names: Vec<String> = self::events(&answer.text())
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names.iter().any(|n| n == "response.failed"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "response.completed"));
+}
+
+#[tokio::test]
+async fn function_calls_round_trip_with_claude() {
+    let claude = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"sk-ant\"\n",
+        claude.base_url()
+    );
+    let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, claude, dir).await;
+    let tools = json!([{"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let request = json!({"model": "claude-sonnet-4-5", "input": "Weather in Paris?", "tools": tools, "tool_choice": "required"});
+    let answer = h.client.post("/v1/responses", &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let response = answer.json();
+    let call = response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .unwrap()
+        .clone();
+    assert_eq!(call["name"], "weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris"})
+    );
+
+    let next = json!({"model": "claude-sonnet-4-5", "previous_response_id": response["id"], "tools": tools,
+        "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "{\"temp\": 21}"}]});
+    let answer = h
+        .client
+        .call(Method::POST, "/v1/responses", &next.to_string(), &[])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(output_text(&answer.json()), "Hello from the mock upstream.");
+    let sent = &h.mock.requests()[1].body["messages"];
+    let last = sent.as_array().unwrap().last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    assert_eq!(last["content"][0]["tool_use_id"], call["call_id"]);
+}
