@@ -364,3 +364,23 @@ async fn count_tokens_answers_locally() {
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["type"], "error");
 }
+
+#[tokio::test]
+async fn models_lists_every_provider_by_qualified_and_bare_name() {
+    let (h, _openai) = start().await;
+    let models = h.client.get("/v1/models").await.json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for id in [
+        "anthropic/claude-sonnet-4-5",
+        "claude-sonnet-4-5",
+        "openai/gpt-4o-mini",
+        "gpt-4o-mini",
+    ] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+}

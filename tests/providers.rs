@@ -256,3 +256,43 @@ async fn bedrock_converse_is_signed_and_answers_as_openai_chat() {
     assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
     assert!(data.last().unwrap().contains("\"error\""), "{data:?}");
 }
+
+#[tokio::test]
+async fn drop_unsupported_drops_instead_of_refusing() {
+    let h = start(|url| {
+        format!(
+            "[providers.groq]\nbase_url = \"{url}\"\napi_key = \"gk\"\ndrop_unsupported = true\n"
+        )
+    })
+    .await;
+    let body = json!({"model": "groq/llama-3.3-70b-versatile", "logprobs": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(h.mock.requests()[0].body.get("logprobs").is_none());
+}
+
+#[tokio::test]
+async fn azure_dated_api_uses_deployment_urls() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.azure]\nbase_url = \"{root}\"\napi_key = \"az\"\napi_version = \"2024-10-21\"\n")
+    })
+    .await;
+    let _ = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("azure/prod-gpt4o", "hi", false),
+        )
+        .await;
+    let got = &h.mock.requests()[0];
+    assert_eq!(
+        got.path,
+        "/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(got.header("api-key"), Some("az"));
+}

@@ -57,6 +57,10 @@ pub struct RawProvider {
     pub api_key: Option<String>,
     /// Name of the environment variable holding the provider key.
     pub api_key_env: Option<String>,
+    /// Drop request parameters this provider cannot honour instead of refusing the request (400).
+    pub drop_unsupported: bool,
+    /// Azure OpenAI: use the dated per-deployment API with this `api-version` instead of the v1 API.
+    pub api_version: Option<String>,
     /// Bedrock: the AWS region (else `AWS_REGION`).
     pub region: Option<String>,
     /// Bedrock: variables holding the credentials (default the standard `AWS_*` ones).

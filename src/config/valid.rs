@@ -71,6 +71,10 @@ pub struct ProviderConfig {
     pub vertex: Option<(String, String)>,
     /// Bedrock only.
     pub aws: Option<AwsCredentials>,
+    /// Drop parameters the provider cannot honour instead of refusing the request.
+    pub drop_unsupported: bool,
+    /// Azure OpenAI's dated API version, when the classic deployment URLs are wanted.
+    pub api_version: Option<String>,
     /// The OpenAI-compatible preset this provider follows (its quirks and auth style).
     pub preset: Option<&'static crate::providers::openai::presets::Preset>,
 }
@@ -322,7 +326,11 @@ fn validate_providers(
         let base_text = match (p.base_url.clone(), preset) {
             // Azure's configured endpoint is the resource; the v1 API sits below it.
             (Some(url), _) if compat.is_some_and(|c| c.name == compat_presets::AZURE.name) => {
-                compat_presets::azure_v1_url(&url, "")
+                if p.api_version.is_some() {
+                    url
+                } else {
+                    compat_presets::azure_v1_url(&url, "")
+                }
             }
             (Some(url), _) => url,
             (None, _) if compat.is_some_and(|c| compat_base(c, env).is_some()) => {
@@ -424,6 +432,8 @@ fn validate_providers(
             vertex,
             aws,
             preset: compat,
+            drop_unsupported: p.drop_unsupported,
+            api_version: p.api_version.clone(),
         });
     }
 
@@ -465,6 +475,8 @@ fn validate_providers(
                 vertex: None,
                 aws: None,
                 preset: Some(compat),
+                drop_unsupported: false,
+                api_version: None,
             });
         }
     }
@@ -490,6 +502,8 @@ fn validate_providers(
                 vertex: None,
                 aws: None,
                 preset: None,
+                drop_unsupported: false,
+                api_version: None,
             });
         }
     }

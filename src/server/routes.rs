@@ -81,17 +81,38 @@ fn models(app: &App, headers: &HeaderMap) -> Response<ProxyBody> {
     let prices = app.admin.prices().load();
     for provider in registry.providers() {
         let mut names: Vec<String> = provider.declared_models().to_vec();
-        if names.is_empty() && provider.kind() == crate::config::ProviderKind::OpenAi {
-            names = prices.models_of("openai");
+        if names.is_empty() {
+            names = prices.models_of(price_table_provider(provider.kind(), provider.name()));
         }
         for name in names {
             push(format!("{}/{name}", provider.name()), provider.name());
-            if provider.kind() == crate::config::ProviderKind::OpenAi {
+            // A bare name too, when it resolves to this provider.
+            if registry
+                .resolve(&name)
+                .is_ok_and(|route| route.provider.name() == provider.name())
+            {
                 push(name, provider.name());
             }
         }
     }
     ok_json(json!({"object": "list", "data": data}))
+}
+
+/// The provider name the bundled price table files a provider's models under.
+fn price_table_provider(kind: crate::config::ProviderKind, name: &str) -> &str {
+    use crate::config::ProviderKind;
+    match kind {
+        ProviderKind::OpenAi => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Gemini => "gemini",
+        ProviderKind::Vertex => "vertex_ai-language-models",
+        ProviderKind::Bedrock => "bedrock_converse",
+        ProviderKind::OpenAiCompatible => match name {
+            "together" => "together_ai",
+            "fireworks" => "fireworks_ai",
+            other => other,
+        },
+    }
 }
 
 /// Ready when the store answers, migrations are applied and the writer runs.

@@ -80,8 +80,14 @@ impl Provider for Bedrock {
     }
 
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
-        let body = request::from_chat(chat, upstream_model, &TranslateOptions::default())
-            .map_err(untranslatable)?;
+        let body = request::from_chat(
+            chat,
+            upstream_model,
+            &TranslateOptions {
+                drop_unsupported: self.config.drop_unsupported,
+            },
+        )
+        .map_err(untranslatable)?;
         serde_json::to_vec(&body)
             .map(Bytes::from)
             .map_err(|e| Untranslatable {

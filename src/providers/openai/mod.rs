@@ -105,6 +105,9 @@ impl Provider for OpenAi {
         let mut chat = chat.clone();
         chat["model"] = Value::String(upstream_model.to_string());
         presets::apply_quirks(&mut chat, &preset.quirks);
+        if self.config.drop_unsupported {
+            presets::drop_unsupported_params(&mut chat, &preset.quirks);
+        }
         if let Some(param) = presets::unsupported_params_present(&chat, &preset.quirks).first() {
             return Err(Untranslatable {
                 param: (*param).to_string(),
@@ -149,9 +152,15 @@ impl Provider for OpenAi {
         body: Bytes,
         _client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
-        let mut builder =
-            hyper::Request::post(format!("{}{}", self.base_url, call.endpoint.path()))
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let url = match &self.config.api_version {
+            // Azure's dated API: one URL per deployment, the version as a query parameter.
+            Some(version) => {
+                presets::azure_url(&self.base_url, call.model, version, call.endpoint.path())
+            }
+            None => format!("{}{}", self.base_url, call.endpoint.path()),
+        };
+        let mut builder = hyper::Request::post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.auth_header {
             let name = match self.config.preset.map(|p| p.auth) {
                 Some(presets::AuthStyle::ApiKeyHeader) => {
