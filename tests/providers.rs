@@ -296,3 +296,33 @@ async fn azure_dated_api_uses_deployment_urls() {
     );
     assert_eq!(got.header("api-key"), Some("az"));
 }
+
+#[tokio::test]
+async fn gemini_embeddings_in_float_and_base64() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n")
+    })
+    .await;
+    let body = json!({"model": "gemini/gemini-embedding-001", "input": ["a b c", "d"]});
+    let answer = h.client.post("/v1/embeddings", &body.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let value = answer.json();
+    assert_eq!(value["object"], "list");
+    assert_eq!(value["data"].as_array().unwrap().len(), 2);
+    assert!(value["data"][0]["embedding"][0].is_number());
+    assert!(
+        h.mock.requests()[0]
+            .path
+            .ends_with("/models/gemini-embedding-001:batchEmbedContents")
+    );
+    let body = json!({"model": "gemini/gemini-embedding-001", "input": "a b c", "encoding_format": "base64"});
+    let answer = h.client.post("/v1/embeddings", &body.to_string()).await;
+    assert!(answer.json()["data"][0]["embedding"].is_string());
+    let trace = &h.traces(2).await[0];
+    // Gemini's batch API reports no usage: the tokenizer counts it, and the trace says so.
+    assert!(
+        trace.tokens.prompt > 0 && trace.usage_estimated,
+        "{trace:?}"
+    );
+}

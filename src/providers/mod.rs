@@ -133,6 +133,27 @@ pub trait Provider: Send + Sync {
     fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         Ok(Bytes::copy_from_slice(body))
     }
+    /// For another dialect: the native embeddings body for an OpenAI embeddings request.
+    fn translate_embeddings(
+        &self,
+        _request: &serde_json::Value,
+        _upstream_model: &str,
+    ) -> Result<Bytes, Untranslatable> {
+        Err(Untranslatable {
+            param: "model".into(),
+            message: format!("provider {} does not serve embeddings", self.name()),
+        })
+    }
+    /// For another dialect: a native embeddings answer as an OpenAI one (`request` is the
+    /// client's, for its `encoding_format`).
+    fn translate_embeddings_answer(
+        &self,
+        body: &[u8],
+        _upstream_model: &str,
+        _request: &serde_json::Value,
+    ) -> Result<Bytes, String> {
+        Ok(Bytes::copy_from_slice(body))
+    }
     /// For another dialect: a native error body in the OpenAI error shape.
     fn translate_error(&self, _status: u16, body: &[u8]) -> Bytes {
         Bytes::copy_from_slice(body)

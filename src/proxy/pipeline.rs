@@ -338,33 +338,44 @@ async fn try_once(
 
 /// The provider's native body for a provider of another dialect, from the canonical request.
 fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
-    let Some(Inbound::Chat(request)) = &ctx.request else {
-        return Err(ApiError::InvalidField {
+    let untranslatable = |e: crate::providers::Untranslatable| ApiError::InvalidField {
+        message: format!(
+            "provider {} cannot take this request: {e}",
+            route.provider.name()
+        ),
+        param: Some(e.param),
+    };
+    let encode_error = |e: serde_json::Error| ApiError::Internal {
+        message: format!("cannot encode the canonical request: {e}"),
+    };
+    match &ctx.request {
+        Some(Inbound::Chat(request)) => {
+            let mut chat = serde_json::to_value(request).map_err(encode_error)?;
+            if ctx.stream {
+                // Usage is always asked for (the relay withholds it from clients that did not ask).
+                chat["stream_options"]["include_usage"] = serde_json::Value::Bool(true);
+            }
+            route
+                .provider
+                .translate_chat(&chat, &route.upstream_model)
+                .map_err(untranslatable)
+        }
+        Some(Inbound::Embedding(request)) => {
+            let value = serde_json::to_value(request).map_err(encode_error)?;
+            route
+                .provider
+                .translate_embeddings(&value, &route.upstream_model)
+                .map_err(untranslatable)
+        }
+        _ => Err(ApiError::InvalidField {
             param: Some("model".into()),
             message: format!(
-                "provider {} serves chat only; {} is not available for it",
+                "provider {} does not serve {}",
                 route.provider.name(),
                 ctx.endpoint.as_str()
             ),
-        });
-    };
-    let mut chat = serde_json::to_value(request).map_err(|e| ApiError::Internal {
-        message: format!("cannot encode the canonical request: {e}"),
-    })?;
-    if ctx.stream {
-        // Usage is always asked for (the relay withholds it from clients that did not ask).
-        chat["stream_options"]["include_usage"] = serde_json::Value::Bool(true);
+        }),
     }
-    route
-        .provider
-        .translate_chat(&chat, &route.upstream_model)
-        .map_err(|e| ApiError::InvalidField {
-            message: format!(
-                "provider {} cannot take this request: {e}",
-                route.provider.name()
-            ),
-            param: Some(e.param),
-        })
 }
 
 /// The body as the provider should get it. The client's bytes are reused when nothing changes
@@ -469,6 +480,23 @@ async fn complete(
         });
     }
     let body = match &foreign {
+        Some(foreign) if ctx.endpoint == Endpoint::Embeddings => {
+            let request = match &ctx.request {
+                Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),
+                _ => serde_json::Value::Null,
+            };
+            foreign
+                .translate_embeddings_answer(
+                    &body,
+                    ctx.upstream_model().unwrap_or_default(),
+                    &request,
+                )
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
+        }
         Some(foreign) => foreign
             .translate_answer(&body, ctx.upstream_model().unwrap_or_default())
             .map_err(|e| ApiError::UpstreamProtocol {
@@ -479,6 +507,9 @@ async fn complete(
         None => body,
     };
     match serde_json::from_slice::<UsageEnvelope>(&body) {
+        // An embeddings answer that counts nothing (Gemini's batch API) is counted by the tokenizer.
+        Ok(UsageEnvelope { usage: Some(usage) })
+            if usage.prompt_tokens == 0 && ctx.endpoint == Endpoint::Embeddings => {}
         Ok(UsageEnvelope { usage: Some(usage) }) => ctx.record_usage(&usage),
         Ok(UsageEnvelope { usage: None }) => ctx.completion_text = completion_text(&body),
         Err(_) => {

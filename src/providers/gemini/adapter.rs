@@ -14,7 +14,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::request::VertexTarget;
-use super::{TranslateError, TranslateOptions, error, request, response, stream};
+use super::{TranslateError, TranslateOptions, embeddings, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
@@ -132,6 +132,46 @@ impl Provider for Gemini {
             .map_err(|e| e.to_string())
     }
 
+    fn translate_embeddings(
+        &self,
+        request: &Value,
+        upstream_model: &str,
+    ) -> Result<Bytes, Untranslatable> {
+        let opts = TranslateOptions {
+            drop_unsupported: self.config.drop_unsupported,
+        };
+        let body = match self.vertex {
+            Some(_) => embeddings::vertex_from_openai(request, upstream_model, &opts),
+            None => embeddings::from_openai(request, upstream_model, &opts),
+        }
+        .map_err(untranslatable)?;
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "input".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_embeddings_answer(
+        &self,
+        body: &[u8],
+        upstream_model: &str,
+        request: &Value,
+    ) -> Result<Bytes, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+        let format = embeddings::encoding_format(request).map_err(|e| e.to_string())?;
+        let answer = match self.vertex {
+            Some(_) => embeddings::vertex_to_openai(&value, upstream_model, format),
+            None => embeddings::to_openai(&value, upstream_model, format),
+        }
+        .map_err(|e| e.to_string())?;
+        serde_json::to_vec(&answer)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
         Bytes::from(error::error_to_openai(status, body).to_string())
     }
@@ -151,18 +191,23 @@ impl Provider for Gemini {
             provider: self.config.name.clone(),
             detail,
         };
-        if call.endpoint != Endpoint::ChatCompletions {
-            return Err(build_error(format!(
-                "{} is not served by this provider yet",
-                call.endpoint.path()
-            )));
-        }
-        let url = request::url(
-            &self.base_url,
-            call.model,
-            call.stream,
-            self.vertex.as_ref(),
-        );
+        let url = match call.endpoint {
+            Endpoint::ChatCompletions => request::url(
+                &self.base_url,
+                call.model,
+                call.stream,
+                self.vertex.as_ref(),
+            ),
+            Endpoint::Embeddings => {
+                embeddings::url(&self.base_url, call.model, self.vertex.as_ref())
+            }
+            other => {
+                return Err(build_error(format!(
+                    "{} is not served by this provider",
+                    other.path()
+                )));
+            }
+        };
         let mut builder = hyper::Request::post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some((name, value)) = &self.auth {
