@@ -326,3 +326,26 @@ async fn gemini_embeddings_in_float_and_base64() {
         "{trace:?}"
     );
 }
+
+#[tokio::test]
+async fn bedrock_embeddings_with_titan_and_cohere() {
+    let h = bedrock().await;
+    let body = json!({"model": "bedrock/amazon.titan-embed-text-v2:0", "input": "a b c"});
+    let answer = h.client.post("/v1/embeddings", &body.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.json()["data"][0]["embedding"][0].is_number());
+    assert_eq!(
+        h.mock.requests()[0].path,
+        "/model/amazon.titan-embed-text-v2%3A0/invoke"
+    );
+    let body = json!({"model": "bedrock/cohere.embed-english-v3", "input": ["a", "b"]});
+    let answer = h.client.post("/v1/embeddings", &body.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["data"].as_array().unwrap().len(), 2);
+    let body = json!({"model": "bedrock/amazon.titan-embed-text-v2:0", "input": ["a", "b"]});
+    let answer = h.client.post("/v1/embeddings", &body.to_string()).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["param"], "input");
+    let traces = h.traces(2).await;
+    assert!(traces[0].tokens.prompt > 0);
+}

@@ -14,7 +14,8 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::{
-    TranslateError, TranslateOptions, error, eventstream, request, response, sigv4, stream,
+    TranslateError, TranslateOptions, embeddings, error, eventstream, request, response, sigv4,
+    stream,
 };
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
@@ -105,6 +106,69 @@ impl Provider for Bedrock {
             .map_err(|e| e.to_string())
     }
 
+    /// Titan takes one text per call, so only single inputs go to it; Cohere takes a list.
+    fn translate_embeddings(
+        &self,
+        request: &Value,
+        upstream_model: &str,
+    ) -> Result<Bytes, Untranslatable> {
+        let opts = TranslateOptions {
+            drop_unsupported: self.config.drop_unsupported,
+        };
+        let body = match embeddings::family(upstream_model) {
+            Some(embeddings::Family::Cohere) => {
+                embeddings::cohere_from_openai(request, upstream_model, &opts)
+                    .map_err(untranslatable)?
+            }
+            Some(embeddings::Family::TitanV2) => {
+                let mut bodies =
+                    embeddings::titan_from_openai(request, &opts).map_err(untranslatable)?;
+                if bodies.len() != 1 {
+                    return Err(Untranslatable {
+                        param: "input".into(),
+                        message: "Titan embeds one text per request; send one input".into(),
+                    });
+                }
+                bodies.remove(0)
+            }
+            None => {
+                return Err(Untranslatable {
+                    param: "model".into(),
+                    message: format!(
+                        "{upstream_model} is not a Titan V2 or Cohere embedding model"
+                    ),
+                });
+            }
+        };
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|e| Untranslatable {
+                param: "input".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn translate_embeddings_answer(
+        &self,
+        body: &[u8],
+        upstream_model: &str,
+        request: &Value,
+    ) -> Result<Bytes, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+        let format = embeddings::encoding_format(request).map_err(|e| e.to_string())?;
+        let answer = match embeddings::family(upstream_model) {
+            Some(embeddings::Family::Cohere) => {
+                embeddings::cohere_to_openai(&value, upstream_model, format, None)
+            }
+            _ => embeddings::titan_to_openai(&[value], upstream_model, format),
+        }
+        .map_err(|e| e.to_string())?;
+        serde_json::to_vec(&answer)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
         Bytes::from(error::error_to_openai(status, body).to_string())
     }
@@ -126,13 +190,16 @@ impl Provider for Bedrock {
             provider: self.config.name.clone(),
             detail,
         };
-        if call.endpoint != Endpoint::ChatCompletions {
-            return Err(build_error(format!(
-                "{} is not served by this provider yet",
-                call.endpoint.path()
-            )));
-        }
-        let url = request::url(&self.base_url, call.model, call.stream);
+        let url = match call.endpoint {
+            Endpoint::ChatCompletions => request::url(&self.base_url, call.model, call.stream),
+            Endpoint::Embeddings => request::invoke_url(&self.base_url, call.model),
+            other => {
+                return Err(build_error(format!(
+                    "{} is not served by this provider",
+                    other.path()
+                )));
+            }
+        };
         let signed = sigv4::sign(&sigv4::SigningInput {
             method: "POST",
             url: &url,
