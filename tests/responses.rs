@@ -112,10 +112,19 @@ async fn streamed_responses_use_typed_events_and_store_the_completed_response() 
     assert_eq!(output_text(completed), deltas);
     assert!(completed["usage"]["output_tokens"].as_u64().unwrap() > 0);
     let id = completed["id"].as_str().unwrap();
+    // Stored before the stream's last bytes went out: no wait is needed to continue from it.
+    let next = json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": "More"});
+    assert_eq!(
+        h.client
+            .post("/v1/responses", &next.to_string())
+            .await
+            .status,
+        200
+    );
     let stored = h.client.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(stored.status, 200, "{}", stored.text());
     assert_eq!(&stored.json(), completed);
-    let trace = &h.traces(1).await[0];
+    let trace = &h.traces(2).await[0];
     assert_eq!(
         (trace.endpoint.as_str(), trace.stream, trace.usage_estimated),
         ("responses", true, false)

@@ -47,6 +47,7 @@ for line in open(sys.argv[1]):
 
 const CHAT: &str = "chat_completions";
 const MESSAGES: &str = "messages";
+const RESPONSES: &str = "responses";
 const GPT: &str = "gpt-4o-mini";
 const CLAUDE: &str = "claude-sonnet-4-5";
 
@@ -85,8 +86,8 @@ const fn unknown_model(endpoint: &'static str) -> Expected {
     }
 }
 
-/// The trace rows of e2e.py's requests, in its order. `count_tokens` is answered locally and
-/// leaves none.
+/// The trace rows of e2e.py's requests, in its order. `count_tokens` and `responses.retrieve` are
+/// answered locally and leave none.
 const EXPECTED_TRACES: &[Expected] = &[
     // 1-4: the OpenAI SDK calling an OpenAI model: chat, stream, tool call (twice), embeddings.
     served(CHAT, GPT, "openai", false),
@@ -105,7 +106,15 @@ const EXPECTED_TRACES: &[Expected] = &[
     // 7: the Anthropic SDK calling an OpenAI model.
     served(MESSAGES, GPT, "openai", false),
     served(MESSAGES, GPT, "openai", true),
-    // 8: unknown models.
+    // 8: the OpenAI SDK's Responses API calling an OpenAI model: create, stream, and a second
+    // turn by previous_response_id (then retrieve, untraced).
+    served(RESPONSES, GPT, "openai", false),
+    served(RESPONSES, GPT, "openai", true),
+    served(RESPONSES, GPT, "openai", false),
+    // 9: the Responses API calling Claude: a forced function call, then its output sent back.
+    served(RESPONSES, CLAUDE, "anthropic", false),
+    served(RESPONSES, CLAUDE, "anthropic", false),
+    // 10: unknown models.
     unknown_model(CHAT),
     unknown_model(MESSAGES),
 ];

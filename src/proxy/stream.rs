@@ -174,10 +174,14 @@ async fn relay(
     match end {
         End::Done => {
             let tail = egress.finish(&mut ctx);
+            ctx.bytes_out += tail.len() as u64;
+            // Finish before the last bytes go out: a client that reacts to the end of the stream
+            // at once (a follow-up turn by `previous_response_id`) must find it stored.
+            finish(&chain, &mut ctx).await;
             if !tail.is_empty() {
-                ctx.bytes_out += tail.len() as u64;
                 let _ = tx.send(tail).await;
             }
+            return;
         }
         End::Cancelled => ctx.error_class = Some("cancelled".into()),
         End::Failed { err, told } => {

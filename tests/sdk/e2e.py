@@ -281,7 +281,100 @@ def _():
     assert final.usage.output_tokens > 0, f"usage {final.usage!r}"
 
 
-# 8: errors map to the SDKs' own exception classes.
+# 8: the OpenAI SDK's Responses API calling an OpenAI model (translated into chat completions;
+# Stockyard keeps the conversation for previous_response_id and GET /v1/responses/{id}).
+
+# What a later check needs from an earlier one (a check that fails leaves nothing here).
+kept = {}
+
+
+@check("openai sdk: responses.create with instructions")
+def _():
+    r = oai.responses.create(model=GPT, instructions="Be brief.", input="Say hello")
+    assert r.output_text == TEXT, f"output_text {r.output_text!r}, expected {TEXT!r}"
+    assert r.id.startswith("resp_"), f"id {r.id!r}"
+    assert r.status == "completed", f"status {r.status!r}"
+    assert r.usage is not None and r.usage.input_tokens > 0, f"usage {r.usage!r}"
+    assert r.usage.output_tokens > 0, f"usage {r.usage!r}"
+    kept["first"] = r
+
+
+@check("openai sdk: responses.stream, get_final_response")
+def _():
+    with oai.responses.stream(model=GPT, input="Say hello") as stream:
+        types = []
+        deltas = []
+        for event in stream:
+            types.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "response.created" in types, f"no response.created in {types!r}"
+    assert "response.completed" in types, f"no response.completed in {types!r}"
+    assert types[0] == "response.created", f"first event {types[0]!r}"
+    assert types[-1] == "response.completed", f"last event {types[-1]!r}"
+    streamed = "".join(deltas)
+    assert streamed == TEXT, f"deltas concatenate to {streamed!r}, expected {TEXT!r}"
+    assert final.output_text == streamed, f"final output_text {final.output_text!r}, deltas {streamed!r}"
+    assert final.id.startswith("resp_"), f"id {final.id!r}"
+    assert final.usage is not None and final.usage.output_tokens > 0, f"usage {final.usage!r}"
+
+
+@check("openai sdk: responses.create with previous_response_id, responses.retrieve")
+def _():
+    first = kept.get("first")
+    assert first is not None, "no response from `responses.create with instructions` to continue"
+    r = oai.responses.create(model=GPT, previous_response_id=first.id, input="And again")
+    assert r.output_text == TEXT, f"output_text {r.output_text!r}, expected {TEXT!r}"
+    assert r.id != first.id, f"the second turn reused the first id {r.id!r}"
+    assert r.previous_response_id == first.id, f"previous_response_id {r.previous_response_id!r}"
+    # Not traced: answered from Stockyard's own store.
+    stored = oai.responses.retrieve(first.id)
+    assert stored.id == first.id, f"retrieved id {stored.id!r}, expected {first.id!r}"
+    assert stored.output_text == first.output_text, (
+        f"retrieved output_text {stored.output_text!r}, created {first.output_text!r}"
+    )
+
+
+# 9: the Responses API calling Claude with a function tool, and the function's output sent back.
+
+RESPONSES_WEATHER = {
+    "type": "function",
+    "name": "weather",
+    "description": "The current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@check("openai sdk -> claude: responses.create with a function tool, then its output")
+def _():
+    r = oai.responses.create(
+        model=CLAUDE,
+        input="Weather in Paris?",
+        tools=[RESPONSES_WEATHER],
+        tool_choice="required",
+    )
+    calls = [item for item in r.output if item.type == "function_call"]
+    assert calls, f"no function_call item in {r.output!r}"
+    call = calls[0]
+    assert call.name == "weather", f"function name {call.name!r}"
+    assert json.loads(call.arguments) == {"city": "Paris"}, f"arguments {call.arguments!r}"
+    assert call.call_id, f"no call_id: {call!r}"
+
+    answer = oai.responses.create(
+        model=CLAUDE,
+        previous_response_id=r.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"temp":21}'}],
+    )
+    assert answer.output_text == TEXT, f"output_text {answer.output_text!r}, expected {TEXT!r}"
+    assert answer.status == "completed", f"status {answer.status!r}"
+
+
+# 10: errors map to the SDKs' own exception classes.
 
 
 @check("openai sdk: unknown model raises openai.NotFoundError")
