@@ -349,3 +349,84 @@ async fn bedrock_embeddings_with_titan_and_cohere() {
     let traces = h.traces(2).await;
     assert!(traces[0].tokens.prompt > 0);
 }
+
+/// The Anthropic and Responses formats reach Gemini and Bedrock too, streamed and not.
+#[tokio::test]
+async fn messages_and_responses_clients_reach_gemini_and_bedrock() {
+    let gemini = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n")
+    })
+    .await;
+    let bedrock = bedrock().await;
+    for (h, model) in [
+        (&gemini, "gemini-2.5-flash"),
+        (
+            &bedrock,
+            "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ),
+    ] {
+        let messages = json!({"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": "Say hello"}]});
+        let answer = h.client.post("/v1/messages", &messages.to_string()).await;
+        assert_eq!(answer.status, 200, "{model}: {}", answer.text());
+        assert_eq!(
+            answer.json()["content"][0]["text"],
+            "Hello from the mock upstream.",
+            "{model}"
+        );
+
+        let mut streamed = messages.clone();
+        streamed["stream"] = json!(true);
+        let answer = h.client.post("/v1/messages", &streamed.to_string()).await;
+        let text = answer.text();
+        assert!(text.contains("event: message_stop"), "{model}: {text}");
+        let joined: String = text
+            .split("\n\n")
+            .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|d| d["delta"]["text"].as_str().map(String::from))
+            .collect();
+        assert_eq!(joined, "Hello from the mock upstream.", "{model}");
+
+        let responses = json!({"model": model, "input": "Say hello", "stream": true});
+        let answer = h.client.post("/v1/responses", &responses.to_string()).await;
+        let text = answer.text();
+        assert!(
+            text.contains("event: response.completed"),
+            "{model}: {text}"
+        );
+
+        let traces = h.traces(3).await;
+        for trace in &traces {
+            assert!(
+                trace.tokens.prompt > 0 && !trace.usage_estimated,
+                "{model}: {trace:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn vertex_calls_carry_project_location_and_a_bearer_token() {
+    let h = start(|url| {
+        format!(
+            "[providers.vertex]\nkind = \"vertex\"\nproject = \"proj-1\"\nlocation = \"us-central1\"\n\
+             base_url = \"{url}\"\napi_key = \"ya29.token\"\n"
+        )
+    })
+    .await;
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("vertex/gemini-2.5-pro", "Say hello", false),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let got = &h.mock.requests()[0];
+    assert_eq!(
+        got.path,
+        "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent"
+    );
+    assert_eq!(got.header("authorization"), Some("Bearer ya29.token"));
+}
