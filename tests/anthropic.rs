@@ -384,3 +384,63 @@ async fn models_lists_every_provider_by_qualified_and_bare_name() {
         assert!(ids.contains(&id), "{id} missing");
     }
 }
+
+#[tokio::test]
+async fn messages_to_claude_pass_through_natively() {
+    let (h, _openai) = start().await;
+    let request = json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+        "system": [{"type": "text", "text": "Long, cacheable context.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello", "cache_control": {"type": "ephemeral"}}]}],
+        "metadata": {"user_id": "u-1"}, "top_k": 5});
+    h.mock.push(Behavior {
+        cached_tokens: 3,
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &request.to_string(),
+            &[("anthropic-beta", "beta-x")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // The upstream got the client's body as it was, and the client the upstream's answer.
+    let got = &h.mock.requests()[0];
+    assert_eq!(got.body, request);
+    assert_eq!(got.header("anthropic-beta"), Some("beta-x"));
+    assert_eq!(answer.json()["id"], "msg_mock_1");
+    assert_eq!(answer.json()["usage"]["cache_read_input_tokens"], 3);
+    let trace = &h.traces(1).await[0];
+    assert_eq!(
+        (trace.tokens.cached_input, trace.usage_estimated),
+        (3, false)
+    );
+    assert!(trace.cost_nanos > 0);
+
+    // Errors come back in Anthropic's own words, and stream errors as they were sent.
+    h.mock.push(Behavior {
+        status: Some(529),
+        ..Behavior::default()
+    });
+    let answer = h.client.post("/v1/messages", &request.to_string()).await;
+    assert_eq!(answer.status, 529);
+    assert_eq!(answer.json()["error"]["type"], "overloaded_error");
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    h.mock.push(Behavior {
+        error_event_after_chunks: Some(2),
+        ..Behavior::default()
+    });
+    let answer = h.client.post("/v1/messages", &streamed.to_string()).await;
+    let events = events(&answer.text());
+    assert_eq!(
+        events.last().map(|(n, _)| n.as_str()),
+        Some("error"),
+        "{events:?}"
+    );
+    assert_eq!(events.iter().filter(|(n, _)| n == "error").count(), 1);
+    let trace = &h.traces(3).await[2];
+    assert_eq!(trace.error_class.as_deref(), Some("upstream_stream_error"));
+}

@@ -29,6 +29,10 @@ pub struct RequestCtx {
     pub client_request: Option<std::sync::Arc<serde_json::Value>>,
     /// The answer in the client's format, when a module keeps it (stored Responses).
     pub client_answer: Option<serde_json::Value>,
+    /// The client speaks the provider's own format: request and answer pass through as they are.
+    pub native: bool,
+    /// For a native stream: the provider's decoder, run beside the pass-through for usage.
+    pub native_decoder: Option<Box<dyn crate::providers::ChatStreamDecoder>>,
     /// The id of a Responses answer, chosen before the call.
     pub response_id: Option<String>,
     /// The model the client asked for (before routing).
@@ -86,6 +90,8 @@ impl RequestCtx {
             client_request: None,
             client_answer: None,
             response_id: None,
+            native: false,
+            native_decoder: None,
             requested_model: String::new(),
             route: None,
             plan: None,

@@ -13,12 +13,18 @@ use crate::wire::{anthropic, responses};
 /// Per-stream state of the client's format.
 pub enum StreamEgress {
     OpenAi,
+    /// The provider speaks the client's format (Anthropic to Anthropic): bytes pass as they are;
+    /// only a failure Stockyard itself reports needs the client's shape.
+    NativeAnthropic,
     Anthropic(Box<anthropic::stream::Encoder>),
     Responses(Box<responses::stream::Encoder>),
 }
 
 impl StreamEgress {
     pub fn for_request(ctx: &RequestCtx) -> StreamEgress {
+        if ctx.native {
+            return StreamEgress::NativeAnthropic;
+        }
         match ctx.endpoint {
             Endpoint::Messages => {
                 StreamEgress::Anthropic(Box::new(anthropic::stream::Encoder::new()))
@@ -40,6 +46,12 @@ impl StreamEgress {
         matches!(self, StreamEgress::OpenAi)
     }
 
+    /// Whether upstream events reach the client as they came (so a provider's own error event
+    /// already told the client).
+    pub fn forwards_raw(&self) -> bool {
+        matches!(self, StreamEgress::OpenAi | StreamEgress::NativeAnthropic)
+    }
+
     /// Appends one canonical event (`raw`, parsed as `json` when it carries data) in the client's
     /// format. An event the client's format cannot carry is an error message.
     pub fn push(
@@ -49,7 +61,7 @@ impl StreamEgress {
         out: &mut BytesMut,
     ) -> Result<(), String> {
         match self {
-            StreamEgress::OpenAi => {
+            StreamEgress::OpenAi | StreamEgress::NativeAnthropic => {
                 out.extend_from_slice(raw);
                 Ok(())
             }
@@ -72,7 +84,7 @@ impl StreamEgress {
     /// `ctx.client_answer` (for storage).
     pub fn finish(&mut self, ctx: &mut RequestCtx) -> Bytes {
         match self {
-            StreamEgress::OpenAi => Bytes::new(),
+            StreamEgress::OpenAi | StreamEgress::NativeAnthropic => Bytes::new(),
             StreamEgress::Anthropic(encoder) => {
                 Bytes::from(anthropic::stream::format_sse(&encoder.finish()))
             }
@@ -91,7 +103,7 @@ impl StreamEgress {
     pub fn error_event(&mut self, canonical: Bytes, message: &str) -> Bytes {
         match self {
             StreamEgress::OpenAi => canonical,
-            StreamEgress::Anthropic(_) => {
+            StreamEgress::Anthropic(_) | StreamEgress::NativeAnthropic => {
                 let event = anthropic::stream::error_event(message, "api_error");
                 Bytes::from(anthropic::stream::format_sse(&[event]))
             }

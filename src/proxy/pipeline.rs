@@ -28,7 +28,7 @@ use super::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
     parse_retry_after,
 };
-use super::error::ApiError;
+use super::error::{ApiError, ErrorSource};
 use super::inflight::Inflight;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
@@ -242,7 +242,11 @@ async fn try_once(
         error,
     };
     let dialect = route.provider.dialect();
+    // An Anthropic client calling Anthropic: its request goes as it is (model name aside), so
+    // thinking signatures, cache_control and betas arrive untouched.
+    ctx.native = ctx.endpoint == Endpoint::Messages && dialect == Dialect::Anthropic;
     let upstream_body = match dialect {
+        _ if ctx.native => native_body(ctx, &route.upstream_model),
         Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
         // Quirks concern chat requests; completions and embeddings pass through as they are.
         Dialect::OpenAiQuirks if !matches!(ctx.request, Some(Inbound::Chat(_))) => {
@@ -290,8 +294,12 @@ async fn try_once(
 
     let status = upstream.status();
     let (parts, body) = upstream.into_parts();
+    if ctx.native && ctx.stream && status.is_success() {
+        ctx.native_decoder = route.provider.chat_stream_decoder(&route.upstream_model);
+    }
     let decoder = match dialect {
         Dialect::OpenAi => None,
+        _ if ctx.native => None,
         _ if ctx.stream && status.is_success() => {
             route.provider.chat_stream_decoder(&route.upstream_model)
         }
@@ -303,6 +311,8 @@ async fn try_once(
     };
     let upstream = Response::from_parts(parts, body);
     if ctx.stream && status.is_success() {
+        // A native stream is not read ahead: the relay's side decoder is what understands it.
+        let late_commit = late_commit.filter(|_| !ctx.native);
         return match late_commit {
             None => Ok(Committed::Stream {
                 upstream,
@@ -334,6 +344,18 @@ async fn try_once(
         }
         Err(error) => Err(final_error(error)),
     }
+}
+
+/// The client's own body, for a provider that speaks the client's format, with the upstream
+/// model name.
+fn native_body(ctx: &RequestCtx, upstream_model: &str) -> Result<Bytes, ApiError> {
+    let mut body = ctx.client_request.as_deref().cloned().unwrap_or_default();
+    body["model"] = serde_json::Value::String(upstream_model.to_string());
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal {
+            message: format!("cannot encode the request: {e}"),
+        })
 }
 
 /// The provider's native body for a provider of another dialect, from the canonical request.
@@ -470,8 +492,8 @@ async fn complete(
     if !status.is_success() {
         // Another dialect's error body, in the OpenAI shape like every other error.
         let body = match &foreign {
-            Some(provider) => provider.translate_error(status.as_u16(), &body),
-            None => body,
+            Some(provider) if !ctx.native => provider.translate_error(status.as_u16(), &body),
+            _ => body,
         };
         return Err(ApiError::Upstream {
             status,
@@ -479,6 +501,8 @@ async fn complete(
             headers: Box::new(headers),
         });
     }
+    // A native answer goes to the client as it came; its canonical form serves usage only.
+    let native_answer = ctx.native.then(|| body.clone());
     let body = match &foreign {
         Some(foreign) if ctx.endpoint == Endpoint::Embeddings => {
             let request = match &ctx.request {
@@ -532,7 +556,11 @@ async fn complete(
         }
     }
     ctx.status = answer.status;
-    let body = egress::answer(ctx, answer.body).map_err(|e| ApiError::Internal {
+    let body = match native_answer {
+        Some(native) => Ok(native),
+        None => egress::answer(ctx, answer.body),
+    }
+    .map_err(|e| ApiError::Internal {
         message: format!("cannot express the answer in the client's format: {e}"),
     })?;
     ctx.bytes_out = body.len() as u64;
@@ -572,8 +600,16 @@ fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     ctx.status = err.status().as_u16();
     ctx.error_class = Some(err.code().to_string());
     let status = err.status().as_u16();
+    let err_source = if matches!(err, ApiError::Upstream { .. }) {
+        ErrorSource::Upstream
+    } else {
+        ErrorSource::Client
+    };
     let mut response = err.into_response();
+    // A native provider's error is already in the client's shape.
+    let native_error = ctx.native && matches!(err_source, ErrorSource::Upstream);
     if !ctx.endpoint.is_openai()
+        && !native_error
         && let ProxyBody::Full(Some(body)) = response.body_mut()
     {
         *body = egress::error(ctx.endpoint, status, body.clone());

@@ -87,6 +87,7 @@ async fn relay(
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let deadline = tokio::time::Instant::from_std(ctx.started + total);
     let mut egress = StreamEgress::for_request(&ctx);
+    let mut native = ctx.native_decoder.take();
     let mut splitter = SseSplitter::default();
     let mut saw_done = false;
 
@@ -120,6 +121,25 @@ async fn relay(
                     };
                 }
                 Ok(None) if saw_done => break End::Done,
+                // A native stream ends with its own terminal event, which the side decoder saw.
+                Ok(None) if native.is_some() => {
+                    let finished = native.as_mut().map(|side| side.finish());
+                    match finished {
+                        Some(Ok(chunks)) => {
+                            for chunk in chunks {
+                                let _ = inspect_value(&mut ctx, &chunk);
+                            }
+                            break End::Done;
+                        }
+                        Some(Err(message)) => {
+                            break End::Failed {
+                                err: ApiError::UpstreamProtocol { message },
+                                told: false,
+                            };
+                        }
+                        None => break End::Done,
+                    }
+                }
                 Ok(None) => {
                     break End::Failed {
                         err: ApiError::UpstreamProtocol {
@@ -147,11 +167,35 @@ async fn relay(
         };
         let mut out = BytesMut::new();
         let mut upstream_error = None;
-        for event in splitter.push(&data) {
-            match relay_event(&chain, &mut ctx, &mut egress, event, &mut out) {
-                EventKind::Done => saw_done = true,
-                EventKind::Error(message) => upstream_error = Some(message),
-                EventKind::Data => {}
+        if let Some(side) = native.as_mut() {
+            // The client speaks the provider's own format: its bytes go out as they came, and a
+            // side decoder reads usage, text and errors from them.
+            out.extend_from_slice(&data);
+            match side.push(&data) {
+                Ok(chunks) => {
+                    for chunk in chunks {
+                        if let EventKind::Error(message) = inspect_value(&mut ctx, &chunk) {
+                            upstream_error = Some(message);
+                        }
+                    }
+                }
+                Err(message) => upstream_error = Some(message),
+            }
+            let mut chunk = StreamChunk {
+                raw: data.clone(),
+                json: None,
+                drop: false,
+            };
+            for module in chain.modules() {
+                module.on_chunk(&mut ctx, &mut chunk);
+            }
+        } else {
+            for event in splitter.push(&data) {
+                match relay_event(&chain, &mut ctx, &mut egress, event, &mut out) {
+                    EventKind::Done => saw_done = true,
+                    EventKind::Error(message) => upstream_error = Some(message),
+                    EventKind::Data => {}
+                }
             }
         }
         if !out.is_empty() {
@@ -191,7 +235,7 @@ async fn relay(
                 err.code().to_string()
             });
             // An OpenAI client already got the provider's own error event; others get theirs now.
-            if !told || !egress.is_openai() {
+            if !told || !egress.forwards_raw() {
                 let event = egress.error_event(err.sse_event(), &err.message());
                 ctx.bytes_out += event.len() as u64;
                 let _ = tx.send(event).await;
@@ -296,6 +340,15 @@ struct FunctionView<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
+}
+
+/// [`inspect`] for a chunk the side decoder of a native stream produced (never withheld).
+fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> EventKind {
+    let text = chunk.to_string();
+    match serde_json::from_str::<ChunkView<'_>>(&text) {
+        Ok(view) => inspect(ctx, &view, &mut false),
+        Err(_) => EventKind::Data,
+    }
 }
 
 /// Records usage and completion text from a chunk; withholds the usage-only chunk from clients
