@@ -29,6 +29,21 @@ fn events(body: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The proxy with an OpenAI-compatible provider (`compat`) on the mock: Responses requests to it
+/// are translated through the canonical chat form, as for every provider but OpenAI itself.
+async fn translated() -> Harness {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[providers.compat]\nkind = \"openai_compatible\"\nbase_url = \"{}\"\n",
+        mock.base_url()
+    );
+    let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
+    Harness::start_on(config, mock, dir).await
+}
+
+const MODEL: &str = "compat/gpt-4o-mini";
+
 fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
@@ -42,8 +57,8 @@ fn output_text(response: &Value) -> String {
 
 #[tokio::test]
 async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
-    let h = Harness::start().await;
-    let first = json!({"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Say hello"});
+    let h = translated().await;
+    let first = json!({"model": MODEL, "instructions": "Be brief.", "input": "Say hello"});
     let answer = h.client.post("/v1/responses", &first.to_string()).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let response = answer.json();
@@ -61,7 +76,7 @@ async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
     assert_eq!(stored.status, 200);
     assert_eq!(stored.json(), response);
 
-    let second = json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": "And again"});
+    let second = json!({"model": MODEL, "previous_response_id": id, "input": "And again"});
     let answer = h.client.post("/v1/responses", &second.to_string()).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let sent = &h.mock.requests()[1].body["messages"];
@@ -75,13 +90,12 @@ async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
     assert_eq!(sent[1]["content"], "Hello from the mock upstream.");
     assert_eq!(sent[2]["content"], "And again");
 
-    let missing =
-        json!({"model": "gpt-4o-mini", "previous_response_id": "resp_nope", "input": "x"});
+    let missing = json!({"model": MODEL, "previous_response_id": "resp_nope", "input": "x"});
     let answer = h.client.post("/v1/responses", &missing.to_string()).await;
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["error"]["param"], "previous_response_id");
 
-    let unstored = json!({"model": "gpt-4o-mini", "input": "x", "store": false});
+    let unstored = json!({"model": MODEL, "input": "x", "store": false});
     let answer = h.client.post("/v1/responses", &unstored.to_string()).await;
     let id = answer.json()["id"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -94,8 +108,8 @@ async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
 
 #[tokio::test]
 async fn streamed_responses_use_typed_events_and_store_the_completed_response() {
-    let h = Harness::start().await;
-    let request = json!({"model": "gpt-4o-mini", "input": "Say hello", "stream": true});
+    let h = translated().await;
+    let request = json!({"model": MODEL, "input": "Say hello", "stream": true});
     let answer = h.client.post("/v1/responses", &request.to_string()).await;
     assert_eq!(answer.status, 200);
     let events = events(&answer.text());
@@ -113,7 +127,7 @@ async fn streamed_responses_use_typed_events_and_store_the_completed_response() 
     assert!(completed["usage"]["output_tokens"].as_u64().unwrap() > 0);
     let id = completed["id"].as_str().unwrap();
     // Stored before the stream's last bytes went out: no wait is needed to continue from it.
-    let next = json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": "More"});
+    let next = json!({"model": MODEL, "previous_response_id": id, "input": "More"});
     assert_eq!(
         h.client
             .post("/v1/responses", &next.to_string())

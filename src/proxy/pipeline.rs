@@ -244,7 +244,22 @@ async fn try_once(
     let dialect = route.provider.dialect();
     // An Anthropic client calling Anthropic: its request goes as it is (model name aside), so
     // thinking signatures, cache_control and betas arrive untouched.
-    ctx.native = ctx.endpoint == Endpoint::Messages && dialect == Dialect::Anthropic;
+    ctx.native = match ctx.endpoint {
+        Endpoint::Messages => dialect == Dialect::Anthropic,
+        // OpenAI serves the Responses API itself (built-in tools, its own stored conversations).
+        Endpoint::Responses => route.provider.kind() == crate::config::ProviderKind::OpenAi,
+        _ => false,
+    };
+    if !ctx.native
+        && let Some(unknown) = ctx
+            .slots
+            .get::<crate::modules::responses::UnknownPrevious>()
+    {
+        return Err(final_error(ApiError::InvalidField {
+            param: Some("previous_response_id".into()),
+            message: format!("no stored response with id {:?}", unknown.0),
+        }));
+    }
     let upstream_body = match dialect {
         _ if ctx.native => native_body(ctx, &route.upstream_model),
         Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
@@ -259,7 +274,11 @@ async fn try_once(
         .provider
         .build_request(
             &UpstreamCall {
-                endpoint: ctx.endpoint.upstream(),
+                endpoint: if ctx.native && ctx.endpoint == Endpoint::Responses {
+                    Endpoint::Responses
+                } else {
+                    ctx.endpoint.upstream()
+                },
                 model: &route.upstream_model,
                 stream: ctx.stream,
             },
@@ -295,7 +314,13 @@ async fn try_once(
     let status = upstream.status();
     let (parts, body) = upstream.into_parts();
     if ctx.native && ctx.stream && status.is_success() {
-        ctx.native_decoder = route.provider.chat_stream_decoder(&route.upstream_model);
+        ctx.native_decoder = if ctx.endpoint == Endpoint::Responses {
+            Some(Box::new(crate::providers::SseFraming::new(
+                crate::providers::openai::responses_side::ResponsesSide::default(),
+            )))
+        } else {
+            route.provider.chat_stream_decoder(&route.upstream_model)
+        };
     }
     let decoder = match dialect {
         Dialect::OpenAi => None,
@@ -530,7 +555,19 @@ async fn complete(
             })?,
         None => body,
     };
-    match serde_json::from_slice::<UsageEnvelope>(&body) {
+    let parsed = if ctx.native && ctx.endpoint == Endpoint::Responses {
+        // OpenAI's own Responses object: its usage has its own field names.
+        serde_json::from_slice::<serde_json::Value>(&body).map(|response| {
+            ctx.record_usage(&Usage::from_responses(&response["usage"]));
+            ctx.response_id = response["id"].as_str().map(String::from);
+            ctx.client_answer = Some(response);
+            UsageEnvelope { usage: None }
+        })
+    } else {
+        serde_json::from_slice::<UsageEnvelope>(&body)
+    };
+    match parsed {
+        Ok(UsageEnvelope { usage: None }) if ctx.usage_reported => {}
         // An embeddings answer that counts nothing (Gemini's batch API) is counted by the tokenizer.
         Ok(UsageEnvelope { usage: Some(usage) })
             if usage.prompt_tokens == 0 && ctx.endpoint == Endpoint::Embeddings => {}

@@ -66,6 +66,10 @@ pub struct Responses {
     store: Arc<ResponseStore>,
 }
 
+/// A `previous_response_id` Stockyard has not stored.
+#[derive(Clone)]
+pub struct UnknownPrevious(pub String);
+
 /// The Responses request with the stored history in front (what the answer continues).
 #[derive(Clone)]
 struct Expanded(Arc<Value>);
@@ -87,10 +91,9 @@ impl Module for Responses {
             return Ok(Verdict::Continue);
         };
         let Some(stored) = self.store.get(previous).await else {
-            return Ok(Verdict::Reject(ApiError::InvalidField {
-                param: Some("previous_response_id".into()),
-                message: format!("no stored response with id {previous:?}"),
-            }));
+            // Maybe OpenAI's own (a native call resolves it there); any other provider refuses it.
+            ctx.slots.insert(UnknownPrevious(previous.to_string()));
+            return Ok(Verdict::Continue);
         };
         let history = stored.history.as_array().cloned().unwrap_or_default();
         let expanded = prepend_history(&history, (*request).clone());

@@ -3,6 +3,7 @@
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
 pub mod presets;
+pub mod responses_side;
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -34,6 +34,22 @@ pub struct CompletionTokensDetails {
 }
 
 impl Usage {
+    /// From a Responses API `usage` object (`input_tokens`, `output_tokens` and their details).
+    pub fn from_responses(usage: &serde_json::Value) -> Usage {
+        let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        Usage {
+            prompt_tokens: count(&usage["input_tokens"]),
+            completion_tokens: count(&usage["output_tokens"]),
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: usage["input_tokens_details"]["cached_tokens"].as_u64(),
+                cache_creation_tokens: None,
+            }),
+            completion_tokens_details: Some(CompletionTokensDetails {
+                reasoning_tokens: usage["output_tokens_details"]["reasoning_tokens"].as_u64(),
+            }),
+        }
+    }
+
     pub fn cached_tokens(&self) -> u64 {
         self.prompt_tokens_details
             .and_then(|d| d.cached_tokens)
