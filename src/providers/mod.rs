@@ -46,6 +46,9 @@ pub struct UpstreamCall<'a> {
     pub endpoint: Endpoint,
     pub model: &'a str,
     pub stream: bool,
+    /// The body is in the client's own format (Anthropic Messages to a provider that takes it
+    /// natively), not the provider's canonical dialect.
+    pub native: bool,
 }
 
 /// The wire format a provider speaks. The request path works in the canonical format (OpenAI

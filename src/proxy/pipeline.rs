@@ -245,7 +245,11 @@ async fn try_once(
     // An Anthropic client calling Anthropic: its request goes as it is (model name aside), so
     // thinking signatures, cache_control and betas arrive untouched.
     ctx.native = match ctx.endpoint {
-        Endpoint::Messages => dialect == Dialect::Anthropic,
+        // Claude on Bedrock takes Anthropic's body through InvokeModel.
+        Endpoint::Messages => {
+            dialect == Dialect::Anthropic
+                || (dialect == Dialect::Bedrock && route.upstream_model.contains("anthropic."))
+        }
         // OpenAI serves the Responses API itself (built-in tools, its own stored conversations).
         Endpoint::Responses => route.provider.kind() == crate::config::ProviderKind::OpenAi,
         _ => false,
@@ -261,7 +265,7 @@ async fn try_once(
         }));
     }
     let upstream_body = match dialect {
-        _ if ctx.native => native_body(ctx, &route.upstream_model),
+        _ if ctx.native => native_body(ctx, &route.upstream_model, dialect),
         Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
         // Quirks concern chat requests; completions and embeddings pass through as they are.
         Dialect::OpenAiQuirks if !matches!(ctx.request, Some(Inbound::Chat(_))) => {
@@ -281,6 +285,7 @@ async fn try_once(
                 },
                 model: &route.upstream_model,
                 stream: ctx.stream,
+                native: ctx.native,
             },
             upstream_body,
             &ctx.headers,
@@ -319,7 +324,9 @@ async fn try_once(
                 crate::providers::openai::responses_side::ResponsesSide::default(),
             )))
         } else {
-            route.provider.chat_stream_decoder(&route.upstream_model)
+            Some(crate::providers::anthropic::adapter::sse_decoder(
+                &route.upstream_model,
+            ))
         };
     }
     let decoder = match dialect {
@@ -332,6 +339,10 @@ async fn try_once(
     };
     let body = match decoder {
         Some(decoder) => UpstreamBody::transcoded(body, decoder),
+        // Bedrock wraps Claude's events in its binary framing: unwrap them into Anthropic SSE.
+        None if ctx.native && dialect == Dialect::Bedrock && ctx.stream && status.is_success() => {
+            UpstreamBody::reframed(body)
+        }
         None => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
@@ -373,9 +384,24 @@ async fn try_once(
 
 /// The client's own body, for a provider that speaks the client's format, with the upstream
 /// model name.
-fn native_body(ctx: &RequestCtx, upstream_model: &str) -> Result<Bytes, ApiError> {
+fn native_body(
+    ctx: &RequestCtx,
+    upstream_model: &str,
+    dialect: Dialect,
+) -> Result<Bytes, ApiError> {
     let mut body = ctx.client_request.as_deref().cloned().unwrap_or_default();
-    body["model"] = serde_json::Value::String(upstream_model.to_string());
+    if dialect == Dialect::Bedrock {
+        // Bedrock names the model in the URL and the API version in the body; the streaming
+        // choice is the URL too.
+        // https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("model");
+            fields.remove("stream");
+            fields.insert("anthropic_version".into(), "bedrock-2023-05-31".into());
+        }
+    } else {
+        body["model"] = serde_json::Value::String(upstream_model.to_string());
+    }
     serde_json::to_vec(&body)
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal {
@@ -516,8 +542,13 @@ async fn complete(
         .map(|r| r.provider.clone());
     if !status.is_success() {
         // Another dialect's error body, in the OpenAI shape like every other error.
+        // (Anthropic's own errors already have a Messages client's shape.)
+        let already_native = ctx.native
+            && foreign
+                .as_ref()
+                .is_some_and(|p| p.dialect() == Dialect::Anthropic);
         let body = match &foreign {
-            Some(provider) if !ctx.native => provider.translate_error(status.as_u16(), &body),
+            Some(provider) if !already_native => provider.translate_error(status.as_u16(), &body),
             _ => body,
         };
         return Err(ApiError::Upstream {
@@ -529,6 +560,14 @@ async fn complete(
     // A native answer goes to the client as it came; its canonical form serves usage only.
     let native_answer = ctx.native.then(|| body.clone());
     let body = match &foreign {
+        // Claude's own message, from whichever host: read with Anthropic's translator.
+        Some(_) if ctx.native && ctx.endpoint == Endpoint::Messages => {
+            anthropic_canonical(&body).map_err(|e| ApiError::UpstreamProtocol {
+                message: format!(
+                    "provider {provider} answered with a body that does not translate: {e}"
+                ),
+            })?
+        }
         Some(foreign) if ctx.endpoint == Endpoint::Embeddings => {
             let request = match &ctx.request {
                 Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),
@@ -608,6 +647,17 @@ async fn complete(
     ))
 }
 
+/// An Anthropic message as the canonical `chat.completion` (for usage and text).
+fn anthropic_canonical(body: &[u8]) -> Result<Bytes, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let model = value["model"].as_str().unwrap_or_default().to_string();
+    let chat = crate::providers::anthropic::response::to_chat(&value, &model)
+        .map_err(|e| e.to_string())?;
+    serde_json::to_vec(&chat)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
 /// The assistant text of a complete answer, for estimation when it carries no usage.
 fn completion_text(body: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -644,7 +694,12 @@ fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     };
     let mut response = err.into_response();
     // A native provider's error is already in the client's shape.
-    let native_error = ctx.native && matches!(err_source, ErrorSource::Upstream);
+    let native_error = ctx.native
+        && matches!(err_source, ErrorSource::Upstream)
+        && ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.provider.dialect() == Dialect::Anthropic);
     if !ctx.endpoint.is_openai()
         && !native_error
         && let ProxyBody::Full(Some(body)) = response.body_mut()

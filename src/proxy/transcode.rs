@@ -20,6 +20,14 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 pub enum UpstreamBody {
     Plain(Incoming),
     Transcoded(Box<Transcoder>),
+    /// Claude's own events inside Bedrock's binary framing, re-framed as Anthropic SSE.
+    Reframed(Box<Reframer>),
+}
+
+pub struct Reframer {
+    inner: Incoming,
+    frames: crate::providers::bedrock::eventstream::Decoder,
+    done: bool,
 }
 
 pub struct Transcoder {
@@ -29,6 +37,14 @@ pub struct Transcoder {
 }
 
 impl UpstreamBody {
+    pub fn reframed(inner: Incoming) -> UpstreamBody {
+        UpstreamBody::Reframed(Box::new(Reframer {
+            inner,
+            frames: crate::providers::bedrock::eventstream::Decoder::new(),
+            done: false,
+        }))
+    }
+
     pub fn transcoded(inner: Incoming, decoder: Box<dyn ChatStreamDecoder>) -> UpstreamBody {
         UpstreamBody::Transcoded(Box::new(Transcoder {
             inner,
@@ -64,6 +80,7 @@ impl Body for UpstreamBody {
                 .poll_frame(cx)
                 .map_err(|e| Box::new(e) as BodyError),
             UpstreamBody::Transcoded(t) => t.poll_canonical(cx),
+            UpstreamBody::Reframed(r) => r.poll_sse(cx),
         }
     }
 
@@ -71,13 +88,14 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Plain(inner) => inner.is_end_stream(),
             UpstreamBody::Transcoded(t) => t.done,
+            UpstreamBody::Reframed(r) => r.done,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Plain(inner) => inner.size_hint(),
-            UpstreamBody::Transcoded(_) => SizeHint::default(),
+            UpstreamBody::Transcoded(_) | UpstreamBody::Reframed(_) => SizeHint::default(),
         }
     }
 }
@@ -117,6 +135,71 @@ impl Transcoder {
                         Err(message) => push_error(&mut out, &message),
                     }
                 }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+            }
+        }
+    }
+}
+
+impl Reframer {
+    /// Each `chunk` frame's payload is `{"bytes": base64(one Anthropic event)}`; an exception
+    /// frame becomes Anthropic's `error` event and ends the stream.
+    /// <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html>
+    fn poll_sse(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        use base64::Engine;
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let data = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(None) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            let mut out = BytesMut::new();
+            let frames = match self.frames.push(&data) {
+                Ok(frames) => frames,
+                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+            };
+            for frame in frames {
+                if frame.message_type.as_deref() == Some("exception") {
+                    let message = serde_json::from_slice::<serde_json::Value>(&frame.payload)
+                        .ok()
+                        .and_then(|v| v["message"].as_str().map(String::from))
+                        .unwrap_or_else(|| "Bedrock stream exception".into());
+                    let kind = match frame.exception_type.as_deref() {
+                        Some("throttlingException") => "rate_limit_error",
+                        Some("validationException") => "invalid_request_error",
+                        _ => "api_error",
+                    };
+                    let event =
+                        json!({"type": "error", "error": {"type": kind, "message": message}});
+                    out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
+                    self.done = true;
+                    break;
+                }
+                let payload: serde_json::Value =
+                    serde_json::from_slice(&frame.payload).unwrap_or_default();
+                let Some(encoded) = payload["bytes"].as_str() else {
+                    continue;
+                };
+                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+                    continue;
+                };
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&decoded) else {
+                    continue;
+                };
+                let name = event["type"].as_str().unwrap_or("message").to_string();
+                out.extend_from_slice(format!("event: {name}\ndata: {event}\n\n").as_bytes());
             }
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));

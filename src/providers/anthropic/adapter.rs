@@ -119,9 +119,7 @@ impl Provider for Anthropic {
     }
 
     fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
-        let created = (crate::store::now_ms() / 1000).max(0) as u64;
-        let decoder = StreamDecoder(stream::Decoder::new(upstream_model, created));
-        Some(Box::new(SseFraming::new(decoder)))
+        Some(sse_decoder(upstream_model))
     }
 
     fn build_request(
@@ -168,6 +166,16 @@ impl Provider for Anthropic {
         config.timeouts = timeouts;
         Ok(Arc::new(Anthropic::new(&config)?))
     }
+}
+
+/// A decoder of an Anthropic SSE stream into canonical chunks (also used beside native streams
+/// from other hosts of Claude, such as Bedrock).
+pub fn sse_decoder(upstream_model: &str) -> Box<dyn ChatStreamDecoder> {
+    let created = (crate::store::now_ms() / 1000).max(0) as u64;
+    Box::new(SseFraming::new(StreamDecoder(stream::Decoder::new(
+        upstream_model,
+        created,
+    ))))
 }
 
 struct StreamDecoder(stream::Decoder);

@@ -191,6 +191,15 @@ impl Provider for Bedrock {
             detail,
         };
         let url = match call.endpoint {
+            // Claude on Bedrock, natively: InvokeModel with Anthropic's own body.
+            Endpoint::ChatCompletions if call.native => {
+                let url = request::invoke_url(&self.base_url, call.model);
+                if call.stream {
+                    format!("{url}-with-response-stream")
+                } else {
+                    url
+                }
+            }
             Endpoint::ChatCompletions => request::url(&self.base_url, call.model, call.stream),
             Endpoint::Embeddings => request::invoke_url(&self.base_url, call.model),
             other => {
