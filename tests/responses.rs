@@ -90,6 +90,12 @@ async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
     assert_eq!(sent[1]["content"], "Hello from the mock upstream.");
     assert_eq!(sent[2]["content"], "And again");
 
+    // What only OpenAI honours is refused by name for any other provider.
+    let builtin = json!({"model": MODEL, "input": "x", "tools": [{"type": "web_search"}]});
+    let answer = h.client.post("/v1/responses", &builtin.to_string()).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["param"], "tools[0]");
+
     let missing = json!({"model": MODEL, "previous_response_id": "resp_nope", "input": "x"});
     let answer = h.client.post("/v1/responses", &missing.to_string()).await;
     assert_eq!(answer.status, 400);
@@ -199,4 +205,57 @@ async fn function_calls_round_trip_with_claude() {
     assert_eq!(last["role"], "user");
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["tool_use_id"], call["call_id"]);
+}
+
+#[tokio::test]
+async fn responses_to_openai_pass_through_natively_and_are_stored() {
+    let h = Harness::start().await;
+    let request = json!({"model": "gpt-4o-mini", "input": "Say hello", "instructions": "Be brief.",
+        "tools": [{"type": "web_search"}], "include": ["reasoning.encrypted_content"]});
+    let answer = h.client.post("/v1/responses", &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // Built-in tools and every other field reach OpenAI as sent; its answer comes back as it is.
+    let got = &h.mock.requests()[0];
+    assert_eq!(got.path, "/v1/responses");
+    assert_eq!(got.body, request);
+    let response = answer.json();
+    let id = response["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("resp_mock_"), "{id}");
+    let trace = &h.traces(1).await[0];
+    assert!(trace.tokens.prompt > 0 && trace.tokens.completion > 0 && !trace.usage_estimated);
+    assert_eq!(
+        h.client.get(&format!("/v1/responses/{id}")).await.json(),
+        response
+    );
+
+    // Streamed: OpenAI's own events, usage read beside them; the next turn names OpenAI's id.
+    let streamed = json!({"model": "gpt-4o-mini", "input": "Say hello", "stream": true});
+    let answer = h.client.post("/v1/responses", &streamed.to_string()).await;
+    let names: Vec<String> = events(&answer.text()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("response.completed"),
+        "{names:?}"
+    );
+    let next = json!({"model": "gpt-4o-mini", "input": "Again", "previous_response_id": id});
+    let answer = h.client.post("/v1/responses", &next.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(h.mock.requests()[2].body["previous_response_id"], json!(id));
+    let traces = h.traces(3).await;
+    assert!(
+        traces[1].stream && traces[1].tokens.completion > 0 && !traces[1].usage_estimated,
+        "{:?}",
+        traces[1]
+    );
+
+    // A failure mid-stream reaches the client as OpenAI sent it, and the trace says so.
+    h.mock.push(mock_upstream::Behavior {
+        error_event_after_chunks: Some(1),
+        ..Default::default()
+    });
+    let answer = h.client.post("/v1/responses", &streamed.to_string()).await;
+    let names: Vec<String> = events(&answer.text()).into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().any(|n| n == "response.failed"), "{names:?}");
+    let trace = &h.traces(4).await[3];
+    assert_eq!(trace.error_class.as_deref(), Some("upstream_stream_error"));
 }

@@ -13,9 +13,9 @@ use crate::wire::{anthropic, responses};
 /// Per-stream state of the client's format.
 pub enum StreamEgress {
     OpenAi,
-    /// The provider speaks the client's format (Anthropic to Anthropic): bytes pass as they are;
-    /// only a failure Stockyard itself reports needs the client's shape.
-    NativeAnthropic,
+    /// The provider speaks the client's format (Anthropic to Anthropic, Responses to OpenAI):
+    /// bytes pass as they are; only a failure Stockyard itself reports needs the client's shape.
+    Native(Endpoint),
     Anthropic(Box<anthropic::stream::Encoder>),
     Responses(Box<responses::stream::Encoder>),
 }
@@ -23,7 +23,7 @@ pub enum StreamEgress {
 impl StreamEgress {
     pub fn for_request(ctx: &RequestCtx) -> StreamEgress {
         if ctx.native {
-            return StreamEgress::NativeAnthropic;
+            return StreamEgress::Native(ctx.endpoint);
         }
         match ctx.endpoint {
             Endpoint::Messages => {
@@ -49,7 +49,7 @@ impl StreamEgress {
     /// Whether upstream events reach the client as they came (so a provider's own error event
     /// already told the client).
     pub fn forwards_raw(&self) -> bool {
-        matches!(self, StreamEgress::OpenAi | StreamEgress::NativeAnthropic)
+        matches!(self, StreamEgress::OpenAi | StreamEgress::Native(_))
     }
 
     /// Appends one canonical event (`raw`, parsed as `json` when it carries data) in the client's
@@ -61,7 +61,7 @@ impl StreamEgress {
         out: &mut BytesMut,
     ) -> Result<(), String> {
         match self {
-            StreamEgress::OpenAi | StreamEgress::NativeAnthropic => {
+            StreamEgress::OpenAi | StreamEgress::Native(_) => {
                 out.extend_from_slice(raw);
                 Ok(())
             }
@@ -84,7 +84,7 @@ impl StreamEgress {
     /// `ctx.client_answer` (for storage).
     pub fn finish(&mut self, ctx: &mut RequestCtx) -> Bytes {
         match self {
-            StreamEgress::OpenAi | StreamEgress::NativeAnthropic => Bytes::new(),
+            StreamEgress::OpenAi | StreamEgress::Native(_) => Bytes::new(),
             StreamEgress::Anthropic(encoder) => {
                 Bytes::from(anthropic::stream::format_sse(&encoder.finish()))
             }
@@ -103,7 +103,11 @@ impl StreamEgress {
     pub fn error_event(&mut self, canonical: Bytes, message: &str) -> Bytes {
         match self {
             StreamEgress::OpenAi => canonical,
-            StreamEgress::Anthropic(_) | StreamEgress::NativeAnthropic => {
+            StreamEgress::Native(Endpoint::Responses) => {
+                let event = serde_json::json!({"type": "error", "code": "upstream_error", "message": message, "param": null});
+                Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            StreamEgress::Anthropic(_) | StreamEgress::Native(_) => {
                 let event = anthropic::stream::error_event(message, "api_error");
                 Bytes::from(anthropic::stream::format_sse(&[event]))
             }

@@ -155,6 +155,12 @@ async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<
         ctx.client_request = serde_json::from_slice(&ctx.body).ok().map(Arc::new);
         if ctx.endpoint == Endpoint::Responses {
             ctx.response_id = Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
+            // Parsed leniently above; keep the strict verdict for a provider that is not OpenAI.
+            if let Some(client) = &ctx.client_request
+                && let Err(refused) = crate::wire::openai::from_responses(client)
+            {
+                ctx.slots.insert(Arc::new(refused));
+            }
         }
         // Other formats carry usage in their own final events: always ask for it, never strip it.
         request.request_stream_usage();
@@ -254,6 +260,14 @@ async fn try_once(
         Endpoint::Responses => route.provider.kind() == crate::config::ProviderKind::OpenAi,
         _ => false,
     };
+    if !ctx.native
+        && let Some(refused) = ctx.slots.get::<Arc<crate::wire::openai::ParseError>>()
+    {
+        return Err(final_error(ApiError::InvalidField {
+            param: refused.param.clone(),
+            message: refused.message.clone(),
+        }));
+    }
     if !ctx.native
         && let Some(unknown) = ctx
             .slots

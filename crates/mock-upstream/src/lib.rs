@@ -4,15 +4,17 @@
 //!
 //! Start reading at `server.rs` (the request path), then:
 //! - `script.rs`: [`Behavior`], the faults a test queues, and the per-request `"mock"` override;
-//! - `openai/`: the reply for each endpoint (chat, completions, embeddings, models, errors) and
-//!   the token-count rule in its module doc;
+//! - `openai/`: the reply for each endpoint (chat, completions, embeddings, models, errors, and
+//!   the Responses API `/v1/responses` with its named SSE events) and the token-count rule in its
+//!   module doc;
 //! - `anthropic/`: the same for the Messages API (`/v1/messages`, `/v1/messages/count_tokens`),
 //!   with its own token rule (cache reads and writes are not part of `input_tokens`);
 //! - `gemini/`: the Gemini API and Vertex AI (`.../models/{model}:generateContent`,
 //!   `:streamGenerateContent?alt=sse` with CRLF-separated events, `:batchEmbedContents`,
 //!   `:predict`), with Google's error shape and its token rule (`usageMetadata`);
 //! - `bedrock/`: Bedrock Runtime (`/model/{modelId}/converse`, `/converse-stream` in binary
-//!   event-stream frames, `/invoke` for Titan and Cohere embeddings), errors named in
+//!   event-stream frames, `/invoke` for Titan and Cohere embeddings and Claude's Messages body,
+//!   `/invoke-with-response-stream` for Claude), errors named in
 //!   `x-amzn-ErrorType`, and its token rule (cache reads and writes not part of `inputTokens`);
 //! - `body.rs`: whole bodies, and the timed SSE body that can abort mid-stream;
 //! - `record.rs`: [`Recorded`], every request the mock got, in order.

@@ -6,8 +6,8 @@
 //! driven over plain HTTP. The server calls [`Script::next`] once per request, before routing.
 //!
 //! The same behaviour serves every API the mock speaks: a field that only makes sense for some
-//! (`cache_write_tokens` for Anthropic and Bedrock, `error_event_after_chunks` for Anthropic and
-//! Gemini, `exception_after_chunks` for Bedrock) is ignored by the others.
+//! (`cache_write_tokens` for Anthropic and Bedrock, `error_event_after_chunks` for Anthropic,
+//! Gemini and the Responses API, `exception_after_chunks` for Bedrock) is ignored by the others.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -54,14 +54,17 @@ pub struct Behavior {
     /// torn down without the terminating chunk and without `[DONE]` (Anthropic: counting every
     /// `content_block_delta`, and without `message_stop`; Gemini: counting answer chunks, the
     /// last of which carries `finishReason`; Bedrock: counting every `contentBlockDelta`, and
-    /// without `messageStop`).
+    /// without `messageStop`; Responses: counting every `*.delta` event, and without
+    /// `response.completed`).
     pub reset_after_chunks: Option<usize>,
     /// Anthropic stream: after this many `content_block_delta` events, send an `error` event
     /// (`overloaded_error`) and end the body cleanly, without `message_delta` or `message_stop`, as
     /// Anthropic does when it fails mid-stream. With `reset_after_chunks` the smaller count cuts
     /// the stream; on a tie the error event goes out, then the connection is reset. Gemini
     /// stream: the same after this many answer chunks, the event being
-    /// `data: {"error":{"code":503,...,"status":"UNAVAILABLE"}}`.
+    /// `data: {"error":{"code":503,...,"status":"UNAVAILABLE"}}`. Responses stream
+    /// (`/v1/responses`): after this many delta events, `error` (`server_error`) then
+    /// `response.failed`, never `response.completed`.
     pub error_event_after_chunks: Option<usize>,
     /// A 200 whose body is not valid JSON (non-stream), or a stream with one `data:` line of broken
     /// JSON inserted before the first content chunk (Anthropic: before the first

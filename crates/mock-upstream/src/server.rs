@@ -258,6 +258,9 @@ fn route(
             with_body(&|req| openai::completions::reply(req, behavior, n))
         }
         (&Method::POST, "/v1/embeddings") => with_body(&openai::embeddings::reply),
+        (&Method::POST, "/v1/responses") => {
+            with_body(&|req| openai::responses::reply(req, behavior, n))
+        }
         (&Method::GET, "/v1/models") => openai::models::reply(),
         (&Method::POST, "/v1/messages") => {
             with_body(&|req| anthropic::messages::reply(req, behavior, n))

@@ -303,7 +303,8 @@ async fn refused_requests_and_unknown_actions_answer_bedrock_errors() {
     assert_eq!(headers["x-amzn-errortype"], "ValidationException");
     assert!(json(&body)["message"].as_str().unwrap().contains("chunkz"));
 
-    let path = "/model/anthropic.claude-v2/invoke-with-response-stream";
+    // Served since Claude-on-Bedrock InvokeModel came in; a Bedrock action the mock still lacks.
+    let path = "/model/anthropic.claude-v2/invoke-with-bidirectional-stream";
     let (status, headers, body) = post_with(&mock, path, &SIGV4, &converse(json!({}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers["x-amzn-errortype"], "UnknownOperationException");
@@ -312,7 +313,7 @@ async fn refused_requests_and_unknown_actions_answer_bedrock_errors() {
         json(&body)["message"]
             .as_str()
             .unwrap()
-            .contains("invoke-with-response-stream")
+            .contains("invoke-with-bidirectional-stream")
     );
 
     // A 200 whose body isn't JSON.

@@ -56,13 +56,9 @@ impl SseEventDecoder for ResponsesSide {
                     .unwrap_or("the response failed");
                 Err(format!("provider error mid-stream: {message}"))
             }
-            "error" => {
-                let message = value["message"]
-                    .as_str()
-                    .or(value["error"]["message"].as_str())
-                    .unwrap_or("error event");
-                Err(format!("provider error mid-stream: {message}"))
-            }
+            // OpenAI follows an `error` event with `response.failed`, which ends the stream;
+            // an `error` alone is caught at the end (no `response.completed`).
+            "error" => Ok(Vec::new()),
             _ => Ok(Vec::new()),
         }
     }

@@ -90,9 +90,14 @@ impl Inbound {
             Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
             Endpoint::Messages => Inbound::Chat(from_anthropic(body)?),
             Endpoint::Responses => {
+                // Leniently: what only OpenAI honours (built-in tools) must not stop a request that
+                // goes to OpenAI natively; the pipeline refuses it by name for any other provider.
                 let value: serde_json::Value =
                     serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
-                Inbound::Chat(from_responses(&value)?)
+                let lenient = crate::wire::responses::TranslateOptions {
+                    drop_unsupported: true,
+                };
+                Inbound::Chat(responses_to_chat(&value, &lenient)?)
             }
         })
     }
@@ -225,10 +230,17 @@ fn from_anthropic(body: &[u8]) -> Result<ChatRequest, ParseError> {
     parse_typed(&bytes)
 }
 
-/// A Responses request (history already in `input`), as the canonical chat request.
+/// A Responses request (history already in `input`), as the canonical chat request; refuses
+/// what only OpenAI honours.
 pub fn from_responses(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
-    let options = crate::wire::responses::TranslateOptions::default();
-    let chat = crate::wire::responses::request::to_chat(value, &options).map_err(|e| {
+    responses_to_chat(value, &crate::wire::responses::TranslateOptions::default())
+}
+
+fn responses_to_chat(
+    value: &serde_json::Value,
+    options: &crate::wire::responses::TranslateOptions,
+) -> Result<ChatRequest, ParseError> {
+    let chat = crate::wire::responses::request::to_chat(value, options).map_err(|e| {
         use crate::wire::responses::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }

@@ -135,9 +135,26 @@ pub(crate) fn reply(req: &Value, b: &Behavior, n: usize) -> Reply {
     if let Err(message) = super::check(req, true) {
         return error::invalid_request(&message, n);
     }
+    match render(req, model(req), b, n, wants_stream(req)) {
+        Rendered::Json(body) => Reply::Json(Bytes::from(body)),
+        Rendered::Events(events) => Reply::Events(super::into_steps(&events, b)),
+    }
+}
+
+/// The answer to a checked Messages body, before any framing or fault.
+pub(crate) enum Rendered {
+    /// The whole message, as JSON.
+    Json(Vec<u8>),
+    /// Every stream event, in order, unframed.
+    Events(Vec<Event>),
+}
+
+/// The answer to `req` (already checked), naming `model` in it: the one place its content and
+/// usage are decided, so Claude on Bedrock (`bedrock/claude.rs`) answers exactly as `/v1/messages`.
+pub(crate) fn render(req: &Value, model: &str, b: &Behavior, n: usize, stream: bool) -> Rendered {
     let answer = Answer {
         id: format!("msg_mock_{n}"),
-        model: model(req),
+        model,
         signature: wants_thinking(req).then(|| format!("sig_mock_{n}")),
         tool: forced_tool(req),
         content: b.content(),
@@ -153,11 +170,10 @@ pub(crate) fn reply(req: &Value, b: &Behavior, n: usize) -> Reply {
         cache_read_input_tokens: b.cached_tokens,
     };
     let usage = (!b.omit_usage).then_some(usage);
-    if wants_stream(req) {
-        let events = answer.events(usage, b.chunk_count());
-        return Reply::Events(super::into_steps(&events, b));
+    if stream {
+        return Rendered::Events(answer.events(usage, b.chunk_count()));
     }
-    Reply::Json(Bytes::from(to_json(&Message {
+    Rendered::Json(to_json(&Message {
         id: &answer.id,
         kind: "message",
         role: "assistant",
@@ -166,7 +182,7 @@ pub(crate) fn reply(req: &Value, b: &Behavior, n: usize) -> Reply {
         stop_reason: Some(answer.stop_reason()),
         stop_sequence: None,
         usage,
-    })))
+    }))
 }
 
 /// Thinking is on for `{"type":"enabled",...}` and `{"type":"adaptive"}`, off for

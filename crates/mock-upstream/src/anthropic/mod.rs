@@ -89,20 +89,29 @@ pub(crate) fn request_id(n: usize) -> String {
 /// Refuses a request that lacks what Anthropic requires, with Anthropic's wording
 /// (`max_tokens: Field required`).
 pub(crate) fn check(req: &Value, needs_max_tokens: bool) -> Result<(), String> {
-    let field = |name: &str, valid: fn(&Value) -> bool, kind: &str| match req.get(name) {
-        None | Some(Value::Null) => Err(format!("{name}: Field required")),
-        Some(v) if valid(v) => Ok(()),
-        Some(_) => Err(format!("{name}: Input should be {kind}")),
-    };
-    field("model", Value::is_string, "a valid string")?;
+    field(req, "model", Value::is_string, "a valid string")?;
+    check_body(req, needs_max_tokens)
+}
+
+/// [`check`] without `model`, which Claude on Bedrock takes from the path instead.
+pub(crate) fn check_body(req: &Value, needs_max_tokens: bool) -> Result<(), String> {
     if needs_max_tokens {
         field(
+            req,
             "max_tokens",
             |v| v.as_u64().is_some_and(|n| n > 0),
             "a positive integer",
         )?;
     }
-    field("messages", Value::is_array, "a valid list")
+    field(req, "messages", Value::is_array, "a valid list")
+}
+
+fn field(req: &Value, name: &str, valid: fn(&Value) -> bool, kind: &str) -> Result<(), String> {
+    match req.get(name) {
+        None | Some(Value::Null) => Err(format!("{name}: Field required")),
+        Some(v) if valid(v) => Ok(()),
+        Some(_) => Err(format!("{name}: Input should be {kind}")),
+    }
 }
 
 /// `input_tokens` by the rule in the module doc: the prompt's words minus cache reads and writes.

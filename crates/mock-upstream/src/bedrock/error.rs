@@ -71,7 +71,7 @@ pub(crate) fn validation(message: &str) -> Reply {
 
 pub(crate) fn not_found(method: &str, path: &str) -> Reply {
     let message = format!(
-        "unknown endpoint: {method} {path}; on /model/{{modelId}}/... paths the mock serves POST converse, converse-stream and invoke"
+        "unknown endpoint: {method} {path}; on /model/{{modelId}}/... paths the mock serves POST converse, converse-stream, invoke and invoke-with-response-stream"
     );
     reply(
         StatusCode::NOT_FOUND,

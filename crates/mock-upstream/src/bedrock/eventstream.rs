@@ -1,5 +1,5 @@
-//! The AWS event-stream framing (`application/vnd.amazon.eventstream`) of ConverseStream, encoding
-//! only, and the stream faults applied to a list of events.
+//! The AWS event-stream framing (`application/vnd.amazon.eventstream`) of ConverseStream and
+//! InvokeModelWithResponseStream, encoding only, and the stream faults applied to a list of events.
 //!
 //! A message (smithy `aws-smithy-eventstream`, AWS "event stream encoding"):
 //!
@@ -93,10 +93,21 @@ pub(crate) struct Event {
 
 /// Frames `events` and applies the stream faults of `b` (see the module doc of `bedrock/mod.rs`).
 pub(crate) fn into_steps(events: &[Event], b: &Behavior) -> VecDeque<Step> {
+    into_steps_counting(events, b, |_, e| e.event_type == DELTA)
+}
+
+/// [`into_steps`], the faults counting the events `is_delta` picks (by index and event): an
+/// InvokeModelWithResponseStream `chunk` hides its kind in base64, so its caller knows which
+/// count. A `malformed_body` frame copies the first delta's event type.
+pub(crate) fn into_steps_counting(
+    events: &[Event],
+    b: &Behavior,
+    is_delta: impl Fn(usize, &Event) -> bool,
+) -> VecDeque<Step> {
     let deltas: Vec<usize> = events
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.event_type == DELTA)
+        .filter(|(i, e)| is_delta(*i, e))
         .map(|(i, _)| i)
         .collect();
     let first_delta = deltas.first().copied();
@@ -115,7 +126,8 @@ pub(crate) fn into_steps(events: &[Event], b: &Behavior) -> VecDeque<Step> {
             // Well framed, but half of a payload's JSON is never valid JSON: the object closes
             // only at its last byte.
             let half = &event.payload[..event.payload.len() / 2];
-            steps.push_back(Step::Data(Bytes::from(encode_event_frame(DELTA, half))));
+            let frame = encode_event_frame(event.event_type, half);
+            steps.push_back(Step::Data(Bytes::from(frame)));
         }
         if Some(i) == end {
             break;

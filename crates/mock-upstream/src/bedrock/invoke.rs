@@ -9,7 +9,8 @@
 //!   "embeddings_floats", "texts"}`; `id` is the request id.
 //!
 //! Both answers carry the `x-amzn-bedrock-input-token-count` header (the words of every text),
-//! which is where InvokeModel reports usage; any other model id gets a 400 `ValidationException`.
+//! which is where InvokeModel reports usage; Claude ids go to `claude.rs`, and any other model id
+//! gets a 400 `ValidationException`.
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -51,7 +52,7 @@ pub(crate) fn reply(model_id: &str, req: &Value, n: usize) -> Reply {
         cohere(req, n)
     } else {
         error::validation(&format!(
-            "the mock serves InvokeModel only for amazon.titan-embed-text-* and cohere.embed-* models (got {model_id:?})"
+            "the mock serves InvokeModel only for anthropic.*, amazon.titan-embed-text-* and cohere.embed-* models (got {model_id:?})"
         ))
     }
 }

@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `converse` | a Converse answer (`converse.rs`) |
 //! | `converse-stream` | the same answer as `application/vnd.amazon.eventstream` frames (`eventstream.rs`) |
-//! | `invoke` | InvokeModel for the embedding models: Titan Text Embeddings V2 and Cohere Embed (`invoke.rs`) |
+//! | `invoke` | InvokeModel for the embedding models: Titan Text Embeddings V2 and Cohere Embed (`invoke.rs`); for Claude (`anthropic.` in the model id), Anthropic's Messages answer (`claude.rs`) |
+//! | `invoke-with-response-stream` | Claude only: the Messages stream, each event base64 in a `chunk` frame (`claude.rs`) |
 //!
 //! Every response carries an `x-amzn-requestid` header (UUID-shaped, numbered by request). Errors
 //! (status faults, bad JSON, a bad `"mock"` object, a Converse request without `messages`,
@@ -71,6 +72,7 @@
 //! one well-framed `contentBlockDelta` whose payload is half a delta's JSON before the first
 //! delta.
 
+pub(crate) mod claude;
 pub(crate) mod converse;
 pub(crate) mod error;
 pub(crate) mod eventstream;
@@ -87,6 +89,7 @@ pub(crate) enum Action {
     Converse,
     ConverseStream,
     Invoke,
+    InvokeStream,
 }
 
 /// The model id (percent-decoded) and action of a Bedrock path.
@@ -117,6 +120,7 @@ impl Action {
             "converse" => Some(Action::Converse),
             "converse-stream" => Some(Action::ConverseStream),
             "invoke" => Some(Action::Invoke),
+            "invoke-with-response-stream" => Some(Action::InvokeStream),
             _ => None,
         }
     }
@@ -127,7 +131,14 @@ pub(crate) fn reply(action: Action, model_id: &str, req: &Value, b: &Behavior, n
     match action {
         Action::Converse => converse::reply(req, b, n, false),
         Action::ConverseStream => converse::reply(req, b, n, true),
+        Action::Invoke if claude::serves(model_id) => claude::reply(model_id, req, b, n, false),
         Action::Invoke => invoke::reply(model_id, req, n),
+        Action::InvokeStream if claude::serves(model_id) => {
+            claude::reply(model_id, req, b, n, true)
+        }
+        Action::InvokeStream => error::validation(&format!(
+            "the mock serves InvokeModelWithResponseStream only for anthropic.* models (got {model_id:?})"
+        )),
     }
 }
 
@@ -219,7 +230,11 @@ mod tests {
         assert!(target("/v1/models").is_none());
         assert!(target("/model/x/").is_none());
         assert!(target("/model//converse").is_none());
-        assert_eq!(Action::of("invoke-with-response-stream"), None);
+        assert_eq!(
+            Action::of("invoke-with-response-stream"),
+            Some(Action::InvokeStream)
+        );
+        assert_eq!(Action::of("invoke-with-bidirectional-stream"), None);
     }
 
     #[test]

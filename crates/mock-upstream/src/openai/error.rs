@@ -55,7 +55,7 @@ pub(crate) fn bad_request(message: &str, code: &str) -> Reply {
 
 pub(crate) fn not_found(method: &str, path: &str) -> Reply {
     let message = format!(
-        "unknown endpoint: {method} {path}; the mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens, Gemini's POST .../models/{{model}}:{{method}} and Bedrock's POST .../model/{{modelId}}/{{action}}"
+        "unknown endpoint: {method} {path}; the mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/responses, GET /v1/models, POST /v1/messages, POST /v1/messages/count_tokens, Gemini's POST .../models/{{model}}:{{method}} and Bedrock's POST .../model/{{modelId}}/{{action}}"
     );
     Reply::error(
         StatusCode::NOT_FOUND,

@@ -12,6 +12,7 @@
 //! | chat | per message: words in its text (a string `content`, or the `text` of each `"type":"text"` part) + 4 | words in the answer + `reasoning_tokens` (a tool call's answer is its arguments, `{"city":"Paris"}`: 1 word) |
 //! | completions | words in `prompt` (string or array of strings; token arrays count one per token) + 1 | words in the answer |
 //! | embeddings | words in each input (token arrays count one per token), summed | — |
+//! | responses | `input_tokens`: words in `instructions` + per input message (a string `input`, or each message item) its words + 4 | `output_tokens`: as chat (see `responses.rs` for the details) |
 //!
 //! `total_tokens` is always prompt + completion.
 
@@ -20,6 +21,7 @@ pub(crate) mod completions;
 pub(crate) mod embeddings;
 pub(crate) mod error;
 pub(crate) mod models;
+pub(crate) mod responses;
 
 use std::collections::VecDeque;
 
