@@ -430,3 +430,52 @@ async fn vertex_calls_carry_project_location_and_a_bearer_token() {
     );
     assert_eq!(got.header("authorization"), Some("Bearer ya29.token"));
 }
+
+#[tokio::test]
+async fn messages_to_claude_on_bedrock_go_natively_through_invoke_model() {
+    let h = bedrock().await;
+    let model = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let request = json!({"model": model, "max_tokens": 100, "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "Say hello"}]});
+    let answer = h.client.post("/v1/messages", &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let message = answer.json();
+    assert_eq!(message["content"][0]["type"], "thinking");
+    assert!(
+        message["content"][0]["signature"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let got = &h.mock.requests()[0];
+    assert_eq!(
+        got.path,
+        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
+    );
+    assert_eq!(got.body["anthropic_version"], "bedrock-2023-05-31");
+    assert!(got.body.get("model").is_none() && got.body.get("stream").is_none());
+    assert_eq!(got.body["thinking"]["budget_tokens"], 1024);
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let answer = h.client.post("/v1/messages", &streamed.to_string()).await;
+    let text = answer.text();
+    assert!(
+        h.mock.requests()[1]
+            .path
+            .ends_with("/invoke-with-response-stream")
+    );
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(text.contains("event: message_stop"), "{text}");
+    let traces = h.traces(2).await;
+    assert_eq!(traces[0].tokens, traces[1].tokens);
+    assert!(traces[1].tokens.prompt > 0 && !traces[1].usage_estimated);
+
+    h.mock.push(mock_upstream::Behavior {
+        exception_after_chunks: Some(1),
+        ..Default::default()
+    });
+    let answer = h.client.post("/v1/messages", &streamed.to_string()).await;
+    let text = answer.text();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains("event: message_stop"), "{text}");
+}
