@@ -782,8 +782,8 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(crate::ids::uuid_v7)
 }
 
-/// Upstream headers a client should see: content type, `retry-after`, rate-limit state, and the
-/// provider's own processing headers.
+/// Upstream headers a client should see: content type, `retry-after`, rate-limit state (OpenAI's
+/// `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), and the provider's processing headers.
 pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in upstream {
@@ -792,10 +792,37 @@ pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
             || n == "retry-after"
             || n == "retry-after-ms"
             || n.starts_with("x-ratelimit-")
+            || n.starts_with("anthropic-ratelimit-")
             || n.starts_with("openai-")
         {
             headers.append(name.clone(), value.clone());
         }
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_headers_of_every_provider_pass_through() {
+        let mut upstream = HeaderMap::new();
+        for (name, value) in [
+            ("x-ratelimit-remaining-requests", "9"),
+            ("anthropic-ratelimit-tokens-remaining", "1000"),
+            ("retry-after", "3"),
+            ("set-cookie", "secret=1"),
+            ("content-type", "application/json"),
+        ] {
+            upstream.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let kept = passthrough_headers(&upstream);
+        assert_eq!(kept.len(), 4);
+        assert!(kept.get("set-cookie").is_none());
+        assert_eq!(kept["anthropic-ratelimit-tokens-remaining"], "1000");
+    }
 }
