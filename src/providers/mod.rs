@@ -72,6 +72,32 @@ pub struct Untranslatable {
     pub message: String,
 }
 
+/// A translated request as bytes, or the parameter that cannot be translated.
+pub fn request_body<E: Into<Untranslatable>>(
+    translated: Result<serde_json::Value, E>,
+) -> Result<Bytes, Untranslatable> {
+    let value = translated.map_err(Into::into)?;
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| Untranslatable {
+            param: "messages".into(),
+            message: e.to_string(),
+        })
+}
+
+/// A native answer run through `translate`, as JSON bytes.
+pub fn answer_body<E: std::fmt::Display>(
+    body: &[u8],
+    translate: impl FnOnce(&serde_json::Value) -> Result<serde_json::Value, E>,
+) -> Result<Bytes, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
+    let translated = translate(&value).map_err(|e| e.to_string())?;
+    serde_json::to_vec(&translated)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
 /// Turns a provider's native stream, bytes as they arrive, into canonical chat chunks.
 /// An `Err` is a failure the client must see as one (a provider error event, or a stream that
 /// ended without its terminal event); its text is the message.

@@ -16,7 +16,7 @@ use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
     ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
-    UpstreamCall, UpstreamError,
+    UpstreamCall, UpstreamError, answer_body, request_body,
 };
 use crate::secret::Secret;
 use crate::wire::openai::Endpoint;
@@ -55,14 +55,16 @@ impl Anthropic {
     }
 }
 
-fn untranslatable(err: TranslateError) -> Untranslatable {
-    match err {
-        TranslateError::Unsupported { param, message }
-        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-        other => Untranslatable {
-            param: "messages".into(),
-            message: other.to_string(),
-        },
+impl From<TranslateError> for Untranslatable {
+    fn from(err: TranslateError) -> Untranslatable {
+        match err {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+            other => Untranslatable {
+                param: "messages".into(),
+                message: other.to_string(),
+            },
+        }
     }
 }
 
@@ -88,30 +90,16 @@ impl Provider for Anthropic {
     }
 
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
-        let body = request::from_chat(
-            chat,
-            upstream_model,
-            &TranslateOptions {
-                drop_unsupported: self.config.drop_unsupported,
-            },
-        )
-        .map_err(untranslatable)?;
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| Untranslatable {
-                param: "messages".into(),
-                message: e.to_string(),
-            })
+        let options = TranslateOptions {
+            drop_unsupported: self.config.drop_unsupported,
+        };
+        request_body(request::from_chat(chat, upstream_model, &options))
     }
 
     fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
-        let model = value["model"].as_str().unwrap_or_default().to_string();
-        let chat = response::to_chat(&value, &model).map_err(|e| e.to_string())?;
-        serde_json::to_vec(&chat)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        answer_body(body, |value| {
+            response::to_chat(value, value["model"].as_str().unwrap_or_default())
+        })
     }
 
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {

@@ -20,7 +20,8 @@ use super::{
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError,
+    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError, answer_body,
+    request_body,
 };
 use crate::wire::openai::Endpoint;
 
@@ -48,14 +49,16 @@ impl Bedrock {
     }
 }
 
-fn untranslatable(err: TranslateError) -> Untranslatable {
-    match err {
-        TranslateError::Unsupported { param, message }
-        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-        other => Untranslatable {
-            param: "messages".into(),
-            message: other.to_string(),
-        },
+impl From<TranslateError> for Untranslatable {
+    fn from(err: TranslateError) -> Untranslatable {
+        match err {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+            other => Untranslatable {
+                param: "messages".into(),
+                message: other.to_string(),
+            },
+        }
     }
 }
 
@@ -81,29 +84,14 @@ impl Provider for Bedrock {
     }
 
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
-        let body = request::from_chat(
-            chat,
-            upstream_model,
-            &TranslateOptions {
-                drop_unsupported: self.config.drop_unsupported,
-            },
-        )
-        .map_err(untranslatable)?;
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| Untranslatable {
-                param: "messages".into(),
-                message: e.to_string(),
-            })
+        let options = TranslateOptions {
+            drop_unsupported: self.config.drop_unsupported,
+        };
+        request_body(request::from_chat(chat, upstream_model, &options))
     }
 
     fn translate_answer(&self, body: &[u8], upstream_model: &str) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
-        let chat = response::to_chat(&value, upstream_model).map_err(|e| e.to_string())?;
-        serde_json::to_vec(&chat)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        answer_body(body, |value| response::to_chat(value, upstream_model))
     }
 
     /// Titan takes one text per call, so only single inputs go to it; Cohere takes a list.
@@ -118,11 +106,11 @@ impl Provider for Bedrock {
         let body = match embeddings::family(upstream_model) {
             Some(embeddings::Family::Cohere) => {
                 embeddings::cohere_from_openai(request, upstream_model, &opts)
-                    .map_err(untranslatable)?
+                    .map_err(Untranslatable::from)?
             }
             Some(embeddings::Family::TitanV2) => {
                 let mut bodies =
-                    embeddings::titan_from_openai(request, &opts).map_err(untranslatable)?;
+                    embeddings::titan_from_openai(request, &opts).map_err(Untranslatable::from)?;
                 if bodies.len() != 1 {
                     return Err(Untranslatable {
                         param: "input".into(),
@@ -140,12 +128,7 @@ impl Provider for Bedrock {
                 });
             }
         };
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| Untranslatable {
-                param: "input".into(),
-                message: e.to_string(),
-            })
+        request_body(Ok::<_, Untranslatable>(body))
     }
 
     fn translate_embeddings_answer(
@@ -154,19 +137,13 @@ impl Provider for Bedrock {
         upstream_model: &str,
         request: &Value,
     ) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
         let format = embeddings::encoding_format(request).map_err(|e| e.to_string())?;
-        let answer = match embeddings::family(upstream_model) {
+        answer_body(body, |value| match embeddings::family(upstream_model) {
             Some(embeddings::Family::Cohere) => {
-                embeddings::cohere_to_openai(&value, upstream_model, format, None)
+                embeddings::cohere_to_openai(value, upstream_model, format, None)
             }
-            _ => embeddings::titan_to_openai(&[value], upstream_model, format),
-        }
-        .map_err(|e| e.to_string())?;
-        serde_json::to_vec(&answer)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+            _ => embeddings::titan_to_openai(std::slice::from_ref(value), upstream_model, format),
+        })
     }
 
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {

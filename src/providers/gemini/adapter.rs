@@ -19,7 +19,7 @@ use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
     ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
-    UpstreamCall, UpstreamError,
+    UpstreamCall, UpstreamError, answer_body, request_body,
 };
 use crate::proxy::sse::RawEvent;
 use crate::secret::Secret;
@@ -70,14 +70,16 @@ impl Gemini {
     }
 }
 
-fn untranslatable(err: TranslateError) -> Untranslatable {
-    match err {
-        TranslateError::Unsupported { param, message }
-        | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-        other => Untranslatable {
-            param: "messages".into(),
-            message: other.to_string(),
-        },
+impl From<TranslateError> for Untranslatable {
+    fn from(err: TranslateError) -> Untranslatable {
+        match err {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
+            other => Untranslatable {
+                param: "messages".into(),
+                message: other.to_string(),
+            },
+        }
     }
 }
 
@@ -103,33 +105,16 @@ impl Provider for Gemini {
     }
 
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
-        let body = request::from_chat(
-            chat,
-            upstream_model,
-            &TranslateOptions {
-                drop_unsupported: self.config.drop_unsupported,
-            },
-        )
-        .map_err(untranslatable)?;
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| Untranslatable {
-                param: "messages".into(),
-                message: e.to_string(),
-            })
+        let options = TranslateOptions {
+            drop_unsupported: self.config.drop_unsupported,
+        };
+        request_body(request::from_chat(chat, upstream_model, &options))
     }
 
     fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
-        let model = value["modelVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let chat = response::to_chat(&value, &model).map_err(|e| e.to_string())?;
-        serde_json::to_vec(&chat)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        answer_body(body, |value| {
+            response::to_chat(value, value["modelVersion"].as_str().unwrap_or_default())
+        })
     }
 
     fn translate_embeddings(
@@ -140,17 +125,10 @@ impl Provider for Gemini {
         let opts = TranslateOptions {
             drop_unsupported: self.config.drop_unsupported,
         };
-        let body = match self.vertex {
+        request_body(match self.vertex {
             Some(_) => embeddings::vertex_from_openai(request, upstream_model, &opts),
             None => embeddings::from_openai(request, upstream_model, &opts),
-        }
-        .map_err(untranslatable)?;
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| Untranslatable {
-                param: "input".into(),
-                message: e.to_string(),
-            })
+        })
     }
 
     fn translate_embeddings_answer(
@@ -159,17 +137,11 @@ impl Provider for Gemini {
         upstream_model: &str,
         request: &Value,
     ) -> Result<Bytes, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
         let format = embeddings::encoding_format(request).map_err(|e| e.to_string())?;
-        let answer = match self.vertex {
-            Some(_) => embeddings::vertex_to_openai(&value, upstream_model, format),
-            None => embeddings::to_openai(&value, upstream_model, format),
-        }
-        .map_err(|e| e.to_string())?;
-        serde_json::to_vec(&answer)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        answer_body(body, |value| match self.vertex {
+            Some(_) => embeddings::vertex_to_openai(value, upstream_model, format),
+            None => embeddings::to_openai(value, upstream_model, format),
+        })
     }
 
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
