@@ -3,7 +3,10 @@
 //!
 //! | provider | usage fields | cached input | reasoning |
 //! |---|---|---|---|
-//! | `openai`, `openai_compatible` | `usage.prompt_tokens`, `usage.completion_tokens`; streams send it in a last chunk with empty `choices` when `stream_options.include_usage` is set | `prompt_tokens_details.cached_tokens` (part of `prompt_tokens`) | `completion_tokens_details.reasoning_tokens` (part of `completion_tokens`) |
+//! | `openai`, `openai_compatible` | `usage.prompt_tokens`, `usage.completion_tokens`; streams send it in a last chunk with empty `choices` when `stream_options.include_usage` is set | `prompt_tokens_details.cached_tokens` (part of `prompt_tokens`) | `completion_tokens_details.reasoning_tokens` (part of `completion_tokens`); xAI reports it apart and the preset adds it back |
+//! | `anthropic` | `usage.input_tokens`, `output_tokens`; streams: `message_start` then cumulative `message_delta` | `cache_read_input_tokens`, `cache_creation_input_tokens`, both NOT part of `input_tokens` (summed into `prompt_tokens`) | not reported apart (thinking is in `output_tokens`) |
+//! | `gemini`, `vertex` | `usageMetadata.promptTokenCount`, `candidatesTokenCount`; every stream chunk carries the running total | `cachedContentTokenCount` (part of `promptTokenCount`) | `thoughtsTokenCount`, NOT part of `candidatesTokenCount` (added into `completion_tokens`) |
+//! | `bedrock` | `usage.inputTokens`, `outputTokens`; streams: the `metadata` event | `cacheReadInputTokens`, `cacheWriteInputTokens`, NOT part of `inputTokens` (summed) | not reported apart |
 //!
 //! Some compatible servers send no usage in streams; then the proxy counts tokens itself and marks
 //! the trace's usage as estimated.
