@@ -17,6 +17,7 @@ pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod registry;
+pub mod translate;
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -13,10 +13,7 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{
-    TranslateError, TranslateOptions, embeddings, error, eventstream, request, response, sigv4,
-    stream,
-};
+use super::{TranslateOptions, embeddings, error, eventstream, request, response, sigv4, stream};
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
@@ -46,19 +43,6 @@ impl Bedrock {
             base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
             client: HttpClient::new(config.timeouts.connect)?,
         })
-    }
-}
-
-impl From<TranslateError> for Untranslatable {
-    fn from(err: TranslateError) -> Untranslatable {
-        match err {
-            TranslateError::Unsupported { param, message }
-            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-            other => Untranslatable {
-                param: "messages".into(),
-                message: other.to_string(),
-            },
-        }
     }
 }
 

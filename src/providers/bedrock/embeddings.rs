@@ -18,10 +18,11 @@
 //! `input` may be a string or an array of strings (token arrays are `Unsupported`); `user` is
 //! ignored; `encoding_format: base64` yields base64 of little-endian f32, as OpenAI sends it.
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, unsupported};
+use crate::providers::translate::embedding_list;
+pub use crate::providers::translate::{EncodingFormat, base64_f32, encoding_format};
 
 /// The InvokeModel response header carrying the input token count.
 pub const INPUT_TOKEN_COUNT_HEADER: &str = "x-amzn-bedrock-input-token-count";
@@ -41,26 +42,6 @@ pub fn family(model_id: &str) -> Option<Family> {
         Some(Family::Cohere)
     } else {
         None
-    }
-}
-
-/// How the client wants vectors encoded (`encoding_format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EncodingFormat {
-    Float,
-    Base64,
-}
-
-/// Reads `encoding_format` from the client's request (default `float`).
-pub fn encoding_format(req: &Value) -> Result<EncodingFormat, TranslateError> {
-    match req.get("encoding_format") {
-        None | Some(Value::Null) => Ok(EncodingFormat::Float),
-        Some(Value::String(s)) if s == "float" => Ok(EncodingFormat::Float),
-        Some(Value::String(s)) if s == "base64" => Ok(EncodingFormat::Base64),
-        Some(other) => Err(invalid(
-            "encoding_format",
-            format!("expected \"float\" or \"base64\", got {other}"),
-        )),
     }
 }
 
@@ -152,13 +133,13 @@ pub fn titan_to_openai(
             .ok_or_else(|| {
                 TranslateError::Malformed(format!("Titan answer {i} has no embedding"))
             })?;
-        vectors.push(embedding);
+        vectors.push(Some(embedding));
         tokens += body
             .get("inputTextTokenCount")
             .and_then(Value::as_u64)
             .unwrap_or(0);
     }
-    openai_list(&vectors, model, format, tokens)
+    embedding_list(&vectors, model, format, tokens)
 }
 
 /// OpenAI request -> Cohere Embed body for `model_id`.
@@ -215,7 +196,7 @@ pub fn cohere_to_openai(
                 ));
             }
         };
-    let vectors: Vec<&Value> = embeddings.iter().collect();
+    let vectors: Vec<Option<&Value>> = embeddings.iter().map(Some).collect();
     let tokens = input_tokens
         .or_else(|| {
             body.get("meta")
@@ -224,48 +205,7 @@ pub fn cohere_to_openai(
                 .and_then(Value::as_u64)
         })
         .unwrap_or(0);
-    openai_list(&vectors, model, format, tokens)
-}
-
-fn openai_list(
-    vectors: &[&Value],
-    model: &str,
-    format: EncodingFormat,
-    tokens: u64,
-) -> Result<Value, TranslateError> {
-    let mut data = Vec::with_capacity(vectors.len());
-    for (i, values) in vectors.iter().enumerate() {
-        let floats = values
-            .as_array()
-            .ok_or_else(|| TranslateError::Malformed(format!("embedding {i} is not an array")))?
-            .iter()
-            .map(|v| {
-                v.as_f64().ok_or_else(|| {
-                    TranslateError::Malformed(format!("embedding {i} has a non-number"))
-                })
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        let embedding = match format {
-            EncodingFormat::Float => json!(floats),
-            EncodingFormat::Base64 => json!(base64_f32(&floats)),
-        };
-        data.push(json!({"object": "embedding", "index": i, "embedding": embedding}));
-    }
-    Ok(json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }))
-}
-
-/// Base64 of the vector as little-endian f32 bytes (OpenAI's `encoding_format: base64`).
-pub fn base64_f32(values: &[f64]) -> String {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        bytes.extend_from_slice(&(*v as f32).to_le_bytes());
-    }
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    embedding_list(&vectors, model, format, tokens)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! | `n: 1`, `model`, `stream`, `stream_options`, `user` | ignored |
 //! | `n > 1`, `seed`, `presence_penalty`, `frequency_penalty`, `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
+use crate::providers::translate::tool_call_parts;
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, unsupported};
@@ -651,27 +652,7 @@ fn assistant_blocks(message: &Value, param: &str) -> Result<Vec<Value>, Translat
                 .get("id")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid(format!("{p}.id"), "missing"))?;
-            let function = call
-                .get("function")
-                .ok_or_else(|| invalid(format!("{p}.function"), "missing"))?;
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("{p}.function.name"), "missing"))?;
-            let arguments = function
-                .get("arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("{}");
-            let input: Value = if arguments.trim().is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(arguments).map_err(|e| {
-                    invalid(
-                        format!("{p}.function.arguments"),
-                        format!("not valid JSON: {e}"),
-                    )
-                })?
-            };
+            let (name, input) = tool_call_parts(call, &p)?;
             blocks.push(json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }));
         }
     }

@@ -14,7 +14,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::request::VertexTarget;
-use super::{TranslateError, TranslateOptions, embeddings, error, request, response, stream};
+use super::{TranslateOptions, embeddings, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
@@ -67,19 +67,6 @@ impl Gemini {
             auth,
             client: HttpClient::new(config.timeouts.connect)?,
         })
-    }
-}
-
-impl From<TranslateError> for Untranslatable {
-    fn from(err: TranslateError) -> Untranslatable {
-        match err {
-            TranslateError::Unsupported { param, message }
-            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-            other => Untranslatable {
-                param: "messages".into(),
-                message: other.to_string(),
-            },
-        }
     }
 }
 

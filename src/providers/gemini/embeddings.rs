@@ -16,11 +16,12 @@
 //! is applied on the way back: each vector becomes the base64 of its little-endian f32 bytes, as
 //! OpenAI sends it.
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::request::{VertexTarget, model_url};
 use super::{TranslateError, TranslateOptions, invalid, unsupported};
+use crate::providers::translate::embedding_list;
+pub use crate::providers::translate::{EncodingFormat, base64_f32, encoding_format};
 
 /// The embeddings URL: `:batchEmbedContents` on the Gemini API, `:predict` on Vertex AI.
 pub fn url(base: &str, model: &str, vertex: Option<&VertexTarget>) -> String {
@@ -30,26 +31,6 @@ pub fn url(base: &str, model: &str, vertex: Option<&VertexTarget>) -> String {
         "batchEmbedContents"
     };
     model_url(base, model, method, vertex)
-}
-
-/// How the client wants vectors encoded (`encoding_format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EncodingFormat {
-    Float,
-    Base64,
-}
-
-/// Reads `encoding_format` from the client's request (default `float`).
-pub fn encoding_format(req: &Value) -> Result<EncodingFormat, TranslateError> {
-    match req.get("encoding_format") {
-        None | Some(Value::Null) => Ok(EncodingFormat::Float),
-        Some(Value::String(s)) if s == "float" => Ok(EncodingFormat::Float),
-        Some(Value::String(s)) if s == "base64" => Ok(EncodingFormat::Base64),
-        Some(other) => Err(invalid(
-            "encoding_format",
-            format!("expected \"float\" or \"base64\", got {other}"),
-        )),
-    }
 }
 
 /// Checks the request and returns (texts, dimensions).
@@ -145,7 +126,7 @@ pub fn to_openai(
         .and_then(|u| u.get("promptTokenCount"))
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    openai_list(&vectors, model, format, tokens)
+    embedding_list(&vectors, model, format, tokens)
 }
 
 /// OpenAI embeddings request -> Vertex AI `:predict` body.
@@ -186,49 +167,7 @@ pub fn vertex_to_openai(
                 .and_then(Value::as_f64)
         })
         .sum::<f64>();
-    openai_list(&vectors, model, format, tokens.round() as u64)
-}
-
-fn openai_list(
-    vectors: &[Option<&Value>],
-    model: &str,
-    format: EncodingFormat,
-    tokens: u64,
-) -> Result<Value, TranslateError> {
-    let mut data = Vec::with_capacity(vectors.len());
-    for (i, values) in vectors.iter().enumerate() {
-        let values = values
-            .and_then(Value::as_array)
-            .ok_or_else(|| TranslateError::Malformed(format!("embedding {i} has no values")))?;
-        let floats = values
-            .iter()
-            .map(|v| {
-                v.as_f64().ok_or_else(|| {
-                    TranslateError::Malformed(format!("embedding {i} has a non-number"))
-                })
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        let embedding = match format {
-            EncodingFormat::Float => json!(floats),
-            EncodingFormat::Base64 => json!(base64_f32(&floats)),
-        };
-        data.push(json!({"object": "embedding", "index": i, "embedding": embedding}));
-    }
-    Ok(json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }))
-}
-
-/// Base64 of the vector as little-endian f32 bytes (OpenAI's `encoding_format: base64`).
-pub fn base64_f32(values: &[f64]) -> String {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        bytes.extend_from_slice(&(*v as f32).to_le_bytes());
-    }
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    embedding_list(&vectors, model, format, tokens.round() as u64)
 }
 
 #[cfg(test)]

@@ -23,61 +23,13 @@ pub mod schema;
 pub mod stream;
 
 use serde_json::Value;
-use thiserror::Error;
 
 pub use request::{VertexTarget, from_chat, url};
 pub use response::to_chat;
 pub use stream::Decoder;
 
-/// Why a translation failed. (Each translator folder has its copy until the lead unifies them.)
-#[derive(Debug, Error)]
-pub enum TranslateError {
-    /// A parameter the target cannot honour; `param` names it (e.g. "logit_bias", "messages[2].content[0]").
-    #[error("{param}: {message}")]
-    Unsupported { param: String, message: String },
-    #[error("{param}: {message}")]
-    Invalid { param: String, message: String },
-    /// The provider's answer does not have the documented shape.
-    #[error("malformed provider response: {0}")]
-    Malformed(String),
-    /// The provider reported an error inside an otherwise successful (200) stream. `body` is the
-    /// error already in the OpenAI shape; `status` is the HTTP status that error stands for.
-    #[error("provider error {status}: {message}")]
-    ProviderError {
-        status: u16,
-        message: String,
-        body: Value,
-    },
-}
-
-/// How strict a request translation is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TranslateOptions {
-    /// Drop parameters the target cannot honour instead of rejecting the request.
-    pub drop_unsupported: bool,
-}
-
-pub(crate) fn unsupported(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
-    TranslateError::Unsupported {
-        param: param.into(),
-        message: message.into(),
-    }
-}
-
-pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
-    TranslateError::Invalid {
-        param: param.into(),
-        message: message.into(),
-    }
-}
-
-/// Seconds since the Unix epoch, for the `created` field (the one clock read translators may do).
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use super::translate::{TranslateError, TranslateOptions};
+pub(crate) use super::translate::{invalid, now_secs, unsupported};
 
 /// The canonical usage object (see `SPEC.md`): `prompt_tokens` includes cached tokens and
 /// `completion_tokens` includes reasoning tokens.

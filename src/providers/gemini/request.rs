@@ -17,6 +17,7 @@
 //! | `model`, `stream`, `stream_options`, `user` | ignored (the URL picks the model and streaming; Gemini has no end-user field) |
 //! | `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, `audio`, `modalities`, `prediction`, `web_search_options`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
+use crate::providers::translate::tool_call_parts;
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, schema, unsupported};
@@ -550,27 +551,7 @@ fn assistant_parts(message: &Value, param: &str) -> Result<Vec<Value>, Translate
     if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
         for (k, call) in calls.iter().enumerate() {
             let p = format!("{param}.tool_calls[{k}]");
-            let function = call
-                .get("function")
-                .ok_or_else(|| invalid(format!("{p}.function"), "missing"))?;
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("{p}.function.name"), "missing"))?;
-            let arguments = function
-                .get("arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("{}");
-            let args: Value = if arguments.trim().is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(arguments).map_err(|e| {
-                    invalid(
-                        format!("{p}.function.arguments"),
-                        format!("not valid JSON: {e}"),
-                    )
-                })?
-            };
+            let (name, args) = tool_call_parts(call, &p)?;
             if !args.is_object() {
                 return Err(invalid(
                     format!("{p}.function.arguments"),
