@@ -72,6 +72,33 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// A request's `tools[i]` as (name, function object), `None` when it is not a function tool and
+/// options say to drop what the provider cannot take (else that is refused, naming `param`).
+pub(crate) fn function_tool<'a>(
+    tool: &'a Value,
+    param: &str,
+    provider: &str,
+    opts: &TranslateOptions,
+) -> Result<Option<(&'a str, &'a Value)>, TranslateError> {
+    if tool.get("type").and_then(Value::as_str) != Some("function") {
+        if opts.drop_unsupported {
+            return Ok(None);
+        }
+        return Err(unsupported(
+            param,
+            format!("only function tools are supported by {provider}"),
+        ));
+    }
+    let function = tool
+        .get("function")
+        .ok_or_else(|| invalid(format!("{param}.function"), "missing"))?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(format!("{param}.function.name"), "missing"))?;
+    Ok(Some((name, function)))
+}
+
 /// An assistant tool call's name and its arguments parsed from their JSON string (empty
 /// arguments are `{}`), each missing or malformed part named under `param`.
 pub(crate) fn tool_call_parts<'a>(

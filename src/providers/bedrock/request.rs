@@ -16,7 +16,7 @@
 //! | `n: 1`, `model`, `stream`, `stream_options`, `user` | ignored |
 //! | `n > 1`, `seed`, `presence_penalty`, `frequency_penalty`, `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
-use crate::providers::translate::tool_call_parts;
+use crate::providers::translate::{function_tool, tool_call_parts};
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, unsupported};
@@ -348,22 +348,9 @@ fn tool_config(
             .ok_or_else(|| invalid("tools", "expected an array"))?;
         for (i, tool) in tools.iter().enumerate() {
             let param = format!("tools[{i}]");
-            if tool.get("type").and_then(Value::as_str) != Some("function") {
-                if opts.drop_unsupported {
-                    continue;
-                }
-                return Err(unsupported(
-                    param,
-                    "only function tools are supported by Bedrock",
-                ));
-            }
-            let function = tool
-                .get("function")
-                .ok_or_else(|| invalid(format!("{param}.function"), "missing"))?;
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("{param}.function.name"), "missing"))?;
+            let Some((name, function)) = function_tool(tool, &param, "Bedrock", opts)? else {
+                continue;
+            };
             let schema = function
                 .get("parameters")
                 .filter(|p| !p.is_null())

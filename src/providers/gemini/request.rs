@@ -17,7 +17,7 @@
 //! | `model`, `stream`, `stream_options`, `user` | ignored (the URL picks the model and streaming; Gemini has no end-user field) |
 //! | `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, `audio`, `modalities`, `prediction`, `web_search_options`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
-use crate::providers::translate::tool_call_parts;
+use crate::providers::translate::{function_tool, tool_call_parts};
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, schema, unsupported};
@@ -295,22 +295,9 @@ fn translate_tools(tools: &Value, opts: &TranslateOptions) -> Result<Vec<Value>,
     let mut declarations = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
-        if tool.get("type").and_then(Value::as_str) != Some("function") {
-            if opts.drop_unsupported {
-                continue;
-            }
-            return Err(unsupported(
-                param,
-                "only function tools are supported by Gemini",
-            ));
-        }
-        let function = tool
-            .get("function")
-            .ok_or_else(|| invalid(format!("{param}.function"), "missing"))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{param}.function.name"), "missing"))?;
+        let Some((name, function)) = function_tool(tool, &param, "Gemini", opts)? else {
+            continue;
+        };
         let mut decl = Map::new();
         decl.insert("name".into(), json!(name));
         if let Some(description) = function.get("description").and_then(Value::as_str) {
