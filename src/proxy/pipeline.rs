@@ -28,7 +28,7 @@ use super::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
     parse_retry_after,
 };
-use super::error::{ApiError, ErrorSource};
+use super::error::ApiError;
 use super::inflight::Inflight;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
@@ -556,13 +556,10 @@ async fn complete(
         .map(|r| r.provider.clone());
     if !status.is_success() {
         // Another dialect's error body, in the OpenAI shape like every other error.
-        // (Anthropic's own errors already have a Messages client's shape.)
-        let already_native = ctx.native
-            && foreign
-                .as_ref()
-                .is_some_and(|p| p.dialect() == Dialect::Anthropic);
         let body = match &foreign {
-            Some(provider) if !already_native => provider.translate_error(status.as_u16(), &body),
+            Some(provider) if !provider_errors_fit_client(ctx) => {
+                provider.translate_error(status.as_u16(), &body)
+            }
             _ => body,
         };
         return Err(ApiError::Upstream {
@@ -697,27 +694,24 @@ fn completion_text(body: &[u8]) -> String {
     text
 }
 
+/// Whether the provider's own error bodies are already in the client's shape (Anthropic answering
+/// a Messages client natively), so they pass through untranslated.
+fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
+    ctx.native
+        && ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.provider.dialect() == Dialect::Anthropic)
+}
+
 fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     ctx.status = err.status().as_u16();
     ctx.error_class = Some(err.code().to_string());
     let status = err.status().as_u16();
-    let err_source = if matches!(err, ApiError::Upstream { .. }) {
-        ErrorSource::Upstream
-    } else {
-        ErrorSource::Client
-    };
+    let from_provider = matches!(err, ApiError::Upstream { .. });
     let mut response = err.into_response();
-    // A native provider's error is already in the client's shape.
-    let native_error = ctx.native
-        && matches!(err_source, ErrorSource::Upstream)
-        && ctx
-            .route
-            .as_ref()
-            .is_some_and(|r| r.provider.dialect() == Dialect::Anthropic);
-    if !ctx.endpoint.is_openai()
-        && !native_error
-        && let ProxyBody::Full(Some(body)) = response.body_mut()
-    {
+    let keep_as_is = ctx.endpoint.is_openai() || (from_provider && provider_errors_fit_client(ctx));
+    if !keep_as_is && let ProxyBody::Full(Some(body)) = response.body_mut() {
         *body = egress::error(ctx.endpoint, status, body.clone());
     }
     ctx.bytes_out = hyper::body::Body::size_hint(response.body())
