@@ -140,27 +140,36 @@ impl Drop for FinishOnDrop {
 async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<(), Early> {
     ctx.body = read_body(body, &ctx.headers, chain.max_body_bytes()).await?;
     ctx.bytes_in = ctx.body.len() as u64;
-    let request = Inbound::parse(ctx.endpoint, &ctx.body).map_err(|e| match e.param {
+    let parse_error = |e: crate::wire::openai::ParseError| match e.param {
         None => ApiError::InvalidJson { message: e.message },
         param => ApiError::InvalidField {
             param,
             message: e.message,
         },
-    })?;
+    };
+    let mut request = if ctx.endpoint.is_openai() {
+        Inbound::parse(ctx.endpoint, &ctx.body).map_err(parse_error)?
+    } else {
+        // Parsed once: the client's own JSON is kept for answers in its format and native calls.
+        let value: serde_json::Value =
+            serde_json::from_slice(&ctx.body).map_err(|e| ApiError::InvalidJson {
+                message: format!("request body is not valid JSON: {e}"),
+            })?;
+        let (request, refused) =
+            Inbound::from_client_format(ctx.endpoint, &value).map_err(parse_error)?;
+        if let Some(refused) = refused {
+            // Kept for any provider but OpenAI itself.
+            ctx.slots.insert(Arc::new(refused));
+        }
+        ctx.client_request = Some(Arc::new(value));
+        request
+    };
     ctx.requested_model = request.model().to_string();
     ctx.stream = request.is_stream();
     ctx.client_wants_usage = request.client_wants_stream_usage();
-    let mut request = request;
     if !ctx.endpoint.is_openai() {
-        ctx.client_request = serde_json::from_slice(&ctx.body).ok().map(Arc::new);
         if ctx.endpoint == Endpoint::Responses {
             ctx.response_id = Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
-            // Parsed leniently above; keep the strict verdict for a provider that is not OpenAI.
-            if let Some(client) = &ctx.client_request
-                && let Err(refused) = crate::wire::openai::from_responses(client)
-            {
-                ctx.slots.insert(Arc::new(refused));
-            }
         }
         // Other formats carry usage in their own final events: always ask for it, never strip it.
         request.request_stream_usage();

@@ -88,18 +88,35 @@ impl Inbound {
             Endpoint::ChatCompletions => Inbound::Chat(parse_typed(body)?),
             Endpoint::Completions => Inbound::Completion(parse_typed(body)?),
             Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
-            Endpoint::Messages => Inbound::Chat(from_anthropic(body)?),
-            Endpoint::Responses => {
-                // Leniently: what only OpenAI honours (built-in tools) must not stop a request that
-                // goes to OpenAI natively; the pipeline refuses it by name for any other provider.
+            Endpoint::Messages | Endpoint::Responses => {
                 let value: serde_json::Value =
                     serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
-                let lenient = crate::wire::responses::TranslateOptions {
-                    drop_unsupported: true,
-                };
-                Inbound::Chat(responses_to_chat(&value, &lenient)?)
+                Inbound::from_client_format(endpoint, &value)?.0
             }
         })
+    }
+
+    /// A request in another client format (Messages, Responses), already parsed, as the canonical
+    /// chat request. For Responses, what only OpenAI honours (built-in tools) does not stop a
+    /// request that may go to OpenAI natively: the request is then read leniently, and the strict
+    /// refusal is returned beside it for the pipeline to use with any other provider.
+    pub fn from_client_format(
+        endpoint: Endpoint,
+        value: &serde_json::Value,
+    ) -> Result<(Inbound, Option<ParseError>), ParseError> {
+        match endpoint {
+            Endpoint::Responses => match from_responses(value) {
+                Ok(chat) => Ok((Inbound::Chat(chat), None)),
+                Err(refused) => {
+                    let lenient = crate::wire::responses::TranslateOptions {
+                        drop_unsupported: true,
+                    };
+                    let chat = responses_to_chat(value, &lenient)?;
+                    Ok((Inbound::Chat(chat), Some(refused)))
+                }
+            },
+            _ => Ok((Inbound::Chat(from_anthropic(value)?), None)),
+        }
     }
 
     pub fn model(&self) -> &str {
@@ -209,10 +226,9 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
 }
 
 /// An Anthropic Messages body, as the canonical chat request.
-fn from_anthropic(body: &[u8]) -> Result<ChatRequest, ParseError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
+fn from_anthropic(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
     let options = crate::providers::anthropic::TranslateOptions::default();
-    let chat = crate::wire::anthropic::request::to_chat(&value, &options).map_err(|e| {
+    let chat = crate::wire::anthropic::request::to_chat(value, &options).map_err(|e| {
         use crate::providers::anthropic::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }
