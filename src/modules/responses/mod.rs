@@ -17,7 +17,7 @@ use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
 use crate::proxy::{ApiError, RequestCtx};
 use crate::store::{StoredResponse, now_ms};
-use crate::wire::openai::{Endpoint, Inbound, from_responses};
+use crate::wire::openai::{Endpoint, Inbound};
 use crate::wire::responses::request::{history_to_store, prepend_history};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -97,8 +97,14 @@ impl Module for Responses {
         };
         let history = stored.history.as_array().cloned().unwrap_or_default();
         let expanded = prepend_history(&history, (*request).clone());
-        let mut chat = match from_responses(&expanded) {
-            Ok(chat) => Inbound::Chat(chat),
+        // Read like the request itself: OpenAI-only features refuse only a non-OpenAI route.
+        let mut chat = match Inbound::from_client_format(Endpoint::Responses, &expanded) {
+            Ok((chat, refused)) => {
+                if let Some(refused) = refused {
+                    ctx.slots.insert(Arc::new(refused));
+                }
+                chat
+            }
             Err(e) => {
                 return Ok(Verdict::Reject(ApiError::InvalidField {
                     param: e.param,
