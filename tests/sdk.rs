@@ -88,6 +88,9 @@ const fn unknown_model(endpoint: &'static str) -> Expected {
 
 /// The trace rows of e2e.py's requests, in its order. `count_tokens` and `responses.retrieve` are
 /// answered locally and leave none.
+/// The client key both SDKs are given.
+const CLIENT_KEY: &str = "sk-stockyard-sdk-client-0123";
+
 const EXPECTED_TRACES: &[Expected] = &[
     // 1-4: the OpenAI SDK calling an OpenAI model: chat, stream, tool call (twice), embeddings.
     served(CHAT, GPT, "openai", false),
@@ -133,8 +136,10 @@ async fn official_python_sdks_work_unchanged_against_stockyard() {
     let claude = MockUpstream::start().await.unwrap();
     let openai = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // With a client key, so each SDK authenticates its own way (OpenAI's as a bearer token,
+    // Anthropic's in `x-api-key`).
     let toml = format!(
-        "[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"sk-ant-test-0123456789\"\n",
+        "[auth]\nkeys = [\"{CLIENT_KEY}\"]\n[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"sk-ant-test-0123456789\"\n",
         claude.base_url()
     );
     let config = common::config_for(&toml, &openai.base_url(), &dir);
@@ -147,6 +152,7 @@ async fn official_python_sdks_work_unchanged_against_stockyard() {
         command
             .arg(&script)
             .env("STOCKYARD_URL", url)
+            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
             .env("PYTHONUNBUFFERED", "1")
             // An HTTP proxy from the environment must not sit between the SDKs and Stockyard.
             .env("NO_PROXY", "127.0.0.1,localhost")

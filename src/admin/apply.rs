@@ -31,6 +31,8 @@ pub enum AdminError {
     InvalidConfig { name: String, problem: String },
     #[error("unknown deployment {deployment:?}; known: {known}")]
     UnknownDeployment { deployment: String, known: String },
+    #[error("module {name} cannot be disabled: {why}")]
+    Required { name: String, why: &'static str },
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
@@ -91,6 +93,11 @@ impl Admin {
             override_prices,
             lock: Mutex::new(()),
         }
+    }
+
+    /// What modules are built with (shared state such as counters lives here).
+    pub fn deps(&self) -> &ModuleDeps {
+        &self.deps
     }
 
     pub fn chain(&self) -> &ChainHandle {
@@ -180,7 +187,7 @@ impl Admin {
             name: name.to_string(),
             known: registry::names().join(", "),
         };
-        registry::find(name).ok_or_else(unknown)?;
+        let spec = registry::find(name).ok_or_else(unknown)?;
         let current = self.chain.load_full();
         let mut states: Vec<ModuleState> = current.states().to_vec();
         let state = states
@@ -195,6 +202,14 @@ impl Admin {
                 problem,
             }
         })?;
+        if !state.enabled
+            && let Some(why) = (spec.required)(&self.deps)
+        {
+            return Err(AdminError::Required {
+                name: name.to_string(),
+                why,
+            });
+        }
         let after = state.clone();
         let candidate = Chain::build(&states, &self.deps)?;
 

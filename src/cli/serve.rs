@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 
 use super::args::{Cli, ServeArgs};
 use super::{CliError, load_config};
+use crate::config::AuthMode;
 use crate::server::{App, serve, shutdown};
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
@@ -18,7 +19,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
         })?;
     }
     config.allow_open |= args.allow_open;
-    if config.auth_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_open {
+    let mode = config.auth_mode();
+    if mode == AuthMode::Local && !config.listen.ip().is_loopback() {
         return Err(CliError::Failed(format!(
             "refusing to listen on {} with no client keys configured (local mode); set STOCKYARD_API_KEYS, \
              or pass --allow-open to serve without authentication",
@@ -41,7 +43,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
         %addr,
         db = %db.display(),
         providers = %providers.join(","),
-        auth = if app.config.auth_keys.is_empty() { "local mode" } else { "keys" },
+        auth = mode.describe(),
         "stockyard listening"
     );
     // A line on stdout that scripts (and tests) can wait for.

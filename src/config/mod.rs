@@ -9,9 +9,9 @@ mod valid;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, load_from_str};
 pub use raw::{
-    RawAdmin, RawAuth, RawConfig, RawModel, RawPrice, RawProvider, RawStore, RawTimeouts,
+    RawAdmin, RawAuth, RawConfig, RawModel, RawPrice, RawProvider, RawServer, RawStore, RawTimeouts,
 };
 pub use valid::{
-    AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind, QueueFullPolicy,
-    StoreConfig, Timeouts, ValidConfig, validate,
+    AuthMode, AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind,
+    QueueFullPolicy, ServerLimits, StoreConfig, Timeouts, ValidConfig, validate,
 };

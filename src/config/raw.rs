@@ -26,6 +26,7 @@ pub struct RawConfig {
     /// changed later through the admin API is kept in the database and takes precedence.
     pub modules: BTreeMap<String, toml::Value>,
     pub store: RawStore,
+    pub server: RawServer,
     /// Price overrides by model name, in USD per million tokens.
     pub prices: BTreeMap<String, RawPrice>,
 }
@@ -113,6 +114,20 @@ pub struct RawStore {
     pub queue_full: Option<String>,
     /// How long `wait` waits for room in the queue. Default 100.
     pub queue_wait_ms: Option<u64>,
+}
+
+/// Limits on what clients may hold of the server before any module runs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Longest a client may take to send its request body, in milliseconds (408 after). Default
+    /// 30000.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Requests handled at once; over it a request gets 503 with `retry-after`. Default 1024.
+    pub max_concurrent_requests: Option<usize>,
+    /// Bytes of request bodies held at once by all requests; over it a request gets 503 with
+    /// `retry-after`. Default 256 MiB.
+    pub max_body_bytes_in_flight: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

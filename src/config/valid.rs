@@ -26,7 +26,63 @@ pub struct ValidConfig {
     /// Initial module state from the file, by module name.
     pub module_config: BTreeMap<String, ModuleSetting>,
     pub store: StoreConfig,
+    pub limits: ServerLimits,
     pub price_overrides: Vec<(String, Price)>,
+}
+
+impl ValidConfig {
+    /// Who may use the proxy, from the keys and `allow_open` alone: no module toggle changes it.
+    pub fn auth_mode(&self) -> AuthMode {
+        if !self.auth_keys.is_empty() {
+            AuthMode::Keys
+        } else if self.allow_open {
+            AuthMode::Open
+        } else {
+            AuthMode::Local
+        }
+    }
+}
+
+/// The effective client authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Client keys are configured: every proxied and listed route requires one.
+    Keys,
+    /// No keys, loopback only: whoever reaches the port may use it.
+    Local,
+    /// No keys, and `allow_open` says any address may be bound.
+    Open,
+}
+
+impl AuthMode {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuthMode::Keys => "keys (every /v1 route requires a client key)",
+            AuthMode::Local => "local mode (no client keys; loopback only)",
+            AuthMode::Open => "open (no client keys; allow_open set)",
+        }
+    }
+}
+
+/// What the server lets clients hold before any module runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    pub body_read_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_body_bytes_in_flight: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        // Sized so a 2-core machine with little memory stays up under a flood: a thousand
+        // requests in flight is far more than two cores proxy at once, and 256 MiB of bodies is
+        // what 25 maximal (10 MiB) requests hold.
+        ServerLimits {
+            body_read_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            max_body_bytes_in_flight: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[modules.NAME]` from the file: `enabled` apart, the rest is the module's own config.
@@ -255,6 +311,7 @@ pub fn validate(
     }
 
     let store = validate_store(raw, &mut errors);
+    let limits = validate_limits(raw, &mut errors);
 
     let mut price_overrides = Vec::new();
     for (model, price) in &raw.prices {
@@ -278,8 +335,40 @@ pub fn validate(
         models,
         module_config,
         store,
+        limits,
         price_overrides,
     })
+}
+
+fn validate_limits(raw: &RawConfig, errors: &mut ConfigErrors) -> ServerLimits {
+    let defaults = ServerLimits::default();
+    let server = &raw.server;
+    let timeout_ms = server
+        .body_read_timeout_ms
+        .unwrap_or(defaults.body_read_timeout.as_millis() as u64);
+    if timeout_ms == 0 {
+        errors.push("server.body_read_timeout_ms", "must be at least 1");
+    }
+    let concurrent = server
+        .max_concurrent_requests
+        .unwrap_or(defaults.max_concurrent_requests);
+    if concurrent == 0 {
+        errors.push("server.max_concurrent_requests", "must be at least 1");
+    }
+    let in_flight = server
+        .max_body_bytes_in_flight
+        .unwrap_or(defaults.max_body_bytes_in_flight);
+    if in_flight < 1024 {
+        errors.push(
+            "server.max_body_bytes_in_flight",
+            format!("must be at least 1024 (got {in_flight})"),
+        );
+    }
+    ServerLimits {
+        body_read_timeout: Duration::from_millis(timeout_ms),
+        max_concurrent_requests: concurrent,
+        max_body_bytes_in_flight: in_flight,
+    }
 }
 
 fn validate_providers(

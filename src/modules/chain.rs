@@ -46,7 +46,7 @@ impl Chain {
         let mut modules = Vec::new();
         let mut full_states = Vec::new();
         for spec in specs {
-            let state = states
+            let mut state = states
                 .iter()
                 .find(|s| s.name == spec.name)
                 .cloned()
@@ -56,6 +56,18 @@ impl Chain {
                     config: (spec.default_config)(),
                     scope: "global".into(),
                 });
+            if !state.enabled
+                && let Some(why) = (spec.required)(deps)
+            {
+                // A disabled state stored before the module became required (say, keys were
+                // added since) must not leave the proxy open.
+                tracing::warn!(
+                    module = spec.name,
+                    why,
+                    "module stored as disabled stays enabled"
+                );
+                state.enabled = true;
+            }
             if state.enabled {
                 let module = (spec.build)(&state.config, deps)
                     .map_err(|e| ModuleError::Config(format!("modules.{}: {e}", spec.name)))?;
@@ -82,6 +94,13 @@ impl Chain {
 
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    /// Runs every module's `on_shutdown`, in chain order.
+    pub async fn shutdown(&self) {
+        for module in &self.modules {
+            module.on_shutdown().await;
+        }
     }
 
     pub fn states(&self) -> &[ModuleState] {

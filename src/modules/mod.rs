@@ -1,7 +1,8 @@
 //! The `Module` trait: one type per feature on the request path, with optional hooks.
 //!
 //! ```text
-//! request ─► [read body ≤ max_body_bytes] ─► parse ─► on_request (chain order) ─► route
+//! request ─► on_headers (headers only: auth) ─► [read body ≤ max_body_bytes, within the body
+//!        timeout and the server's budget] ─► parse ─► on_request (chain order) ─► route
 //!        ─► upstream ─► on_response (whole body)  or  on_chunk (each SSE event, as it passes)
 //!        ─► on_finish (always: success, error or cancel; chain order)
 //! ```
@@ -92,6 +93,14 @@ pub trait Module: Send + Sync + 'static {
         None
     }
 
+    /// Before the body is read, from the request line and headers alone: whatever must refuse a
+    /// client before it costs memory or leaves a record (authentication). A refusal here skips
+    /// every later hook, `on_finish` included, so a refused request writes no trace row: the
+    /// module that refuses records it in aggregate itself. Synchronous: it runs on every request.
+    fn on_headers(&self, _ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        Ok(Verdict::Continue)
+    }
+
     /// Before the upstream call: may change the request, answer it, or refuse it.
     async fn on_request(&self, _ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         Ok(Verdict::Continue)
@@ -111,6 +120,10 @@ pub trait Module: Send + Sync + 'static {
 
     /// Always runs once, last: on success, error, or cancellation.
     async fn on_finish(&self, _ctx: &mut RequestCtx) {}
+
+    /// Once at shutdown, after the last request finished and before the writer flushes: hand
+    /// anything aggregated in memory to the writer.
+    async fn on_shutdown(&self) {}
 }
 
 /// What modules may be built with. Cloned into each new chain.
@@ -121,4 +134,6 @@ pub struct ModuleDeps {
     pub prices: Arc<ArcSwap<PriceTable>>,
     pub routing: Arc<routing::RoutingShared>,
     pub responses: Arc<responses::store::ResponseStore>,
+    /// Refused authentications, counted per minute and source.
+    pub auth_failures: Arc<auth::failures::AuthFailures>,
 }

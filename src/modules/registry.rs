@@ -18,6 +18,9 @@ pub struct ModuleSpec {
     /// Position in the chain; lower runs first (on_request and on_finish alike).
     pub order: u16,
     pub enabled_by_default: bool,
+    /// Why the module cannot be disabled with these dependencies (`None`: it can). A disable is
+    /// then refused by the admin path, and a stored disabled state is overridden at start-up.
+    pub required: fn(&ModuleDeps) -> Option<&'static str>,
     pub default_config: fn() -> Value,
     /// Checks a config without building anything (for `config check`).
     pub check: fn(&Value) -> Result<(), String>,
@@ -32,6 +35,11 @@ pub static MODULES: &[ModuleSpec] = &[
     super::cost::SPEC,
     super::trace::SPEC,
 ];
+
+/// For modules that may always be disabled.
+pub fn never_required(_: &ModuleDeps) -> Option<&'static str> {
+    None
+}
 
 pub fn find(name: &str) -> Option<&'static ModuleSpec> {
     MODULES.iter().find(|m| m.name == name)

@@ -1,10 +1,12 @@
 //! `RequestCtx`: what one request knows as it moves through the chain. Facts that several modules
 //! read are named fields; state private to one module goes in `slots`, a type map.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::HeaderMap;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::attempt::AttemptPlan;
 use super::inflight::InflightGuard;
@@ -19,6 +21,8 @@ pub struct RequestCtx {
     /// Wall-clock start, milliseconds since the epoch.
     pub ts_ms: i64,
     pub headers: HeaderMap,
+    /// The client's address, when the listener knows it.
+    pub client_addr: Option<IpAddr>,
     /// Short id of the client key that authenticated (a hash prefix, never the key).
     pub key_id: Option<String>,
     /// The request body as received.
@@ -68,7 +72,10 @@ pub struct RequestCtx {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub slots: hyper::http::Extensions,
-    _inflight: InflightGuard,
+    /// Held from admission (past the header gate) until the last hook ran.
+    inflight: Option<InflightGuard>,
+    /// The share of the server's body budget this request's body holds.
+    body_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl RequestCtx {
@@ -76,7 +83,7 @@ impl RequestCtx {
         endpoint: Endpoint,
         request_id: String,
         headers: HeaderMap,
-        inflight: InflightGuard,
+        client_addr: Option<IpAddr>,
     ) -> RequestCtx {
         RequestCtx {
             request_id,
@@ -84,6 +91,7 @@ impl RequestCtx {
             started: Instant::now(),
             ts_ms: crate::store::now_ms(),
             headers,
+            client_addr,
             key_id: None,
             body: Bytes::new(),
             request: None,
@@ -115,8 +123,19 @@ impl RequestCtx {
             bytes_in: 0,
             bytes_out: 0,
             slots: hyper::http::Extensions::new(),
-            _inflight: inflight,
+            inflight: None,
+            body_permit: None,
         }
+    }
+
+    /// Counts the request as in flight until it is dropped (shutdown waits for it).
+    pub fn admit(&mut self, guard: InflightGuard) {
+        self.inflight = Some(guard);
+    }
+
+    /// Keeps the body's share of the server's body budget until the request ends.
+    pub fn hold_body_permit(&mut self, permit: OwnedSemaphorePermit) {
+        self.body_permit = Some(permit);
     }
 
     pub fn record_usage(&mut self, usage: &Usage) {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::json;
 
 use super::ProxyBody;
@@ -46,6 +46,16 @@ pub enum ApiError {
     TooManyMessages {
         limit: usize,
         got: usize,
+    },
+    /// The client did not finish sending its body in time.
+    BodyTimeout {
+        timeout_ms: u64,
+    },
+    /// The client went away before its request was complete.
+    ClientClosed,
+    /// The server is at a capacity limit (`what`); the client may retry after a second.
+    Overloaded {
+        what: &'static str,
     },
     UpstreamUnreachable {
         message: String,
@@ -94,6 +104,10 @@ impl ApiError {
             | ApiError::AdminNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            // nginx's "client closed request": nobody reads this answer; it is for the trace.
+            ApiError::ClientClosed => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamUnreachable { .. } | ApiError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -113,6 +127,8 @@ impl ApiError {
             | ApiError::NotFound { .. }
             | ApiError::MethodNotAllowed { .. }
             | ApiError::BodyTooLarge { .. }
+            | ApiError::BodyTimeout { .. }
+            | ApiError::ClientClosed
             | ApiError::AdminInvalid { .. }
             | ApiError::AdminNotFound { .. } => "invalid_request_error",
             ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
@@ -123,7 +139,7 @@ impl ApiError {
             | ApiError::UpstreamTimeout { .. }
             | ApiError::UpstreamProtocol { .. }
             | ApiError::Upstream { .. } => "upstream_error",
-            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => "service_unavailable",
             ApiError::Internal { .. } => "server_error",
         }
     }
@@ -140,6 +156,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::TooManyMessages { .. } => "too_many_messages",
+            ApiError::BodyTimeout { .. } => "request_timeout",
+            ApiError::ClientClosed => "cancelled",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::UpstreamProtocol { .. } => "upstream_protocol_error",
@@ -168,7 +187,9 @@ impl ApiError {
             | ApiError::UpstreamTimeout { .. }
             | ApiError::UpstreamProtocol { .. }
             | ApiError::Upstream { .. } => ErrorSource::Upstream,
-            ApiError::Internal { .. } | ApiError::Unavailable { .. } => ErrorSource::Internal,
+            ApiError::Internal { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::Overloaded { .. } => ErrorSource::Internal,
             _ => ErrorSource::Client,
         }
     }
@@ -186,7 +207,8 @@ impl ApiError {
             | ApiError::Unavailable { message }
             | ApiError::Internal { message } => message.clone(),
             ApiError::MissingKey => {
-                "missing API key; send it as 'Authorization: Bearer KEY'".to_string()
+                "missing API key; send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')"
+                    .to_string()
             }
             ApiError::InvalidKey => "invalid API key".to_string(),
             ApiError::NotFound { path } => format!("no route for {path}"),
@@ -198,6 +220,13 @@ impl ApiError {
             }
             ApiError::TooManyMessages { limit, got } => {
                 format!("request has {got} messages; the limit is {limit}")
+            }
+            ApiError::BodyTimeout { timeout_ms } => {
+                format!("the request body did not arrive within {timeout_ms} ms")
+            }
+            ApiError::ClientClosed => "the client closed the connection mid-request".to_string(),
+            ApiError::Overloaded { what } => {
+                format!("the server is at its limit of {what}; retry shortly")
             }
             ApiError::Upstream { status, .. } => format!("upstream answered {status}"),
             ApiError::AdminDisabled => {
@@ -242,10 +271,18 @@ impl ApiError {
         let body = self.body();
         let mut response = hyper::Response::new(ProxyBody::full(body));
         *response.status_mut() = status;
-        if let ApiError::Upstream { headers, .. } = self {
-            for (name, value) in headers.iter() {
-                response.headers_mut().append(name, value.clone());
+        match self {
+            ApiError::Upstream { headers, .. } => {
+                for (name, value) in headers.iter() {
+                    response.headers_mut().append(name, value.clone());
+                }
             }
+            ApiError::Overloaded { .. } => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
             .headers_mut()

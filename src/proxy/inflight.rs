@@ -31,6 +31,19 @@ impl Inflight {
         }
     }
 
+    /// Like [`Inflight::enter`], unless `max` requests are in flight already.
+    pub fn try_enter(&self, max: usize) -> Option<InflightGuard> {
+        self.inner
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(InflightGuard {
+            inner: self.inner.clone(),
+        })
+    }
+
     pub fn count(&self) -> usize {
         self.inner.count.load(Ordering::SeqCst)
     }

@@ -1,6 +1,7 @@
 //! The request path. [`pipeline::handle`] runs every phase of a proxied request in order; the
 //! other files are its parts.
 
+pub mod admission;
 pub mod attempt;
 pub mod body;
 pub mod context;

@@ -1,35 +1,39 @@
 //! `handle`: one proxied request, every phase in order.
 //!
 //! 1. Load the chain in force (once; the request runs to its end on it).
-//! 2. Read the body, never past the chain's `max_body_bytes` (413), and parse it into typed
-//!    structs that keep unknown fields (400 naming the field).
-//! 3. `on_request` of each module, in chain order: continue, answer directly, or refuse.
-//! 4. Attempts: the plan a module left (routing: retries, fallbacks, breakers), else one attempt at
+//! 2. `on_headers` of each module, from the headers alone (authentication): a refusal is answered
+//!    at once, with nothing read and no trace row.
+//! 3. Admission ([`super::admission`]): a place among the requests in flight (503 when full).
+//! 4. Read the body, never past the chain's `max_body_bytes` (413), within the body timeout (408)
+//!    and the server's budget of body bytes in flight (503); parse it into typed structs that keep
+//!    unknown fields (400 naming the field). Then `on_request` of each module, in chain order:
+//!    continue, answer directly, or refuse.
+//! 5. Attempts: the plan a module left (routing: retries, fallbacks, breakers), else one attempt at
 //!    the model's default route (404 for an unknown model). Each attempt rewrites the body for its
 //!    provider (upstream model name; usage asked for on streams) and sends it through the
 //!    provider's pooled client (502 unreachable, 504 timeout); a failed attempt goes back to the plan.
-//! 5. A stream commits once its first content arrives (late commit), so a failure before that can
+//! 6. A stream commits once its first content arrives (late commit), so a failure before that can
 //!    still be retried; after it, failures become error events.
-//! 6. Non-streamed: read the answer, record usage, `on_response`, reply. Streamed: hand the body to
+//! 7. Non-streamed: read the answer, record usage, `on_response`, reply. Streamed: hand the body to
 //!    the relay task ([`super::stream`]), which runs `on_chunk` per event as it passes.
-//! 7. `on_finish` of each module, always, off the response path: cost, then the trace record.
+//! 8. `on_finish` of each module, always, off the response path: cost, then the trace record.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
+use super::admission::Admission;
 use super::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
     parse_retry_after,
 };
 use super::error::ApiError;
-use super::inflight::Inflight;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
@@ -41,7 +45,7 @@ use crate::wire::openai::{Endpoint, Inbound, Usage};
 pub struct Proxy {
     pub chain: ChainHandle,
     pub providers: Arc<ProviderRegistry>,
-    pub inflight: Inflight,
+    pub admission: Admission,
 }
 
 /// How the request ended before a stream started.
@@ -63,8 +67,12 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let chain = proxy.chain.load_full();
     let (parts, body) = request.into_parts();
-    let request_id = request_id(&parts.headers);
-    let ctx = RequestCtx::new(endpoint, request_id, parts.headers, proxy.inflight.enter());
+    let mut ctx = context_for(endpoint, parts);
+    // Steps 2 and 3: nothing is read, counted in flight or traced for a client the gate refuses.
+    if let Err(err) = admit(&chain, &proxy.admission, &mut ctx) {
+        let response = error_response(&mut ctx, err);
+        return stamp(response, &mut ctx);
+    }
     let mut guard = FinishOnDrop {
         chain: chain.clone(),
         ctx: Some(ctx),
@@ -76,7 +84,7 @@ pub async fn handle(
         .into_response();
     };
 
-    let response = match prepare(&chain, ctx, body).await {
+    let response = match prepare(&chain, &proxy.admission, ctx, body).await {
         Ok(()) => match attempt_loop(&chain, proxy, ctx).await {
             Ok(Committed::Stream { upstream, prefix }) => {
                 // The relay task owns the context from here and finishes it.
@@ -110,6 +118,47 @@ pub async fn handle(
     response
 }
 
+/// The context of a request from its head alone (the listener puts the client's address in the
+/// request's extensions).
+pub fn context_for(endpoint: Endpoint, parts: hyper::http::request::Parts) -> RequestCtx {
+    let client_addr = parts.extensions.get::<ClientAddr>().map(|a| a.0);
+    RequestCtx::new(
+        endpoint,
+        request_id(&parts.headers),
+        parts.headers,
+        client_addr,
+    )
+}
+
+/// The client's address, as the listener saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// Steps 2 and 3: every module's `on_headers` (authentication), then a place among the requests
+/// in flight. Also the gate of the routes that are not proxied (`/v1/models` and the like), so
+/// every route requires what proxied ones require.
+pub fn admit(chain: &Chain, admission: &Admission, ctx: &mut RequestCtx) -> Result<(), ApiError> {
+    for module in chain.modules() {
+        match module.on_headers(ctx) {
+            Ok(Verdict::Continue) => {}
+            Ok(Verdict::Reject(err)) => return Err(err),
+            Ok(Verdict::Respond { .. }) => {
+                return Err(ApiError::Internal {
+                    message: format!("module {} answered before the body was read", module.name()),
+                });
+            }
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    ctx.admit(admission.enter()?);
+    Ok(())
+}
+
 /// Runs `on_finish` for a request whose handler was dropped before it finished (the client went
 /// away mid-request), so that request is still traced, as cancelled.
 struct FinishOnDrop {
@@ -136,9 +185,18 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// Steps 2 and 3: read, parse, run `on_request`.
-async fn prepare(chain: &Chain, ctx: &mut RequestCtx, body: Incoming) -> Result<(), Early> {
-    ctx.body = read_body(body, &ctx.headers, chain.max_body_bytes()).await?;
+/// Step 4: read, parse, run `on_request`.
+async fn prepare(
+    chain: &Chain,
+    admission: &Admission,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> Result<(), Early> {
+    let (body, permit) = admission
+        .read_body(body, &ctx.headers, chain.max_body_bytes())
+        .await?;
+    ctx.body = body;
+    ctx.hold_body_permit(permit);
     ctx.bytes_in = ctx.body.len() as u64;
     let parse_error = |e: crate::wire::openai::ParseError| match e.param {
         None => ApiError::InvalidJson { message: e.message },
@@ -204,7 +262,7 @@ enum Committed {
     },
 }
 
-/// Steps 4 to 6: ask the plan (a module's, else the model's default route) for attempts until one
+/// Steps 5 to 7: ask the plan (a module's, else the model's default route) for attempts until one
 /// commits or the plan gives up.
 async fn attempt_loop(
     chain: &Chain,
@@ -499,32 +557,13 @@ fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, Ap
     })
 }
 
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit_bytes: limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::BodyTooLarge { limit_bytes: limit })
-        }
-        Err(err) => Err(ApiError::InvalidJson {
-            message: format!("could not read the request body: {err}"),
-        }),
-    }
-}
-
 #[derive(Deserialize)]
 struct UsageEnvelope {
     #[serde(default)]
     usage: Option<Usage>,
 }
 
-/// Step 6 for a complete answer (or an upstream error, passed through).
+/// Step 7 for a complete answer (or an upstream error, passed through).
 async fn complete(
     chain: &Chain,
     ctx: &mut RequestCtx,
@@ -763,7 +802,7 @@ pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Respons
     response
 }
 
-/// Step 7: estimate usage if the upstream gave none, then every module's `on_finish`.
+/// Step 8: estimate usage if the upstream gave none, then every module's `on_finish`.
 pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
     if !ctx.usage_reported && ctx.status < 400 && ctx.route.is_some() {
         let model = ctx.upstream_model().unwrap_or_default().to_string();

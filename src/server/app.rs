@@ -10,12 +10,13 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
+use crate::modules::auth::failures::AuthFailures;
 use crate::modules::responses::store::ResponseStore;
 use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
 use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
 use crate::providers::ProviderRegistry;
-use crate::proxy::inflight::Inflight;
+use crate::proxy::admission::Admission;
 use crate::proxy::pipeline::Proxy;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
@@ -78,6 +79,7 @@ impl App {
             writer: writer.clone(),
             prices: prices.clone(),
             responses: responses.clone(),
+            auth_failures: Arc::new(AuthFailures::new(writer.clone())),
             routing: Arc::new(RoutingShared {
                 breakers,
                 stats: Arc::default(),
@@ -91,7 +93,7 @@ impl App {
             proxy: Proxy {
                 chain,
                 providers,
-                inflight: Inflight::default(),
+                admission: Admission::new(config.limits),
             },
             admin,
             writer,

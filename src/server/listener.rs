@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::App;
 use super::routes;
 use crate::proxy::ApiError;
+use crate::proxy::pipeline::ClientAddr;
 use crate::store::StoreError;
 
 /// Serves `listener` until `shutdown` resolves, then shuts down as described above.
@@ -38,7 +39,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
 
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -53,7 +54,8 @@ pub async fn serve(
         // Without this, small writes wait up to 40 ms for an ACK (Nagle).
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer.ip()));
             let app = app.clone();
             async move {
                 let response = std::panic::AssertUnwindSafe(routes::route(&app, request))
@@ -78,15 +80,17 @@ pub async fn serve(
     drop(listener);
     let grace = app.config.shutdown_grace;
     let started = tokio::time::Instant::now();
-    tracing::info!(in_flight = app.proxy.inflight.count(), "shutting down");
+    let admission = &app.proxy.admission;
+    tracing::info!(in_flight = admission.inflight.count(), "shutting down");
+    // Clients still sending their bodies get 503 now rather than holding the exit up.
+    admission.begin_shutdown();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("grace period over; closing the remaining connections");
     }
-    let left = app
-        .proxy
+    let left = admission
         .inflight
         .wait_idle(
             grace
@@ -97,6 +101,8 @@ pub async fn serve(
     if left > 0 {
         tracing::warn!(left, "requests still unfinished at shutdown");
     }
+    // Modules hand over what they aggregate in memory while the writer still takes it.
+    app.proxy.chain.load_full().shutdown().await;
     let result = app.writer.shutdown().await;
     let stats = app.writer.snapshot();
     tracing::info!(

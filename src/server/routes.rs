@@ -3,16 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::App;
-use crate::modules::auth;
 use crate::proxy::pipeline::{self, json_response};
-use crate::proxy::{ApiError, ProxyBody};
+use crate::proxy::{ApiError, ProxyBody, RequestCtx};
 use crate::wire::openai::Endpoint;
 
 const PROXIED: &[(&str, Endpoint)] = &[
@@ -37,12 +35,18 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         .into_response();
     }
     match (method, path.as_str()) {
-        (Method::GET, "/v1/models") => models(app, request.headers()),
+        (Method::GET, "/v1/models") => models(app, request).await,
         (Method::POST, "/v1/messages/count_tokens") => count_tokens(app, request).await,
         (Method::GET, p) if p.starts_with("/v1/responses/") => {
-            stored_response(app, request.headers(), p).await
+            stored_response(app, request, p).await
         }
         (Method::GET, "/health") => ok_json(json!({"status": "ok"})),
+        // Load balancers probe with HEAD: the same answer, without the body.
+        (Method::HEAD, "/health") => {
+            let mut response = ok_json(json!({"status": "ok"}));
+            *response.body_mut() = ProxyBody::empty();
+            response
+        }
         (Method::GET, "/ready") => ready(app).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
             crate::admin::http::route(app, request).await
@@ -64,10 +68,24 @@ pub fn ok_json(value: serde_json::Value) -> Response<ProxyBody> {
     )
 }
 
+/// The gate of a `/v1` route that is not proxied: the chain's header hooks (authentication)
+/// and admission, exactly as for a proxied request. The context it returns holds the client's
+/// identity and its place in flight.
+fn gate(
+    app: &App,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> Result<(RequestCtx, Incoming), ApiError> {
+    let (parts, body) = request.into_parts();
+    let mut ctx = pipeline::context_for(endpoint, parts);
+    pipeline::admit(&app.proxy.chain.load(), &app.proxy.admission, &mut ctx)?;
+    Ok((ctx, body))
+}
+
 /// Every name a client may send: configured names, `provider/model` for declared models, and the
 /// price table's models of the `openai` provider (bare and prefixed) when it is configured.
-fn models(app: &App, headers: &HeaderMap) -> Response<ProxyBody> {
-    if let Err(err) = auth::check(&app.config.auth_keys, headers) {
+async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
+    if let Err(err) = gate(app, Endpoint::ChatCompletions, request) {
         return err.into_response();
     }
     let registry = &app.proxy.providers;
@@ -134,7 +152,9 @@ async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
         "store": {"ok": store_ok, "error": store_error, "schema_version": schema_version,
                   "expected_schema_version": crate::store::sqlite::SCHEMA_VERSION},
         "writer": writer,
-        "in_flight": app.proxy.inflight.count(),
+        "in_flight": app.proxy.admission.inflight.count(),
+        "admission": app.proxy.admission.snapshot(),
+        "unauthenticated": app.admin.deps().auth_failures.total(),
     });
     let status = if ready {
         StatusCode::OK
@@ -152,16 +172,19 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
         let body = crate::proxy::egress::error(Endpoint::Messages, status.as_u16(), err.body());
         json_response(status, body, HeaderMap::new())
     };
-    if let Err(err) = auth::check(&app.config.auth_keys, request.headers()) {
-        return anthropic_error(err);
-    }
+    let (ctx, body) = match gate(app, Endpoint::Messages, request) {
+        Ok(admitted) => admitted,
+        Err(err) => return anthropic_error(err),
+    };
     let limit = app.proxy.chain.load().max_body_bytes();
-    let body = match http_body_util::Limited::new(request.into_body(), limit)
-        .collect()
+    let body = match app
+        .proxy
+        .admission
+        .read_body(body, &ctx.headers, limit)
         .await
     {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return anthropic_error(ApiError::BodyTooLarge { limit_bytes: limit }),
+        Ok((body, _permit)) => body,
+        Err(err) => return anthropic_error(err),
     };
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
@@ -183,8 +206,8 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
 }
 
 /// `GET /v1/responses/{id}`: a stored Responses answer.
-async fn stored_response(app: &App, headers: &HeaderMap, path: &str) -> Response<ProxyBody> {
-    if let Err(err) = auth::check(&app.config.auth_keys, headers) {
+async fn stored_response(app: &App, request: Request<Incoming>, path: &str) -> Response<ProxyBody> {
+    if let Err(err) = gate(app, Endpoint::Responses, request) {
         return err.into_response();
     }
     let id = path.trim_start_matches("/v1/responses/");

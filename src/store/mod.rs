@@ -111,6 +111,15 @@ pub struct StoredResponse {
     pub history: Value,
 }
 
+/// Refused authentications of one minute from one source for one reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuthFailureCount {
+    pub minute_ms: i64,
+    pub source: String,
+    pub reason: String,
+    pub count: i64,
+}
+
 /// What an administrative change persists, in the same transaction as its ledger entry.
 #[derive(Clone, Debug)]
 pub enum Persist {
@@ -160,6 +169,8 @@ pub trait WriteBackend: Send + 'static {
     fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError>;
     /// Stores a breaker's phase (newest wins).
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError>;
+    /// Adds refused-authentication counts to their minute's buckets.
+    fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError>;
     /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
     fn checkpoint(&mut self) -> Result<(), StoreError>;
 }
@@ -175,6 +186,8 @@ pub trait ReadStore: Send + Sync {
     fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
     fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError>;
     fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
+    /// Refused-authentication counts from minutes starting at or after `since_ms`.
+    fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError>;
     /// Entries in stored order (by sequence number).
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 }

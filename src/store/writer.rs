@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{
-    BreakerRecord, Persist, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
+    AuthFailureCount, BreakerRecord, Persist, StoreError, StoredResponse, TraceRecord,
+    WriteBackend, now_ms,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{LedgerDraft, LedgerEntry};
@@ -26,6 +27,7 @@ enum WriteOp {
     Trace(Box<TraceRecord>),
     Breaker(BreakerRecord),
     Response(Box<StoredResponse>),
+    AuthFailures(Vec<AuthFailureCount>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -117,6 +119,15 @@ impl Writer {
         if self.tx.try_send(WriteOp::Breaker(record)).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("breaker state change dropped: writer queue full");
+        }
+    }
+
+    /// Queues refused-authentication counts. Never waits: these are what a flood produces, and
+    /// the flood must not hold the request path; a drop is counted like a trace's.
+    pub fn submit_auth_failures(&self, counts: Vec<AuthFailureCount>) {
+        if self.tx.try_send(WriteOp::AuthFailures(counts)).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("auth failure counts dropped: writer queue full");
         }
     }
 
@@ -224,6 +235,7 @@ async fn writer_loop(
                 WriteOp::Trace(record) => batch.push(*record),
                 WriteOp::Breaker(record) => save_breaker(backend, &record),
                 WriteOp::Response(record) => save_response(backend, &record),
+                WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -243,6 +255,7 @@ async fn writer_loop(
                             WriteOp::Trace(record) => batch.push(*record),
                             WriteOp::Breaker(record) => save_breaker(backend, &record),
                             WriteOp::Response(record) => save_response(backend, &record),
+                            WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -296,6 +309,12 @@ async fn writer_loop(
 fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
     if let Err(e) = backend.save_response(record) {
         tracing::warn!(error = %e, id = %record.id, "response not stored");
+    }
+}
+
+fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
+    if let Err(e) = backend.add_auth_failures(counts) {
+        tracing::warn!(error = %e, buckets = counts.len(), "auth failure counts not stored");
     }
 }
 

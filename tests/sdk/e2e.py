@@ -30,8 +30,10 @@ UNKNOWN = "no-such-model"
 # name matches the proxy's other Anthropic tests and its price table.
 warnings.filterwarnings("ignore", message=f"The model '{CLAUDE}' is deprecated")
 
-oai = openai.OpenAI(base_url=URL + "/v1", api_key="unused")
-ant = anthropic.Anthropic(base_url=URL, api_key="unused")
+KEY = os.environ["STOCKYARD_CLIENT_KEY"]
+oai = openai.OpenAI(base_url=URL + "/v1", api_key=KEY)
+# The Anthropic SDK sends its key in `x-api-key`, which Stockyard accepts as the client key.
+ant = anthropic.Anthropic(base_url=URL, api_key=KEY)
 
 OPENAI_WEATHER = {
     "type": "function",
@@ -393,6 +395,33 @@ def _():
         ant.messages.create(model=UNKNOWN, max_tokens=16, messages=user("hi"))
     except anthropic.NotFoundError as e:
         assert UNKNOWN in str(e), f"the error doesn't name the model: {e}"
+    else:
+        raise AssertionError("no error raised")
+
+
+# 11: a wrong key is refused in each SDK's own way (and leaves no trace row).
+
+
+@check("openai sdk: a wrong key raises openai.AuthenticationError")
+def _():
+    try:
+        openai.OpenAI(base_url=URL + "/v1", api_key="sk-wrong", max_retries=0).chat.completions.create(
+            model=GPT, messages=user("hi")
+        )
+    except openai.AuthenticationError:
+        pass
+    else:
+        raise AssertionError("no error raised")
+
+
+@check("anthropic sdk: a wrong key raises anthropic.AuthenticationError")
+def _():
+    try:
+        anthropic.Anthropic(base_url=URL, api_key="sk-wrong", max_retries=0).messages.create(
+            model=CLAUDE, max_tokens=16, messages=user("hi")
+        )
+    except anthropic.AuthenticationError as e:
+        assert e.body["error"]["type"] == "authentication_error", f"error body {e.body!r}"
     else:
         raise AssertionError("no error raised")
 

@@ -18,6 +18,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     description: "prices every request in integer nano-dollars from the model price table",
     order: 80,
     enabled_by_default: true,
+    required: super::registry::never_required,
     default_config: CostConfig::default_json,
     check: CostConfig::check,
     build,

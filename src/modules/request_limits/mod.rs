@@ -16,6 +16,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     description: "refuses request bodies over max_body_bytes (413) and chats over max_messages (400)",
     order: 20,
     enabled_by_default: true,
+    required: super::registry::never_required,
     default_config: RequestLimitsConfig::default_json,
     check: RequestLimitsConfig::check,
     build,

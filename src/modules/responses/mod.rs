@@ -25,6 +25,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     description: "stores Responses API answers so previous_response_id and GET /v1/responses/{id} work with every provider",
     order: 40,
     enabled_by_default: true,
+    required: super::registry::never_required,
     default_config: ResponsesConfig::default_json,
     check: ResponsesConfig::check,
     build,

@@ -35,6 +35,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     description: "aliases, deployment groups, load balancing, retries, fallbacks and circuit breakers",
     order: 50,
     enabled_by_default: true,
+    required: super::registry::never_required,
     default_config: RoutingConfig::default_json,
     check: RoutingConfig::check,
     build,

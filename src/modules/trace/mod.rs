@@ -18,6 +18,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     description: "records one trace row per request (tokens, cost, timings, status) in the database",
     order: 90,
     enabled_by_default: true,
+    required: super::registry::never_required,
     default_config: TraceConfig::default_json,
     check: TraceConfig::check,
     build,

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    BreakerPhase, BreakerRecord, ModuleState, Persist, ReadStore, SpendBy, SpendRow, StoreError,
-    StoredResponse, TraceQuery, TraceRecord, WriteBackend,
+    AuthFailureCount, BreakerPhase, BreakerRecord, ModuleState, Persist, ReadStore, SpendBy,
+    SpendRow, StoreError, StoredResponse, TraceQuery, TraceRecord, WriteBackend,
 };
 use crate::cost::Tokens;
 use crate::ledger::{LedgerDraft, LedgerEntry};
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_routing.sql"),
     include_str!("migrations/0003_responses.sql"),
+    include_str!("migrations/0006_auth_failures.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -199,6 +200,21 @@ impl WriteBackend for SqliteWriter {
             "INSERT OR REPLACE INTO responses (id, created_ms, response, history) VALUES (?1, ?2, ?3, ?4)",
             params![record.id, record.created_ms, record.response.to_string(), record.history.to_string()],
         )?;
+        Ok(())
+    }
+
+    fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO auth_failures (minute_ms, source, reason, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (minute_ms, source, reason) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for c in counts {
+                upsert.execute(params![c.minute_ms, c.source, c.reason, c.count])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -431,6 +447,24 @@ impl ReadStore for SqliteReader {
                 });
             }
             Ok(records)
+        })
+    }
+
+    fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT minute_ms, source, reason, count FROM auth_failures WHERE minute_ms >= ?1
+                 ORDER BY minute_ms, source, reason",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok(AuthFailureCount {
+                    minute_ms: r.get(0)?,
+                    source: r.get(1)?,
+                    reason: r.get(2)?,
+                    count: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 
