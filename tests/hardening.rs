@@ -3,6 +3,8 @@
 //! and caps on what clients hold of the server. Each test drives the proxy over real sockets; the
 //! raw-socket ones write exactly the bytes a hostile or slow client would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
