@@ -9,7 +9,8 @@
 //! | [`cli`] | argument structs and one file per subcommand |
 //! | [`config`] | TOML + `STOCKYARD_*` layering, then validation into checked types |
 //! | [`server`] | listener (TCP_NODELAY, graceful shutdown) and the route table |
-//! | [`proxy`] | the request path: context, pipeline, SSE relay, API errors |
+//! | [`proxy`] | the request path: pipeline, admission, SSE relay, egress |
+//! | [`request`] | the request context, API errors and attempt plans, below pipeline and modules |
 //! | [`wire`] | client-facing request/response types; unknown fields kept |
 //! | [`modules`] | auth, request_limits, cost, trace: the chain of hooks |
 //! | [`providers`] | upstream adapters of one shape and the pooled HTTP client |
@@ -28,6 +29,7 @@ pub mod ledger;
 pub mod modules;
 pub mod providers;
 pub mod proxy;
+pub mod request;
 pub mod secret;
 pub mod server;
 pub mod store;

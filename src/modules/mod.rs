@@ -29,7 +29,7 @@ use thiserror::Error;
 pub use chain::{Chain, ChainHandle};
 
 use crate::cost::PriceTable;
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::{ApiError, RequestCtx};
 use crate::secret::Secret;
 use crate::store::writer::Writer;
 

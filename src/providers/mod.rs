@@ -118,14 +118,14 @@ pub trait SseEventDecoder: Send {
 
 /// Cuts raw bytes into SSE events for an [`SseEventDecoder`].
 pub struct SseFraming<D> {
-    splitter: crate::proxy::sse::SseSplitter,
+    splitter: crate::wire::sse::SseSplitter,
     inner: D,
 }
 
 impl<D> SseFraming<D> {
     pub fn new(inner: D) -> SseFraming<D> {
         SseFraming {
-            splitter: crate::proxy::sse::SseSplitter::default(),
+            splitter: crate::wire::sse::SseSplitter::default(),
             inner,
         }
     }

@@ -14,9 +14,9 @@ use hyper::header::CONTENT_LENGTH;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::error::ApiError;
-use super::inflight::{Inflight, InflightGuard};
 use crate::config::ServerLimits;
+use crate::request::ApiError;
+use crate::request::inflight::{Inflight, InflightGuard};
 
 pub struct Admission {
     limits: ServerLimits,

@@ -2,18 +2,13 @@
 //! other files are its parts.
 
 pub mod admission;
-pub mod attempt;
 pub mod body;
-pub mod context;
 pub mod egress;
-pub mod error;
-pub mod inflight;
 pub mod pipeline;
-pub mod sse;
+mod respond;
 pub mod stream;
 pub mod transcode;
 pub mod usage;
 
+pub use crate::request::{ApiError, RequestCtx};
 pub use body::ProxyBody;
-pub use context::RequestCtx;
-pub use error::ApiError;

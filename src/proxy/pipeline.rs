@@ -29,16 +29,16 @@ use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 
 use super::admission::Admission;
-use super::attempt::{
-    Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
-    parse_retry_after,
-};
-use super::error::ApiError;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle, Verdict};
 use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamCall, UpstreamError};
+use crate::request::ApiError;
+use crate::request::attempt::{
+    Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
+    parse_retry_after,
+};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.

@@ -22,15 +22,15 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::attempt::{AttemptFailure, FailureKind};
 use super::egress::StreamEgress;
-use super::error::ApiError;
 use super::pipeline::{finish, passthrough_headers, stamp};
-use super::sse::{RawEvent, SseSplitter};
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
 use crate::modules::{Chain, StreamChunk};
+use crate::request::ApiError;
+use crate::request::attempt::{AttemptFailure, FailureKind};
 use crate::wire::openai::Usage;
+use crate::wire::sse::{RawEvent, SseSplitter};
 
 /// Events buffered between the relay and a slow client before the relay waits.
 const CHANNEL_DEPTH: usize = 64;

@@ -4,3 +4,4 @@
 pub mod anthropic;
 pub mod openai;
 pub mod responses;
+pub mod sse;

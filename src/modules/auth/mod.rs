@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::{ApiError, RequestCtx};
 use crate::secret::Secret;
 
 pub const SPEC: ModuleSpec = ModuleSpec {

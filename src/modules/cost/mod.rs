@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError};
 use crate::cost::PriceTable;
-use crate::proxy::RequestCtx;
+use crate::request::RequestCtx;
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "cost",

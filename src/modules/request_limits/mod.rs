@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::{ApiError, RequestCtx};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "request_limits",

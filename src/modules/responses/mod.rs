@@ -15,7 +15,7 @@ use serde_json::Value;
 use self::store::ResponseStore;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::{ApiError, RequestCtx};
 use crate::store::{StoredResponse, now_ms};
 use crate::wire::openai::{Endpoint, Inbound};
 use crate::wire::responses::request::{history_to_store, prepend_history};

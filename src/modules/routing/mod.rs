@@ -27,7 +27,7 @@ use self::table::RoutingTable;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
 use crate::providers::ProviderRegistry;
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::{ApiError, RequestCtx};
 use crate::store::now_ms;
 
 pub const SPEC: ModuleSpec = ModuleSpec {

@@ -15,8 +15,8 @@ use super::breaker::Availability;
 use super::stats::{DeploymentStats, Ticket};
 use super::strategy;
 use super::table::Group;
-use crate::proxy::attempt::{Attempt, AttemptFailure, AttemptPlan, FailureKind};
-use crate::proxy::{ApiError, RequestCtx};
+use crate::request::attempt::{Attempt, AttemptFailure, AttemptPlan, FailureKind};
+use crate::request::{ApiError, RequestCtx};
 use crate::store::now_ms;
 
 /// Left in the request context by a committed attempt, for the routing module's `on_finish`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Answer, Module, ModuleDeps, ModuleError, StreamChunk};
-use crate::proxy::RequestCtx;
+use crate::request::RequestCtx;
 use crate::store::TraceRecord;
 use crate::store::writer::Writer;
 

@@ -80,7 +80,7 @@ impl Decoder {
     }
 
     /// Decodes one whole SSE event as received (`event:` and `data:` lines, separator included),
-    /// e.g. a `crate::proxy::sse::RawEvent`'s bytes. Comment-only events yield nothing.
+    /// e.g. a `crate::wire::sse::RawEvent`'s bytes. Comment-only events yield nothing.
     pub fn push_sse(&mut self, event: &[u8]) -> Result<Vec<Value>, TranslateError> {
         let text = std::str::from_utf8(event)
             .map_err(|_| TranslateError::Malformed("SSE event is not UTF-8".into()))?;
@@ -453,7 +453,7 @@ mod tests {
     use super::*;
     use crate::providers::anthropic::assert_json_eq;
     use crate::providers::anthropic::response::to_chat_at;
-    use crate::proxy::sse::SseSplitter;
+    use crate::wire::sse::SseSplitter;
     use proptest::prelude::*;
 
     const TEXT: &str = include_str!("../../../tests/fixtures/anthropic/stream_text.sse");

@@ -21,9 +21,9 @@ use crate::providers::{
     ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
     UpstreamCall, UpstreamError, answer_body, request_body,
 };
-use crate::proxy::sse::RawEvent;
 use crate::secret::Secret;
 use crate::wire::openai::Endpoint;
+use crate::wire::sse::RawEvent;
 
 pub struct Gemini {
     config: ProviderConfig,

@@ -223,7 +223,7 @@ mod tests {
 
     use super::*;
     use crate::providers::gemini::test_support::{assert_json_eq, parse, strip_created};
-    use crate::proxy::sse::SseSplitter;
+    use crate::wire::sse::SseSplitter;
 
     const STREAM: &str = include_str!("../../../tests/fixtures/gemini/stream_tools.sse");
 

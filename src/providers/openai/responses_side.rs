@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::providers::SseEventDecoder;
-use crate::proxy::sse::RawEvent;
+use crate::wire::sse::RawEvent;
 
 #[derive(Default)]
 pub struct ResponsesSide {

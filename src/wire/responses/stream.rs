@@ -771,9 +771,9 @@ fn emit(seq: &mut u64, ev: &mut Vec<Event>, name: &'static str, data: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::sse::SseSplitter;
     use crate::wire::responses::response::from_chat;
     use crate::wire::responses::testing::{assert_json_eq, parse_sse};
+    use crate::wire::sse::SseSplitter;
     use proptest::prelude::*;
 
     fn fixture(text: &str) -> Value {

@@ -5,10 +5,9 @@
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use hyper::header::HeaderMap;
 use serde_json::json;
 
-use super::ProxyBody;
 use crate::providers::UpstreamError;
 
 /// Who caused the failure; decides retries (later) and what the trace records.
@@ -264,31 +263,6 @@ impl ApiError {
             }
         });
         Bytes::from(format!("data: {value}\n\n"))
-    }
-
-    pub fn into_response(self) -> hyper::Response<ProxyBody> {
-        let status = self.status();
-        let body = self.body();
-        let mut response = hyper::Response::new(ProxyBody::full(body));
-        *response.status_mut() = status;
-        match self {
-            ApiError::Upstream { headers, .. } => {
-                for (name, value) in headers.iter() {
-                    response.headers_mut().append(name, value.clone());
-                }
-            }
-            ApiError::Overloaded { .. } => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
-        }
-        response
-            .headers_mut()
-            .entry(CONTENT_TYPE)
-            .or_insert(HeaderValue::from_static("application/json"));
-        response
     }
 }
 
