@@ -16,7 +16,6 @@ use tokio::sync::Mutex;
 
 use crate::cost::{PriceError, PriceTable};
 use crate::ledger::{LedgerDraft, LedgerEntry};
-use crate::modules::registry;
 use crate::modules::registry::ModuleConfig;
 use crate::modules::routing::config::RoutingConfig;
 use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
@@ -98,6 +97,11 @@ impl Admin {
     /// What modules are built with (shared state such as counters lives here).
     pub fn deps(&self) -> &ModuleDeps {
         &self.deps
+    }
+
+    /// Every known module with its state in force.
+    pub fn listing(&self) -> Vec<crate::modules::chain::ModuleListing> {
+        self.chain.load().listing(&self.deps.catalogue)
     }
 
     pub fn chain(&self) -> &ChainHandle {
@@ -185,9 +189,9 @@ impl Admin {
         // 1. Validate and build.
         let unknown = || AdminError::UnknownModule {
             name: name.to_string(),
-            known: registry::names().join(", "),
+            known: self.deps.catalogue.names().join(", "),
         };
-        let spec = registry::find(name).ok_or_else(unknown)?;
+        let spec = self.deps.catalogue.find(name).ok_or_else(unknown)?;
         let current = self.chain.load_full();
         let mut states: Vec<ModuleState> = current.states().to_vec();
         let state = states
@@ -196,11 +200,9 @@ impl Admin {
             .ok_or_else(unknown)?;
         let before = state.clone();
         edit(state)?;
-        registry::check_config(name, &state.config).map_err(|problem| {
-            AdminError::InvalidConfig {
-                name: name.to_string(),
-                problem,
-            }
+        (spec.check)(&state.config).map_err(|problem| AdminError::InvalidConfig {
+            name: name.to_string(),
+            problem,
         })?;
         if !state.enabled
             && let Some(why) = (spec.required)(&self.deps)

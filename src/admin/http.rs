@@ -38,9 +38,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
     let query = request.uri().query().unwrap_or_default().to_string();
     let method = request.method().clone();
     let result = match (method.clone(), path.as_str()) {
-        (Method::GET, "/admin/modules") => {
-            Ok(json!({"modules": app.admin.chain().load().listing()}))
-        }
+        (Method::GET, "/admin/modules") => Ok(json!({"modules": app.admin.listing()})),
         (Method::PUT, p) if p.starts_with("/admin/modules/") => {
             let name = p.trim_start_matches("/admin/modules/").to_string();
             update_module(app, name, request).await
@@ -172,13 +170,7 @@ async fn update_module(
         .apply(&actor(app), change)
         .await
         .map_err(admin_error)?;
-    let listing = app
-        .admin
-        .chain()
-        .load()
-        .listing()
-        .into_iter()
-        .find(|m| m.name == name);
+    let listing = app.admin.listing().into_iter().find(|m| m.name == name);
     Ok(json!({"module": listing, "ledger_seq": entry.seq, "ledger_hash": entry.hash}))
 }
 

@@ -9,7 +9,6 @@ use serde_json::{Map, Value, json};
 use super::args::{Cli, ModulesArgs, ModulesCommand};
 use super::{CliError, admin_client, load_config, offline};
 use crate::admin::AdminChange;
-use crate::modules::Chain;
 use crate::server::App;
 
 pub async fn run(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
@@ -76,8 +75,7 @@ async fn list(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
             .clone(),
         None => {
             let app = App::open(load_config(cli)?)?;
-            let chain: std::sync::Arc<Chain> = app.admin.chain().load_full();
-            let listing = serde_json::to_value(chain.listing()).unwrap_or_default();
+            let listing = serde_json::to_value(app.admin.listing()).unwrap_or_default();
             app.writer.shutdown().await?;
             listing
         }

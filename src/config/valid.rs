@@ -143,6 +143,17 @@ pub struct Timeouts {
     pub stream_idle: Duration,
 }
 
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+            stream_idle: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelEntry {
     pub name: String,
@@ -659,18 +670,19 @@ fn parse_base_url(text: &str, field: &str, errors: &mut ConfigErrors) -> Option<
 }
 
 fn validate_timeouts(raw: &RawTimeouts, field: &str, errors: &mut ConfigErrors) -> Timeouts {
-    let mut ms = |value: Option<u64>, name: &str, default: u64| {
-        let v = value.unwrap_or(default);
+    let defaults = Timeouts::default();
+    let mut ms = |value: Option<u64>, name: &str, default: Duration| {
+        let v = value.unwrap_or(default.as_millis() as u64);
         if v == 0 {
             errors.push(&format!("{field}.{name}"), "must be greater than 0");
         }
         Duration::from_millis(v.max(1))
     };
     Timeouts {
-        connect: ms(raw.connect_ms, "connect_ms", 5_000),
-        first_byte: ms(raw.first_byte_ms, "first_byte_ms", 60_000),
-        total: ms(raw.total_ms, "total_ms", 600_000),
-        stream_idle: ms(raw.stream_idle_ms, "stream_idle_ms", 60_000),
+        connect: ms(raw.connect_ms, "connect_ms", defaults.connect),
+        first_byte: ms(raw.first_byte_ms, "first_byte_ms", defaults.first_byte),
+        total: ms(raw.total_ms, "total_ms", defaults.total),
+        stream_idle: ms(raw.stream_idle_ms, "stream_idle_ms", defaults.stream_idle),
     }
 }
 

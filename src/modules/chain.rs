@@ -10,14 +10,20 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::registry::{MODULES, ModuleSpec};
-use super::{FailPolicy, Module, ModuleDeps, ModuleError};
+use super::registry::{Catalogue, ModuleSpec};
+use super::{FailPolicy, Module, ModuleDeps, ModuleError, StreamWindow};
 use crate::store::ModuleState;
 
 pub type ChainHandle = Arc<ArcSwap<Chain>>;
 
 pub struct Chain {
+    /// Enabled modules in request order.
     modules: Vec<Arc<dyn Module>>,
+    /// The same modules in finish order.
+    finishing: Vec<Arc<dyn Module>>,
+    /// The modules that watch streams, in request order, with their windows; empty means a
+    /// stream pays nothing for the stream hook.
+    stream_watchers: Vec<(Arc<dyn Module>, StreamWindow)>,
     /// The state of every known module, enabled or not, in chain order.
     states: Vec<ModuleState>,
     max_body_bytes: usize,
@@ -29,6 +35,7 @@ pub struct ModuleListing {
     pub name: &'static str,
     pub description: &'static str,
     pub order: u16,
+    pub finish_order: u16,
     pub enabled: bool,
     pub config: Value,
     pub scope: String,
@@ -41,9 +48,10 @@ impl Chain {
     /// Builds every enabled module from `states`, in chain order. Modules missing from `states`
     /// take their defaults.
     pub fn build(states: &[ModuleState], deps: &ModuleDeps) -> Result<Chain, ModuleError> {
-        let mut specs: Vec<&ModuleSpec> = MODULES.iter().collect();
+        let mut specs: Vec<&ModuleSpec> = deps.catalogue.specs().to_vec();
         specs.sort_by_key(|s| s.order);
-        let mut modules = Vec::new();
+        let mut modules: Vec<Arc<dyn Module>> = Vec::new();
+        let mut finish_orders = Vec::new();
         let mut full_states = Vec::new();
         for spec in specs {
             let mut state = states
@@ -72,9 +80,19 @@ impl Chain {
                 let module = (spec.build)(&state.config, deps)
                     .map_err(|e| ModuleError::Config(format!("modules.{}: {e}", spec.name)))?;
                 modules.push(module);
+                finish_orders.push(spec.finish_order);
             }
             full_states.push(state);
         }
+        let mut finishing: Vec<(u16, Arc<dyn Module>)> = finish_orders
+            .into_iter()
+            .zip(modules.iter().cloned())
+            .collect();
+        finishing.sort_by_key(|(order, _)| *order);
+        let stream_watchers = modules
+            .iter()
+            .filter_map(|m| Some((m.clone(), m.stream_window()?)))
+            .collect();
         let max_body_bytes = modules
             .iter()
             .filter_map(|m| m.max_body_bytes())
@@ -83,6 +101,8 @@ impl Chain {
             .min(HARD_BODY_LIMIT);
         Ok(Chain {
             modules,
+            finishing: finishing.into_iter().map(|(_, m)| m).collect(),
+            stream_watchers,
             states: full_states,
             max_body_bytes,
         })
@@ -90,6 +110,15 @@ impl Chain {
 
     pub fn modules(&self) -> &[Arc<dyn Module>] {
         &self.modules
+    }
+
+    /// The enabled modules in finish order.
+    pub fn finishing(&self) -> &[Arc<dyn Module>] {
+        &self.finishing
+    }
+
+    pub fn stream_watchers(&self) -> &[(Arc<dyn Module>, StreamWindow)] {
+        &self.stream_watchers
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -107,15 +136,16 @@ impl Chain {
         &self.states
     }
 
-    pub fn listing(&self) -> Vec<ModuleListing> {
+    pub fn listing(&self, catalogue: &Catalogue) -> Vec<ModuleListing> {
         self.states
             .iter()
             .filter_map(|state| {
-                let spec = super::registry::find(&state.name)?;
+                let spec = catalogue.find(&state.name)?;
                 Some(ModuleListing {
                     name: spec.name,
                     description: spec.description,
                     order: spec.order,
+                    finish_order: spec.finish_order,
                     enabled: state.enabled,
                     config: state.config.clone(),
                     scope: state.scope.clone(),

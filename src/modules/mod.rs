@@ -1,14 +1,21 @@
 //! The `Module` trait: one type per feature on the request path, with optional hooks.
 //!
 //! ```text
-//! request ─► on_headers (headers only: auth) ─► [read body ≤ max_body_bytes, within the body
-//!        timeout and the server's budget] ─► parse ─► on_request (chain order) ─► route
-//!        ─► upstream ─► on_response (whole body)  or  on_chunk (each SSE event, as it passes)
-//!        ─► on_finish (always: success, error or cancel; chain order)
+//! request ─► on_headers (headers only: auth; request order)
+//!        ─► [read body ≤ max_body_bytes, within the body timeout and the server's budget] ─► parse
+//!        ─► on_request (request order): continue, answer (a canonical answer), or refuse
+//!        ─► attempts (the plan routing left) ─► upstream
+//!        ─► on_response (a complete answer)  or  on_event (each event of any stream, native
+//!           pass-through included, for modules that declare a stream window)
+//!        ─► on_finish (always, finish order): the outcome, the usage and the cost
 //! ```
-//! Hooks default to no-ops, so a module overrides only what it needs. `on_chunk` is a plain `fn`:
-//! it sits on the stream's hot path. When a hook returns `Err`, the chain applies the module's
-//! [`FailPolicy`]. A module never waits on disk; records go to the writer queue.
+//! `on_request` and `on_finish` run in their own declared orders ([`registry::ModuleSpec`]), so a
+//! module can reserve before routing and settle after `cost` priced the request. Hooks default to
+//! no-ops, so a module overrides only what it needs; `on_headers` and `on_event` are plain `fn`s
+//! on the hot path, and a chain with no stream watcher skips the stream hook entirely. When a hook
+//! returns `Err`, the chain applies the module's [`FailPolicy`]. A module never waits on disk;
+//! records go to the writer queue. Everything a module may be built with is in [`ModuleDeps`]:
+//! infrastructure by name, feature state through the typed [`shared::Shared`] handle.
 
 pub mod auth;
 pub mod chain;
@@ -17,6 +24,7 @@ pub mod registry;
 pub mod request_limits;
 pub mod responses;
 pub mod routing;
+pub mod shared;
 pub mod trace;
 
 use std::sync::Arc;
@@ -29,7 +37,11 @@ use thiserror::Error;
 pub use chain::{Chain, ChainHandle};
 
 use crate::cost::PriceTable;
-use crate::request::{ApiError, RequestCtx};
+use crate::request::RequestCtx;
+use crate::request::internal::ModelCalls;
+pub use crate::request::{
+    CanonicalAnswer, Outcome, StreamDecision, StreamEvent, StreamWindow, Verdict,
+};
 use crate::secret::Secret;
 use crate::store::writer::Writer;
 
@@ -51,32 +63,10 @@ pub enum FailPolicy {
     Closed,
 }
 
-pub enum Verdict {
-    Continue,
-    /// Answer the client directly with this JSON body; the upstream is not called.
-    Respond {
-        status: u16,
-        body: Bytes,
-    },
-    Reject(ApiError),
-}
-
 /// A complete answer from the upstream (non-streamed), which `on_response` may inspect or change.
 pub struct Answer {
     pub status: u16,
     pub body: Bytes,
-}
-
-/// One SSE event of a stream as it passes through.
-pub struct StreamChunk {
-    /// The event exactly as the upstream sent it, blank line included. A module may replace it.
-    pub raw: Bytes,
-    /// The event's JSON payload, parsed only when the client's format needs re-encoding (a
-    /// `/v1/messages` client); `None` otherwise, and for `[DONE]` and comments. A module that
-    /// needs it can parse `raw` itself.
-    pub json: Option<serde_json::Value>,
-    /// Set to withhold this event from the client.
-    pub drop: bool,
 }
 
 #[async_trait]
@@ -115,11 +105,21 @@ pub trait Module: Send + Sync + 'static {
         Ok(())
     }
 
-    /// For each event of a streamed answer, in order, as it arrives.
-    fn on_chunk(&self, _ctx: &mut RequestCtx, _chunk: &mut StreamChunk) {}
+    /// Whether this module watches streams, and the most it may hold back at once. `None` (the
+    /// default) keeps it off the stream path.
+    fn stream_window(&self) -> Option<StreamWindow> {
+        None
+    }
 
-    /// Always runs once, last: on success, error, or cancellation.
-    async fn on_finish(&self, _ctx: &mut RequestCtx) {}
+    /// For each event of a streamed answer (translated or native), in order, as it arrives; only
+    /// for modules whose [`Module::stream_window`] is `Some`.
+    fn on_event(&self, _ctx: &mut RequestCtx, _event: &mut StreamEvent) -> StreamDecision {
+        StreamDecision::Pass
+    }
+
+    /// Always runs once, in finish order: on success, error, refusal or cancellation. Usage and
+    /// cost are in the context by then (for modules after `cost` in finish order).
+    async fn on_finish(&self, _ctx: &mut RequestCtx, _outcome: Outcome) {}
 
     /// Once at shutdown, after the last request finished and before the writer flushes: hand
     /// anything aggregated in memory to the writer.
@@ -134,6 +134,11 @@ pub struct ModuleDeps {
     pub prices: Arc<ArcSwap<PriceTable>>,
     pub routing: Arc<routing::RoutingShared>,
     pub responses: Arc<responses::store::ResponseStore>,
-    /// Refused authentications, counted per minute and source.
-    pub auth_failures: Arc<auth::failures::AuthFailures>,
+    /// Model calls a module makes itself (embeddings for a semantic cache, a judge's completion),
+    /// through the same routing, retries, breakers, cost and trace as a client's.
+    pub models: Arc<dyn ModelCalls>,
+    /// State a feature keeps across chains and requests, by type.
+    pub shared: Arc<shared::Shared>,
+    /// Every module this proxy knows: the built-in ones and any an embedder added.
+    pub catalogue: Arc<registry::Catalogue>,
 }

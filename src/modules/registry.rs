@@ -15,8 +15,12 @@ pub type BuildFn = fn(&Value, &ModuleDeps) -> Result<Arc<dyn Module>, ModuleErro
 pub struct ModuleSpec {
     pub name: &'static str,
     pub description: &'static str,
-    /// Position in the chain; lower runs first (on_request and on_finish alike).
+    /// Position in the chain for `on_headers`, `on_request`, `on_response` and `on_event`; lower
+    /// runs first.
     pub order: u16,
+    /// Position for `on_finish`, lower first: `cost` prices early, so what settles or records
+    /// after it sees the real cost; `trace` records last.
+    pub finish_order: u16,
     pub enabled_by_default: bool,
     /// Why the module cannot be disabled with these dependencies (`None`: it can). A disable is
     /// then refused by the admin path, and a stored disabled state is overridden at start-up.
@@ -39,6 +43,39 @@ pub static MODULES: &[ModuleSpec] = &[
 /// For modules that may always be disabled.
 pub fn never_required(_: &ModuleDeps) -> Option<&'static str> {
     None
+}
+
+/// The modules a proxy knows: the built-in ones, and any an embedder (or a test) adds.
+pub struct Catalogue {
+    specs: Vec<&'static ModuleSpec>,
+}
+
+impl Catalogue {
+    pub fn builtin() -> Catalogue {
+        Catalogue::with(&[])
+    }
+
+    /// The built-in modules and `extra`; an extra module of a built-in one's name replaces it.
+    pub fn with(extra: &[&'static ModuleSpec]) -> Catalogue {
+        let mut specs: Vec<&'static ModuleSpec> = MODULES
+            .iter()
+            .filter(|m| !extra.iter().any(|e| e.name == m.name))
+            .collect();
+        specs.extend_from_slice(extra);
+        Catalogue { specs }
+    }
+
+    pub fn specs(&self) -> &[&'static ModuleSpec] {
+        &self.specs
+    }
+
+    pub fn find(&self, name: &str) -> Option<&'static ModuleSpec> {
+        self.specs.iter().copied().find(|m| m.name == name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.specs.iter().map(|m| m.name).collect()
+    }
 }
 
 pub fn find(name: &str) -> Option<&'static ModuleSpec> {

@@ -4,9 +4,11 @@
 pub mod admission;
 pub mod body;
 pub mod egress;
+pub mod internal;
 pub mod pipeline;
 mod respond;
 pub mod stream;
+mod stream_hooks;
 pub mod transcode;
 pub mod usage;
 

@@ -32,13 +32,14 @@ use super::admission::Admission;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
-use crate::modules::{Answer, Chain, ChainHandle, Verdict};
+use crate::modules::{Answer, Chain, ChainHandle};
 use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamCall, UpstreamError};
 use crate::request::ApiError;
 use crate::request::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
     parse_retry_after,
 };
+use crate::request::{CanonicalAnswer, Outcome, Verdict};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.
@@ -48,10 +49,11 @@ pub struct Proxy {
     pub admission: Admission,
 }
 
-/// How the request ended before a stream started.
+/// How the request ended before any upstream call.
 enum Early {
     Error(ApiError),
-    Respond { status: u16, body: Bytes },
+    /// A module answered.
+    Answer(CanonicalAnswer),
 }
 
 impl From<ApiError> for Early {
@@ -84,31 +86,24 @@ pub async fn handle(
         .into_response();
     };
 
-    let response = match prepare(&chain, &proxy.admission, ctx, body).await {
-        Ok(()) => match attempt_loop(&chain, proxy, ctx).await {
-            Ok(Committed::Stream { upstream, prefix }) => {
-                // The relay task owns the context from here and finishes it.
-                if let Some(ctx) = guard.ctx.take() {
-                    return stream::start(chain, ctx, upstream, prefix);
-                }
-                return ApiError::Internal {
-                    message: "request context missing".into(),
-                }
-                .into_response();
+    let committed = match prepare(&chain, &proxy.admission, ctx, body).await {
+        Ok(()) => attempt_loop(&chain, &proxy.providers, ctx).await,
+        Err(Early::Answer(answer)) => answered(&chain, ctx, answer).await,
+        Err(Early::Error(err)) => Err(err),
+    };
+    let response = match committed {
+        Ok(Committed::Stream { upstream, prefix }) => {
+            // The relay task owns the context from here and finishes it.
+            if let Some(ctx) = guard.ctx.take() {
+                return stream::start(chain, ctx, upstream, prefix);
             }
-            Ok(Committed::Complete(response)) => response,
-            Err(err) => error_response(ctx, err),
-        },
-        Err(Early::Error(err)) => error_response(ctx, err),
-        Err(Early::Respond { status, body }) => {
-            ctx.status = status;
-            ctx.bytes_out = body.len() as u64;
-            json_response(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body,
-                HeaderMap::new(),
-            )
+            return ApiError::Internal {
+                message: "request context missing".into(),
+            }
+            .into_response();
         }
+        Ok(Committed::Complete(response)) => response,
+        Err(err) => error_response(ctx, err),
     };
     let response = stamp(response, ctx);
     // Finishing inline costs a few microseconds of latency but no task spawn (and no wake-up
@@ -141,8 +136,11 @@ pub fn admit(chain: &Chain, admission: &Admission, ctx: &mut RequestCtx) -> Resu
     for module in chain.modules() {
         match module.on_headers(ctx) {
             Ok(Verdict::Continue) => {}
-            Ok(Verdict::Reject(err)) => return Err(err),
-            Ok(Verdict::Respond { .. }) => {
+            Ok(Verdict::Reject(err)) => {
+                ctx.refused_by = Some(module.name());
+                return Err(err);
+            }
+            Ok(Verdict::Answer(_)) => {
                 return Err(ApiError::Internal {
                     message: format!("module {} answered before the body was read", module.name()),
                 });
@@ -195,8 +193,13 @@ async fn prepare(
     let (body, permit) = admission
         .read_body(body, &ctx.headers, chain.max_body_bytes())
         .await?;
-    ctx.body = body;
     ctx.hold_body_permit(permit);
+    parse_and_run(chain, ctx, body).await
+}
+
+/// Parses the body in the endpoint's format and runs `on_request`.
+async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Result<(), Early> {
+    ctx.body = body;
     ctx.bytes_in = ctx.body.len() as u64;
     let parse_error = |e: crate::wire::openai::ParseError| match e.param {
         None => ApiError::InvalidJson { message: e.message },
@@ -238,8 +241,14 @@ async fn prepare(
     for module in chain.modules() {
         match module.on_request(ctx).await {
             Ok(Verdict::Continue) => {}
-            Ok(Verdict::Reject(err)) => return Err(err.into()),
-            Ok(Verdict::Respond { status, body }) => return Err(Early::Respond { status, body }),
+            Ok(Verdict::Reject(err)) => {
+                ctx.refused_by = Some(module.name());
+                return Err(err.into());
+            }
+            Ok(Verdict::Answer(answer)) => {
+                ctx.answered_by = Some(module.name());
+                return Err(Early::Answer(answer));
+            }
             Err(err) if hook_failed(module.as_ref(), &err) => {
                 return Err(ApiError::Internal {
                     message: err.to_string(),
@@ -250,6 +259,83 @@ async fn prepare(
         }
     }
     Ok(())
+}
+
+/// A module's canonical answer, through the same egress as an upstream's: as a stream of
+/// canonical events when the client asked for one, else as one complete answer.
+async fn answered(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    answer: CanonicalAnswer,
+) -> Result<Committed, ApiError> {
+    let encode = |value: &serde_json::Value| Bytes::from(format!("data: {value}\n\n"));
+    let (body, content_type) = if ctx.stream {
+        let mut frames: Vec<Bytes> = answer.into_chunks().iter().map(encode).collect();
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        (UpstreamBody::canned(frames), "text/event-stream")
+    } else {
+        let complete = answer.into_complete();
+        (
+            UpstreamBody::canned(vec![Bytes::from(complete.to_string())]),
+            "application/json",
+        )
+    };
+    let mut upstream = Response::new(body);
+    upstream
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if ctx.stream {
+        return Ok(Committed::Stream {
+            upstream,
+            prefix: Vec::new(),
+        });
+    }
+    complete(chain, ctx, upstream)
+        .await
+        .map(Committed::Complete)
+}
+
+/// A model call a module makes itself ([`super::internal`]): the same parse, `on_request`,
+/// attempts and egress as a client's non-streamed request, without HTTP. The caller finishes
+/// the context.
+pub async fn run_internal(
+    chain: &Chain,
+    providers: &ProviderRegistry,
+    ctx: &mut RequestCtx,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let committed = match parse_and_run(chain, ctx, body).await {
+        Ok(()) if ctx.stream => Err(ApiError::InvalidField {
+            param: Some("stream".into()),
+            message: "an internal model call cannot stream".into(),
+        }),
+        Ok(()) => attempt_loop(chain, providers, ctx).await,
+        Err(Early::Answer(answer)) => answered(chain, ctx, answer).await,
+        Err(Early::Error(err)) => Err(err),
+    };
+    let response = match committed {
+        Ok(Committed::Complete(response)) => response,
+        Ok(Committed::Stream { .. }) => {
+            return Err(ApiError::Internal {
+                message: "an internal model call answered with a stream".into(),
+            });
+        }
+        Err(err) => {
+            let _ = error_response(ctx, err.clone());
+            return Err(err);
+        }
+    };
+    match response.into_body() {
+        ProxyBody::Full(Some(body)) if ctx.status < 400 => Ok(body),
+        ProxyBody::Full(Some(body)) => Err(ApiError::Upstream {
+            status: StatusCode::from_u16(ctx.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            body,
+            headers: Box::default(),
+        }),
+        _ => Err(ApiError::Internal {
+            message: "an internal model call gave no answer".into(),
+        }),
+    }
 }
 
 /// An attempt whose answer goes to the client.
@@ -266,12 +352,12 @@ enum Committed {
 /// commits or the plan gives up.
 async fn attempt_loop(
     chain: &Chain,
-    proxy: &Proxy,
+    providers: &ProviderRegistry,
     ctx: &mut RequestCtx,
 ) -> Result<Committed, ApiError> {
     let mut plan: Box<dyn AttemptPlan> = match ctx.plan.take() {
         Some(plan) => plan,
-        None => Box::new(SinglePlan::resolve(&proxy.providers, &ctx.requested_model)?),
+        None => Box::new(SinglePlan::resolve(providers, &ctx.requested_model)?),
     };
     let mut last: Option<AttemptFailure> = None;
     loop {
@@ -572,11 +658,7 @@ async fn complete(
     let status = upstream.status();
     let headers = passthrough_headers(upstream.headers());
     let provider = ctx.provider_name().unwrap_or_default().to_string();
-    let total = ctx
-        .route
-        .as_ref()
-        .map(|r| r.provider.timeouts().total)
-        .unwrap_or_default();
+    let total = ctx.timeouts().total;
     let deadline = tokio::time::Instant::from_std(ctx.started + total);
     let reading = Instant::now();
     let collected = tokio::time::timeout_at(deadline, upstream.into_body().collect()).await;
@@ -802,15 +884,41 @@ pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Respons
     response
 }
 
-/// Step 8: estimate usage if the upstream gave none, then every module's `on_finish`.
+/// Step 8: estimate usage if the upstream gave none, then every module's `on_finish`, in finish
+/// order, with how the request ended.
 pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
     if !ctx.usage_reported && ctx.status < 400 && ctx.route.is_some() {
         let model = ctx.upstream_model().unwrap_or_default().to_string();
         ctx.tokens = usage::estimate(&model, ctx.request.as_ref(), &ctx.completion_text);
         ctx.usage_estimated = true;
     }
-    for module in chain.modules() {
-        module.on_finish(ctx).await;
+    let outcome = outcome(ctx);
+    for module in chain.finishing() {
+        module.on_finish(ctx, outcome).await;
+    }
+}
+
+/// How the request ended, from what the context recorded.
+fn outcome(ctx: &RequestCtx) -> Outcome {
+    let status = ctx.status;
+    if ctx.error_class.as_deref() == Some("cancelled") {
+        return Outcome::Cancelled;
+    }
+    if let Some(by) = ctx.refused_by {
+        return Outcome::Refused {
+            by: Some(by),
+            status,
+        };
+    }
+    match ctx.error_class.as_deref() {
+        None if status < 400 => Outcome::Success,
+        Some("upstream_stream_error") => Outcome::UpstreamError { status },
+        _ if ctx.attempts > 0 && ctx.upstream_latency.is_some() => {
+            Outcome::UpstreamError { status }
+        }
+        _ if (400..500).contains(&status) && status != 408 => Outcome::Refused { by: None, status },
+        Some(class) if class.starts_with("upstream") => Outcome::UpstreamError { status },
+        _ => Outcome::Failed { status },
     }
 }
 

@@ -24,9 +24,10 @@ use tokio::sync::mpsc;
 
 use super::egress::StreamEgress;
 use super::pipeline::{finish, passthrough_headers, stamp};
+use super::stream_hooks::StreamHooks;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
-use crate::modules::{Chain, StreamChunk};
+use crate::modules::{Chain, StreamEvent};
 use crate::request::ApiError;
 use crate::request::attempt::{AttemptFailure, FailureKind};
 use crate::wire::openai::Usage;
@@ -74,21 +75,14 @@ async fn relay(
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut prefix = prefix.into_iter();
-    let (idle, total) = ctx
-        .route
-        .as_ref()
-        .map(|r| {
-            (
-                r.provider.timeouts().stream_idle,
-                r.provider.timeouts().total,
-            )
-        })
-        .unwrap_or_default();
+    let timeouts = ctx.timeouts();
+    let (idle, total) = (timeouts.stream_idle, timeouts.total);
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let deadline = tokio::time::Instant::from_std(ctx.started + total);
     let mut egress = StreamEgress::for_request(&ctx);
     let mut native = ctx.native_decoder.take();
     let mut splitter = SseSplitter::default();
+    let mut hooks = StreamHooks::new(chain.stream_watchers());
     let mut saw_done = false;
 
     let end = loop {
@@ -167,33 +161,48 @@ async fn relay(
         };
         let mut out = BytesMut::new();
         let mut upstream_error = None;
+        let mut ended = None;
         if let Some(side) = native.as_mut() {
             // The client speaks the provider's own format: its bytes go out as they came, and a
             // side decoder reads usage, text and errors from them.
-            out.extend_from_slice(&data);
-            match side.push(&data) {
-                Ok(chunks) => {
-                    for chunk in chunks {
-                        if let EventKind::Error(message) = inspect_value(&mut ctx, &chunk) {
+            match hooks.as_mut() {
+                None => {
+                    out.extend_from_slice(&data);
+                    if let Err(message) = read_native(&mut ctx, side.as_mut(), &data) {
+                        upstream_error = Some(message);
+                    }
+                }
+                // Watchers see the native stream event by event, each with the text it adds.
+                Some(hooks) => {
+                    for event in splitter.push(&data) {
+                        let before = ctx.completion_text.len();
+                        if let Err(message) = read_native(&mut ctx, side.as_mut(), &event.bytes) {
                             upstream_error = Some(message);
+                        }
+                        let text = ctx.completion_text[before..].to_string();
+                        match hooks.run(&mut ctx, StreamEvent::native(event.bytes, text)) {
+                            Ok(ready) => {
+                                for event in ready {
+                                    out.extend_from_slice(event.raw());
+                                }
+                            }
+                            Err(err) => {
+                                ended = Some(err);
+                                break;
+                            }
                         }
                     }
                 }
-                Err(message) => upstream_error = Some(message),
-            }
-            let mut chunk = StreamChunk {
-                raw: data.clone(),
-                json: None,
-                drop: false,
-            };
-            for module in chain.modules() {
-                module.on_chunk(&mut ctx, &mut chunk);
             }
         } else {
             for event in splitter.push(&data) {
-                match relay_event(&chain, &mut ctx, &mut egress, event, &mut out) {
+                match relay_event(&mut ctx, &mut egress, hooks.as_mut(), event, &mut out) {
                     EventKind::Done => saw_done = true,
                     EventKind::Error(message) => upstream_error = Some(message),
+                    EventKind::Ended(err) => {
+                        ended = Some(err);
+                        break;
+                    }
                     EventKind::Data => {}
                 }
             }
@@ -204,6 +213,9 @@ async fn relay(
             if tx.send(out.freeze()).await.is_err() {
                 break End::Cancelled;
             }
+        }
+        if let Some(err) = ended {
+            break End::Failed { err, told: false };
         }
         if let Some(message) = upstream_error {
             break End::Failed {
@@ -217,6 +229,19 @@ async fn relay(
     drop(body);
     match end {
         End::Done => {
+            // A native stream's held events (a canonical stream released its own before [DONE]).
+            let mut held = BytesMut::new();
+            for event in hooks
+                .as_mut()
+                .map(StreamHooks::release_all)
+                .unwrap_or_default()
+            {
+                held.extend_from_slice(event.raw());
+            }
+            if !held.is_empty() {
+                ctx.bytes_out += held.len() as u64;
+                let _ = tx.send(held.freeze()).await;
+            }
             let tail = egress.finish(&mut ctx);
             ctx.bytes_out += tail.len() as u64;
             // Finish before the last bytes go out: a client that reacts to the end of the stream
@@ -234,6 +259,9 @@ async fn relay(
             } else {
                 err.code().to_string()
             });
+            if ended_by_module(&err) {
+                ctx.refused_by = ctx.refused_by.or(Some("stream hook"));
+            }
             // An OpenAI client already got the provider's own error event; others get theirs now.
             if !told || !egress.forwards_raw() {
                 let event = egress.error_event(err.sse_event(), &err.message());
@@ -251,20 +279,38 @@ enum EventKind {
     Done,
     /// The upstream sent an error event; its message.
     Error(String),
+    /// A stream watcher ended the stream.
+    Ended(ApiError),
 }
 
-/// Inspects one event, runs `on_chunk`, and appends it to `out` in the client's format unless it
-/// is withheld.
+/// Feeds a native stream's bytes to its side decoder, recording what the chunks say.
+fn read_native(
+    ctx: &mut RequestCtx,
+    side: &mut dyn crate::providers::ChatStreamDecoder,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let mut failed = None;
+    for chunk in side.push(bytes)? {
+        if let EventKind::Error(message) = inspect_value(ctx, &chunk) {
+            failed = Some(message);
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Inspects one canonical event, runs the stream watchers, and appends what may go out to `out`
+/// in the client's format (usage a client did not ask for is withheld).
 fn relay_event(
-    chain: &Chain,
     ctx: &mut RequestCtx,
     egress: &mut StreamEgress,
+    hooks: Option<&mut StreamHooks>,
     event: RawEvent,
     out: &mut BytesMut,
 ) -> EventKind {
     let mut kind = EventKind::Data;
     let mut drop = false;
     let mut json = None;
+    let before = ctx.completion_text.len();
     match event.data().as_deref() {
         None => {}
         Some("[DONE]") => kind = EventKind::Done,
@@ -279,26 +325,50 @@ fn relay_event(
             }
         }
     }
-    let mut chunk = StreamChunk {
-        raw: event.bytes,
-        json,
-        drop,
-    };
     if matches!(kind, EventKind::Error(_)) && !egress.is_openai() {
         // The failure reaches such a client as its own format's error event, at the end.
         return kind;
     }
-    for module in chain.modules() {
-        module.on_chunk(ctx, &mut chunk);
+    if drop {
+        return kind;
     }
-    if !chunk.drop
-        && let Err(message) = egress.push(&chunk.raw, chunk.json.as_ref(), out)
-    {
-        return EventKind::Error(format!(
-            "the answer does not fit the client's format: {message}"
-        ));
+    let ready = match hooks {
+        // [DONE] ends what watchers hold: it goes out after everything held.
+        Some(hooks) if matches!(kind, EventKind::Done) => {
+            let mut ready = hooks.release_all();
+            ready.push(StreamEvent::canonical(event.bytes, json, String::new()));
+            ready
+        }
+        Some(hooks) => {
+            let text = ctx.completion_text[before..].to_string();
+            match hooks.run(ctx, StreamEvent::canonical(event.bytes, json, text)) {
+                Ok(ready) => ready,
+                Err(err) => return EventKind::Ended(err),
+            }
+        }
+        None => {
+            return match egress.push(&event.bytes, json.as_ref(), out) {
+                Ok(()) => kind,
+                Err(message) => EventKind::Error(format!(
+                    "the answer does not fit the client's format: {message}"
+                )),
+            };
+        }
+    };
+    for event in ready {
+        let (raw, json) = event.into_parts();
+        if let Err(message) = egress.push(&raw, json.as_ref(), out) {
+            return EventKind::Error(format!(
+                "the answer does not fit the client's format: {message}"
+            ));
+        }
     }
     kind
+}
+
+/// Whether a stream failure came from a watcher rather than the upstream.
+fn ended_by_module(err: &ApiError) -> bool {
+    !matches!(err.source(), crate::request::ErrorSource::Upstream)
 }
 
 /// What the relay reads of a canonical chunk.

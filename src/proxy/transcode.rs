@@ -22,6 +22,8 @@ pub enum UpstreamBody {
     Transcoded(Box<Transcoder>),
     /// Claude's own events inside Bedrock's binary framing, re-framed as Anthropic SSE.
     Reframed(Box<Reframer>),
+    /// Frames a module produced (a canonical answer), played out in order.
+    Canned(std::collections::VecDeque<Bytes>),
 }
 
 pub struct Reframer {
@@ -37,6 +39,10 @@ pub struct Transcoder {
 }
 
 impl UpstreamBody {
+    pub fn canned(frames: Vec<Bytes>) -> UpstreamBody {
+        UpstreamBody::Canned(frames.into())
+    }
+
     pub fn reframed(inner: Incoming) -> UpstreamBody {
         UpstreamBody::Reframed(Box::new(Reframer {
             inner,
@@ -81,6 +87,9 @@ impl Body for UpstreamBody {
                 .map_err(|e| Box::new(e) as BodyError),
             UpstreamBody::Transcoded(t) => t.poll_canonical(cx),
             UpstreamBody::Reframed(r) => r.poll_sse(cx),
+            UpstreamBody::Canned(frames) => {
+                Poll::Ready(frames.pop_front().map(|f| Ok(Frame::data(f))))
+            }
         }
     }
 
@@ -89,13 +98,16 @@ impl Body for UpstreamBody {
             UpstreamBody::Plain(inner) => inner.is_end_stream(),
             UpstreamBody::Transcoded(t) => t.done,
             UpstreamBody::Reframed(r) => r.done,
+            UpstreamBody::Canned(frames) => frames.is_empty(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Plain(inner) => inner.size_hint(),
-            UpstreamBody::Transcoded(_) | UpstreamBody::Reframed(_) => SizeHint::default(),
+            UpstreamBody::Transcoded(_) | UpstreamBody::Reframed(_) | UpstreamBody::Canned(_) => {
+                SizeHint::default()
+            }
         }
     }
 }

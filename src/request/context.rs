@@ -46,6 +46,12 @@ pub struct RequestCtx {
     pub plan: Option<Box<dyn AttemptPlan>>,
     /// Upstream calls made so far.
     pub attempts: u32,
+    /// The module that answered in place of the upstream, if one did.
+    pub answered_by: Option<&'static str>,
+    /// The module that refused the request, if one did.
+    pub refused_by: Option<&'static str>,
+    /// For a model call a module made itself: that module.
+    pub internal: Option<&'static str>,
     /// The deployment that answered (or was last tried).
     pub deployment: Option<String>,
     /// A/B variant, when the route split by a request tag.
@@ -104,6 +110,9 @@ impl RequestCtx {
             route: None,
             plan: None,
             attempts: 0,
+            answered_by: None,
+            refused_by: None,
+            internal: None,
             deployment: None,
             variant: None,
             stream: false,
@@ -147,6 +156,14 @@ impl RequestCtx {
             reasoning: usage.reasoning_tokens(),
         };
         self.usage_reported = true;
+    }
+
+    /// The timeouts of the route taken; the defaults for an answer no upstream gave.
+    pub fn timeouts(&self) -> crate::config::Timeouts {
+        self.route
+            .as_ref()
+            .map(|r| *r.provider.timeouts())
+            .unwrap_or_default()
     }
 
     pub fn provider_name(&self) -> Option<&str> {

@@ -18,7 +18,7 @@ pub enum ErrorSource {
     Internal,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ApiError {
     InvalidJson {
         message: String,

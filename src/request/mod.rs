@@ -2,10 +2,17 @@
 //! with, and how the upstream is to be tried. Below both the pipeline (`proxy`) and the modules,
 //! so a module never imports the pipeline.
 
+pub mod answer;
 pub mod attempt;
 pub mod context;
 pub mod error;
 pub mod inflight;
+pub mod internal;
+pub mod outcome;
+pub mod stream_event;
 
+pub use answer::CanonicalAnswer;
 pub use context::RequestCtx;
 pub use error::{ApiError, ErrorSource};
+pub use outcome::{Outcome, Verdict};
+pub use stream_event::{StreamDecision, StreamEvent, StreamWindow};

@@ -10,13 +10,14 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
-use crate::modules::auth::failures::AuthFailures;
+use crate::modules::registry::{Catalogue, ModuleSpec};
 use crate::modules::responses::store::ResponseStore;
 use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
-use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
+use crate::modules::{Chain, ModuleDeps, ModuleError};
 use crate::providers::ProviderRegistry;
 use crate::proxy::admission::Admission;
+use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
@@ -47,6 +48,14 @@ pub struct App {
 
 impl App {
     pub fn open(config: ValidConfig) -> Result<App, StartError> {
+        App::open_with(config, &[])
+    }
+
+    /// Like [`App::open`], with modules beyond the built-in ones (an embedder's, or a test's).
+    pub fn open_with(
+        config: ValidConfig,
+        extra_modules: &[&'static ModuleSpec],
+    ) -> Result<App, StartError> {
         let (backend, reader) = SqliteStore::open(&config.db_path)?;
         let reader: Arc<dyn ReadStore> = Arc::new(reader);
         let writer =
@@ -74,20 +83,24 @@ impl App {
         let responses = Arc::new(ResponseStore::new(writer.clone(), reader.clone()));
         let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
         breakers.restore(&reader.breakers()?);
+        let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
             writer: writer.clone(),
             prices: prices.clone(),
             responses: responses.clone(),
-            auth_failures: Arc::new(AuthFailures::new(writer.clone())),
+            models: models.clone(),
+            shared: Arc::default(),
+            catalogue: Arc::new(Catalogue::with(extra_modules)),
             routing: Arc::new(RoutingShared {
                 breakers,
                 stats: Arc::default(),
                 providers: providers.clone(),
             }),
         };
-        let states = initial_states(&config, reader.module_states()?);
+        let states = initial_states(&config, &deps.catalogue, reader.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
+        models.connect(chain.clone(), providers.clone());
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
         Ok(App {
             proxy: Proxy {
@@ -106,8 +119,13 @@ impl App {
 
 /// The database's state for a module wins (it is the record of admin changes); then the file;
 /// then the module's defaults.
-fn initial_states(config: &ValidConfig, stored: Vec<ModuleState>) -> Vec<ModuleState> {
-    registry::MODULES
+fn initial_states(
+    config: &ValidConfig,
+    catalogue: &Catalogue,
+    stored: Vec<ModuleState>,
+) -> Vec<ModuleState> {
+    catalogue
+        .specs()
         .iter()
         .map(|spec| {
             if let Some(state) = stored

@@ -154,7 +154,12 @@ async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
         "writer": writer,
         "in_flight": app.proxy.admission.inflight.count(),
         "admission": app.proxy.admission.snapshot(),
-        "unauthenticated": app.admin.deps().auth_failures.total(),
+        "unauthenticated": app
+            .admin
+            .deps()
+            .shared
+            .get::<crate::modules::auth::failures::AuthFailures>()
+            .map_or(0, |f| f.total()),
     });
     let status = if ready {
         StatusCode::OK

@@ -25,6 +25,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "auth",
     description: "requires a configured client key on every /v1 route, checked from the headers before the body is read (local mode when none)",
     order: 10,
+    finish_order: 30,
     enabled_by_default: true,
     required,
     default_config: AuthConfig::default_json,
@@ -50,7 +51,9 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     AuthConfig::parse(config).map_err(ModuleError::Config)?;
     Ok(Arc::new(Auth {
         keys: deps.auth_keys.clone(),
-        failures: deps.auth_failures.clone(),
+        failures: deps
+            .shared
+            .get_or_init(|| failures::AuthFailures::new(deps.writer.clone())),
     }))
 }
 

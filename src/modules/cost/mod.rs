@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError};
+use super::{Module, ModuleDeps, ModuleError, Outcome};
 use crate::cost::PriceTable;
 use crate::request::RequestCtx;
 
@@ -17,6 +17,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "cost",
     description: "prices every request in integer nano-dollars from the model price table",
     order: 80,
+    finish_order: 10,
     enabled_by_default: true,
     required: super::registry::never_required,
     default_config: CostConfig::default_json,
@@ -47,7 +48,7 @@ impl Module for Cost {
         "cost"
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx) {
+    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         let (Some(provider), Some(model)) = (ctx.provider_name(), ctx.upstream_model()) else {
             return;
         };

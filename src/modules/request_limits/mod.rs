@@ -15,6 +15,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "request_limits",
     description: "refuses request bodies over max_body_bytes (413) and chats over max_messages (400)",
     order: 20,
+    finish_order: 30,
     enabled_by_default: true,
     required: super::registry::never_required,
     default_config: RequestLimitsConfig::default_json,

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use self::store::ResponseStore;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::request::{ApiError, RequestCtx};
 use crate::store::{StoredResponse, now_ms};
 use crate::wire::openai::{Endpoint, Inbound};
@@ -24,6 +24,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "responses",
     description: "stores Responses API answers so previous_response_id and GET /v1/responses/{id} work with every provider",
     order: 40,
+    finish_order: 50,
     enabled_by_default: true,
     required: super::registry::never_required,
     default_config: ResponsesConfig::default_json,
@@ -121,7 +122,7 @@ impl Module for Responses {
         Ok(Verdict::Continue)
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx) {
+    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         if ctx.endpoint != Endpoint::Responses || ctx.error_class.is_some() {
             return;
         }

@@ -25,7 +25,7 @@ use self::plan::{CommittedSlot, RoutePlan};
 use self::stats::StatsRegistry;
 use self::table::RoutingTable;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
 use crate::store::now_ms;
@@ -34,6 +34,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "routing",
     description: "aliases, deployment groups, load balancing, retries, fallbacks and circuit breakers",
     order: 50,
+    finish_order: 20,
     enabled_by_default: true,
     required: super::registry::never_required,
     default_config: RoutingConfig::default_json,
@@ -112,7 +113,7 @@ impl Module for Routing {
         Ok(Verdict::Continue)
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx) {
+    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         let Some(slot) = ctx.slots.remove::<CommittedSlot>() else {
             return;
         };

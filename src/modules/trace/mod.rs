@@ -8,7 +8,9 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Answer, Module, ModuleDeps, ModuleError, StreamChunk};
+use super::{
+    Answer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent, StreamWindow,
+};
 use crate::request::RequestCtx;
 use crate::store::TraceRecord;
 use crate::store::writer::Writer;
@@ -17,6 +19,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     name: "trace",
     description: "records one trace row per request (tokens, cost, timings, status) in the database",
     order: 90,
+    finish_order: 90,
     enabled_by_default: true,
     required: super::registry::never_required,
     default_config: TraceConfig::default_json,
@@ -108,13 +111,17 @@ impl Module for Trace {
         Ok(())
     }
 
-    fn on_chunk(&self, ctx: &mut RequestCtx, chunk: &mut StreamChunk) {
-        if self.config.capture_bodies && !chunk.drop {
-            self.capture(ctx, &chunk.raw);
-        }
+    /// Watches streams only to capture them.
+    fn stream_window(&self) -> Option<StreamWindow> {
+        self.config.capture_bodies.then_some(StreamWindow::WATCH)
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx) {
+    fn on_event(&self, ctx: &mut RequestCtx, event: &mut StreamEvent) -> StreamDecision {
+        self.capture(ctx, event.raw());
+        StreamDecision::Pass
+    }
+
+    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         let (request_body, response_body) = if self.config.capture_bodies {
             let response = ctx
                 .slots

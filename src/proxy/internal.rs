@@ -1,0 +1,57 @@
+//! [`ModelCalls`] for modules: a model call runs through [`pipeline::run_internal`] on the chain
+//! in force, so it takes the same routing, retries, breakers, cost and trace as a client's call,
+//! marked internal in the trace. Auth and admission are not run: the call belongs to a request
+//! that already passed them. A module that makes such calls must skip its own hook when
+//! `ctx.internal` is set, or its call would call itself.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hyper::HeaderMap;
+
+use super::pipeline;
+use crate::modules::ChainHandle;
+use crate::providers::ProviderRegistry;
+use crate::request::internal::{InternalAnswer, InternalCall, ModelCalls};
+use crate::request::{ApiError, RequestCtx};
+
+/// Made before the chain (its modules hold it), pointed at the chain once that exists.
+#[derive(Default)]
+pub struct InternalCalls {
+    target: OnceLock<(ChainHandle, Arc<ProviderRegistry>)>,
+}
+
+impl InternalCalls {
+    pub fn connect(&self, chain: ChainHandle, providers: Arc<ProviderRegistry>) {
+        let _ = self.target.set((chain, providers));
+    }
+}
+
+#[async_trait]
+impl ModelCalls for InternalCalls {
+    async fn call(&self, call: InternalCall) -> Result<InternalAnswer, ApiError> {
+        let Some((chain, providers)) = self.target.get() else {
+            return Err(ApiError::Unavailable {
+                message: "the proxy is still starting".into(),
+            });
+        };
+        let chain = chain.load_full();
+        let mut ctx = RequestCtx::new(call.endpoint, crate::ids::uuid_v7(), HeaderMap::new(), None);
+        ctx.internal = Some(call.caller);
+        ctx.key_id = call.key_id;
+        let body = Bytes::from(call.body.to_string());
+        let result = pipeline::run_internal(&chain, providers, &mut ctx, body).await;
+        ctx.overhead = ctx.overhead_now();
+        pipeline::finish(&chain, &mut ctx).await;
+        let body = result?;
+        let body = serde_json::from_slice(&body).map_err(|e| ApiError::UpstreamProtocol {
+            message: format!("an internal model call answered with invalid JSON: {e}"),
+        })?;
+        Ok(InternalAnswer {
+            body,
+            cost_nanos: ctx.cost_nanos,
+            deployment: ctx.deployment.clone(),
+        })
+    }
+}
