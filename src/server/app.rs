@@ -10,6 +10,8 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
+use crate::ledger::LedgerKey;
+use crate::ledger::key::KeyError;
 use crate::modules::responses::store::ResponseStore;
 use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
@@ -17,7 +19,7 @@ use crate::modules::{Chain, ModuleDeps, ModuleError, registry};
 use crate::providers::ProviderRegistry;
 use crate::proxy::inflight::Inflight;
 use crate::proxy::pipeline::Proxy;
-use crate::store::sqlite::SqliteStore;
+use crate::secret::Secret;
 use crate::store::writer::Writer;
 use crate::store::{MemoryBreakers, ModuleState, ReadStore, StoreError};
 
@@ -33,6 +35,10 @@ pub enum StartError {
     Module(#[from] ModuleError),
     #[error("provider set-up failed: {0}")]
     Providers(String),
+    #[error("ledger key: {0}")]
+    LedgerKey(#[from] KeyError),
+    #[error("cannot make the local admin token: {0}")]
+    Token(std::io::Error),
 }
 
 pub struct App {
@@ -42,14 +48,18 @@ pub struct App {
     pub writer: Arc<Writer>,
     pub reader: Arc<dyn ReadStore>,
     pub responses: Arc<ResponseStore>,
+    /// Per-run admin bearer token, published in the runtime file for the CLI on this machine.
+    pub local_admin_token: Secret<String>,
+    /// Checks the ledger's MACs for `GET /admin/audit`.
+    pub ledger_key: LedgerKey,
 }
 
 impl App {
     pub fn open(config: ValidConfig) -> Result<App, StartError> {
-        let (backend, reader) = SqliteStore::open(&config.db_path)?;
-        let reader: Arc<dyn ReadStore> = Arc::new(reader);
-        let writer =
-            Arc::new(Writer::start(Box::new(backend), config.store).map_err(StartError::Writer)?);
+        let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
+        let key = LedgerKey::open_or_create(&config.db_path, env_key)?;
+        let (backend, reader) = crate::store::open(&config.db_path, key.clone())?;
+        let writer = Arc::new(Writer::start(backend, config.store).map_err(StartError::Writer)?);
 
         let base = PriceTable::bundled();
         let mut overrides = PriceTable::default();
@@ -98,13 +108,15 @@ impl App {
             reader,
             responses,
             config,
+            ledger_key: key,
+            local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
 }
 
 /// The database's state for a module wins (it is the record of admin changes); then the file;
 /// then the module's defaults.
-fn initial_states(config: &ValidConfig, stored: Vec<ModuleState>) -> Vec<ModuleState> {
+pub fn initial_states(config: &ValidConfig, stored: Vec<ModuleState>) -> Vec<ModuleState> {
     registry::MODULES
         .iter()
         .map(|spec| {
