@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::server::runtime_file;
 
 pub enum LocalServer {
@@ -15,7 +17,8 @@ pub enum LocalServer {
     None,
     /// A server answers on `url`; `token` is its per-run admin token.
     Running { url: String, token: String },
-    /// A server seems to run (its pid lives) but its address does not answer in time.
+    /// A server seems to run (its pid lives, something holds its address) but does not answer
+    /// like one in time.
     Unreachable { pid: u32, addr: SocketAddr },
 }
 
@@ -30,21 +33,39 @@ pub async fn find(db: &Path) -> LocalServer {
         );
         return LocalServer::None;
     }
-    let connect = tokio::net::TcpStream::connect(info.addr);
-    match tokio::time::timeout(Duration::from_secs(2), connect).await {
-        Ok(Ok(_)) => LocalServer::Running {
-            url: format!("http://{}", info.addr),
+    let url = format!("http://{}", info.addr);
+    match answers(info.addr).await {
+        Ok(true) => LocalServer::Running {
+            url,
             token: info.token,
         },
         // Nothing listens there any more: the pid was reused by another process.
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             tracing::info!(addr = %info.addr, "ignoring a stale server runtime file (nothing listens)");
             LocalServer::None
         }
-        Ok(Err(_)) | Err(_) => LocalServer::Unreachable {
+        Ok(false) | Err(_) => LocalServer::Unreachable {
             pid: info.pid,
             addr: info.addr,
         },
+    }
+}
+
+/// Whether `addr` answers `GET /health` like a Stockyard server within two seconds. A bare
+/// connect is not enough: a wedged server accepts connections (the kernel does) but never answers.
+async fn answers(addr: SocketAddr) -> std::io::Result<bool> {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        let text = String::from_utf8_lossy(&answer);
+        Ok(text.starts_with("HTTP/1.1 200") && text.contains("\"status\":\"ok\""))
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(result) => result,
+        Err(_) => Ok(false),
     }
 }
 
