@@ -9,7 +9,6 @@ use common::{ADMIN_KEY, Harness, chat};
 use hyper::Method;
 use rusqlite::Connection;
 use stockyard::ledger;
-use stockyard::store::ReadStore;
 
 #[tokio::test]
 async fn shutdown_flushes_every_accepted_trace() {

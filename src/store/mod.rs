@@ -204,12 +204,12 @@ pub trait ReadStore: Send + Sync {
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
 
-/// Opens (creating and migrating if needed) the database for a process that writes: the writer
-/// thread's backend, sealing ledger entries under `key`, and a reader.
-pub fn open(
-    path: &std::path::Path,
-    key: crate::ledger::LedgerKey,
-) -> Result<(Box<dyn WriteBackend>, std::sync::Arc<dyn ReadStore>), StoreError> {
+/// What a writing process gets: the writer thread's backend and a reader.
+pub type Opened = (Box<dyn WriteBackend>, std::sync::Arc<dyn ReadStore>);
+
+/// Opens (creating and migrating if needed) the database for a process that writes; the backend
+/// seals ledger entries under `key`.
+pub fn open(path: &std::path::Path, key: crate::ledger::LedgerKey) -> Result<Opened, StoreError> {
     let (writer, reader) = sqlite::SqliteStore::open(path, key)?;
     Ok((Box::new(writer), std::sync::Arc::new(reader)))
 }
