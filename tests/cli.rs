@@ -518,3 +518,307 @@ async fn env_keys_admin_changes_through_the_server_and_online_backup() {
     assert_eq!(served.wait(Duration::from_secs(20)), 0);
     assert!(!served.log().contains("sk-c1") && !served.log().contains(admin_key));
 }
+
+/// Runs `stockyard ARGS` on `db`; panics with the output unless it exits 0.
+fn ok(db: &Path, args: &[&str]) -> String {
+    let (code, out, err) = run({
+        let mut c = stockyard(db);
+        c.args(args);
+        c
+    });
+    assert_eq!(code, 0, "{args:?}: {out}{err}");
+    out
+}
+
+/// `n` offline module changes, so the ledger holds entries 1..=n.
+fn ledger_of(db: &Path, n: usize) {
+    for i in 0..n {
+        let verb = if i % 2 == 0 { "disable" } else { "enable" };
+        ok(db, &["modules", verb, "cost"]);
+    }
+}
+
+/// The published head as `audit verify` prints it (`SEQ:HASH`).
+fn printed_head(out: &str) -> String {
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix("ok: ")?
+                .split_once("; head ")
+                .map(|(_, h)| h)
+        })
+        .unwrap_or_else(|| panic!("no head in {out}"))
+        .to_string()
+}
+
+#[test]
+fn issue_9_a_cut_ledger_tail_is_named_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cut.db");
+    ledger_of(&db, 6);
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 6 entries; head 6:"), "{out}");
+    let head = printed_head(&out);
+    let head_file = std::fs::read_to_string(dir.path().join("cut.db.ledger-head")).unwrap();
+    assert_eq!(head_file.trim(), head);
+    // The head published from a log: the correct one passes, a wrong hash or a later seq fails.
+    ok(&db, &["audit", "verify", "--expect-head", &head]);
+    let wrong = format!("6:{}", "0".repeat(64));
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify", "--expect-head", &wrong]);
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("entry 6") && out.contains("published head"),
+        "{out}"
+    );
+
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM ledger WHERE seq > 4", [])
+        .unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify"]);
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 entries missing after 4"), "{out}");
+
+    // Without the head file, a head kept elsewhere still catches the cut.
+    std::fs::remove_file(dir.path().join("cut.db.ledger-head")).unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify", "--expect-head", &head]);
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 entries missing after 4"), "{out}");
+
+    // And no new entry is appended over the cut (that would publish a head hiding it).
+    std::fs::write(dir.path().join("cut.db.ledger-head"), &head_file).unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "enable", "cost"]);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("were cut"), "{err}");
+}
+
+/// Re-seals ledger rows from `from` on as a forger with the database but not the key would:
+/// same canonical JSON and SHA-256 chain as `src/ledger`, MACs left as they were.
+fn recompute_chain(conn: &rusqlite::Connection, from: i64) {
+    use sha2::Digest;
+    let rows: Vec<(i64, i64, String, String, String, String)> = conn
+        .prepare("SELECT seq, ts_ms, actor, action, target, details FROM ledger ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut prev = "0".repeat(64);
+    for (seq, ts_ms, actor, action, target, details) in rows {
+        if seq >= from {
+            let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+            let canonical = serde_json::json!({
+                "action": action, "actor": actor, "details": details,
+                "seq": seq, "target": target, "ts_ms": ts_ms,
+            })
+            .to_string();
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(prev.as_bytes());
+            hasher.update(canonical.as_bytes());
+            let hash = hex::encode(hasher.finalize());
+            conn.execute(
+                "UPDATE ledger SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
+                rusqlite::params![prev, hash, seq],
+            )
+            .unwrap();
+            prev = hash;
+        } else {
+            prev = conn
+                .query_row("SELECT hash FROM ledger WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn issue_9_a_chain_recomputed_without_the_key_fails_verify_at_the_rewritten_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("forged.db");
+    ledger_of(&db, 4);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE ledger SET actor = 'cli:someone-else' WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    recompute_chain(&conn, 2);
+    drop(conn);
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify"]);
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 2") && out.contains("MAC"), "{out}");
+
+    // The same check under STOCKYARD_LEDGER_KEY: a different key fails every anchored entry.
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify"])
+            .env("STOCKYARD_LEDGER_KEY", "ff".repeat(32));
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 1") && out.contains("MAC"), "{out}");
+}
+
+#[test]
+fn issue_9_read_only_commands_never_create_or_migrate_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.db");
+    for args in [
+        vec!["audit", "verify"],
+        vec!["audit", "export"],
+        vec!["traces"],
+        vec!["spend"],
+        vec!["modules", "list"],
+        vec!["routing", "show"],
+    ] {
+        let (code, out, err) = run({
+            let mut c = stockyard(&db);
+            c.args(&args);
+            c
+        });
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            err.contains(&db.display().to_string()) && err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+        assert!(!db.exists(), "{args:?} created the database");
+    }
+    ok(&db, &["version"]);
+    assert!(!db.exists(), "version created the database");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(names.is_empty(), "files appeared: {names:?}");
+
+    // A file at an older schema is left as it is, with a hint to migrate it.
+    let old = dir.path().join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .pragma_update(None, "user_version", 1)
+        .unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&old);
+        c.args(["audit", "verify"]);
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("schema version 1") && err.contains("stockyard serve"),
+        "{err}"
+    );
+    let version: i64 = rusqlite::Connection::open(&old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_9_a_cli_change_beside_a_running_server_takes_effect_in_it() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let mut served = Served::start(
+        &db,
+        &mock.base_url(),
+        &[("STOCKYARD_STORE__BATCH_INTERVAL_MS", "5")],
+    );
+    let runtime = dir.path().join("live.db.server");
+    assert!(runtime.exists(), "no runtime file beside the database");
+
+    // No --server and no admin key: the CLI finds the server and goes through it.
+    let out = ok(&db, &["modules", "set", "trace", "capture_bodies=true"]);
+    assert!(out.contains("ledger entry 1"), "{out}");
+    let client = common::TestClient::new(served.url.clone());
+    let marker = "issue-9-marker-7f3a";
+    let answer = client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", marker, false))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ok(&db, &["traces", "--json", "--last", "5"]);
+        if out.lines().any(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).unwrap();
+            row["request_body"]
+                .as_str()
+                .is_some_and(|b| b.contains(marker))
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running server never captured the body: {out}\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 1 entries; head 1:"), "{out}");
+
+    served.signal("-TERM");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+    assert!(
+        !runtime.exists(),
+        "runtime file left after a clean shutdown"
+    );
+}
+
+#[test]
+fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stale.db");
+    let runtime = dir.path().join("stale.db.server");
+    // A pid that is surely gone: a child that already exited and was reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let info = |pid: u32, addr: &str| {
+        serde_json::json!({"pid": pid, "addr": addr, "token": "t".repeat(64)}).to_string()
+    };
+    std::fs::write(&runtime, info(dead_pid, "127.0.0.1:9")).unwrap();
+    let out = ok(&db, &["modules", "disable", "cost"]);
+    assert!(out.contains("ledger entry 1"), "{out}");
+
+    // A live pid (this test) whose address accepts connections but never answers (a listener
+    // nobody accepts on): nothing may be changed.
+    let wedged = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = wedged.local_addr().unwrap().to_string();
+    std::fs::write(&runtime, info(std::process::id(), &addr)).unwrap();
+    let (code, out, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "enable", "cost"]);
+        c
+    });
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("--server URL --admin-key"), "{err}");
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 1 entries"), "{out}");
+}

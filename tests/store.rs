@@ -9,8 +9,6 @@ use common::{ADMIN_KEY, Harness, chat};
 use hyper::Method;
 use rusqlite::Connection;
 use stockyard::ledger;
-use stockyard::store::ReadStore;
-use stockyard::store::sqlite::SqliteStore;
 
 #[tokio::test]
 async fn shutdown_flushes_every_accepted_trace() {
@@ -102,10 +100,14 @@ async fn ledger_with_entries(h: &Harness, n: usize) {
     }
 }
 
-fn verify_file(path: &std::path::Path) -> Result<String, String> {
-    let (_, reader) = SqliteStore::open(path).map_err(|e| e.to_string())?;
+/// Verifies the ledger in `path` under the key the server created beside `original`.
+fn verify_file(path: &std::path::Path, original: &std::path::Path) -> Result<String, String> {
+    let key = ledger::LedgerKey::find(original, None).map_err(|e| e.to_string())?;
+    let reader = stockyard::store::open_read_only(path).map_err(|e| e.to_string())?;
     let entries = reader.ledger().map_err(|e| e.to_string())?;
-    ledger::verify(&entries).map_err(|e| e.to_string())
+    ledger::verify(&entries, key.as_ref())
+        .map(|v| v.head.hash)
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -115,13 +117,13 @@ async fn ledger_tampering_in_the_file_is_detected_and_named() {
     let Harness { server, dir, .. } = h;
     server.stop().await.unwrap();
     let original = dir.path().join("stockyard.db");
-    assert!(verify_file(&original).is_ok());
+    assert!(verify_file(&original, &original).is_ok());
 
     let tamper = |name: &str, sql: &str| {
         let path = dir.path().join(name);
         std::fs::copy(&original, &path).unwrap();
         Connection::open(&path).unwrap().execute_batch(sql).unwrap();
-        verify_file(&path).unwrap_err()
+        verify_file(&path, &original).unwrap_err()
     };
     let edited = tamper(
         "edit.db",

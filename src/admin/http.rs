@@ -1,5 +1,7 @@
-//! The admin API under `/admin`, bearer `STOCKYARD_ADMIN_KEY` (constant-time compare). Without a
-//! configured key every admin route answers 403 saying how to enable it.
+//! The admin API under `/admin`, bearer `STOCKYARD_ADMIN_KEY` (constant-time compare), or the
+//! per-run local token from the runtime file beside the database (how the CLI on the same machine
+//! reaches the server it finds there). Without a configured key every other caller gets 403 saying
+//! how to enable it.
 //!
 //! - `GET /admin/modules`; `PUT /admin/modules/{name}` with `{"enabled": bool, "config": {...}}`
 //! - `GET /admin/traces?limit=N&model=M&status=S`
@@ -88,15 +90,18 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
 }
 
 fn authorize(app: &App, request: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(key) = &app.config.admin_key else {
-        return Err(ApiError::AdminDisabled);
-    };
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
+    if app.local_admin_token.matches(presented) {
+        return Ok(());
+    }
+    let Some(key) = &app.config.admin_key else {
+        return Err(ApiError::AdminDisabled);
+    };
     if key.matches(presented) {
         Ok(())
     } else {
@@ -234,8 +239,10 @@ async fn traces(app: &Arc<App>, query: &str) -> Result<Value, ApiError> {
 async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
     let reader = app.reader.clone();
     let entries = blocking(move || reader.ledger()).await?;
-    let verification = match ledger::verify(&entries) {
-        Ok(head) => json!({"ok": true, "head": head}),
+    let verification = match ledger::verify(&entries, Some(&app.ledger_key)) {
+        Ok(v) => {
+            json!({"ok": true, "head": v.head.hash, "head_seq": v.head.seq, "unanchored": v.unanchored})
+        }
         Err(e) => json!({"ok": false, "error": e.to_string()}),
     };
     Ok(json!({"entries": entries, "verify": verification}))

@@ -1,13 +1,16 @@
-//! A minimal client for a running server's admin API (`--server URL`).
+//! A minimal client for a running server's admin API (`--server URL`, or the server found running
+//! on the database).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Method;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::CliError;
+use crate::admin::AdminChange;
 use crate::providers::http::HttpClient;
 
 pub async fn call(
@@ -52,4 +55,65 @@ pub async fn call(
         )));
     }
     Ok(value)
+}
+
+/// The admin API call that makes `change` on a running server.
+pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
+    let body = |v: Value| Bytes::from(v.to_string());
+    match change {
+        AdminChange::SetAlias {
+            name,
+            target: Some(t),
+        } => (
+            Method::PUT,
+            format!("/admin/aliases/{name}"),
+            body(json!({"target": t})),
+        ),
+        AdminChange::SetAlias { name, target: None } => (
+            Method::DELETE,
+            format!("/admin/aliases/{name}"),
+            Bytes::new(),
+        ),
+        AdminChange::SetGroup {
+            name,
+            group: Some(g),
+        } => (
+            Method::PUT,
+            format!("/admin/groups/{name}"),
+            body(g.clone()),
+        ),
+        AdminChange::SetGroup { name, group: None } => (
+            Method::DELETE,
+            format!("/admin/groups/{name}"),
+            Bytes::new(),
+        ),
+        AdminChange::Breaker {
+            deployment,
+            open_for_ms: Some(ms),
+        } => (
+            Method::POST,
+            format!("/admin/breakers/{deployment}/open"),
+            body(json!({"for_ms": ms})),
+        ),
+        AdminChange::Breaker {
+            deployment,
+            open_for_ms: None,
+        } => (
+            Method::POST,
+            format!("/admin/breakers/{deployment}/reset"),
+            Bytes::new(),
+        ),
+        AdminChange::UpdateModule {
+            name,
+            enabled,
+            config,
+        } => (
+            Method::PUT,
+            format!("/admin/modules/{name}"),
+            body(json!({"enabled": enabled, "config": config})),
+        ),
+        AdminChange::LoadPrices { body: b } => {
+            (Method::PUT, "/admin/prices".into(), Bytes::from(b.clone()))
+        }
+    }
 }

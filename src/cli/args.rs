@@ -102,8 +102,13 @@ pub struct SpendArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; exit 0 printing the head hash, or 1 naming the first bad entry.
-    Verify,
+    /// Check the hash chain, each entry's MAC under the ledger key and the published head; exit 0
+    /// printing the head as SEQ:HASH, or 1 naming the first bad entry or the cut.
+    Verify {
+        /// A head published elsewhere (a log line, a ticket), as SEQ:HASH; the ledger must hold it.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<crate::ledger::Head>,
+    },
     /// Write every entry as JSON lines.
     Export {
         /// Output file [default: standard output].

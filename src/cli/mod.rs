@@ -5,7 +5,9 @@ mod admin_client;
 pub mod args;
 mod audit;
 mod backup;
+mod change;
 mod config_cmd;
+mod local_server;
 mod modules_cmd;
 mod offline;
 mod prices;
@@ -37,6 +39,10 @@ pub enum CliError {
     Admin(#[from] crate::admin::AdminError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    LedgerKey(#[from] crate::ledger::key::KeyError),
+    #[error("{0}")]
+    LedgerHead(#[from] crate::ledger::head::HeadError),
     #[error("{0}")]
     Failed(String),
 }
@@ -89,11 +95,9 @@ pub fn load_config(cli: &Cli) -> Result<ValidConfig, CliError> {
     Ok(valid)
 }
 
-/// Opens the database for reading (migrating it if needed).
-pub fn open_reader(cli: &Cli) -> Result<crate::store::sqlite::SqliteReader, CliError> {
-    let config = load_config(cli)?;
-    let (_, reader) = crate::store::sqlite::SqliteStore::open(&config.db_path)?;
-    Ok(reader)
+/// Opens the database for a command that only reads: read-only, never created, never migrated.
+pub fn open_reader(config: &ValidConfig) -> Result<Box<dyn crate::store::ReadStore>, CliError> {
+    Ok(crate::store::open_read_only(&config.db_path)?)
 }
 
 /// Nano-dollars as `$0.000123456`.

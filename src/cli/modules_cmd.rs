@@ -1,15 +1,19 @@
-//! `stockyard modules list|enable|disable|set`, on the database directly, or through a running
-//! server's admin API with `--server URL`. Either way the change goes through `Admin::apply`.
+//! `stockyard modules list|enable|disable|set`. `list` only reads the database (or asks
+//! `--server`); a change goes to a running server's admin API (`--server URL`, or the server found
+//! running on the database) or, with none, to the database directly. Either way it goes through
+//! `Admin::apply`.
 
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::args::{Cli, ModulesArgs, ModulesCommand};
-use super::{CliError, admin_client, load_config, offline};
+use super::{CliError, admin_client, change, load_config, open_reader};
 use crate::admin::AdminChange;
-use crate::server::App;
+use crate::modules::chain::listing_of;
+use crate::modules::registry::Catalogue;
+use crate::server::app::initial_states;
 
 pub async fn run(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
     let (name, enabled, config) = match &args.command {
@@ -18,33 +22,19 @@ pub async fn run(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
         ModulesCommand::Disable { name } => (name.clone(), Some(false), None),
         ModulesCommand::Set { name, pairs } => (name.clone(), None, Some(parse_pairs(pairs)?)),
     };
-    match &args.server {
-        Some(server) => {
-            let body = json!({"enabled": enabled, "config": config});
-            let path = format!("/admin/modules/{name}");
-            let answer = admin_client::call(
-                server,
-                args.admin_key.as_deref(),
-                hyper::Method::PUT,
-                &path,
-                Bytes::from(body.to_string()),
-            )
-            .await?;
-            println!("{name}: updated (ledger entry {})", answer["ledger_seq"]);
-        }
-        None => {
-            let entry = offline::apply(
-                cli,
-                AdminChange::UpdateModule {
-                    name: name.clone(),
-                    enabled,
-                    config,
-                },
-            )
-            .await?;
-            println!("{name}: updated (ledger entry {})", entry.seq);
-        }
-    }
+    let change = AdminChange::UpdateModule {
+        name: name.clone(),
+        enabled,
+        config,
+    };
+    let applied = change::apply(
+        cli,
+        args.server.as_deref(),
+        args.admin_key.as_deref(),
+        change,
+    )
+    .await?;
+    println!("{name}: updated (ledger entry {})", applied.seq);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,10 +64,11 @@ async fn list(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
         .await?["modules"]
             .clone(),
         None => {
-            let app = App::open(load_config(cli)?)?;
-            let listing = serde_json::to_value(app.admin.listing()).unwrap_or_default();
-            app.writer.shutdown().await?;
-            listing
+            let config = load_config(cli)?;
+            let stored = open_reader(&config)?.module_states()?;
+            let catalogue = Catalogue::builtin();
+            let states = initial_states(&config, &catalogue, stored);
+            serde_json::to_value(listing_of(&states, &catalogue)).unwrap_or_default()
         }
     };
     println!(

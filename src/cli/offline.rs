@@ -1,14 +1,16 @@
 //! Administrative changes from the CLI with no server running: open the database as the server
-//! would, apply the change through the same `Admin::apply`, then flush and close.
+//! would, apply the change through the same `Admin::apply`, then flush and close. Only
+//! [`super::change::apply`] calls this, after making sure no server runs on the file.
 
-use super::args::Cli;
-use super::{CliError, load_config};
 use crate::admin::AdminChange;
+use crate::config::ValidConfig;
 use crate::ledger::LedgerEntry;
 use crate::server::App;
 
-pub async fn apply(cli: &Cli, change: AdminChange) -> Result<LedgerEntry, CliError> {
-    let app = App::open(load_config(cli)?)?;
+use super::CliError;
+
+pub async fn apply(config: ValidConfig, change: AdminChange) -> Result<LedgerEntry, CliError> {
+    let app = App::open(config)?;
     let result = app.admin.apply(&actor(), change).await;
     app.writer.shutdown().await?;
     Ok(result?)

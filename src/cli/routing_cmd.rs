@@ -1,6 +1,7 @@
 //! `stockyard routing show|alias|unalias|group|ungroup|breakers|open|reset`, on the database
-//! directly or through a running server's admin API (`--server`). Changes go through
-//! `Admin::apply` either way, so each is validated and in the ledger.
+//! directly or through a running server's admin API (`--server`, or the server found running on
+//! the database). Changes go through `Admin::apply` either way, so each is validated and in the
+//! ledger; `show` only reads the file.
 
 use std::process::ExitCode;
 
@@ -9,9 +10,10 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::args::{Cli, RoutingArgs, RoutingCommand};
-use super::{CliError, admin_client, load_config, offline};
+use super::{CliError, admin_client, change, load_config, open_reader};
 use crate::admin::AdminChange;
-use crate::server::App;
+use crate::modules::registry::Catalogue;
+use crate::server::app::initial_states;
 
 pub async fn run(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
     let change = match &args.command {
@@ -47,72 +49,15 @@ pub async fn run(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
             open_for_ms: None,
         },
     };
-    let seq = match &args.server {
-        Some(server) => {
-            let (method, path, body) = http_call(&change);
-            let answer =
-                admin_client::call(server, args.admin_key.as_deref(), method, &path, body).await?;
-            answer["ledger_seq"].as_i64().unwrap_or_default()
-        }
-        None => offline::apply(cli, change).await?.seq,
-    };
-    println!("done (ledger entry {seq})");
+    let applied = change::apply(
+        cli,
+        args.server.as_deref(),
+        args.admin_key.as_deref(),
+        change,
+    )
+    .await?;
+    println!("done (ledger entry {})", applied.seq);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The admin API call for a change.
-fn http_call(change: &AdminChange) -> (Method, String, Bytes) {
-    let body = |v: Value| Bytes::from(v.to_string());
-    match change {
-        AdminChange::SetAlias {
-            name,
-            target: Some(t),
-        } => (
-            Method::PUT,
-            format!("/admin/aliases/{name}"),
-            body(json!({"target": t})),
-        ),
-        AdminChange::SetAlias { name, target: None } => (
-            Method::DELETE,
-            format!("/admin/aliases/{name}"),
-            Bytes::new(),
-        ),
-        AdminChange::SetGroup {
-            name,
-            group: Some(g),
-        } => (
-            Method::PUT,
-            format!("/admin/groups/{name}"),
-            body(g.clone()),
-        ),
-        AdminChange::SetGroup { name, group: None } => (
-            Method::DELETE,
-            format!("/admin/groups/{name}"),
-            Bytes::new(),
-        ),
-        AdminChange::Breaker {
-            deployment,
-            open_for_ms: Some(ms),
-        } => (
-            Method::POST,
-            format!("/admin/breakers/{deployment}/open"),
-            body(json!({"for_ms": ms})),
-        ),
-        AdminChange::Breaker {
-            deployment,
-            open_for_ms: None,
-        } => (
-            Method::POST,
-            format!("/admin/breakers/{deployment}/reset"),
-            Bytes::new(),
-        ),
-        AdminChange::UpdateModule { name, .. } => {
-            (Method::PUT, format!("/admin/modules/{name}"), Bytes::new())
-        }
-        AdminChange::LoadPrices { body: b } => {
-            (Method::PUT, "/admin/prices".into(), Bytes::from(b.clone()))
-        }
-    }
 }
 
 async fn show(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
@@ -127,15 +72,13 @@ async fn show(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
         .await?["routing"]
             .clone(),
         None => {
-            let app = App::open(load_config(cli)?)?;
-            let chain = app.admin.chain().load_full();
-            let config = chain
-                .states()
-                .iter()
+            let config = load_config(cli)?;
+            let stored = open_reader(&config)?.module_states()?;
+            initial_states(&config, &Catalogue::builtin(), stored)
+                .into_iter()
                 .find(|s| s.name == "routing")
-                .map(|s| s.config.clone());
-            app.writer.shutdown().await?;
-            config.unwrap_or_else(|| json!({}))
+                .map(|s| s.config)
+                .unwrap_or_else(|| json!({}))
         }
     };
     println!(

@@ -1,5 +1,7 @@
-//! `stockyard serve`: open the database, build the app, listen, serve until SIGINT/SIGTERM.
+//! `stockyard serve`: open the database, build the app, listen, publish the runtime file beside
+//! the database, serve until SIGINT/SIGTERM, then remove the runtime file.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
@@ -7,6 +9,7 @@ use tokio::net::TcpListener;
 use super::args::{Cli, ServeArgs};
 use super::{CliError, load_config};
 use crate::config::AuthMode;
+use crate::server::runtime_file::RuntimeFile;
 use crate::server::{App, serve, shutdown};
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
@@ -39,6 +42,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
         .collect();
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    // Tells the CLI on this machine that changes must come here, not to the file. Dropped (and
+    // the file removed) when `serve` returns after a clean shutdown.
+    let _runtime = RuntimeFile::publish(&db, reachable(addr), &app.local_admin_token)?;
     tracing::info!(
         %addr,
         db = %db.display(),
@@ -50,4 +56,17 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
     println!("listening on http://{addr}");
     serve(std::sync::Arc::new(app), listener, shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An address the local CLI can connect to: a wildcard listen address is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
 }

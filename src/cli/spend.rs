@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use super::args::{Cli, SpendArgs, SpendGroup};
-use super::{CliError, dollars, open_reader};
-use crate::store::{ReadStore, SpendBy, now_ms};
+use super::{CliError, dollars, load_config, open_reader};
+use crate::store::{SpendBy, now_ms};
 
 /// `90m`, `24h`, `7d`, `30s` as milliseconds.
 pub fn parse_since(text: &str) -> Result<i64, CliError> {
@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, args: &SpendArgs) -> Result<ExitCode, CliError> {
         SpendGroup::Provider => SpendBy::Provider,
         SpendGroup::Day => SpendBy::Day,
     };
-    let reader = open_reader(cli)?;
+    let reader = open_reader(&load_config(cli)?)?;
     let rows = reader.spend(by, since_ms)?;
     println!(
         "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use super::args::{Cli, TracesArgs};
-use super::{CliError, dollars, open_reader};
-use crate::store::{ReadStore, TraceQuery};
+use super::{CliError, dollars, load_config, open_reader};
+use crate::store::TraceQuery;
 
 pub fn run(cli: &Cli, args: &TracesArgs) -> Result<ExitCode, CliError> {
-    let reader = open_reader(cli)?;
+    let reader = open_reader(&load_config(cli)?)?;
     let query = TraceQuery {
         limit: args.last,
         model: args.model.clone(),

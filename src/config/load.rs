@@ -3,7 +3,9 @@
 //! Nested fields take `STOCKYARD_<SECTION>__<FIELD>` (`STOCKYARD_STORE__BATCH_SIZE=256`). Short
 //! aliases: `STOCKYARD_DB`, `STOCKYARD_LISTEN`, `STOCKYARD_ALLOW_OPEN`, and, read verbatim so a
 //! key made of digits is not parsed as a number, `STOCKYARD_API_KEYS` (comma-separated) and
-//! `STOCKYARD_ADMIN_KEY`. `STOCKYARD_CONFIG` and `STOCKYARD_LOG` belong to the command line.
+//! `STOCKYARD_ADMIN_KEY`. `STOCKYARD_CONFIG` and `STOCKYARD_LOG` belong to the command line, and
+//! `STOCKYARD_LEDGER_KEY` is read by validation only: a secret that anchors the ledger has no
+//! place in a config file.
 
 use std::path::Path;
 
@@ -13,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use super::{ConfigError, RawConfig};
 
 /// Variables that are not config fields, or that are read verbatim below.
-const NOT_FIELDS: &[&str] = &["config", "log", "api_keys", "admin_key"];
+const NOT_FIELDS: &[&str] = &["config", "log", "api_keys", "admin_key", "ledger_key"];
 
 /// Reads `path` (if any) and the process environment.
 pub fn load(path: Option<&Path>) -> Result<RawConfig, ConfigError> {

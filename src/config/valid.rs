@@ -21,6 +21,8 @@ pub struct ValidConfig {
     pub shutdown_grace: Duration,
     pub auth_keys: Vec<Secret<String>>,
     pub admin_key: Option<Secret<String>>,
+    /// `STOCKYARD_LEDGER_KEY` (hex or base64); without it the key file beside the database is used.
+    pub ledger_key: Option<Secret<String>>,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelEntry>,
     /// Initial module state from the file, by module name.
@@ -286,6 +288,15 @@ pub fn validate(
         None => None,
     };
 
+    let ledger_key = env("STOCKYARD_LEDGER_KEY").filter(|k| !k.trim().is_empty());
+    if let Some(Err(e)) = ledger_key
+        .as_deref()
+        .map(crate::ledger::LedgerKey::from_env_value)
+    {
+        errors.push("STOCKYARD_LEDGER_KEY", e);
+    }
+    let ledger_key = ledger_key.map(Secret::new);
+
     let providers = validate_providers(raw, env, &mut errors);
     let models = validate_models(raw, &providers, &mut errors);
 
@@ -342,6 +353,7 @@ pub fn validate(
         shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(30_000)),
         auth_keys,
         admin_key,
+        ledger_key,
         providers,
         models,
         module_config,

@@ -137,22 +137,30 @@ impl Chain {
     }
 
     pub fn listing(&self, catalogue: &Catalogue) -> Vec<ModuleListing> {
-        self.states
-            .iter()
-            .filter_map(|state| {
-                let spec = catalogue.find(&state.name)?;
-                Some(ModuleListing {
-                    name: spec.name,
-                    description: spec.description,
-                    order: spec.order,
-                    finish_order: spec.finish_order,
-                    enabled: state.enabled,
-                    config: state.config.clone(),
-                    scope: state.scope.clone(),
-                })
-            })
-            .collect()
+        listing_of(&self.states, catalogue)
     }
+}
+
+/// The listing for `states` in chain order, without building any module: what
+/// `stockyard modules list` shows from a database it only reads.
+pub fn listing_of(states: &[ModuleState], catalogue: &Catalogue) -> Vec<ModuleListing> {
+    let mut listing: Vec<ModuleListing> = states
+        .iter()
+        .filter_map(|state| {
+            let spec = catalogue.find(&state.name)?;
+            Some(ModuleListing {
+                name: spec.name,
+                description: spec.description,
+                order: spec.order,
+                finish_order: spec.finish_order,
+                enabled: state.enabled,
+                config: state.config.clone(),
+                scope: state.scope.clone(),
+            })
+        })
+        .collect();
+    listing.sort_by_key(|m| m.order);
+    listing
 }
 
 /// Whether a hook's failure stops the request, per the module's policy; logs either way.

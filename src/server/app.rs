@@ -11,6 +11,8 @@ use crate::admin::Admin;
 use crate::config::ValidConfig;
 use crate::cost::{PriceError, PriceTable};
 use crate::modules::registry::{Catalogue, ModuleSpec};
+use crate::ledger::LedgerKey;
+use crate::ledger::key::KeyError;
 use crate::modules::responses::store::ResponseStore;
 use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
@@ -19,7 +21,7 @@ use crate::providers::ProviderRegistry;
 use crate::proxy::admission::Admission;
 use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
-use crate::store::sqlite::SqliteStore;
+use crate::secret::Secret;
 use crate::store::writer::Writer;
 use crate::store::{MemoryBreakers, ModuleState, ReadStore, StoreError};
 
@@ -35,6 +37,10 @@ pub enum StartError {
     Module(#[from] ModuleError),
     #[error("provider set-up failed: {0}")]
     Providers(String),
+    #[error("ledger key: {0}")]
+    LedgerKey(#[from] KeyError),
+    #[error("cannot make the local admin token: {0}")]
+    Token(std::io::Error),
 }
 
 pub struct App {
@@ -44,6 +50,10 @@ pub struct App {
     pub writer: Arc<Writer>,
     pub reader: Arc<dyn ReadStore>,
     pub responses: Arc<ResponseStore>,
+    /// Per-run admin bearer token, published in the runtime file for the CLI on this machine.
+    pub local_admin_token: Secret<String>,
+    /// Checks the ledger's MACs for `GET /admin/audit`.
+    pub ledger_key: LedgerKey,
 }
 
 impl App {
@@ -56,10 +66,10 @@ impl App {
         config: ValidConfig,
         extra_modules: &[&'static ModuleSpec],
     ) -> Result<App, StartError> {
-        let (backend, reader) = SqliteStore::open(&config.db_path)?;
-        let reader: Arc<dyn ReadStore> = Arc::new(reader);
-        let writer =
-            Arc::new(Writer::start(Box::new(backend), config.store).map_err(StartError::Writer)?);
+        let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
+        let key = LedgerKey::open_or_create(&config.db_path, env_key)?;
+        let (backend, reader) = crate::store::open(&config.db_path, key.clone())?;
+        let writer = Arc::new(Writer::start(backend, config.store).map_err(StartError::Writer)?);
 
         let base = PriceTable::bundled();
         let mut overrides = PriceTable::default();
@@ -113,13 +123,15 @@ impl App {
             reader,
             responses,
             config,
+            ledger_key: key,
+            local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
 }
 
 /// The database's state for a module wins (it is the record of admin changes); then the file;
 /// then the module's defaults.
-fn initial_states(
+pub fn initial_states(
     config: &ValidConfig,
     catalogue: &Catalogue,
     stored: Vec<ModuleState>,

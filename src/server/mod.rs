@@ -1,9 +1,11 @@
 //! The HTTP server: [`app::App`] wires the parts together, [`routes`] maps paths to handlers, and
-//! [`listener`] accepts connections and shuts down gracefully.
+//! [`listener`] accepts connections and shuts down gracefully; [`runtime_file`] tells the CLI a
+//! server runs on the database.
 
 pub mod app;
 pub mod listener;
 pub mod routes;
+pub mod runtime_file;
 pub mod shutdown;
 
 pub use app::App;

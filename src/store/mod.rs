@@ -20,7 +20,7 @@ pub use hot::{
 };
 
 use crate::cost::Tokens;
-use crate::ledger::{LedgerDraft, LedgerEntry};
+use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -36,6 +36,25 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("database {path} does not exist (nothing was created); check --db or STOCKYARD_DB")]
+    Missing { path: String },
+    #[error(
+        "database {path} is at schema version {found}, older than this build's ({supported}); \
+         this command only reads, so it did not migrate the file: run `stockyard serve` once \
+         (it migrates at start-up), then retry"
+    )]
+    OlderSchema {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("ledger head: {0}")]
+    Head(String),
+    #[error(
+        "the ledger ends at entry {newest} but its published head is entry {published}: entries \
+         were cut; refusing to append over them (run `stockyard audit verify`)"
+    )]
+    LedgerBehindHead { newest: i64, published: i64 },
     #[error("the writer thread has stopped")]
     WriterGone,
     #[error("corrupt row in {table}: {detail}")]
@@ -171,6 +190,9 @@ pub trait WriteBackend: Send + 'static {
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError>;
     /// Adds refused-authentication counts to their minute's buckets.
     fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError>;
+    /// Publishes the ledger's newest entry outside the store (after the commit that wrote it), so
+    /// a later cut of the tail shows.
+    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError>;
     /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
     fn checkpoint(&mut self) -> Result<(), StoreError>;
 }
@@ -190,6 +212,34 @@ pub trait ReadStore: Send + Sync {
     fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError>;
     /// Entries in stored order (by sequence number).
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+}
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
+
+/// What a writing process gets: the writer thread's backend and a reader.
+pub type Opened = (Box<dyn WriteBackend>, std::sync::Arc<dyn ReadStore>);
+
+/// Opens (creating and migrating if needed) the database for a process that writes; the backend
+/// seals ledger entries under `key`.
+pub fn open(path: &std::path::Path, key: crate::ledger::LedgerKey) -> Result<Opened, StoreError> {
+    let (writer, reader) = sqlite::SqliteStore::open(path, key)?;
+    Ok((Box::new(writer), std::sync::Arc::new(reader)))
+}
+
+/// Opens an existing database for commands that only read: never creates, writes or migrates.
+pub fn open_read_only(path: &std::path::Path) -> Result<Box<dyn ReadStore>, StoreError> {
+    Ok(Box::new(sqlite::SqliteStore::open_read_only(path)?))
+}
+
+/// The schema version of an existing database file, read without changing it.
+pub fn file_schema_version(path: &std::path::Path) -> Result<i64, StoreError> {
+    sqlite::SqliteStore::file_schema_version(path)
+}
+
+/// A consistent copy of the database at `out`, safe while a server writes it.
+pub fn backup_into(path: &std::path::Path, out: &std::path::Path) -> Result<(), StoreError> {
+    sqlite::SqliteStore::backup_into(path, out)
 }
 
 pub fn now_ms() -> i64 {

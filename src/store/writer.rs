@@ -5,7 +5,8 @@
 //! the queue, or, when the queue is full, applies the configured policy (drop at once, or wait up to
 //! a bound, then drop). Every drop is counted in [`WriterStats`] and logged, and shows in `/ready`.
 //! Administrative changes go through the same thread ([`Writer::admin`]) so ledger entries are
-//! appended in order by one hand, and are never dropped.
+//! appended in order by one hand, and are never dropped. The ledger's new head is published once
+//! per batch, after its commit, never per entry: the file write stays off the per-entry path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +22,7 @@ use super::{
     WriteBackend, now_ms,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
-use crate::ledger::{LedgerDraft, LedgerEntry};
+use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
@@ -226,6 +227,8 @@ async fn writer_loop(
     stats: &WriterStats,
 ) {
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
+    // The newest ledger entry committed since the head was last published.
+    let mut head: Option<Head> = None;
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + config.batch_interval;
         let mut next = Some(first);
@@ -242,10 +245,13 @@ async fn writer_loop(
                     reply,
                 } => {
                     commit(backend, &mut batch, stats);
-                    let _ = reply.send(backend.apply_admin(change.as_ref(), &draft, now_ms()));
+                    let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
+                    note_head(&mut head, &result);
+                    let _ = reply.send(result);
                 }
                 WriteOp::Flush(reply) => {
                     commit(backend, &mut batch, stats);
+                    publish_head(backend, &mut head);
                     let _ = reply.send(());
                 }
                 WriteOp::Shutdown(reply) => {
@@ -261,11 +267,9 @@ async fn writer_loop(
                                 draft,
                                 reply,
                             } => {
-                                let _ = reply.send(backend.apply_admin(
-                                    change.as_ref(),
-                                    &draft,
-                                    now_ms(),
-                                ));
+                                let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
+                                note_head(&mut head, &result);
+                                let _ = reply.send(result);
                             }
                             WriteOp::Flush(reply) => {
                                 let _ = reply.send(());
@@ -279,6 +283,7 @@ async fn writer_loop(
                         }
                     }
                     commit(backend, &mut batch, stats);
+                    publish_head(backend, &mut head);
                     let _ = reply.send(backend.checkpoint());
                     return;
                 }
@@ -299,10 +304,31 @@ async fn writer_loop(
             };
         }
         commit(backend, &mut batch, stats);
+        publish_head(backend, &mut head);
     }
     commit(backend, &mut batch, stats);
+    publish_head(backend, &mut head);
     if let Err(e) = backend.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn note_head(head: &mut Option<Head>, result: &Result<LedgerEntry, StoreError>) {
+    if let Ok(entry) = result {
+        *head = Some(Head {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        });
+    }
+}
+
+/// Writes the pending head, if any. A failure is logged, not fatal: the entries are committed and
+/// MACed, and the next batch publishes again.
+fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Head>) {
+    let Some(pending) = head.take() else { return };
+    if let Err(e) = backend.publish_head(&pending) {
+        tracing::error!(error = %e, seq = pending.seq, "ledger head not published");
+        *head = Some(pending);
     }
 }
 

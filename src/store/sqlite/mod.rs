@@ -3,6 +3,8 @@
 //! [`SqliteStore::open`] migrates and hands out a [`SqliteWriter`] (for the writer thread) and a
 //! [`SqliteReader`] (its own connection, for queries). The schema version is `PRAGMA user_version`;
 //! a file written by a newer build is refused before anything is changed.
+//! [`SqliteStore::open_read_only`] is for commands that only look: it never creates, writes or
+//! migrates the file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,35 +16,97 @@ use super::{
     SpendRow, StoreError, StoredResponse, TraceQuery, TraceRecord, WriteBackend,
 };
 use crate::cost::Tokens;
-use crate::ledger::{LedgerDraft, LedgerEntry};
+use crate::ledger::{Head, LedgerDraft, LedgerEntry, LedgerKey};
 
-/// Migrations in order; index + 1 is the schema version each one produces.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_routing.sql"),
-    include_str!("migrations/0003_responses.sql"),
-    include_str!("migrations/0006_auth_failures.sql"),
+/// Migrations in order, each with the schema version it produces. Versions are explicit, not
+/// positions, so numbers reserved by parallel work can be merged in any order.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_routing.sql")),
+    (3, include_str!("migrations/0003_responses.sql")),
+    (5, include_str!("migrations/0005_ledger_mac.sql")),
+    (6, include_str!("migrations/0006_auth_failures.sql")),
 ];
 
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub const SCHEMA_VERSION: i64 = 5;
 
 pub struct SqliteStore;
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database; returns the writer's and a reader's
-    /// connections.
-    pub fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), StoreError> {
+    /// connections. The writer seals ledger entries under `key`.
+    pub fn open(path: &Path, key: LedgerKey) -> Result<(SqliteWriter, SqliteReader), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
         let reader = connect(path, false)?;
+        let published = Head::read(path).map_err(|e| StoreError::Head(e.to_string()))?;
         Ok((
-            SqliteWriter { conn },
+            SqliteWriter {
+                conn,
+                key,
+                db_path: path.to_path_buf(),
+                published,
+            },
             SqliteReader {
                 conn: Mutex::new(reader),
                 path: path.to_path_buf(),
             },
         ))
     }
+
+    /// Opens an existing database for reading only: a missing file is an error (nothing is
+    /// created), and a file at another schema version is refused rather than migrated.
+    pub fn open_read_only(path: &Path) -> Result<SqliteReader, StoreError> {
+        let found = SqliteStore::file_schema_version(path)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::OlderSchema {
+                path: path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(SqliteReader {
+            conn: Mutex::new(connect_read_only(path)?),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The schema version of an existing file, read without changing it.
+    pub fn file_schema_version(path: &Path) -> Result<i64, StoreError> {
+        let conn = connect_read_only(path)?;
+        Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// A consistent, compact copy of the database at `out` while a server may be writing it.
+    /// `VACUUM INTO` reads one snapshot (WAL readers never block the writer) and writes a
+    /// self-contained file with no WAL beside it.
+    pub fn backup_into(path: &Path, out: &Path) -> Result<(), StoreError> {
+        let conn = connect_read_only(path)?;
+        conn.execute("VACUUM INTO ?1", [out.to_string_lossy()])?;
+        Ok(())
+    }
+}
+
+fn connect_read_only(path: &Path) -> Result<Connection, StoreError> {
+    // SQLite would report "unable to open database file"; say which file and that it was not made.
+    if !path.exists() {
+        return Err(StoreError::Missing {
+            path: path.display().to_string(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_millis(5000))?;
+    Ok(conn)
 }
 
 fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
@@ -74,9 +138,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     // All pending migrations in one transaction: a failure leaves the file as it was.
     let tx = conn.transaction()?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
         tx.execute_batch(sql)?;
-        tracing::info!(version = index + 1, "applied migration");
+        tracing::info!(version, "applied migration");
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -85,6 +149,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 pub struct SqliteWriter {
     conn: Connection,
+    key: LedgerKey,
+    db_path: PathBuf,
+    /// The head last published beside the database; the ledger must never fall behind it.
+    published: Option<Head>,
 }
 
 impl WriteBackend for SqliteWriter {
@@ -172,10 +240,26 @@ impl WriteBackend for SqliteWriter {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let entry = LedgerEntry::seal(draft, prev.as_ref().map(|(s, h)| (*s, h.as_str())), ts_ms);
+        // Appending after a cut tail would publish a new head over the cut and hide it; refuse
+        // the change (nothing is applied) until someone looks at `audit verify`.
+        if let Some(published) = &self.published {
+            let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+            if newest < published.seq {
+                return Err(StoreError::LedgerBehindHead {
+                    newest,
+                    published: published.seq,
+                });
+            }
+        }
+        let entry = LedgerEntry::seal(
+            draft,
+            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+            ts_ms,
+            &self.key,
+        );
         tx.execute(
-            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 entry.seq,
                 entry.ts_ms,
@@ -184,11 +268,21 @@ impl WriteBackend for SqliteWriter {
                 entry.target,
                 entry.details.to_string(),
                 entry.prev_hash,
-                entry.hash
+                entry.hash,
+                entry.mac
             ],
         )?;
         tx.commit()?;
         Ok(entry)
+    }
+
+    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError> {
+        head.write(&self.db_path)
+            .map_err(|e| StoreError::Head(e.to_string()))?;
+        // The log is a second copy of the head, out of reach of whoever edits the files.
+        tracing::info!("ledger head seq={} hash={}", head.seq, head.hash);
+        self.published = Some(head.clone());
+        Ok(())
     }
 
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
@@ -471,7 +565,7 @@ impl ReadStore for SqliteReader {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash FROM ledger ORDER BY rowid",
+                "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger ORDER BY rowid",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -483,14 +577,15 @@ impl ReadStore for SqliteReader {
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
                     r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
                 ))
             })?;
             let mut entries = Vec::new();
             for row in rows {
-                let (seq, ts_ms, actor, action, target, details, prev_hash, hash) = row?;
+                let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
                 // Details that no longer parse still verify as altered rather than failing the walk.
                 let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
-                entries.push(LedgerEntry { seq, ts_ms, actor, action, target, details, prev_hash, hash });
+                entries.push(LedgerEntry { seq, ts_ms, actor, action, target, details, prev_hash, hash, mac });
             }
             Ok(entries)
         })
@@ -515,6 +610,11 @@ mod tests {
     use crate::ledger;
     use serde_json::json;
 
+    fn test_key() -> LedgerKey {
+        LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn temp_db() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("t.db");
@@ -524,10 +624,10 @@ mod tests {
     #[test]
     fn migrates_from_empty_and_reopens() {
         let (_dir, path) = temp_db();
-        let (_, reader) = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (_, reader) = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(reader.schema_version().ok(), Some(SCHEMA_VERSION));
         drop(reader);
-        let (_, reader) = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (_, reader) = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(reader.schema_version().ok(), Some(SCHEMA_VERSION));
     }
 
@@ -538,7 +638,7 @@ mod tests {
         conn.pragma_update(None, "user_version", 99)
             .unwrap_or_else(|e| panic!("{e}"));
         drop(conn);
-        let err = SqliteStore::open(&path).err();
+        let err = SqliteStore::open(&path, test_key()).err();
         assert!(matches!(
             err,
             Some(StoreError::NewerSchema { found: 99, .. })
@@ -557,7 +657,7 @@ mod tests {
     #[test]
     fn pragmas_are_set() {
         let (_dir, path) = temp_db();
-        let (writer, _) = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (writer, _) = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
         let mode: String = writer
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -580,7 +680,8 @@ mod tests {
     #[test]
     fn admin_changes_chain_in_the_ledger() {
         let (_dir, path) = temp_db();
-        let (mut writer, reader) = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (mut writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
         for enabled in [true, false, true] {
             let state = ModuleState {
                 name: "cost".into(),
@@ -600,7 +701,102 @@ mod tests {
         }
         let entries = reader.ledger().unwrap_or_default();
         assert_eq!(entries.len(), 3);
-        assert_eq!(ledger::verify(&entries).ok(), Some(entries[2].hash.clone()));
+        let verified = ledger::verify(&entries, Some(&test_key())).map(|v| v.head.hash);
+        assert_eq!(verified.ok(), Some(entries[2].hash.clone()));
         assert!(reader.module_states().unwrap_or_default()[0].enabled);
+    }
+
+    fn draft() -> LedgerDraft {
+        LedgerDraft {
+            actor: "t".into(),
+            action: "module.update".into(),
+            target: "cost".into(),
+            details: json!({}),
+        }
+    }
+
+    #[test]
+    fn issue_9_read_only_open_never_creates_or_migrates() {
+        let (_dir, path) = temp_db();
+        let err = SqliteStore::open_read_only(&path).err();
+        assert!(matches!(err, Some(StoreError::Missing { .. })), "{err:?}");
+        assert!(!path.exists());
+
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(MIGRATIONS[0].1)
+            .and_then(|()| conn.pragma_update(None, "user_version", 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(conn);
+        let err = SqliteStore::open_read_only(&path).err();
+        assert!(
+            matches!(err, Some(StoreError::OlderSchema { found: 1, .. })),
+            "{err:?}"
+        );
+        assert_eq!(SqliteStore::file_schema_version(&path).ok(), Some(1));
+
+        let (_, _) = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let reader = SqliteStore::open_read_only(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reader.schema_version().ok(), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn entries_from_before_the_mac_column_read_as_unanchored() {
+        let (_dir, path) = temp_db();
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 3) {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // An entry as a build before MACs wrote it: chained, but with no mac column at all.
+        let old = LedgerEntry::seal(&draft(), None, 1, &test_key());
+        conn.execute(
+            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                old.seq,
+                old.ts_ms,
+                old.actor,
+                old.action,
+                old.target,
+                old.details.to_string(),
+                old.prev_hash,
+                old.hash
+            ],
+        )
+        .and_then(|_| conn.pragma_update(None, "user_version", 3))
+        .unwrap_or_else(|e| panic!("{e}"));
+        drop(conn);
+        let (mut writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        writer
+            .apply_admin(None, &draft(), 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let entries = reader.ledger().unwrap_or_default();
+        let verified = ledger::verify(&entries, Some(&test_key()));
+        assert_eq!(verified.map(|v| (v.head.seq, v.unanchored)), Ok((2, 1)));
+    }
+
+    #[test]
+    fn issue_9_no_entry_is_appended_over_a_cut_tail() {
+        let (_dir, path) = temp_db();
+        Head {
+            seq: 5,
+            hash: "ab".repeat(32),
+        }
+        .write(&path)
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (mut writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let err = writer.apply_admin(None, &draft(), 1).err();
+        assert!(
+            matches!(
+                err,
+                Some(StoreError::LedgerBehindHead {
+                    newest: 0,
+                    published: 5
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(reader.ledger().map(|e| e.len()).ok(), Some(0));
     }
 }

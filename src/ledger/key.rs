@@ -1,0 +1,201 @@
+//! The ledger key: the secret that anchors the ledger, kept out of the database.
+//!
+//! The chain hash alone proves nothing against someone who can write the database: they can
+//! rewrite an entry and recompute every later hash. Each entry therefore also carries
+//! `HMAC-SHA256(key, hash)`, and the key lives where the database does not: in
+//! `STOCKYARD_LEDGER_KEY` (hex or base64) or in a file beside the database
+//! (`<db>.ledger-key`, 32 random bytes as hex, mode 0600, created at first start).
+//! The server creates the file ([`LedgerKey::open_or_create`]); readers only look for it
+//! ([`LedgerKey::find`]).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+/// Shorter keys than this are refused: a guessable key anchors nothing.
+const MIN_KEY_BYTES: usize = 16;
+const NEW_KEY_BYTES: usize = 32;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    /// Named by the caller (config validation says `STOCKYARD_LEDGER_KEY: ...`).
+    #[error("must be hex or base64 of at least {MIN_KEY_BYTES} bytes")]
+    BadEnv,
+    #[error("ledger key file {path}: must hold hex of at least {MIN_KEY_BYTES} bytes")]
+    BadFile { path: String },
+    #[error("ledger key file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot draw random bytes for a new ledger key: {0}")]
+    Random(String),
+}
+
+/// Holds the keyed HMAC state, not the raw bytes, so the key is never at hand to print.
+#[derive(Clone)]
+pub struct LedgerKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for LedgerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LedgerKey([redacted])")
+    }
+}
+
+impl LedgerKey {
+    /// `<db>.ledger-key`.
+    pub fn path_for(db: &Path) -> PathBuf {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".ledger-key");
+        PathBuf::from(name)
+    }
+
+    /// Parses `STOCKYARD_LEDGER_KEY`: hex first (a hex string is also valid base64), then base64.
+    pub fn from_env_value(value: &str) -> Result<LedgerKey, KeyError> {
+        let value = value.trim();
+        hex::decode(value)
+            .ok()
+            .or_else(|| base64::engine::general_purpose::STANDARD.decode(value).ok())
+            .and_then(|b| LedgerKey::from_bytes(&b))
+            .ok_or(KeyError::BadEnv)
+    }
+
+    /// The key from `env` if given, else from the key file beside `db`, creating the file (mode
+    /// 0600) with a new random key when it does not exist.
+    pub fn open_or_create(db: &Path, env: Option<&str>) -> Result<LedgerKey, KeyError> {
+        if let Some(found) = LedgerKey::find(db, env)? {
+            return Ok(found);
+        }
+        let path = LedgerKey::path_for(db);
+        let mut bytes = vec![0u8; NEW_KEY_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        // create_new: two processes starting at once must not each write a different key.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(hex::encode(&bytes).as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(io)?;
+                tracing::info!(path = %path.display(), "created a new ledger key file");
+                LedgerKey::from_bytes(&bytes).ok_or_else(|| KeyError::BadFile {
+                    path: path.display().to_string(),
+                })
+            }
+            // Lost the race to another process: use the key it wrote.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => LedgerKey::read_file(&path),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The key from `env` if given, else from the key file beside `db`; `None` if neither exists.
+    /// Never creates anything.
+    pub fn find(db: &Path, env: Option<&str>) -> Result<Option<LedgerKey>, KeyError> {
+        if let Some(value) = env {
+            return LedgerKey::from_env_value(value).map(Some);
+        }
+        let path = LedgerKey::path_for(db);
+        if !path.exists() {
+            return Ok(None);
+        }
+        LedgerKey::read_file(&path).map(Some)
+    }
+
+    fn read_file(path: &Path) -> Result<LedgerKey, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| LedgerKey::from_bytes(&b))
+            .ok_or_else(|| KeyError::BadFile {
+                path: path.display().to_string(),
+            })
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<LedgerKey> {
+        if bytes.len() < MIN_KEY_BYTES {
+            return None;
+        }
+        <Hmac<Sha256> as KeyInit>::new_from_slice(bytes)
+            .ok()
+            .map(LedgerKey)
+    }
+
+    /// `HMAC-SHA256(key, chain hash)` as hex. The chain hash already covers the entry's content and
+    /// its predecessor, so MACing it anchors both.
+    pub fn mac(&self, chain_hash: &str) -> String {
+        let mut mac = self.0.clone();
+        mac.update(chain_hash.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Constant-time check of a stored MAC.
+    pub fn check(&self, chain_hash: &str, stored_mac: &str) -> bool {
+        let ours = self.mac(chain_hash);
+        ours.len() == stored_mac.len() && bool::from(ours.as_bytes().ct_eq(stored_mac.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_is_created_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("s.db");
+        assert!(matches!(LedgerKey::find(&db, None), Ok(None)));
+        let first = LedgerKey::open_or_create(&db, None).unwrap_or_else(|e| panic!("{e}"));
+        let again = LedgerKey::open_or_create(&db, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.mac("h"), again.mac("h"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(LedgerKey::path_for(&db))
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn env_key_reads_hex_and_base64_and_wins_over_the_file() {
+        let hex_key = "00112233445566778899aabbccddeeff";
+        let b64_key = base64::engine::general_purpose::STANDARD
+            .encode(hex::decode(hex_key).unwrap_or_default());
+        let a = LedgerKey::from_env_value(hex_key).unwrap_or_else(|e| panic!("{e}"));
+        let b = LedgerKey::from_env_value(&b64_key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.mac("h"), b.mac("h"));
+        assert!(LedgerKey::from_env_value("short").is_err());
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("s.db");
+        let from_env =
+            LedgerKey::open_or_create(&db, Some(hex_key)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_env.mac("h"), a.mac("h"));
+        assert!(!LedgerKey::path_for(&db).exists());
+    }
+
+    #[test]
+    fn macs_differ_by_key_and_check_in_constant_time() {
+        let a = LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = LedgerKey::from_env_value("ff112233445566778899aabbccddeeff")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(a.mac("h"), b.mac("h"));
+        assert!(a.check("h", &a.mac("h")));
+        assert!(!a.check("h", &b.mac("h")));
+    }
+}
