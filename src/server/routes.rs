@@ -184,11 +184,13 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
 
 /// `GET /v1/responses/{id}`: a stored Responses answer.
 async fn stored_response(app: &App, headers: &HeaderMap, path: &str) -> Response<ProxyBody> {
-    if let Err(err) = auth::check(&app.config.auth_keys, headers) {
-        return err.into_response();
-    }
+    let key_id = match auth::check(&app.config.auth_keys, headers) {
+        Ok(key_id) => key_id,
+        Err(err) => return err.into_response(),
+    };
     let id = path.trim_start_matches("/v1/responses/");
-    match app.responses.get(id).await {
+    // Another key's answer gets the same 404 as an unknown id.
+    match app.responses.get_owned(id, key_id.as_deref()).await {
         Some(stored) => ok_json(stored.response.clone()),
         None => ApiError::AdminNotFound {
             message: format!("no stored response with id {id:?}"),
