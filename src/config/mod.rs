@@ -13,5 +13,5 @@ pub use raw::{
 };
 pub use valid::{
     AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind, QueueFullPolicy,
-    StoreConfig, Timeouts, ValidConfig, validate,
+    StoreConfig, Timeouts, ValidConfig, provider_env_vars, validate,
 };
