@@ -58,6 +58,11 @@ impl Served {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        Served::spawn(cmd)
+    }
+
+    /// Spawns `cmd` (a `serve` with stdout and stderr piped) and waits for its address.
+    fn spawn(mut cmd: Command) -> Served {
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -821,4 +826,87 @@ fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the
     assert!(err.contains("--server URL --admin-key"), "{err}");
     let out = ok(&db, &["audit", "verify"]);
     assert!(out.contains("ok: 1 entries"), "{out}");
+}
+
+/// Waits (at most 10 s) until the server's log contains `text`; returns the log.
+fn wait_for_log(served: &Served, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = served.log();
+        if log.contains(text) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn issue_9_serve_without_providers_warns_naming_the_variables_that_enable_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = stockyard(&dir.path().join("x.db"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in stockyard::config::provider_env_vars() {
+        cmd.env_remove(var);
+    }
+    let served = Served::spawn(cmd);
+    let log = wait_for_log(&served, "no providers configured");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("no providers configured"))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    for var in [
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "GROQ_API_KEY",
+        "OLLAMA_BASE_URL",
+        "AZURE_OPENAI_API_KEY",
+    ] {
+        assert!(warning.contains(var), "{var} missing: {warning}");
+    }
+}
+
+#[tokio::test]
+async fn issue_9_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&dir.path().join("x.db"), &mock.base_url(), &[]);
+    let client = common::TestClient::new(served.url.clone());
+    let answer = client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 200);
+    // STOCKYARD_LOG=debug: the upstream call is logged too, with its level and target.
+    let log = wait_for_log(&served, "DEBUG");
+    assert!(log.contains(" INFO ") && log.contains("DEBUG"), "{log}");
+    assert!(
+        !log.contains("\u{1b}["),
+        "ANSI codes in a piped log:\n{log:?}"
+    );
+}
+
+#[test]
+fn issue_9_config_check_reports_every_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("types.toml");
+    std::fs::write(
+        &file,
+        "listen = [4000]\n[store]\nbatch_size = \"many\"\n[admin]\nkey = 12\n",
+    )
+    .unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 1, "{err}");
+    for field in ["listen", "store.batch_size", "admin.key"] {
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} not reported:\n{err}"
+        );
+    }
 }

@@ -259,3 +259,69 @@ async fn responses_to_openai_pass_through_natively_and_are_stored() {
     let trace = &h.traces(4).await[3];
     assert_eq!(trace.error_class.as_deref(), Some("upstream_stream_error"));
 }
+
+const ALICE: [(&str, &str); 1] = [("authorization", "Bearer sk-alice-0123456789")];
+const BOB: [(&str, &str); 1] = [("authorization", "Bearer sk-bob-0123456789")];
+
+/// Alice reads and continues her answer `id`; Bob gets exactly what an unknown id gets.
+async fn only_the_owner_sees(h: &Harness, id: &str) {
+    let client = &h.client;
+    let path = format!("/v1/responses/{id}");
+    assert_eq!(
+        client.call(Method::GET, &path, "", &ALICE).await.status,
+        200
+    );
+    let theirs = client.call(Method::GET, &path, "", &BOB).await;
+    let unknown = client
+        .call(Method::GET, "/v1/responses/resp_unknown", "", &BOB)
+        .await;
+    assert_eq!(theirs.status, 404);
+    assert_eq!(
+        theirs.json()["error"]["code"],
+        unknown.json()["error"]["code"]
+    );
+
+    let next = json!({"model": MODEL, "previous_response_id": id, "input": "Again"}).to_string();
+    let missing =
+        json!({"model": MODEL, "previous_response_id": "resp_nope", "input": "x"}).to_string();
+    let theirs = client
+        .call(Method::POST, "/v1/responses", &next, &BOB)
+        .await;
+    let unknown = client
+        .call(Method::POST, "/v1/responses", &missing, &BOB)
+        .await;
+    assert_eq!(theirs.status, unknown.status, "{}", theirs.text());
+    assert_eq!(theirs.json()["error"]["param"], "previous_response_id");
+    assert_eq!(
+        theirs.json()["error"]["code"],
+        unknown.json()["error"]["code"]
+    );
+    let mine = client
+        .call(Method::POST, "/v1/responses", &next, &ALICE)
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.text());
+}
+
+#[tokio::test]
+async fn issue_9_a_stored_response_belongs_to_the_key_that_created_it() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[auth]\nkeys = [\"sk-alice-0123456789\", \"sk-bob-0123456789\"]\n\
+         [providers.compat]\nkind = \"openai_compatible\"\nbase_url = \"{}\"\n",
+        mock.base_url()
+    );
+    let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, mock, dir).await;
+    let first = json!({"model": MODEL, "input": "Say hello"}).to_string();
+    let answer = h
+        .client
+        .call(Method::POST, "/v1/responses", &first, &ALICE)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    only_the_owner_sees(&h, &id).await;
+    // The owner is stored too: after a restart (nothing in memory) the same holds.
+    let h = h.restart(&toml).await;
+    only_the_owner_sees(&h, &id).await;
+}

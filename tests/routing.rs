@@ -618,3 +618,149 @@ async fn aliases_and_groups_change_at_runtime_through_the_admin_api_and_ledger()
     let value: Value = audit["entries"][0]["details"]["after"]["config"]["aliases"].clone();
     assert_eq!(value["fast"], "p0/llama-3.3-70b");
 }
+
+/// Restarts `h`'s server on the same database with `toml` (providers included), keeping its mock.
+async fn restart_with(h: Harness, toml: &str) -> Harness {
+    let Harness {
+        server, mock, dir, ..
+    } = h;
+    server.stop().await.unwrap();
+    let config = common::config_for(toml, "http://127.0.0.1:9/v1", &dir);
+    Harness::start_on(config, mock, dir).await
+}
+
+fn provider_toml(name: &str, base_url: &str) -> String {
+    format!("[providers.{name}]\nbase_url = \"{base_url}\"\napi_key = \"key-{name}\"\n")
+}
+
+#[tokio::test]
+async fn issue_9_a_plain_model_has_no_breaker_and_works_once_its_url_is_fixed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = provider_toml("up", "http://127.0.0.1:9/v1");
+    let config = common::config_for(&broken, "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, mock, dir).await;
+    let body = chat("up/m", "hi", false);
+    // More failures than a default breaker tolerates: each one is still tried, none is a 503.
+    for _ in 0..7 {
+        let answer = h.client.post("/v1/chat/completions", &body).await;
+        assert_eq!(answer.status, 502, "{}", answer.text());
+        assert!(!answer.text().contains("group"), "{}", answer.text());
+    }
+    let fixed = provider_toml("up", &h.mock.base_url());
+    let h = restart_with(h, &fixed).await;
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(h.mock.request_count(), 1);
+    assert!(
+        h.reader().breakers().unwrap().is_empty(),
+        "no breaker was stored for a model in no group"
+    );
+}
+
+#[tokio::test]
+async fn issue_9_a_plain_models_429_cool_down_is_in_memory_and_names_the_model() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = provider_toml("up", &mock.base_url());
+    let config = common::config_for(&toml, "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, mock, dir).await;
+    h.mock.push(Behavior {
+        status: Some(429),
+        retry_after_s: Some(30),
+        ..Behavior::default()
+    });
+    let body = chat("up/m", "hi", false);
+    assert_eq!(
+        h.client.post("/v1/chat/completions", &body).await.status,
+        429
+    );
+    // Inside the retry-after: refused without a call, naming the model, not a group.
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("model \"up/m\""), "{message}");
+    assert!(!message.contains("group"), "{message}");
+    assert_eq!(h.mock.request_count(), 1);
+    // Not persisted: a restart forgets it.
+    let h = restart_with(h, &toml).await;
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(h.mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn issue_9_a_breaker_is_keyed_by_its_upstream_url_across_a_restart() {
+    let mut all = mocks(3).await;
+    let (stayed, moved_to) = (all.remove(1), all.remove(1));
+    let moved_from = all.remove(0);
+    let routing = "[modules.routing.groups.g_moved]\nretry = { max_attempts = 1 }\n\
+         breaker = { consecutive_failures = 1, cooldown_ms = 60000 }\n\
+         [[modules.routing.groups.g_moved.deployments]]\nprovider = \"moved\"\nmodel = \"m\"\n\
+         [modules.routing.groups.g_stayed]\nretry = { max_attempts = 1 }\n\
+         breaker = { consecutive_failures = 1, cooldown_ms = 60000 }\n\
+         [[modules.routing.groups.g_stayed.deployments]]\nprovider = \"stayed\"\nmodel = \"m\"\n";
+    let toml = |moved_url: &str| {
+        format!(
+            "[admin]\nkey = \"{ADMIN_KEY}\"\n{}{}{routing}",
+            provider_toml("moved", moved_url),
+            provider_toml("stayed", &stayed.base_url())
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config_for(&toml(&moved_from.base_url()), "http://127.0.0.1:9/v1", &dir);
+    let h = Harness::start_on(config, moved_from, dir).await;
+    for (mock, group) in [(&h.mock, "g_moved"), (&stayed, "g_stayed")] {
+        mock.push(Behavior {
+            status: Some(500),
+            ..Behavior::default()
+        });
+        let body = chat(group, "hi", false);
+        assert_eq!(
+            h.client.post("/v1/chat/completions", &body).await.status,
+            500
+        );
+        assert_eq!(
+            h.client.post("/v1/chat/completions", &body).await.status,
+            503,
+            "{group} is open"
+        );
+    }
+    let listed = h
+        .client
+        .admin(Method::GET, "/admin/breakers", "")
+        .await
+        .json();
+    assert_eq!(listed["breakers"][0]["deployment"], "g_moved/moved/m");
+    assert_eq!(
+        listed["breakers"][0]["upstream"].as_str(),
+        Some(h.mock.base_url().trim_end_matches('/'))
+    );
+
+    let h = restart_with(h, &toml(&moved_to.base_url())).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("g_moved", "hi", false))
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "the moved deployment starts closed: {}",
+        answer.text()
+    );
+    assert_eq!(moved_to.request_count(), 1);
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("g_stayed", "hi", false))
+        .await;
+    assert_eq!(
+        answer.status,
+        503,
+        "the unchanged one stays open: {}",
+        answer.text()
+    );
+    assert_eq!(stayed.request_count(), 1);
+}

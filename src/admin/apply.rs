@@ -18,6 +18,7 @@ use crate::cost::{PriceError, PriceTable};
 use crate::ledger::{LedgerDraft, LedgerEntry};
 use crate::modules::registry::ModuleConfig;
 use crate::modules::routing::config::RoutingConfig;
+use crate::modules::routing::{self, breaker};
 use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
 use crate::store::writer::Writer;
 use crate::store::{BreakerPhase, BreakerRecord, ModuleState, Persist, StoreError};
@@ -245,13 +246,25 @@ impl Admin {
         open_for_ms: Option<u64>,
     ) -> Result<LedgerEntry, AdminError> {
         let breakers = &self.deps.routing.breakers;
-        let known = self.known_deployments();
-        if !known.contains(&deployment) && breakers.all().iter().all(|(id, _)| *id != deployment) {
+        // The operator names a deployment by id; its breaker is keyed by id and upstream URL.
+        let key = self
+            .known_breakers()
+            .into_iter()
+            .find(|(id, _)| *id == deployment)
+            .map(|(_, key)| key)
+            .or_else(|| {
+                breakers
+                    .all()
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .find(|key| breaker::split_key(key).0 == deployment)
+            });
+        let Some(key) = key else {
             return Err(AdminError::UnknownDeployment {
                 deployment,
-                known: known.join(", "),
+                known: self.known_deployments().join(", "),
             });
-        }
+        };
         let now = crate::store::now_ms();
         let (action, phase, reason) = match open_for_ms {
             Some(ms) => (
@@ -264,7 +277,7 @@ impl Admin {
             None => ("breaker.reset", BreakerPhase::Closed, ""),
         };
         let record = BreakerRecord {
-            deployment: deployment.clone(),
+            deployment: key.clone(),
             phase,
             reason: reason.into(),
             updated_ms: now,
@@ -281,13 +294,22 @@ impl Admin {
             .await?;
         match phase {
             BreakerPhase::Open { until_ms } => {
-                breakers.force_open(&deployment, until_ms);
+                breakers.force_open(&key, until_ms);
             }
             _ => {
-                breakers.reset(&deployment);
+                breakers.reset(&key);
             }
         }
         Ok(entry)
+    }
+
+    /// `(deployment id, breaker key)` of the routing table in force.
+    fn known_breakers(&self) -> Vec<(String, String)> {
+        let chain = self.chain.load();
+        match chain.states().iter().find(|s| s.name == "routing") {
+            Some(state) => routing::breaker_keys(&state.config, &self.deps.routing.providers),
+            None => Vec::new(),
+        }
     }
 
     /// Deployment ids of the routing table in force.

@@ -309,12 +309,13 @@ fn breakers(app: &App) -> Value {
         .breakers
         .all()
         .into_iter()
-        .map(|(id, state)| {
+        .map(|(key, state)| {
             let phase = match state.phase {
                 crate::store::BreakerPhase::Open { until_ms } if until_ms <= now => json!({"phase": "half_open_pending", "until_ms": until_ms}),
                 phase => json!(phase),
             };
-            json!({"deployment": id, "state": phase, "consecutive_failures": state.consecutive_failures, "reason": state.reason})
+            let (deployment, upstream) = crate::modules::routing::breaker::split_key(&key);
+            json!({"deployment": deployment, "upstream": upstream, "state": phase, "consecutive_failures": state.consecutive_failures, "reason": state.reason})
         })
         .collect();
     json!({"breakers": list})

@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use figment::Figment;
+use figment::error::Kind;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Value;
 
 use super::{ConfigError, RawConfig};
 
@@ -52,10 +54,65 @@ pub fn load_from_str(toml_text: &str) -> Result<RawConfig, ConfigError> {
     if let Ok(key) = std::env::var("STOCKYARD_ADMIN_KEY") {
         figment = figment.merge(Serialized::default("admin.key", key));
     }
-    figment.extract::<RawConfig>().map_err(|err| {
-        let lines: Vec<String> = err.into_iter().map(describe).collect();
-        ConfigError::Parse(lines.join("\n"))
-    })
+    figment
+        .extract::<RawConfig>()
+        .map_err(|err| ConfigError::Parse(every_error(&figment, err).join("\n")))
+}
+
+/// Most problems reported from one file; past it the rest are left for the next check.
+const MAX_PARSE_ERRORS: usize = 100;
+
+/// Every field that does not fit the schema, not only the first: serde stops at the first error,
+/// so the offending field is taken out of the merged data and the rest read again, until it
+/// reads (or the error names nothing that can be taken out, such as a missing field).
+fn every_error(figment: &Figment, first: figment::Error) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut data = figment.extract::<Value>().ok();
+    let mut err = first;
+    loop {
+        let path = offending_path(&err);
+        lines.extend(err.into_iter().map(describe));
+        let Some(data) = data.as_mut() else {
+            break;
+        };
+        if lines.len() >= MAX_PARSE_ERRORS || !path.as_deref().is_some_and(|p| remove(data, p)) {
+            break;
+        }
+        match Figment::from(Serialized::defaults(&*data)).extract::<RawConfig>() {
+            Ok(_) => break,
+            Err(next) => {
+                // Name where the field came from (file or environment) as the first pass did.
+                let mut next = next;
+                next.metadata = figment.find_metadata(&next.path.join(".")).cloned();
+                err = next;
+            }
+        }
+    }
+    lines
+}
+
+/// The path of the value an error is about, if taking it out could let the rest read.
+fn offending_path(err: &figment::Error) -> Option<Vec<String>> {
+    let mut path = err.path.clone();
+    match &err.kind {
+        // Figment names an unknown field in the path already, serde alone does not.
+        Kind::UnknownField(name, _) if path.last() != Some(name) => path.push(name.clone()),
+        Kind::MissingField(_) => return None,
+        _ => {}
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// Removes the value at `path`; false when there is none.
+fn remove(value: &mut Value, path: &[String]) -> bool {
+    let Value::Dict(_, dict) = value else {
+        return false;
+    };
+    match path {
+        [] => false,
+        [last] => dict.remove(last).is_some(),
+        [first, rest @ ..] => dict.get_mut(first).is_some_and(|v| remove(v, rest)),
+    }
 }
 
 /// `store.batch_size: invalid type: found string "x", expected usize (in STOCKYARD_ environment)`.
@@ -87,6 +144,26 @@ mod tests {
         let err = load_from_str("[store]\nbatch_sise = 3\n").err();
         let message = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("batch_sise"), "{message}");
+    }
+
+    #[test]
+    fn every_wrong_type_is_reported_not_only_the_first() {
+        let text = "listen = [4000]\n[store]\nbatch_size = \"many\"\nbatch_interval_ms = \"soon\"\n\
+                    [admin]\nkey = 12\nnope = 1\n";
+        let message = load_from_str(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for field in [
+            "listen",
+            "store.batch_size",
+            "store.batch_interval_ms",
+            "admin.key",
+            "nope",
+        ] {
+            assert!(message.contains(field), "{field} missing from:\n{message}");
+        }
+        assert_eq!(message.lines().count(), 5, "{message}");
     }
 
     #[test]

@@ -13,5 +13,5 @@ pub use raw::{
 };
 pub use valid::{
     AuthMode, AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind,
-    QueueFullPolicy, ServerLimits, StoreConfig, Timeouts, ValidConfig, validate,
+    QueueFullPolicy, ServerLimits, StoreConfig, Timeouts, ValidConfig, provider_env_vars, validate,
 };

@@ -245,6 +245,19 @@ const PRESETS: &[Preset] = &[
     },
 ];
 
+/// The environment variables that each turn on a provider without a `[providers]` entry, in
+/// preset order: a key for hosted providers, the base URL for local servers (which run keyless).
+pub fn provider_env_vars() -> Vec<&'static str> {
+    let compat = compat_presets::PRESETS
+        .iter()
+        .chain(std::iter::once(&compat_presets::AZURE))
+        .map(|p| match p.base_url_env {
+            Some(base) if !p.key_required => base,
+            _ => p.api_key_env,
+        });
+    PRESETS.iter().map(|p| p.key_env).chain(compat).collect()
+}
+
 pub fn validate(
     raw: &RawConfig,
     env: &dyn Fn(&str) -> Option<String>,

@@ -196,6 +196,9 @@ pub trait Provider: Send + Sync {
         None
     }
     fn name(&self) -> &str;
+    /// Where requests go (without a trailing slash): part of a deployment's identity, so state
+    /// kept about one upstream (a breaker) is not applied to another after the URL changes.
+    fn base_url(&self) -> &str;
     fn kind(&self) -> ProviderKind;
     fn timeouts(&self) -> &Timeouts;
     /// Models this provider declares, for `GET /v1/models`.

@@ -8,7 +8,17 @@ use thiserror::Error;
 
 use super::Provider;
 use super::openai::OpenAi;
-use crate::config::{ModelEntry, ProviderConfig, ProviderKind};
+use crate::config::{ModelEntry, ProviderConfig, ProviderKind, provider_env_vars};
+
+/// What the server logs at start-up when no provider is configured: without one every request
+/// fails as an unknown model, and the usual cause is a key missing from the environment.
+pub fn no_providers_warning() -> String {
+    format!(
+        "no providers configured, so every model is unknown; set one of {} or declare \
+         [providers] in the config file",
+        provider_env_vars().join(", ")
+    )
+}
 
 #[derive(Clone)]
 pub struct Route {
@@ -125,6 +135,21 @@ impl ProviderRegistry {
 mod tests {
     use super::*;
     use crate::config::{RawConfig, load_from_str, validate};
+    use crate::providers::openai::presets;
+
+    #[test]
+    fn the_no_providers_warning_names_every_preset_variable() {
+        let warning = no_providers_warning();
+        for var in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"] {
+            assert!(warning.contains(var), "{var}: {warning}");
+        }
+        // Every OpenAI-compatible preset is named by a variable of its own (key or base URL).
+        for p in presets::PRESETS.iter().chain([&presets::AZURE]) {
+            let named = warning.contains(p.api_key_env)
+                || p.base_url_env.is_some_and(|v| warning.contains(v));
+            assert!(named, "{}: {warning}", p.name);
+        }
+    }
 
     fn registry(toml: &str) -> ProviderRegistry {
         let raw = load_from_str(toml).unwrap_or_else(|_| RawConfig::default());

@@ -2,6 +2,7 @@
 //! the store (migrated), the writer thread, the price table, the module chain (from the states in
 //! the database, else the file, else defaults) and the providers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,8 +15,9 @@ use crate::modules::registry::{Catalogue, ModuleSpec};
 use crate::ledger::LedgerKey;
 use crate::ledger::key::KeyError;
 use crate::modules::responses::store::ResponseStore;
-use crate::modules::routing::RoutingShared;
 use crate::modules::routing::breaker::Breakers;
+use crate::modules::routing::cool_down::CoolDowns;
+use crate::modules::routing::{self, RoutingShared};
 use crate::modules::{Chain, ModuleDeps, ModuleError};
 use crate::providers::ProviderRegistry;
 use crate::proxy::admission::Admission;
@@ -23,7 +25,7 @@ use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
 use crate::secret::Secret;
 use crate::store::writer::Writer;
-use crate::store::{MemoryBreakers, ModuleState, ReadStore, StoreError};
+use crate::store::{BreakerRecord, MemoryBreakers, ModuleState, ReadStore, StoreError};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -92,7 +94,6 @@ impl App {
         );
         let responses = Arc::new(ResponseStore::new(writer.clone(), reader.clone()));
         let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
-        breakers.restore(&reader.breakers()?);
         let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
@@ -104,6 +105,7 @@ impl App {
             catalogue: Arc::new(Catalogue::with(extra_modules)),
             routing: Arc::new(RoutingShared {
                 breakers,
+                cool_downs: CoolDowns::default(),
                 stats: Arc::default(),
                 providers: providers.clone(),
             }),
@@ -111,6 +113,7 @@ impl App {
         let states = initial_states(&config, &deps.catalogue, reader.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
+        restore_breakers(&deps.routing, &states, reader.as_ref())?;
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
         Ok(App {
             proxy: Proxy {
@@ -127,6 +130,31 @@ impl App {
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
+}
+
+/// Restores the stored breakers of deployments configured now. A stored key names the upstream
+/// base URL, so a deployment since pointed elsewhere (or a model no longer in any group, or a key
+/// from a build without URLs in keys) starts closed instead of inheriting an old failure.
+fn restore_breakers(
+    routing: &RoutingShared,
+    states: &[ModuleState],
+    reader: &dyn ReadStore,
+) -> Result<(), StoreError> {
+    let configured: HashSet<String> = states
+        .iter()
+        .find(|s| s.name == "routing" && s.enabled)
+        .map(|s| routing::breaker_keys(&s.config, &routing.providers))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect();
+    let stored: Vec<BreakerRecord> = reader
+        .breakers()?
+        .into_iter()
+        .filter(|record| configured.contains(&record.deployment))
+        .collect();
+    routing.breakers.restore(&stored);
+    Ok(())
 }
 
 /// The database's state for a module wins (it is the record of admin changes); then the file;

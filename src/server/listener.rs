@@ -37,6 +37,9 @@ pub async fn serve(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    if app.proxy.providers.providers().is_empty() {
+        tracing::warn!("{}", crate::providers::registry::no_providers_warning());
+    }
 
     loop {
         let (stream, peer) = tokio::select! {

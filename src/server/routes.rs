@@ -212,11 +212,13 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
 
 /// `GET /v1/responses/{id}`: a stored Responses answer.
 async fn stored_response(app: &App, request: Request<Incoming>, path: &str) -> Response<ProxyBody> {
-    if let Err(err) = gate(app, Endpoint::Responses, request) {
-        return err.into_response();
-    }
+    let key_id = match gate(app, Endpoint::Responses, request) {
+        Ok((ctx, _)) => ctx.key_id,
+        Err(err) => return err.into_response(),
+    };
     let id = path.trim_start_matches("/v1/responses/");
-    match app.responses.get(id).await {
+    // Another key's answer gets the same 404 as an unknown id.
+    match app.responses.get_owned(id, key_id.as_deref()).await {
         Some(stored) => ok_json(stored.response.clone()),
         None => ApiError::AdminNotFound {
             message: format!("no stored response with id {id:?}"),

@@ -128,6 +128,8 @@ pub struct StoredResponse {
     pub response: Value,
     /// The conversation up to and including this answer, as canonical chat messages.
     pub history: Value,
+    /// Id of the client key that created it (`None` in local mode); only that key may read it.
+    pub owner: Option<String>,
 }
 
 /// Refused authentications of one minute from one source for one reason.

@@ -2,6 +2,8 @@
 //! `stockyard=debug,hyper=warn`), default `info`. Nothing logged carries a key: keys live in
 //! `Secret` and headers carrying them are marked sensitive.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -10,5 +12,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: in a file or a log collector they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -2,7 +2,8 @@
 //! provider. `on_request` puts the stored conversation of `previous_response_id` in front of the
 //! new input (404 when it is unknown); `on_finish` stores the answer and the conversation so far
 //! under the answer's id, unless the client sent `"store": false`. `GET /v1/responses/{id}` reads
-//! the same store.
+//! the same store. A stored answer belongs to the client key that created it: to any other key it
+//! is unknown, exactly like an id never stored, so its existence is not revealed.
 
 pub mod store;
 
@@ -92,7 +93,7 @@ impl Module for Responses {
         let Some(previous) = request.get("previous_response_id").and_then(Value::as_str) else {
             return Ok(Verdict::Continue);
         };
-        let Some(stored) = self.store.get(previous).await else {
+        let Some(stored) = self.store.get_owned(previous, ctx.key_id.as_deref()).await else {
             // Maybe OpenAI's own (a native call resolves it there); any other provider refuses it.
             ctx.slots.insert(UnknownPrevious(previous.to_string()));
             return Ok(Verdict::Continue);
@@ -151,6 +152,7 @@ impl Module for Responses {
             created_ms: now_ms(),
             response: answer,
             history: Value::Array(history),
+            owner: ctx.key_id.clone(),
         };
         self.store.put(record).await;
     }

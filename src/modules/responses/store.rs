@@ -58,7 +58,15 @@ impl ResponseStore {
         self.writer.submit_response(record).await;
     }
 
-    pub async fn get(&self, id: &str) -> Option<Arc<StoredResponse>> {
+    /// The answer stored under `id` if the client key `owner` (`None` in local mode) created it;
+    /// `None` when it is unknown or another key's, which callers must not tell apart.
+    pub async fn get_owned(&self, id: &str, owner: Option<&str>) -> Option<Arc<StoredResponse>> {
+        self.get(id)
+            .await
+            .filter(|stored| stored.owner.as_deref() == owner)
+    }
+
+    async fn get(&self, id: &str) -> Option<Arc<StoredResponse>> {
         if let Some(found) = self
             .recent
             .lock()

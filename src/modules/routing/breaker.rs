@@ -6,6 +6,11 @@
 //! a probe's success closes it, a failure opens it again. A 429 cools the deployment down for its
 //! `retry-after` the same way. Every change of phase goes to the writer, so a restart inside a
 //! cool-down keeps the deployment closed off. States live behind [`BreakerBook`] (hot state).
+//!
+//! Only deployments of configured groups have breakers (a plain model's 429 goes to
+//! [`super::cool_down`], in memory). A breaker is keyed by [`key`]: the deployment id plus the
+//! upstream base URL, so a deployment pointed somewhere else (often the fix for what opened it)
+//! starts closed, even across a restart, while an unchanged one keeps its stored phase.
 
 use std::sync::Arc;
 
@@ -26,6 +31,23 @@ pub enum Availability {
 pub struct Breakers {
     book: Arc<dyn BreakerBook>,
     writer: Option<Arc<Writer>>,
+}
+
+/// Separates the deployment id from the base URL in a breaker key. A URL holds no spaces, so the
+/// last occurrence is the separator even if a model name contains it.
+const KEY_SEPARATOR: &str = " at ";
+
+/// The breaker key of deployment `id` (`group/provider/model`) sending to `base_url`.
+pub fn key(id: &str, base_url: &str) -> String {
+    format!("{id}{KEY_SEPARATOR}{base_url}")
+}
+
+/// The deployment id and base URL of a breaker key; no URL for a key stored by an older build.
+pub fn split_key(key: &str) -> (&str, Option<&str>) {
+    match key.rsplit_once(KEY_SEPARATOR) {
+        Some((id, url)) => (id, Some(url)),
+        None => (key, None),
+    }
 }
 
 /// How long a full half-open breaker asks others to wait before looking again.
@@ -290,6 +312,16 @@ mod tests {
         );
         b.reset("d");
         assert_eq!(b.peek("d", &c, 0), Availability::Available);
+    }
+
+    #[test]
+    fn a_key_splits_back_into_deployment_and_url() {
+        let k = key("pool/p0/model at large", "http://127.0.0.1:1/v1");
+        assert_eq!(
+            split_key(&k),
+            ("pool/p0/model at large", Some("http://127.0.0.1:1/v1"))
+        );
+        assert_eq!(split_key("pool/p0/m0"), ("pool/p0/m0", None));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod cool_down;
 pub mod plan;
 pub mod stats;
 pub mod strategy;
@@ -19,8 +20,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use self::breaker::Breakers;
-use self::config::RoutingConfig;
+use self::breaker::{Availability, Breakers};
+use self::config::{BreakerConfig, RoutingConfig};
+use self::cool_down::CoolDowns;
 use self::plan::{CommittedSlot, RoutePlan};
 use self::stats::StatsRegistry;
 use self::table::RoutingTable;
@@ -42,11 +44,66 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     build,
 };
 
-/// What outlives a chain rebuild: breaker states and live figures per deployment.
+/// What outlives a chain rebuild: breaker states, plain models' cool-downs and live figures per
+/// deployment.
 pub struct RoutingShared {
     pub breakers: Breakers,
+    pub cool_downs: CoolDowns,
     pub stats: Arc<StatsRegistry>,
     pub providers: Arc<ProviderRegistry>,
+}
+
+/// A deployment's traffic control: its group's breaker, or (`breaker` = `None`, a plain model)
+/// the in-memory cool-down after a 429.
+impl RoutingShared {
+    pub fn peek(&self, breaker: Option<&BreakerConfig>, key: &str, now: i64) -> Availability {
+        match breaker {
+            Some(config) => self.breakers.peek(key, config, now),
+            None => match self.cool_downs.until(key, now) {
+                Some(until_ms) => Availability::Unavailable { until_ms },
+                None => Availability::Available,
+            },
+        }
+    }
+
+    pub fn acquire(&self, breaker: Option<&BreakerConfig>, key: &str, now: i64) -> bool {
+        match breaker {
+            Some(config) => self.breakers.acquire(key, config, now),
+            None => self.cool_downs.until(key, now).is_none(),
+        }
+    }
+
+    pub fn record(&self, breaker: Option<&BreakerConfig>, key: &str, failed: bool, now: i64) {
+        if let Some(config) = breaker {
+            self.breakers.record(key, config, failed, now);
+        }
+    }
+
+    /// A 429: traffic stays off `key` until `until_ms` (its `retry-after`).
+    pub fn rate_limited(
+        &self,
+        breaker: Option<&BreakerConfig>,
+        key: &str,
+        until_ms: i64,
+        now: i64,
+    ) {
+        match breaker {
+            Some(_) => self.breakers.cool_down(key, until_ms, "rate limited (429)"),
+            None => self.cool_downs.set(key, until_ms, now),
+        }
+    }
+}
+
+/// `(deployment id, breaker key)` of every deployment in the routing module's JSON `config`,
+/// sorted by id; empty when it does not parse (a chain could not have been built from it).
+pub fn breaker_keys(
+    config: &serde_json::Value,
+    providers: &ProviderRegistry,
+) -> Vec<(String, String)> {
+    match <RoutingConfig as ModuleConfig>::parse(config) {
+        Ok(config) => table::breaker_keys(&config, providers),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
@@ -125,9 +182,12 @@ impl Module for Routing {
             None => false,
             // The client went away: says nothing about the deployment.
             Some("cancelled") => {
-                self.shared
-                    .breakers
-                    .record(&committed.deployment, &committed.breaker, false, now);
+                self.shared.record(
+                    committed.breaker.as_ref(),
+                    &committed.breaker_key,
+                    false,
+                    now,
+                );
                 return;
             }
             Some(class) => class.starts_with("upstream"),
@@ -143,9 +203,12 @@ impl Module for Routing {
         committed
             .stats
             .record(if ctx.stream { None } else { latency }, ttft, tokens, now);
-        self.shared
-            .breakers
-            .record(&committed.deployment, &committed.breaker, failed, now);
+        self.shared.record(
+            committed.breaker.as_ref(),
+            &committed.breaker_key,
+            failed,
+            now,
+        );
         drop(committed.ticket);
     }
 }

@@ -25,8 +25,10 @@ use crate::store::now_ms;
 pub struct CommittedSlot(pub Arc<std::sync::Mutex<Option<CommittedDeployment>>>);
 
 pub struct CommittedDeployment {
-    pub deployment: String,
-    pub breaker: super::config::BreakerConfig,
+    /// The deployment's breaker key ([`super::breaker::key`]).
+    pub breaker_key: String,
+    /// `None` for a plain model, which has no breaker.
+    pub breaker: Option<super::config::BreakerConfig>,
     pub stats: Arc<DeploymentStats>,
     pub ticket: Ticket,
 }
@@ -51,8 +53,26 @@ pub struct RoutePlan {
     current: Option<Current>,
     any_attempt: bool,
     /// Why groups were skipped without an attempt, for the 503 message.
-    unavailable: Vec<(String, Option<i64>)>,
+    unavailable: Vec<Skipped>,
     group_started: bool,
+}
+
+/// A group skipped without an attempt.
+struct Skipped {
+    name: String,
+    /// A plain model's group (the user configured no group, so the message names the model).
+    plain: bool,
+    earliest_ms: Option<i64>,
+}
+
+impl Skipped {
+    fn of(group: &Group, earliest_ms: Option<i64>) -> Skipped {
+        Skipped {
+            name: group.name.clone(),
+            plain: group.breaker.is_none(),
+            earliest_ms,
+        }
+    }
 }
 
 enum Pick {
@@ -105,9 +125,10 @@ impl RoutePlan {
                 }
                 continue;
             }
-            match self.shared.breakers.peek(&d.id, &group.breaker, now) {
+            let breaker = group.breaker.as_ref();
+            match self.shared.peek(breaker, &d.breaker_key, now) {
                 Availability::Available | Availability::Probe => {
-                    if self.shared.breakers.acquire(&d.id, &group.breaker, now) {
+                    if self.shared.acquire(breaker, &d.breaker_key, now) {
                         self.cursor = (self.cursor + step + 1) % n;
                         return Pick::Now(index);
                     }
@@ -144,25 +165,22 @@ impl RoutePlan {
         let group = &self.groups[current.group];
         let d = &group.deployments[current.deployment];
         let now = now_ms();
+        let breaker = group.breaker.as_ref();
         match failure.kind {
             FailureKind::RateLimited { retry_after } => {
                 let wait = retry_after.unwrap_or(Duration::from_secs(1));
-                self.shared.breakers.cool_down(
-                    &d.id,
+                self.shared.rate_limited(
+                    breaker,
+                    &d.breaker_key,
                     now + wait.as_millis() as i64,
-                    "rate limited (429)",
+                    now,
                 );
             }
             FailureKind::ContextWindow | FailureKind::ContentPolicy | FailureKind::Final => {
                 // The request's fault, not the deployment's; a half-open probe is given back.
-                self.shared
-                    .breakers
-                    .record(&d.id, &group.breaker, false, now);
+                self.shared.record(breaker, &d.breaker_key, false, now);
             }
-            _ => self
-                .shared
-                .breakers
-                .record(&d.id, &group.breaker, true, now),
+            _ => self.shared.record(breaker, &d.breaker_key, true, now),
         }
         drop(current.ticket);
     }
@@ -172,17 +190,26 @@ impl RoutePlan {
         let parts: Vec<String> = self
             .unavailable
             .iter()
-            .map(|(group, earliest)| match earliest {
-                Some(t) => format!(
-                    "group {group:?}: earliest deployment available again in {:.1} s",
-                    (*t - now).max(0) as f64 / 1000.0
-                ),
-                None => format!("group {group:?}: no deployment available"),
+            .map(|skipped| {
+                let name = &skipped.name;
+                let wait = |t: i64| (t - now).max(0) as f64 / 1000.0;
+                match (skipped.plain, skipped.earliest_ms) {
+                    (true, Some(t)) => format!(
+                        "model {name:?}: rate limited by its provider, available again in {:.1} s",
+                        wait(t)
+                    ),
+                    (true, None) => format!("model {name:?}: not available"),
+                    (false, Some(t)) => format!(
+                        "group {name:?}: earliest deployment available again in {:.1} s",
+                        wait(t)
+                    ),
+                    (false, None) => format!("group {name:?}: no deployment available"),
+                }
             })
             .collect();
         ApiError::Unavailable {
             message: format!(
-                "every deployment is unavailable (circuit open or over capacity); {}",
+                "every deployment is unavailable (circuit open, over capacity or rate limited); {}",
                 parts.join("; ")
             ),
         }
@@ -249,14 +276,14 @@ impl AttemptPlan for RoutePlan {
                     let retrying =
                         self.tried_in_group > 0 && self.tried_in_group < group.retry.max_attempts;
                     if !retrying || self.started.elapsed() + wait > budget {
-                        self.unavailable.push((group.name.clone(), Some(until_ms)));
+                        self.unavailable.push(Skipped::of(&group, Some(until_ms)));
                         self.advance_group();
                         continue;
                     }
                     (index, wait)
                 }
                 Pick::Nothing { earliest_ms } => {
-                    self.unavailable.push((group.name.clone(), earliest_ms));
+                    self.unavailable.push(Skipped::of(&group, earliest_ms));
                     self.advance_group();
                     continue;
                 }
@@ -265,8 +292,7 @@ impl AttemptPlan for RoutePlan {
                 // Out of time for this group: release what pick() took and move on.
                 let d = &group.deployments[index];
                 self.shared
-                    .breakers
-                    .record(&d.id, &group.breaker, false, now);
+                    .record(group.breaker.as_ref(), &d.breaker_key, false, now);
                 self.advance_group();
                 continue;
             }
@@ -298,7 +324,7 @@ impl AttemptPlan for RoutePlan {
             ctx.slots
                 .insert(CommittedSlot(Arc::new(std::sync::Mutex::new(Some(
                     CommittedDeployment {
-                        deployment: d.id.clone(),
+                        breaker_key: d.breaker_key.clone(),
                         breaker: group.breaker,
                         stats: d.stats.clone(),
                         ticket,

@@ -1,11 +1,13 @@
 //! The routing table: the routing config resolved against the configured providers, built with
 //! the chain (so a bad deployment fails the change, not a request). Models outside any group get
-//! a one-deployment group of their own, built on first use and cached.
+//! a one-deployment group of their own, built on first use and cached; such a group has no
+//! breaker (the user configured none), only an in-memory cool-down after a 429.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::breaker;
 use super::config::{
     BreakerConfig, GroupConfig, RetryConfig, RoutingConfig, Strategy, TimeoutOverrides,
 };
@@ -16,6 +18,8 @@ use crate::providers::{ProviderRegistry, Route};
 pub struct Deployment {
     /// `group/provider/model`, or `provider/model` outside groups.
     pub id: String,
+    /// [`super::breaker::key`]: the id plus the upstream base URL.
+    pub breaker_key: String,
     pub route: Route,
     pub weight: u32,
     pub priority: u32,
@@ -34,7 +38,8 @@ pub struct Group {
     pub fallback_on_content_policy: bool,
     pub retry: RetryConfig,
     pub late_commit: Option<Duration>,
-    pub breaker: BreakerConfig,
+    /// `None` for a plain model's group: no breaker, a 429 cools it down in memory only.
+    pub breaker: Option<BreakerConfig>,
     pub tag_header: String,
 }
 
@@ -122,6 +127,7 @@ impl RoutingTable {
         }
         let route = self.providers.resolve(name).map_err(|e| e.to_string())?;
         let id = format!("{}/{}", route.provider.name(), route.upstream_model);
+        let breaker_key = breaker::key(&id, route.provider.base_url());
         let group = Arc::new(Group {
             name: name.to_string(),
             strategy: Strategy::WeightedRandom,
@@ -129,6 +135,7 @@ impl RoutingTable {
                 stats: self.stats.get(&id),
                 variant: id.clone(),
                 id,
+                breaker_key,
                 route,
                 weight: 1,
                 priority: 0,
@@ -140,7 +147,7 @@ impl RoutingTable {
             fallback_on_content_policy: false,
             retry: self.default_retry,
             late_commit: Some(Duration::from_secs(10)),
-            breaker: BreakerConfig::default(),
+            breaker: None,
             tag_header: String::new(),
         });
         let mut plain = self.plain.write().unwrap_or_else(|p| p.into_inner());
@@ -160,6 +167,25 @@ impl RoutingTable {
         ids.sort();
         ids
     }
+}
+
+/// `(deployment id, breaker key)` of every deployment in `config`'s groups whose provider is
+/// configured, sorted by id: how the admin API finds the breaker an operator names by id.
+pub fn breaker_keys(config: &RoutingConfig, providers: &ProviderRegistry) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = config
+        .groups
+        .iter()
+        .flat_map(|(name, group)| {
+            group.deployments.iter().filter_map(move |d| {
+                let provider = providers.by_name(&d.provider)?;
+                let id = format!("{name}/{}/{}", d.provider, d.model);
+                let key = breaker::key(&id, provider.base_url());
+                Some((id, key))
+            })
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
 fn build_group(
@@ -184,6 +210,7 @@ fn build_group(
                 .map_err(|e| format!("{field}: {e}"))?
         };
         let id = format!("{name}/{}/{}", d.provider, d.model);
+        let breaker_key = breaker::key(&id, provider.base_url());
         deployments.push(Deployment {
             stats: stats.get(&id),
             variant: d
@@ -191,6 +218,7 @@ fn build_group(
                 .clone()
                 .unwrap_or_else(|| format!("{}/{}", d.provider, d.model)),
             id,
+            breaker_key,
             route: Route {
                 provider,
                 upstream_model: d.model.clone(),
@@ -211,7 +239,7 @@ fn build_group(
         retry: config.retry,
         late_commit: (config.late_commit_ms > 0)
             .then(|| Duration::from_millis(config.late_commit_ms)),
-        breaker: config.breaker,
+        breaker: Some(config.breaker),
         tag_header: config.tag_header.clone(),
     })
 }

@@ -73,6 +73,10 @@ impl Provider for Anthropic {
         &self.config.name
     }
 
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn kind(&self) -> ProviderKind {
         ProviderKind::Anthropic
     }

@@ -51,6 +51,10 @@ impl Provider for Bedrock {
         &self.config.name
     }
 
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn kind(&self) -> ProviderKind {
         ProviderKind::Bedrock
     }

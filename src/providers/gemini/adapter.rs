@@ -75,6 +75,10 @@ impl Provider for Gemini {
         &self.config.name
     }
 
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn kind(&self) -> ProviderKind {
         self.config.kind
     }

@@ -83,6 +83,10 @@ impl Provider for OpenAi {
         &self.name
     }
 
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn kind(&self) -> ProviderKind {
         self.kind
     }

@@ -24,11 +24,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_routing.sql")),
     (3, include_str!("migrations/0003_responses.sql")),
+    (4, include_str!("migrations/0004_response_owner.sql")),
     (5, include_str!("migrations/0005_ledger_mac.sql")),
     (6, include_str!("migrations/0006_auth_failures.sql")),
 ];
 
-pub const SCHEMA_VERSION: i64 = 5;
+/// The version the newest migration produces.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub struct SqliteStore;
 
@@ -291,8 +293,15 @@ impl WriteBackend for SqliteWriter {
 
     fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO responses (id, created_ms, response, history) VALUES (?1, ?2, ?3, ?4)",
-            params![record.id, record.created_ms, record.response.to_string(), record.history.to_string()],
+            "INSERT OR REPLACE INTO responses (id, created_ms, response, history, owner) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                record.id,
+                record.created_ms,
+                record.response.to_string(),
+                record.history.to_string(),
+                record.owner
+            ],
         )?;
         Ok(())
     }
@@ -490,14 +499,14 @@ impl ReadStore for SqliteReader {
 
     fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
         self.with(|c| {
-            let row: Option<(String, i64, String, String)> = c
+            let row: Option<(String, i64, String, String, Option<String>)> = c
                 .query_row(
-                    "SELECT id, created_ms, response, history FROM responses WHERE id = ?1",
+                    "SELECT id, created_ms, response, history, owner FROM responses WHERE id = ?1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let Some((id, created_ms, response, history)) = row else {
+            let Some((id, created_ms, response, history, owner)) = row else {
                 return Ok(None);
             };
             let corrupt = |e: serde_json::Error| StoreError::Corrupt {
@@ -509,6 +518,7 @@ impl ReadStore for SqliteReader {
                 created_ms,
                 response: serde_json::from_str(&response).map_err(corrupt)?,
                 history: serde_json::from_str(&history).map_err(corrupt)?,
+                owner,
             }))
         })
     }
