@@ -86,11 +86,23 @@ const fn unknown_model(endpoint: &'static str) -> Expected {
     }
 }
 
-/// The trace rows of e2e.py's requests, in its order. `count_tokens` and `responses.retrieve` are
-/// answered locally and leave none.
 /// The client key both SDKs are given.
 const CLIENT_KEY: &str = "sk-stockyard-sdk-client-0123";
 
+/// A request a module (tests/common/test_modules.rs, `test_canned`) answered in place of a
+/// provider.
+const fn canned(endpoint: &'static str, stream: bool) -> Expected {
+    Expected {
+        endpoint,
+        model: common::test_modules::CANNED_MODEL,
+        provider: None,
+        stream,
+        status: 200,
+    }
+}
+
+/// The trace rows of e2e.py's requests, in its order. `count_tokens` and `responses.retrieve` are
+/// answered locally and leave none, and neither do refused keys.
 const EXPECTED_TRACES: &[Expected] = &[
     // 1-4: the OpenAI SDK calling an OpenAI model: chat, stream, tool call (twice), embeddings.
     served(CHAT, GPT, "openai", false),
@@ -120,6 +132,12 @@ const EXPECTED_TRACES: &[Expected] = &[
     // 10: unknown models.
     unknown_model(CHAT),
     unknown_model(MESSAGES),
+    // 11: a module's canned canonical answer, in each SDK's own format, streamed and not.
+    canned(CHAT, false),
+    canned(CHAT, true),
+    canned(RESPONSES, true),
+    canned(MESSAGES, false),
+    canned(MESSAGES, true),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +161,7 @@ async fn official_python_sdks_work_unchanged_against_stockyard() {
         claude.base_url()
     );
     let config = common::config_for(&toml, &openai.base_url(), &dir);
-    let h = Harness::start_on(config, openai, dir).await;
+    let h = Harness::start_on_with(config, openai, dir, &[&common::test_modules::CANNED]).await;
 
     let script = manifest_dir().join("tests/sdk/e2e.py");
     let url = h.server.url();

@@ -99,6 +99,10 @@ pub struct TraceRecord {
     pub key_id: Option<String>,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
+    /// The module that answered in place of the upstream, if one did.
+    pub answered_by: Option<String>,
+    /// For a model call a module made itself: that module.
+    pub internal_caller: Option<String>,
 }
 
 /// A module's stored state; `scope` is `global` for now (per key/team/model later).

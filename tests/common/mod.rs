@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod test_modules;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +56,17 @@ impl Harness {
         Harness::start_with("").await
     }
 
+    /// The proxy with test-only modules added to its chain.
+    pub async fn start_with_modules(
+        toml: &str,
+        modules: &[&'static stockyard::modules::registry::ModuleSpec],
+    ) -> Harness {
+        let mock = MockUpstream::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_for(toml, &mock.base_url(), &dir);
+        Harness::start_on_with(config, mock, dir, modules).await
+    }
+
     pub async fn start_with(toml: &str) -> Harness {
         let mock = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -62,8 +75,18 @@ impl Harness {
     }
 
     pub async fn start_on(config: ValidConfig, mock: MockUpstream, dir: TempDir) -> Harness {
+        Harness::start_on_with(config, mock, dir, &[]).await
+    }
+
+    /// Like [`Harness::start_on`], with test-only modules in the chain.
+    pub async fn start_on_with(
+        config: ValidConfig,
+        mock: MockUpstream,
+        dir: TempDir,
+        modules: &[&'static stockyard::modules::registry::ModuleSpec],
+    ) -> Harness {
         let listen = config.listen;
-        let app = App::open(config).unwrap_or_else(|e| panic!("app: {e}"));
+        let app = App::open_with(config, modules).unwrap_or_else(|e| panic!("app: {e}"));
         let server = RunningServer::start(app, listen).await.unwrap();
         let client = TestClient::new(server.url());
         Harness {

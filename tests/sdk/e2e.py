@@ -399,7 +399,65 @@ def _():
         raise AssertionError("no error raised")
 
 
-# 11: a wrong key is refused in each SDK's own way (and leaves no trace row).
+# 11: a module answering in place of a provider (the test-only `test_canned` module): its canned
+# canonical stream reaches each SDK in the SDK's own format, streamed and not.
+
+CANNED_MODEL = "canned-model"
+CANNED_TEXT = "Canned hello from a module."
+
+
+@check("openai sdk: a module's canned answer, chat.completions")
+def _():
+    r = oai.chat.completions.create(model=CANNED_MODEL, messages=user("hi"))
+    assert r.choices[0].message.content == CANNED_TEXT, f"content {r.choices[0].message.content!r}"
+    assert r.usage.total_tokens == 11, f"usage {r.usage!r}"
+
+
+@check("openai sdk: a module's canned answer, chat.completions stream")
+def _():
+    stream = oai.chat.completions.create(
+        model=CANNED_MODEL, messages=user("hi"), stream=True, stream_options={"include_usage": True}
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == CANNED_TEXT, f"streamed {text!r}"
+    assert usage is not None and usage.total_tokens == 11, f"usage {usage!r}"
+
+
+@check("openai sdk: a module's canned answer, responses stream")
+def _():
+    text, completed = "", None
+    with oai.responses.stream(model=CANNED_MODEL, input="hi") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            if event.type == "response.completed":
+                completed = event.response
+    assert text == CANNED_TEXT, f"streamed {text!r}"
+    assert completed is not None and completed.output_text == CANNED_TEXT, f"completed {completed!r}"
+
+
+@check("anthropic sdk: a module's canned answer, messages.create")
+def _():
+    m = ant.messages.create(model=CANNED_MODEL, max_tokens=64, messages=user("hi"))
+    assert m.content[0].text == CANNED_TEXT, f"content {m.content!r}"
+    assert m.usage.output_tokens == 6, f"usage {m.usage!r}"
+
+
+@check("anthropic sdk: a module's canned answer, messages.stream")
+def _():
+    with ant.messages.stream(model=CANNED_MODEL, max_tokens=64, messages=user("hi")) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == CANNED_TEXT, f"streamed {text!r}"
+    assert final.stop_reason == "end_turn", f"stop_reason {final.stop_reason!r}"
+
+
+# 12: a wrong key is refused in each SDK's own way (and leaves no trace row).
 
 
 @check("openai sdk: a wrong key raises openai.AuthenticationError")

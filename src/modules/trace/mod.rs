@@ -164,6 +164,8 @@ impl Module for Trace {
             key_id: ctx.key_id.clone(),
             request_body,
             response_body,
+            answered_by: ctx.answered_by.map(String::from),
+            internal_caller: ctx.internal.map(String::from),
         };
         self.writer.submit_trace(record).await;
     }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_response_owner.sql")),
     (5, include_str!("migrations/0005_ledger_mac.sql")),
     (6, include_str!("migrations/0006_auth_failures.sql")),
+    (7, include_str!("migrations/0007_trace_origin.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -166,9 +167,9 @@ impl WriteBackend for SqliteWriter {
                  status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
-                 request_body, response_body, deployment, attempts, variant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-                 ?26, ?27, ?28, ?29, ?30, ?31)",
+                 request_body, response_body, deployment, attempts, variant, answered_by, internal_caller) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
             )?;
             for t in traces {
                 insert.execute(params![
@@ -203,6 +204,8 @@ impl WriteBackend for SqliteWriter {
                     t.deployment,
                     t.attempts,
                     t.variant,
+                    t.answered_by,
+                    t.internal_caller,
                 ])?;
             }
         }
@@ -397,13 +400,16 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         deployment: r.get(28)?,
         attempts: r.get(29)?,
         variant: r.get(30)?,
+        answered_by: r.get(31)?,
+        internal_caller: r.get(32)?,
     })
 }
 
 const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, status, error_class, \
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
-     bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant";
+     bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
+     answered_by, internal_caller";
 
 impl ReadStore for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {
