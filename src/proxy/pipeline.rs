@@ -39,7 +39,7 @@ use crate::request::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
     parse_retry_after,
 };
-use crate::request::{CanonicalAnswer, Outcome, Verdict};
+use crate::request::{CanonicalAnswer, ErrorCode, Outcome, Verdict};
 use crate::wire::openai::{Endpoint, Inbound, Usage};
 
 /// What every request shares.
@@ -173,7 +173,7 @@ impl Drop for FinishOnDrop {
             return;
         };
         let chain = self.chain.clone();
-        ctx.error_class.get_or_insert_with(|| "cancelled".into());
+        ctx.error_class.get_or_insert(ErrorCode::Cancelled);
         if ctx.status == 0 {
             // nginx's "client closed request": nothing was sent.
             ctx.status = 499;
@@ -836,7 +836,7 @@ fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
 
 fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     ctx.status = err.status().as_u16();
-    ctx.error_class = Some(err.code().to_string());
+    ctx.error_class = Some(err.error_code());
     let status = err.status().as_u16();
     let from_provider = matches!(err, ApiError::Upstream { .. });
     let mut response = err.into_response();
@@ -901,7 +901,7 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
 /// How the request ended, from what the context recorded.
 fn outcome(ctx: &RequestCtx) -> Outcome {
     let status = ctx.status;
-    if ctx.error_class.as_deref() == Some("cancelled") {
+    if ctx.error_class == Some(ErrorCode::Cancelled) {
         return Outcome::Cancelled;
     }
     if let Some(by) = ctx.refused_by {
@@ -910,14 +910,14 @@ fn outcome(ctx: &RequestCtx) -> Outcome {
             status,
         };
     }
-    match ctx.error_class.as_deref() {
+    match ctx.error_class {
         None if status < 400 => Outcome::Success,
-        Some("upstream_stream_error") => Outcome::UpstreamError { status },
+        Some(ErrorCode::UpstreamStreamError) => Outcome::UpstreamError { status },
         _ if ctx.attempts > 0 && ctx.upstream_latency.is_some() => {
             Outcome::UpstreamError { status }
         }
         _ if (400..500).contains(&status) && status != 408 => Outcome::Refused { by: None, status },
-        Some(class) if class.starts_with("upstream") => Outcome::UpstreamError { status },
+        Some(class) if class.is_upstream() => Outcome::UpstreamError { status },
         _ => Outcome::Failed { status },
     }
 }

@@ -29,6 +29,7 @@ use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
 use crate::modules::{Chain, StreamEvent};
 use crate::request::ApiError;
+use crate::request::ErrorCode;
 use crate::request::attempt::{AttemptFailure, FailureKind};
 use crate::wire::openai::Usage;
 use crate::wire::sse::{RawEvent, SseSplitter};
@@ -252,12 +253,12 @@ async fn relay(
             }
             return;
         }
-        End::Cancelled => ctx.error_class = Some("cancelled".into()),
+        End::Cancelled => ctx.error_class = Some(ErrorCode::Cancelled),
         End::Failed { err, told } => {
             ctx.error_class = Some(if told {
-                "upstream_stream_error".into()
+                ErrorCode::UpstreamStreamError
             } else {
-                err.code().to_string()
+                err.error_code()
             });
             if ended_by_module(&err) {
                 ctx.refused_by = ctx.refused_by.or(Some("stream hook"));

@@ -9,6 +9,7 @@ use hyper::HeaderMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::attempt::AttemptPlan;
+use super::error::ErrorCode;
 use super::inflight::InflightGuard;
 use crate::cost::Tokens;
 use crate::providers::Route;
@@ -67,8 +68,8 @@ pub struct RequestCtx {
     pub cost_nanos: i64,
     pub price_known: bool,
     pub status: u16,
-    /// `None` on success; the failure's code otherwise (`upstream_timeout`, `cancelled`, ...).
-    pub error_class: Option<String>,
+    /// `None` on success; why it failed otherwise.
+    pub error_class: Option<ErrorCode>,
     /// Time spent waiting on the upstream (headers and body), excluded from overhead.
     pub upstream_time: Duration,
     /// Time from start to the upstream's response head.

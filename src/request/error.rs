@@ -18,6 +18,76 @@ pub enum ErrorSource {
     Internal,
 }
 
+/// Why a request failed, as the trace records it: every [`ApiError`] code, and the two endings
+/// that are not errors the proxy answers with (the client left; the upstream failed mid-stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidValue,
+    MissingApiKey,
+    InvalidApiKey,
+    ModelNotFound,
+    NotFound,
+    MethodNotAllowed,
+    BodyTooLarge,
+    TooManyMessages,
+    RequestTimeout,
+    Cancelled,
+    Overloaded,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    UpstreamProtocolError,
+    UpstreamStatus,
+    /// The upstream sent an error event after the stream had started.
+    UpstreamStreamError,
+    AdminDisabled,
+    InvalidAdminKey,
+    InvalidAdminRequest,
+    Unavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::MissingApiKey => "missing_api_key",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::TooManyMessages => "too_many_messages",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::UpstreamUnreachable => "upstream_unreachable",
+            ErrorCode::UpstreamTimeout => "upstream_timeout",
+            ErrorCode::UpstreamProtocolError => "upstream_protocol_error",
+            ErrorCode::UpstreamStatus => "upstream_status",
+            ErrorCode::UpstreamStreamError => "upstream_stream_error",
+            ErrorCode::AdminDisabled => "admin_disabled",
+            ErrorCode::InvalidAdminKey => "invalid_admin_key",
+            ErrorCode::InvalidAdminRequest => "invalid_admin_request",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+
+    /// Whether the upstream, not the client or the proxy, failed.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UpstreamUnreachable
+                | ErrorCode::UpstreamTimeout
+                | ErrorCode::UpstreamProtocolError
+                | ErrorCode::UpstreamStatus
+                | ErrorCode::UpstreamStreamError
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum ApiError {
     InvalidJson {
@@ -143,31 +213,35 @@ impl ApiError {
         }
     }
 
-    /// Stable machine-readable code; also the trace's `error_class`.
+    /// Stable machine-readable code, as clients see it.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The code as the trace's error class.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidJson { .. } => "invalid_json",
-            ApiError::InvalidField { .. } => "invalid_value",
-            ApiError::MissingKey => "missing_api_key",
-            ApiError::InvalidKey => "invalid_api_key",
-            ApiError::UnknownModel { .. } => "model_not_found",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::TooManyMessages { .. } => "too_many_messages",
-            ApiError::BodyTimeout { .. } => "request_timeout",
-            ApiError::ClientClosed => "cancelled",
-            ApiError::Overloaded { .. } => "overloaded",
-            ApiError::UpstreamUnreachable { .. } => "upstream_unreachable",
-            ApiError::UpstreamTimeout { .. } => "upstream_timeout",
-            ApiError::UpstreamProtocol { .. } => "upstream_protocol_error",
-            ApiError::Upstream { .. } => "upstream_status",
-            ApiError::AdminDisabled => "admin_disabled",
-            ApiError::AdminUnauthorized => "invalid_admin_key",
-            ApiError::AdminInvalid { .. } => "invalid_admin_request",
-            ApiError::AdminNotFound { .. } => "not_found",
-            ApiError::Unavailable { .. } => "unavailable",
-            ApiError::Internal { .. } => "internal_error",
+            ApiError::InvalidJson { .. } => ErrorCode::InvalidJson,
+            ApiError::InvalidField { .. } => ErrorCode::InvalidValue,
+            ApiError::MissingKey => ErrorCode::MissingApiKey,
+            ApiError::InvalidKey => ErrorCode::InvalidApiKey,
+            ApiError::UnknownModel { .. } => ErrorCode::ModelNotFound,
+            ApiError::NotFound { .. } | ApiError::AdminNotFound { .. } => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ApiError::TooManyMessages { .. } => ErrorCode::TooManyMessages,
+            ApiError::BodyTimeout { .. } => ErrorCode::RequestTimeout,
+            ApiError::ClientClosed => ErrorCode::Cancelled,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
+            ApiError::UpstreamUnreachable { .. } => ErrorCode::UpstreamUnreachable,
+            ApiError::UpstreamTimeout { .. } => ErrorCode::UpstreamTimeout,
+            ApiError::UpstreamProtocol { .. } => ErrorCode::UpstreamProtocolError,
+            ApiError::Upstream { .. } => ErrorCode::UpstreamStatus,
+            ApiError::AdminDisabled => ErrorCode::AdminDisabled,
+            ApiError::AdminUnauthorized => ErrorCode::InvalidAdminKey,
+            ApiError::AdminInvalid { .. } => ErrorCode::InvalidAdminRequest,
+            ApiError::Unavailable { .. } => ErrorCode::Unavailable,
+            ApiError::Internal { .. } => ErrorCode::InternalError,
         }
     }
 

@@ -13,6 +13,6 @@ pub mod stream_event;
 
 pub use answer::CanonicalAnswer;
 pub use context::RequestCtx;
-pub use error::{ApiError, ErrorSource};
+pub use error::{ApiError, ErrorCode, ErrorSource};
 pub use outcome::{Outcome, Verdict};
 pub use stream_event::{StreamDecision, StreamEvent, StreamWindow};

@@ -29,7 +29,7 @@ use self::table::RoutingTable;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
-use crate::request::{ApiError, RequestCtx};
+use crate::request::{ApiError, ErrorCode, RequestCtx};
 use crate::store::now_ms;
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -178,10 +178,10 @@ impl Module for Routing {
             return;
         };
         let now = now_ms();
-        let failed = match ctx.error_class.as_deref() {
+        let failed = match ctx.error_class {
             None => false,
             // The client went away: says nothing about the deployment.
-            Some("cancelled") => {
+            Some(ErrorCode::Cancelled) => {
                 self.shared.record(
                     committed.breaker.as_ref(),
                     &committed.breaker_key,
@@ -190,7 +190,7 @@ impl Module for Routing {
                 );
                 return;
             }
-            Some(class) => class.starts_with("upstream"),
+            Some(class) => class.is_upstream(),
         };
         let latency = (!failed).then(|| {
             ctx.started

@@ -140,7 +140,7 @@ impl Module for Trace {
             provider: ctx.provider_name().map(String::from),
             upstream_model: ctx.upstream_model().map(String::from),
             status: ctx.status,
-            error_class: ctx.error_class.clone(),
+            error_class: ctx.error_class.map(|c| c.as_str().to_string()),
             stream: ctx.stream,
             tokens: ctx.tokens,
             usage_estimated: ctx.usage_estimated,
