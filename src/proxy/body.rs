@@ -1,18 +1,21 @@
 //! `ProxyBody`: the response body type of every route. A ready body is one frame with an exact
-//! length, so hyper writes headers and body together; a stream is fed by the relay task through a
-//! channel, so dropping the body (the client went away) is seen by the relay as a closed channel.
+//! length, so hyper writes headers and body together; a stream is the relay itself, polled by
+//! hyper, so dropping the body (the client went away) is the relay's own drop.
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::relay::Relay;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
 
 pub enum ProxyBody {
     Full(Option<Bytes>),
-    Stream(mpsc::Receiver<Bytes>),
+    /// A stream, relayed as hyper polls for it.
+    Stream(Box<Relay>),
+    /// Nothing yet (a response whose body is set after its head).
+    Empty,
 }
 
 impl ProxyBody {
@@ -36,20 +39,19 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(rx) => rx
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            ProxyBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ProxyBody::Full(None))
+        matches!(self, ProxyBody::Full(None) | ProxyBody::Empty)
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Full(None) | ProxyBody::Empty => SizeHint::with_exact(0),
             ProxyBody::Stream(_) => SizeHint::default(),
         }
     }

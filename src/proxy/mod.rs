@@ -6,6 +6,7 @@ pub mod body;
 pub mod egress;
 pub mod internal;
 pub mod pipeline;
+mod relay;
 mod respond;
 pub mod stream;
 mod stream_hooks;

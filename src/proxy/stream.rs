@@ -1,14 +1,8 @@
-//! The SSE relay: forwards a streamed answer event by event as it arrives, never buffering it whole.
-//!
-//! A task reads the upstream body, splits it into events, records usage from the final usage chunk
-//! (and withholds that chunk from clients that did not ask for it), runs `on_chunk`, and sends the
-//! events on. It ends in one of four ways, each recorded in the trace:
-//! - `[DONE]` then end of body: success;
-//! - the client goes away (the response body is dropped, closing the channel): `cancelled`, and
-//!   the upstream request is dropped, which closes its connection;
-//! - the upstream fails, stalls past `stream_idle`, passes its total timeout, ends without
-//!   `[DONE]`, or sends an error event: the client gets an SSE error event in the OpenAI shape and
-//!   no `[DONE]`, so a failure never looks like a clean finish.
+//! Streamed answers, event by event: starting the relay ([`super::relay`], the response body
+//! that forwards the stream as it arrives), what it reads of each canonical event (usage, which it
+//! withholds from clients that did not ask for it; completion text; upstream error events), the
+//! stream watchers' pass over each event, and late commit ([`wait_for_content`]), which reads a
+//! stream up to its first content so a failure before it can still be retried.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,262 +14,46 @@ use http_body_util::BodyExt;
 use hyper::Response;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::egress::StreamEgress;
-use super::pipeline::{finish, passthrough_headers, stamp};
+use super::pipeline::{passthrough_headers, stamp};
+use super::relay::Relay;
 use super::stream_hooks::StreamHooks;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
 use crate::modules::{Chain, StreamEvent};
 use crate::request::ApiError;
-use crate::request::ErrorCode;
 use crate::request::attempt::{AttemptFailure, FailureKind};
 use crate::wire::openai::Usage;
 use crate::wire::sse::{RawEvent, SseSplitter};
 
-/// Events buffered between the relay and a slow client before the relay waits.
-const CHANNEL_DEPTH: usize = 64;
-
 /// Starts relaying `upstream` to the client; `prefix` holds frames already read by
-/// [`wait_for_content`], which go out first.
+/// [`wait_for_content`], which go out first. The response's body is the relay itself.
 pub fn start(
     chain: Arc<Chain>,
     mut ctx: RequestCtx,
     upstream: Response<UpstreamBody>,
     prefix: Vec<Bytes>,
 ) -> Response<ProxyBody> {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let mut headers = passthrough_headers(upstream.headers());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let mut response = Response::new(ProxyBody::Stream(rx));
-    *response.status_mut() = upstream.status();
+    let status = upstream.status();
+    ctx.status = status.as_u16();
+    let mut response = Response::new(ProxyBody::Empty);
+    *response.status_mut() = status;
     *response.headers_mut() = headers;
-    ctx.status = upstream.status().as_u16();
-    let response = stamp(response, &mut ctx);
-    tokio::spawn(relay(chain, ctx, upstream.into_body(), prefix, tx));
+    let mut response = stamp(response, &mut ctx);
+    *response.body_mut() = ProxyBody::Stream(Box::new(Relay::new(
+        chain,
+        ctx,
+        upstream.into_body(),
+        prefix,
+    )));
     response
 }
 
-enum End {
-    Done,
-    Cancelled,
-    /// Failed; `told` says whether the client already got the upstream's own error event.
-    Failed {
-        err: ApiError,
-        told: bool,
-    },
-}
-
-async fn relay(
-    chain: Arc<Chain>,
-    mut ctx: RequestCtx,
-    mut body: UpstreamBody,
-    prefix: Vec<Bytes>,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let mut prefix = prefix.into_iter();
-    let timeouts = ctx.timeouts();
-    let (idle, total) = (timeouts.stream_idle, timeouts.total);
-    let provider = ctx.provider_name().unwrap_or_default().to_string();
-    let deadline = tokio::time::Instant::from_std(ctx.started + total);
-    let mut egress = StreamEgress::for_request(&ctx);
-    let mut native = ctx.native_decoder.take();
-    let mut splitter = SseSplitter::default();
-    let mut hooks = StreamHooks::new(chain.stream_watchers());
-    let mut saw_done = false;
-
-    let end = loop {
-        let data = if let Some(data) = prefix.next() {
-            data
-        } else {
-            let waiting = Instant::now();
-            let next = tokio::select! {
-                biased;
-                _ = tx.closed() => break End::Cancelled,
-                _ = tokio::time::sleep_until(deadline) => break End::Failed {
-                    err: ApiError::UpstreamTimeout {
-                        message: format!("provider {provider} did not finish the stream within {} ms", total.as_millis()),
-                    },
-                    told: false,
-                },
-                next = tokio::time::timeout(idle, body.frame()) => next,
-            };
-            ctx.upstream_time += waiting.elapsed();
-            let frame = match next {
-                Err(_) => {
-                    break End::Failed {
-                        err: ApiError::UpstreamTimeout {
-                            message: format!(
-                                "provider {provider} sent nothing for {} ms mid-stream",
-                                idle.as_millis()
-                            ),
-                        },
-                        told: false,
-                    };
-                }
-                Ok(None) if saw_done => break End::Done,
-                // A native stream ends with its own terminal event, which the side decoder saw.
-                Ok(None) if native.is_some() => {
-                    let finished = native.as_mut().map(|side| side.finish());
-                    match finished {
-                        Some(Ok(chunks)) => {
-                            for chunk in chunks {
-                                let _ = inspect_value(&mut ctx, &chunk);
-                            }
-                            break End::Done;
-                        }
-                        Some(Err(message)) => {
-                            break End::Failed {
-                                err: ApiError::UpstreamProtocol { message },
-                                told: false,
-                            };
-                        }
-                        None => break End::Done,
-                    }
-                }
-                Ok(None) => {
-                    break End::Failed {
-                        err: ApiError::UpstreamProtocol {
-                            message: format!(
-                                "provider {provider} ended the stream before it finished"
-                            ),
-                        },
-                        told: false,
-                    };
-                }
-                Ok(Some(Err(e))) => {
-                    break End::Failed {
-                        err: ApiError::UpstreamProtocol {
-                            message: format!("provider {provider} broke off the stream: {e}"),
-                        },
-                        told: false,
-                    };
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            data
-        };
-        let mut out = BytesMut::new();
-        let mut upstream_error = None;
-        let mut ended = None;
-        if let Some(side) = native.as_mut() {
-            // The client speaks the provider's own format: its bytes go out as they came, and a
-            // side decoder reads usage, text and errors from them.
-            match hooks.as_mut() {
-                None => {
-                    out.extend_from_slice(&data);
-                    if let Err(message) = read_native(&mut ctx, side.as_mut(), &data) {
-                        upstream_error = Some(message);
-                    }
-                }
-                // Watchers see the native stream event by event, each with the text it adds.
-                Some(hooks) => {
-                    for event in splitter.push(&data) {
-                        let before = ctx.completion_text.len();
-                        if let Err(message) = read_native(&mut ctx, side.as_mut(), &event.bytes) {
-                            upstream_error = Some(message);
-                        }
-                        let text = ctx.completion_text[before..].to_string();
-                        match hooks.run(&mut ctx, StreamEvent::native(event.bytes, text)) {
-                            Ok(ready) => {
-                                for event in ready {
-                                    out.extend_from_slice(event.raw());
-                                }
-                            }
-                            Err(err) => {
-                                ended = Some(err);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        } else {
-            for event in splitter.push(&data) {
-                match relay_event(&mut ctx, &mut egress, hooks.as_mut(), event, &mut out) {
-                    EventKind::Done => saw_done = true,
-                    EventKind::Error(message) => upstream_error = Some(message),
-                    EventKind::Ended(err) => {
-                        ended = Some(err);
-                        break;
-                    }
-                    EventKind::Data => {}
-                }
-            }
-        }
-        if !out.is_empty() {
-            ctx.ttft.get_or_insert_with(|| ctx.started.elapsed());
-            ctx.bytes_out += out.len() as u64;
-            if tx.send(out.freeze()).await.is_err() {
-                break End::Cancelled;
-            }
-        }
-        if let Some(err) = ended {
-            break End::Failed { err, told: false };
-        }
-        if let Some(message) = upstream_error {
-            break End::Failed {
-                err: ApiError::UpstreamProtocol { message },
-                told: true,
-            };
-        }
-    };
-
-    // Dropping the upstream body here, before anything else, closes its connection at once.
-    drop(body);
-    match end {
-        End::Done => {
-            // A native stream's held events (a canonical stream released its own before [DONE]).
-            let mut held = BytesMut::new();
-            for event in hooks
-                .as_mut()
-                .map(StreamHooks::release_all)
-                .unwrap_or_default()
-            {
-                held.extend_from_slice(event.raw());
-            }
-            if !held.is_empty() {
-                ctx.bytes_out += held.len() as u64;
-                let _ = tx.send(held.freeze()).await;
-            }
-            let tail = egress.finish(&mut ctx);
-            ctx.bytes_out += tail.len() as u64;
-            // Finish before the last bytes go out: a client that reacts to the end of the stream
-            // at once (a follow-up turn by `previous_response_id`) must find it stored.
-            finish(&chain, &mut ctx).await;
-            if !tail.is_empty() {
-                let _ = tx.send(tail).await;
-            }
-            return;
-        }
-        End::Cancelled => ctx.error_class = Some(ErrorCode::Cancelled),
-        End::Failed { err, told } => {
-            ctx.error_class = Some(if told {
-                ErrorCode::UpstreamStreamError
-            } else {
-                err.error_code()
-            });
-            if ended_by_module(&err) {
-                ctx.refused_by = ctx.refused_by.or(Some("stream hook"));
-            }
-            // An OpenAI client already got the provider's own error event; others get theirs now.
-            if !told || !egress.forwards_raw() {
-                let event = egress.error_event(err.sse_event(), &err.message());
-                ctx.bytes_out += event.len() as u64;
-                let _ = tx.send(event).await;
-            }
-        }
-    }
-    drop(tx);
-    finish(&chain, &mut ctx).await;
-}
-
-enum EventKind {
+pub(super) enum EventKind {
     Data,
     Done,
     /// The upstream sent an error event; its message.
@@ -285,7 +63,7 @@ enum EventKind {
 }
 
 /// Feeds a native stream's bytes to its side decoder, recording what the chunks say.
-fn read_native(
+pub(super) fn read_native(
     ctx: &mut RequestCtx,
     side: &mut dyn crate::providers::ChatStreamDecoder,
     bytes: &[u8],
@@ -301,7 +79,7 @@ fn read_native(
 
 /// Inspects one canonical event, runs the stream watchers, and appends what may go out to `out`
 /// in the client's format (usage a client did not ask for is withheld).
-fn relay_event(
+pub(super) fn relay_event(
     ctx: &mut RequestCtx,
     egress: &mut StreamEgress,
     hooks: Option<&mut StreamHooks>,
@@ -367,11 +145,6 @@ fn relay_event(
     kind
 }
 
-/// Whether a stream failure came from a watcher rather than the upstream.
-fn ended_by_module(err: &ApiError) -> bool {
-    !matches!(err.source(), crate::request::ErrorSource::Upstream)
-}
-
 /// What the relay reads of a canonical chunk.
 #[derive(Deserialize)]
 struct ChunkView<'a> {
@@ -415,7 +188,7 @@ struct FunctionView<'a> {
 
 /// [`inspect`] for a chunk the side decoder of a native stream produced (never withheld). A
 /// native Responses stream's completed object is kept for storage.
-fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> EventKind {
+pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> EventKind {
     use crate::providers::openai::responses_side::FINAL_RESPONSE_FIELD;
     if let Some(response) = chunk.get(FINAL_RESPONSE_FIELD).filter(|r| r.is_object()) {
         ctx.response_id = response["id"].as_str().map(String::from);
