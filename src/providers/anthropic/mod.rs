@@ -33,6 +33,7 @@
 
 pub mod adapter;
 pub mod error;
+pub mod native;
 pub mod request;
 pub mod response;
 pub mod stream;
