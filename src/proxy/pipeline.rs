@@ -581,13 +581,15 @@ async fn complete(
     // A native answer goes to the client as it came; its canonical form serves usage only.
     let native_answer = ctx.native.then(|| body.clone());
     let body = match (native, &foreign) {
-        (Some(native), _) => native
-            .canonical_answer(body)
-            .map_err(|e| ApiError::UpstreamProtocol {
-                message: format!(
-                    "provider {provider} answered with a body that does not translate: {e}"
-                ),
-            })?,
+        (Some(native), _) => {
+            native
+                .canonical_answer(body)
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
+        }
         (None, Some(foreign)) if ctx.endpoint == Endpoint::Embeddings => {
             let request = match &ctx.request {
                 Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{TranslateError, TranslateOptions, error, native, request, response, stream};
+use super::{TranslateOptions, error, native, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
@@ -52,19 +52,6 @@ impl Anthropic {
             key_header,
             client: HttpClient::new(config.timeouts.connect)?,
         })
-    }
-}
-
-impl From<TranslateError> for Untranslatable {
-    fn from(err: TranslateError) -> Untranslatable {
-        match err {
-            TranslateError::Unsupported { param, message }
-            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-            other => Untranslatable {
-                param: "messages".into(),
-                message: other.to_string(),
-            },
-        }
     }
 }
 

@@ -34,6 +34,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::wire::anthropic::effort_for_budget;
+
 use super::{
     DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, ThinkingStyle, TranslateError, TranslateOptions,
     invalid, thinking_style,
@@ -259,15 +261,6 @@ fn thinking_request(
     }))
 }
 
-/// The inverse of the budget table, for a request that carries only an exact budget.
-pub(crate) fn effort_for_budget(budget: u64) -> &'static str {
-    match budget {
-        0..4096 => "low",
-        4096..16384 => "medium",
-        _ => "high",
-    }
-}
-
 fn sampling(
     req: &Map<String, Value>,
     thinking_on: bool,
@@ -341,11 +334,11 @@ fn tools(
         let function = tool
             .get("function")
             .and_then(Value::as_object)
-            .ok_or_else(|| invalid(&format!("{path}.function"), "must be an object"))?;
+            .ok_or_else(|| invalid(format!("{path}.function"), "must be an object"))?;
         let name = function
             .get("name")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{path}.function.name"), "must be a string"))?;
+            .ok_or_else(|| invalid(format!("{path}.function.name"), "must be a string"))?;
         let mut out_tool = Map::new();
         out_tool.insert("name".into(), json!(name));
         if let Some(d) = function.get("description").filter(|d| !d.is_null()) {
@@ -451,7 +444,7 @@ fn convert_messages(
         let role = msg
             .get("role")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{path}.role"), "must be a string"))?;
+            .ok_or_else(|| invalid(format!("{path}.role"), "must be a string"))?;
         match role {
             "system" | "developer" => system.extend(system_blocks(msg, &path, opts)?),
             "user" => {
@@ -472,7 +465,7 @@ fn convert_messages(
             )?,
             _ => {
                 return Err(invalid(
-                    &format!("{path}.role"),
+                    format!("{path}.role"),
                     "must be system, developer, user, assistant or tool",
                 ));
             }
@@ -571,7 +564,7 @@ fn content_part(
             let text = part
                 .get("text")
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{path}.text"), "must be a string"))?;
+                .ok_or_else(|| invalid(format!("{path}.text"), "must be a string"))?;
             if text.is_empty() {
                 // Anthropic rejects empty text blocks.
                 return Ok(None);
@@ -584,7 +577,7 @@ fn content_part(
             let url = image
                 .and_then(|i| i.get("url").or(Some(i)))
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{path}.image_url.url"), "must be a string"))?;
+                .ok_or_else(|| invalid(format!("{path}.image_url.url"), "must be a string"))?;
             block.insert("type".into(), json!("image"));
             block.insert(
                 "source".into(),
@@ -606,7 +599,7 @@ fn content_part(
             let source = media_source(data, &format!("{path}.file.file_data"))?;
             if source.get("type").and_then(Value::as_str) != Some("base64") {
                 return Err(invalid(
-                    &format!("{path}.file.file_data"),
+                    format!("{path}.file.file_data"),
                     "must be a base64 data URL",
                 ));
             }
@@ -648,7 +641,7 @@ fn assistant_blocks(
     if let Some(thinking) = msg.get("x_thinking_blocks").filter(|t| !t.is_null()) {
         let list = thinking
             .as_array()
-            .ok_or_else(|| invalid(&format!("{path}.x_thinking_blocks"), "must be an array"))?;
+            .ok_or_else(|| invalid(format!("{path}.x_thinking_blocks"), "must be an array"))?;
         for (k, block) in list.iter().enumerate() {
             blocks.push(thinking_block(
                 block,
@@ -675,7 +668,7 @@ fn assistant_blocks(
                     }
                 };
                 let text = part.get(key).and_then(Value::as_str).ok_or_else(|| {
-                    invalid(&format!("{content_path}[{j}].{key}"), "must be a string")
+                    invalid(format!("{content_path}[{j}].{key}"), "must be a string")
                 })?;
                 if !text.is_empty() {
                     blocks.push(text_block(text, Some(part)));
@@ -692,7 +685,7 @@ fn assistant_blocks(
     if let Some(calls) = msg.get("tool_calls").filter(|c| !c.is_null()) {
         let calls = calls
             .as_array()
-            .ok_or_else(|| invalid(&format!("{path}.tool_calls"), "must be an array"))?;
+            .ok_or_else(|| invalid(format!("{path}.tool_calls"), "must be an array"))?;
         for (k, call) in calls.iter().enumerate() {
             blocks.push(tool_use_block(call, &format!("{path}.tool_calls[{k}]"))?);
         }
@@ -705,7 +698,7 @@ fn thinking_block(block: &Value, path: &str) -> Result<Value, TranslateError> {
         block
             .get(name)
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{path}.{name}"), "must be a string"))
+            .ok_or_else(|| invalid(format!("{path}.{name}"), "must be a string"))
     };
     match block.get("type").and_then(Value::as_str) {
         Some("thinking") => Ok(json!({
@@ -718,7 +711,7 @@ fn thinking_block(block: &Value, path: &str) -> Result<Value, TranslateError> {
             "data": field("data")?,
         })),
         _ => Err(invalid(
-            &format!("{path}.type"),
+            format!("{path}.type"),
             "must be thinking or redacted_thinking",
         )),
     }
@@ -728,14 +721,14 @@ fn tool_use_block(call: &Value, path: &str) -> Result<Value, TranslateError> {
     let id = call
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("{path}.id"), "must be a string"))?;
+        .ok_or_else(|| invalid(format!("{path}.id"), "must be a string"))?;
     let function = call
         .get("function")
-        .ok_or_else(|| invalid(&format!("{path}.function"), "is required"))?;
+        .ok_or_else(|| invalid(format!("{path}.function"), "is required"))?;
     let name = function
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("{path}.function.name"), "must be a string"))?;
+        .ok_or_else(|| invalid(format!("{path}.function.name"), "must be a string"))?;
     let args_path = format!("{path}.function.arguments");
     let args = function
         .get("arguments")
@@ -745,7 +738,7 @@ fn tool_use_block(call: &Value, path: &str) -> Result<Value, TranslateError> {
         json!({})
     } else {
         let parsed: Value = serde_json::from_str(args)
-            .map_err(|e| invalid(&args_path, &format!("is not valid JSON ({e})")))?;
+            .map_err(|e| invalid(&args_path, format!("is not valid JSON ({e})")))?;
         if !parsed.is_object() {
             return Err(invalid(&args_path, "must encode a JSON object"));
         }
@@ -768,7 +761,7 @@ fn tool_result_block(
     let id = msg
         .get("tool_call_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("{path}.tool_call_id"), "must be a string"))?;
+        .ok_or_else(|| invalid(format!("{path}.tool_call_id"), "must be a string"))?;
     let mut block = Map::new();
     block.insert("type".into(), json!("tool_result"));
     block.insert("tool_use_id".into(), json!(id));
@@ -787,7 +780,7 @@ fn tool_result_block(
         }
         Some(_) => {
             return Err(invalid(
-                &format!("{path}.content"),
+                format!("{path}.content"),
                 "must be a string or an array of parts",
             ));
         }

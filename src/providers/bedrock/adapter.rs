@@ -19,8 +19,8 @@ use super::{
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError, answer_body,
-    request_body,
+    ChatStreamDecoder, NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError,
+    answer_body, request_body,
 };
 use crate::wire::openai::{Endpoint, Inbound};
 

@@ -18,8 +18,8 @@ use super::{TranslateOptions, embeddings, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Provider, SseEventDecoder, SseFraming, Untranslatable,
-    UpstreamCall, UpstreamError, answer_body, request_body,
+    ChatStreamDecoder, Provider, SseEventDecoder, SseFraming, Untranslatable, UpstreamCall,
+    UpstreamError, answer_body, request_body,
 };
 use crate::secret::Secret;
 use crate::wire::openai::{Endpoint, Inbound};
