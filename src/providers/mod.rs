@@ -19,6 +19,7 @@ pub mod native;
 pub mod openai;
 pub mod registry;
 pub mod translate;
+mod walk;
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -32,6 +32,7 @@
 //! (a routing hint), `image_url.detail`, `name` on messages, `reasoning_content` without
 //! `x_thinking_blocks` (it cannot be replayed without its signature).
 
+use crate::providers::walk::{MessageVisitor, Side, walk};
 use serde_json::{Map, Value, json};
 
 use crate::wire::anthropic::effort_for_budget;
@@ -411,25 +412,6 @@ fn tools(
     Ok(())
 }
 
-/// One Anthropic turn being built; consecutive canonical messages of the same role land in it.
-struct Turn {
-    role: &'static str,
-    content: Vec<Value>,
-}
-
-fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.content.extend(blocks),
-        _ => turns.push(Turn {
-            role,
-            content: blocks,
-        }),
-    }
-}
-
 fn convert_messages(
     messages: Option<&Value>,
     opts: &TranslateOptions,
@@ -437,51 +419,67 @@ fn convert_messages(
     let messages = messages
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("messages", "must be an array"))?;
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
-    for (i, msg) in messages.iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let role = msg
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{path}.role"), "must be a string"))?;
-        match role {
-            "system" | "developer" => system.extend(system_blocks(msg, &path, opts)?),
-            "user" => {
-                let blocks = user_blocks(msg.get("content"), &format!("{path}.content"), opts)?;
-                push_turn(&mut turns, "user", blocks);
-            }
-            "assistant" => {
-                let blocks = assistant_blocks(msg, &path, opts)?;
-                push_turn(&mut turns, "assistant", blocks);
-            }
-            "tool" => {
-                let block = tool_result_block(msg, &path, opts)?;
-                push_turn(&mut turns, "user", vec![block]);
-            }
-            "function" => opts.reject(
-                &format!("{path}.role"),
-                "legacy function messages are not translated; use tool",
-            )?,
-            _ => {
-                return Err(invalid(
-                    format!("{path}.role"),
-                    "must be system, developer, user, assistant or tool",
-                ));
-            }
-        }
-    }
-    if turns.is_empty() {
+    let walked = walk(messages, &mut Messages { opts })?;
+    if walked.turns.is_empty() {
         return Err(invalid(
             "messages",
             "at least one user or assistant message is required",
         ));
     }
-    let messages = turns
+    let messages = walked
+        .turns
         .into_iter()
-        .map(|t| json!({"role": t.role, "content": t.content}))
+        .map(|turn| {
+            let role = match turn.side {
+                Side::User => "user",
+                Side::Assistant => "assistant",
+            };
+            json!({"role": role, "content": turn.blocks})
+        })
         .collect();
-    Ok((system, messages))
+    Ok((walked.system, messages))
+}
+
+/// Canonical messages as Anthropic content blocks.
+struct Messages<'a> {
+    opts: &'a TranslateOptions,
+}
+
+impl MessageVisitor for Messages<'_> {
+    const ROLE_MISSING: &'static str = "must be a string";
+
+    fn system(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        system_blocks(message, path, self.opts)
+    }
+
+    fn user(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        user_blocks(
+            message.get("content"),
+            &format!("{path}.content"),
+            self.opts,
+        )
+    }
+
+    fn assistant(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        assistant_blocks(message, path, self.opts)
+    }
+
+    fn tool(&mut self, messages: &[Value], i: usize, path: &str) -> Result<Value, TranslateError> {
+        tool_result_block(&messages[i], path, self.opts)
+    }
+
+    fn other_role(&mut self, role: &str, path: &str) -> Result<(), TranslateError> {
+        if role == "function" {
+            return self.opts.reject(
+                &format!("{path}.role"),
+                "legacy function messages are not translated; use tool",
+            );
+        }
+        Err(invalid(
+            format!("{path}.role"),
+            "must be system, developer, user, assistant or tool",
+        ))
+    }
 }
 
 fn copy_cache_control(from: &Value, to: &mut Map<String, Value>) {

@@ -17,6 +17,7 @@
 //! | `n > 1`, `seed`, `presence_penalty`, `frequency_penalty`, `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
 use crate::providers::translate::{function_tool, tool_call_parts};
+use crate::providers::walk::{MessageVisitor, Side, walk};
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, unsupported};
@@ -406,42 +407,49 @@ fn tool_config(
 
 /// Returns (system blocks, messages).
 fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let mut system = Vec::new();
-    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{param}.role"), "missing"))?;
-        let (role, blocks) = match role {
-            "system" | "developer" => {
-                system.extend(text_blocks(message.get("content"), &param)?);
-                continue;
-            }
-            "user" => ("user", user_blocks(message.get("content"), &param)?),
-            "assistant" => ("assistant", assistant_blocks(message, &param)?),
-            "tool" => ("user", vec![tool_result(message, &param)?]),
-            other => {
-                return Err(unsupported(
-                    format!("{param}.role"),
-                    format!("role {other:?} is not supported by Bedrock"),
-                ));
-            }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last, content)) if *last == role => content.extend(blocks),
-            _ => out.push((role, blocks)),
-        }
-    }
-    let messages = out
+    let walked = walk(messages, &mut Messages)?;
+    let messages = walked
+        .turns
         .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
+        .map(|turn| {
+            let role = match turn.side {
+                Side::User => "user",
+                Side::Assistant => "assistant",
+            };
+            json!({ "role": role, "content": turn.blocks })
+        })
         .collect();
-    Ok((system, messages))
+    Ok((walked.system, messages))
+}
+
+/// Canonical messages as Converse content blocks.
+struct Messages;
+
+impl MessageVisitor for Messages {
+    const ROLE_MISSING: &'static str = "missing";
+
+    fn system(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        text_blocks(message.get("content"), path)
+    }
+
+    fn user(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        user_blocks(message.get("content"), path)
+    }
+
+    fn assistant(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        assistant_blocks(message, path)
+    }
+
+    fn tool(&mut self, messages: &[Value], i: usize, path: &str) -> Result<Value, TranslateError> {
+        tool_result(&messages[i], path)
+    }
+
+    fn other_role(&mut self, role: &str, path: &str) -> Result<(), TranslateError> {
+        Err(unsupported(
+            format!("{path}.role"),
+            format!("role {role:?} is not supported by Bedrock"),
+        ))
+    }
 }
 
 fn text_block(text: &str) -> Option<Value> {

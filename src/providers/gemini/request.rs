@@ -18,6 +18,7 @@
 //! | `logprobs`, `top_logprobs`, `logit_bias`, `parallel_tool_calls: false`, `audio`, `modalities`, `prediction`, `web_search_options`, anything else | `Unsupported`, or dropped with `drop_unsupported` |
 
 use crate::providers::translate::{function_tool, tool_call_parts};
+use crate::providers::walk::{MessageVisitor, Side, walk};
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, TranslateOptions, invalid, schema, unsupported};
@@ -342,42 +343,49 @@ fn translate_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
 
 /// Returns (system parts, contents).
 fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let mut system = Vec::new();
-    let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let param = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{param}.role"), "missing"))?;
-        let (gemini_role, parts) = match role {
-            "system" | "developer" => {
-                system.extend(text_only_parts(message.get("content"), &param)?);
-                continue;
-            }
-            "user" => ("user", user_parts(message.get("content"), &param)?),
-            "assistant" => ("model", assistant_parts(message, &param)?),
-            "tool" => ("user", vec![tool_response_part(messages, i, &param)?]),
-            other => {
-                return Err(unsupported(
-                    format!("{param}.role"),
-                    format!("role {other:?} is not supported by Gemini"),
-                ));
-            }
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match contents.last_mut() {
-            Some((last_role, last_parts)) if last_role == gemini_role => last_parts.extend(parts),
-            _ => contents.push((gemini_role.to_string(), parts)),
-        }
-    }
-    let contents = contents
+    let walked = walk(messages, &mut Messages)?;
+    let contents = walked
+        .turns
         .into_iter()
-        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
+        .map(|turn| {
+            let role = match turn.side {
+                Side::User => "user",
+                Side::Assistant => "model",
+            };
+            json!({ "role": role, "parts": turn.blocks })
+        })
         .collect();
-    Ok((system, contents))
+    Ok((walked.system, contents))
+}
+
+/// Canonical messages as Gemini parts.
+struct Messages;
+
+impl MessageVisitor for Messages {
+    const ROLE_MISSING: &'static str = "missing";
+
+    fn system(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        text_only_parts(message.get("content"), path)
+    }
+
+    fn user(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        user_parts(message.get("content"), path)
+    }
+
+    fn assistant(&mut self, message: &Value, path: &str) -> Result<Vec<Value>, TranslateError> {
+        assistant_parts(message, path)
+    }
+
+    fn tool(&mut self, messages: &[Value], i: usize, path: &str) -> Result<Value, TranslateError> {
+        tool_response_part(messages, i, path)
+    }
+
+    fn other_role(&mut self, role: &str, path: &str) -> Result<(), TranslateError> {
+        Err(unsupported(
+            format!("{path}.role"),
+            format!("role {role:?} is not supported by Gemini"),
+        ))
+    }
 }
 
 fn text_only_parts(content: Option<&Value>, param: &str) -> Result<Vec<Value>, TranslateError> {
