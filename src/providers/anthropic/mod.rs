@@ -33,6 +33,7 @@
 
 pub mod adapter;
 pub mod error;
+mod messages;
 pub mod native;
 pub mod request;
 pub mod response;

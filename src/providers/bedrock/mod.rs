@@ -18,6 +18,7 @@ pub mod adapter;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;
+mod messages;
 pub mod native;
 pub mod request;
 pub mod response;

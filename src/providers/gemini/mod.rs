@@ -17,6 +17,7 @@
 pub mod adapter;
 pub mod embeddings;
 pub mod error;
+mod messages;
 pub mod request;
 pub mod response;
 pub mod schema;
