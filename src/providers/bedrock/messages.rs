@@ -1,5 +1,6 @@
-//! Canonical chat messages as Converse `system` blocks and alternating `messages` turns: text, images, documents, tool uses and tool results, for [`super::request::from_chat`]. The walk itself is
-//! the shared one ([`crate::providers::walk`]); this file says what one message becomes.
+//! Canonical chat messages as Converse `system` blocks and alternating `messages` turns: text,
+//! images, documents, tool uses and tool results, for [`super::request::from_chat`]. The walk
+//! itself is the shared one ([`crate::providers::walk`]); this file says what one message becomes.
 
 use serde_json::{Map, Value, json};
 

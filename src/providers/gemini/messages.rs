@@ -1,5 +1,7 @@
-//! Canonical chat messages as Gemini `systemInstruction` parts and alternating `contents` turns (`user` / `model`): text, inline and file images, function calls and function responses, for [`super::request::from_chat`]. The walk itself is
-//! the shared one ([`crate::providers::walk`]); this file says what one message becomes.
+//! Canonical chat messages as Gemini `systemInstruction` parts and alternating `contents` turns
+//! (`user` / `model`): text, inline and file images, function calls and function responses, for
+//! [`super::request::from_chat`]. The walk itself is the shared one ([`crate::providers::walk`]);
+//! this file says what one message becomes.
 
 use serde_json::{Map, Value, json};
 
