@@ -15,18 +15,21 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod http;
+pub mod native;
 pub mod openai;
 pub mod registry;
 pub mod translate;
+mod walk;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use thiserror::Error;
 
+pub use native::{FINAL_RESPONSE_FIELD, NativeCall, ReframeError, Reframed, StreamReframer};
 pub use registry::{ProviderRegistry, ResolveError, Route};
 
 use crate::config::{ProviderKind, Timeouts};
-use crate::wire::openai::Endpoint;
+use crate::wire::openai::{Endpoint, Inbound};
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
@@ -50,22 +53,9 @@ pub struct UpstreamCall<'a> {
     pub endpoint: Endpoint,
     pub model: &'a str,
     pub stream: bool,
-    /// The body is in the client's own format (Anthropic Messages to a provider that takes it
-    /// natively), not the provider's canonical dialect.
+    /// The body is in the client's own format (a [`NativeCall`]), not the provider's canonical
+    /// one.
     pub native: bool,
-}
-
-/// The wire format a provider speaks. The request path works in the canonical format (OpenAI
-/// chat); a provider of another dialect translates on the way out and back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    OpenAi,
-    /// OpenAI's format with a provider's quirks (field names, rejected parameters): chat requests
-    /// are rewritten; other endpoints pass through.
-    OpenAiQuirks,
-    Anthropic,
-    Gemini,
-    Bedrock,
 }
 
 /// A request the provider's format cannot express; becomes a 400 naming `param`.
@@ -147,11 +137,29 @@ impl<D: SseEventDecoder> ChatStreamDecoder for SseFraming<D> {
 
 /// An upstream adapter. Implementations build the HTTP request for an endpoint; the shared
 /// [`http::HttpClient`] sends it.
+///
+/// The request path works in the canonical format (OpenAI chat). A provider of another format
+/// says so ([`Provider::passes_openai_body`], [`Provider::translates_answers`]) and translates on
+/// the way out and back; a provider that takes a client's own format says so per call
+/// ([`Provider::native`]).
 pub trait Provider: Send + Sync {
-    fn dialect(&self) -> Dialect {
-        Dialect::OpenAi
+    /// Whether the parsed request (`None` when none was parsed) goes upstream as OpenAI's body,
+    /// model renamed; otherwise it goes through [`Provider::translate_chat`] or
+    /// [`Provider::translate_embeddings`].
+    fn passes_openai_body(&self, _request: Option<&Inbound>) -> bool {
+        true
     }
-    /// For another dialect: the native chat body for a canonical chat request.
+    /// Whether answers and error bodies come back through the `translate_*` methods (they are not
+    /// OpenAI's own shape, or need a provider's fixes).
+    fn translates_answers(&self) -> bool {
+        false
+    }
+    /// The native call for a client of `endpoint` whose format this provider takes as it is, for
+    /// `upstream_model`; `None` when the request goes the canonical way.
+    fn native(&self, _endpoint: Endpoint, _upstream_model: &str) -> Option<Box<dyn NativeCall>> {
+        None
+    }
+    /// For another format: the native chat body for a canonical chat request.
     fn translate_chat(
         &self,
         _chat: &serde_json::Value,
@@ -162,11 +170,11 @@ pub trait Provider: Send + Sync {
             message: format!("provider {} takes OpenAI requests as they are", self.name()),
         })
     }
-    /// For another dialect: a native chat answer as a canonical `chat.completion`.
+    /// For another format: a native chat answer as a canonical `chat.completion`.
     fn translate_answer(&self, body: &[u8], _upstream_model: &str) -> Result<Bytes, String> {
         Ok(Bytes::copy_from_slice(body))
     }
-    /// For another dialect: the native embeddings body for an OpenAI embeddings request.
+    /// For another format: the native embeddings body for an OpenAI embeddings request.
     fn translate_embeddings(
         &self,
         _request: &serde_json::Value,
@@ -177,7 +185,7 @@ pub trait Provider: Send + Sync {
             message: format!("provider {} does not serve embeddings", self.name()),
         })
     }
-    /// For another dialect: a native embeddings answer as an OpenAI one (`request` is the
+    /// For another format: a native embeddings answer as an OpenAI one (`request` is the
     /// client's, for its `encoding_format`).
     fn translate_embeddings_answer(
         &self,
@@ -187,11 +195,11 @@ pub trait Provider: Send + Sync {
     ) -> Result<Bytes, String> {
         Ok(Bytes::copy_from_slice(body))
     }
-    /// For another dialect: a native error body in the OpenAI error shape.
+    /// For another format: a native error body in the OpenAI error shape.
     fn translate_error(&self, _status: u16, body: &[u8]) -> Bytes {
         Bytes::copy_from_slice(body)
     }
-    /// For another dialect: a decoder of its chat stream.
+    /// For another format: a decoder of its chat stream.
     fn chat_stream_decoder(&self, _upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
         None
     }

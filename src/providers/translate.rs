@@ -1,34 +1,12 @@
-//! What the translator folders share: the translation error and options, the helpers that build
-//! an error naming its parameter, the `created` clock, and the OpenAI embeddings answer every
-//! provider's vectors end up in. (The Anthropic folder keeps its own error type: its stream error
-//! carries Anthropic's error type, which the Messages egress needs.)
+//! What the provider translators share beyond the translation error and options (which live in
+//! `crate::wire::translate`, shared with the client side): the conversion of that error into an
+//! [`Untranslatable`] request, the `created` clock, the tool helpers, and the OpenAI embeddings
+//! answer every provider's vectors end up in.
 
 use base64::Engine;
 use serde_json::{Value, json};
-use thiserror::Error;
 
 use super::Untranslatable;
-
-/// Why a translation failed.
-#[derive(Debug, Error)]
-pub enum TranslateError {
-    /// A parameter the target cannot honour; `param` names it (e.g. "logit_bias", "messages[2].content[0]").
-    #[error("{param}: {message}")]
-    Unsupported { param: String, message: String },
-    #[error("{param}: {message}")]
-    Invalid { param: String, message: String },
-    /// The provider's answer does not have the documented shape.
-    #[error("malformed provider response: {0}")]
-    Malformed(String),
-    /// The provider reported an error inside an otherwise successful (200) stream. `body` is the
-    /// error already in the OpenAI shape; `status` is the HTTP status that error stands for.
-    #[error("provider error {status}: {message}")]
-    ProviderError {
-        status: u16,
-        message: String,
-        body: Value,
-    },
-}
 
 impl From<TranslateError> for Untranslatable {
     fn from(err: TranslateError) -> Untranslatable {
@@ -43,26 +21,8 @@ impl From<TranslateError> for Untranslatable {
     }
 }
 
-/// How strict a request translation is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TranslateOptions {
-    /// Drop parameters the target cannot honour instead of rejecting the request.
-    pub drop_unsupported: bool,
-}
-
-pub(crate) fn unsupported(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
-    TranslateError::Unsupported {
-        param: param.into(),
-        message: message.into(),
-    }
-}
-
-pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
-    TranslateError::Invalid {
-        param: param.into(),
-        message: message.into(),
-    }
-}
+pub use crate::wire::translate::{TranslateError, TranslateOptions};
+pub(crate) use crate::wire::translate::{invalid, unsupported};
 
 /// Seconds since the Unix epoch, for the `created` field (the one clock read translators may do).
 pub(crate) fn now_secs() -> u64 {

@@ -33,7 +33,7 @@ use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress, stream, usage};
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain, ChainHandle};
-use crate::providers::{Dialect, ProviderRegistry, Route, UpstreamCall, UpstreamError};
+use crate::providers::{NativeCall, ProviderRegistry, Route, UpstreamCall, UpstreamError};
 use crate::request::ApiError;
 use crate::request::attempt::{
     Attempt, AttemptFailure, AttemptPlan, FailureKind, SinglePlan, classify_status,
@@ -290,7 +290,7 @@ async fn answered(
             prefix: Vec::new(),
         });
     }
-    complete(chain, ctx, upstream)
+    complete(chain, ctx, upstream, None)
         .await
         .map(Committed::Complete)
 }
@@ -400,19 +400,10 @@ async fn try_once(
         kind: FailureKind::Final,
         error,
     };
-    let dialect = route.provider.dialect();
-    // An Anthropic client calling Anthropic: its request goes as it is (model name aside), so
-    // thinking signatures, cache_control and betas arrive untouched.
-    ctx.native = match ctx.endpoint {
-        // Claude on Bedrock takes Anthropic's body through InvokeModel.
-        Endpoint::Messages => {
-            dialect == Dialect::Anthropic
-                || (dialect == Dialect::Bedrock && route.upstream_model.contains("anthropic."))
-        }
-        // OpenAI serves the Responses API itself (built-in tools, its own stored conversations).
-        Endpoint::Responses => route.provider.kind() == crate::config::ProviderKind::OpenAi,
-        _ => false,
-    };
+    // A client whose format the provider takes as it is: its request goes untranslated (model
+    // name aside), so what the canonical form cannot carry arrives untouched.
+    let native = route.provider.native(ctx.endpoint, &route.upstream_model);
+    ctx.native = native.is_some();
     if !ctx.native
         && let Some(refused) = ctx.slots.get::<Arc<crate::wire::openai::ParseError>>()
     {
@@ -431,14 +422,12 @@ async fn try_once(
             message: format!("no stored response with id {:?}", unknown.0),
         }));
     }
-    let upstream_body = match dialect {
-        _ if ctx.native => native_body(ctx, &route.upstream_model, dialect),
-        Dialect::OpenAi => upstream_body(ctx, &route.upstream_model),
-        // Quirks concern chat requests; completions and embeddings pass through as they are.
-        Dialect::OpenAiQuirks if !matches!(ctx.request, Some(Inbound::Chat(_))) => {
+    let upstream_body = match &native {
+        Some(native) => native_body(ctx, native.as_ref()),
+        None if route.provider.passes_openai_body(ctx.request.as_ref()) => {
             upstream_body(ctx, &route.upstream_model)
         }
-        _ => translated_body(ctx, route),
+        None => translated_body(ctx, route),
     }
     .map_err(final_error)?;
     let upstream_request = route
@@ -485,32 +474,20 @@ async fn try_once(
 
     let status = upstream.status();
     let (parts, body) = upstream.into_parts();
-    if ctx.native && ctx.stream && status.is_success() {
-        ctx.native_decoder = if ctx.endpoint == Endpoint::Responses {
-            Some(Box::new(crate::providers::SseFraming::new(
-                crate::providers::openai::responses_side::ResponsesSide::default(),
-            )))
-        } else {
-            Some(crate::providers::anthropic::adapter::sse_decoder(
-                &route.upstream_model,
-            ))
-        };
-    }
-    let decoder = match dialect {
-        Dialect::OpenAi => None,
-        _ if ctx.native => None,
-        _ if ctx.stream && status.is_success() => {
-            route.provider.chat_stream_decoder(&route.upstream_model)
+    let streaming = ctx.stream && status.is_success();
+    let body = match &native {
+        Some(native) if streaming => {
+            ctx.native_decoder = Some(native.side_decoder());
+            match native.reframer() {
+                Some(reframer) => UpstreamBody::reframed(body, reframer),
+                None => UpstreamBody::Plain(body),
+            }
         }
-        _ => None,
-    };
-    let body = match decoder {
-        Some(decoder) => UpstreamBody::transcoded(body, decoder),
-        // Bedrock wraps Claude's events in its binary framing: unwrap them into Anthropic SSE.
-        None if ctx.native && dialect == Dialect::Bedrock && ctx.stream && status.is_success() => {
-            UpstreamBody::reframed(body)
-        }
-        None => UpstreamBody::Plain(body),
+        None if streaming => match route.provider.chat_stream_decoder(&route.upstream_model) {
+            Some(decoder) => UpstreamBody::transcoded(body, decoder),
+            None => UpstreamBody::Plain(body),
+        },
+        _ => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
     if ctx.stream && status.is_success() {
@@ -527,7 +504,7 @@ async fn try_once(
             }
         };
     }
-    match complete(chain, ctx, upstream).await {
+    match complete(chain, ctx, upstream, native.as_deref()).await {
         Ok(response) => Ok(Committed::Complete(response)),
         Err(ApiError::Upstream {
             status,
@@ -549,26 +526,10 @@ async fn try_once(
     }
 }
 
-/// The client's own body, for a provider that speaks the client's format, with the upstream
-/// model name.
-fn native_body(
-    ctx: &RequestCtx,
-    upstream_model: &str,
-    dialect: Dialect,
-) -> Result<Bytes, ApiError> {
-    let mut body = ctx.client_request.as_deref().cloned().unwrap_or_default();
-    if dialect == Dialect::Bedrock {
-        // Bedrock names the model in the URL and the API version in the body; the streaming
-        // choice is the URL too.
-        // https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
-        if let Some(fields) = body.as_object_mut() {
-            fields.remove("model");
-            fields.remove("stream");
-            fields.insert("anthropic_version".into(), "bedrock-2023-05-31".into());
-        }
-    } else {
-        body["model"] = serde_json::Value::String(upstream_model.to_string());
-    }
+/// The client's own body, for a provider that speaks the client's format, as the native call
+/// wants it (upstream model named).
+fn native_body(ctx: &RequestCtx, native: &dyn NativeCall) -> Result<Bytes, ApiError> {
+    let body = native.body(ctx.client_request.as_deref().cloned().unwrap_or_default());
     serde_json::to_vec(&body)
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal {
@@ -654,6 +615,7 @@ async fn complete(
     chain: &Chain,
     ctx: &mut RequestCtx,
     upstream: Response<UpstreamBody>,
+    native: Option<&dyn NativeCall>,
 ) -> Result<Response<ProxyBody>, ApiError> {
     let status = upstream.status();
     let headers = passthrough_headers(upstream.headers());
@@ -682,12 +644,12 @@ async fn complete(
     let foreign = ctx
         .route
         .as_ref()
-        .filter(|r| r.provider.dialect() != Dialect::OpenAi)
+        .filter(|r| r.provider.translates_answers())
         .map(|r| r.provider.clone());
     if !status.is_success() {
-        // Another dialect's error body, in the OpenAI shape like every other error.
+        // Another format's error body, in the OpenAI shape like every other error.
         let body = match &foreign {
-            Some(provider) if !provider_errors_fit_client(ctx) => {
+            Some(provider) if !native.is_some_and(|n| n.errors_fit_client()) => {
                 provider.translate_error(status.as_u16(), &body)
             }
             _ => body,
@@ -700,16 +662,17 @@ async fn complete(
     }
     // A native answer goes to the client as it came; its canonical form serves usage only.
     let native_answer = ctx.native.then(|| body.clone());
-    let body = match &foreign {
-        // Claude's own message, from whichever host: read with Anthropic's translator.
-        Some(_) if ctx.native && ctx.endpoint == Endpoint::Messages => {
-            anthropic_canonical(&body).map_err(|e| ApiError::UpstreamProtocol {
-                message: format!(
-                    "provider {provider} answered with a body that does not translate: {e}"
-                ),
-            })?
+    let body = match (native, &foreign) {
+        (Some(native), _) => {
+            native
+                .canonical_answer(body)
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
         }
-        Some(foreign) if ctx.endpoint == Endpoint::Embeddings => {
+        (None, Some(foreign)) if ctx.endpoint == Endpoint::Embeddings => {
             let request = match &ctx.request {
                 Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),
                 _ => serde_json::Value::Null,
@@ -726,17 +689,17 @@ async fn complete(
                     ),
                 })?
         }
-        Some(foreign) => foreign
+        (None, Some(foreign)) => foreign
             .translate_answer(&body, ctx.upstream_model().unwrap_or_default())
             .map_err(|e| ApiError::UpstreamProtocol {
                 message: format!(
                     "provider {provider} answered with a body that does not translate: {e}"
                 ),
             })?,
-        None => body,
+        (None, None) => body,
     };
     let parsed = if ctx.native && ctx.endpoint == Endpoint::Responses {
-        // OpenAI's own Responses object: its usage has its own field names.
+        // A Responses object answering a Responses client: its usage has its own field names.
         serde_json::from_slice::<serde_json::Value>(&body).map(|response| {
             ctx.record_usage(&Usage::from_responses(&response["usage"]));
             ctx.response_id = response["id"].as_str().map(String::from);
@@ -788,17 +751,6 @@ async fn complete(
     ))
 }
 
-/// An Anthropic message as the canonical `chat.completion` (for usage and text).
-fn anthropic_canonical(body: &[u8]) -> Result<Bytes, String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let model = value["model"].as_str().unwrap_or_default().to_string();
-    let chat = crate::providers::anthropic::response::to_chat(&value, &model)
-        .map_err(|e| e.to_string())?;
-    serde_json::to_vec(&chat)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
-}
-
 /// The assistant text of a complete answer, for estimation when it carries no usage.
 fn completion_text(body: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -824,14 +776,15 @@ fn completion_text(body: &[u8]) -> String {
     text
 }
 
-/// Whether the provider's own error bodies are already in the client's shape (Anthropic answering
-/// a Messages client natively), so they pass through untranslated.
+/// Whether the provider's own error bodies are already in the client's shape (a native call that
+/// says so), so they pass through untranslated.
 fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
     ctx.native
-        && ctx
-            .route
-            .as_ref()
-            .is_some_and(|r| r.provider.dialect() == Dialect::Anthropic)
+        && ctx.route.as_ref().is_some_and(|r| {
+            r.provider
+                .native(ctx.endpoint, &r.upstream_model)
+                .is_some_and(|n| n.errors_fit_client())
+        })
 }
 
 fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {

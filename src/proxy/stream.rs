@@ -189,7 +189,7 @@ struct FunctionView<'a> {
 /// [`inspect`] for a chunk the side decoder of a native stream produced (never withheld). A
 /// native Responses stream's completed object is kept for storage.
 pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> EventKind {
-    use crate::providers::openai::responses_side::FINAL_RESPONSE_FIELD;
+    use crate::providers::FINAL_RESPONSE_FIELD;
     if let Some(response) = chunk.get(FINAL_RESPONSE_FIELD).filter(|r| r.is_object()) {
         ctx.response_id = response["id"].as_str().map(String::from);
         ctx.client_answer = Some(response.clone());

@@ -1,5 +1,5 @@
 //! `UpstreamBody`: an upstream answer's body as the rest of the request path reads it, always in
-//! the canonical format. An OpenAI-dialect body passes through untouched; another dialect's stream
+//! the canonical format. An OpenAI-shaped body passes through untouched; another format's stream
 //! is decoded event by event as it arrives ([`crate::providers::ChatStreamDecoder`]) and re-framed
 //! as canonical SSE (`data: {chunk}\n\n` ... `data: [DONE]\n\n`), so the relay, late commit and
 //! usage capture work the same for every provider. A decoding failure (a provider error event, or
@@ -13,14 +13,14 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde_json::json;
 
-use crate::providers::ChatStreamDecoder;
+use crate::providers::{ChatStreamDecoder, StreamReframer};
 
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub enum UpstreamBody {
     Plain(Incoming),
     Transcoded(Box<Transcoder>),
-    /// Claude's own events inside Bedrock's binary framing, re-framed as Anthropic SSE.
+    /// A native stream whose framing differs from the client's, re-framed as it arrives.
     Reframed(Box<Reframer>),
     /// Frames a module produced (a canonical answer), played out in order.
     Canned(std::collections::VecDeque<Bytes>),
@@ -28,7 +28,7 @@ pub enum UpstreamBody {
 
 pub struct Reframer {
     inner: Incoming,
-    frames: crate::providers::bedrock::eventstream::Decoder,
+    reframer: Box<dyn StreamReframer>,
     done: bool,
 }
 
@@ -43,10 +43,10 @@ impl UpstreamBody {
         UpstreamBody::Canned(frames.into())
     }
 
-    pub fn reframed(inner: Incoming) -> UpstreamBody {
+    pub fn reframed(inner: Incoming, reframer: Box<dyn StreamReframer>) -> UpstreamBody {
         UpstreamBody::Reframed(Box::new(Reframer {
             inner,
-            frames: crate::providers::bedrock::eventstream::Decoder::new(),
+            reframer,
             done: false,
         }))
     }
@@ -156,11 +156,9 @@ impl Transcoder {
 }
 
 impl Reframer {
-    /// Each `chunk` frame's payload is `{"bytes": base64(one Anthropic event)}`; an exception
-    /// frame becomes Anthropic's `error` event and ends the stream.
-    /// <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModelWithResponseStream.html>
+    /// The provider's framing in the client's, as the reframer gives it; a framing error ends the
+    /// body as a transport error would.
     fn poll_sse(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        use base64::Engine;
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -177,44 +175,13 @@ impl Reframer {
                     Err(_) => continue,
                 },
             };
-            let mut out = BytesMut::new();
-            let frames = match self.frames.push(&data) {
-                Ok(frames) => frames,
-                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+            let reframed = match self.reframer.push(&data) {
+                Ok(reframed) => reframed,
+                Err(e) => return Poll::Ready(Some(Err(e))),
             };
-            for frame in frames {
-                if frame.message_type.as_deref() == Some("exception") {
-                    let message = serde_json::from_slice::<serde_json::Value>(&frame.payload)
-                        .ok()
-                        .and_then(|v| v["message"].as_str().map(String::from))
-                        .unwrap_or_else(|| "Bedrock stream exception".into());
-                    let kind = match frame.exception_type.as_deref() {
-                        Some("throttlingException") => "rate_limit_error",
-                        Some("validationException") => "invalid_request_error",
-                        _ => "api_error",
-                    };
-                    let event =
-                        json!({"type": "error", "error": {"type": kind, "message": message}});
-                    out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
-                    self.done = true;
-                    break;
-                }
-                let payload: serde_json::Value =
-                    serde_json::from_slice(&frame.payload).unwrap_or_default();
-                let Some(encoded) = payload["bytes"].as_str() else {
-                    continue;
-                };
-                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
-                    continue;
-                };
-                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&decoded) else {
-                    continue;
-                };
-                let name = event["type"].as_str().unwrap_or("message").to_string();
-                out.extend_from_slice(format!("event: {name}\ndata: {event}\n\n").as_bytes());
-            }
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+            self.done = reframed.end;
+            if !reframed.bytes.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(reframed.bytes))));
             }
         }
     }

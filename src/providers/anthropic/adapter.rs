@@ -11,15 +11,15 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{TranslateError, TranslateOptions, error, request, response, stream};
+use super::{TranslateOptions, error, native, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
+    ChatStreamDecoder, NativeCall, Provider, SseEventDecoder, SseFraming, Untranslatable,
     UpstreamCall, UpstreamError, answer_body, request_body,
 };
 use crate::secret::Secret;
-use crate::wire::openai::Endpoint;
+use crate::wire::openai::{Endpoint, Inbound};
 
 /// The API version this adapter's translators follow.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -55,19 +55,6 @@ impl Anthropic {
     }
 }
 
-impl From<TranslateError> for Untranslatable {
-    fn from(err: TranslateError) -> Untranslatable {
-        match err {
-            TranslateError::Unsupported { param, message }
-            | TranslateError::Invalid { param, message } => Untranslatable { param, message },
-            other => Untranslatable {
-                param: "messages".into(),
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
 impl Provider for Anthropic {
     fn name(&self) -> &str {
         &self.config.name
@@ -81,8 +68,17 @@ impl Provider for Anthropic {
         ProviderKind::Anthropic
     }
 
-    fn dialect(&self) -> Dialect {
-        Dialect::Anthropic
+    fn passes_openai_body(&self, _request: Option<&Inbound>) -> bool {
+        false
+    }
+
+    fn translates_answers(&self) -> bool {
+        true
+    }
+
+    fn native(&self, endpoint: Endpoint, upstream_model: &str) -> Option<Box<dyn NativeCall>> {
+        (endpoint == Endpoint::Messages)
+            .then(|| Box::new(native::Messages::new(upstream_model)) as Box<dyn NativeCall>)
     }
 
     fn timeouts(&self) -> &Timeouts {

@@ -23,6 +23,8 @@
 
 use serde_json::{Value, json};
 
+pub use crate::wire::anthropic::error::{status_for_type, type_for_status};
+
 /// OpenAI-shaped error `{"error":{"message","type","param","code"}}` for an Anthropic error answer.
 pub fn error_to_openai(status: u16, body: &[u8]) -> Value {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
@@ -60,39 +62,6 @@ pub fn error_to_openai(status: u16, body: &[u8]) -> Value {
             "code": code,
         }
     })
-}
-
-/// Anthropic's error type for an HTTP status (the table in the module doc).
-pub fn type_for_status(status: u16) -> &'static str {
-    match status {
-        400 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        529 | 503 => "overloaded_error",
-        500..=599 => "api_error",
-        _ => "invalid_request_error",
-    }
-}
-
-/// The HTTP status an Anthropic error type has outside a stream (for `error` events mid-stream).
-pub fn status_for_type(error_type: &str) -> u16 {
-    match error_type {
-        "invalid_request_error" => 400,
-        "authentication_error" => 401,
-        "billing_error" => 402,
-        "permission_error" => 403,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "timeout_error" => 504,
-        "overloaded_error" => 529,
-        _ => 500,
-    }
 }
 
 fn openai_type_and_code(anthropic_type: &str) -> (&'static str, String) {

@@ -3,8 +3,8 @@
 //! ([`response::to_chat`]), Anthropic SSE events become `chat.completion.chunk`s
 //! ([`stream::Decoder`]) and Anthropic error bodies become OpenAI ones ([`error::error_to_openai`]).
 //! All of it is pure: no I/O, no HTTP, the clock only for `created`. The inbound direction (an
-//! Anthropic-SDK client calling any provider) lives in `crate::wire::anthropic` and reuses
-//! [`TranslateError`] and [`TranslateOptions`] from here.
+//! Anthropic-SDK client calling any provider) lives in `crate::wire::anthropic`; both share
+//! [`TranslateError`] and [`TranslateOptions`] from `crate::wire::translate`.
 //!
 //! Golden files: `tests/fixtures/anthropic/` (sources listed in its README).
 //! Reference: <https://platform.claude.com/docs/en/api/messages>,
@@ -33,11 +33,13 @@
 
 pub mod adapter;
 pub mod error;
+mod messages;
+pub mod native;
 pub mod request;
 pub mod response;
+#[cfg(test)]
+mod round_trip;
 pub mod stream;
-
-use thiserror::Error;
 
 /// `max_tokens` sent when the client gave neither `max_tokens` nor `max_completion_tokens`.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -45,55 +47,8 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Anthropic's smallest accepted `thinking.budget_tokens`.
 pub const MIN_THINKING_BUDGET: u64 = 1024;
 
-#[derive(Debug, Error)]
-pub enum TranslateError {
-    /// A parameter the target cannot honour; `param` names it (e.g. "logit_bias", "messages[2].content[0]").
-    #[error("{param}: {message}")]
-    Unsupported { param: String, message: String },
-    #[error("{param}: {message}")]
-    Invalid { param: String, message: String },
-    /// The provider's answer does not have the documented shape.
-    #[error("malformed provider response: {0}")]
-    Malformed(String),
-    /// The provider reported an error inside an otherwise successful stream (an Anthropic `error`
-    /// event). `error_type` is Anthropic's (`overloaded_error`, ...); `status` is the HTTP status
-    /// that type has outside a stream (see [`error::status_for_type`]).
-    #[error("provider error {error_type}: {message}")]
-    ProviderError {
-        status: u16,
-        error_type: String,
-        message: String,
-    },
-}
-
-/// How a request is translated when it carries something the target cannot honour.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TranslateOptions {
-    /// Drop unsupported parameters instead of rejecting the request.
-    pub drop_unsupported: bool,
-}
-
-impl TranslateOptions {
-    /// `Err(Unsupported)` unless unsupported parameters are to be dropped; the caller skips the
-    /// parameter on `Ok`.
-    pub(crate) fn reject(&self, param: &str, message: &str) -> Result<(), TranslateError> {
-        if self.drop_unsupported {
-            Ok(())
-        } else {
-            Err(TranslateError::Unsupported {
-                param: param.to_string(),
-                message: message.to_string(),
-            })
-        }
-    }
-}
-
-pub(crate) fn invalid(param: &str, message: &str) -> TranslateError {
-    TranslateError::Invalid {
-        param: param.to_string(),
-        message: message.to_string(),
-    }
-}
+pub(crate) use crate::wire::translate::invalid;
+pub use crate::wire::translate::{TranslateError, TranslateOptions};
 
 /// How a model is asked to think.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,52 +108,8 @@ pub(crate) fn refusal_text(stop_details: Option<&serde_json::Value>) -> String {
         .unwrap_or_else(|| "the model declined to respond (anthropic stop_reason: refusal)".into())
 }
 
-/// Test helper: compares two JSON values and panics with both pretty-printed and the first path
-/// where they differ.
 #[cfg(test)]
-pub(crate) fn assert_json_eq(actual: &serde_json::Value, expected: &serde_json::Value) {
-    fn first_diff(a: &serde_json::Value, e: &serde_json::Value, path: String) -> Option<String> {
-        use serde_json::Value;
-        match (a, e) {
-            (Value::Object(am), Value::Object(em)) => {
-                for key in am.keys().chain(em.keys()) {
-                    let (av, ev) = (am.get(key), em.get(key));
-                    match (av, ev) {
-                        (Some(av), Some(ev)) => {
-                            if let Some(d) = first_diff(av, ev, format!("{path}.{key}")) {
-                                return Some(d);
-                            }
-                        }
-                        _ => return Some(format!("{path}.{key}: {av:?} vs expected {ev:?}")),
-                    }
-                }
-                None
-            }
-            (Value::Array(aa), Value::Array(ea)) => {
-                if aa.len() != ea.len() {
-                    return Some(format!(
-                        "{path}: length {} vs expected {}",
-                        aa.len(),
-                        ea.len()
-                    ));
-                }
-                aa.iter()
-                    .zip(ea)
-                    .enumerate()
-                    .find_map(|(i, (av, ev))| first_diff(av, ev, format!("{path}[{i}]")))
-            }
-            _ if a == e => None,
-            _ => Some(format!("{path}: {a} vs expected {e}")),
-        }
-    }
-    if let Some(diff) = first_diff(actual, expected, "$".into()) {
-        panic!(
-            "JSON differs at {diff}\n--- actual\n{}\n--- expected\n{}",
-            serde_json::to_string_pretty(actual).unwrap_or_default(),
-            serde_json::to_string_pretty(expected).unwrap_or_default()
-        );
-    }
-}
+pub(crate) use crate::wire::translate::assert_json_eq;
 
 #[cfg(test)]
 mod tests {

@@ -153,7 +153,7 @@ impl Decoder {
                     .and_then(Value::as_str)
                     .unwrap_or("error event in the stream")
                     .to_string();
-                Err(TranslateError::ProviderError {
+                Err(TranslateError::ProviderErrorOfType {
                     status: error::status_for_type(&error_type),
                     error_type,
                     message,
@@ -378,25 +378,6 @@ impl Decoder {
     }
 }
 
-/// Parses a whole SSE text (as in the golden files) into `(event name, data)` pairs.
-#[cfg(test)]
-pub(crate) fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|event| {
-            let mut name = None;
-            let mut data = None;
-            for line in event.lines() {
-                if let Some(n) = line.strip_prefix("event:") {
-                    name = Some(n.trim().to_string());
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data = Some(serde_json::from_str::<Value>(d.trim()).expect("data is JSON"));
-                }
-            }
-            Some((name?, data?))
-        })
-        .collect()
-}
-
 /// Rebuilds a non-streamed `chat.completion` message from chunks, the way a client would.
 #[cfg(test)]
 pub(crate) fn assemble(chunks: &[Value]) -> Value {
@@ -453,6 +434,7 @@ mod tests {
     use super::*;
     use crate::providers::anthropic::assert_json_eq;
     use crate::providers::anthropic::response::to_chat_at;
+    use crate::wire::anthropic::stream::parse_sse;
     use crate::wire::sse::SseSplitter;
     use proptest::prelude::*;
 
@@ -542,7 +524,7 @@ mod tests {
     #[test]
     fn error_event_is_a_provider_error() {
         match decode(ERROR) {
-            Err(TranslateError::ProviderError {
+            Err(TranslateError::ProviderErrorOfType {
                 status,
                 error_type,
                 message,

@@ -13,14 +13,16 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{TranslateOptions, embeddings, error, eventstream, request, response, sigv4, stream};
+use super::{
+    TranslateOptions, embeddings, error, eventstream, native, request, response, sigv4, stream,
+};
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError, answer_body,
-    request_body,
+    ChatStreamDecoder, NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError,
+    answer_body, request_body,
 };
-use crate::wire::openai::Endpoint;
+use crate::wire::openai::{Endpoint, Inbound};
 
 pub struct Bedrock {
     config: ProviderConfig,
@@ -59,8 +61,18 @@ impl Provider for Bedrock {
         ProviderKind::Bedrock
     }
 
-    fn dialect(&self) -> Dialect {
-        Dialect::Bedrock
+    fn passes_openai_body(&self, _request: Option<&Inbound>) -> bool {
+        false
+    }
+
+    fn translates_answers(&self) -> bool {
+        true
+    }
+
+    /// Claude on Bedrock takes Anthropic's body through InvokeModel.
+    fn native(&self, endpoint: Endpoint, upstream_model: &str) -> Option<Box<dyn NativeCall>> {
+        (endpoint == Endpoint::Messages && native::is_claude(upstream_model))
+            .then(|| Box::new(native::Claude::new(upstream_model)) as Box<dyn NativeCall>)
     }
 
     fn timeouts(&self) -> &Timeouts {

@@ -18,6 +18,8 @@ pub mod adapter;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;
+mod messages;
+pub mod native;
 pub mod request;
 pub mod response;
 pub mod sigv4;
@@ -82,21 +84,7 @@ pub(crate) mod test_support {
         v
     }
 
-    /// `assert_eq!` on JSON values with both sides pretty-printed, so a failure reads as a diff.
-    #[track_caller]
-    pub fn assert_json_eq(actual: &Value, expected: &Value) {
-        if actual != expected {
-            let a = serde_json::to_string_pretty(actual).unwrap_or_default();
-            let e = serde_json::to_string_pretty(expected).unwrap_or_default();
-            let mut diff = String::new();
-            for (i, (la, le)) in a.lines().zip(e.lines()).enumerate() {
-                if la != le {
-                    diff.push_str(&format!("line {i}:\n  actual:   {la}\n  expected: {le}\n"));
-                }
-            }
-            panic!("JSON differs\n{diff}\n--- actual ---\n{a}\n--- expected ---\n{e}");
-        }
-    }
+    pub(crate) use crate::wire::translate::assert_json_eq;
 
     pub fn parse(text: &str) -> Value {
         serde_json::from_str(text).expect("fixture is valid JSON")

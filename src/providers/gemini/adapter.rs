@@ -18,11 +18,11 @@ use super::{TranslateOptions, embeddings, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
 use crate::providers::{
-    ChatStreamDecoder, Dialect, Provider, SseEventDecoder, SseFraming, Untranslatable,
-    UpstreamCall, UpstreamError, answer_body, request_body,
+    ChatStreamDecoder, Provider, SseEventDecoder, SseFraming, Untranslatable, UpstreamCall,
+    UpstreamError, answer_body, request_body,
 };
 use crate::secret::Secret;
-use crate::wire::openai::Endpoint;
+use crate::wire::openai::{Endpoint, Inbound};
 use crate::wire::sse::RawEvent;
 
 pub struct Gemini {
@@ -83,8 +83,12 @@ impl Provider for Gemini {
         self.config.kind
     }
 
-    fn dialect(&self) -> Dialect {
-        Dialect::Gemini
+    fn passes_openai_body(&self, _request: Option<&Inbound>) -> bool {
+        false
+    }
+
+    fn translates_answers(&self) -> bool {
+        true
     }
 
     fn timeouts(&self) -> &Timeouts {

@@ -2,6 +2,7 @@
 //! through as the client sent it (model name rewritten), with the provider key as a bearer token.
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
+pub mod native;
 pub mod presets;
 pub mod responses_side;
 
@@ -12,9 +13,10 @@ use serde_json::Value;
 use url::Url;
 
 use super::http::HttpClient;
-use super::{Dialect, Provider, Untranslatable, UpstreamCall, UpstreamError};
+use super::{NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::secret::Secret;
+use crate::wire::openai::{Endpoint, Inbound};
 
 pub struct OpenAi {
     config: ProviderConfig,
@@ -91,11 +93,19 @@ impl Provider for OpenAi {
         self.kind
     }
 
-    fn dialect(&self) -> Dialect {
-        match self.quirks() {
-            Some(_) => Dialect::OpenAiQuirks,
-            None => Dialect::OpenAi,
-        }
+    /// Quirks concern chat requests; completions and embeddings pass through as they are.
+    fn passes_openai_body(&self, request: Option<&Inbound>) -> bool {
+        self.quirks().is_none() || !matches!(request, Some(Inbound::Chat(_)))
+    }
+
+    fn translates_answers(&self) -> bool {
+        self.quirks().is_some()
+    }
+
+    /// OpenAI serves the Responses API itself (built-in tools, its own stored conversations).
+    fn native(&self, endpoint: Endpoint, upstream_model: &str) -> Option<Box<dyn NativeCall>> {
+        (endpoint == Endpoint::Responses && self.kind == ProviderKind::OpenAi)
+            .then(|| Box::new(native::Responses::new(upstream_model)) as Box<dyn NativeCall>)
     }
 
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {

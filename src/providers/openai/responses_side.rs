@@ -5,16 +5,13 @@
 
 use serde_json::{Value, json};
 
-use crate::providers::SseEventDecoder;
+use crate::providers::{FINAL_RESPONSE_FIELD, SseEventDecoder};
 use crate::wire::sse::RawEvent;
 
 #[derive(Default)]
 pub struct ResponsesSide {
     finished: bool,
 }
-
-/// The field of the last chunk that carries the completed Responses object, for storage.
-pub const FINAL_RESPONSE_FIELD: &str = "x_final_response";
 
 impl SseEventDecoder for ResponsesSide {
     fn event(&mut self, raw_event: &[u8]) -> Result<Vec<Value>, String> {

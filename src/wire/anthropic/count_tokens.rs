@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::TranslateError;
-use crate::providers::anthropic::invalid;
+use crate::wire::translate::invalid;
 
 /// Tokens charged for one image: (1092 x 1092) / 750, the most Anthropic charges before it
 /// scales an image down.
@@ -35,7 +35,7 @@ pub fn count_tokens(body: &Value, count: &dyn Fn(&str) -> u64) -> Result<Value, 
             Some(Value::Array(blocks)) => total += blocks_tokens(blocks, count),
             _ => {
                 return Err(invalid(
-                    &format!("messages[{i}].content"),
+                    format!("messages[{i}].content"),
                     "must be a string or an array of blocks",
                 ));
             }

@@ -19,7 +19,6 @@
 use serde_json::{Value, json};
 
 use super::TranslateError;
-use crate::providers::anthropic::error::{status_for_type, type_for_status};
 
 /// The Anthropic error body for an OpenAI-shaped error body answered with `status`. A body that is
 /// not an OpenAI error keeps its text (cut to 1000 bytes) as the message.
@@ -43,6 +42,39 @@ pub fn from_openai(status: u16, body: &[u8]) -> Value {
     error_body(type_for_status(status), &message)
 }
 
+/// Anthropic's error type for an HTTP status (the table in the module doc).
+pub fn type_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 | 503 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// The HTTP status an Anthropic error type has outside a stream (for `error` events mid-stream).
+pub fn status_for_type(error_type: &str) -> u16 {
+    match error_type {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        _ => 500,
+    }
+}
+
 /// `{"type":"error","error":{"type": error_type,"message": message}}`.
 pub fn error_body(error_type: &str, message: &str) -> Value {
     json!({"type": "error", "error": {"type": error_type, "message": message}})
@@ -57,11 +89,14 @@ pub fn from_translate_error(err: &TranslateError) -> (u16, Value) {
             (400, error_body("invalid_request_error", &err.to_string()))
         }
         TranslateError::Malformed(_) => (502, error_body("api_error", &err.to_string())),
-        TranslateError::ProviderError {
+        TranslateError::ProviderErrorOfType {
             error_type,
             message,
             ..
         } => (status_for_type(error_type), error_body(error_type, message)),
+        TranslateError::ProviderError {
+            status, message, ..
+        } => (*status, error_body(type_for_status(*status), message)),
     }
 }
 
@@ -120,7 +155,7 @@ mod tests {
             body["error"]["message"],
             "tools[0]: server and built-in tools cannot be translated"
         );
-        let (status, body) = from_translate_error(&TranslateError::ProviderError {
+        let (status, body) = from_translate_error(&TranslateError::ProviderErrorOfType {
             status: 529,
             error_type: "overloaded_error".into(),
             message: "Overloaded".into(),

@@ -227,9 +227,9 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
 
 /// An Anthropic Messages body, as the canonical chat request.
 fn from_anthropic(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
-    let options = crate::providers::anthropic::TranslateOptions::default();
+    let options = crate::wire::translate::TranslateOptions::default();
     let chat = crate::wire::anthropic::request::to_chat(value, &options).map_err(|e| {
-        use crate::providers::anthropic::TranslateError;
+        use crate::wire::translate::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }
             | TranslateError::Invalid { param, message } => ParseError {

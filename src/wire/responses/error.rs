@@ -104,6 +104,10 @@ pub fn translate_error_to_openai(err: &TranslateError) -> (u16, Value) {
             "upstream_protocol_error",
             Value::Null,
         ),
+        TranslateError::ProviderError { status, .. }
+        | TranslateError::ProviderErrorOfType { status, .. } => {
+            (*status, "upstream_error", "provider_error", Value::Null)
+        }
     };
     let body = json!({
         "error": {"message": err.to_string(), "type": error_type, "param": param, "code": code}

@@ -57,31 +57,13 @@ pub mod response;
 pub mod stream;
 
 use serde_json::Value;
-use thiserror::Error;
 
 pub use error::{error_to_openai, translate_error_to_openai};
 pub use request::{chat_messages_to_items, history_to_store, prepend_history, to_chat};
 pub use response::{from_chat, output_to_chat_messages};
 pub use stream::{Encoder, Event, to_sse};
 
-/// Why a translation failed. The lead will unify this with the other translators' copies.
-#[derive(Debug, Error)]
-pub enum TranslateError {
-    /// A parameter the target cannot honour; `param` names it (e.g. `tools[0]`, `input[2].content[0]`).
-    #[error("{param}: {message}")]
-    Unsupported { param: String, message: String },
-    #[error("{param}: {message}")]
-    Invalid { param: String, message: String },
-    /// The canonical answer or stream does not have the documented shape.
-    #[error("malformed provider response: {0}")]
-    Malformed(String),
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TranslateOptions {
-    /// Drop what the target cannot honour instead of rejecting the request.
-    pub drop_unsupported: bool,
-}
+pub use crate::wire::translate::{TranslateError, TranslateOptions};
 
 /// Marks `encrypted_content` that this proxy wrote: the canonical `x_thinking_blocks` (Anthropic
 /// thinking text with its signature, redacted thinking) as JSON. A client sends the reasoning item
@@ -187,25 +169,7 @@ pub(crate) mod testing {
         out
     }
 
-    /// `assert_eq!` on JSON with both sides pretty-printed, so a failure shows a readable diff.
-    pub fn assert_json_eq(got: &Value, want: &Value) {
-        if got != want {
-            let got = serde_json::to_string_pretty(got).unwrap_or_default();
-            let want = serde_json::to_string_pretty(want).unwrap_or_default();
-            let diff: Vec<String> = got
-                .lines()
-                .zip(want.lines())
-                .enumerate()
-                .filter(|(_, (g, w))| g != w)
-                .take(8)
-                .map(|(i, (g, w))| format!("line {}: got  {g}\n         want {w}", i + 1))
-                .collect();
-            panic!(
-                "JSON differs:\n{}\n--- got ---\n{got}\n--- want ---\n{want}",
-                diff.join("\n")
-            );
-        }
-    }
+    pub(crate) use crate::wire::translate::assert_json_eq;
 }
 
 #[cfg(test)]
