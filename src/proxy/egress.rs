@@ -22,20 +22,22 @@ pub enum StreamEgress {
 
 impl StreamEgress {
     pub fn for_request(ctx: &RequestCtx) -> StreamEgress {
-        if ctx.native {
-            return StreamEgress::Native(ctx.endpoint);
+        if ctx.request.native {
+            return StreamEgress::Native(ctx.request.endpoint);
         }
-        match ctx.endpoint {
+        match ctx.request.endpoint {
             Endpoint::Messages => {
                 StreamEgress::Anthropic(Box::new(anthropic::stream::Encoder::new()))
             }
             Endpoint::Responses => {
                 let request = ctx
+                    .request
                     .client_request
                     .as_deref()
                     .cloned()
                     .unwrap_or(Value::Null);
-                let encoder = responses::stream::Encoder::new(&request, ctx.response_id.as_deref());
+                let encoder =
+                    responses::stream::Encoder::new(&request, ctx.request.response_id.as_deref());
                 StreamEgress::Responses(Box::new(encoder))
             }
             _ => StreamEgress::OpenAi,
@@ -81,7 +83,7 @@ impl StreamEgress {
     }
 
     /// What ends a stream that finished cleanly; a Responses stream leaves its final object in
-    /// `ctx.client_answer` (for storage).
+    /// `ctx.result.client_answer` (for storage).
     pub fn finish(&mut self, ctx: &mut RequestCtx) -> Bytes {
         match self {
             StreamEgress::OpenAi | StreamEgress::Native(_) => Bytes::new(),
@@ -93,7 +95,7 @@ impl StreamEgress {
                     Ok(events) => events,
                     Err(e) => encoder.fail("stream_incomplete", &e.to_string()),
                 };
-                ctx.client_answer = encoder.final_response().cloned();
+                ctx.result.client_answer = encoder.final_response().cloned();
                 Bytes::from(responses::stream::to_sse(&events))
             }
         }
@@ -120,7 +122,7 @@ impl StreamEgress {
 
 /// A complete canonical answer in the client's format.
 pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
-    match ctx.endpoint {
+    match ctx.request.endpoint {
         Endpoint::Messages => {
             let chat: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             let message = anthropic::response::from_chat(&chat).map_err(|e| e.to_string())?;
@@ -131,17 +133,18 @@ pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
         Endpoint::Responses => {
             let chat: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             let request = ctx
+                .request
                 .client_request
                 .as_deref()
                 .cloned()
                 .unwrap_or(Value::Null);
             let response =
-                responses::response::from_chat(&chat, &request, ctx.response_id.as_deref())
+                responses::response::from_chat(&chat, &request, ctx.request.response_id.as_deref())
                     .map_err(|e| e.to_string())?;
             let bytes = serde_json::to_vec(&response)
                 .map(Bytes::from)
                 .map_err(|e| e.to_string())?;
-            ctx.client_answer = Some(response);
+            ctx.result.client_answer = Some(response);
             Ok(bytes)
         }
         _ => Ok(body),

@@ -2,7 +2,7 @@
 //! in force, so it takes the same routing, retries, breakers, cost and trace as a client's call,
 //! marked internal in the trace. Auth and admission are not run: the call belongs to a request
 //! that already passed them. A module that makes such calls must skip its own hook when
-//! `ctx.internal` is set, or its call would call itself.
+//! `ctx.identity.internal` is set, or its call would call itself.
 
 use std::sync::{Arc, OnceLock};
 
@@ -38,11 +38,11 @@ impl ModelCalls for InternalCalls {
         };
         let chain = chain.load_full();
         let mut ctx = RequestCtx::new(call.endpoint, crate::ids::uuid_v7(), HeaderMap::new(), None);
-        ctx.internal = Some(call.caller);
-        ctx.key_id = call.key_id;
+        ctx.identity.internal = Some(call.caller);
+        ctx.identity.key_id = call.key_id;
         let body = Bytes::from(call.body.to_string());
         let result = pipeline::run_internal(&chain, providers, &mut ctx, body).await;
-        ctx.overhead = ctx.overhead_now();
+        ctx.timings.overhead = ctx.overhead_now();
         pipeline::finish(&chain, &mut ctx).await;
         let body = result?;
         let body = serde_json::from_slice(&body).map_err(|e| ApiError::UpstreamProtocol {
@@ -50,8 +50,8 @@ impl ModelCalls for InternalCalls {
         })?;
         Ok(InternalAnswer {
             body,
-            cost_nanos: ctx.cost_nanos,
-            deployment: ctx.deployment.clone(),
+            cost_nanos: ctx.usage.cost_nanos,
+            deployment: ctx.route.deployment.clone(),
         })
     }
 }

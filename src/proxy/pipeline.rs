@@ -137,7 +137,7 @@ pub fn admit(chain: &Chain, admission: &Admission, ctx: &mut RequestCtx) -> Resu
         match module.on_headers(ctx) {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Reject(err)) => {
-                ctx.refused_by = Some(module.name());
+                ctx.route.refused_by = Some(module.name());
                 return Err(err);
             }
             Ok(Verdict::Answer(_)) => {
@@ -173,12 +173,12 @@ impl Drop for FinishOnDrop {
             return;
         };
         let chain = self.chain.clone();
-        ctx.error_class.get_or_insert(ErrorCode::Cancelled);
-        if ctx.status == 0 {
+        ctx.result.error_class.get_or_insert(ErrorCode::Cancelled);
+        if ctx.result.status == 0 {
             // nginx's "client closed request": nothing was sent.
-            ctx.status = 499;
+            ctx.result.status = 499;
         }
-        ctx.overhead = ctx.overhead_now();
+        ctx.timings.overhead = ctx.overhead_now();
         runtime.spawn(async move { finish(&chain, &mut ctx).await });
     }
 }
@@ -191,7 +191,7 @@ async fn prepare(
     body: Incoming,
 ) -> Result<(), Early> {
     let (body, permit) = admission
-        .read_body(body, &ctx.headers, chain.max_body_bytes())
+        .read_body(body, &ctx.request.headers, chain.max_body_bytes())
         .await?;
     ctx.hold_body_permit(permit);
     parse_and_run(chain, ctx, body).await
@@ -199,8 +199,8 @@ async fn prepare(
 
 /// Parses the body in the endpoint's format and runs `on_request`.
 async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Result<(), Early> {
-    ctx.body = body;
-    ctx.bytes_in = ctx.body.len() as u64;
+    ctx.request.body = body;
+    ctx.result.bytes_in = ctx.request.body.len() as u64;
     let parse_error = |e: crate::wire::openai::ParseError| match e.param {
         None => ApiError::InvalidJson { message: e.message },
         param => ApiError::InvalidField {
@@ -208,45 +208,46 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
             message: e.message,
         },
     };
-    let mut request = if ctx.endpoint.is_openai() {
-        Inbound::parse(ctx.endpoint, &ctx.body).map_err(parse_error)?
+    let mut request = if ctx.request.endpoint.is_openai() {
+        Inbound::parse(ctx.request.endpoint, &ctx.request.body).map_err(parse_error)?
     } else {
         // Parsed once: the client's own JSON is kept for answers in its format and native calls.
         let value: serde_json::Value =
-            serde_json::from_slice(&ctx.body).map_err(|e| ApiError::InvalidJson {
+            serde_json::from_slice(&ctx.request.body).map_err(|e| ApiError::InvalidJson {
                 message: format!("request body is not valid JSON: {e}"),
             })?;
         let (request, refused) =
-            Inbound::from_client_format(ctx.endpoint, &value).map_err(parse_error)?;
+            Inbound::from_client_format(ctx.request.endpoint, &value).map_err(parse_error)?;
         if let Some(refused) = refused {
             // Kept for any provider but OpenAI itself.
             ctx.slots.insert(Arc::new(refused));
         }
-        ctx.client_request = Some(Arc::new(value));
+        ctx.request.client_request = Some(Arc::new(value));
         request
     };
-    ctx.requested_model = request.model().to_string();
-    ctx.stream = request.is_stream();
-    ctx.client_wants_usage = request.client_wants_stream_usage();
-    if !ctx.endpoint.is_openai() {
-        if ctx.endpoint == Endpoint::Responses {
-            ctx.response_id = Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
+    ctx.request.requested_model = request.model().to_string();
+    ctx.request.stream = request.is_stream();
+    ctx.request.client_wants_usage = request.client_wants_stream_usage();
+    if !ctx.request.endpoint.is_openai() {
+        if ctx.request.endpoint == Endpoint::Responses {
+            ctx.request.response_id =
+                Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
         }
         // Other formats carry usage in their own final events: always ask for it, never strip it.
         request.request_stream_usage();
-        ctx.client_wants_usage = true;
+        ctx.request.client_wants_usage = true;
     }
-    ctx.request = Some(request);
+    ctx.request.parsed = Some(request);
 
     for module in chain.modules() {
         match module.on_request(ctx).await {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Reject(err)) => {
-                ctx.refused_by = Some(module.name());
+                ctx.route.refused_by = Some(module.name());
                 return Err(err.into());
             }
             Ok(Verdict::Answer(answer)) => {
-                ctx.answered_by = Some(module.name());
+                ctx.route.answered_by = Some(module.name());
                 return Err(Early::Answer(answer));
             }
             Err(err) if hook_failed(module.as_ref(), &err) => {
@@ -269,7 +270,7 @@ async fn answered(
     answer: CanonicalAnswer,
 ) -> Result<Committed, ApiError> {
     let encode = |value: &serde_json::Value| Bytes::from(format!("data: {value}\n\n"));
-    let (body, content_type) = if ctx.stream {
+    let (body, content_type) = if ctx.request.stream {
         let mut frames: Vec<Bytes> = answer.into_chunks().iter().map(encode).collect();
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
         (UpstreamBody::canned(frames), "text/event-stream")
@@ -284,7 +285,7 @@ async fn answered(
     upstream
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if ctx.stream {
+    if ctx.request.stream {
         return Ok(Committed::Stream {
             upstream,
             prefix: Vec::new(),
@@ -305,7 +306,7 @@ pub async fn run_internal(
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
     let committed = match parse_and_run(chain, ctx, body).await {
-        Ok(()) if ctx.stream => Err(ApiError::InvalidField {
+        Ok(()) if ctx.request.stream => Err(ApiError::InvalidField {
             param: Some("stream".into()),
             message: "an internal model call cannot stream".into(),
         }),
@@ -326,9 +327,9 @@ pub async fn run_internal(
         }
     };
     match response.into_body() {
-        ProxyBody::Full(Some(body)) if ctx.status < 400 => Ok(body),
+        ProxyBody::Full(Some(body)) if ctx.result.status < 400 => Ok(body),
         ProxyBody::Full(Some(body)) => Err(ApiError::Upstream {
-            status: StatusCode::from_u16(ctx.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            status: StatusCode::from_u16(ctx.result.status).unwrap_or(StatusCode::BAD_GATEWAY),
             body,
             headers: Box::default(),
         }),
@@ -355,9 +356,12 @@ async fn attempt_loop(
     providers: &ProviderRegistry,
     ctx: &mut RequestCtx,
 ) -> Result<Committed, ApiError> {
-    let mut plan: Box<dyn AttemptPlan> = match ctx.plan.take() {
+    let mut plan: Box<dyn AttemptPlan> = match ctx.route.plan.take() {
         Some(plan) => plan,
-        None => Box::new(SinglePlan::resolve(providers, &ctx.requested_model)?),
+        None => Box::new(SinglePlan::resolve(
+            providers,
+            &ctx.request.requested_model,
+        )?),
     };
     let mut last: Option<AttemptFailure> = None;
     loop {
@@ -369,10 +373,10 @@ async fn attempt_loop(
         if !attempt.delay.is_zero() {
             tokio::time::sleep(attempt.delay).await;
         }
-        ctx.attempts += 1;
-        ctx.route = Some(attempt.route.clone());
-        ctx.deployment = Some(attempt.deployment.clone());
-        ctx.variant.clone_from(&attempt.variant);
+        ctx.route.attempts += 1;
+        ctx.route.taken = Some(attempt.route.clone());
+        ctx.route.deployment = Some(attempt.deployment.clone());
+        ctx.route.variant.clone_from(&attempt.variant);
         let late_commit = attempt.late_commit.filter(|_| plan.has_alternatives());
         match try_once(chain, ctx, &attempt, late_commit).await {
             Ok(committed) => {
@@ -402,9 +406,11 @@ async fn try_once(
     };
     // A client whose format the provider takes as it is: its request goes untranslated (model
     // name aside), so what the canonical form cannot carry arrives untouched.
-    let native = route.provider.native(ctx.endpoint, &route.upstream_model);
-    ctx.native = native.is_some();
-    if !ctx.native
+    let native = route
+        .provider
+        .native(ctx.request.endpoint, &route.upstream_model);
+    ctx.request.native = native.is_some();
+    if !ctx.request.native
         && let Some(refused) = ctx.slots.get::<Arc<crate::wire::openai::ParseError>>()
     {
         return Err(final_error(ApiError::InvalidField {
@@ -412,7 +418,7 @@ async fn try_once(
             message: refused.message.clone(),
         }));
     }
-    if !ctx.native
+    if !ctx.request.native
         && let Some(unknown) = ctx
             .slots
             .get::<crate::modules::responses::UnknownPrevious>()
@@ -424,7 +430,10 @@ async fn try_once(
     }
     let upstream_body = match &native {
         Some(native) => native_body(ctx, native.as_ref()),
-        None if route.provider.passes_openai_body(ctx.request.as_ref()) => {
+        None if route
+            .provider
+            .passes_openai_body(ctx.request.parsed.as_ref()) =>
+        {
             upstream_body(ctx, &route.upstream_model)
         }
         None => translated_body(ctx, route),
@@ -434,17 +443,17 @@ async fn try_once(
         .provider
         .build_request(
             &UpstreamCall {
-                endpoint: if ctx.native && ctx.endpoint == Endpoint::Responses {
+                endpoint: if ctx.request.native && ctx.request.endpoint == Endpoint::Responses {
                     Endpoint::Responses
                 } else {
-                    ctx.endpoint.upstream()
+                    ctx.request.endpoint.upstream()
                 },
                 model: &route.upstream_model,
-                stream: ctx.stream,
-                native: ctx.native,
+                stream: ctx.request.stream,
+                native: ctx.request.native,
             },
             upstream_body,
-            &ctx.headers,
+            &ctx.request.headers,
         )
         .map_err(|e| final_error(ApiError::from(e)))?;
     let sent = Instant::now();
@@ -457,8 +466,8 @@ async fn try_once(
             route.provider.timeouts().first_byte,
         )
         .await;
-    ctx.upstream_time += sent.elapsed();
-    ctx.upstream_latency = Some(ctx.started.elapsed());
+    ctx.timings.upstream_time += sent.elapsed();
+    ctx.timings.upstream_latency = Some(ctx.timings.started.elapsed());
     let upstream = result.map_err(|e| {
         let kind = match e {
             UpstreamError::Connect { .. } => FailureKind::Connect,
@@ -474,10 +483,10 @@ async fn try_once(
 
     let status = upstream.status();
     let (parts, body) = upstream.into_parts();
-    let streaming = ctx.stream && status.is_success();
+    let streaming = ctx.request.stream && status.is_success();
     let body = match &native {
         Some(native) if streaming => {
-            ctx.native_decoder = Some(native.side_decoder());
+            ctx.request.native_decoder = Some(native.side_decoder());
             match native.reframer() {
                 Some(reframer) => UpstreamBody::reframed(body, reframer),
                 None => UpstreamBody::Plain(body),
@@ -490,9 +499,9 @@ async fn try_once(
         _ => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
-    if ctx.stream && status.is_success() {
+    if ctx.request.stream && status.is_success() {
         // A native stream is not read ahead: the relay's side decoder is what understands it.
-        let late_commit = late_commit.filter(|_| !ctx.native);
+        let late_commit = late_commit.filter(|_| !ctx.request.native);
         return match late_commit {
             None => Ok(Committed::Stream {
                 upstream,
@@ -529,7 +538,13 @@ async fn try_once(
 /// The client's own body, for a provider that speaks the client's format, as the native call
 /// wants it (upstream model named).
 fn native_body(ctx: &RequestCtx, native: &dyn NativeCall) -> Result<Bytes, ApiError> {
-    let body = native.body(ctx.client_request.as_deref().cloned().unwrap_or_default());
+    let body = native.body(
+        ctx.request
+            .client_request
+            .as_deref()
+            .cloned()
+            .unwrap_or_default(),
+    );
     serde_json::to_vec(&body)
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal {
@@ -549,10 +564,10 @@ fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
     let encode_error = |e: serde_json::Error| ApiError::Internal {
         message: format!("cannot encode the canonical request: {e}"),
     };
-    match &ctx.request {
+    match &ctx.request.parsed {
         Some(Inbound::Chat(request)) => {
             let mut chat = serde_json::to_value(request).map_err(encode_error)?;
-            if ctx.stream {
+            if ctx.request.stream {
                 // Usage is always asked for (the relay withholds it from clients that did not ask).
                 chat["stream_options"]["include_usage"] = serde_json::Value::Bool(true);
             }
@@ -573,7 +588,7 @@ fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
             message: format!(
                 "provider {} does not serve {}",
                 route.provider.name(),
-                ctx.endpoint.as_str()
+                ctx.request.endpoint.as_str()
             ),
         }),
     }
@@ -582,15 +597,15 @@ fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
 /// The body as the provider should get it. The client's bytes are reused when nothing changes
 /// (same model name, and no usage to ask for), which saves a serialization on the common path.
 fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, ApiError> {
-    let Some(request) = ctx.request.as_mut() else {
+    let Some(request) = ctx.request.parsed.as_mut() else {
         return Err(ApiError::Internal {
             message: "request was not parsed".into(),
         });
     };
     let rename = request.model() != upstream_model;
-    let ask_usage = ctx.stream && !ctx.client_wants_usage;
-    if !rename && !ask_usage && ctx.endpoint.is_openai() {
-        return Ok(ctx.body.clone());
+    let ask_usage = ctx.request.stream && !ctx.request.client_wants_usage;
+    if !rename && !ask_usage && ctx.request.endpoint.is_openai() {
+        return Ok(ctx.request.body.clone());
     }
     let mut request = request.clone();
     if rename {
@@ -621,10 +636,10 @@ async fn complete(
     let headers = passthrough_headers(upstream.headers());
     let provider = ctx.provider_name().unwrap_or_default().to_string();
     let total = ctx.timeouts().total;
-    let deadline = tokio::time::Instant::from_std(ctx.started + total);
+    let deadline = tokio::time::Instant::from_std(ctx.timings.started + total);
     let reading = Instant::now();
     let collected = tokio::time::timeout_at(deadline, upstream.into_body().collect()).await;
-    ctx.upstream_time += reading.elapsed();
+    ctx.timings.upstream_time += reading.elapsed();
     let body = match collected {
         Err(_) => {
             return Err(ApiError::UpstreamTimeout {
@@ -643,6 +658,7 @@ async fn complete(
     };
     let foreign = ctx
         .route
+        .taken
         .as_ref()
         .filter(|r| r.provider.translates_answers())
         .map(|r| r.provider.clone());
@@ -661,7 +677,7 @@ async fn complete(
         });
     }
     // A native answer goes to the client as it came; its canonical form serves usage only.
-    let native_answer = ctx.native.then(|| body.clone());
+    let native_answer = ctx.request.native.then(|| body.clone());
     let body = match (native, &foreign) {
         (Some(native), _) => {
             native
@@ -672,8 +688,8 @@ async fn complete(
                     ),
                 })?
         }
-        (None, Some(foreign)) if ctx.endpoint == Endpoint::Embeddings => {
-            let request = match &ctx.request {
+        (None, Some(foreign)) if ctx.request.endpoint == Endpoint::Embeddings => {
+            let request = match &ctx.request.parsed {
                 Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),
                 _ => serde_json::Value::Null,
             };
@@ -698,24 +714,24 @@ async fn complete(
             })?,
         (None, None) => body,
     };
-    let parsed = if ctx.native && ctx.endpoint == Endpoint::Responses {
+    let parsed = if ctx.request.native && ctx.request.endpoint == Endpoint::Responses {
         // A Responses object answering a Responses client: its usage has its own field names.
         serde_json::from_slice::<serde_json::Value>(&body).map(|response| {
             ctx.record_usage(&Usage::from_responses(&response["usage"]));
-            ctx.response_id = response["id"].as_str().map(String::from);
-            ctx.client_answer = Some(response);
+            ctx.request.response_id = response["id"].as_str().map(String::from);
+            ctx.result.client_answer = Some(response);
             UsageEnvelope { usage: None }
         })
     } else {
         serde_json::from_slice::<UsageEnvelope>(&body)
     };
     match parsed {
-        Ok(UsageEnvelope { usage: None }) if ctx.usage_reported => {}
+        Ok(UsageEnvelope { usage: None }) if ctx.usage.reported => {}
         // An embeddings answer that counts nothing (Gemini's batch API) is counted by the tokenizer.
         Ok(UsageEnvelope { usage: Some(usage) })
-            if usage.prompt_tokens == 0 && ctx.endpoint == Endpoint::Embeddings => {}
+            if usage.prompt_tokens == 0 && ctx.request.endpoint == Endpoint::Embeddings => {}
         Ok(UsageEnvelope { usage: Some(usage) }) => ctx.record_usage(&usage),
-        Ok(UsageEnvelope { usage: None }) => ctx.completion_text = completion_text(&body),
+        Ok(UsageEnvelope { usage: None }) => ctx.usage.completion_text = completion_text(&body),
         Err(_) => {
             return Err(ApiError::UpstreamProtocol {
                 message: format!("provider {provider} answered with a body that is not valid JSON"),
@@ -735,7 +751,7 @@ async fn complete(
             });
         }
     }
-    ctx.status = answer.status;
+    ctx.result.status = answer.status;
     let body = match native_answer {
         Some(native) => Ok(native),
         None => egress::answer(ctx, answer.body),
@@ -743,7 +759,7 @@ async fn complete(
     .map_err(|e| ApiError::Internal {
         message: format!("cannot express the answer in the client's format: {e}"),
     })?;
-    ctx.bytes_out = body.len() as u64;
+    ctx.result.bytes_out = body.len() as u64;
     Ok(json_response(
         StatusCode::from_u16(answer.status).unwrap_or(status),
         body,
@@ -779,25 +795,26 @@ fn completion_text(body: &[u8]) -> String {
 /// Whether the provider's own error bodies are already in the client's shape (a native call that
 /// says so), so they pass through untranslated.
 fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
-    ctx.native
-        && ctx.route.as_ref().is_some_and(|r| {
+    ctx.request.native
+        && ctx.route.taken.as_ref().is_some_and(|r| {
             r.provider
-                .native(ctx.endpoint, &r.upstream_model)
+                .native(ctx.request.endpoint, &r.upstream_model)
                 .is_some_and(|n| n.errors_fit_client())
         })
 }
 
 fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
-    ctx.status = err.status().as_u16();
-    ctx.error_class = Some(err.error_code());
+    ctx.result.status = err.status().as_u16();
+    ctx.result.error_class = Some(err.error_code());
     let status = err.status().as_u16();
     let from_provider = matches!(err, ApiError::Upstream { .. });
     let mut response = err.into_response();
-    let keep_as_is = ctx.endpoint.is_openai() || (from_provider && provider_errors_fit_client(ctx));
+    let keep_as_is =
+        ctx.request.endpoint.is_openai() || (from_provider && provider_errors_fit_client(ctx));
     if !keep_as_is && let ProxyBody::Full(Some(body)) = response.body_mut() {
-        *body = egress::error(ctx.endpoint, status, body.clone());
+        *body = egress::error(ctx.request.endpoint, status, body.clone());
     }
-    ctx.bytes_out = hyper::body::Body::size_hint(response.body())
+    ctx.result.bytes_out = hyper::body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0);
     response
@@ -816,21 +833,21 @@ pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Res
 
 /// Adds `x-request-id` and `x-stockyard-overhead-ms` (the proxy's own time, upstream excluded).
 pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
-    ctx.overhead = ctx.overhead_now();
+    ctx.timings.overhead = ctx.overhead_now();
     let headers = response.headers_mut();
-    if let Some(deployment) = &ctx.deployment
+    if let Some(deployment) = &ctx.route.deployment
         && let Ok(value) = HeaderValue::from_str(deployment)
     {
         headers.insert(HeaderName::from_static("x-stockyard-deployment"), value);
         headers.insert(
             HeaderName::from_static("x-stockyard-attempts"),
-            HeaderValue::from(ctx.attempts),
+            HeaderValue::from(ctx.route.attempts),
         );
     }
-    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+    if let Ok(id) = HeaderValue::from_str(&ctx.identity.request_id) {
         headers.insert(HeaderName::from_static("x-request-id"), id);
     }
-    let overhead_ms = format!("{:.3}", ctx.overhead.as_secs_f64() * 1000.0);
+    let overhead_ms = format!("{:.3}", ctx.timings.overhead.as_secs_f64() * 1000.0);
     if let Ok(value) = HeaderValue::from_str(&overhead_ms) {
         headers.insert(HeaderName::from_static("x-stockyard-overhead-ms"), value);
     }
@@ -840,10 +857,14 @@ pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Respons
 /// Step 8: estimate usage if the upstream gave none, then every module's `on_finish`, in finish
 /// order, with how the request ended.
 pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
-    if !ctx.usage_reported && ctx.status < 400 && ctx.route.is_some() {
+    if !ctx.usage.reported && ctx.result.status < 400 && ctx.route.taken.is_some() {
         let model = ctx.upstream_model().unwrap_or_default().to_string();
-        ctx.tokens = usage::estimate(&model, ctx.request.as_ref(), &ctx.completion_text);
-        ctx.usage_estimated = true;
+        ctx.usage.tokens = usage::estimate(
+            &model,
+            ctx.request.parsed.as_ref(),
+            &ctx.usage.completion_text,
+        );
+        ctx.usage.estimated = true;
     }
     let outcome = outcome(ctx);
     for module in chain.finishing() {
@@ -853,20 +874,20 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
 
 /// How the request ended, from what the context recorded.
 fn outcome(ctx: &RequestCtx) -> Outcome {
-    let status = ctx.status;
-    if ctx.error_class == Some(ErrorCode::Cancelled) {
+    let status = ctx.result.status;
+    if ctx.result.error_class == Some(ErrorCode::Cancelled) {
         return Outcome::Cancelled;
     }
-    if let Some(by) = ctx.refused_by {
+    if let Some(by) = ctx.route.refused_by {
         return Outcome::Refused {
             by: Some(by),
             status,
         };
     }
-    match ctx.error_class {
+    match ctx.result.error_class {
         None if status < 400 => Outcome::Success,
         Some(ErrorCode::UpstreamStreamError) => Outcome::UpstreamError { status },
-        _ if ctx.attempts > 0 && ctx.upstream_latency.is_some() => {
+        _ if ctx.route.attempts > 0 && ctx.timings.upstream_latency.is_some() => {
             Outcome::UpstreamError { status }
         }
         _ if (400..500).contains(&status) && status != 408 => Outcome::Refused { by: None, status },

@@ -81,9 +81,9 @@ impl Relay {
         prefix: Vec<Bytes>,
     ) -> Relay {
         let timeouts = ctx.timeouts();
-        let deadline = tokio::time::Instant::from_std(ctx.started + timeouts.total);
+        let deadline = tokio::time::Instant::from_std(ctx.timings.started + timeouts.total);
         let egress = StreamEgress::for_request(&ctx);
-        let native = ctx.native_decoder.take();
+        let native = ctx.request.native_decoder.take();
         let hooks = StreamHooks::new(chain.stream_watchers());
         Relay {
             chain,
@@ -150,8 +150,10 @@ impl Relay {
                 &data,
             );
             if !out.is_empty() {
-                ctx.ttft.get_or_insert_with(|| ctx.started.elapsed());
-                ctx.bytes_out += out.len() as u64;
+                ctx.timings
+                    .ttft
+                    .get_or_insert_with(|| ctx.timings.started.elapsed());
+                ctx.result.bytes_out += out.len() as u64;
             }
             let out = match ended {
                 Some(end) => self.end(end, out),
@@ -201,7 +203,7 @@ impl Relay {
             Poll::Ready(next) => next,
         };
         if let (Some(since), Some(ctx)) = (self.waiting.take(), self.ctx.as_mut()) {
-            ctx.upstream_time += since.elapsed();
+            ctx.timings.upstream_time += since.elapsed();
         }
         let idle_until = tokio::time::Instant::now() + self.idle;
         self.idle_timer.as_mut().reset(idle_until);
@@ -273,18 +275,18 @@ impl Relay {
                     out.extend_from_slice(event.raw());
                 }
                 let tail = self.egress.finish(&mut ctx);
-                ctx.bytes_out += tail.len() as u64;
+                ctx.result.bytes_out += tail.len() as u64;
                 Some(tail)
             }
             End::Failed { err, told } => {
-                ctx.error_class = Some(if told {
+                ctx.result.error_class = Some(if told {
                     ErrorCode::UpstreamStreamError
                 } else {
                     err.error_code()
                 });
                 if !matches!(err.source(), crate::request::ErrorSource::Upstream) {
                     // A watcher ended it: the refusal is the chain's, not the provider's.
-                    ctx.refused_by = ctx.refused_by.or(Some("stream hook"));
+                    ctx.route.refused_by = ctx.route.refused_by.or(Some("stream hook"));
                 }
                 // An OpenAI client already got the provider's own error event; others get theirs.
                 if !told || !self.egress.forwards_raw() {
@@ -294,7 +296,7 @@ impl Relay {
                 None
             }
         };
-        ctx.bytes_out += out.len() as u64;
+        ctx.result.bytes_out += out.len() as u64;
         let chain = self.chain.clone();
         self.state = State::Finishing {
             finishing: Box::pin(async move { finish(&chain, &mut ctx).await }),
@@ -332,11 +334,11 @@ fn process(
             // Watchers see the native stream event by event, each with the text it adds.
             Some(hooks) => {
                 for event in splitter.push(data) {
-                    let before = ctx.completion_text.len();
+                    let before = ctx.usage.completion_text.len();
                     if let Err(message) = stream::read_native(ctx, side, &event.bytes) {
                         upstream_error = Some(message);
                     }
-                    let text = ctx.completion_text[before..].to_string();
+                    let text = ctx.usage.completion_text[before..].to_string();
                     match hooks.run(ctx, crate::modules::StreamEvent::native(event.bytes, text)) {
                         Ok(ready) => {
                             for event in ready {
@@ -402,7 +404,7 @@ impl Drop for Relay {
         };
         self.upstream = None;
         if let Some(mut ctx) = self.ctx.take() {
-            ctx.error_class = Some(ErrorCode::Cancelled);
+            ctx.result.error_class = Some(ErrorCode::Cancelled);
             let chain = self.chain.clone();
             runtime.spawn(async move { finish(&chain, &mut ctx).await });
         } else if let State::Finishing { finishing, .. } =

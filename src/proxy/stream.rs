@@ -39,7 +39,7 @@ pub fn start(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let status = upstream.status();
-    ctx.status = status.as_u16();
+    ctx.result.status = status.as_u16();
     let mut response = Response::new(ProxyBody::Empty);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -89,7 +89,7 @@ pub(super) fn relay_event(
     let mut kind = EventKind::Data;
     let mut drop = false;
     let mut json = None;
-    let before = ctx.completion_text.len();
+    let before = ctx.usage.completion_text.len();
     match event.data().as_deref() {
         None => {}
         Some("[DONE]") => kind = EventKind::Done,
@@ -119,7 +119,7 @@ pub(super) fn relay_event(
             ready
         }
         Some(hooks) => {
-            let text = ctx.completion_text[before..].to_string();
+            let text = ctx.usage.completion_text[before..].to_string();
             match hooks.run(ctx, StreamEvent::canonical(event.bytes, json, text)) {
                 Ok(ready) => ready,
                 Err(err) => return EventKind::Ended(err),
@@ -191,8 +191,8 @@ struct FunctionView<'a> {
 pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> EventKind {
     use crate::providers::FINAL_RESPONSE_FIELD;
     if let Some(response) = chunk.get(FINAL_RESPONSE_FIELD).filter(|r| r.is_object()) {
-        ctx.response_id = response["id"].as_str().map(String::from);
-        ctx.client_answer = Some(response.clone());
+        ctx.request.response_id = response["id"].as_str().map(String::from);
+        ctx.result.client_answer = Some(response.clone());
     }
     let text = chunk.to_string();
     match serde_json::from_str::<ChunkView<'_>>(&text) {
@@ -212,7 +212,7 @@ fn inspect(ctx: &mut RequestCtx, view: &ChunkView<'_>, drop: &mut bool) -> Event
     }
     if let Some(usage) = &view.usage {
         ctx.record_usage(usage);
-        if !ctx.client_wants_usage && view.choices.is_empty() {
+        if !ctx.request.client_wants_usage && view.choices.is_empty() {
             *drop = true;
         }
     }
@@ -222,7 +222,7 @@ fn inspect(ctx: &mut RequestCtx, view: &ChunkView<'_>, drop: &mut bool) -> Event
             .and_then(|d| d.content.as_deref())
             .or(choice.text.as_deref())
         {
-            ctx.completion_text.push_str(text);
+            ctx.usage.completion_text.push_str(text);
         }
         for call in delta
             .and_then(|d| d.tool_calls.as_ref())
@@ -230,9 +230,11 @@ fn inspect(ctx: &mut RequestCtx, view: &ChunkView<'_>, drop: &mut bool) -> Event
             .flatten()
         {
             if let Some(function) = &call.function {
-                ctx.completion_text
+                ctx.usage
+                    .completion_text
                     .push_str(function.name.as_deref().unwrap_or_default());
-                ctx.completion_text
+                ctx.usage
+                    .completion_text
                     .push_str(function.arguments.as_deref().unwrap_or_default());
             }
         }
@@ -308,7 +310,7 @@ pub async fn wait_for_content(
             break verdict;
         }
     };
-    ctx.upstream_time += waiting.elapsed();
+    ctx.timings.upstream_time += waiting.elapsed();
     result.map(|()| (Response::from_parts(parts, body), prefix))
 }
 

@@ -185,7 +185,7 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
     let body = match app
         .proxy
         .admission
-        .read_body(body, &ctx.headers, limit)
+        .read_body(body, &ctx.request.headers, limit)
         .await
     {
         Ok((body, _permit)) => body,
@@ -213,7 +213,7 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
 /// `GET /v1/responses/{id}`: a stored Responses answer.
 async fn stored_response(app: &App, request: Request<Incoming>, path: &str) -> Response<ProxyBody> {
     let key_id = match gate(app, Endpoint::Responses, request) {
-        Ok((ctx, _)) => ctx.key_id,
+        Ok((ctx, _)) => ctx.identity.key_id,
         Err(err) => return err.into_response(),
     };
     let id = path.trim_start_matches("/v1/responses/");

@@ -72,7 +72,7 @@ impl Module for Canned {
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        if ctx.requested_model != CANNED_MODEL {
+        if ctx.request.requested_model != CANNED_MODEL {
             return Ok(Verdict::Continue);
         }
         Ok(Verdict::Answer(CanonicalAnswer::Stream(canned_chunks())))
@@ -182,22 +182,21 @@ impl Module for Budget {
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let estimate = 1_000_000;
-        self.log
-            .lock()
-            .unwrap()
-            .reserved
-            .push((ctx.route.is_some() || ctx.plan.is_some(), estimate));
+        self.log.lock().unwrap().reserved.push((
+            ctx.route.taken.is_some() || ctx.route.plan.is_some(),
+            estimate,
+        ));
         ctx.slots.insert(Arc::new(Mutex::new(Hold(estimate))));
         Ok(Verdict::Continue)
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
         if ctx.slots.remove::<Arc<Mutex<Hold>>>().is_some() {
-            self.log
-                .lock()
-                .unwrap()
-                .settled
-                .push((ctx.cost_nanos, ctx.price_known, outcome));
+            self.log.lock().unwrap().settled.push((
+                ctx.usage.cost_nanos,
+                ctx.usage.price_known,
+                outcome,
+            ));
         }
     }
 }
@@ -239,7 +238,7 @@ impl Module for EmbedProbe {
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         // Its own internal call must not call itself again.
-        if ctx.requested_model != EMBED_PROBE_MODEL || ctx.internal.is_some() {
+        if ctx.request.requested_model != EMBED_PROBE_MODEL || ctx.identity.internal.is_some() {
             return Ok(Verdict::Continue);
         }
         let answer = self
@@ -247,7 +246,7 @@ impl Module for EmbedProbe {
             .call(InternalCall {
                 endpoint: Endpoint::Embeddings,
                 body: json!({"model": "embed-group", "input": "hello"}),
-                key_id: ctx.key_id.clone(),
+                key_id: ctx.identity.key_id.clone(),
                 caller: "test_embed_probe",
             })
             .await;

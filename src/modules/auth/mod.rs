@@ -110,13 +110,13 @@ impl Module for Auth {
     }
 
     fn on_headers(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        match check(&self.keys, &ctx.headers) {
+        match check(&self.keys, &ctx.request.headers) {
             Ok(key_id) => {
-                ctx.key_id = key_id;
+                ctx.identity.key_id = key_id;
                 Ok(Verdict::Continue)
             }
             Err(err) => {
-                self.failures.record(ctx.client_addr, err.code());
+                self.failures.record(ctx.identity.client_addr, err.code());
                 Ok(Verdict::Reject(err))
             }
         }

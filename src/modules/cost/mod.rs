@@ -56,15 +56,15 @@ impl Module for Cost {
         // The price of the model actually called; a configured alias may be priced by its own name.
         let price = prices
             .lookup(provider, model)
-            .or_else(|| prices.lookup(provider, &ctx.requested_model));
+            .or_else(|| prices.lookup(provider, &ctx.request.requested_model));
         match price {
             Some(price) => {
-                ctx.cost_nanos = price.cost_nanos(&ctx.tokens);
-                ctx.price_known = true;
+                ctx.usage.cost_nanos = price.cost_nanos(&ctx.usage.tokens);
+                ctx.usage.price_known = true;
             }
             None => {
-                ctx.cost_nanos = 0;
-                ctx.price_known = false;
+                ctx.usage.cost_nanos = 0;
+                ctx.usage.price_known = false;
             }
         }
     }

@@ -77,7 +77,7 @@ impl Module for RequestLimits {
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        let got = ctx.request.as_ref().map_or(0, |r| r.message_count());
+        let got = ctx.request.parsed.as_ref().map_or(0, |r| r.message_count());
         if got > self.config.max_messages {
             return Ok(Verdict::Reject(ApiError::TooManyMessages {
                 limit: self.config.max_messages,

@@ -84,16 +84,20 @@ impl Module for Responses {
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        if ctx.endpoint != Endpoint::Responses {
+        if ctx.request.endpoint != Endpoint::Responses {
             return Ok(Verdict::Continue);
         }
-        let Some(request) = ctx.client_request.clone() else {
+        let Some(request) = ctx.request.client_request.clone() else {
             return Ok(Verdict::Continue);
         };
         let Some(previous) = request.get("previous_response_id").and_then(Value::as_str) else {
             return Ok(Verdict::Continue);
         };
-        let Some(stored) = self.store.get_owned(previous, ctx.key_id.as_deref()).await else {
+        let Some(stored) = self
+            .store
+            .get_owned(previous, ctx.identity.key_id.as_deref())
+            .await
+        else {
             // Maybe OpenAI's own (a native call resolves it there); any other provider refuses it.
             ctx.slots.insert(UnknownPrevious(previous.to_string()));
             return Ok(Verdict::Continue);
@@ -115,22 +119,22 @@ impl Module for Responses {
                 }));
             }
         };
-        if ctx.stream {
+        if ctx.request.stream {
             chat.request_stream_usage();
         }
-        ctx.request = Some(chat);
+        ctx.request.parsed = Some(chat);
         ctx.slots.insert(Expanded(Arc::new(expanded)));
         Ok(Verdict::Continue)
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
-        if ctx.endpoint != Endpoint::Responses || ctx.error_class.is_some() {
+        if ctx.request.endpoint != Endpoint::Responses || ctx.result.error_class.is_some() {
             return;
         }
         let (Some(answer), Some(id), Some(request)) = (
-            ctx.client_answer.take(),
-            ctx.response_id.clone(),
-            ctx.client_request.clone(),
+            ctx.result.client_answer.take(),
+            ctx.request.response_id.clone(),
+            ctx.request.client_request.clone(),
         ) else {
             return;
         };
@@ -142,7 +146,7 @@ impl Module for Responses {
             .remove::<Expanded>()
             .map(|e| e.0)
             .unwrap_or(request);
-        let chat = match &ctx.request {
+        let chat = match &ctx.request.parsed {
             Some(Inbound::Chat(chat)) => serde_json::to_value(chat).unwrap_or(Value::Null),
             _ => Value::Null,
         };
@@ -152,7 +156,7 @@ impl Module for Responses {
             created_ms: now_ms(),
             response: answer,
             history: Value::Array(history),
-            owner: ctx.key_id.clone(),
+            owner: ctx.identity.key_id.clone(),
         };
         self.store.put(record).await;
     }

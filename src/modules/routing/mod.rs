@@ -135,7 +135,7 @@ impl Module for Routing {
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        let target = self.table.dealias(&ctx.requested_model).to_string();
+        let target = self.table.dealias(&ctx.request.requested_model).to_string();
         let primary = match self.table.group(&target) {
             Ok(group) => group,
             Err(message) => return Ok(Verdict::Reject(ApiError::UnknownModel { message })),
@@ -149,7 +149,8 @@ impl Module for Routing {
         }
         let tag = (!primary.tag_header.is_empty())
             .then(|| {
-                ctx.headers
+                ctx.request
+                    .headers
                     .get(primary.tag_header.as_str())
                     .and_then(|v| v.to_str().ok())
                     .map(String::from)
@@ -157,14 +158,15 @@ impl Module for Routing {
             .flatten()
             .or_else(|| {
                 ctx.request
+                    .parsed
                     .as_ref()
                     .and_then(|r| r.user())
                     .map(String::from)
             });
-        ctx.plan = Some(Box::new(RoutePlan::new(
+        ctx.route.plan = Some(Box::new(RoutePlan::new(
             self.shared.clone(),
             groups,
-            ctx.stream,
+            ctx.request.stream,
             tag,
         )));
         Ok(Verdict::Continue)
@@ -178,7 +180,7 @@ impl Module for Routing {
             return;
         };
         let now = now_ms();
-        let failed = match ctx.error_class {
+        let failed = match ctx.result.error_class {
             None => false,
             // The client went away: says nothing about the deployment.
             Some(ErrorCode::Cancelled) => {
@@ -193,16 +195,20 @@ impl Module for Routing {
             Some(class) => class.is_upstream(),
         };
         let latency = (!failed).then(|| {
-            ctx.started
+            ctx.timings
+                .started
                 .elapsed()
-                .saturating_sub(ctx.overhead)
+                .saturating_sub(ctx.timings.overhead)
                 .as_micros() as u64
         });
-        let ttft = ctx.ttft.map(|t| t.as_micros() as u64);
-        let tokens = ctx.tokens.prompt + ctx.tokens.completion;
-        committed
-            .stats
-            .record(if ctx.stream { None } else { latency }, ttft, tokens, now);
+        let ttft = ctx.timings.ttft.map(|t| t.as_micros() as u64);
+        let tokens = ctx.usage.tokens.prompt + ctx.usage.tokens.completion;
+        committed.stats.record(
+            if ctx.request.stream { None } else { latency },
+            ttft,
+            tokens,
+            now,
+        );
         self.shared.record(
             committed.breaker.as_ref(),
             &committed.breaker_key,

@@ -127,45 +127,46 @@ impl Module for Trace {
                 .slots
                 .remove::<Captured>()
                 .map(|c| String::from_utf8_lossy(&c.0).into_owned());
-            (Some(self.cut(&ctx.body)), response)
+            (Some(self.cut(&ctx.request.body)), response)
         } else {
             (None, None)
         };
         let micros = |d: std::time::Duration| d.as_micros() as i64;
         let record = TraceRecord {
             id: crate::ids::uuid_v7(),
-            ts_ms: ctx.ts_ms,
-            endpoint: ctx.endpoint.as_str().to_string(),
-            requested_model: ctx.requested_model.clone(),
+            ts_ms: ctx.timings.ts_ms,
+            endpoint: ctx.request.endpoint.as_str().to_string(),
+            requested_model: ctx.request.requested_model.clone(),
             provider: ctx.provider_name().map(String::from),
             upstream_model: ctx.upstream_model().map(String::from),
-            status: ctx.status,
-            error_class: ctx.error_class.map(|c| c.as_str().to_string()),
-            stream: ctx.stream,
-            tokens: ctx.tokens,
-            usage_estimated: ctx.usage_estimated,
-            cost_nanos: ctx.cost_nanos,
-            price_known: ctx.price_known,
-            latency_us: micros(ctx.started.elapsed()),
-            ttft_us: ctx.ttft.map(micros),
-            upstream_us: ctx.upstream_latency.map(micros),
-            overhead_us: micros(ctx.overhead),
-            bytes_in: ctx.bytes_in as i64,
-            bytes_out: ctx.bytes_out as i64,
+            status: ctx.result.status,
+            error_class: ctx.result.error_class.map(|c| c.as_str().to_string()),
+            stream: ctx.request.stream,
+            tokens: ctx.usage.tokens,
+            usage_estimated: ctx.usage.estimated,
+            cost_nanos: ctx.usage.cost_nanos,
+            price_known: ctx.usage.price_known,
+            latency_us: micros(ctx.timings.started.elapsed()),
+            ttft_us: ctx.timings.ttft.map(micros),
+            upstream_us: ctx.timings.upstream_latency.map(micros),
+            overhead_us: micros(ctx.timings.overhead),
+            bytes_in: ctx.result.bytes_in as i64,
+            bytes_out: ctx.result.bytes_out as i64,
             user: ctx
                 .request
+                .parsed
                 .as_ref()
                 .and_then(|r| r.user())
                 .map(String::from),
-            deployment: ctx.deployment.clone(),
-            attempts: ctx.attempts.max(1),
-            variant: ctx.variant.clone(),
-            request_id: ctx.request_id.clone(),
-            key_id: ctx.key_id.clone(),
+            deployment: ctx.route.deployment.clone(),
+            attempts: ctx.route.attempts.max(1),
+            variant: ctx.route.variant.clone(),
+            request_id: ctx.identity.request_id.clone(),
+            key_id: ctx.identity.key_id.clone(),
             request_body,
             response_body,
-            answered_by: ctx.answered_by.map(String::from),
-            internal_caller: ctx.internal.map(String::from),
+            answered_by: ctx.route.answered_by.map(String::from),
+            internal_caller: ctx.identity.internal.map(String::from),
         };
         self.writer.submit_trace(record).await;
     }
