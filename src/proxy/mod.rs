@@ -2,7 +2,9 @@
 //! other files are its parts.
 
 pub mod admission;
+mod attempts;
 pub mod body;
+pub mod complete;
 pub mod egress;
 pub mod internal;
 pub mod pipeline;

@@ -15,8 +15,8 @@ use hyper::Response;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
+use super::complete::{passthrough_headers, stamp};
 use super::egress::StreamEgress;
-use super::pipeline::{passthrough_headers, stamp};
 use super::relay::Relay;
 use super::stream_hooks::StreamHooks;
 use super::transcode::UpstreamBody;

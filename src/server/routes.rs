@@ -9,7 +9,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::App;
-use crate::proxy::pipeline::{self, json_response};
+use crate::proxy::complete::json_response;
+use crate::proxy::pipeline;
 use crate::proxy::{ApiError, ProxyBody, RequestCtx};
 use crate::wire::openai::Endpoint;
 

@@ -1,0 +1,336 @@
+//! Step 7 of a request for a complete answer, and the response helpers every path shares: reading
+//! an upstream's complete answer (usage, translation, `on_response`, egress into the client's
+//! format), a module's canonical answer, error responses in the client's shape, and the headers
+//! Stockyard stamps on every answer.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+
+use super::attempts::Committed;
+use super::transcode::UpstreamBody;
+use super::{ProxyBody, RequestCtx, egress};
+use crate::modules::chain::hook_failed;
+use crate::modules::{Answer, Chain};
+use crate::providers::NativeCall;
+use crate::request::ApiError;
+use crate::request::CanonicalAnswer;
+use crate::wire::openai::{Endpoint, Inbound, Usage};
+
+/// A module's canonical answer, through the same egress as an upstream's: as a stream of
+/// canonical events when the client asked for one, else as one complete answer.
+pub(super) async fn answered(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    answer: CanonicalAnswer,
+) -> Result<Committed, ApiError> {
+    let encode = |value: &serde_json::Value| Bytes::from(format!("data: {value}\n\n"));
+    let (body, content_type) = if ctx.request.stream {
+        let mut frames: Vec<Bytes> = answer.into_chunks().iter().map(encode).collect();
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        (UpstreamBody::canned(frames), "text/event-stream")
+    } else {
+        let complete = answer.into_complete();
+        (
+            UpstreamBody::canned(vec![Bytes::from(complete.to_string())]),
+            "application/json",
+        )
+    };
+    let mut upstream = Response::new(body);
+    upstream
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if ctx.request.stream {
+        return Ok(Committed::Stream {
+            upstream,
+            prefix: Vec::new(),
+        });
+    }
+    complete(chain, ctx, upstream, None)
+        .await
+        .map(Committed::Complete)
+}
+
+#[derive(Deserialize)]
+struct UsageEnvelope {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Step 7 for a complete answer (or an upstream error, passed through).
+pub(super) async fn complete(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    upstream: Response<UpstreamBody>,
+    native: Option<&dyn NativeCall>,
+) -> Result<Response<ProxyBody>, ApiError> {
+    let status = upstream.status();
+    let headers = passthrough_headers(upstream.headers());
+    let provider = ctx.provider_name().unwrap_or_default().to_string();
+    let total = ctx.timeouts().total;
+    let deadline = tokio::time::Instant::from_std(ctx.timings.started + total);
+    let reading = Instant::now();
+    let collected = tokio::time::timeout_at(deadline, upstream.into_body().collect()).await;
+    ctx.timings.upstream_time += reading.elapsed();
+    let body = match collected {
+        Err(_) => {
+            return Err(ApiError::UpstreamTimeout {
+                message: format!(
+                    "provider {provider} did not finish its answer within {} ms",
+                    total.as_millis()
+                ),
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::UpstreamProtocol {
+                message: format!("provider {provider} broke off its answer: {e}"),
+            });
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let foreign = ctx
+        .route
+        .taken
+        .as_ref()
+        .filter(|r| r.provider.translates_answers())
+        .map(|r| r.provider.clone());
+    if !status.is_success() {
+        // Another format's error body, in the OpenAI shape like every other error.
+        let body = match &foreign {
+            Some(provider) if !native.is_some_and(|n| n.errors_fit_client()) => {
+                provider.translate_error(status.as_u16(), &body)
+            }
+            _ => body,
+        };
+        return Err(ApiError::Upstream {
+            status,
+            body,
+            headers: Box::new(headers),
+        });
+    }
+    // A native answer goes to the client as it came; its canonical form serves usage only.
+    let native_answer = ctx.request.native.then(|| body.clone());
+    let body = match (native, &foreign) {
+        (Some(native), _) => {
+            native
+                .canonical_answer(body)
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
+        }
+        (None, Some(foreign)) if ctx.request.endpoint == Endpoint::Embeddings => {
+            let request = match &ctx.request.parsed {
+                Some(Inbound::Embedding(r)) => serde_json::to_value(r).unwrap_or_default(),
+                _ => serde_json::Value::Null,
+            };
+            foreign
+                .translate_embeddings_answer(
+                    &body,
+                    ctx.upstream_model().unwrap_or_default(),
+                    &request,
+                )
+                .map_err(|e| ApiError::UpstreamProtocol {
+                    message: format!(
+                        "provider {provider} answered with a body that does not translate: {e}"
+                    ),
+                })?
+        }
+        (None, Some(foreign)) => foreign
+            .translate_answer(&body, ctx.upstream_model().unwrap_or_default())
+            .map_err(|e| ApiError::UpstreamProtocol {
+                message: format!(
+                    "provider {provider} answered with a body that does not translate: {e}"
+                ),
+            })?,
+        (None, None) => body,
+    };
+    let parsed = if ctx.request.native && ctx.request.endpoint == Endpoint::Responses {
+        // A Responses object answering a Responses client: its usage has its own field names.
+        serde_json::from_slice::<serde_json::Value>(&body).map(|response| {
+            ctx.record_usage(&Usage::from_responses(&response["usage"]));
+            ctx.request.response_id = response["id"].as_str().map(String::from);
+            ctx.result.client_answer = Some(response);
+            UsageEnvelope { usage: None }
+        })
+    } else {
+        serde_json::from_slice::<UsageEnvelope>(&body)
+    };
+    match parsed {
+        Ok(UsageEnvelope { usage: None }) if ctx.usage.reported => {}
+        // An embeddings answer that counts nothing (Gemini's batch API) is counted by the tokenizer.
+        Ok(UsageEnvelope { usage: Some(usage) })
+            if usage.prompt_tokens == 0 && ctx.request.endpoint == Endpoint::Embeddings => {}
+        Ok(UsageEnvelope { usage: Some(usage) }) => ctx.record_usage(&usage),
+        Ok(UsageEnvelope { usage: None }) => ctx.usage.completion_text = completion_text(&body),
+        Err(_) => {
+            return Err(ApiError::UpstreamProtocol {
+                message: format!("provider {provider} answered with a body that is not valid JSON"),
+            });
+        }
+    }
+    let mut answer = Answer {
+        status: status.as_u16(),
+        body,
+    };
+    for module in chain.modules() {
+        if let Err(err) = module.on_response(ctx, &mut answer).await
+            && hook_failed(module.as_ref(), &err)
+        {
+            return Err(ApiError::Internal {
+                message: err.to_string(),
+            });
+        }
+    }
+    ctx.result.status = answer.status;
+    let body = match native_answer {
+        Some(native) => Ok(native),
+        None => egress::answer(ctx, answer.body),
+    }
+    .map_err(|e| ApiError::Internal {
+        message: format!("cannot express the answer in the client's format: {e}"),
+    })?;
+    ctx.result.bytes_out = body.len() as u64;
+    Ok(json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(status),
+        body,
+        headers,
+    ))
+}
+
+/// The assistant text of a complete answer, for estimation when it carries no usage.
+fn completion_text(body: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for choice in value["choices"].as_array().into_iter().flatten() {
+        if let Some(t) = choice["message"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str())
+        {
+            text.push_str(t);
+        }
+        for call in choice["message"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(call["function"]["name"].as_str().unwrap_or_default());
+            text.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    text
+}
+
+/// Whether the provider's own error bodies are already in the client's shape (a native call that
+/// says so), so they pass through untranslated.
+pub(super) fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
+    ctx.request.native
+        && ctx.route.taken.as_ref().is_some_and(|r| {
+            r.provider
+                .native(ctx.request.endpoint, &r.upstream_model)
+                .is_some_and(|n| n.errors_fit_client())
+        })
+}
+
+pub(super) fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
+    ctx.result.status = err.status().as_u16();
+    ctx.result.error_class = Some(err.error_code());
+    let status = err.status().as_u16();
+    let from_provider = matches!(err, ApiError::Upstream { .. });
+    let mut response = err.into_response();
+    let keep_as_is =
+        ctx.request.endpoint.is_openai() || (from_provider && provider_errors_fit_client(ctx));
+    if !keep_as_is && let ProxyBody::Full(Some(body)) = response.body_mut() {
+        *body = egress::error(ctx.request.endpoint, status, body.clone());
+    }
+    ctx.result.bytes_out = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    response
+}
+
+pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .entry(CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Adds `x-request-id` and `x-stockyard-overhead-ms` (the proxy's own time, upstream excluded).
+pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
+    ctx.timings.overhead = ctx.overhead_now();
+    let headers = response.headers_mut();
+    if let Some(deployment) = &ctx.route.deployment
+        && let Ok(value) = HeaderValue::from_str(deployment)
+    {
+        headers.insert(HeaderName::from_static("x-stockyard-deployment"), value);
+        headers.insert(
+            HeaderName::from_static("x-stockyard-attempts"),
+            HeaderValue::from(ctx.route.attempts),
+        );
+    }
+    if let Ok(id) = HeaderValue::from_str(&ctx.identity.request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    let overhead_ms = format!("{:.3}", ctx.timings.overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&overhead_ms) {
+        headers.insert(HeaderName::from_static("x-stockyard-overhead-ms"), value);
+    }
+    response
+}
+
+/// Upstream headers a client should see: content type, `retry-after`, rate-limit state (OpenAI's
+/// `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), and the provider's processing headers.
+pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if n == "content-type"
+            || n == "retry-after"
+            || n == "retry-after-ms"
+            || n.starts_with("x-ratelimit-")
+            || n.starts_with("anthropic-ratelimit-")
+            || n.starts_with("openai-")
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_headers_of_every_provider_pass_through() {
+        let mut upstream = HeaderMap::new();
+        for (name, value) in [
+            ("x-ratelimit-remaining-requests", "9"),
+            ("anthropic-ratelimit-tokens-remaining", "1000"),
+            ("retry-after", "3"),
+            ("set-cookie", "secret=1"),
+            ("content-type", "application/json"),
+        ] {
+            upstream.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let kept = passthrough_headers(&upstream);
+        assert_eq!(kept.len(), 4);
+        assert!(kept.get("set-cookie").is_none());
+        assert_eq!(kept["anthropic-ratelimit-tokens-remaining"], "1000");
+    }
+}
