@@ -371,7 +371,7 @@ fn prices_update_and_version() {
         c
     });
     assert_eq!(code, 0);
-    let v = stockyard::store::sqlite::SCHEMA_VERSION;
+    let v = stockyard::store::SCHEMA_VERSION;
     assert!(
         out.contains(&format!("schema version {v} (supported)"))
             && out.contains(&format!("at schema version {v}")),
