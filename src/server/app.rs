@@ -69,9 +69,11 @@ impl App {
         config: ValidConfig,
         extra_modules: &[&'static ModuleSpec],
     ) -> Result<App, StartError> {
+        let url = config.store_url();
+        crate::store::ensure_built(&url)?;
         let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
         let key = LedgerKey::open_or_create(&config.db_path, env_key)?;
-        let opened = crate::store::open(&config.store_url(), key.clone())?;
+        let opened = crate::store::open(&url, key.clone())?;
         let store = opened.store;
         let writer =
             Arc::new(Writer::start(opened.writes, config.store).map_err(StartError::Writer)?);

@@ -149,6 +149,15 @@ pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Refuses a URL whose backend this build lacks, before a caller makes anything for it (the
+/// server checks this before creating the ledger key file).
+pub fn ensure_built(url: &StoreUrl) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Sqlite(_) => Ok(()),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
 fn not_built(url: &StoreUrl) -> StoreError {
     StoreError::NotBuilt {
         backend: url.backend(),
