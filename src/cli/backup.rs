@@ -18,6 +18,10 @@ pub fn run(cli: &Cli, out: &Path) -> Result<ExitCode, CliError> {
     let config = load_config(cli)?;
     crate::store::backup_into(&config.store_url(), out)
         .map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
-    println!("backed up {} to {}", config.store_url(), out.display());
+    println!(
+        "backed up {} to {}",
+        config.db_path.display(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
