@@ -14,7 +14,7 @@
 //! | [`wire`] | client-facing request/response types; unknown fields kept |
 //! | [`modules`] | auth, request_limits, cost, trace: the chain of hooks |
 //! | [`providers`] | upstream adapters of one shape and the pooled HTTP client |
-//! | [`store`] | storage traits, the batched writer thread, the SQLite backend |
+//! | [`store`] | one storage trait per concern, the `Store` handle, the batched writer thread, hot counters, the SQLite backend |
 //! | [`ledger`] | the hash-chained audit ledger: canonical entries and verification |
 //! | [`cost`] | the price table in integer nano-dollars |
 //! | [`admin`] | the one function every administrative change goes through, and its HTTP API |

@@ -183,7 +183,7 @@ async fn models_health_and_ready() {
     assert_eq!(ready["ready"], true);
     assert_eq!(
         ready["store"]["schema_version"],
-        stockyard::store::sqlite::SCHEMA_VERSION
+        stockyard::store::SCHEMA_VERSION
     );
     assert_eq!(ready["writer"]["alive"], true);
     assert_eq!(ready["writer"]["dropped"], 0);

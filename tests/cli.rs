@@ -371,7 +371,7 @@ fn prices_update_and_version() {
         c
     });
     assert_eq!(code, 0);
-    let v = stockyard::store::sqlite::SCHEMA_VERSION;
+    let v = stockyard::store::SCHEMA_VERSION;
     assert!(
         out.contains(&format!("schema version {v} (supported)"))
             && out.contains(&format!("at schema version {v}")),
@@ -909,4 +909,39 @@ fn issue_9_config_check_reports_every_wrong_type() {
             "{field} not reported:\n{err}"
         );
     }
+}
+
+#[test]
+fn a_postgres_store_url_is_refused_by_name_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stockyard.db");
+    for args in [vec!["traces"], vec!["serve", "--listen", "127.0.0.1:0"]] {
+        let (code, out, err) = run({
+            let mut c = stockyard(&db);
+            c.args(&args).env(
+                "STOCKYARD_STORE",
+                "postgres://postgres:hunter2@127.0.0.1:5432/test",
+            );
+            c
+        });
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("the postgres backend is not built yet"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "{args:?} showed the password: {err}"
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(names.is_empty(), "files appeared: {names:?}");
+
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["traces"]).env("STOCKYARD_STORE", "mysql://h/db");
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("store.url: unknown store \"mysql\""), "{err}");
 }

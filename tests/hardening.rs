@@ -106,7 +106,7 @@ async fn auth_cannot_be_disabled_while_keys_exist() {
         401
     );
     // Nothing was recorded for the refused change.
-    assert_eq!(h.reader().ledger().unwrap().len(), 0);
+    assert_eq!(h.store().ledger.ledger().unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -171,7 +171,7 @@ async fn keyless_requests_are_refused_before_the_body_is_read_and_counted_not_tr
 
     let app = h.server.app.clone();
     h.server.stop().await.unwrap();
-    let counts = app.reader.auth_failures(0).unwrap();
+    let counts = app.store.auth_failures.auth_failures(0).unwrap();
     let total: i64 = counts.iter().map(|c| c.count).sum();
     assert_eq!(total, 102, "{counts:?}");
     assert!(counts.iter().all(|c| c.source == "127.0.0.1"), "{counts:?}");
@@ -280,7 +280,7 @@ async fn shutdown_cuts_short_a_body_still_arriving() {
     stopping.await.unwrap().unwrap();
     // Well inside the 5 s grace the harness gives, and the request was traced before the exit.
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(app.reader.trace_count().unwrap(), 1);
+    assert_eq!(app.store.traces.trace_count().unwrap(), 1);
 }
 
 #[tokio::test]

@@ -653,7 +653,7 @@ async fn issue_9_a_plain_model_has_no_breaker_and_works_once_its_url_is_fixed() 
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(h.mock.request_count(), 1);
     assert!(
-        h.reader().breakers().unwrap().is_empty(),
+        h.store().breakers.breakers().unwrap().is_empty(),
         "no breaker was stored for a model in no group"
     );
 }

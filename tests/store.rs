@@ -76,7 +76,7 @@ async fn a_full_queue_with_the_drop_policy_counts_its_drops() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let snapshot = app.writer.snapshot();
-        let rows = app.reader.trace_count().unwrap() as u64;
+        let rows = app.store.traces.trace_count().unwrap() as u64;
         if rows + snapshot.dropped == n as u64 {
             break;
         }
@@ -103,8 +103,9 @@ async fn ledger_with_entries(h: &Harness, n: usize) {
 /// Verifies the ledger in `path` under the key the server created beside `original`.
 fn verify_file(path: &std::path::Path, original: &std::path::Path) -> Result<String, String> {
     let key = ledger::LedgerKey::find(original, None).map_err(|e| e.to_string())?;
-    let reader = stockyard::store::open_read_only(path).map_err(|e| e.to_string())?;
-    let entries = reader.ledger().map_err(|e| e.to_string())?;
+    let url = stockyard::store::StoreUrl::Sqlite(path.to_path_buf());
+    let store = stockyard::store::open_read_only(&url).map_err(|e| e.to_string())?;
+    let entries = store.ledger.ledger().map_err(|e| e.to_string())?;
     ledger::verify(&entries, key.as_ref())
         .map(|v| v.head.hash)
         .map_err(|e| e.to_string())

@@ -231,14 +231,14 @@ async fn traces(app: &Arc<App>, query: &str) -> Result<Value, ApiError> {
         model,
         status,
     };
-    let reader = app.reader.clone();
-    let rows = blocking(move || reader.traces(&q)).await?;
+    let traces = app.store.traces.clone();
+    let rows = blocking(move || traces.traces(&q)).await?;
     Ok(json!({"traces": rows}))
 }
 
 async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
-    let reader = app.reader.clone();
-    let entries = blocking(move || reader.ledger()).await?;
+    let ledger = app.store.ledger.clone();
+    let entries = blocking(move || ledger.ledger()).await?;
     let verification = match ledger::verify(&entries, Some(&app.ledger_key)) {
         Ok(v) => {
             json!({"ok": true, "head": v.head.hash, "head_seq": v.head.seq, "unanchored": v.unanchored})

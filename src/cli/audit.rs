@@ -14,7 +14,7 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode, CliError> {
     // The head file is read before the ledger: the writer publishes a head only after committing
     // its entries, so a head read first is always covered by the snapshot read second.
     let published = Head::read(&config.db_path)?;
-    let entries = open_reader(&config)?.ledger()?;
+    let entries = open_reader(&config)?.ledger.ledger()?;
     match cmd {
         AuditCommand::Verify { expect_head } => {
             let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());

@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, out: &Path) -> Result<ExitCode, CliError> {
         )));
     }
     let config = load_config(cli)?;
-    crate::store::backup_into(&config.db_path, out)
+    crate::store::backup_into(&config.store_url(), out)
         .map_err(|e| CliError::Failed(format!("backup failed: {e}")))?;
     println!(
         "backed up {} to {}",

@@ -96,8 +96,8 @@ pub fn load_config(cli: &Cli) -> Result<ValidConfig, CliError> {
 }
 
 /// Opens the database for a command that only reads: read-only, never created, never migrated.
-pub fn open_reader(config: &ValidConfig) -> Result<Box<dyn crate::store::ReadStore>, CliError> {
-    Ok(crate::store::open_read_only(&config.db_path)?)
+pub fn open_reader(config: &ValidConfig) -> Result<crate::store::Store, CliError> {
+    Ok(crate::store::open_read_only(&config.store_url())?)
 }
 
 /// Nano-dollars as `$0.000123456`.

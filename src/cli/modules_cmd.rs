@@ -65,7 +65,7 @@ async fn list(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
             .clone(),
         None => {
             let config = load_config(cli)?;
-            let stored = open_reader(&config)?.module_states()?;
+            let stored = open_reader(&config)?.modules.module_states()?;
             let catalogue = Catalogue::builtin();
             let states = initial_states(&config, &catalogue, stored);
             serde_json::to_value(listing_of(&states, &catalogue)).unwrap_or_default()

@@ -73,7 +73,7 @@ async fn show(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
             .clone(),
         None => {
             let config = load_config(cli)?;
-            let stored = open_reader(&config)?.module_states()?;
+            let stored = open_reader(&config)?.modules.module_states()?;
             initial_states(&config, &Catalogue::builtin(), stored)
                 .into_iter()
                 .find(|s| s.name == "routing")

@@ -33,7 +33,7 @@ pub fn run(cli: &Cli, args: &SpendArgs) -> Result<ExitCode, CliError> {
         SpendGroup::Day => SpendBy::Day,
     };
     let reader = open_reader(&load_config(cli)?)?;
-    let rows = reader.spend(by, since_ms)?;
+    let rows = reader.traces.spend(by, since_ms)?;
     println!(
         "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",
         "key", "requests", "prompt", "completion", "cost"

@@ -13,7 +13,7 @@ pub fn run(cli: &Cli, args: &TracesArgs) -> Result<ExitCode, CliError> {
         model: args.model.clone(),
         status: args.status,
     };
-    let rows = reader.traces(&query)?;
+    let rows = reader.traces.traces(&query)?;
     if args.json {
         for row in &rows {
             println!("{}", serde_json::to_string(row).unwrap_or_default());

@@ -1,7 +1,8 @@
 //! Layering: defaults, then the TOML file, then `STOCKYARD_*` variables.
 //!
 //! Nested fields take `STOCKYARD_<SECTION>__<FIELD>` (`STOCKYARD_STORE__BATCH_SIZE=256`). Short
-//! aliases: `STOCKYARD_DB`, `STOCKYARD_LISTEN`, `STOCKYARD_ALLOW_OPEN`, and, read verbatim so a
+//! aliases: `STOCKYARD_DB`, `STOCKYARD_STORE` (`store.url`), `STOCKYARD_LISTEN`,
+//! `STOCKYARD_ALLOW_OPEN`, and, read verbatim so a
 //! key made of digits is not parsed as a number, `STOCKYARD_API_KEYS` (comma-separated) and
 //! `STOCKYARD_ADMIN_KEY`. `STOCKYARD_CONFIG` and `STOCKYARD_LOG` belong to the command line, and
 //! `STOCKYARD_LEDGER_KEY` is read by validation only: a secret that anchors the ledger has no
@@ -17,7 +18,14 @@ use figment::value::Value;
 use super::{ConfigError, RawConfig};
 
 /// Variables that are not config fields, or that are read verbatim below.
-const NOT_FIELDS: &[&str] = &["config", "log", "api_keys", "admin_key", "ledger_key"];
+const NOT_FIELDS: &[&str] = &[
+    "config",
+    "log",
+    "api_keys",
+    "admin_key",
+    "ledger_key",
+    "store",
+];
 
 /// Reads `path` (if any) and the process environment.
 pub fn load(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
@@ -50,6 +58,10 @@ pub fn load_from_str(toml_text: &str) -> Result<RawConfig, ConfigError> {
             .map(String::from)
             .collect();
         figment = figment.merge(Serialized::default("auth.keys", keys));
+    }
+    // `store` is a table in the file, so the short alias fills its `url` rather than replacing it.
+    if let Ok(url) = std::env::var("STOCKYARD_STORE") {
+        figment = figment.merge(Serialized::default("store.url", url));
     }
     if let Ok(key) = std::env::var("STOCKYARD_ADMIN_KEY") {
         figment = figment.merge(Serialized::default("admin.key", key));

@@ -104,6 +104,10 @@ pub struct RawModel {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStore {
+    /// Where state lives: `sqlite:PATH` (SQLite file) or `postgres://USER@HOST:PORT/DB` (named
+    /// for configs now; refused at start-up until that backend is built). Default
+    /// `sqlite:` + `db`. Also `STOCKYARD_STORE`.
+    pub url: Option<String>,
     /// Trace records the writer queue holds before the full-queue policy applies. Default 65536.
     pub queue_capacity: Option<usize>,
     /// Most rows committed in one transaction. Default 512.

@@ -12,11 +12,17 @@ use super::{ConfigErrors, RawConfig, RawTimeouts};
 use crate::cost::Price;
 use crate::providers::openai::presets as compat_presets;
 use crate::secret::Secret;
+use crate::store::StoreUrl;
 
 #[derive(Clone, Debug)]
 pub struct ValidConfig {
     pub listen: SocketAddr,
+    /// The SQLite file (`db`, `--db`, or the path of a `sqlite:` store URL); the ledger key and
+    /// head files sit beside it.
     pub db_path: PathBuf,
+    /// A store URL naming another backend; `None` means SQLite at `db_path` (see
+    /// [`ValidConfig::store_url`]).
+    pub store_url: Option<StoreUrl>,
     pub allow_open: bool,
     pub shutdown_grace: Duration,
     pub auth_keys: Vec<Secret<String>>,
@@ -33,6 +39,14 @@ pub struct ValidConfig {
 }
 
 impl ValidConfig {
+    /// The store to open: the configured non-SQLite URL, else SQLite at `db_path`. Derived on
+    /// each call so `--db` (applied after validation) moves the SQLite file as it always has.
+    pub fn store_url(&self) -> StoreUrl {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| StoreUrl::Sqlite(self.db_path.clone()))
+    }
+
     /// Who may use the proxy, from the keys and `allow_open` alone: no module toggle changes it.
     pub fn auth_mode(&self) -> AuthMode {
         if !self.auth_keys.is_empty() {
@@ -273,10 +287,32 @@ pub fn validate(
         SocketAddr::from(([127, 0, 0, 1], 4000))
     });
 
-    let db_path = PathBuf::from(raw.db.as_deref().unwrap_or("stockyard.db"));
+    let mut db_path = PathBuf::from(raw.db.as_deref().unwrap_or("stockyard.db"));
     if db_path.as_os_str().is_empty() {
         errors.push("db", "must not be empty");
     }
+    let store_url = match raw.store.url.as_deref().map(StoreUrl::parse) {
+        None => None,
+        Some(Err(problem)) => {
+            errors.push("store.url", problem);
+            None
+        }
+        // A SQLite URL is another way to write `db`: keep one source of the path.
+        Some(Ok(StoreUrl::Sqlite(path))) => {
+            match raw.db.as_deref() {
+                Some(db) if path != std::path::Path::new(db) => errors.push(
+                    "store.url",
+                    format!(
+                        "names sqlite file {} but db names {db}; set only one",
+                        path.display()
+                    ),
+                ),
+                _ => db_path = path,
+            }
+            None
+        }
+        Some(Ok(other)) => Some(other),
+    };
 
     let auth_keys = raw
         .auth
@@ -362,6 +398,7 @@ pub fn validate(
     Ok(ValidConfig {
         listen,
         db_path,
+        store_url,
         allow_open: raw.allow_open,
         shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(30_000)),
         auth_keys,
@@ -846,5 +883,32 @@ mod tests {
             .map(|r| validate(&r, &no_env))
             .and_then(|v| v.err());
         assert!(err.is_some_and(|e| e.to_string().contains("models[0].target")));
+    }
+
+    #[test]
+    fn store_url_defaults_to_the_db_file_and_is_checked_by_field() {
+        let store = |toml: &str| {
+            load_from_str(toml)
+                .ok()
+                .map(|r| validate(&r, &no_env).map_err(|e| e.to_string()))
+        };
+        let url = |toml: &str| store(toml).and_then(|v| v.ok()).map(|v| v.store_url());
+        assert_eq!(
+            url("db = \"x.db\"\n"),
+            Some(StoreUrl::Sqlite("x.db".into()))
+        );
+        assert_eq!(
+            url("[store]\nurl = \"sqlite:y.db\"\n"),
+            Some(StoreUrl::Sqlite("y.db".into()))
+        );
+        assert_eq!(
+            url("[store]\nurl = \"postgres://postgres@127.0.0.1:5432/test\"\n")
+                .map(|u| u.backend()),
+            Some("postgres")
+        );
+        let err = store("[store]\nurl = \"mysql://h/db\"\n").and_then(|v| v.err());
+        assert!(err.is_some_and(|e| e.starts_with("store.url: unknown store \"mysql\"")));
+        let err = store("db = \"a.db\"\n[store]\nurl = \"sqlite:b.db\"\n").and_then(|v| v.err());
+        assert!(err.is_some_and(|e| e.contains("store.url:") && e.contains("set only one")));
     }
 }

@@ -25,7 +25,7 @@ use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
 use crate::secret::Secret;
 use crate::store::writer::Writer;
-use crate::store::{BreakerRecord, MemoryBreakers, ModuleState, ReadStore, StoreError};
+use crate::store::{BreakerRecord, BreakerStore, MemoryBreakers, ModuleState, Store, StoreError};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -50,7 +50,8 @@ pub struct App {
     pub proxy: Proxy,
     pub admin: Admin,
     pub writer: Arc<Writer>,
-    pub reader: Arc<dyn ReadStore>,
+    /// The store's read side, one handle per concern.
+    pub store: Store,
     pub responses: Arc<ResponseStore>,
     /// Per-run admin bearer token, published in the runtime file for the CLI on this machine.
     pub local_admin_token: Secret<String>,
@@ -68,17 +69,22 @@ impl App {
         config: ValidConfig,
         extra_modules: &[&'static ModuleSpec],
     ) -> Result<App, StartError> {
+        let url = config.store_url();
+        crate::store::ensure_built(&url)?;
         let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
         let key = LedgerKey::open_or_create(&config.db_path, env_key)?;
-        let (backend, reader) = crate::store::open(&config.db_path, key.clone())?;
-        let writer = Arc::new(Writer::start(backend, config.store).map_err(StartError::Writer)?);
+        let opened = crate::store::open(&url, key.clone())?;
+        let store = opened.store;
+        let writer =
+            Arc::new(Writer::start(opened.writes, config.store).map_err(StartError::Writer)?);
 
         let base = PriceTable::bundled();
         let mut overrides = PriceTable::default();
         for (model, price) in &config.price_overrides {
             overrides.set(model, *price);
         }
-        let stored = reader
+        let stored = store
+            .modules
             .stored_prices()?
             .map(|body| PriceTable::from_json(body.as_bytes()))
             .transpose()?;
@@ -92,7 +98,7 @@ impl App {
             ProviderRegistry::new(&config.providers, &config.models)
                 .map_err(StartError::Providers)?,
         );
-        let responses = Arc::new(ResponseStore::new(writer.clone(), reader.clone()));
+        let responses = Arc::new(ResponseStore::new(writer.clone(), store.responses.clone()));
         let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
         let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
@@ -110,10 +116,10 @@ impl App {
                 providers: providers.clone(),
             }),
         };
-        let states = initial_states(&config, &deps.catalogue, reader.module_states()?);
+        let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
-        restore_breakers(&deps.routing, &states, reader.as_ref())?;
+        restore_breakers(&deps.routing, &states, store.breakers.as_ref())?;
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
         Ok(App {
             proxy: Proxy {
@@ -123,7 +129,7 @@ impl App {
             },
             admin,
             writer,
-            reader,
+            store,
             responses,
             config,
             ledger_key: key,
@@ -138,7 +144,7 @@ impl App {
 fn restore_breakers(
     routing: &RoutingShared,
     states: &[ModuleState],
-    reader: &dyn ReadStore,
+    stored: &dyn BreakerStore,
 ) -> Result<(), StoreError> {
     let configured: HashSet<String> = states
         .iter()
@@ -148,7 +154,7 @@ fn restore_breakers(
         .into_iter()
         .map(|(_, key)| key)
         .collect();
-    let stored: Vec<BreakerRecord> = reader
+    let stored: Vec<BreakerRecord> = stored
         .breakers()?
         .into_iter()
         .filter(|record| configured.contains(&record.deployment))

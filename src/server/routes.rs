@@ -136,9 +136,10 @@ fn price_table_provider(kind: crate::config::ProviderKind, name: &str) -> &str {
 
 /// Ready when the store answers, migrations are applied and the writer runs.
 async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
-    let reader = app.reader.clone();
+    let health = app.store.health.clone();
+    let expected = health.expected_schema_version();
     let probe =
-        tokio::task::spawn_blocking(move || reader.ping().and_then(|_| reader.schema_version()))
+        tokio::task::spawn_blocking(move || health.ping().and_then(|_| health.schema_version()))
             .await;
     let writer = app.writer.snapshot();
     let (store_ok, schema_version, store_error) = match probe {
@@ -146,12 +147,12 @@ async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
         Ok(Err(e)) => (false, None, Some(e.to_string())),
         Err(e) => (false, None, Some(e.to_string())),
     };
-    let migrated = schema_version == Some(crate::store::sqlite::SCHEMA_VERSION);
+    let migrated = schema_version == Some(expected);
     let ready = store_ok && migrated && writer.alive;
     let body = json!({
         "ready": ready,
         "store": {"ok": store_ok, "error": store_error, "schema_version": schema_version,
-                  "expected_schema_version": crate::store::sqlite::SCHEMA_VERSION},
+                  "expected_schema_version": expected},
         "writer": writer,
         "in_flight": app.proxy.admission.inflight.count(),
         "admission": app.proxy.admission.snapshot(),

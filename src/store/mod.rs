@@ -1,251 +1,168 @@
-//! Storage, by concern, behind traits so a PostgreSQL backend can satisfy the same tests.
+//! Storage, one trait per concern, so a PostgreSQL backend can slot in beside SQLite and pass the
+//! same suite (`suite.rs`).
 //!
-//! - [`WriteBackend`]: what the one writer thread ([`writer::Writer`]) calls, in batches.
-//! - [`ReadStore`]: queries for the CLI, the admin API and start-up; on connections of its own.
-//! - [`HotCounters`]: in-memory state that later features (limits, breakers, budgets) keep on the
-//!   request path, behind a trait so a shared backend can replace it.
+//! | concern | file | reads (any thread) | writes (writer thread only) |
+//! |---|---|---|---|
+//! | traces and spend | `traces.rs` | [`TraceStore`] | [`TraceWrites`] |
+//! | audit ledger | `ledger.rs` | [`LedgerStore`] | [`LedgerWrites`] (+ [`Persist`]) |
+//! | module state, prices | `modules.rs` | [`ModuleStateStore`] | through [`LedgerWrites`] |
+//! | routing breakers | `breakers.rs` | [`BreakerStore`]; hot: [`BreakerBook`] | [`BreakerWrites`] |
+//! | Responses answers | `responses.rs` | [`ResponseStore`] | [`ResponseWrites`] |
+//! | auth-failure counts | `auth_failures.rs` | [`AuthFailureStore`] | [`AuthFailureWrites`] |
+//! | liveness, schema | `health.rs` | [`StoreHealth`] | |
+//! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
-//! The request path only ever calls [`writer::Writer::submit_trace`], which never waits on disk.
+//! Keys and cache entries get their own file and trait the same way when they move into the store.
+//!
+//! [`open`] picks the backend from a [`StoreUrl`] and returns a [`Store`] (the read traits, each
+//! behind its own `Arc`, so a caller takes only the concern it needs) and the [`WriteBackend`]
+//! that [`writer::Writer`] drives. The request path only ever queues writes through the writer,
+//! which never waits on disk; reads run on a pool of connections beside it.
 
-pub mod hot;
-pub mod sqlite;
+mod auth_failures;
+mod breakers;
+pub mod counters;
+mod error;
+mod health;
+mod ledger;
+mod modules;
+mod responses;
+mod sqlite;
+#[cfg(test)]
+mod suite;
+mod traces;
+mod url;
 pub mod writer;
 
-use serde::Serialize;
-use serde_json::Value;
-use thiserror::Error;
+use std::path::Path;
+use std::sync::Arc;
 
-pub use hot::{
-    BreakerBook, BreakerPhase, BreakerState, HotCounters, MemoryBreakers, MemoryCounters,
+pub use auth_failures::{AuthFailureCount, AuthFailureStore, AuthFailureWrites};
+pub use breakers::{
+    ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, BreakerStore, BreakerWrites,
+    Conflict, MemoryBreakers,
 };
+pub use counters::{HotCounters, MemoryCounters};
+pub use error::StoreError;
+pub use health::StoreHealth;
+pub use ledger::{LedgerStore, LedgerWrites, Persist};
+pub use modules::{ModuleState, ModuleStateStore};
+pub use responses::{ResponseStore, ResponseWrites, StoredResponse};
+pub use traces::{SpendBy, SpendRow, TraceQuery, TraceRecord, TraceStore, TraceWrites};
+pub use url::StoreUrl;
 
-use crate::cost::Tokens;
-use crate::ledger::{Head, LedgerDraft, LedgerEntry};
+use crate::ledger::LedgerKey;
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(
-        "database schema version {found} is newer than this build supports ({supported}); \
-         run a newer stockyard, the file was not touched"
-    )]
-    NewerSchema { found: i64, supported: i64 },
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("database {path} does not exist (nothing was created); check --db or STOCKYARD_DB")]
-    Missing { path: String },
-    #[error(
-        "database {path} is at schema version {found}, older than this build's ({supported}); \
-         this command only reads, so it did not migrate the file: run `stockyard serve` once \
-         (it migrates at start-up), then retry"
-    )]
-    OlderSchema {
-        path: String,
-        found: i64,
-        supported: i64,
-    },
-    #[error("ledger head: {0}")]
-    Head(String),
-    #[error(
-        "the ledger ends at entry {newest} but its published head is entry {published}: entries \
-         were cut; refusing to append over them (run `stockyard audit verify`)"
-    )]
-    LedgerBehindHead { newest: i64, published: i64 },
-    #[error("the writer thread has stopped")]
-    WriterGone,
-    #[error("corrupt row in {table}: {detail}")]
-    Corrupt { table: &'static str, detail: String },
-}
+/// The schema version this build writes (every backend numbers its schema the same way).
+pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
 
-/// One row per proxied request.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TraceRecord {
-    /// UUIDv7: sorts by time.
-    pub id: String,
-    pub ts_ms: i64,
-    pub endpoint: String,
-    pub requested_model: String,
-    pub provider: Option<String>,
-    pub upstream_model: Option<String>,
-    pub status: u16,
-    /// `None` on success; otherwise what failed (`upstream_timeout`, `cancelled`, ...).
-    pub error_class: Option<String>,
-    pub stream: bool,
-    pub tokens: Tokens,
-    /// Tokens were counted by Stockyard's tokenizer because the upstream reported none.
-    pub usage_estimated: bool,
-    pub cost_nanos: i64,
-    /// False when the model has no price (its cost is recorded as 0).
-    pub price_known: bool,
-    pub latency_us: i64,
-    pub ttft_us: Option<i64>,
-    pub upstream_us: Option<i64>,
-    pub overhead_us: i64,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
-    pub user: Option<String>,
-    /// The deployment that answered (or was tried last), `group/provider/model`.
-    pub deployment: Option<String>,
-    /// Upstream calls made (retries and fallbacks included).
-    pub attempts: u32,
-    /// A/B variant under a tag-split group.
-    pub variant: Option<String>,
-    pub request_id: String,
-    /// Short, non-reversible id of the client key (a hash prefix), never the key.
-    pub key_id: Option<String>,
-    pub request_body: Option<String>,
-    pub response_body: Option<String>,
-    /// The module that answered in place of the upstream, if one did.
-    pub answered_by: Option<String>,
-    /// For a model call a module made itself: that module.
-    pub internal_caller: Option<String>,
-}
-
-/// A module's stored state; `scope` is `global` for now (per key/team/model later).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ModuleState {
-    pub name: String,
-    pub enabled: bool,
-    pub config: Value,
-    pub scope: String,
-}
-
-/// A breaker's phase as stored, so a restart inside a cool-down keeps the deployment closed off.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BreakerRecord {
-    pub deployment: String,
-    pub phase: BreakerPhase,
-    pub reason: String,
-    pub updated_ms: i64,
-}
-
-/// A Responses API answer kept for `previous_response_id` and `GET /v1/responses/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StoredResponse {
-    pub id: String,
-    pub created_ms: i64,
-    /// The Responses object as the client got it.
-    pub response: Value,
-    /// The conversation up to and including this answer, as canonical chat messages.
-    pub history: Value,
-    /// Id of the client key that created it (`None` in local mode); only that key may read it.
-    pub owner: Option<String>,
-}
-
-/// Refused authentications of one minute from one source for one reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AuthFailureCount {
-    pub minute_ms: i64,
-    pub source: String,
-    pub reason: String,
-    pub count: i64,
-}
-
-/// What an administrative change persists, in the same transaction as its ledger entry.
-#[derive(Clone, Debug)]
-pub enum Persist {
-    ModuleState(ModuleState),
-    /// A whole price file (`stockyard prices update`), replacing the previous one.
-    Prices {
-        body: String,
-    },
-    /// A breaker forced open or reset by an operator.
-    Breaker(BreakerRecord),
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct TraceQuery {
-    pub limit: usize,
-    pub model: Option<String>,
-    pub status: Option<u16>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpendBy {
-    Model,
-    Provider,
-    Day,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct SpendRow {
-    pub key: String,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost_nanos: i64,
-}
-
-/// Called only by the writer thread, so implementations need no locking of their own.
-pub trait WriteBackend: Send + 'static {
-    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError>;
-    /// Persists `change` and appends the ledger entry for it in one transaction.
-    fn apply_admin(
-        &mut self,
-        change: Option<&Persist>,
-        draft: &LedgerDraft,
-        ts_ms: i64,
-    ) -> Result<LedgerEntry, StoreError>;
-    /// Stores a Responses API answer and its conversation.
-    fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError>;
-    /// Stores a breaker's phase (newest wins).
-    fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError>;
-    /// Adds refused-authentication counts to their minute's buckets.
-    fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError>;
-    /// Publishes the ledger's newest entry outside the store (after the commit that wrote it), so
-    /// a later cut of the tail shows.
-    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError>;
-    /// Makes everything durable in the main file (the WAL checkpoint on SQLite).
+/// Everything the writer thread calls, in batches. Implementations are used by that one thread
+/// only, so they need no locking of their own.
+pub trait WriteBackend:
+    TraceWrites + LedgerWrites + BreakerWrites + ResponseWrites + AuthFailureWrites + Send + 'static
+{
+    /// Makes everything durable in the main store (the WAL checkpoint on SQLite).
     fn checkpoint(&mut self) -> Result<(), StoreError>;
 }
 
-/// Read-side queries. Methods block; async callers use `spawn_blocking`.
-pub trait ReadStore: Send + Sync {
-    fn ping(&self) -> Result<(), StoreError>;
-    fn schema_version(&self) -> Result<i64, StoreError>;
-    fn module_states(&self) -> Result<Vec<ModuleState>, StoreError>;
-    fn stored_prices(&self) -> Result<Option<String>, StoreError>;
-    fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>, StoreError>;
-    fn trace_count(&self) -> Result<i64, StoreError>;
-    fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
-    fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError>;
-    fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
-    /// Refused-authentication counts from minutes starting at or after `since_ms`.
-    fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError>;
-    /// Entries in stored order (by sequence number).
-    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+/// The read side of a store, one handle per concern. Cloning copies the `Arc`s; every handle of
+/// one store reads the same data (on SQLite, through the same connection pool).
+#[derive(Clone)]
+pub struct Store {
+    pub traces: Arc<dyn TraceStore>,
+    pub ledger: Arc<dyn LedgerStore>,
+    pub modules: Arc<dyn ModuleStateStore>,
+    pub breakers: Arc<dyn BreakerStore>,
+    pub responses: Arc<dyn ResponseStore>,
+    pub auth_failures: Arc<dyn AuthFailureStore>,
+    pub health: Arc<dyn StoreHealth>,
 }
 
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
+impl Store {
+    /// One value serving every concern (what a single-database backend has).
+    fn from_one<T>(all: Arc<T>) -> Store
+    where
+        T: TraceStore
+            + LedgerStore
+            + ModuleStateStore
+            + BreakerStore
+            + ResponseStore
+            + AuthFailureStore
+            + StoreHealth
+            + 'static,
+    {
+        Store {
+            traces: all.clone(),
+            ledger: all.clone(),
+            modules: all.clone(),
+            breakers: all.clone(),
+            responses: all.clone(),
+            auth_failures: all.clone(),
+            health: all,
+        }
+    }
+}
 
-/// What a writing process gets: the writer thread's backend and a reader.
-pub type Opened = (Box<dyn WriteBackend>, std::sync::Arc<dyn ReadStore>);
+/// What a process that writes gets: the read handles and the writer thread's backend.
+pub struct Opened {
+    pub store: Store,
+    pub writes: Box<dyn WriteBackend>,
+}
 
-/// Opens (creating and migrating if needed) the database for a process that writes; the backend
+/// Opens (creating and migrating if needed) the store for a process that writes; the backend
 /// seals ledger entries under `key`.
-pub fn open(path: &std::path::Path, key: crate::ledger::LedgerKey) -> Result<Opened, StoreError> {
-    let (writer, reader) = sqlite::SqliteStore::open(path, key)?;
-    Ok((Box::new(writer), std::sync::Arc::new(reader)))
+pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => {
+            let (writes, reader) = sqlite::SqliteStore::open(path, key)?;
+            Ok(Opened {
+                store: Store::from_one(reader),
+                writes: Box::new(writes),
+            })
+        }
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
 }
 
-/// Opens an existing database for commands that only read: never creates, writes or migrates.
-pub fn open_read_only(path: &std::path::Path) -> Result<Box<dyn ReadStore>, StoreError> {
-    Ok(Box::new(sqlite::SqliteStore::open_read_only(path)?))
+/// Opens an existing store for commands that only read: never creates, writes or migrates.
+pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(Store::from_one(sqlite::SqliteStore::open_read_only(path)?)),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
 }
 
-/// The schema version of an existing database file, read without changing it.
-pub fn file_schema_version(path: &std::path::Path) -> Result<i64, StoreError> {
-    sqlite::SqliteStore::file_schema_version(path)
+/// The schema version of an existing store, read without changing it; [`StoreError::Missing`]
+/// when there is none.
+pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::file_schema_version(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
 }
 
-/// A consistent copy of the database at `out`, safe while a server writes it.
-pub fn backup_into(path: &std::path::Path, out: &std::path::Path) -> Result<(), StoreError> {
-    sqlite::SqliteStore::backup_into(path, out)
+/// A consistent copy of the store into the file `out`, safe while a server writes it.
+pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::backup_into(path, out),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Refuses a URL whose backend this build lacks, before a caller makes anything for it (the
+/// server checks this before creating the ledger key file).
+pub fn ensure_built(url: &StoreUrl) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Sqlite(_) => Ok(()),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+fn not_built(url: &StoreUrl) -> StoreError {
+    StoreError::NotBuilt {
+        backend: url.backend(),
+        url: url.redacted(),
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -253,4 +170,33 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_is_refused_by_name_until_it_is_built() {
+        let url = StoreUrl::parse("postgres://postgres:pw@127.0.0.1:5432/test")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let message = open(&url, key)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("postgres backend is not built yet"),
+            "{message}"
+        );
+        assert!(!message.contains("pw@"), "{message}");
+        assert!(matches!(
+            open_read_only(&url).err(),
+            Some(StoreError::NotBuilt {
+                backend: "postgres",
+                ..
+            })
+        ));
+    }
 }

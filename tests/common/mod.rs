@@ -18,7 +18,7 @@ use mock_upstream::MockUpstream;
 use serde_json::Value;
 use stockyard::config::{ValidConfig, load_from_str, validate};
 use stockyard::server::{App, RunningServer};
-use stockyard::store::{ReadStore, TraceQuery, TraceRecord};
+use stockyard::store::{Store, TraceQuery, TraceRecord};
 use tempfile::TempDir;
 
 /// The provider key the mock is configured with; tests check it never leaks.
@@ -107,8 +107,8 @@ impl Harness {
         Harness::start_on(config, mock, dir).await
     }
 
-    pub fn reader(&self) -> &dyn ReadStore {
-        self.server.app.reader.as_ref()
+    pub fn store(&self) -> &Store {
+        &self.server.app.store
     }
 
     /// Waits (at most 10 s) until at least `n` trace rows exist, then returns the newest `n`,
@@ -116,10 +116,11 @@ impl Harness {
     pub async fn traces(&self, n: usize) -> Vec<TraceRecord> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let count = self.reader().trace_count().unwrap() as usize;
+            let count = self.store().traces.trace_count().unwrap() as usize;
             if count >= n {
                 let mut rows = self
-                    .reader()
+                    .store()
+                    .traces
                     .traces(&TraceQuery {
                         limit: n,
                         ..TraceQuery::default()
@@ -140,7 +141,7 @@ impl Harness {
         // Long enough for a finish task and a writer batch (50 ms) to land.
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.server.app.writer.flush().await.unwrap();
-        self.reader().trace_count().unwrap()
+        self.store().traces.trace_count().unwrap()
     }
 }
 

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::store::writer::Writer;
-use crate::store::{ReadStore, StoredResponse};
+use crate::store::{self, StoredResponse};
 
 pub struct ResponseStore {
     recent: Mutex<Recent>,
     capacity: AtomicUsize,
     writer: Arc<Writer>,
-    reader: Arc<dyn ReadStore>,
+    /// Where every answer lives; only read on a miss in `recent`.
+    stored: Arc<dyn store::ResponseStore>,
 }
 
 #[derive(Default)]
@@ -23,12 +24,12 @@ struct Recent {
 }
 
 impl ResponseStore {
-    pub fn new(writer: Arc<Writer>, reader: Arc<dyn ReadStore>) -> ResponseStore {
+    pub fn new(writer: Arc<Writer>, stored: Arc<dyn store::ResponseStore>) -> ResponseStore {
         ResponseStore {
             recent: Mutex::default(),
             capacity: AtomicUsize::new(10_000),
             writer,
-            reader,
+            stored,
         }
     }
 
@@ -76,9 +77,9 @@ impl ResponseStore {
         {
             return Some(found.clone());
         }
-        let reader = self.reader.clone();
+        let stored = self.stored.clone();
         let key = id.to_string();
-        let loaded = tokio::task::spawn_blocking(move || reader.response(&key))
+        let loaded = tokio::task::spawn_blocking(move || stored.response(&key))
             .await
             .ok()?
             .ok()??;

@@ -5,7 +5,11 @@
 //! refuses traffic for `cooldown_ms`, then lets `half_open_probes` requests through at once:
 //! a probe's success closes it, a failure opens it again. A 429 cools the deployment down for its
 //! `retry-after` the same way. Every change of phase goes to the writer, so a restart inside a
-//! cool-down keeps the deployment closed off. States live behind [`BreakerBook`] (hot state).
+//! cool-down keeps the deployment closed off. States live behind [`BreakerBook`] (hot state) and
+//! change by compare-and-set: each transition reads the state and its version, decides, and
+//! writes only if nobody wrote since, else decides again on what the other writer left. That is
+//! what lets two concurrent requests never both take the last half-open probe, with no lock that
+//! a shared book (several nodes) could not offer.
 //!
 //! Only deployments of configured groups have breakers (a plain model's 429 goes to
 //! [`super::cool_down`], in memory). A breaker is keyed by [`key`]: the deployment id plus the
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 use super::config::BreakerConfig;
 use crate::store::writer::Writer;
-use crate::store::{BreakerBook, BreakerPhase, BreakerRecord, BreakerState, now_ms};
+use crate::store::{ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, now_ms};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Availability {
@@ -61,7 +65,7 @@ impl Breakers {
     /// Restores stored phases at start-up.
     pub fn restore(&self, records: &[BreakerRecord]) {
         for record in records {
-            self.book.update(&record.deployment, &mut |state| {
+            self.transition(&record.deployment, &mut |state| {
                 state.phase = match record.phase {
                     // A probe in flight at shutdown is gone: let the next request probe again.
                     BreakerPhase::HalfOpen { .. } => BreakerPhase::Open { until_ms: 0 },
@@ -91,23 +95,19 @@ impl Breakers {
 
     /// Takes the right to send to `id` now: always when closed; a probe slot when half-open.
     pub fn acquire(&self, id: &str, config: &BreakerConfig, now: i64) -> bool {
-        let mut granted = false;
-        self.change(id, &mut |state| {
-            granted = match state.phase {
-                BreakerPhase::Closed => true,
-                BreakerPhase::Open { until_ms } if now >= until_ms => {
-                    state.phase = BreakerPhase::HalfOpen { probes: 1 };
-                    true
-                }
-                BreakerPhase::Open { .. } => false,
-                BreakerPhase::HalfOpen { probes } if probes < config.half_open_probes => {
-                    state.phase = BreakerPhase::HalfOpen { probes: probes + 1 };
-                    true
-                }
-                BreakerPhase::HalfOpen { .. } => false,
-            };
-        });
-        granted
+        self.change(id, &mut |state| match state.phase {
+            BreakerPhase::Closed => true,
+            BreakerPhase::Open { until_ms } if now >= until_ms => {
+                state.phase = BreakerPhase::HalfOpen { probes: 1 };
+                true
+            }
+            BreakerPhase::Open { .. } => false,
+            BreakerPhase::HalfOpen { probes } if probes < config.half_open_probes => {
+                state.phase = BreakerPhase::HalfOpen { probes: probes + 1 };
+                true
+            }
+            BreakerPhase::HalfOpen { .. } => false,
+        })
     }
 
     /// Records the outcome of a request sent to `id`.
@@ -172,21 +172,24 @@ impl Breakers {
 
     /// An operator's force-open, until `until_ms`.
     pub fn force_open(&self, id: &str, until_ms: i64) -> BreakerRecord {
-        self.book.update(id, &mut |state| {
-            open(state, until_ms, "forced open by an operator")
+        self.transition(id, &mut |state| {
+            open(state, until_ms, "forced open by an operator");
         });
         self.record_of(id)
     }
 
     /// An operator's reset: closed, history forgotten.
     pub fn reset(&self, id: &str) -> BreakerRecord {
-        self.book
-            .update(id, &mut |state| *state = BreakerState::default());
+        self.transition(id, &mut |state| *state = BreakerState::default());
         self.record_of(id)
     }
 
     pub fn record_of(&self, id: &str) -> BreakerRecord {
-        let state = self.book.get(id).unwrap_or_default();
+        let state = self
+            .book
+            .get(id)
+            .map(|(state, _)| state)
+            .unwrap_or_default();
         BreakerRecord {
             deployment: id.to_string(),
             phase: state.phase,
@@ -199,23 +202,48 @@ impl Breakers {
         self.book.all()
     }
 
-    /// Applies `f` atomically and persists the new phase if it changed.
-    fn change(&self, id: &str, f: &mut dyn FnMut(&mut BreakerState)) {
-        let mut transition = None;
-        self.book.update(id, &mut |state| {
-            let before = state.phase;
-            f(state);
-            let changed = match (before, state.phase) {
-                (BreakerPhase::HalfOpen { .. }, BreakerPhase::HalfOpen { .. }) => false,
-                (b, a) => b != a,
-            };
-            if changed {
-                transition = Some((state.phase, state.reason.clone()));
+    /// Runs `decide` on the current state and stores the result by compare-and-set, deciding
+    /// again on a conflict; returns what `decide` returned on the pass that was stored, and the
+    /// states before and after it. `decide` may run more than once, so it only changes `state`.
+    fn transition<T>(
+        &self,
+        id: &str,
+        decide: &mut dyn FnMut(&mut BreakerState) -> T,
+    ) -> (T, BreakerState, BreakerState) {
+        loop {
+            let (before, version) = self
+                .book
+                .get(id)
+                .unwrap_or_else(|| (BreakerState::default(), ABSENT));
+            let mut after = before.clone();
+            let answer = decide(&mut after);
+            // Nothing to write: the read itself is the (consistent) outcome.
+            if after == before {
+                return (answer, before, after);
             }
-        });
-        let Some((phase, reason)) = transition else {
-            return;
+            // A conflict means another caller's write landed, so some caller always makes
+            // progress and this loop ends once the contention does.
+            if self
+                .book
+                .compare_and_set(id, version, after.clone())
+                .is_ok()
+            {
+                return (answer, before, after);
+            }
+        }
+    }
+
+    /// A transition that also persists the new phase if it changed.
+    fn change<T>(&self, id: &str, decide: &mut dyn FnMut(&mut BreakerState) -> T) -> T {
+        let (answer, before, after) = self.transition(id, decide);
+        let changed = match (before.phase, after.phase) {
+            (BreakerPhase::HalfOpen { .. }, BreakerPhase::HalfOpen { .. }) => false,
+            (b, a) => b != a,
         };
+        if !changed {
+            return answer;
+        }
+        let (phase, reason) = (after.phase, after.reason);
         tracing::info!(deployment = id, ?phase, %reason, "breaker changed");
         if let Some(writer) = &self.writer {
             writer.submit_breaker(BreakerRecord {
@@ -225,6 +253,7 @@ impl Breakers {
                 updated_ms: now_ms(),
             });
         }
+        answer
     }
 }
 
@@ -273,6 +302,33 @@ mod tests {
         assert!(!b.acquire("d", &c, 1_001), "one probe at a time");
         b.record("d", &c, false, 1_002);
         assert_eq!(b.peek("d", &c, 1_003), Availability::Available);
+    }
+
+    #[test]
+    fn racing_requests_never_take_more_probes_than_allowed() {
+        let b = Arc::new(breakers());
+        let c = BreakerConfig {
+            half_open_probes: 2,
+            ..config()
+        };
+        b.force_open("d", 100);
+        let granted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    let b = b.clone();
+                    s.spawn(move || b.acquire("d", &c, 100))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap_or(false)))
+                .sum()
+        });
+        assert_eq!(granted, 2);
+        assert_eq!(
+            b.peek("d", &c, 100),
+            Availability::Unavailable { until_ms: 1_100 }
+        );
     }
 
     #[test]

@@ -1,22 +1,28 @@
 //! The SQLite backend: one file, WAL, versioned forward-only migrations at open.
 //!
-//! [`SqliteStore::open`] migrates and hands out a [`SqliteWriter`] (for the writer thread) and a
-//! [`SqliteReader`] (its own connection, for queries). The schema version is `PRAGMA user_version`;
-//! a file written by a newer build is refused before anything is changed.
-//! [`SqliteStore::open_read_only`] is for commands that only look: it never creates, writes or
-//! migrates the file.
+//! [`SqliteStore::open`] migrates and hands out a [`SqliteWriter`] (`write.rs`, for the writer
+//! thread) and a [`SqliteReader`] (`read.rs`, a pool of read connections, `pool.rs`). The schema
+//! version is `PRAGMA user_version`; a file written by a newer build is refused before anything
+//! is changed. [`SqliteStore::open_read_only`] is for commands that only look: it never creates,
+//! writes or migrates the file. Only `crate::store` sees this module; everything above it goes
+//! through the traits and [`crate::store::StoreUrl`].
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+mod error;
+mod pool;
+mod read;
+mod write;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Arc;
 
-use super::{
-    AuthFailureCount, BreakerPhase, BreakerRecord, ModuleState, Persist, ReadStore, SpendBy,
-    SpendRow, StoreError, StoredResponse, TraceQuery, TraceRecord, WriteBackend,
-};
-use crate::cost::Tokens;
-use crate::ledger::{Head, LedgerDraft, LedgerEntry, LedgerKey};
+use rusqlite::{Connection, OpenFlags};
+
+pub use read::SqliteReader;
+pub use write::SqliteWriter;
+
+use self::pool::ReadPool;
+use super::StoreError;
+use crate::ledger::{Head, LedgerKey};
 
 /// Migrations in order, each with the schema version it produces. Versions are explicit, not
 /// positions, so numbers reserved by parallel work can be merged in any order.
@@ -33,15 +39,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The version the newest migration produces.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
+/// Read connections a server keeps: enough that a slow report never holds up a request-path
+/// lookup, few enough that WAL readers don't pin an old snapshot forever.
+const READ_POOL_SIZE: usize = 4;
+
+/// Read connections for a command that only reads: it runs one query at a time.
+const READ_ONLY_POOL_SIZE: usize = 2;
+
 pub struct SqliteStore;
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database; returns the writer's and a reader's
     /// connections. The writer seals ledger entries under `key`.
-    pub fn open(path: &Path, key: LedgerKey) -> Result<(SqliteWriter, SqliteReader), StoreError> {
+    pub fn open(
+        path: &Path,
+        key: LedgerKey,
+    ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
-        let reader = connect(path, false)?;
+        let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         let published = Head::read(path).map_err(|e| StoreError::Head(e.to_string()))?;
         Ok((
             SqliteWriter {
@@ -50,34 +66,29 @@ impl SqliteStore {
                 db_path: path.to_path_buf(),
                 published,
             },
-            SqliteReader {
-                conn: Mutex::new(reader),
-                path: path.to_path_buf(),
-            },
+            Arc::new(SqliteReader { pool }),
         ))
     }
 
     /// Opens an existing database for reading only: a missing file is an error (nothing is
     /// created), and a file at another schema version is refused rather than migrated.
-    pub fn open_read_only(path: &Path) -> Result<SqliteReader, StoreError> {
+    pub fn open_read_only(path: &Path) -> Result<Arc<SqliteReader>, StoreError> {
         let found = SqliteStore::file_schema_version(path)?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
+            return Err(StoreError::SchemaTooNew {
                 found,
                 supported: SCHEMA_VERSION,
             });
         }
         if found < SCHEMA_VERSION {
-            return Err(StoreError::OlderSchema {
+            return Err(StoreError::SchemaTooOld {
                 path: path.display().to_string(),
                 found,
                 supported: SCHEMA_VERSION,
             });
         }
-        Ok(SqliteReader {
-            conn: Mutex::new(connect_read_only(path)?),
-            path: path.to_path_buf(),
-        })
+        let pool = ReadPool::new(path, READ_ONLY_POOL_SIZE, connect_read_only)?;
+        Ok(Arc::new(SqliteReader { pool }))
     }
 
     /// The schema version of an existing file, read without changing it.
@@ -104,9 +115,9 @@ fn connect_read_only(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        detail: e.to_string(),
     })?;
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
     Ok(conn)
@@ -117,9 +128,9 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        detail: e.to_string(),
     })?;
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -131,7 +142,7 @@ fn connect(path: &Path, create: bool) -> Result<Connection, StoreError> {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
+        return Err(StoreError::SchemaTooNew {
             found,
             supported: SCHEMA_VERSION,
         });
@@ -150,481 +161,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub struct SqliteWriter {
-    conn: Connection,
-    key: LedgerKey,
-    db_path: PathBuf,
-    /// The head last published beside the database; the ledger must never fall behind it.
-    published: Option<Head>,
-}
-
-impl WriteBackend for SqliteWriter {
-    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO traces (id, ts_ms, endpoint, requested_model, provider, upstream_model, \
-                 status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
-                 cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
-                 ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
-                 request_body, response_body, deployment, attempts, variant, answered_by, internal_caller) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
-            )?;
-            for t in traces {
-                insert.execute(params![
-                    t.id,
-                    t.ts_ms,
-                    t.endpoint,
-                    t.requested_model,
-                    t.provider,
-                    t.upstream_model,
-                    t.status,
-                    t.error_class,
-                    t.stream,
-                    t.tokens.prompt as i64,
-                    t.tokens.completion as i64,
-                    t.tokens.cached_input as i64,
-                    t.tokens.cache_write as i64,
-                    t.tokens.reasoning as i64,
-                    t.usage_estimated,
-                    t.cost_nanos,
-                    t.price_known,
-                    t.latency_us,
-                    t.ttft_us,
-                    t.upstream_us,
-                    t.overhead_us,
-                    t.bytes_in,
-                    t.bytes_out,
-                    t.user,
-                    t.request_id,
-                    t.key_id,
-                    t.request_body,
-                    t.response_body,
-                    t.deployment,
-                    t.attempts,
-                    t.variant,
-                    t.answered_by,
-                    t.internal_caller,
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn apply_admin(
-        &mut self,
-        change: Option<&Persist>,
-        draft: &LedgerDraft,
-        ts_ms: i64,
-    ) -> Result<LedgerEntry, StoreError> {
-        let tx = self.conn.transaction()?;
-        match change {
-            Some(Persist::ModuleState(state)) => {
-                tx.execute(
-                    "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
-                     updated_ms = excluded.updated_ms",
-                    params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
-                )?;
-            }
-            Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
-            Some(Persist::Prices { body }) => {
-                tx.execute(
-                    "INSERT INTO price_files (loaded_ms, body) VALUES (?1, ?2)",
-                    params![ts_ms, body],
-                )?;
-            }
-            None => {}
-        }
-        let prev: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        // Appending after a cut tail would publish a new head over the cut and hide it; refuse
-        // the change (nothing is applied) until someone looks at `audit verify`.
-        if let Some(published) = &self.published {
-            let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
-            if newest < published.seq {
-                return Err(StoreError::LedgerBehindHead {
-                    newest,
-                    published: published.seq,
-                });
-            }
-        }
-        let entry = LedgerEntry::seal(
-            draft,
-            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
-            ts_ms,
-            &self.key,
-        );
-        tx.execute(
-            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                entry.seq,
-                entry.ts_ms,
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.details.to_string(),
-                entry.prev_hash,
-                entry.hash,
-                entry.mac
-            ],
-        )?;
-        tx.commit()?;
-        Ok(entry)
-    }
-
-    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError> {
-        head.write(&self.db_path)
-            .map_err(|e| StoreError::Head(e.to_string()))?;
-        // The log is a second copy of the head, out of reach of whoever edits the files.
-        tracing::info!("ledger head seq={} hash={}", head.seq, head.hash);
-        self.published = Some(head.clone());
-        Ok(())
-    }
-
-    fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
-        save_breaker(&self.conn, record)
-    }
-
-    fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO responses (id, created_ms, response, history, owner) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                record.id,
-                record.created_ms,
-                record.response.to_string(),
-                record.history.to_string(),
-                record.owner
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO auth_failures (minute_ms, source, reason, count) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (minute_ms, source, reason) DO UPDATE SET count = count + excluded.count",
-            )?;
-            for c in counts {
-                upsert.execute(params![c.minute_ms, c.source, c.reason, c.count])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-}
-
-fn save_breaker(conn: &Connection, record: &BreakerRecord) -> Result<(), StoreError> {
-    let phase = serde_json::to_string(&record.phase).map_err(|e| StoreError::Corrupt {
-        table: "breakers",
-        detail: e.to_string(),
-    })?;
-    conn.execute(
-        "INSERT INTO breakers (deployment, phase, reason, updated_ms) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (deployment) DO UPDATE SET phase = excluded.phase, reason = excluded.reason, \
-         updated_ms = excluded.updated_ms",
-        params![record.deployment, phase, record.reason, record.updated_ms],
-    )?;
-    Ok(())
-}
-
-pub struct SqliteReader {
-    conn: Mutex<Connection>,
-    path: PathBuf,
-}
-
-impl SqliteReader {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
-    let u = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-    Ok(TraceRecord {
-        id: r.get(0)?,
-        ts_ms: r.get(1)?,
-        endpoint: r.get(2)?,
-        requested_model: r.get(3)?,
-        provider: r.get(4)?,
-        upstream_model: r.get(5)?,
-        status: r.get(6)?,
-        error_class: r.get(7)?,
-        stream: r.get(8)?,
-        tokens: Tokens {
-            prompt: u(9)?,
-            completion: u(10)?,
-            cached_input: u(11)?,
-            cache_write: u(12)?,
-            reasoning: u(13)?,
-        },
-        usage_estimated: r.get(14)?,
-        cost_nanos: r.get(15)?,
-        price_known: r.get(16)?,
-        latency_us: r.get(17)?,
-        ttft_us: r.get(18)?,
-        upstream_us: r.get(19)?,
-        overhead_us: r.get(20)?,
-        bytes_in: r.get(21)?,
-        bytes_out: r.get(22)?,
-        user: r.get(23)?,
-        request_id: r.get(24)?,
-        key_id: r.get(25)?,
-        request_body: r.get(26)?,
-        response_body: r.get(27)?,
-        deployment: r.get(28)?,
-        attempts: r.get(29)?,
-        variant: r.get(30)?,
-        answered_by: r.get(31)?,
-        internal_caller: r.get(32)?,
-    })
-}
-
-const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, status, error_class, \
-     stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
-     usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
-     bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller";
-
-impl ReadStore for SqliteReader {
-    fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-    }
-
-    fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
-    }
-
-    fn module_states(&self) -> Result<Vec<ModuleState>, StoreError> {
-        self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT name, scope, enabled, config FROM module_state ORDER BY name")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?;
-            let mut states = Vec::new();
-            for row in rows {
-                let (name, scope, enabled, config) = row?;
-                let config = serde_json::from_str(&config).map_err(|e| StoreError::Corrupt {
-                    table: "module_state",
-                    detail: format!("{name}: {e}"),
-                })?;
-                states.push(ModuleState {
-                    name,
-                    enabled,
-                    config,
-                    scope,
-                });
-            }
-            Ok(states)
-        })
-    }
-
-    fn stored_prices(&self) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT body FROM price_files ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-    }
-
-    fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>, StoreError> {
-        self.with(|c| {
-            let sql = format!(
-                "SELECT {TRACE_COLUMNS} FROM traces WHERE (?1 IS NULL OR requested_model = ?1) \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"
-            );
-            let mut stmt = c.prepare(&sql)?;
-            let limit = query.limit.clamp(1, 10_000) as i64;
-            let rows = stmt.query_map(params![query.model, query.status, limit], trace_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn trace_count(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0))?))
-    }
-
-    fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError> {
-        let key = match by {
-            SpendBy::Model => "requested_model",
-            SpendBy::Provider => "COALESCE(provider, '(none)')",
-            SpendBy::Day => "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')",
-        };
-        self.with(|c| {
-            let sql = format!(
-                "SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos) \
-                 FROM traces WHERE ts_ms >= ?1 GROUP BY k ORDER BY SUM(cost_nanos) DESC, k"
-            );
-            let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([since_ms], |r| {
-                Ok(SpendRow {
-                    key: r.get(0)?,
-                    requests: r.get(1)?,
-                    prompt_tokens: r.get(2)?,
-                    completion_tokens: r.get(3)?,
-                    cost_nanos: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
-        self.with(|c| {
-            let row: Option<(String, i64, String, String, Option<String>)> = c
-                .query_row(
-                    "SELECT id, created_ms, response, history, owner FROM responses WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?;
-            let Some((id, created_ms, response, history, owner)) = row else {
-                return Ok(None);
-            };
-            let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-                table: "responses",
-                detail: e.to_string(),
-            };
-            Ok(Some(StoredResponse {
-                id,
-                created_ms,
-                response: serde_json::from_str(&response).map_err(corrupt)?,
-                history: serde_json::from_str(&history).map_err(corrupt)?,
-                owner,
-            }))
-        })
-    }
-
-    fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT deployment, phase, reason, updated_ms FROM breakers ORDER BY deployment",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?;
-            let mut records = Vec::new();
-            for row in rows {
-                let (deployment, phase, reason, updated_ms) = row?;
-                let phase = parse_phase(&phase).ok_or_else(|| StoreError::Corrupt {
-                    table: "breakers",
-                    detail: format!("{deployment}: bad phase {phase}"),
-                })?;
-                records.push(BreakerRecord {
-                    deployment,
-                    phase,
-                    reason,
-                    updated_ms,
-                });
-            }
-            Ok(records)
-        })
-    }
-
-    fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT minute_ms, source, reason, count FROM auth_failures WHERE minute_ms >= ?1
-                 ORDER BY minute_ms, source, reason",
-            )?;
-            let rows = stmt.query_map([since_ms], |r| {
-                Ok(AuthFailureCount {
-                    minute_ms: r.get(0)?,
-                    source: r.get(1)?,
-                    reason: r.get(2)?,
-                    count: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
-            })?;
-            let mut entries = Vec::new();
-            for row in rows {
-                let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
-                // Details that no longer parse still verify as altered rather than failing the walk.
-                let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
-                entries.push(LedgerEntry { seq, ts_ms, actor, action, target, details, prev_hash, hash, mac });
-            }
-            Ok(entries)
-        })
-    }
-}
-
-fn parse_phase(text: &str) -> Option<BreakerPhase> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    match value["phase"].as_str()? {
-        "closed" => Some(BreakerPhase::Closed),
-        "open" => Some(BreakerPhase::Open {
-            until_ms: value["until_ms"].as_i64()?,
-        }),
-        "half_open" => Some(BreakerPhase::HalfOpen { probes: 0 }),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger;
+    use crate::ledger::{self, LedgerDraft, LedgerEntry};
+    use crate::store::{
+        LedgerStore, LedgerWrites, ModuleState, ModuleStateStore, Persist, StoreHealth,
+    };
+    use rusqlite::params;
     use serde_json::json;
+    use std::path::PathBuf;
 
     fn test_key() -> LedgerKey {
         LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
@@ -657,7 +203,7 @@ mod tests {
         let err = SqliteStore::open(&path, test_key()).err();
         assert!(matches!(
             err,
-            Some(StoreError::NewerSchema { found: 99, .. })
+            Some(StoreError::SchemaTooNew { found: 99, .. })
         ));
         let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
         let tables: i64 = conn
@@ -745,7 +291,7 @@ mod tests {
         drop(conn);
         let err = SqliteStore::open_read_only(&path).err();
         assert!(
-            matches!(err, Some(StoreError::OlderSchema { found: 1, .. })),
+            matches!(err, Some(StoreError::SchemaTooOld { found: 1, .. })),
             "{err:?}"
         );
         assert_eq!(SqliteStore::file_schema_version(&path).ok(), Some(1));
@@ -814,5 +360,77 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(reader.ledger().map(|e| e.len()).ok(), Some(0));
+    }
+
+    #[test]
+    fn a_slow_read_does_not_hold_up_request_path_lookups() {
+        use crate::store::ResponseStore;
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        let (_dir, path) = temp_db();
+        let (_writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let (started, handle) = mpsc::channel();
+        let slow_reader = reader.clone();
+        // A report that never ends on its own: counting an unbounded recursive CTE, until it is
+        // interrupted below. With one shared connection every other read would wait behind it.
+        let slow = std::thread::spawn(move || {
+            slow_reader.with(|c| {
+                let _ = started.send(c.get_interrupt_handle());
+                Ok(c.query_row(
+                    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                     SELECT count(*) FROM n",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+        });
+        let interrupt = handle
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("slow read never started: {e}"));
+
+        let (done, lookups) = mpsc::channel();
+        let fast_reader = reader.clone();
+        std::thread::spawn(move || {
+            let states = fast_reader.module_states().map(|s| s.len());
+            let response = fast_reader.response("resp_missing").map(|r| r.is_none());
+            let _ = done.send((states.ok(), response.ok()));
+        });
+        let answered = lookups.recv_timeout(Duration::from_secs(5));
+        let still_running = !slow.is_finished();
+        interrupt.interrupt();
+        let slow_result = slow.join().unwrap_or_else(|_| panic!("slow read panicked"));
+
+        assert_eq!(
+            answered.ok(),
+            Some((Some(0), Some(true))),
+            "lookups waited on the slow read"
+        );
+        assert!(still_running, "the slow read ended before the lookups ran");
+        assert!(
+            slow_result.is_err(),
+            "the slow read ends only by interruption"
+        );
+    }
+
+    #[test]
+    fn read_only_pool_refuses_writes_and_reads_what_the_server_wrote() {
+        use crate::store::{TraceRecord, TraceStore, TraceWrites};
+        let (_dir, path) = temp_db();
+        let (mut writer, _) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let trace = TraceRecord {
+            id: "t1".into(),
+            ..TraceRecord::default()
+        };
+        writer
+            .append_traces(&[trace])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let reader = SqliteStore::open_read_only(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reader.trace_count().ok(), Some(1));
+        let refused = reader.with(|c| Ok(c.execute("DELETE FROM traces", [])?));
+        assert!(refused.is_err());
+        assert_eq!(reader.trace_count().ok(), Some(1));
     }
 }

@@ -1,0 +1,41 @@
+//! The audit ledger: administrative changes, each persisted in the same transaction as its
+//! hash-chained, MACed entry (see `crate::ledger` for sealing and verification). Only the writer
+//! thread appends, so entries are numbered by one hand.
+
+use super::StoreError;
+use super::breakers::BreakerRecord;
+use super::modules::ModuleState;
+use crate::ledger::{Head, LedgerDraft, LedgerEntry};
+
+/// What an administrative change persists, in the same transaction as its ledger entry.
+#[derive(Clone, Debug)]
+pub enum Persist {
+    ModuleState(ModuleState),
+    /// A whole price file (`stockyard prices update`), replacing the previous one.
+    Prices {
+        body: String,
+    },
+    /// A breaker forced open or reset by an operator.
+    Breaker(BreakerRecord),
+}
+
+/// Ledger reads. Methods block; async callers use `spawn_blocking`.
+pub trait LedgerStore: Send + Sync {
+    /// Entries in stored order (by sequence number).
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+}
+
+/// Called only by the writer thread.
+pub trait LedgerWrites {
+    /// Persists `change` and appends the ledger entry for it in one transaction. Refuses
+    /// ([`StoreError::LedgerBehindHead`]) when the stored ledger ends before the published head.
+    fn apply_admin(
+        &mut self,
+        change: Option<&Persist>,
+        draft: &LedgerDraft,
+        ts_ms: i64,
+    ) -> Result<LedgerEntry, StoreError>;
+    /// Publishes the ledger's newest entry outside the store (after the commit that wrote it), so
+    /// a later cut of the tail shows.
+    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError>;
+}

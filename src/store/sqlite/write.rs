@@ -1,0 +1,218 @@
+//! The writer thread's half of the SQLite backend: one connection, owned by that thread alone,
+//! so these methods need no locking. A trace batch is one transaction; an admin change and its
+//! ledger entry are one transaction.
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ledger::{Head, LedgerDraft, LedgerEntry, LedgerKey};
+use crate::store::{
+    AuthFailureCount, AuthFailureWrites, BreakerRecord, BreakerWrites, LedgerWrites, Persist,
+    ResponseWrites, StoreError, StoredResponse, TraceRecord, TraceWrites, WriteBackend,
+};
+
+pub struct SqliteWriter {
+    pub(super) conn: Connection,
+    pub(super) key: LedgerKey,
+    pub(super) db_path: PathBuf,
+    /// The head last published beside the database; the ledger must never fall behind it.
+    pub(super) published: Option<Head>,
+}
+
+impl TraceWrites for SqliteWriter {
+    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO traces (id, ts_ms, endpoint, requested_model, provider, upstream_model, \
+                 status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
+                 cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
+                 ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
+                 request_body, response_body, deployment, attempts, variant, answered_by, internal_caller) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
+            )?;
+            for t in traces {
+                insert.execute(params![
+                    t.id,
+                    t.ts_ms,
+                    t.endpoint,
+                    t.requested_model,
+                    t.provider,
+                    t.upstream_model,
+                    t.status,
+                    t.error_class,
+                    t.stream,
+                    t.tokens.prompt as i64,
+                    t.tokens.completion as i64,
+                    t.tokens.cached_input as i64,
+                    t.tokens.cache_write as i64,
+                    t.tokens.reasoning as i64,
+                    t.usage_estimated,
+                    t.cost_nanos,
+                    t.price_known,
+                    t.latency_us,
+                    t.ttft_us,
+                    t.upstream_us,
+                    t.overhead_us,
+                    t.bytes_in,
+                    t.bytes_out,
+                    t.user,
+                    t.request_id,
+                    t.key_id,
+                    t.request_body,
+                    t.response_body,
+                    t.deployment,
+                    t.attempts,
+                    t.variant,
+                    t.answered_by,
+                    t.internal_caller,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl LedgerWrites for SqliteWriter {
+    fn apply_admin(
+        &mut self,
+        change: Option<&Persist>,
+        draft: &LedgerDraft,
+        ts_ms: i64,
+    ) -> Result<LedgerEntry, StoreError> {
+        let tx = self.conn.transaction()?;
+        match change {
+            Some(Persist::ModuleState(state)) => {
+                tx.execute(
+                    "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
+                     updated_ms = excluded.updated_ms",
+                    params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
+                )?;
+            }
+            Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
+            Some(Persist::Prices { body }) => {
+                tx.execute(
+                    "INSERT INTO price_files (loaded_ms, body) VALUES (?1, ?2)",
+                    params![ts_ms, body],
+                )?;
+            }
+            None => {}
+        }
+        let prev: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // Appending after a cut tail would publish a new head over the cut and hide it; refuse
+        // the change (nothing is applied) until someone looks at `audit verify`.
+        if let Some(published) = &self.published {
+            let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+            if newest < published.seq {
+                return Err(StoreError::LedgerBehindHead {
+                    newest,
+                    published: published.seq,
+                });
+            }
+        }
+        let entry = LedgerEntry::seal(
+            draft,
+            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+            ts_ms,
+            &self.key,
+        );
+        tx.execute(
+            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                entry.seq,
+                entry.ts_ms,
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.details.to_string(),
+                entry.prev_hash,
+                entry.hash,
+                entry.mac
+            ],
+        )?;
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError> {
+        head.write(&self.db_path)
+            .map_err(|e| StoreError::Head(e.to_string()))?;
+        // The log is a second copy of the head, out of reach of whoever edits the files.
+        tracing::info!("ledger head seq={} hash={}", head.seq, head.hash);
+        self.published = Some(head.clone());
+        Ok(())
+    }
+}
+
+impl BreakerWrites for SqliteWriter {
+    fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
+        save_breaker(&self.conn, record)
+    }
+}
+
+impl ResponseWrites for SqliteWriter {
+    fn save_response(&mut self, record: &StoredResponse) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO responses (id, created_ms, response, history, owner) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                record.id,
+                record.created_ms,
+                record.response.to_string(),
+                record.history.to_string(),
+                record.owner
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+impl AuthFailureWrites for SqliteWriter {
+    fn add_auth_failures(&mut self, counts: &[AuthFailureCount]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO auth_failures (minute_ms, source, reason, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (minute_ms, source, reason) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for c in counts {
+                upsert.execute(params![c.minute_ms, c.source, c.reason, c.count])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl WriteBackend for SqliteWriter {
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn save_breaker(conn: &Connection, record: &BreakerRecord) -> Result<(), StoreError> {
+    let phase = serde_json::to_string(&record.phase).map_err(|e| StoreError::Corrupt {
+        table: "breakers",
+        detail: e.to_string(),
+    })?;
+    conn.execute(
+        "INSERT INTO breakers (deployment, phase, reason, updated_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (deployment) DO UPDATE SET phase = excluded.phase, reason = excluded.reason, \
+         updated_ms = excluded.updated_ms",
+        params![record.deployment, phase, record.reason, record.updated_ms],
+    )?;
+    Ok(())
+}
