@@ -245,7 +245,8 @@ impl Admin {
         deployment: String,
         open_for_ms: Option<u64>,
     ) -> Result<LedgerEntry, AdminError> {
-        let breakers = &self.deps.routing.breakers;
+        let routing = routing::shared(&self.deps);
+        let breakers = &routing.breakers;
         // The operator names a deployment by id; its breaker is keyed by id and upstream URL.
         let key = self
             .known_breakers()
@@ -307,7 +308,7 @@ impl Admin {
     fn known_breakers(&self) -> Vec<(String, String)> {
         let chain = self.chain.load();
         match chain.states().iter().find(|s| s.name == "routing") {
-            Some(state) => routing::breaker_keys(&state.config, &self.deps.routing.providers),
+            Some(state) => routing::breaker_keys(&state.config, &self.deps.providers),
             None => Vec::new(),
         }
     }
@@ -335,8 +336,8 @@ impl Admin {
         ids
     }
 
-    pub fn routing(&self) -> &crate::modules::routing::RoutingShared {
-        &self.deps.routing
+    pub fn routing(&self) -> Arc<crate::modules::routing::RoutingShared> {
+        routing::shared(&self.deps)
     }
 
     async fn load_prices(&self, actor: &str, body: String) -> Result<LedgerEntry, AdminError> {

@@ -37,12 +37,14 @@ use thiserror::Error;
 pub use chain::{Chain, ChainHandle};
 
 use crate::cost::PriceTable;
+use crate::providers::ProviderRegistry;
 use crate::request::RequestCtx;
 use crate::request::internal::ModelCalls;
 pub use crate::request::{
     CanonicalAnswer, Outcome, StreamDecision, StreamEvent, StreamWindow, Verdict,
 };
 use crate::secret::Secret;
+use crate::store::Store;
 use crate::store::writer::Writer;
 
 #[derive(Debug, Error)]
@@ -132,8 +134,9 @@ pub struct ModuleDeps {
     pub auth_keys: Arc<Vec<Secret<String>>>,
     pub writer: Arc<Writer>,
     pub prices: Arc<ArcSwap<PriceTable>>,
-    pub routing: Arc<routing::RoutingShared>,
-    pub responses: Arc<responses::store::ResponseStore>,
+    /// The store, one handle per concern, for what a module reads (the writer takes writes).
+    pub store: Store,
+    pub providers: Arc<ProviderRegistry>,
     /// Model calls a module makes itself (embeddings for a semantic cache, a judge's completion),
     /// through the same routing, retries, breakers, cost and trace as a client's.
     pub models: Arc<dyn ModelCalls>,

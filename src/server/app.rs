@@ -2,7 +2,6 @@
 //! the store (migrated), the writer thread, the price table, the module chain (from the states in
 //! the database, else the file, else defaults) and the providers.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,10 +13,6 @@ use crate::cost::{PriceError, PriceTable};
 use crate::ledger::LedgerKey;
 use crate::ledger::key::KeyError;
 use crate::modules::registry::{Catalogue, ModuleSpec};
-use crate::modules::responses::store::ResponseStore;
-use crate::modules::routing::breaker::Breakers;
-use crate::modules::routing::cool_down::CoolDowns;
-use crate::modules::routing::{self, RoutingShared};
 use crate::modules::{Chain, ModuleDeps, ModuleError};
 use crate::providers::ProviderRegistry;
 use crate::proxy::admission::Admission;
@@ -25,7 +20,7 @@ use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
 use crate::secret::Secret;
 use crate::store::writer::Writer;
-use crate::store::{BreakerRecord, BreakerStore, MemoryBreakers, ModuleState, Store, StoreError};
+use crate::store::{ModuleState, Store, StoreError};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -52,7 +47,6 @@ pub struct App {
     pub writer: Arc<Writer>,
     /// The store's read side, one handle per concern.
     pub store: Store,
-    pub responses: Arc<ResponseStore>,
     /// Per-run admin bearer token, published in the runtime file for the CLI on this machine.
     pub local_admin_token: Secret<String>,
     /// Checks the ledger's MACs for `GET /admin/audit`.
@@ -98,28 +92,20 @@ impl App {
             ProviderRegistry::new(&config.providers, &config.models)
                 .map_err(StartError::Providers)?,
         );
-        let responses = Arc::new(ResponseStore::new(writer.clone(), store.responses.clone()));
-        let breakers = Breakers::new(Arc::new(MemoryBreakers::default()), Some(writer.clone()));
         let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
             writer: writer.clone(),
             prices: prices.clone(),
-            responses: responses.clone(),
+            store: store.clone(),
+            providers: providers.clone(),
             models: models.clone(),
             shared: Arc::default(),
             catalogue: Arc::new(Catalogue::with(extra_modules)),
-            routing: Arc::new(RoutingShared {
-                breakers,
-                cool_downs: CoolDowns::default(),
-                stats: Arc::default(),
-                providers: providers.clone(),
-            }),
         };
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
-        restore_breakers(&deps.routing, &states, store.breakers.as_ref())?;
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
         Ok(App {
             proxy: Proxy {
@@ -130,37 +116,11 @@ impl App {
             admin,
             writer,
             store,
-            responses,
             config,
             ledger_key: key,
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
-}
-
-/// Restores the stored breakers of deployments configured now. A stored key names the upstream
-/// base URL, so a deployment since pointed elsewhere (or a model no longer in any group, or a key
-/// from a build without URLs in keys) starts closed instead of inheriting an old failure.
-fn restore_breakers(
-    routing: &RoutingShared,
-    states: &[ModuleState],
-    stored: &dyn BreakerStore,
-) -> Result<(), StoreError> {
-    let configured: HashSet<String> = states
-        .iter()
-        .find(|s| s.name == "routing" && s.enabled)
-        .map(|s| routing::breaker_keys(&s.config, &routing.providers))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, key)| key)
-        .collect();
-    let stored: Vec<BreakerRecord> = stored
-        .breakers()?
-        .into_iter()
-        .filter(|record| configured.contains(&record.deployment))
-        .collect();
-    routing.breakers.restore(&stored);
-    Ok(())
 }
 
 /// The database's state for a module wins (it is the record of admin changes); then the file;

@@ -220,7 +220,8 @@ async fn stored_response(app: &App, request: Request<Incoming>, path: &str) -> R
     };
     let id = path.trim_start_matches("/v1/responses/");
     // Another key's answer gets the same 404 as an unknown id.
-    match app.responses.get_owned(id, key_id.as_deref()).await {
+    let stored = crate::modules::responses::store(app.admin.deps());
+    match stored.get_owned(id, key_id.as_deref()).await {
         Some(stored) => ok_json(stored.response.clone()),
         None => ApiError::AdminNotFound {
             message: format!("no stored response with id {id:?}"),

@@ -59,10 +59,15 @@ impl ModuleConfig for ResponsesConfig {
 
 fn build(config: &Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = ResponsesConfig::parse(config).map_err(ModuleError::Config)?;
-    deps.responses.set_capacity(config.cache_entries);
-    Ok(Arc::new(Responses {
-        store: deps.responses.clone(),
-    }))
+    let stored = store(deps);
+    stored.set_capacity(config.cache_entries);
+    Ok(Arc::new(Responses { store: stored }))
+}
+
+/// The stored answers of this proxy, made the first time anything asks.
+pub fn store(deps: &ModuleDeps) -> Arc<ResponseStore> {
+    deps.shared
+        .get_or_init(|| ResponseStore::new(deps.writer.clone(), deps.store.responses.clone()))
 }
 
 pub struct Responses {

@@ -16,7 +16,9 @@ pub mod stats;
 pub mod strategy;
 pub mod table;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
@@ -30,7 +32,7 @@ use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, ErrorCode, RequestCtx};
-use crate::store::now_ms;
+use crate::store::{BreakerRecord, BreakerStore, MemoryBreakers, StoreError, now_ms};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "routing",
@@ -51,11 +53,49 @@ pub struct RoutingShared {
     pub cool_downs: CoolDowns,
     pub stats: Arc<StatsRegistry>,
     pub providers: Arc<ProviderRegistry>,
+    /// Whether the stored breakers were loaded (once, by the first chain with routing).
+    restored: AtomicBool,
+}
+
+/// The routing state of this proxy, made the first time anything asks.
+pub fn shared(deps: &ModuleDeps) -> Arc<RoutingShared> {
+    deps.shared.get_or_init(|| RoutingShared {
+        breakers: Breakers::new(
+            Arc::new(MemoryBreakers::default()),
+            Some(deps.writer.clone()),
+        ),
+        cool_downs: CoolDowns::default(),
+        stats: Arc::default(),
+        providers: deps.providers.clone(),
+        restored: AtomicBool::new(false),
+    })
 }
 
 /// A deployment's traffic control: its group's breaker, or (`breaker` = `None`, a plain model)
 /// the in-memory cool-down after a 429.
 impl RoutingShared {
+    /// Restores the stored breakers of deployments configured now. A stored key names the
+    /// upstream base URL, so a deployment since pointed elsewhere (or a model no longer in any
+    /// group, or a key from a build without URLs in keys) starts closed instead of inheriting an
+    /// old failure.
+    fn restore_breakers(
+        &self,
+        config: &serde_json::Value,
+        stored: &dyn BreakerStore,
+    ) -> Result<(), StoreError> {
+        let configured: HashSet<String> = breaker_keys(config, &self.providers)
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect();
+        let stored: Vec<BreakerRecord> = stored
+            .breakers()?
+            .into_iter()
+            .filter(|record| configured.contains(&record.deployment))
+            .collect();
+        self.breakers.restore(&stored);
+        Ok(())
+    }
+
     pub fn peek(&self, breaker: Option<&BreakerConfig>, key: &str, now: i64) -> Availability {
         match breaker {
             Some(config) => self.breakers.peek(key, config, now),
@@ -106,9 +146,14 @@ pub fn breaker_keys(
     }
 }
 
-fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
-    let config = RoutingConfig::parse(config).map_err(ModuleError::Config)?;
-    let shared = deps.routing.clone();
+fn build(value: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
+    let config = RoutingConfig::parse(value).map_err(ModuleError::Config)?;
+    let shared = shared(deps);
+    if !shared.restored.swap(true, Ordering::SeqCst) {
+        shared
+            .restore_breakers(value, deps.store.breakers.as_ref())
+            .map_err(|e| ModuleError::Config(format!("stored breakers: {e}")))?;
+    }
     let table = RoutingTable::build(&config, shared.providers.clone(), shared.stats.clone())
         .map_err(ModuleError::Config)?;
     Ok(Arc::new(Routing {
