@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{
@@ -67,6 +67,9 @@ pub struct Writer {
     policy: QueueFullPolicy,
     capacity: usize,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Wakes the writer out of its batch wait for what someone is waiting on (an admin change, a
+    /// flush, shutdown), so those never wait out a batch interval.
+    urgent: Arc<Notify>,
 }
 
 impl Writer {
@@ -78,15 +81,18 @@ impl Writer {
         let stats = Arc::new(WriterStats::default());
         stats.alive.store(true, Ordering::SeqCst);
         let thread_stats = stats.clone();
+        let urgent = Arc::new(Notify::new());
+        let thread_urgent = urgent.clone();
         let thread = std::thread::Builder::new()
             .name("stockyard-writer".into())
-            .spawn(move || run(backend, rx, config, &thread_stats))?;
+            .spawn(move || run(backend, rx, config, &thread_stats, &thread_urgent))?;
         Ok(Writer {
             tx,
             stats,
             policy: config.queue_full,
             capacity: config.queue_capacity,
             thread: std::sync::Mutex::new(Some(thread)),
+            urgent,
         })
     }
 
@@ -164,6 +170,7 @@ impl Writer {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
+        self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -174,6 +181,7 @@ impl Writer {
             .send(WriteOp::Flush(reply))
             .await
             .map_err(|_| StoreError::WriterGone)?;
+        self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)
     }
 
@@ -183,6 +191,7 @@ impl Writer {
         if self.tx.send(WriteOp::Shutdown(reply)).await.is_err() {
             return Err(StoreError::WriterGone);
         }
+        self.urgent.notify_one();
         let result = answer.await.map_err(|_| StoreError::WriterGone)?;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
@@ -209,12 +218,13 @@ fn run(
     rx: mpsc::Receiver<WriteOp>,
     config: StoreConfig,
     stats: &WriterStats,
+    urgent: &Notify,
 ) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build();
     match runtime {
-        Ok(runtime) => runtime.block_on(writer_loop(backend.as_mut(), rx, config, stats)),
+        Ok(runtime) => runtime.block_on(writer_loop(backend.as_mut(), rx, config, stats, urgent)),
         Err(e) => tracing::error!(error = %e, "writer thread could not start its timer"),
     }
     stats.alive.store(false, Ordering::SeqCst);
@@ -225,6 +235,7 @@ async fn writer_loop(
     mut rx: mpsc::Receiver<WriteOp>,
     config: StoreConfig,
     stats: &WriterStats,
+    urgent: &Notify,
 ) {
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
     // The newest ledger entry committed since the head was last published.
@@ -297,7 +308,10 @@ async fn writer_loop(
                 Ok(op) => Some(op),
                 Err(_) if batch.is_empty() => None,
                 Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep_until(deadline).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => {}
+                        () = urgent.notified() => {}
+                    }
                     rx.try_recv().ok()
                 }
                 Err(_) => None,
