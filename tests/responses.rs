@@ -325,3 +325,38 @@ async fn issue_9_a_stored_response_belongs_to_the_key_that_created_it() {
     let h = h.restart(&toml).await;
     only_the_owner_sees(&h, &id).await;
 }
+
+#[tokio::test]
+async fn issue_9_another_keys_response_is_refused_on_the_native_openai_route_too() {
+    // `openai` is the native Responses provider: a request would go to it as the client wrote
+    // it, so an id another key owns must be refused before it could resolve there.
+    let h =
+        Harness::start_with("[auth]\nkeys = [\"sk-alice-0123456789\", \"sk-bob-0123456789\"]\n")
+            .await;
+    let first = json!({"model": "gpt-4o-mini", "input": "Say hello"}).to_string();
+    let answer = h
+        .client
+        .call(Method::POST, "/v1/responses", &first, &ALICE)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    let seen = h.mock.request_count();
+    let next =
+        json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": "Again"}).to_string();
+    let theirs = h
+        .client
+        .call(Method::POST, "/v1/responses", &next, &BOB)
+        .await;
+    assert_eq!(theirs.status, 400, "{}", theirs.text());
+    assert_eq!(theirs.json()["error"]["param"], "previous_response_id");
+    assert_eq!(
+        h.mock.request_count(),
+        seen,
+        "the provider never saw Bob's request"
+    );
+    let mine = h
+        .client
+        .call(Method::POST, "/v1/responses", &next, &ALICE)
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.text());
+}

@@ -4,7 +4,6 @@
 //! or translated), sends it, and classifies what came back. A stream commits at its first content
 //! (late commit) when the plan has alternatives.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -94,22 +93,9 @@ async fn try_once(
         .native(ctx.request.endpoint, &route.upstream_model);
     ctx.request.native = native.is_some();
     if !ctx.request.native
-        && let Some(refused) = ctx.slots.get::<Arc<crate::wire::openai::ParseError>>()
+        && let Some(refused) = &ctx.request.native_only
     {
-        return Err(final_error(ApiError::InvalidField {
-            param: refused.param.clone(),
-            message: refused.message.clone(),
-        }));
-    }
-    if !ctx.request.native
-        && let Some(unknown) = ctx
-            .slots
-            .get::<crate::modules::responses::UnknownPrevious>()
-    {
-        return Err(final_error(ApiError::InvalidField {
-            param: Some("previous_response_id".into()),
-            message: format!("no stored response with id {:?}", unknown.0),
-        }));
+        return Err(final_error(refused.clone()));
     }
     let upstream_body = match &native {
         Some(native) => native_body(ctx, native.as_ref()),

@@ -217,7 +217,10 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
             Inbound::from_client_format(ctx.request.endpoint, &value).map_err(parse_error)?;
         if let Some(refused) = refused {
             // Kept for any provider but OpenAI itself.
-            ctx.slots.insert(Arc::new(refused));
+            ctx.request.native_only = Some(ApiError::InvalidField {
+                param: refused.param,
+                message: refused.message,
+            });
         }
         ctx.request.client_request = Some(Arc::new(value));
         request

@@ -64,6 +64,9 @@ pub struct RequestParts {
     pub native_decoder: Option<Box<dyn crate::providers::ChatStreamDecoder>>,
     /// The id of a Responses answer, chosen before the call.
     pub response_id: Option<String>,
+    /// Why only a provider taking the client's format natively can serve this request (a feature
+    /// only it has, an id only it may know); any other route refuses with this error.
+    pub native_only: Option<super::error::ApiError>,
 }
 
 /// Where the request went, or who answered instead.
@@ -149,6 +152,7 @@ impl RequestCtx {
                 native: false,
                 native_decoder: None,
                 response_id: None,
+                native_only: None,
             },
             route: RouteState::default(),
             usage: UsageCost::default(),

@@ -74,10 +74,6 @@ pub struct Responses {
     store: Arc<ResponseStore>,
 }
 
-/// A `previous_response_id` Stockyard has not stored.
-#[derive(Clone)]
-pub struct UnknownPrevious(pub String);
-
 /// The Responses request with the stored history in front (what the answer continues).
 #[derive(Clone)]
 struct Expanded(Arc<Value>);
@@ -103,8 +99,18 @@ impl Module for Responses {
             .get_owned(previous, ctx.identity.key_id.as_deref())
             .await
         else {
-            // Maybe OpenAI's own (a native call resolves it there); any other provider refuses it.
-            ctx.slots.insert(UnknownPrevious(previous.to_string()));
+            let unknown = ApiError::InvalidField {
+                param: Some("previous_response_id".into()),
+                message: format!("no stored response with id {previous:?}"),
+            };
+            // With client keys an id is only ever this key's own: one not stored for it (unknown,
+            // or another key's) is refused on every route, so a native call cannot resolve
+            // another key's conversation under the proxy's shared provider key. In local mode
+            // it may be OpenAI's own, which a native call resolves there.
+            if ctx.identity.key_id.is_some() {
+                return Ok(Verdict::Reject(unknown));
+            }
+            ctx.request.native_only = Some(unknown);
             return Ok(Verdict::Continue);
         };
         let history = stored.history.as_array().cloned().unwrap_or_default();
@@ -113,7 +119,10 @@ impl Module for Responses {
         let mut chat = match Inbound::from_client_format(Endpoint::Responses, &expanded) {
             Ok((chat, refused)) => {
                 if let Some(refused) = refused {
-                    ctx.slots.insert(Arc::new(refused));
+                    ctx.request.native_only = Some(ApiError::InvalidField {
+                        param: refused.param,
+                        message: refused.message,
+                    });
                 }
                 chat
             }
