@@ -322,3 +322,45 @@ async fn an_internal_embeddings_call_goes_through_routing_and_fails_over() {
     assert_eq!(outer.answered_by.as_deref(), Some("test_embed_probe"));
     assert!(outer.internal_caller.is_none());
 }
+
+#[tokio::test]
+async fn a_holder_past_its_window_ends_the_stream_and_capture_never_sees_what_was_held() {
+    use common::test_modules::HOARDER;
+    let h =
+        Harness::start_with_modules("[modules.trace]\ncapture_bodies = true\n", &[&HOARDER]).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
+    let body = answer.text();
+    // Nothing it held reached the client: only the error, in the client's format.
+    assert_eq!(chat_text(&body), "", "{body}");
+    let last: Value = serde_json::from_str(sse_data(&body).last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("test_hoarder"),
+        "{body}"
+    );
+    let trace = &h.traces(1).await[0];
+    assert_eq!(trace.error_class.as_deref(), Some("internal_error"));
+
+    // A guard's held marker never reaches the captured body either.
+    let h =
+        Harness::start_with_modules("[modules.trace]\ncapture_bodies = true\n", &[&GUARD]).await;
+    h.mock.push(Behavior {
+        content: Some(MARKED.into()),
+        chunks: Some(4),
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
+        .await;
+    assert!(!answer.text().contains("FORBIDDEN"));
+    let trace = &h.traces(1).await[0];
+    let captured = trace.response_body.clone().unwrap_or_default();
+    assert!(captured.contains("Hello"), "{captured}");
+    assert!(!captured.contains("FORBIDDEN"), "{captured}");
+}

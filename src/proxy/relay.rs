@@ -27,7 +27,7 @@ use tokio::time::Sleep;
 use super::egress::StreamEgress;
 use super::pipeline::finish;
 use super::stream::{self, EventKind};
-use super::stream_hooks::StreamHooks;
+use super::stream_hooks::{Ended, StreamHooks};
 use super::transcode::UpstreamBody;
 use crate::modules::Chain;
 use crate::providers::ChatStreamDecoder;
@@ -71,6 +71,8 @@ enum End {
         err: ApiError,
         told: bool,
     },
+    /// A stream watcher ended it.
+    Refused(Ended),
 }
 
 impl Relay {
@@ -230,6 +232,16 @@ impl Relay {
         })
     }
 
+    /// A watcher ended the stream: the refusal is its, and the client gets it in its format.
+    fn refuse(&mut self, ctx: &mut RequestCtx, ended: Ended, out: &mut BytesMut) {
+        ctx.result.error_class = Some(ended.error.error_code());
+        ctx.route.refused_by = Some(ended.by);
+        let event = self
+            .egress
+            .error_event(ended.error.sse_event(), &ended.error.message());
+        out.extend_from_slice(&event);
+    }
+
     /// The provider's name, for failure messages.
     fn provider(&self) -> String {
         self.ctx
@@ -270,13 +282,28 @@ impl Relay {
             End::Done => {
                 // A native stream's held events (a canonical stream released its own before
                 // its terminal event).
-                let held = self.hooks.as_mut().map(StreamHooks::release_all);
-                for event in held.unwrap_or_default() {
-                    out.extend_from_slice(event.raw());
+                let held = match self.hooks.as_mut() {
+                    Some(hooks) => hooks.release_all(&mut ctx),
+                    None => Ok(Vec::new()),
+                };
+                match held {
+                    Ok(held) => {
+                        for event in held {
+                            out.extend_from_slice(event.raw());
+                        }
+                        let tail = self.egress.finish(&mut ctx);
+                        ctx.result.bytes_out += tail.len() as u64;
+                        Some(tail)
+                    }
+                    Err(ended) => {
+                        self.refuse(&mut ctx, ended, &mut out);
+                        None
+                    }
                 }
-                let tail = self.egress.finish(&mut ctx);
-                ctx.result.bytes_out += tail.len() as u64;
-                Some(tail)
+            }
+            End::Refused(ended) => {
+                self.refuse(&mut ctx, ended, &mut out);
+                None
             }
             End::Failed { err, told } => {
                 ctx.result.error_class = Some(if told {
@@ -284,10 +311,6 @@ impl Relay {
                 } else {
                     err.error_code()
                 });
-                if !matches!(err.source(), crate::request::ErrorSource::Upstream) {
-                    // A watcher ended it: the refusal is the chain's, not the provider's.
-                    ctx.route.refused_by = ctx.route.refused_by.or(Some("stream hook"));
-                }
                 // An OpenAI client already got the provider's own error event; others get theirs.
                 if !told || !self.egress.forwards_raw() {
                     let event = self.egress.error_event(err.sse_event(), &err.message());
@@ -345,8 +368,8 @@ fn process(
                                 out.extend_from_slice(event.raw());
                             }
                         }
-                        Err(err) => {
-                            ended = Some(err);
+                        Err(refused) => {
+                            ended = Some(refused);
                             break;
                         }
                     }
@@ -358,16 +381,16 @@ fn process(
             match stream::relay_event(ctx, egress, hooks.as_deref_mut(), event, &mut out) {
                 EventKind::Done => *saw_done = true,
                 EventKind::Error(message) => upstream_error = Some(message),
-                EventKind::Ended(err) => {
-                    ended = Some(err);
+                EventKind::Ended(refused) => {
+                    ended = Some(refused);
                     break;
                 }
                 EventKind::Data => {}
             }
         }
     }
-    if let Some(err) = ended {
-        return (out, Some(End::Failed { err, told: false }));
+    if let Some(refused) = ended {
+        return (out, Some(End::Refused(refused)));
     }
     if let Some(message) = upstream_error {
         return (

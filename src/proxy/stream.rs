@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::complete::{passthrough_headers, stamp};
 use super::egress::StreamEgress;
 use super::relay::Relay;
-use super::stream_hooks::StreamHooks;
+use super::stream_hooks::{Ended, StreamHooks};
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx};
 use crate::modules::{Chain, StreamEvent};
@@ -59,7 +59,7 @@ pub(super) enum EventKind {
     /// The upstream sent an error event; its message.
     Error(String),
     /// A stream watcher ended the stream.
-    Ended(ApiError),
+    Ended(Ended),
 }
 
 /// Feeds a native stream's bytes to its side decoder, recording what the chunks say.
@@ -114,7 +114,10 @@ pub(super) fn relay_event(
     let ready = match hooks {
         // [DONE] ends what watchers hold: it goes out after everything held.
         Some(hooks) if matches!(kind, EventKind::Done) => {
-            let mut ready = hooks.release_all();
+            let mut ready = match hooks.release_all(ctx) {
+                Ok(ready) => ready,
+                Err(ended) => return EventKind::Ended(ended),
+            };
             ready.push(StreamEvent::canonical(event.bytes, json, String::new()));
             ready
         }

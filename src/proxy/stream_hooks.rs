@@ -1,10 +1,12 @@
 //! The stream hook: runs the chain's stream watchers on each event and keeps what they hold.
 //!
-//! Each watcher may pass, rewrite, hold, release or end. While any watcher holds, events queue
-//! here instead of going out; when the last one releases, the queue goes out in order. The queue
-//! never exceeds the smallest window among the watchers holding: beyond it the oldest event goes
-//! out, so a stream never stalls on a module. Built only when the chain has watchers, so a stream
-//! with none pays nothing.
+//! Watchers that may hold (a window above zero) see each event as it arrives and may pass,
+//! rewrite, hold, release or end. While any of them holds, events queue here instead of going out;
+//! when the last one releases, the queue goes out in order. A holder that lets the queue grow past
+//! its window ends the stream: releasing what it held back would leak exactly what it was holding
+//! (a secret, a marker), so the window fails closed. Watch-only modules (a window of zero, such as
+//! body capture) see events only as they go out, so they never record what a holder withheld.
+//! Built only when the chain has watchers, so a stream with none pays nothing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,10 +15,17 @@ use crate::modules::{Module, StreamDecision, StreamEvent, StreamWindow};
 use crate::request::{ApiError, RequestCtx};
 
 pub struct StreamHooks {
-    watchers: Vec<(Arc<dyn Module>, StreamWindow)>,
+    holders: Vec<(Arc<dyn Module>, StreamWindow)>,
+    observers: Vec<Arc<dyn Module>>,
     holding: Vec<bool>,
     held: VecDeque<StreamEvent>,
     held_bytes: usize,
+}
+
+/// A stream a watcher ended, and which.
+pub struct Ended {
+    pub error: ApiError,
+    pub by: &'static str,
 }
 
 impl StreamHooks {
@@ -25,69 +34,113 @@ impl StreamHooks {
         if watchers.is_empty() {
             return None;
         }
+        let holders: Vec<(Arc<dyn Module>, StreamWindow)> = watchers
+            .iter()
+            .filter(|(_, window)| *window != StreamWindow::WATCH)
+            .cloned()
+            .collect();
+        let observers = watchers
+            .iter()
+            .filter(|(_, window)| *window == StreamWindow::WATCH)
+            .map(|(module, _)| module.clone())
+            .collect();
         Some(StreamHooks {
-            watchers: watchers.to_vec(),
-            holding: vec![false; watchers.len()],
+            holding: vec![false; holders.len()],
+            holders,
+            observers,
             held: VecDeque::new(),
             held_bytes: 0,
         })
     }
 
-    /// Runs the watchers on `event`; returns the events to send now, in order, or the error that
-    /// ends the stream (what was held is dropped with it).
+    /// Runs the watchers on `event`; returns the events to send now, in order, or the watcher
+    /// that ended the stream (what was held is dropped with it).
     pub fn run(
         &mut self,
         ctx: &mut RequestCtx,
         mut event: StreamEvent,
-    ) -> Result<Vec<StreamEvent>, ApiError> {
-        for (i, (module, _)) in self.watchers.iter().enumerate() {
+    ) -> Result<Vec<StreamEvent>, Ended> {
+        for (i, (module, _)) in self.holders.iter().enumerate() {
             match module.on_event(ctx, &mut event) {
                 StreamDecision::Pass => {}
                 StreamDecision::Hold => self.holding[i] = true,
                 StreamDecision::Release => self.holding[i] = false,
-                StreamDecision::End(err) => {
-                    self.held.clear();
-                    self.held_bytes = 0;
-                    return Err(err);
+                StreamDecision::End(error) => {
+                    return Err(self.end(error, module.name()));
                 }
             }
         }
-        let Some(window) = self.window() else {
+        let Some((window, tightest)) = self.window() else {
             let mut out: Vec<StreamEvent> = self.held.drain(..).collect();
             self.held_bytes = 0;
             out.push(event);
-            return Ok(out);
+            return self.observe(ctx, out);
         };
         self.held_bytes += event.raw().len();
         self.held.push_back(event);
-        let mut out = Vec::new();
-        while self.held.len() > window.max_events || self.held_bytes > window.max_bytes {
-            let Some(oldest) = self.held.pop_front() else {
-                break;
+        if self.held.len() > window.max_events || self.held_bytes > window.max_bytes {
+            let error = ApiError::Internal {
+                message: format!(
+                    "module {tightest} held more of the stream than its window of {} events and {} bytes",
+                    window.max_events, window.max_bytes
+                ),
             };
-            self.held_bytes -= oldest.raw().len();
-            out.push(oldest);
+            return Err(self.end(error, tightest));
+        }
+        Ok(Vec::new())
+    }
+
+    /// Lets the watch-only modules see what goes out.
+    fn observe(
+        &mut self,
+        ctx: &mut RequestCtx,
+        mut out: Vec<StreamEvent>,
+    ) -> Result<Vec<StreamEvent>, Ended> {
+        for module in &self.observers {
+            for event in &mut out {
+                if let StreamDecision::End(error) = module.on_event(ctx, event) {
+                    return Err(Ended {
+                        error,
+                        by: module.name(),
+                    });
+                }
+            }
         }
         Ok(out)
     }
 
-    /// Everything held, for a stream that ended cleanly.
-    pub fn release_all(&mut self) -> Vec<StreamEvent> {
-        self.holding.fill(false);
+    fn end(&mut self, error: ApiError, by: &'static str) -> Ended {
+        self.held.clear();
         self.held_bytes = 0;
-        self.held.drain(..).collect()
+        Ended { error, by }
     }
 
-    /// The smallest window among the watchers holding, if any holds.
-    fn window(&self) -> Option<StreamWindow> {
-        self.watchers
+    /// Everything held, for a stream that ended cleanly (watch-only modules see it go out).
+    pub fn release_all(&mut self, ctx: &mut RequestCtx) -> Result<Vec<StreamEvent>, Ended> {
+        self.holding.fill(false);
+        self.held_bytes = 0;
+        let out = self.held.drain(..).collect();
+        self.observe(ctx, out)
+    }
+
+    /// The smallest window among the holders holding, with the name of the tightest.
+    fn window(&self) -> Option<(StreamWindow, &'static str)> {
+        self.holders
             .iter()
             .zip(&self.holding)
             .filter(|(_, holding)| **holding)
-            .map(|((_, window), _)| *window)
-            .reduce(|a, b| StreamWindow {
-                max_events: a.max_events.min(b.max_events),
-                max_bytes: a.max_bytes.min(b.max_bytes),
+            .map(|((module, window), _)| (*window, module.name()))
+            .reduce(|a, b| {
+                let tightest = if b.0.max_bytes < a.0.max_bytes {
+                    b.1
+                } else {
+                    a.1
+                };
+                let window = StreamWindow {
+                    max_events: a.0.max_events.min(b.0.max_events),
+                    max_bytes: a.0.max_bytes.min(b.0.max_bytes),
+                };
+                (window, tightest)
             })
     }
 }

@@ -269,3 +269,37 @@ impl Module for EmbedProbe {
         }))))
     }
 }
+
+// ---- hoarder: holds everything, so its window must end the stream ----
+
+pub static HOARDER: ModuleSpec = ModuleSpec {
+    name: "test_hoarder",
+    description: "test: holds every event of a stream, past its window",
+    order: 61,
+    finish_order: 50,
+    enabled_by_default: true,
+    required: never_required,
+    default_config: no_config,
+    check: any_config,
+    build: |_, _| Ok(Arc::new(Hoarder)),
+};
+
+struct Hoarder;
+
+#[async_trait]
+impl Module for Hoarder {
+    fn name(&self) -> &'static str {
+        "test_hoarder"
+    }
+
+    fn stream_window(&self) -> Option<StreamWindow> {
+        Some(StreamWindow {
+            max_events: 2,
+            max_bytes: 64 * 1024,
+        })
+    }
+
+    fn on_event(&self, _ctx: &mut RequestCtx, _event: &mut StreamEvent) -> StreamDecision {
+        StreamDecision::Hold
+    }
+}
