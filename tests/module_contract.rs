@@ -80,6 +80,23 @@ async fn a_modules_canonical_answer_reaches_every_client_format() {
     // Usage the client did not ask for is withheld, as for an upstream stream.
     assert!(!answer.text().contains("\"usage\""));
 
+    // Legacy Completions, complete and streamed: the text_completion shape.
+    let prompt =
+        |stream: bool| json!({"model": CANNED_MODEL, "prompt": "hi", "stream": stream}).to_string();
+    let answer = h.client.post("/v1/completions", &prompt(false)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["object"], "text_completion");
+    assert_eq!(answer.json()["choices"][0]["text"], CANNED_TEXT);
+    let answer = h.client.post("/v1/completions", &prompt(true)).await;
+    let text: String = sse_data(&answer.text())
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .inspect(|c| assert_eq!(c["object"], "text_completion", "{c}"))
+        .filter_map(|c| c["choices"][0]["text"].as_str().map(String::from))
+        .collect();
+    assert_eq!(text, CANNED_TEXT);
+
     // Responses, complete and streamed.
     let answer = h.client.post("/v1/responses", &responses(false)).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -116,7 +133,7 @@ async fn a_modules_canonical_answer_reaches_every_client_format() {
 
     // No provider was called, and every answer is traced as the module's.
     assert_eq!(h.mock.request_count(), 0);
-    let traces = h.traces(6).await;
+    let traces = h.traces(8).await;
     for trace in &traces {
         assert_eq!(
             trace.answered_by.as_deref(),

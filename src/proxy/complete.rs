@@ -28,13 +28,22 @@ pub(super) async fn answered(
     ctx: &mut RequestCtx,
     answer: CanonicalAnswer,
 ) -> Result<Committed, ApiError> {
-    let encode = |value: &serde_json::Value| Bytes::from(format!("data: {value}\n\n"));
+    // A Completions client's canonical form is the legacy `text_completion`.
+    let legacy = ctx.request.endpoint == Endpoint::Completions;
+    let shape = |value: serde_json::Value| {
+        if legacy {
+            crate::request::answer::to_text_completion(&value)
+        } else {
+            value
+        }
+    };
+    let encode = |value: serde_json::Value| Bytes::from(format!("data: {}\n\n", shape(value)));
     let (body, content_type) = if ctx.request.stream {
-        let mut frames: Vec<Bytes> = answer.into_chunks().iter().map(encode).collect();
+        let mut frames: Vec<Bytes> = answer.into_chunks().into_iter().map(encode).collect();
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
         (UpstreamBody::canned(frames), "text/event-stream")
     } else {
-        let complete = answer.into_complete();
+        let complete = shape(answer.into_complete());
         (
             UpstreamBody::canned(vec![Bytes::from(complete.to_string())]),
             "application/json",

@@ -30,6 +30,35 @@ impl CanonicalAnswer {
     }
 }
 
+/// A `chat.completion` or `chat.completion.chunk` in the legacy Completions shape
+/// (`text_completion`, each choice's text in `text`), for a `/v1/completions` client.
+pub fn to_text_completion(chat: &Value) -> Value {
+    let choices: Vec<Value> = chat["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|choice| {
+            let text = choice["message"]["content"]
+                .as_str()
+                .or_else(|| choice["delta"]["content"].as_str())
+                .unwrap_or("");
+            json!({"index": choice["index"].clone(), "text": text, "logprobs": null,
+                "finish_reason": choice["finish_reason"].clone()})
+        })
+        .collect();
+    let mut answer = json!({
+        "id": chat["id"].clone(),
+        "object": "text_completion",
+        "created": chat["created"].clone(),
+        "model": chat["model"].clone(),
+        "choices": choices,
+    });
+    if chat.get("usage").is_some_and(|u| !u.is_null()) {
+        answer["usage"] = chat["usage"].clone();
+    }
+    answer
+}
+
 /// Joins chunks into the `chat.completion` they stream: content and tool-call arguments
 /// concatenated in order, the last finish reason, the usage if any chunk carried it.
 pub fn assemble(chunks: &[Value]) -> Value {
@@ -182,6 +211,16 @@ mod tests {
             Some(json!(7))
         );
         assert_eq!(assemble(&chunks), completion());
+    }
+
+    #[test]
+    fn completions_clients_get_the_text_completion_shape() {
+        let text = to_text_completion(&completion());
+        assert_eq!(text["object"], "text_completion");
+        assert_eq!(text["choices"][0]["text"], "Hello there");
+        assert_eq!(text["usage"]["total_tokens"], 7);
+        let chunk = to_text_completion(&split(&completion())[1]);
+        assert_eq!(chunk["choices"][0]["text"], "Hello there");
     }
 
     #[test]
