@@ -359,6 +359,10 @@ async fn bodies_in_flight_are_capped_in_bytes() {
     slow.shutdown().await.unwrap();
     let ready = h.client.get("/ready").await.json();
     assert_eq!(ready["admission"]["refused_body_budget"], 1);
+    // A body larger than the whole budget can never fit: 413, not a 503 to retry forever.
+    let mut big = raw_request(h.server.addr, &chat_head(150_000, Some(&bearer())), b"{").await;
+    let (status, text) = read_status(&mut big, Duration::from_secs(5)).await;
+    assert_eq!(status, 413, "{text}");
 }
 
 #[tokio::test]

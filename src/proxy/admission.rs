@@ -76,6 +76,9 @@ impl Admission {
         headers: &HeaderMap,
         limit: usize,
     ) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+        // A body larger than the whole budget could never be admitted: that is a 413, not a
+        // 503 to retry forever.
+        let limit = limit.min(self.limits.max_body_bytes_in_flight);
         let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
