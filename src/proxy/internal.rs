@@ -11,9 +11,10 @@ use bytes::Bytes;
 use hyper::HeaderMap;
 
 use super::pipeline;
+use super::pipeline::FinishOnDrop;
 use crate::modules::ChainHandle;
 use crate::providers::ProviderRegistry;
-use crate::request::internal::{InternalAnswer, InternalCall, ModelCalls};
+use crate::request::internal::{InternalAnswer, InternalCall, MAX_INTERNAL_DEPTH, ModelCalls};
 use crate::request::{ApiError, RequestCtx};
 
 /// Made before the chain (its modules hold it), pointed at the chain once that exists.
@@ -36,22 +37,41 @@ impl ModelCalls for InternalCalls {
                 message: "the proxy is still starting".into(),
             });
         };
+        if call.depth > MAX_INTERNAL_DEPTH {
+            return Err(ApiError::Internal {
+                message: format!(
+                    "internal model call by {} nested deeper than {MAX_INTERNAL_DEPTH}",
+                    call.caller
+                ),
+            });
+        }
         let chain = chain.load_full();
         let mut ctx = RequestCtx::new(call.endpoint, crate::ids::uuid_v7(), HeaderMap::new(), None);
         ctx.identity.internal = Some(call.caller);
+        ctx.identity.internal_depth = call.depth;
         ctx.identity.key_id = call.key_id;
+        // If the request that made the call is dropped (its client left), this call still
+        // finishes and is traced, as cancelled.
+        let mut guard = FinishOnDrop::new(chain.clone(), ctx);
+        let Some(ctx) = guard.ctx() else {
+            return Err(ApiError::Internal {
+                message: "internal call context missing".into(),
+            });
+        };
         let body = Bytes::from(call.body.to_string());
-        let result = pipeline::run_internal(&chain, providers, &mut ctx, body).await;
+        let result = pipeline::run_internal(&chain, providers, ctx, body).await;
         ctx.timings.overhead = ctx.overhead_now();
-        pipeline::finish(&chain, &mut ctx).await;
+        pipeline::finish(&chain, ctx).await;
+        let (cost_nanos, deployment) = (ctx.usage.cost_nanos, ctx.route.deployment.clone());
+        guard.disarm();
         let body = result?;
         let body = serde_json::from_slice(&body).map_err(|e| ApiError::UpstreamProtocol {
             message: format!("an internal model call answered with invalid JSON: {e}"),
         })?;
         Ok(InternalAnswer {
             body,
-            cost_nanos: ctx.usage.cost_nanos,
-            deployment: ctx.route.deployment.clone(),
+            cost_nanos,
+            deployment,
         })
     }
 }

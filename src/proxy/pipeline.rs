@@ -156,9 +156,27 @@ pub fn admit(chain: &Chain, admission: &Admission, ctx: &mut RequestCtx) -> Resu
 
 /// Runs `on_finish` for a request whose handler was dropped before it finished (the client went
 /// away mid-request), so that request is still traced, as cancelled.
-struct FinishOnDrop {
+pub(super) struct FinishOnDrop {
     chain: Arc<Chain>,
     ctx: Option<RequestCtx>,
+}
+
+impl FinishOnDrop {
+    pub(super) fn new(chain: Arc<Chain>, ctx: RequestCtx) -> FinishOnDrop {
+        FinishOnDrop {
+            chain,
+            ctx: Some(ctx),
+        }
+    }
+
+    pub(super) fn ctx(&mut self) -> Option<&mut RequestCtx> {
+        self.ctx.as_mut()
+    }
+
+    /// The request finished on its own: nothing left to do on drop.
+    pub(super) fn disarm(&mut self) {
+        self.ctx = None;
+    }
 }
 
 impl Drop for FinishOnDrop {

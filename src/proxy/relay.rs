@@ -142,6 +142,33 @@ impl Relay {
                 self.state = State::Done;
                 continue;
             };
+            // A native stream nobody watches: the upstream's bytes go out as the very buffer they
+            // came in, and the side decoder reads them beside.
+            if self.hooks.is_none()
+                && let Some(side) = self.native.as_deref_mut()
+            {
+                let read = stream::read_native(ctx, side, &data);
+                if !data.is_empty() {
+                    ctx.timings
+                        .ttft
+                        .get_or_insert_with(|| ctx.timings.started.elapsed());
+                    ctx.result.bytes_out += data.len() as u64;
+                }
+                let out = match read {
+                    Ok(()) => data,
+                    Err(message) => {
+                        let end = End::Failed {
+                            err: ApiError::UpstreamProtocol { message },
+                            told: true,
+                        };
+                        self.end(end, BytesMut::from(&data[..]))
+                    }
+                };
+                if !out.is_empty() {
+                    return Poll::Ready(Some(out));
+                }
+                continue;
+            }
             let (out, ended) = process(
                 ctx,
                 &mut self.egress,
@@ -291,6 +318,10 @@ impl Relay {
                         for event in held {
                             out.extend_from_slice(event.raw());
                         }
+                        // A native stream's last event may lack its blank line; it still goes.
+                        if self.native.is_some() {
+                            out.extend_from_slice(&self.splitter.take_rest());
+                        }
                         let tail = self.egress.finish(&mut ctx);
                         ctx.result.bytes_out += tail.len() as u64;
                         Some(tail)
@@ -346,7 +377,7 @@ fn process(
     let mut ended = None;
     if let Some(side) = native {
         // The client speaks the provider's own format: its bytes go out as they came, and a
-        // side decoder reads usage, text and errors from them.
+        // side decoder reads usage, text and errors from them. Unwatched, it never gets here.
         match hooks {
             None => {
                 out.extend_from_slice(data);

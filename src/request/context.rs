@@ -41,6 +41,8 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// For a model call a module made itself: that module.
     pub internal: Option<&'static str>,
+    /// How many internal calls deep (0 for a client's request).
+    pub internal_depth: u8,
 }
 
 /// What was asked, as received and as parsed.
@@ -139,6 +141,7 @@ impl RequestCtx {
                 client_addr,
                 key_id: None,
                 internal: None,
+                internal_depth: 0,
             },
             request: RequestParts {
                 endpoint,

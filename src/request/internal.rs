@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::RequestCtx;
 use super::error::ApiError;
 use crate::wire::openai::Endpoint;
 
@@ -18,6 +19,30 @@ pub struct InternalCall {
     pub key_id: Option<String>,
     /// The module making the call, recorded in the trace.
     pub caller: &'static str,
+    /// How many internal calls deep this one is (1 for a call made for a client's request).
+    pub depth: u8,
+}
+
+/// The deepest an internal call may nest: a module's call whose own hooks call again is refused
+/// past this, so a module that forgets to skip its own calls cannot recurse without end.
+pub const MAX_INTERNAL_DEPTH: u8 = 2;
+
+impl InternalCall {
+    /// A call made while handling `parent`: for the same key, one level deeper.
+    pub fn for_request(
+        parent: &RequestCtx,
+        endpoint: Endpoint,
+        body: Value,
+        caller: &'static str,
+    ) -> InternalCall {
+        InternalCall {
+            endpoint,
+            body,
+            key_id: parent.identity.key_id.clone(),
+            caller,
+            depth: parent.identity.internal_depth + 1,
+        }
+    }
 }
 
 pub struct InternalAnswer {

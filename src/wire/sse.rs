@@ -53,6 +53,11 @@ impl SseSplitter {
     pub fn pending(&self) -> usize {
         self.buffer.len()
     }
+
+    /// What is left when the stream ends: an event whose blank line never came.
+    pub fn take_rest(&mut self) -> Bytes {
+        self.buffer.split().freeze()
+    }
 }
 
 /// Index just past the first blank line (`\n\n`, `\r\n\r\n`, or `\r\r`).

@@ -243,12 +243,12 @@ impl Module for EmbedProbe {
         }
         let answer = self
             .models
-            .call(InternalCall {
-                endpoint: Endpoint::Embeddings,
-                body: json!({"model": "embed-group", "input": "hello"}),
-                key_id: ctx.identity.key_id.clone(),
-                caller: "test_embed_probe",
-            })
+            .call(InternalCall::for_request(
+                ctx,
+                Endpoint::Embeddings,
+                json!({"model": "embed-group", "input": "hello"}),
+                "test_embed_probe",
+            ))
             .await;
         let text = match answer {
             Ok(answer) => format!(
