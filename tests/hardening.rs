@@ -391,3 +391,50 @@ async fn limits_are_validated_naming_the_field() {
         assert!(err.contains(field), "{err}");
     }
 }
+
+#[tokio::test]
+async fn at_the_end_of_the_grace_period_open_streams_are_closed_and_still_traced() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config_for("", &mock.base_url(), &dir);
+    config.shutdown_grace = Duration::from_millis(300);
+    let h = Harness::start_on(config, mock, dir).await;
+    // A stream whose chunks come a minute apart: it would outlive any grace period.
+    h.mock.push(mock_upstream::Behavior {
+        chunk_delay_ms: 60_000,
+        ..mock_upstream::Behavior::default()
+    });
+    let response = h
+        .client
+        .send(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "hi", true),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let app = h.server.app.clone();
+    let started = Instant::now();
+    h.server.stop().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(response);
+    let rows = app
+        .store
+        .traces
+        .traces(&stockyard::store::TraceQuery {
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the closed stream was traced before the writer stopped"
+    );
+    assert_eq!(rows[0].error_class.as_deref(), Some("cancelled"));
+}

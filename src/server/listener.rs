@@ -23,6 +23,10 @@ use crate::proxy::ApiError;
 use crate::proxy::pipeline::ClientAddr;
 use crate::store::StoreError;
 
+/// How long requests closed at the end of the grace period get to run their `on_finish` hooks
+/// (their trace rows) before the writer stops.
+const FINISH_AFTER_CLOSE: Duration = Duration::from_secs(2);
+
 /// Serves `listener` until `shutdown` resolves, then shuts down as described above.
 pub async fn serve(
     app: Arc<App>,
@@ -41,7 +45,11 @@ pub async fn serve(
         tracing::warn!("{}", crate::providers::registry::no_providers_warning());
     }
 
+    // Every connection's task, so the ones still open when the grace period ends can be closed.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Reap finished connections as we go, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -75,7 +83,7 @@ pub async fn serve(
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = connection.await;
         });
     }
@@ -91,14 +99,19 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("grace period over; closing the remaining connections");
+        tracing::warn!(
+            open = connections.len(),
+            "grace period over; closing the remaining connections"
+        );
+        // Dropping a connection drops its requests and streams, which finish as cancelled.
+        connections.abort_all();
     }
     let left = admission
         .inflight
         .wait_idle(
             grace
                 .saturating_sub(started.elapsed())
-                .max(Duration::from_millis(100)),
+                .max(FINISH_AFTER_CLOSE),
         )
         .await;
     if left > 0 {
