@@ -438,3 +438,36 @@ async fn at_the_end_of_the_grace_period_open_streams_are_closed_and_still_traced
     );
     assert_eq!(rows[0].error_class.as_deref(), Some("cancelled"));
 }
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_an_openai_shaped_error() {
+    let h = Harness::start().await;
+    let cases: [(&str, u16); 2] = [
+        (
+            "GET /v1/models HTTP/1.1\r\nhost: x\r\nthis is not a header\r\n\r\n",
+            400,
+        ),
+        (
+            &*Box::leak(
+                format!(
+                    "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+                    "a".repeat(1 << 20)
+                )
+                .into_boxed_str(),
+            ),
+            431,
+        ),
+    ];
+    for (request, want) in cases {
+        let mut stream = raw_request(h.server.addr, request, b"").await;
+        let (status, text) = read_status(&mut stream, Duration::from_secs(5)).await;
+        assert_eq!(status, want, "{text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let value: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+        assert_eq!(value["error"]["code"], "malformed_request", "{text}");
+        assert_eq!(value["error"]["type"], "invalid_request_error");
+    }
+    // The server is still there for well-formed requests.
+    assert_eq!(h.client.get("/health").await.status, 200);
+}

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::App;
+use super::parse_errors::ShapedErrors;
 use super::routes;
 use crate::proxy::ApiError;
 use crate::proxy::pipeline::ClientAddr;
@@ -81,7 +82,8 @@ pub async fn serve(
                 }))
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(ShapedErrors::new(stream)), service);
         let connection = graceful.watch(connection.into_owned());
         connections.spawn(async move {
             let _ = connection.await;

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod listener;
+mod parse_errors;
 pub mod routes;
 pub mod runtime_file;
 pub mod shutdown;
