@@ -4,7 +4,7 @@
 //!
 //! Shapes follow the Responses API reference (via the openai-python SDK types) and the workspace's
 //! golden files in `tests/fixtures/responses/`; the event names and fields match what the proxy's
-//! own encoder (`src/wire/responses/stream.rs`) emits. Nothing in the request is validated beyond
+//! own encoder (`src/wire/responses/stream/`) emits. Nothing in the request is validated beyond
 //! it being a JSON object.
 //!
 //! # The answer
