@@ -94,10 +94,16 @@ pub(super) fn relay_event(
         None => {}
         Some("[DONE]") => kind = EventKind::Done,
         Some(text) => {
-            // The typed view reads only what the proxy needs, borrowing from the event; the full
-            // JSON tree is built only for a client whose format needs re-encoding.
-            if let Ok(view) = serde_json::from_str::<ChunkView<'_>>(text) {
-                kind = inspect(ctx, &view, &mut drop);
+            // An ordinary content chunk is read by a scan; anything else (usage, an error, tool
+            // calls, several choices, escapes) by the typed view, which borrows from the event.
+            // The full JSON tree is built only for a client whose format needs re-encoding.
+            match plain_content(text) {
+                Some(content) => ctx.usage.completion_text.push_str(content),
+                None => {
+                    if let Ok(view) = serde_json::from_str::<ChunkView<'_>>(text) {
+                        kind = inspect(ctx, &view, &mut drop);
+                    }
+                }
             }
             if !egress.is_openai() {
                 json = serde_json::from_str::<serde_json::Value>(text).ok();
@@ -202,6 +208,37 @@ pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> 
         Ok(view) => inspect(ctx, &view, &mut false),
         Err(_) => EventKind::Data,
     }
+}
+
+/// The content delta of a chunk that carries nothing else the proxy needs (no usage, error,
+/// tool calls or second choice, no escaped characters in its content), found by a scan instead of
+/// a parse: most events of a stream are such chunks. `None`: read it with the typed view.
+fn plain_content(chunk: &str) -> Option<&str> {
+    use memchr::memmem::find;
+    let bytes = chunk.as_bytes();
+    for needle in [
+        &b"\"usage\":{"[..],
+        b"\"error\"",
+        b"\"tool_calls\"",
+        b"\"text\"",
+        b"\"index\":1",
+    ] {
+        if find(bytes, needle).is_some() {
+            return None;
+        }
+    }
+    const KEY: &[u8] = b"\"content\":\"";
+    let Some(at) = find(bytes, KEY) else {
+        // No content at all (a role or finish chunk), unless it is null-valued or absent.
+        return Some("");
+    };
+    let start = at + KEY.len();
+    let len = memchr::memchr2(b'"', b'\\', &bytes[start..])?;
+    // An escape inside: the typed view unescapes it properly.
+    if bytes[start + len] == b'\\' {
+        return None;
+    }
+    chunk.get(start..start + len)
 }
 
 /// Records usage and completion text from a chunk; withholds the usage-only chunk from clients
@@ -335,4 +372,26 @@ fn has_content(chunk: &serde_json::Value) -> bool {
                 || choice["text"].as_str().is_some_and(|t| !t.is_empty())
                 || choice["finish_reason"].is_string()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_content;
+
+    #[test]
+    fn ordinary_chunks_are_scanned_and_the_rest_parsed() {
+        let chunk = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hello "},"finish_reason":null}],"usage":null}"#;
+        assert_eq!(plain_content(chunk), Some("Hello "));
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#;
+        assert_eq!(plain_content(role), Some(""));
+        for other in [
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"a \"quoted\" word"}}]}"#,
+            r#"{"choices":[{"index":0,"text":"legacy"}]}"#,
+        ] {
+            assert_eq!(plain_content(other), None, "{other}");
+        }
+    }
 }

@@ -9,6 +9,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Default)]
 pub struct SseSplitter {
     buffer: BytesMut,
+    /// How far the buffer was already searched for an event's end, so bytes are scanned once.
+    scanned: usize,
 }
 
 /// One event as received, separator included.
@@ -41,11 +43,16 @@ impl SseSplitter {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<RawEvent> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = event_end(&self.buffer) {
+        // A separator (up to four bytes) may straddle the old end: look again from three bytes
+        // before it.
+        let mut from = self.scanned.saturating_sub(3);
+        while let Some(end) = event_end(&self.buffer, from) {
             events.push(RawEvent {
                 bytes: self.buffer.split_to(end).freeze(),
             });
+            from = 0;
         }
+        self.scanned = self.buffer.len();
         events
     }
 
@@ -56,14 +63,16 @@ impl SseSplitter {
 
     /// What is left when the stream ends: an event whose blank line never came.
     pub fn take_rest(&mut self) -> Bytes {
+        self.scanned = 0;
         self.buffer.split().freeze()
     }
 }
 
-/// Index just past the first blank line (`\n\n`, `\r\n\r\n`, or `\r\r`).
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < buf.len() {
+/// Index just past the first blank line (`\n\n`, `\r\n\r\n`, or `\r\r`) at or after `from`.
+fn event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(offset) = memchr::memchr2(b'\n', b'\r', buf.get(i..)?) {
+        i += offset;
         match buf[i] {
             b'\n' => {
                 if buf.get(i + 1) == Some(&b'\n') {
@@ -73,7 +82,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
                     return Some(i + 3);
                 }
             }
-            b'\r' if buf.get(i + 1) == Some(&b'\r') => return Some(i + 2),
+            _ if buf.get(i + 1) == Some(&b'\r') => return Some(i + 2),
             _ => {}
         }
         i += 1;
@@ -84,6 +93,27 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_split_of_the_bytes_gives_the_same_events() {
+        let stream = b"data: a\r\n\r\ndata: bb\n\ndata: c\r\rdata: d\r\n\r\n: note\n\n";
+        let whole: Vec<Bytes> = SseSplitter::default()
+            .push(stream)
+            .into_iter()
+            .map(|e| e.bytes)
+            .collect();
+        assert_eq!(whole.len(), 5);
+        for a in 0..=stream.len() {
+            for b in a..=stream.len() {
+                let mut splitter = SseSplitter::default();
+                let mut got: Vec<Bytes> = Vec::new();
+                for part in [&stream[..a], &stream[a..b], &stream[b..]] {
+                    got.extend(splitter.push(part).into_iter().map(|e| e.bytes));
+                }
+                assert_eq!(got, whole, "split at {a} and {b}");
+            }
+        }
+    }
     use proptest::prelude::*;
 
     const STREAM: &[u8] =
