@@ -34,6 +34,9 @@ use crate::providers::ChatStreamDecoder;
 use crate::request::{ApiError, ErrorCode, RequestCtx};
 use crate::wire::sse::SseSplitter;
 
+/// Upstream frames gathered into one write at most, so one busy stream cannot hold a worker.
+const MAX_COALESCED: usize = 16;
+
 pub struct Relay {
     chain: Arc<Chain>,
     /// `None` once `on_finish` has it.
@@ -169,20 +172,22 @@ impl Relay {
                 }
                 continue;
             }
-            let (out, ended) = process(
-                ctx,
-                &mut self.egress,
-                self.native.as_deref_mut(),
-                &mut self.splitter,
-                self.hooks.as_mut(),
-                &mut self.saw_done,
-                &data,
-            );
-            if !out.is_empty() {
-                ctx.timings
-                    .ttft
-                    .get_or_insert_with(|| ctx.timings.started.elapsed());
-                ctx.result.bytes_out += out.len() as u64;
+            let (mut out, mut ended) = self.process_frame(&data);
+            // Frames the upstream has ready already go out in the same write: one wake-up and
+            // one syscall for what arrived together, as a plain reverse proxy would send it.
+            let mut coalesced = 0;
+            while ended.is_none() && self.prefix.is_empty() && coalesced < MAX_COALESCED {
+                coalesced += 1;
+                match self.poll_upstream(cx) {
+                    Poll::Ready(Ok(Some(more))) => {
+                        let (more_out, more_ended) = self.process_frame(&more);
+                        out.extend_from_slice(&more_out);
+                        ended = more_ended;
+                    }
+                    Poll::Ready(Ok(None)) => {}
+                    Poll::Ready(Err(end)) => ended = Some(end),
+                    Poll::Pending => break,
+                }
             }
             let out = match ended {
                 Some(end) => self.end(end, out),
@@ -192,6 +197,29 @@ impl Relay {
                 return Poll::Ready(Some(out));
             }
         }
+    }
+
+    /// One upstream frame through [`process`], with the bytes and first-byte time it adds.
+    fn process_frame(&mut self, data: &Bytes) -> (BytesMut, Option<End>) {
+        let Some(ctx) = self.ctx.as_mut() else {
+            return (BytesMut::new(), Some(End::Done));
+        };
+        let (out, ended) = process(
+            ctx,
+            &mut self.egress,
+            self.native.as_deref_mut(),
+            &mut self.splitter,
+            self.hooks.as_mut(),
+            &mut self.saw_done,
+            data,
+        );
+        if !out.is_empty() {
+            ctx.timings
+                .ttft
+                .get_or_insert_with(|| ctx.timings.started.elapsed());
+            ctx.result.bytes_out += out.len() as u64;
+        }
+        (out, ended)
     }
 
     /// The next data frame of the upstream (`Ok(None)` for a frame without data), or how the
