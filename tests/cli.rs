@@ -945,3 +945,24 @@ fn a_postgres_store_url_is_refused_by_name_and_nothing_is_created() {
     assert_eq!(code, 1);
     assert!(err.contains("store.url: unknown store \"mysql\""), "{err}");
 }
+
+#[tokio::test]
+async fn issue_9_the_start_up_log_states_the_effective_auth_mode() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        &dir.path().join("keys.db"),
+        &mock.base_url(),
+        &[("STOCKYARD_API_KEYS", "sk-client-mode-0123")],
+    );
+    let log = wait_for_log(&served, "stockyard listening");
+    assert!(
+        log.contains("every /v1 route requires a client key"),
+        "{log}"
+    );
+    assert!(!log.contains("sk-client-mode-0123"), "{log}");
+    drop(served);
+    let served = Served::start(&dir.path().join("local.db"), &mock.base_url(), &[]);
+    let log = wait_for_log(&served, "stockyard listening");
+    assert!(log.contains("local mode"), "{log}");
+}
