@@ -40,7 +40,7 @@ pub async fn apply(
         }
         LocalServer::Running { url, token } => {
             tracing::info!(%url, "a server runs on this database; sending the change to it");
-            through_api(&url, Some(&token), &change).await.map_err(|e| {
+            through_api(&url, Some(token.expose()), &change).await.map_err(|e| {
                 CliError::Failed(format!(
                     "a server runs on {} at {url}, and it refused the change: {e}",
                     config.db_path.display()

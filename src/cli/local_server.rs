@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::secret::Secret;
 use crate::server::runtime_file;
 
+#[derive(Debug)]
 pub enum LocalServer {
     /// No runtime file, or one left by a server that is gone: changing the file directly is safe.
     None,
     /// A server answers on `url`; `token` is its per-run admin token.
-    Running { url: String, token: String },
+    Running { url: String, token: Secret<String> },
     /// A server seems to run (its pid lives, something holds its address) but does not answer
     /// like one in time.
     Unreachable { pid: u32, addr: SocketAddr },
