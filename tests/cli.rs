@@ -912,6 +912,55 @@ fn issue_9_config_check_reports_every_wrong_type() {
 }
 
 #[test]
+fn config_check_names_a_wrong_typed_secret_field_without_echoing_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.toml");
+    std::fs::write(
+        &file,
+        "[auth]\nkeys = \"sk-live-file-client-key-1\"\n[admin]\nkey = 12345678901234567\n\
+         [providers.openai]\napi_key = [\"sk-proj-in-a-list\"]\n[providers.groq]\napi_key = 271828182845\n",
+    )
+    .unwrap();
+    let (code, out, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 1, "{out}{err}");
+    for field in [
+        "auth.keys",
+        "admin.key",
+        "providers.openai.api_key",
+        "providers.groq.api_key",
+    ] {
+        assert!(err.contains(field), "{field} not named:\n{err}");
+    }
+    for secret in [
+        "sk-live-file-client-key-1",
+        "12345678901234567",
+        "sk-proj-in-a-list",
+        "271828182845",
+    ] {
+        assert!(!err.contains(secret) && !out.contains(secret), "{secret} echoed:\n{err}");
+    }
+
+    // The same from the environment: STOCKYARD_AUTH__KEYS given a bare string.
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"])
+            .arg(dir.path().join("none.toml"))
+            .env("STOCKYARD_AUTH__KEYS", "sk-live-env-client-key-2");
+        c
+    });
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("auth.keys") && !err.contains("sk-live-env-client-key-2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_postgres_store_url_is_refused_by_name_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("stockyard.db");
