@@ -812,8 +812,9 @@ fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the
     let out = ok(&db, &["modules", "disable", "cost"]);
     assert!(out.contains("ledger entry 1"), "{out}");
 
-    // A live pid (this test) whose address accepts connections but never answers (a listener
-    // nobody accepts on): nothing may be changed.
+    // A live pid (this test) holding the database's lock as a server does, whose address accepts
+    // connections but never answers (a listener nobody accepts on): nothing may be changed.
+    let lock = hold_lock(&db);
     let wedged = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = wedged.local_addr().unwrap().to_string();
     std::fs::write(&runtime, info(std::process::id(), &addr)).unwrap();
@@ -824,6 +825,108 @@ fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the
     });
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("--server URL --admin-key"), "{err}");
+    drop(lock);
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 1 entries"), "{out}");
+}
+
+/// Holds `<db>.lock` as a running server does, until dropped.
+fn hold_lock(db: &Path) -> std::fs::File {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(std::path::PathBuf::from(name))
+        .unwrap();
+    file.try_lock().unwrap();
+    file
+}
+
+/// Runs `cmd` to its end, killing it (and failing) if it is still running after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> (i32, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_database_is_refused_and_the_first_keeps_its_runtime_file() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("twice.db");
+    let mut served = Served::start(&db, &mock.base_url(), &[]);
+    let runtime = dir.path().join("twice.db.server");
+    let first = std::fs::read_to_string(&runtime).unwrap();
+    let pid = served.child.as_ref().unwrap().id();
+    let addr = served.url.trim_start_matches("http://").to_string();
+
+    let (code, out, err) = run_bounded(
+        {
+            let mut c = stockyard(&db);
+            c.args(["serve", "--listen", "127.0.0.1:0"]);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains(&addr),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&runtime).unwrap(), first);
+    // The CLI still reaches the first server through it.
+    let out = ok(&db, &["modules", "disable", "cost"]);
+    assert!(out.contains("ledger entry 1"), "{out}");
+
+    served.signal("-TERM");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn an_offline_change_never_writes_while_another_process_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("busy.db");
+    ledger_of(&db, 1);
+    // A server between locking the database and publishing its address.
+    let lock = hold_lock(&db);
+    let (code, out, err) = run_bounded(
+        {
+            let mut c = stockyard(&db);
+            c.args(["modules", "disable", "trace"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("busy.db.lock") && err.contains("--server URL --admin-key"),
+        "{err}"
+    );
+    drop(lock);
     let out = ok(&db, &["audit", "verify"]);
     assert!(out.contains("ok: 1 entries"), "{out}");
 }
