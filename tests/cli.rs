@@ -907,9 +907,11 @@ fn a_ledger_with_every_mac_cleared_and_its_chain_recomputed_fails_verify() {
         .unwrap();
     recompute_chain(&conn, 1);
     let forged_head: (i64, String) = conn
-        .query_row("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     drop(conn);
 
@@ -919,7 +921,11 @@ fn a_ledger_with_every_mac_cleared_and_its_chain_recomputed_fails_verify() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("entry 1") && out.contains("no MAC"), "{out}");
     // ...or rewritten to the forged chain's head, in the old SEQ:HASH form.
-    std::fs::write(head_path(&db), format!("{}:{}\n", forged_head.0, forged_head.1)).unwrap();
+    std::fs::write(
+        head_path(&db),
+        format!("{}:{}\n", forged_head.0, forged_head.1),
+    )
+    .unwrap();
     let (code, out) = verify(&db);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("entry 1") && out.contains("no MAC"), "{out}");
@@ -1034,7 +1040,10 @@ fn a_lost_or_different_ledger_key_refuses_to_write_instead_of_forking_the_ledger
         Duration::from_secs(20),
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("anchored with a key that is not here"), "{err}");
+    assert!(
+        err.contains("anchored with a key that is not here"),
+        "{err}"
+    );
 
     // With the key back, the ledger goes on as one chain.
     std::fs::rename(&kept, &key_file).unwrap();
@@ -1214,7 +1223,10 @@ fn config_check_names_a_wrong_typed_secret_field_without_echoing_its_value() {
         "sk-proj-in-a-list",
         "271828182845",
     ] {
-        assert!(!err.contains(secret) && !out.contains(secret), "{secret} echoed:\n{err}");
+        assert!(
+            !err.contains(secret) && !out.contains(secret),
+            "{secret} echoed:\n{err}"
+        );
     }
 
     // The same from the environment: STOCKYARD_AUTH__KEYS given a bare string.

@@ -168,7 +168,10 @@ fn redacted(kind: &Kind) -> String {
             format!("invalid type: found {}, expected {expected}", shape(actual))
         }
         Kind::InvalidValue(actual, expected) => {
-            format!("invalid value: found {}, expected {expected}", shape(actual))
+            format!(
+                "invalid value: found {}, expected {expected}",
+                shape(actual)
+            )
         }
         Kind::Unsupported(actual) => format!("unsupported type {}", shape(actual)),
         Kind::UnknownVariant(_, expected) => {

@@ -270,7 +270,10 @@ mod tests {
         std::fs::remove_file(LedgerKey::path_for(&db)).unwrap_or_else(|e| panic!("{e}"));
         let err = LedgerKey::for_writing(&db, None, Some(&newest)).err();
         assert!(matches!(err, Some(KeyError::Absent { .. })), "{err:?}");
-        assert!(!LedgerKey::path_for(&db).exists(), "a new key file was made");
+        assert!(
+            !LedgerKey::path_for(&db).exists(),
+            "a new key file was made"
+        );
     }
 
     #[test]

@@ -374,8 +374,11 @@ mod tests {
         let entries = reader.ledger().unwrap_or_default();
         assert!(entries.iter().all(|e| e.mac.is_some()), "{entries:?}");
         let published = Head::read(&path).ok().flatten();
-        assert!(published.as_ref().is_some_and(|p| p.is_authentic(&test_key())
-            && p.head.seq == 2));
+        assert!(
+            published
+                .as_ref()
+                .is_some_and(|p| p.is_authentic(&test_key()) && p.head.seq == 2)
+        );
         writer
             .apply_admin(None, &draft(), 3)
             .unwrap_or_else(|e| panic!("{e}"));

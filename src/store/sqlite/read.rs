@@ -292,7 +292,17 @@ pub(super) fn ledger_entries(c: &Connection) -> Result<Vec<LedgerEntry>, StoreEr
         let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
         // Details that no longer parse still verify as altered rather than failing the walk.
         let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
-        entries.push(LedgerEntry { seq, ts_ms, actor, action, target, details, prev_hash, hash, mac });
+        entries.push(LedgerEntry {
+            seq,
+            ts_ms,
+            actor,
+            action,
+            target,
+            details,
+            prev_hash,
+            hash,
+            mac,
+        });
     }
     Ok(entries)
 }
