@@ -564,7 +564,8 @@ fn issue_9_a_cut_ledger_tail_is_named_by_verify() {
     assert!(out.contains("ok: 6 entries; head 6:"), "{out}");
     let head = printed_head(&out);
     let head_file = std::fs::read_to_string(dir.path().join("cut.db.ledger-head")).unwrap();
-    assert_eq!(head_file.trim(), head);
+    // SEQ:HASH, then the head's MAC.
+    assert!(head_file.starts_with(&format!("{head}:")), "{head_file}");
     // The head published from a log: the correct one passes, a wrong hash or a later seq fails.
     ok(&db, &["audit", "verify", "--expect-head", &head]);
     let wrong = format!("6:{}", "0".repeat(64));
@@ -812,8 +813,9 @@ fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the
     let out = ok(&db, &["modules", "disable", "cost"]);
     assert!(out.contains("ledger entry 1"), "{out}");
 
-    // A live pid (this test) whose address accepts connections but never answers (a listener
-    // nobody accepts on): nothing may be changed.
+    // A live pid (this test) holding the database's lock as a server does, whose address accepts
+    // connections but never answers (a listener nobody accepts on): nothing may be changed.
+    let lock = hold_lock(&db);
     let wedged = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = wedged.local_addr().unwrap().to_string();
     std::fs::write(&runtime, info(std::process::id(), &addr)).unwrap();
@@ -824,6 +826,286 @@ fn issue_9_a_stale_runtime_file_is_ignored_and_an_unreachable_server_refuses_the
     });
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("--server URL --admin-key"), "{err}");
+    drop(lock);
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 1 entries"), "{out}");
+}
+
+/// Holds `<db>.lock` as a running server does, until dropped.
+fn hold_lock(db: &Path) -> std::fs::File {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(std::path::PathBuf::from(name))
+        .unwrap();
+    file.try_lock().unwrap();
+    file
+}
+
+/// Runs `cmd` to its end, killing it (and failing) if it is still running after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> (i32, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+fn head_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".ledger-head");
+    name.into()
+}
+
+fn key_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".ledger-key");
+    name.into()
+}
+
+/// `audit verify` on `db`: (exit code, standard output).
+fn verify(db: &Path) -> (i32, String) {
+    let (code, out, _) = run({
+        let mut c = stockyard(db);
+        c.args(["audit", "verify"]);
+        c
+    });
+    (code, out)
+}
+
+#[test]
+fn a_ledger_with_every_mac_cleared_and_its_chain_recomputed_fails_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stripped.db");
+    ledger_of(&db, 3);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE ledger SET mac = NULL", []).unwrap();
+    conn.execute("UPDATE ledger SET actor = 'cli:forger' WHERE seq = 2", [])
+        .unwrap();
+    recompute_chain(&conn, 1);
+    let forged_head: (i64, String) = conn
+        .query_row(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+
+    // The head file deleted...
+    std::fs::remove_file(head_path(&db)).unwrap();
+    let (code, out) = verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 1") && out.contains("no MAC"), "{out}");
+    // ...or rewritten to the forged chain's head, in the old SEQ:HASH form.
+    std::fs::write(
+        head_path(&db),
+        format!("{}:{}\n", forged_head.0, forged_head.1),
+    )
+    .unwrap();
+    let (code, out) = verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 1") && out.contains("no MAC"), "{out}");
+}
+
+#[test]
+fn an_anchored_ledger_fails_verify_without_an_authenticated_head_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("head.db");
+    ledger_of(&db, 3);
+    let out = ok(&db, &["audit", "verify"]);
+    let head = printed_head(&out);
+    let path = head_path(&db);
+
+    // Without its MAC (rewritten by someone without the key)...
+    std::fs::write(&path, format!("{head}\n")).unwrap();
+    let (code, out) = verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&path.display().to_string()) && out.contains("no valid MAC"),
+        "{out}"
+    );
+    // ...with a MAC that is not the key's...
+    std::fs::write(&path, format!("{head}:{}\n", "ab".repeat(32))).unwrap();
+    let (code, out) = verify(&db);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no valid MAC"), "{out}");
+    // ...or missing: named, even with a good --expect-head (which still works on its own).
+    std::fs::remove_file(&path).unwrap();
+    let (code, out, _) = run({
+        let mut c = stockyard(&db);
+        c.args(["audit", "verify", "--expect-head", &head]);
+        c
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&path.display().to_string()) && out.contains("is missing"),
+        "{out}"
+    );
+}
+
+#[test]
+fn entries_from_before_the_ledger_key_are_anchored_by_the_next_writing_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    ledger_of(&db, 2);
+    // As a build before MACs left it: no MACs, no key file, no head file.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE ledger SET mac = NULL", [])
+        .unwrap();
+    std::fs::remove_file(key_path(&db)).unwrap();
+    std::fs::remove_file(head_path(&db)).unwrap();
+
+    ok(&db, &["modules", "enable", "cost"]);
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 3 entries; head 3:"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+    let unmaced: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM ledger WHERE mac IS NULL", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(unmaced, 0);
+}
+
+#[test]
+fn a_lost_or_different_ledger_key_refuses_to_write_instead_of_forking_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyed.db");
+    ledger_of(&db, 2);
+    let key_file = key_path(&db);
+    let kept = dir.path().join("kept-key");
+    std::fs::rename(&key_file, &kept).unwrap();
+
+    let (code, out, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "enable", "cost"]);
+        c
+    });
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("the ledger is anchored with a key that is not here")
+            && err.contains(&key_file.display().to_string())
+            && err.contains("STOCKYARD_LEDGER_KEY"),
+        "{err}"
+    );
+    assert!(!key_file.exists(), "a new key file was made");
+
+    // Another key in the environment: refused too, by the offline change and by serve.
+    let other = "ee".repeat(32);
+    let (code, _, err) = run({
+        let mut c = stockyard(&db);
+        c.args(["modules", "enable", "cost"])
+            .env("STOCKYARD_LEDGER_KEY", &other);
+        c
+    });
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("anchored with a key that is not here")
+            && err.contains("STOCKYARD_LEDGER_KEY does not match the MAC of entry 2"),
+        "{err}"
+    );
+    let (code, _, err) = run_bounded(
+        {
+            let mut c = stockyard(&db);
+            c.args(["serve", "--listen", "127.0.0.1:0"])
+                .env("STOCKYARD_LEDGER_KEY", &other);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("anchored with a key that is not here"),
+        "{err}"
+    );
+
+    // With the key back, the ledger goes on as one chain.
+    std::fs::rename(&kept, &key_file).unwrap();
+    ok(&db, &["modules", "enable", "cost"]);
+    let out = ok(&db, &["audit", "verify"]);
+    assert!(out.contains("ok: 3 entries"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_database_is_refused_and_the_first_keeps_its_runtime_file() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("twice.db");
+    let mut served = Served::start(&db, &mock.base_url(), &[]);
+    let runtime = dir.path().join("twice.db.server");
+    let first = std::fs::read_to_string(&runtime).unwrap();
+    let pid = served.child.as_ref().unwrap().id();
+    let addr = served.url.trim_start_matches("http://").to_string();
+
+    let (code, out, err) = run_bounded(
+        {
+            let mut c = stockyard(&db);
+            c.args(["serve", "--listen", "127.0.0.1:0"]);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains(&addr),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&runtime).unwrap(), first);
+    // The CLI still reaches the first server through it.
+    let out = ok(&db, &["modules", "disable", "cost"]);
+    assert!(out.contains("ledger entry 1"), "{out}");
+
+    served.signal("-TERM");
+    assert_eq!(served.wait(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn an_offline_change_never_writes_while_another_process_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("busy.db");
+    ledger_of(&db, 1);
+    // A server between locking the database and publishing its address.
+    let lock = hold_lock(&db);
+    let (code, out, err) = run_bounded(
+        {
+            let mut c = stockyard(&db);
+            c.args(["modules", "disable", "trace"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("busy.db.lock") && err.contains("--server URL --admin-key"),
+        "{err}"
+    );
+    drop(lock);
     let out = ok(&db, &["audit", "verify"]);
     assert!(out.contains("ok: 1 entries"), "{out}");
 }
@@ -909,6 +1191,58 @@ fn issue_9_config_check_reports_every_wrong_type() {
             "{field} not reported:\n{err}"
         );
     }
+}
+
+#[test]
+fn config_check_names_a_wrong_typed_secret_field_without_echoing_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.toml");
+    std::fs::write(
+        &file,
+        "[auth]\nkeys = \"sk-live-file-client-key-1\"\n[admin]\nkey = 12345678901234567\n\
+         [providers.openai]\napi_key = [\"sk-proj-in-a-list\"]\n[providers.groq]\napi_key = 271828182845\n",
+    )
+    .unwrap();
+    let (code, out, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 1, "{out}{err}");
+    for field in [
+        "auth.keys",
+        "admin.key",
+        "providers.openai.api_key",
+        "providers.groq.api_key",
+    ] {
+        assert!(err.contains(field), "{field} not named:\n{err}");
+    }
+    for secret in [
+        "sk-live-file-client-key-1",
+        "12345678901234567",
+        "sk-proj-in-a-list",
+        "271828182845",
+    ] {
+        assert!(
+            !err.contains(secret) && !out.contains(secret),
+            "{secret} echoed:\n{err}"
+        );
+    }
+
+    // The same from the environment: STOCKYARD_AUTH__KEYS given a bare string.
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"])
+            .arg(dir.path().join("none.toml"))
+            .env("STOCKYARD_AUTH__KEYS", "sk-live-env-client-key-2");
+        c
+    });
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("auth.keys") && !err.contains("sk-live-env-client-key-2"),
+        "{err}"
+    );
 }
 
 #[test]

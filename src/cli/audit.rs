@@ -1,5 +1,7 @@
 //! `stockyard audit verify [--expect-head SEQ:HASH]` and `stockyard audit export`. Both only read:
-//! the database read-only, the ledger key and the head file beside it (none is created).
+//! the database read-only, the ledger key and the head file beside it (none is created). Verify
+//! exits 1 naming the first problem: an entry altered, missing, out of place, without a MAC or
+//! with a wrong one, a cut tail, or a head file missing or not MACed under the key.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,7 +9,7 @@ use std::process::ExitCode;
 
 use super::args::{AuditCommand, Cli};
 use super::{CliError, load_config, open_reader};
-use crate::ledger::{self, Head, LedgerEntry, LedgerKey, VerifyError};
+use crate::ledger::{self, Head, LedgerEntry, LedgerKey, PublishedHead, VerifyError};
 
 pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode, CliError> {
     let config = load_config(cli)?;
@@ -51,33 +53,38 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode, CliError> {
     }
 }
 
-/// The chain and MACs, then the head file, then `--expect-head`; warnings go to standard output
-/// with the result so a log of the run has both.
+/// The chain and MACs, then `--expect-head`, then the head file; warnings go to standard output
+/// with the result so a log of the run has both. With a key, every entry must carry a valid MAC
+/// and a ledger with entries must have an authenticated head file; with none (a ledger that never
+/// had a key), only the chain and the head file's position are checked, with a warning.
 fn verify(
     db: &Path,
     entries: &[LedgerEntry],
     key: Option<&LedgerKey>,
-    published: Option<Head>,
+    published: Option<PublishedHead>,
     expected: Option<&Head>,
 ) -> Result<Head, VerifyError> {
     let verified = ledger::verify(entries, key)?;
     if verified.unanchored > 0 {
         println!(
-            "warning: entries 1..={} are unanchored (written before the ledger carried MACs); \
-             only their hash chain is checked",
+            "warning: no ledger key found (STOCKYARD_LEDGER_KEY or {}); entries 1..={} carry no \
+             MAC, so only their hash chain is checked",
+            LedgerKey::path_for(db).display(),
             verified.unanchored
         );
     }
-    match &published {
-        Some(head) => ledger::check_head(entries, head)?,
-        None if !entries.is_empty() => println!(
-            "warning: no head file at {}; a cut tail cannot be detected without --expect-head",
-            Head::path_for(db).display()
-        ),
-        None => {}
-    }
+    // A head kept elsewhere first: when the tail was cut, it names the cut, whatever became of
+    // the head file.
     if let Some(head) = expected {
         ledger::check_head(entries, head)?;
+    }
+    let path = Head::path_for(db);
+    let compared = ledger::check_published(entries, published.as_ref(), key, &path)?;
+    if !compared && !entries.is_empty() {
+        println!(
+            "warning: no head file at {}; a cut tail cannot be detected without --expect-head",
+            path.display()
+        );
     }
     Ok(verified.head)
 }

@@ -1,5 +1,6 @@
 //! Is a server running on this database? Reads the runtime file the server writes beside it
-//! (`server::runtime_file`) and checks that its pid lives and its address answers.
+//! (`server::runtime_file`) and checks that its pid lives and its address answers. Asked only
+//! once the database's lock is found held (`server::db_lock`).
 //!
 //! Why: an offline change made beside a running server lands in the database and the ledger but
 //! never in the server's chain, so the record and the behaviour part ways until a restart.
@@ -10,13 +11,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::secret::Secret;
 use crate::server::runtime_file;
 
+#[derive(Debug)]
 pub enum LocalServer {
-    /// No runtime file, or one left by a server that is gone: changing the file directly is safe.
+    /// No runtime file, or one left by a server that is gone.
     None,
     /// A server answers on `url`; `token` is its per-run admin token.
-    Running { url: String, token: String },
+    Running { url: String, token: Secret<String> },
     /// A server seems to run (its pid lives, something holds its address) but does not answer
     /// like one in time.
     Unreachable { pid: u32, addr: SocketAddr },

@@ -1,6 +1,7 @@
 //! Administrative changes from the CLI with no server running: open the database as the server
 //! would, apply the change through the same `Admin::apply`, then flush and close. Only
-//! [`super::change::apply`] calls this, after making sure no server runs on the file.
+//! [`super::change::apply`] calls this, holding the database's lock (so no server runs on the
+//! file, and none starts until the change is in).
 
 use crate::admin::AdminChange;
 use crate::config::ValidConfig;

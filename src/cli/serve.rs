@@ -1,7 +1,11 @@
-//! `stockyard serve`: open the database, build the app, listen, publish the runtime file beside
-//! the database, serve until SIGINT/SIGTERM, then remove the runtime file.
+//! `stockyard serve`: lock the database, open it, build the app, listen, publish the runtime file
+//! beside the database, serve until SIGINT/SIGTERM, then remove the runtime file and let go of the
+//! lock. The lock is taken before anything is read, so no offline change can slip in between
+//! reading the module states and publishing the runtime file, and a second `serve` on the same
+//! database is refused instead of replacing the first one's runtime file.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
@@ -9,7 +13,8 @@ use tokio::net::TcpListener;
 use super::args::{Cli, ServeArgs};
 use super::{CliError, load_config};
 use crate::config::AuthMode;
-use crate::server::runtime_file::RuntimeFile;
+use crate::server::db_lock::DbLock;
+use crate::server::runtime_file::{self, RuntimeFile};
 use crate::server::{App, serve, shutdown};
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
@@ -32,6 +37,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
     }
     let listen = config.listen;
     let db = config.db_path.clone();
+    // A backend this build lacks is refused before any file (the lock's) is made beside it.
+    crate::store::ensure_built(&config.store_url())?;
+    let Some(_lock) = DbLock::try_acquire(&db)? else {
+        return Err(CliError::Failed(already_served(&db)));
+    };
     let app = App::open(config)?;
     let providers: Vec<String> = app
         .proxy
@@ -56,6 +66,25 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
     println!("listening on http://{addr}");
     serve(std::sync::Arc::new(app), listener, shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `serve` will not start: another process holds the database's lock.
+fn already_served(db: &Path) -> String {
+    match runtime_file::read(db) {
+        Some(info) => format!(
+            "another stockyard serve (pid {}, http://{}) is running on {}; stop it first, or \
+             serve another --db",
+            info.pid,
+            info.addr,
+            db.display()
+        ),
+        None => format!(
+            "another stockyard process holds {} (a server starting up, or an offline change); \
+             {} is in use, try again when it is done",
+            DbLock::path_for(db).display(),
+            db.display()
+        ),
+    }
 }
 
 /// An address the local CLI can connect to: a wildcard listen address is reached on loopback.

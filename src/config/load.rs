@@ -128,6 +128,9 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
 }
 
 /// `store.batch_size: invalid type: found string "x", expected usize (in STOCKYARD_ environment)`.
+/// A field that holds a secret is named with the shape of its problem only, never its value:
+/// `auth.keys = "sk-..."` is a wrong type, and the message must not hand the key to a terminal,
+/// a CI log or a bug report.
 fn describe(err: figment::Error) -> String {
     let field = err.path.join(".");
     let origin = err
@@ -135,10 +138,72 @@ fn describe(err: figment::Error) -> String {
         .as_ref()
         .map(|m| format!(" (in {})", m.name))
         .unwrap_or_default();
-    if field.is_empty() {
-        format!("{}{origin}", err.kind)
+    let problem = if holds_secret(&err.path) {
+        redacted(&err.kind)
     } else {
-        format!("{field}: {}{origin}", err.kind)
+        err.kind.to_string()
+    };
+    if field.is_empty() {
+        format!("{problem}{origin}")
+    } else {
+        format!("{field}: {problem}{origin}")
+    }
+}
+
+/// `auth.*` (client keys; also `STOCKYARD_API_KEYS`), `admin.*` (also `STOCKYARD_ADMIN_KEY`) and
+/// `providers.NAME.api_key`. `STOCKYARD_LEDGER_KEY` never reaches here: validation reads it, and
+/// its message names the variable only.
+fn holds_secret(path: &[String]) -> bool {
+    match path {
+        [section, ..] if section == "auth" || section == "admin" => true,
+        [section, _, field, ..] => section == "providers" && field == "api_key",
+        _ => false,
+    }
+}
+
+/// The problem without the value: `invalid type: found a string, expected a sequence`.
+fn redacted(kind: &Kind) -> String {
+    match kind {
+        Kind::InvalidType(actual, expected) => {
+            format!("invalid type: found {}, expected {expected}", shape(actual))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!(
+                "invalid value: found {}, expected {expected}",
+                shape(actual)
+            )
+        }
+        Kind::Unsupported(actual) => format!("unsupported type {}", shape(actual)),
+        Kind::UnknownVariant(_, expected) => {
+            format!("unknown variant, expected one of {}", expected.join(", "))
+        }
+        // A custom message may quote the value; say only that the value is wrong.
+        Kind::Message(_) => "invalid value (not shown: this field holds a secret)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// What kind of value was found, without the value itself.
+fn shape(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a bool",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) => "a char",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "nothing",
+        Actual::Option => "an option",
+        Actual::Seq => "a sequence",
+        Actual::Map => "a table",
+        Actual::NewtypeStruct
+        | Actual::Enum
+        | Actual::UnitVariant
+        | Actual::NewtypeVariant
+        | Actual::TupleVariant
+        | Actual::StructVariant
+        | Actual::Other(_) => "another type",
     }
 }
 
@@ -176,6 +241,28 @@ mod tests {
             assert!(message.contains(field), "{field} missing from:\n{message}");
         }
         assert_eq!(message.lines().count(), 5, "{message}");
+    }
+
+    #[test]
+    fn wrong_types_in_secret_fields_are_named_without_their_values() {
+        let text = "[auth]\nkeys = \"sk-live-4242-client\"\n[admin]\nkey = 98765432109876\n\
+                    [providers.openai]\napi_key = 31415926535\n[store]\nbatch_size = \"many\"\n";
+        let message = load_from_str(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for secret in ["sk-live-4242-client", "98765432109876", "31415926535"] {
+            assert!(!message.contains(secret), "{secret} shown in:\n{message}");
+        }
+        for line in [
+            "auth.keys: invalid type: found a string, expected a sequence",
+            "admin.key: invalid type: found an integer, expected a string",
+            "providers.openai.api_key: invalid type: found an integer",
+        ] {
+            assert!(message.contains(line), "{line:?} missing from:\n{message}");
+        }
+        // A field that holds no secret still shows what it got, to help fix it.
+        assert!(message.contains("\"many\""), "{message}");
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! `HMAC-SHA256(key, hash)`, and the key lives where the database does not: in
 //! `STOCKYARD_LEDGER_KEY` (hex or base64) or in a file beside the database
 //! (`<db>.ledger-key`, 32 random bytes as hex, mode 0600, created at first start).
-//! The server creates the file ([`LedgerKey::open_or_create`]); readers only look for it
-//! ([`LedgerKey::find`]).
+//! A writing open (the server, an offline CLI change) takes the key through
+//! [`LedgerKey::for_writing`], which creates the file only for a ledger that has no MAC yet, and
+//! otherwise insists that the key found is the one the newest MAC was made with: a lost key file
+//! or another `STOCKYARD_LEDGER_KEY` must stop the start, not fork the ledger under a new key.
+//! Readers only look for the key ([`LedgerKey::find`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,30 @@ pub enum KeyError {
     },
     #[error("cannot draw random bytes for a new ledger key: {0}")]
     Random(String),
+    #[error(
+        "the ledger is anchored with a key that is not here: restore {key_file} or set \
+         STOCKYARD_LEDGER_KEY (no key was found, and a new one would fork the ledger)"
+    )]
+    Absent { key_file: String },
+    #[error(
+        "the ledger is anchored with a key that is not here: the key from {found_in} does not \
+         match the MAC of entry {seq}; restore {key_file} or set STOCKYARD_LEDGER_KEY to the key \
+         the ledger was written with (if the key is right, entry {seq} was altered: run \
+         `stockyard audit verify`)"
+    )]
+    Mismatch {
+        found_in: String,
+        key_file: String,
+        seq: i64,
+    },
+}
+
+/// The newest entry that carries a MAC: what a writing open checks the key it found against.
+#[derive(Clone, Debug)]
+pub struct NewestMac {
+    pub seq: i64,
+    pub hash: String,
+    pub mac: String,
 }
 
 /// Holds the keyed HMAC state, not the raw bytes, so the key is never at hand to print.
@@ -99,6 +126,34 @@ impl LedgerKey {
         }
     }
 
+    /// The key for a process that appends to the ledger of `db`, whose newest MACed entry is
+    /// `newest`: the key found must have made that MAC; a new key file is created only while no
+    /// entry carries a MAC.
+    pub fn for_writing(
+        db: &Path,
+        env: Option<&str>,
+        newest: Option<&NewestMac>,
+    ) -> Result<LedgerKey, KeyError> {
+        let key_file = || LedgerKey::path_for(db).display().to_string();
+        match (LedgerKey::find(db, env)?, newest) {
+            (Some(key), Some(newest)) if !key.check(&newest.hash, &newest.mac) => {
+                Err(KeyError::Mismatch {
+                    found_in: match env {
+                        Some(_) => "STOCKYARD_LEDGER_KEY".to_string(),
+                        None => key_file(),
+                    },
+                    key_file: key_file(),
+                    seq: newest.seq,
+                })
+            }
+            (Some(key), _) => Ok(key),
+            (None, Some(_)) => Err(KeyError::Absent {
+                key_file: key_file(),
+            }),
+            (None, None) => LedgerKey::open_or_create(db, env),
+        }
+    }
+
     /// The key from `env` if given, else from the key file beside `db`; `None` if neither exists.
     /// Never creates anything.
     pub fn find(db: &Path, env: Option<&str>) -> Result<Option<LedgerKey>, KeyError> {
@@ -134,17 +189,18 @@ impl LedgerKey {
             .map(LedgerKey)
     }
 
-    /// `HMAC-SHA256(key, chain hash)` as hex. The chain hash already covers the entry's content and
-    /// its predecessor, so MACing it anchors both.
-    pub fn mac(&self, chain_hash: &str) -> String {
+    /// `HMAC-SHA256(key, message)` as hex. An entry's message is its chain hash, which already
+    /// covers its content and its predecessor, so MACing it anchors both; the head's is
+    /// `head|SEQ|HASH` ([`super::Head`]).
+    pub fn mac(&self, message: &str) -> String {
         let mut mac = self.0.clone();
-        mac.update(chain_hash.as_bytes());
+        mac.update(message.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     /// Constant-time check of a stored MAC.
-    pub fn check(&self, chain_hash: &str, stored_mac: &str) -> bool {
-        let ours = self.mac(chain_hash);
+    pub fn check(&self, message: &str, stored_mac: &str) -> bool {
+        let ours = self.mac(message);
         ours.len() == stored_mac.len() && bool::from(ours.as_bytes().ct_eq(stored_mac.as_bytes()))
     }
 }
@@ -186,6 +242,38 @@ mod tests {
             LedgerKey::open_or_create(&db, Some(hex_key)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_env.mac("h"), a.mac("h"));
         assert!(!LedgerKey::path_for(&db).exists());
+    }
+
+    #[test]
+    fn a_writing_open_never_makes_a_new_key_for_an_anchored_ledger() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("s.db");
+        let first = LedgerKey::for_writing(&db, None, None).unwrap_or_else(|e| panic!("{e}"));
+        let newest = NewestMac {
+            seq: 3,
+            hash: "h3".into(),
+            mac: first.mac("h3"),
+        };
+        let again =
+            LedgerKey::for_writing(&db, None, Some(&newest)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.mac("h"), first.mac("h"));
+
+        let other = "ff".repeat(16);
+        let err = LedgerKey::for_writing(&db, Some(&other), Some(&newest)).err();
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("anchored with a key that is not here")
+                && message.contains("STOCKYARD_LEDGER_KEY does not match the MAC of entry 3"),
+            "{message}"
+        );
+
+        std::fs::remove_file(LedgerKey::path_for(&db)).unwrap_or_else(|e| panic!("{e}"));
+        let err = LedgerKey::for_writing(&db, None, Some(&newest)).err();
+        assert!(matches!(err, Some(KeyError::Absent { .. })), "{err:?}");
+        assert!(
+            !LedgerKey::path_for(&db).exists(),
+            "a new key file was made"
+        );
     }
 
     #[test]

@@ -8,14 +8,19 @@
 //!
 //! The chain alone can be recomputed by anyone who can write the database, so it is anchored
 //! outside it twice: each entry carries an HMAC of its hash under a key kept out of the database
-//! ([`key`]), and the newest entry's sequence and hash are published after each write ([`head`]),
-//! which is how a cut tail shows. Entries written before MACs existed verify as "unanchored" (a
-//! warning); once one entry is anchored, every later one must be.
+//! ([`key`]), and the newest entry's sequence and hash are published, with their own MAC, after
+//! each write ([`head`]), which is how a cut tail shows.
+//!
+//! With a key, every entry must carry a valid MAC: there is no "unanchored" leniency a forger
+//! could use by clearing every MAC and recomputing the chain. Entries written before MACs existed
+//! are anchored once, by the next writing open ([`to_anchor`] says which may be). Only with no key
+//! anywhere (a ledger that never had one) does a MAC-less entry pass, as "unanchored", and then
+//! only its hash chain is checked.
 
 pub mod head;
 pub mod key;
 
-pub use head::Head;
+pub use head::{Head, PublishedHead};
 pub use key::LedgerKey;
 
 use serde::Serialize;
@@ -133,8 +138,11 @@ pub enum VerifyError {
          recomputed without the key)"
     )]
     BadMac { seq: i64 },
-    #[error("entry {seq}: has no MAC, but an earlier entry is anchored (its MAC was removed)")]
-    MacRemoved { seq: i64 },
+    #[error(
+        "entry {seq}: has no MAC, but a ledger key exists, so every entry must carry one (its MAC \
+         was removed)"
+    )]
+    MacMissing { seq: i64 },
     #[error(
         "entry {seq}: anchored, but no ledger key was found to check it; set STOCKYARD_LEDGER_KEY \
          or put the key file beside the database"
@@ -148,6 +156,16 @@ pub enum VerifyError {
     },
     #[error("entry {seq}: its hash differs from the published head (history rewritten)")]
     HeadMismatch { seq: i64 },
+    #[error(
+        "the ledger head file {path} is missing, but the ledger is anchored; a cut tail cannot be \
+         ruled out (pass a head kept elsewhere with --expect-head to check it)"
+    )]
+    HeadMissing { path: String },
+    #[error(
+        "the ledger head file {path} carries no valid MAC under the ledger key (it was rewritten, \
+         or written by a build before heads carried one: `stockyard serve` republishes it once)"
+    )]
+    HeadUnauthenticated { path: String },
 }
 
 /// What a successful walk found.
@@ -155,7 +173,8 @@ pub enum VerifyError {
 pub struct Verified {
     /// The newest entry (sequence 0 and the genesis hash for an empty ledger).
     pub head: Head,
-    /// Leading entries written before the ledger was anchored: they chain, but carry no MAC.
+    /// Entries that chain but carry no MAC, checked with no ledger key to be found (a ledger
+    /// that was never anchored). Always 0 when a key was given.
     pub unanchored: usize,
 }
 
@@ -167,34 +186,13 @@ pub fn verify<'a>(
     let mut prev_seq = 0;
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut unanchored = 0;
-    let mut anchored = false;
     for entry in entries {
-        if entry.seq > prev_seq + 1 {
-            return Err(VerifyError::Missing {
-                expected: prev_seq + 1,
-                found: entry.seq,
-            });
-        }
-        if entry.seq <= prev_seq {
-            return Err(VerifyError::OutOfPlace {
-                seq: entry.seq,
-                prev: prev_seq,
-            });
-        }
-        if entry.recompute_hash(&entry.prev_hash) != entry.hash {
-            return Err(VerifyError::Altered { seq: entry.seq });
-        }
-        if entry.prev_hash != prev_hash {
-            return Err(VerifyError::OutOfPlace {
-                seq: entry.seq,
-                prev: prev_seq,
-            });
-        }
+        check_link(entry, prev_seq, &prev_hash)?;
         match (&entry.mac, key) {
-            (None, _) if anchored => return Err(VerifyError::MacRemoved { seq: entry.seq }),
-            (None, _) => unanchored += 1,
+            (None, Some(_)) => return Err(VerifyError::MacMissing { seq: entry.seq }),
+            (None, None) => unanchored += 1,
             (Some(_), None) => return Err(VerifyError::NoKey { seq: entry.seq }),
-            (Some(mac), Some(key)) if key.check(&entry.hash, mac) => anchored = true,
+            (Some(mac), Some(key)) if key.check(&entry.hash, mac) => {}
             (Some(_), Some(_)) => return Err(VerifyError::BadMac { seq: entry.seq }),
         }
         prev_seq = entry.seq;
@@ -207,6 +205,99 @@ pub fn verify<'a>(
         },
         unanchored,
     })
+}
+
+/// The chain alone: numbering, each entry's own hash, and its link to the one before.
+fn check_chain(entries: &[LedgerEntry]) -> Result<(), VerifyError> {
+    let mut prev = (0, GENESIS_HASH);
+    for entry in entries {
+        check_link(entry, prev.0, prev.1)?;
+        prev = (entry.seq, &entry.hash);
+    }
+    Ok(())
+}
+
+fn check_link(entry: &LedgerEntry, prev_seq: i64, prev_hash: &str) -> Result<(), VerifyError> {
+    if entry.seq > prev_seq + 1 {
+        return Err(VerifyError::Missing {
+            expected: prev_seq + 1,
+            found: entry.seq,
+        });
+    }
+    if entry.seq <= prev_seq {
+        return Err(VerifyError::OutOfPlace {
+            seq: entry.seq,
+            prev: prev_seq,
+        });
+    }
+    if entry.recompute_hash(&entry.prev_hash) != entry.hash {
+        return Err(VerifyError::Altered { seq: entry.seq });
+    }
+    if entry.prev_hash != prev_hash {
+        return Err(VerifyError::OutOfPlace {
+            seq: entry.seq,
+            prev: prev_seq,
+        });
+    }
+    Ok(())
+}
+
+/// The entries a writing open may MAC under `key`: those written before the ledger was anchored,
+/// once. Two cases, both limited to a chain that holds:
+/// - MAC-less entries before the first MACed one, when that one's MAC checks: its hash covers
+///   theirs, so the key already vouches for them (a ledger from a build that anchored only new
+///   entries);
+/// - every entry, when none carries a MAC and no head file was ever published (a ledger from a
+///   build before MACs, meeting its first key). A published head means some build anchored this
+///   ledger, so a ledger with no MAC left had its MACs cleared: it is not re-anchored.
+///
+/// A MAC-less entry after a MACed one is never anchored: that is a removed MAC, for
+/// [`verify`] to name.
+pub fn to_anchor(entries: &[LedgerEntry], key: &LedgerKey, head_published: bool) -> Vec<i64> {
+    let first_maced = entries.iter().position(|e| e.mac.is_some());
+    let prefix = match first_maced {
+        Some(i) => {
+            let vouched = entries[i]
+                .mac
+                .as_deref()
+                .is_some_and(|mac| key.check(&entries[i].hash, mac));
+            if !vouched {
+                return Vec::new();
+            }
+            &entries[..=i]
+        }
+        None if head_published => return Vec::new(),
+        None => entries,
+    };
+    if check_chain(prefix).is_err() {
+        return Vec::new();
+    }
+    prefix
+        .iter()
+        .filter(|e| e.mac.is_none())
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// What the head file adds to a chain that [`verify`] passed. With a key, a ledger with entries
+/// must have a head file whose MAC checks (else a cut tail and a rewritten head go unseen), and
+/// the chain must reach it. With no key, a head file is only compared with the chain. `Ok(false)`
+/// when there was no head file to compare with.
+pub fn check_published(
+    entries: &[LedgerEntry],
+    published: Option<&PublishedHead>,
+    key: Option<&LedgerKey>,
+    path: &std::path::Path,
+) -> Result<bool, VerifyError> {
+    let path = || path.display().to_string();
+    match (published, key) {
+        (Some(published), Some(key)) if !published.is_authentic(key) => {
+            Err(VerifyError::HeadUnauthenticated { path: path() })
+        }
+        (Some(published), _) => check_head(entries, &published.head).map(|()| true),
+        (None, Some(_)) if !entries.is_empty() => Err(VerifyError::HeadMissing { path: path() }),
+        (None, _) => Ok(false),
+    }
 }
 
 /// Checks a verified chain against a head published earlier. Entries appended since are fine
@@ -376,18 +467,99 @@ mod tests {
     }
 
     #[test]
-    fn entries_from_before_anchoring_warn_but_a_removed_mac_fails() {
+    fn with_a_key_every_entry_needs_a_mac_and_without_one_a_macless_ledger_only_chains() {
+        let mut entries = chain(4);
+        entries[0].mac = None;
+        assert_eq!(
+            verify(&entries, Some(&key())),
+            Err(VerifyError::MacMissing { seq: 1 })
+        );
+        entries[0].mac = Some(key().mac(&entries[0].hash));
+        entries[3].mac = None;
+        assert_eq!(
+            verify(&entries, Some(&key())),
+            Err(VerifyError::MacMissing { seq: 4 })
+        );
+        for e in &mut entries {
+            e.mac = None;
+        }
+        assert_eq!(verify(&entries, None).map(|v| v.unanchored), Ok(4));
+        assert_eq!(verify(&chain(2), None), Err(VerifyError::NoKey { seq: 1 }));
+    }
+
+    #[test]
+    fn every_mac_cleared_and_the_chain_recomputed_fails_under_the_key() {
+        let mut entries = chain(4);
+        entries[1].actor = "forger".into();
+        for e in &mut entries {
+            e.mac = None;
+        }
+        recompute_from(&mut entries, 0, None);
+        assert_eq!(
+            verify(&entries, Some(&key())),
+            Err(VerifyError::MacMissing { seq: 1 })
+        );
+        // Nor is such a ledger re-anchored by a writing open once a head was published.
+        assert_eq!(to_anchor(&entries, &key(), true), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn entries_from_before_anchoring_are_anchored_once_and_only_when_vouched_for() {
+        // A build that MACed only new entries: the MAC-less prefix is covered by entry 3's MAC.
         let mut entries = chain(4);
         for e in &mut entries[..2] {
             e.mac = None;
         }
-        assert_eq!(verify(&entries, Some(&key())).map(|v| v.unanchored), Ok(2));
-        entries[3].mac = None;
+        assert_eq!(to_anchor(&entries, &key(), true), vec![1, 2]);
+        // Under another key, entry 3 vouches for nothing.
+        let other = LedgerKey::from_env_value("ffffffffffffffffffffffffffffffff")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(to_anchor(&entries, &other, true), Vec::<i64>::new());
+        // A removed MAC after an anchored entry is tampering, not history.
+        let mut gap = chain(4);
+        gap[2].mac = None;
+        assert_eq!(to_anchor(&gap, &key(), true), Vec::<i64>::new());
+        // A ledger from before MACs, never published: all of it, if it chains.
+        let mut old = chain(3);
+        for e in &mut old {
+            e.mac = None;
+        }
+        assert_eq!(to_anchor(&old, &key(), false), vec![1, 2, 3]);
+        old[1].target = "edited".into();
+        assert_eq!(to_anchor(&old, &key(), false), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_missing_or_unauthenticated_head_file_fails_an_anchored_ledger() {
+        let entries = chain(3);
+        let path = std::path::Path::new("s.db.ledger-head");
+        let head = Head {
+            seq: 3,
+            hash: entries[2].hash.clone(),
+        };
+        let unsigned = PublishedHead {
+            head: head.clone(),
+            mac: None,
+        };
         assert_eq!(
-            verify(&entries, Some(&key())),
-            Err(VerifyError::MacRemoved { seq: 4 })
+            check_published(&entries, None, Some(&key()), path),
+            Err(VerifyError::HeadMissing {
+                path: "s.db.ledger-head".into()
+            })
         );
-        assert_eq!(verify(&chain(2), None), Err(VerifyError::NoKey { seq: 1 }));
+        assert_eq!(
+            check_published(&entries, Some(&unsigned), Some(&key()), path),
+            Err(VerifyError::HeadUnauthenticated {
+                path: "s.db.ledger-head".into()
+            })
+        );
+        let line = format!("{head}:{}", key().mac(&format!("head|3|{}", head.hash)));
+        let signed: PublishedHead = line.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            check_published(&entries, Some(&signed), Some(&key()), path),
+            Ok(true)
+        );
+        assert_eq!(check_published(&[], None, Some(&key()), path), Ok(false));
     }
 
     #[test]

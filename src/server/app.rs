@@ -66,7 +66,10 @@ impl App {
         let url = config.store_url();
         crate::store::ensure_built(&url)?;
         let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
-        let key = LedgerKey::open_or_create(&config.db_path, env_key)?;
+        // The key must be the one the ledger was anchored with, checked before the store is
+        // opened for writing (which anchors old entries and publishes the head under it).
+        let newest = crate::store::newest_mac(&url)?;
+        let key = LedgerKey::for_writing(&config.db_path, env_key, newest.as_ref())?;
         let opened = crate::store::open(&url, key.clone())?;
         let store = opened.store;
         let writer =

@@ -1,8 +1,9 @@
 //! The HTTP server: [`app::App`] wires the parts together, [`routes`] maps paths to handlers, and
 //! [`listener`] accepts connections and shuts down gracefully; [`runtime_file`] tells the CLI a
-//! server runs on the database.
+//! server runs on the database, and [`db_lock`] keeps a second writer off it.
 
 pub mod app;
+pub mod db_lock;
 pub mod listener;
 mod parse_errors;
 pub mod routes;

@@ -16,12 +16,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-#[derive(Debug, Deserialize, Serialize)]
+/// What the file says. `Debug` shows the token as `[redacted]`: this value is logged and passed
+/// around by the CLI, and the token is an admin key for as long as the server runs.
+#[derive(Debug)]
 pub struct RuntimeInfo {
     pub pid: u32,
     pub addr: SocketAddr,
     /// Accepted by the admin API as a bearer key for as long as this server runs.
-    pub token: String,
+    pub token: Secret<String>,
+}
+
+/// The file's JSON. Only [`RuntimeFile::publish`] and [`read`] see the token in the clear; a
+/// `Secret` serializes as `[redacted]`, so the file needs its own shape.
+#[derive(Deserialize, Serialize)]
+struct OnDisk<T> {
+    pid: u32,
+    addr: SocketAddr,
+    token: T,
 }
 
 /// `<db>.server`.
@@ -52,10 +63,10 @@ impl RuntimeFile {
         token: &Secret<String>,
     ) -> Result<RuntimeFile, std::io::Error> {
         let path = path_for(db);
-        let info = RuntimeInfo {
+        let info = OnDisk {
             pid: std::process::id(),
             addr,
-            token: token.expose().clone(),
+            token: token.expose().as_str(),
         };
         let body = serde_json::to_vec(&info).map_err(std::io::Error::other)?;
         let _ = std::fs::remove_file(&path);
@@ -78,7 +89,12 @@ impl Drop for RuntimeFile {
 /// The runtime file beside `db`, if there is a readable one.
 pub fn read(db: &Path) -> Option<RuntimeInfo> {
     let text = std::fs::read(path_for(db)).ok()?;
-    serde_json::from_slice(&text).ok()
+    let info: OnDisk<String> = serde_json::from_slice(&text).ok()?;
+    Some(RuntimeInfo {
+        pid: info.pid,
+        addr: info.addr,
+        token: Secret::new(info.token),
+    })
 }
 
 #[cfg(test)]
@@ -93,8 +109,10 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap_or_else(|e| panic!("{e}"));
         let file = RuntimeFile::publish(&db, addr, &token).unwrap_or_else(|e| panic!("{e}"));
         let info = read(&db);
+        assert!(format!("{info:?}").contains("[redacted]"), "{info:?}");
+        assert!(!format!("{info:?}").contains(token.expose().as_str()));
         assert_eq!(
-            info.map(|i| (i.pid, i.addr, i.token)),
+            info.map(|i| (i.pid, i.addr, i.token.expose().clone())),
             Some((std::process::id(), addr, token.expose().clone()))
         );
         #[cfg(unix)]

@@ -52,6 +52,7 @@ pub use traces::{SpendBy, SpendRow, TraceQuery, TraceRecord, TraceStore, TraceWr
 pub use url::StoreUrl;
 
 use crate::ledger::LedgerKey;
+use crate::ledger::key::NewestMac;
 
 /// The schema version this build writes (every backend numbers its schema the same way).
 pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
@@ -128,6 +129,16 @@ pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
 pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Store::from_one(sqlite::SqliteStore::open_read_only(path)?)),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// The newest ledger entry carrying a MAC, read without creating, migrating or changing anything
+/// (`None` when there is no store yet): a writing open checks its ledger key against it before it
+/// opens the store for writing.
+pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::newest_mac(path),
         StoreUrl::Postgres(_) => Err(not_built(url)),
     }
 }

@@ -15,14 +15,15 @@ mod write;
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use read::SqliteReader;
 pub use write::SqliteWriter;
 
 use self::pool::ReadPool;
 use super::StoreError;
-use crate::ledger::{Head, LedgerKey};
+use crate::ledger::LedgerKey;
+use crate::ledger::key::NewestMac;
 
 /// Migrations in order, each with the schema version it produces. Versions are explicit, not
 /// positions, so numbers reserved by parallel work can be merged in any order.
@@ -57,8 +58,8 @@ impl SqliteStore {
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
+        let published = write::anchor_at_open(&mut conn, &key, path)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
-        let published = Head::read(path).map_err(|e| StoreError::Head(e.to_string()))?;
         Ok((
             SqliteWriter {
                 conn,
@@ -89,6 +90,36 @@ impl SqliteStore {
         }
         let pool = ReadPool::new(path, READ_ONLY_POOL_SIZE, connect_read_only)?;
         Ok(Arc::new(SqliteReader { pool }))
+    }
+
+    /// The newest ledger entry that carries a MAC, read without creating or changing anything:
+    /// `None` for a missing file, or one from before ledger MACs (no `mac` column).
+    pub fn newest_mac(path: &Path) -> Result<Option<NewestMac>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = connect_read_only(path)?;
+        let has_mac: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('ledger') WHERE name = 'mac'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_mac {
+            return Ok(None);
+        }
+        Ok(conn
+            .query_row(
+                "SELECT seq, hash, mac FROM ledger WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(NewestMac {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                        mac: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// The schema version of an existing file, read without changing it.
@@ -164,7 +195,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{self, LedgerDraft, LedgerEntry};
+    use crate::ledger::{self, Head, LedgerDraft, LedgerEntry};
     use crate::store::{
         LedgerStore, LedgerWrites, ModuleState, ModuleStateStore, Persist, StoreHealth,
     };
@@ -301,40 +332,102 @@ mod tests {
         assert_eq!(reader.schema_version().ok(), Some(SCHEMA_VERSION));
     }
 
-    #[test]
-    fn entries_from_before_the_mac_column_read_as_unanchored() {
-        let (_dir, path) = temp_db();
-        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    /// A ledger as a build before MACs left it: entries chained, but no `mac` column at all.
+    fn ledger_from_before_macs(path: &Path, n: usize) -> Vec<LedgerEntry> {
+        let conn = Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
         for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 3) {
             conn.execute_batch(sql).unwrap_or_else(|e| panic!("{e}"));
         }
-        // An entry as a build before MACs wrote it: chained, but with no mac column at all.
-        let old = LedgerEntry::seal(&draft(), None, 1, &test_key());
-        conn.execute(
-            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                old.seq,
-                old.ts_ms,
-                old.actor,
-                old.action,
-                old.target,
-                old.details.to_string(),
-                old.prev_hash,
-                old.hash
-            ],
-        )
-        .and_then(|_| conn.pragma_update(None, "user_version", 3))
-        .unwrap_or_else(|e| panic!("{e}"));
-        drop(conn);
+        let mut entries: Vec<LedgerEntry> = Vec::new();
+        for i in 0..n {
+            let prev = entries.last().map(|e| (e.seq, e.hash.as_str()));
+            let mut old = LedgerEntry::seal(&draft(), prev, i as i64 + 1, &test_key());
+            old.mac = None;
+            conn.execute(
+                "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    old.seq,
+                    old.ts_ms,
+                    old.actor,
+                    old.action,
+                    old.target,
+                    old.details.to_string(),
+                    old.prev_hash,
+                    old.hash
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            entries.push(old);
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .unwrap_or_else(|e| panic!("{e}"));
+        entries
+    }
+
+    #[test]
+    fn entries_from_before_the_mac_column_are_anchored_once_by_the_writing_open() {
+        let (_dir, path) = temp_db();
+        ledger_from_before_macs(&path, 2);
         let (mut writer, reader) =
             SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let entries = reader.ledger().unwrap_or_default();
+        assert!(entries.iter().all(|e| e.mac.is_some()), "{entries:?}");
+        let published = Head::read(&path).ok().flatten();
+        assert!(
+            published
+                .as_ref()
+                .is_some_and(|p| p.is_authentic(&test_key()) && p.head.seq == 2)
+        );
         writer
-            .apply_admin(None, &draft(), 2)
+            .apply_admin(None, &draft(), 3)
             .unwrap_or_else(|e| panic!("{e}"));
         let entries = reader.ledger().unwrap_or_default();
         let verified = ledger::verify(&entries, Some(&test_key()));
-        assert_eq!(verified.map(|v| (v.head.seq, v.unanchored)), Ok((2, 1)));
+        assert_eq!(verified.map(|v| (v.head.seq, v.unanchored)), Ok((3, 0)));
+        drop((writer, reader));
+
+        // Once: a later open finds a published head, so MACs cleared afterwards (with the chain
+        // recomputed) stay cleared, and verify names the first entry.
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute("UPDATE ledger SET mac = NULL", []))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let entries = reader.ledger().unwrap_or_default();
+        assert!(entries.iter().all(|e| e.mac.is_none()));
+        assert_eq!(
+            ledger::verify(&entries, Some(&test_key())),
+            Err(ledger::VerifyError::MacMissing { seq: 1 })
+        );
+    }
+
+    #[test]
+    fn an_old_unauthenticated_head_is_republished_with_a_mac_only_when_the_ledger_reaches_it() {
+        let (_dir, path) = temp_db();
+        let (mut writer, reader) =
+            SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        for ts in 1..=3 {
+            writer
+                .apply_admin(None, &draft(), ts)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let entries = reader.ledger().unwrap_or_default();
+        drop((writer, reader));
+        let head_file = Head::path_for(&path);
+        // A head file as a build before head MACs wrote it.
+        std::fs::write(&head_file, format!("3:{}\n", entries[2].hash))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        let read = Head::read(&path).ok().flatten();
+        assert!(read.is_some_and(|p| p.is_authentic(&test_key()) && p.head.seq == 3));
+
+        // One naming entry 5 (the tail was cut since) is left alone: signing the ledger's own
+        // head would hide the cut.
+        let cut = format!("5:{}\n", "ab".repeat(32));
+        std::fs::write(&head_file, &cut).unwrap_or_else(|e| panic!("{e}"));
+        let _ = SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read_to_string(&head_file).ok(), Some(cut));
     }
 
     #[test]
@@ -344,7 +437,7 @@ mod tests {
             seq: 5,
             hash: "ab".repeat(32),
         }
-        .write(&path)
+        .write(&path, &test_key())
         .unwrap_or_else(|e| panic!("{e}"));
         let (mut writer, reader) =
             SqliteStore::open(&path, test_key()).unwrap_or_else(|e| panic!("{e}"));

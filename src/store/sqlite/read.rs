@@ -265,33 +265,46 @@ impl AuthFailureStore for SqliteReader {
 
 impl LedgerStore for SqliteReader {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
-            })?;
-            let mut entries = Vec::new();
-            for row in rows {
-                let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
-                // Details that no longer parse still verify as altered rather than failing the walk.
-                let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
-                entries.push(LedgerEntry { seq, ts_ms, actor, action, target, details, prev_hash, hash, mac });
-            }
-            Ok(entries)
-        })
+        self.with(ledger_entries)
     }
+}
+
+/// Every ledger entry in stored order; the writer's open reads them the same way.
+pub(super) fn ledger_entries(c: &Connection) -> Result<Vec<LedgerEntry>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, Option<String>>(8)?,
+        ))
+    })?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
+        // Details that no longer parse still verify as altered rather than failing the walk.
+        let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
+        entries.push(LedgerEntry {
+            seq,
+            ts_ms,
+            actor,
+            action,
+            target,
+            details,
+            prev_hash,
+            hash,
+            mac,
+        });
+    }
+    Ok(entries)
 }
 
 fn parse_phase(text: &str) -> Option<BreakerPhase> {

@@ -2,11 +2,11 @@
 //! so these methods need no locking. A trace batch is one transaction; an admin change and its
 //! ledger entry are one transaction.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::ledger::{Head, LedgerDraft, LedgerEntry, LedgerKey};
+use crate::ledger::{self, Head, LedgerDraft, LedgerEntry, LedgerKey};
 use crate::store::{
     AuthFailureCount, AuthFailureWrites, BreakerRecord, BreakerWrites, LedgerWrites, Persist,
     ResponseWrites, StoreError, StoredResponse, TraceRecord, TraceWrites, WriteBackend,
@@ -146,13 +146,86 @@ impl LedgerWrites for SqliteWriter {
     }
 
     fn publish_head(&mut self, head: &Head) -> Result<(), StoreError> {
-        head.write(&self.db_path)
+        head.write(&self.db_path, &self.key)
             .map_err(|e| StoreError::Head(e.to_string()))?;
         // The log is a second copy of the head, out of reach of whoever edits the files.
         tracing::info!("ledger head seq={} hash={}", head.seq, head.hash);
         self.published = Some(head.clone());
         Ok(())
     }
+}
+
+/// The writing open's ledger step, before the writer thread starts: MAC the entries written
+/// before the ledger was anchored (once: [`ledger::to_anchor`] decides which), then, when the
+/// ledger verifies under `key`, publish its head with a MAC if the head file lacks a valid one and
+/// the ledger still reaches the head it names (never over a cut). Returns the head the writer must
+/// never fall behind. A ledger that does not verify is left as it is, for `audit verify` to name.
+pub(super) fn anchor_at_open(
+    conn: &mut Connection,
+    key: &LedgerKey,
+    db_path: &Path,
+) -> Result<Option<Head>, StoreError> {
+    let published = Head::read(db_path).map_err(|e| StoreError::Head(e.to_string()))?;
+    let mut entries = super::read::ledger_entries(conn)?;
+    let seqs = ledger::to_anchor(&entries, key, published.is_some());
+    if !seqs.is_empty() {
+        let tx = conn.transaction()?;
+        {
+            let mut update =
+                tx.prepare("UPDATE ledger SET mac = ?1 WHERE seq = ?2 AND mac IS NULL")?;
+            for entry in entries.iter_mut().filter(|e| seqs.contains(&e.seq)) {
+                let mac = key.mac(&entry.hash);
+                update.execute(params![mac, entry.seq])?;
+                entry.mac = Some(mac);
+            }
+        }
+        tx.commit()?;
+        tracing::warn!(
+            entries = seqs.len(),
+            first = seqs.first().copied().unwrap_or_default(),
+            last = seqs.last().copied().unwrap_or_default(),
+            "anchored ledger entries written before the ledger carried MACs"
+        );
+    }
+    match ledger::verify(&entries, Some(key)) {
+        Ok(verified) if !entries.is_empty() => {
+            let reaches = published
+                .as_ref()
+                .is_none_or(|p| ledger::check_head(&entries, &p.head).is_ok());
+            let authentic = published.as_ref().is_some_and(|p| p.is_authentic(key));
+            // With no head file, only a ledger anchored just now gets one here: an anchored
+            // ledger whose head file went missing keeps failing verify until someone looks.
+            let due = match &published {
+                Some(_) => !authentic,
+                None => !seqs.is_empty(),
+            };
+            if published.is_none() && !due {
+                tracing::warn!(
+                    path = %Head::path_for(db_path).display(),
+                    "the ledger is anchored but its head file is missing; `stockyard audit verify` \
+                     fails until it is restored"
+                );
+            }
+            if due && reaches {
+                verified
+                    .head
+                    .write(db_path, key)
+                    .map_err(|e| StoreError::Head(e.to_string()))?;
+                tracing::info!(
+                    "ledger head seq={} hash={} (published with its MAC)",
+                    verified.head.seq,
+                    verified.head.hash
+                );
+                return Ok(Some(verified.head));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "the audit ledger does not verify; run `stockyard audit verify`"
+        ),
+    }
+    Ok(published.map(|p| p.head))
 }
 
 impl BreakerWrites for SqliteWriter {
