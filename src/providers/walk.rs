@@ -28,6 +28,32 @@ pub(crate) struct Walked {
     pub turns: Vec<Turn>,
 }
 
+impl Walked {
+    /// The turns as JSON objects `{"role": ..., <blocks_field>: [...]}`, the assistant's side
+    /// named `assistant_role` (`assistant` for Bedrock, `model` for Gemini).
+    pub(crate) fn turns_json(
+        self,
+        assistant_role: &str,
+        blocks_field: &str,
+    ) -> (Vec<Value>, Vec<Value>) {
+        let turns = self
+            .turns
+            .into_iter()
+            .map(|turn| {
+                let role = match turn.side {
+                    Side::User => "user",
+                    Side::Assistant => assistant_role,
+                };
+                let mut object = serde_json::Map::new();
+                object.insert("role".into(), Value::from(role));
+                object.insert(blocks_field.into(), Value::Array(turn.blocks));
+                Value::Object(object)
+            })
+            .collect();
+        (self.system, turns)
+    }
+}
+
 /// How one canonical message becomes the target's blocks. `path` is `messages[i]`, for errors
 /// that name the field.
 pub(crate) trait MessageVisitor {

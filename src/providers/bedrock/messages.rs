@@ -6,25 +6,14 @@ use serde_json::{Map, Value, json};
 
 use super::{TranslateError, invalid, unsupported};
 use crate::providers::translate::tool_call_parts;
-use crate::providers::walk::{MessageVisitor, Side, walk};
+use crate::providers::walk::{MessageVisitor, walk};
 
 /// Returns (system blocks, messages).
 pub(super) fn translate_messages(
     messages: &[Value],
 ) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let walked = walk(messages, &mut Messages)?;
-    let messages = walked
-        .turns
-        .into_iter()
-        .map(|turn| {
-            let role = match turn.side {
-                Side::User => "user",
-                Side::Assistant => "assistant",
-            };
-            json!({ "role": role, "content": turn.blocks })
-        })
-        .collect();
-    Ok((walked.system, messages))
+    Ok(walked.turns_json("assistant", "content"))
 }
 
 /// Canonical messages as Converse content blocks.

@@ -7,24 +7,13 @@ use serde_json::{Map, Value, json};
 
 use super::{TranslateError, invalid, unsupported};
 use crate::providers::translate::tool_call_parts;
-use crate::providers::walk::{MessageVisitor, Side, walk};
+use crate::providers::walk::{MessageVisitor, walk};
 
 pub(super) fn translate_messages(
     messages: &[Value],
 ) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let walked = walk(messages, &mut Messages)?;
-    let contents = walked
-        .turns
-        .into_iter()
-        .map(|turn| {
-            let role = match turn.side {
-                Side::User => "user",
-                Side::Assistant => "model",
-            };
-            json!({ "role": role, "parts": turn.blocks })
-        })
-        .collect();
-    Ok((walked.system, contents))
+    Ok(walked.turns_json("model", "parts"))
 }
 
 /// Canonical messages as Gemini parts.
