@@ -492,7 +492,14 @@ mod tests {
         });
         let answered = lookups.recv_timeout(Duration::from_secs(5));
         let still_running = !slow.is_finished();
-        interrupt.interrupt();
+        // An interrupt that lands before the statement runs is lost: repeat it until the read
+        // has stopped, so the test always ends.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !slow.is_finished() && std::time::Instant::now() < deadline {
+            interrupt.interrupt();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(slow.is_finished(), "the slow read could not be interrupted");
         let slow_result = slow.join().unwrap_or_else(|_| panic!("slow read panicked"));
 
         assert_eq!(
