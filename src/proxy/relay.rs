@@ -151,12 +151,7 @@ impl Relay {
                 && let Some(side) = self.native.as_deref_mut()
             {
                 let read = stream::read_native(ctx, side, &data);
-                if !data.is_empty() {
-                    ctx.timings
-                        .ttft
-                        .get_or_insert_with(|| ctx.timings.started.elapsed());
-                    ctx.result.bytes_out += data.len() as u64;
-                }
+                note_sent(ctx, data.len());
                 let out = match read {
                     Ok(()) => data,
                     Err(message) => {
@@ -213,12 +208,7 @@ impl Relay {
             &mut self.saw_done,
             data,
         );
-        if !out.is_empty() {
-            ctx.timings
-                .ttft
-                .get_or_insert_with(|| ctx.timings.started.elapsed());
-            ctx.result.bytes_out += out.len() as u64;
-        }
+        note_sent(ctx, out.len());
         (out, ended)
     }
 
@@ -388,6 +378,16 @@ impl Relay {
     }
 }
 
+/// Counts `n` bytes sent to the client; the first ones mark the time to first token.
+fn note_sent(ctx: &mut RequestCtx, n: usize) {
+    if n > 0 {
+        ctx.timings
+            .ttft
+            .get_or_insert_with(|| ctx.timings.started.elapsed());
+        ctx.result.bytes_out += n as u64;
+    }
+}
+
 /// One upstream frame: native bytes pass as they came (watchers see them event by event), and
 /// canonical events go through [`stream::relay_event`]. Returns what goes out now and whether the
 /// stream ended.
@@ -403,48 +403,48 @@ fn process(
     let mut out = BytesMut::new();
     let mut upstream_error = None;
     let mut ended = None;
-    if let Some(side) = native {
-        // The client speaks the provider's own format: its bytes go out as they came, and a
-        // side decoder reads usage, text and errors from them. Unwatched, it never gets here.
-        match hooks {
-            None => {
-                out.extend_from_slice(data);
-                if let Err(message) = stream::read_native(ctx, side, data) {
+    match (native, hooks.as_deref_mut()) {
+        // Watchers see a native stream event by event, each with the text it adds; its bytes
+        // go out as they came once they pass. (Unwatched, it never gets here: the relay sends
+        // the upstream's own buffers.)
+        (Some(side), Some(hooks)) => {
+            for event in splitter.push(data) {
+                let before = ctx.usage.completion_text.len();
+                if let Err(message) = stream::read_native(ctx, side, &event.bytes) {
                     upstream_error = Some(message);
                 }
-            }
-            // Watchers see the native stream event by event, each with the text it adds.
-            Some(hooks) => {
-                for event in splitter.push(data) {
-                    let before = ctx.usage.completion_text.len();
-                    if let Err(message) = stream::read_native(ctx, side, &event.bytes) {
-                        upstream_error = Some(message);
+                let text = ctx.usage.completion_text[before..].to_string();
+                match hooks.run(ctx, crate::modules::StreamEvent::native(event.bytes, text)) {
+                    Ok(ready) => {
+                        for event in ready {
+                            out.extend_from_slice(event.raw());
+                        }
                     }
-                    let text = ctx.usage.completion_text[before..].to_string();
-                    match hooks.run(ctx, crate::modules::StreamEvent::native(event.bytes, text)) {
-                        Ok(ready) => {
-                            for event in ready {
-                                out.extend_from_slice(event.raw());
-                            }
-                        }
-                        Err(refused) => {
-                            ended = Some(refused);
-                            break;
-                        }
+                    Err(refused) => {
+                        ended = Some(refused);
+                        break;
                     }
                 }
             }
         }
-    } else {
-        for event in splitter.push(data) {
-            match stream::relay_event(ctx, egress, hooks.as_deref_mut(), event, &mut out) {
-                EventKind::Done => *saw_done = true,
-                EventKind::Error(message) => upstream_error = Some(message),
-                EventKind::Ended(refused) => {
-                    ended = Some(refused);
-                    break;
+        (Some(side), None) => {
+            out.extend_from_slice(data);
+            if let Err(message) = stream::read_native(ctx, side, data) {
+                upstream_error = Some(message);
+            }
+        }
+        (None, hooks) => {
+            let mut hooks = hooks;
+            for event in splitter.push(data) {
+                match stream::relay_event(ctx, egress, hooks.as_deref_mut(), event, &mut out) {
+                    EventKind::Done => *saw_done = true,
+                    EventKind::Error(message) => upstream_error = Some(message),
+                    EventKind::Ended(refused) => {
+                        ended = Some(refused);
+                        break;
+                    }
+                    EventKind::Data => {}
                 }
-                EventKind::Data => {}
             }
         }
     }

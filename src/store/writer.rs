@@ -123,18 +123,21 @@ impl Writer {
     /// Queues a breaker's new phase. Never waits: a breaker change is worth less than the request
     /// that caused it, and the next change supersedes it anyway; a drop is counted like a trace's.
     pub fn submit_breaker(&self, record: BreakerRecord) {
-        if self.tx.try_send(WriteOp::Breaker(record)).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("breaker state change dropped: writer queue full");
-        }
+        self.submit_now(WriteOp::Breaker(record), "breaker state change");
     }
 
     /// Queues refused-authentication counts. Never waits: these are what a flood produces, and
     /// the flood must not hold the request path; a drop is counted like a trace's.
     pub fn submit_auth_failures(&self, counts: Vec<AuthFailureCount>) {
-        if self.tx.try_send(WriteOp::AuthFailures(counts)).is_err() {
+        self.submit_now(WriteOp::AuthFailures(counts), "auth failure counts");
+    }
+
+    /// Queues `op` if there is room, else drops and counts it: for records that must never hold
+    /// up their caller.
+    fn submit_now(&self, op: WriteOp, what: &'static str) {
+        if self.tx.try_send(op).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("auth failure counts dropped: writer queue full");
+            tracing::warn!(what, "record dropped: writer queue full");
         }
     }
 
