@@ -25,6 +25,18 @@ fn bearer() -> String {
     format!("Bearer {CLIENT_KEY}")
 }
 
+/// A chat request `body` sent with the client key.
+async fn keyed_chat(h: &Harness, body: &str) -> common::Answer {
+    h.client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            body,
+            &[("authorization", &bearer())],
+        )
+        .await
+}
+
 /// Opens a connection and writes a request head (and `body_start`, which may be only part of
 /// the body the head declares).
 async fn raw_request(addr: std::net::SocketAddr, head: &str, body_start: &[u8]) -> TcpStream {
@@ -123,15 +135,7 @@ async fn a_stored_disabled_auth_does_not_survive_adding_keys() {
     let body = chat("gpt-4o-mini", "hi", false);
     let answer = h.client.post("/v1/chat/completions", &body).await;
     assert_eq!(answer.status, 401, "{}", answer.text());
-    let answer = h
-        .client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &body,
-            &[("authorization", &bearer())],
-        )
-        .await;
+    let answer = keyed_chat(&h, &body).await;
     assert_eq!(answer.status, 200);
 }
 
@@ -290,27 +294,11 @@ async fn concurrent_requests_over_the_cap_get_503_with_retry_after() {
         let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
             "mock": {"headers_delay_ms": 1_000}})
         .to_string();
-        h.client
-            .call(
-                Method::POST,
-                "/v1/chat/completions",
-                &body,
-                &[("authorization", &bearer())],
-            )
-            .await
-            .status
-            .as_u16()
+        keyed_chat(&h, &body).await.status.as_u16()
     };
     let third = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        h.client
-            .call(
-                Method::POST,
-                "/v1/chat/completions",
-                &chat("gpt-4o-mini", "hi", false),
-                &[("authorization", &bearer())],
-            )
-            .await
+        keyed_chat(&h, &chat("gpt-4o-mini", "hi", false)).await
     };
     let (a, b, refused) = tokio::join!(slow(), slow(), third);
     assert_eq!((a, b), (200, 200));
@@ -318,15 +306,7 @@ async fn concurrent_requests_over_the_cap_get_503_with_retry_after() {
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.json()["error"]["code"], "overloaded");
     // Once the others finished, there is room again.
-    let answer = h
-        .client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &chat("gpt-4o-mini", "hi", false),
-            &[("authorization", &bearer())],
-        )
-        .await;
+    let answer = keyed_chat(&h, &chat("gpt-4o-mini", "hi", false)).await;
     assert_eq!(answer.status, 200);
     let ready = h.client.get("/ready").await.json();
     assert_eq!(ready["admission"]["refused_busy"], 1);
@@ -346,15 +326,7 @@ async fn bodies_in_flight_are_capped_in_bytes() {
         "{text}"
     );
     // A small body still fits beside the slow one.
-    let answer = h
-        .client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &chat("gpt-4o-mini", "hi", false),
-            &[("authorization", &bearer())],
-        )
-        .await;
+    let answer = keyed_chat(&h, &chat("gpt-4o-mini", "hi", false)).await;
     assert_eq!(answer.status, 200);
     slow.shutdown().await.unwrap();
     let ready = h.client.get("/ready").await.json();

@@ -148,15 +148,20 @@ async fn a_modules_canonical_answer_reaches_every_client_format() {
 
 const MARKED: &str = "Hello FORBIDDEN WORD here";
 
+/// The mock's next answer: `content` in four chunks, split at word starts.
+fn push_marked(mock: &mock_upstream::MockUpstream, content: &str) {
+    mock.push(Behavior {
+        content: Some(content.into()),
+        chunks: Some(4),
+        ..Behavior::default()
+    });
+}
+
 #[tokio::test]
 async fn a_watcher_ends_a_translated_stream_on_a_marker_split_across_chunks() {
     let h = Harness::start_with_modules("", &[&GUARD]).await;
     // "FORBIDDEN " and "WORD " arrive in two chunks; the first is held until the second decides.
-    h.mock.push(Behavior {
-        content: Some(MARKED.into()),
-        chunks: Some(4),
-        ..Behavior::default()
-    });
+    push_marked(&h.mock, MARKED);
     let answer = h
         .client
         .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
@@ -177,11 +182,7 @@ async fn a_watcher_ends_a_translated_stream_on_a_marker_split_across_chunks() {
     );
 
     // The same for a Messages client whose stream is translated: its own error event.
-    h.mock.push(Behavior {
-        content: Some(MARKED.into()),
-        chunks: Some(4),
-        ..Behavior::default()
-    });
+    push_marked(&h.mock, MARKED);
     let request = json!({"model": "gpt-4o-mini", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": "hi"}]});
     let answer = h.client.post("/v1/messages", &request.to_string()).await;
@@ -190,11 +191,7 @@ async fn a_watcher_ends_a_translated_stream_on_a_marker_split_across_chunks() {
     assert!(!answer.text().contains("FORBIDDEN") && !answer.text().contains("message_stop"));
 
     // A held prefix that turns out harmless goes out in full, in order.
-    h.mock.push(Behavior {
-        content: Some("Hello FORBIDDEN here now".into()),
-        chunks: Some(4),
-        ..Behavior::default()
-    });
+    push_marked(&h.mock, "Hello FORBIDDEN here now");
     let answer = h
         .client
         .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))
@@ -226,11 +223,7 @@ async fn a_watcher_ends_a_native_anthropic_stream_too() {
     );
     let config = common::config_for(&toml, &mock.base_url(), &dir);
     let h = Harness::start_on_with(config, mock, dir, &[&GUARD]).await;
-    h.mock.push(Behavior {
-        content: Some(MARKED.into()),
-        chunks: Some(4),
-        ..Behavior::default()
-    });
+    push_marked(&h.mock, MARKED);
     let request = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": "hi"}]});
     let answer = h.client.post("/v1/messages", &request.to_string()).await;
@@ -366,11 +359,7 @@ async fn a_holder_past_its_window_ends_the_stream_and_capture_never_sees_what_wa
     // A guard's held marker never reaches the captured body either.
     let h =
         Harness::start_with_modules("[modules.trace]\ncapture_bodies = true\n", &[&GUARD]).await;
-    h.mock.push(Behavior {
-        content: Some(MARKED.into()),
-        chunks: Some(4),
-        ..Behavior::default()
-    });
+    push_marked(&h.mock, MARKED);
     let answer = h
         .client
         .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", true))

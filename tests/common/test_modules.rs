@@ -172,6 +172,7 @@ struct Budget {
 }
 
 /// What a request reserved, kept in the context until finish.
+#[derive(Clone)]
 struct Hold(i64);
 
 #[async_trait]
@@ -186,12 +187,12 @@ impl Module for Budget {
             ctx.route.taken.is_some() || ctx.route.plan.is_some(),
             estimate,
         ));
-        ctx.slots.insert(Arc::new(Mutex::new(Hold(estimate))));
+        ctx.slots.insert(Hold(estimate));
         Ok(Verdict::Continue)
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
-        if ctx.slots.remove::<Arc<Mutex<Hold>>>().is_some() {
+        if ctx.slots.remove::<Hold>().is_some() {
             self.log.lock().unwrap().settled.push((
                 ctx.usage.cost_nanos,
                 ctx.usage.price_known,
