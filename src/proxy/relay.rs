@@ -396,14 +396,14 @@ fn process(
     egress: &mut StreamEgress,
     native: Option<&mut (dyn ChatStreamDecoder + 'static)>,
     splitter: &mut SseSplitter,
-    mut hooks: Option<&mut StreamHooks>,
+    hooks: Option<&mut StreamHooks>,
     saw_done: &mut bool,
     data: &Bytes,
 ) -> (BytesMut, Option<End>) {
     let mut out = BytesMut::new();
     let mut upstream_error = None;
     let mut ended = None;
-    match (native, hooks.as_deref_mut()) {
+    match (native, hooks) {
         // Watchers see a native stream event by event, each with the text it adds; its bytes
         // go out as they came once they pass. (Unwatched, it never gets here: the relay sends
         // the upstream's own buffers.)
