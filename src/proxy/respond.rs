@@ -23,6 +23,11 @@ impl ApiError {
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            ApiError::RateLimited { retry_after_s, .. } => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_s.max(1)));
+            }
             _ => {}
         }
         response

@@ -39,6 +39,11 @@ pub struct Identity {
     pub client_addr: Option<IpAddr>,
     /// Short id of the client key that authenticated (a hash prefix, never the key).
     pub key_id: Option<String>,
+    /// What a virtual key may do (budgets, limits, models, team); `None` for static keys and in
+    /// local mode.
+    pub grant: Option<Arc<super::grant::Grant>>,
+    /// The `user` field of the request body, when the client sent one.
+    pub user: Option<String>,
     /// For a model call a module made itself: that module.
     pub internal: Option<&'static str>,
     /// How many internal calls deep (0 for a client's request).
@@ -140,6 +145,8 @@ impl RequestCtx {
                 request_id,
                 client_addr,
                 key_id: None,
+                grant: None,
+                user: None,
                 internal: None,
                 internal_depth: 0,
             },

@@ -26,6 +26,11 @@ pub enum ErrorCode {
     InvalidValue,
     MissingApiKey,
     InvalidApiKey,
+    RevokedApiKey,
+    ExpiredApiKey,
+    ModelNotAllowed,
+    InsufficientQuota,
+    RateLimitExceeded,
     ModelNotFound,
     NotFound,
     MethodNotAllowed,
@@ -54,6 +59,11 @@ impl ErrorCode {
             ErrorCode::InvalidValue => "invalid_value",
             ErrorCode::MissingApiKey => "missing_api_key",
             ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::RevokedApiKey => "revoked_api_key",
+            ErrorCode::ExpiredApiKey => "expired_api_key",
+            ErrorCode::ModelNotAllowed => "model_not_allowed",
+            ErrorCode::InsufficientQuota => "insufficient_quota",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -99,6 +109,23 @@ pub enum ApiError {
     },
     MissingKey,
     InvalidKey,
+    /// A virtual key that was revoked.
+    RevokedKey,
+    /// A virtual key past its expiry.
+    ExpiredKey,
+    /// The key's (or its team's) model list does not include `model`.
+    ModelNotAllowed {
+        model: String,
+    },
+    /// A budget is spent: `message` gives the budget, the spend and the reset time.
+    BudgetExceeded {
+        message: String,
+    },
+    /// A rate limit is reached; the client may retry after `retry_after_s` seconds.
+    RateLimited {
+        message: String,
+        retry_after_s: u64,
+    },
     UnknownModel {
         message: String,
     },
@@ -164,10 +191,15 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::TooManyMessages { .. } => StatusCode::BAD_REQUEST,
             ApiError::AdminInvalid { .. } => StatusCode::BAD_REQUEST,
-            ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
-                StatusCode::UNAUTHORIZED
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::RevokedKey
+            | ApiError::ExpiredKey
+            | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled | ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::BudgetExceeded { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::UnknownModel { .. }
             | ApiError::NotFound { .. }
             | ApiError::AdminNotFound { .. } => StatusCode::NOT_FOUND,
@@ -200,10 +232,14 @@ impl ApiError {
             | ApiError::ClientClosed
             | ApiError::AdminInvalid { .. }
             | ApiError::AdminNotFound { .. } => "invalid_request_error",
-            ApiError::MissingKey | ApiError::InvalidKey | ApiError::AdminUnauthorized => {
-                "authentication_error"
-            }
-            ApiError::AdminDisabled => "permission_error",
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::RevokedKey
+            | ApiError::ExpiredKey
+            | ApiError::AdminUnauthorized => "authentication_error",
+            ApiError::AdminDisabled | ApiError::ModelNotAllowed { .. } => "permission_error",
+            ApiError::BudgetExceeded { .. } => "insufficient_quota",
+            ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::UpstreamUnreachable { .. }
             | ApiError::UpstreamTimeout { .. }
             | ApiError::UpstreamProtocol { .. }
@@ -225,6 +261,11 @@ impl ApiError {
             ApiError::InvalidField { .. } => ErrorCode::InvalidValue,
             ApiError::MissingKey => ErrorCode::MissingApiKey,
             ApiError::InvalidKey => ErrorCode::InvalidApiKey,
+            ApiError::RevokedKey => ErrorCode::RevokedApiKey,
+            ApiError::ExpiredKey => ErrorCode::ExpiredApiKey,
+            ApiError::ModelNotAllowed { .. } => ErrorCode::ModelNotAllowed,
+            ApiError::BudgetExceeded { .. } => ErrorCode::InsufficientQuota,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
             ApiError::UnknownModel { .. } => ErrorCode::ModelNotFound,
             ApiError::NotFound { .. } | ApiError::AdminNotFound { .. } => ErrorCode::NotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
@@ -248,7 +289,7 @@ impl ApiError {
     pub fn param(&self) -> Option<&str> {
         match self {
             ApiError::InvalidField { param, .. } => param.as_deref(),
-            ApiError::UnknownModel { .. } => Some("model"),
+            ApiError::UnknownModel { .. } | ApiError::ModelNotAllowed { .. } => Some("model"),
             ApiError::TooManyMessages { .. } => Some("messages"),
             _ => None,
         }
@@ -272,6 +313,8 @@ impl ApiError {
             ApiError::InvalidJson { message }
             | ApiError::InvalidField { message, .. }
             | ApiError::UnknownModel { message }
+            | ApiError::BudgetExceeded { message }
+            | ApiError::RateLimited { message, .. }
             | ApiError::UpstreamUnreachable { message }
             | ApiError::UpstreamTimeout { message }
             | ApiError::UpstreamProtocol { message }
@@ -283,7 +326,12 @@ impl ApiError {
                 "missing API key; send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')"
                     .to_string()
             }
-            ApiError::InvalidKey => "invalid API key".to_string(),
+            ApiError::InvalidKey => "invalid API key: no such key".to_string(),
+            ApiError::RevokedKey => "this API key has been revoked".to_string(),
+            ApiError::ExpiredKey => "this API key has expired".to_string(),
+            ApiError::ModelNotAllowed { model } => {
+                format!("this API key may not use the model {model:?}")
+            }
             ApiError::NotFound { path } => format!("no route for {path}"),
             ApiError::MethodNotAllowed { method, path } => {
                 format!("{method} is not allowed on {path}")
