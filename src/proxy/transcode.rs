@@ -10,15 +10,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use serde_json::json;
+
+use crate::providers::http::UpstreamIncoming;
 
 use crate::providers::{ChatStreamDecoder, StreamReframer};
 
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub enum UpstreamBody {
-    Plain(Incoming),
+    Plain(UpstreamIncoming),
     Transcoded(Box<Transcoder>),
     /// A native stream whose framing differs from the client's, re-framed as it arrives.
     Reframed(Box<Reframer>),
@@ -27,13 +29,13 @@ pub enum UpstreamBody {
 }
 
 pub struct Reframer {
-    inner: Incoming,
+    inner: UpstreamIncoming,
     reframer: Box<dyn StreamReframer>,
     done: bool,
 }
 
 pub struct Transcoder {
-    inner: Incoming,
+    inner: UpstreamIncoming,
     decoder: Box<dyn ChatStreamDecoder>,
     done: bool,
 }
@@ -43,7 +45,7 @@ impl UpstreamBody {
         UpstreamBody::Canned(frames.into())
     }
 
-    pub fn reframed(inner: Incoming, reframer: Box<dyn StreamReframer>) -> UpstreamBody {
+    pub fn reframed(inner: UpstreamIncoming, reframer: Box<dyn StreamReframer>) -> UpstreamBody {
         UpstreamBody::Reframed(Box::new(Reframer {
             inner,
             reframer,
@@ -51,7 +53,7 @@ impl UpstreamBody {
         }))
     }
 
-    pub fn transcoded(inner: Incoming, decoder: Box<dyn ChatStreamDecoder>) -> UpstreamBody {
+    pub fn transcoded(inner: UpstreamIncoming, decoder: Box<dyn ChatStreamDecoder>) -> UpstreamBody {
         UpstreamBody::Transcoded(Box::new(Transcoder {
             inner,
             decoder,
