@@ -53,7 +53,10 @@ impl UpstreamBody {
         }))
     }
 
-    pub fn transcoded(inner: UpstreamIncoming, decoder: Box<dyn ChatStreamDecoder>) -> UpstreamBody {
+    pub fn transcoded(
+        inner: UpstreamIncoming,
+        decoder: Box<dyn ChatStreamDecoder>,
+    ) -> UpstreamBody {
         UpstreamBody::Transcoded(Box::new(Transcoder {
             inner,
             decoder,

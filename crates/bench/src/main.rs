@@ -24,6 +24,7 @@
 
 mod args;
 mod group;
+mod icount;
 mod load;
 mod nginx;
 mod procs;
@@ -43,9 +44,9 @@ use report::{Column, Kind, Scenario};
 use stats::{CpuSnapshot, Measurement, Role};
 
 /// Bound on waiting for a child's "listening on" line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on Stockyard's graceful shutdown, which includes flushing queued trace rows.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Untimed requests per target before each latency scenario, so caches, allocator pools and the
 /// proxy's upstream connection are warm.
 const WARM_UP_REQUESTS: usize = 200;
@@ -58,6 +59,16 @@ const ROUNDS: usize = 4;
 const SETTLE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("instructions") {
+        return match locate_binaries() {
+            Ok(binaries) => icount::main(&raw[1..], binaries),
+            Err(message) => {
+                eprintln!("bench: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(args::Stop::Help) => {
@@ -80,9 +91,9 @@ fn main() -> ExitCode {
 }
 
 /// The release binaries this benchmark drives.
-struct Binaries {
-    stockyard: PathBuf,
-    mock: PathBuf,
+pub(crate) struct Binaries {
+    pub stockyard: PathBuf,
+    pub mock: PathBuf,
 }
 
 fn locate_binaries() -> Result<Binaries, String> {
@@ -500,6 +511,13 @@ fn stockyard_command(
         .arg(db)
         .arg("--config")
         .arg(config);
+    proxy_env(&mut cmd, mock);
+    cmd
+}
+
+/// The environment Stockyard runs in: no `STOCKYARD_*` from the caller's shell, the OpenAI
+/// provider pointed at the mock, and logging at warn.
+pub(crate) fn proxy_env(cmd: &mut std::process::Command, mock: SocketAddr) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("STOCKYARD_") {
             cmd.env_remove(key);
@@ -508,11 +526,14 @@ fn stockyard_command(
     cmd.env("OPENAI_API_KEY", "sk-bench")
         .env("OPENAI_BASE_URL", format!("http://{mock}/v1"))
         .env("STOCKYARD_LOG", "warn");
-    cmd
 }
 
 /// The address in the rest of a `listening on http://` line, minus `suffix`.
-fn parse_addr(rest: Option<&str>, suffix: &str, name: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_addr(
+    rest: Option<&str>,
+    suffix: &str,
+    name: &str,
+) -> Result<SocketAddr, String> {
     let rest = rest.unwrap_or_default().trim();
     let addr = rest.strip_suffix(suffix).unwrap_or(rest);
     addr.parse().map_err(|e| {

@@ -177,9 +177,7 @@ enum Unsent {
 /// Splits an absolute-URI request into the URI to connect to, the pool key
 /// (`scheme://authority`) and the request as an origin server takes it: the path in the request
 /// line and the authority in `Host`.
-fn origin_form(
-    mut request: Request<Full<Bytes>>,
-) -> Option<(Uri, String, Request<Full<Bytes>>)> {
+fn origin_form(mut request: Request<Full<Bytes>>) -> Option<(Uri, String, Request<Full<Bytes>>)> {
     let uri = request.uri().clone();
     let authority = uri.authority()?.clone();
     let scheme = uri.scheme_str().unwrap_or("http");

@@ -41,7 +41,9 @@ async fn read_all(response: Response<UpstreamIncoming>) -> String {
 
 #[tokio::test]
 async fn answers_and_streams_reuse_one_connection() {
-    let mock = MockUpstream::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let mock = MockUpstream::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let client = HttpClient::new(Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
     for round in 0..4 {
         let stream = round % 2 == 1;
@@ -59,7 +61,9 @@ async fn answers_and_streams_reuse_one_connection() {
 
 #[tokio::test]
 async fn a_body_dropped_halfway_closes_its_connection_and_the_next_request_works() {
-    let mock = MockUpstream::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let mock = MockUpstream::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     mock.push(Behavior {
         chunk_delay_ms: 50,
         ..Behavior::default()
@@ -79,7 +83,9 @@ async fn a_body_dropped_halfway_closes_its_connection_and_the_next_request_works
 
 #[tokio::test]
 async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
-    let mock = MockUpstream::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let mock = MockUpstream::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = mock.addr();
     let client = HttpClient::new(Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
     read_all(send(&client, &mock.base_url(), false).await).await;
