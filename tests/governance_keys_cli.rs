@@ -47,6 +47,7 @@ fn ok(db: &Path, args: &[&str]) -> String {
 struct Served {
     child: Child,
     url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
@@ -56,10 +57,18 @@ impl Served {
             .env("OPENAI_API_KEY", PROVIDER_KEY)
             .env("OPENAI_BASE_URL", mock_url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -71,7 +80,7 @@ impl Served {
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server did not start");
-        Served { child, url }
+        Served { child, url, log }
     }
 }
 
@@ -269,4 +278,50 @@ async fn a_key_made_by_the_cli_works_and_every_change_is_audited_with_its_actor(
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_virtual_keys_decide_the_auth_mode_at_start_up() {
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mode.db");
+
+    // A database without keys on a public address: refused, as before (nothing is bound).
+    ok(&db, &["teams", "create", "ml"]);
+    let out = stockyard(&db)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("keys create") && err.contains("--allow-open"),
+        "{err}"
+    );
+
+    // With a stored key (and no static key), start-up says every route needs one.
+    let out = ok(&db, &["keys", "create", "only", "--json"]);
+    let key: Value = serde_json::from_str(out.trim()).unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    let served = Served::start(&db, &mock.base_url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !served.log.lock().unwrap().contains("stockyard listening") {
+        assert!(std::time::Instant::now() < deadline, "no start-up line");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = served.log.lock().unwrap().clone();
+    assert!(
+        log.contains("every /v1 route requires a client key"),
+        "{log}"
+    );
+    assert!(!log.contains(&key), "{log}");
+    let client = TestClient::new(served.url.clone());
+    assert_eq!(
+        code(&chat_with(&client, None, "gpt-4o-mini").await),
+        "missing_api_key"
+    );
+    assert_eq!(
+        chat_with(&client, Some(&key), "gpt-4o-mini").await.status,
+        200
+    );
 }
