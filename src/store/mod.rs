@@ -9,10 +9,11 @@
 //! | routing breakers | `breakers.rs` | [`BreakerStore`]; hot: [`BreakerBook`] | [`BreakerWrites`] |
 //! | Responses answers | `responses.rs` | [`ResponseStore`] | [`ResponseWrites`] |
 //! | auth-failure counts | `auth_failures.rs` | [`AuthFailureStore`] | [`AuthFailureWrites`] |
+//! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
-//! Keys and cache entries get their own file and trait the same way when they move into the store.
+//! Cache entries get their own file and trait the same way when they move into the store.
 //!
 //! [`open`] picks the backend from a [`StoreUrl`] and returns a [`Store`] (the read traits, each
 //! behind its own `Arc`, so a caller takes only the concern it needs) and the [`WriteBackend`]
@@ -24,6 +25,7 @@ mod breakers;
 pub mod counters;
 mod error;
 mod health;
+mod keys;
 mod ledger;
 mod modules;
 mod responses;
@@ -45,6 +47,7 @@ pub use breakers::{
 pub use counters::{HotCounters, MemoryCounters};
 pub use error::StoreError;
 pub use health::StoreHealth;
+pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
 pub use modules::{ModuleState, ModuleStateStore};
 pub use responses::{ResponseStore, ResponseWrites, StoredResponse};
@@ -76,6 +79,7 @@ pub struct Store {
     pub breakers: Arc<dyn BreakerStore>,
     pub responses: Arc<dyn ResponseStore>,
     pub auth_failures: Arc<dyn AuthFailureStore>,
+    pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -89,6 +93,7 @@ impl Store {
             + BreakerStore
             + ResponseStore
             + AuthFailureStore
+            + KeyStore
             + StoreHealth
             + 'static,
     {
@@ -99,6 +104,7 @@ impl Store {
             breakers: all.clone(),
             responses: all.clone(),
             auth_failures: all.clone(),
+            keys: all.clone(),
             health: all,
         }
     }
