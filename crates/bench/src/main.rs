@@ -29,6 +29,7 @@ mod load;
 mod nginx;
 mod procs;
 mod report;
+mod soak;
 mod stats;
 
 use std::net::SocketAddr;
@@ -50,7 +51,7 @@ pub(crate) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Untimed requests per target before each latency scenario, so caches, allocator pools and the
 /// proxy's upstream connection are warm.
 const WARM_UP_REQUESTS: usize = 200;
-const THROUGHPUT_CONCURRENCY: usize = 64;
+pub(crate) const THROUGHPUT_CONCURRENCY: usize = 64;
 /// Each scenario's requests are split into this many rounds, alternating targets between rounds.
 const ROUNDS: usize = 4;
 /// The pause after each section against a proxy before its CPU is read, so work it deferred
@@ -60,9 +61,14 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    if raw.first().map(String::as_str) == Some("instructions") {
+    let mode: Option<fn(&[String], Binaries) -> ExitCode> = match raw.first().map(String::as_str) {
+        Some("instructions") => Some(icount::main),
+        Some("soak") => Some(soak::main),
+        _ => None,
+    };
+    if let Some(mode) = mode {
         return match locate_binaries() {
-            Ok(binaries) => icount::main(&raw[1..], binaries),
+            Ok(binaries) => mode(&raw[1..], binaries),
             Err(message) => {
                 eprintln!("bench: {message}");
                 ExitCode::FAILURE
@@ -499,7 +505,7 @@ fn section(
 /// `stockyard serve` on a free loopback port with its own database and the group's config file,
 /// pointed at the mock, with no `STOCKYARD_*` settings leaking in from the caller's environment.
 /// The plain model still comes from the `openai` preset that `OPENAI_*` configures.
-fn stockyard_command(
+pub(crate) fn stockyard_command(
     program: &Path,
     cpu: Option<usize>,
     db: &Path,
@@ -541,7 +547,7 @@ pub(crate) fn parse_addr(
     })
 }
 
-fn count_traces(db: &Path) -> Result<u64, String> {
+pub(crate) fn count_traces(db: &Path) -> Result<u64, String> {
     let conn = rusqlite::Connection::open(db)
         .map_err(|e| format!("could not open {}: {e}", db.display()))?;
     // The proxy has exited, so nothing should hold a lock; the timeout only bounds the unexpected.
