@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::breakers::BreakerRecord;
+use super::credentials::StoredCredential;
 use super::modules::ModuleState;
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
@@ -17,6 +18,20 @@ pub enum Persist {
     },
     /// A breaker forced open or reset by an operator.
     Breaker(BreakerRecord),
+    /// A provider credential, sealed; `check` is the master key's check value, stored when the
+    /// store holds none yet (the first seal).
+    AddCredential {
+        record: StoredCredential,
+        check: Vec<u8>,
+    },
+    /// Provider credentials removed, by id; every id must exist.
+    RemoveCredentials { ids: Vec<String> },
+    /// Every credential re-sealed under a new master key, and that key's check value; the ids
+    /// must be exactly the stored ones, so no record is left under the old key.
+    Reseal {
+        records: Vec<(String, Vec<u8>)>,
+        check: Vec<u8>,
+    },
 }
 
 /// Ledger reads. Methods block; async callers use `spawn_blocking`.

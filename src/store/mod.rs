@@ -9,6 +9,7 @@
 //! | routing breakers | `breakers.rs` | [`BreakerStore`]; hot: [`BreakerBook`] | [`BreakerWrites`] |
 //! | Responses answers | `responses.rs` | [`ResponseStore`] | [`ResponseWrites`] |
 //! | auth-failure counts | `auth_failures.rs` | [`AuthFailureStore`] | [`AuthFailureWrites`] |
+//! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
@@ -22,6 +23,7 @@
 mod auth_failures;
 mod breakers;
 pub mod counters;
+mod credentials;
 mod error;
 mod health;
 mod ledger;
@@ -43,6 +45,7 @@ pub use breakers::{
     Conflict, MemoryBreakers,
 };
 pub use counters::{HotCounters, MemoryCounters};
+pub use credentials::{CredentialStore, StoredCredential};
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
@@ -76,6 +79,7 @@ pub struct Store {
     pub breakers: Arc<dyn BreakerStore>,
     pub responses: Arc<dyn ResponseStore>,
     pub auth_failures: Arc<dyn AuthFailureStore>,
+    pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -89,6 +93,7 @@ impl Store {
             + BreakerStore
             + ResponseStore
             + AuthFailureStore
+            + CredentialStore
             + StoreHealth
             + 'static,
     {
@@ -99,6 +104,7 @@ impl Store {
             breakers: all.clone(),
             responses: all.clone(),
             auth_failures: all.clone(),
+            credentials: all.clone(),
             health: all,
         }
     }
@@ -139,6 +145,16 @@ pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
 pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::newest_mac(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// The sealed check value of the master key, read without creating, migrating or changing
+/// anything (`None` when there is no store, or nothing was sealed yet): a writing open checks its
+/// master key against it before it opens the store for writing.
+pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::secrets_check(path),
         StoreUrl::Postgres(_) => Err(not_built(url)),
     }
 }
