@@ -11,6 +11,8 @@
 //!   `PUT|DELETE /admin/groups/{name}` (a group as JSON)
 //! - `GET /admin/breakers`; `POST /admin/breakers/{deployment}/open` (`{"for_ms": N}`);
 //!   `POST /admin/breakers/{deployment}/reset`
+//! - `GET|POST /admin/providers`, `DELETE /admin/providers/{id or name}`,
+//!   `POST /admin/secrets/rotate`: provider credentials (`providers_http.rs`)
 
 use std::sync::Arc;
 
@@ -81,6 +83,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             )
             .await
         }
+        (method, p) if super::providers_http::serves(p) => {
+            super::providers_http::route(app, method, p, request).await
+        }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
     match result {
@@ -109,7 +114,7 @@ fn authorize(app: &App, request: &Request<Incoming>) -> Result<(), ApiError> {
     }
 }
 
-async fn read_json<T: for<'de> Deserialize<'de>>(
+pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let bytes = read_bytes(request).await?;
@@ -137,13 +142,13 @@ struct ModuleUpdate {
     config: Option<Value>,
 }
 
-fn actor(app: &App) -> String {
+pub(super) fn actor(app: &App) -> String {
     // Only one admin key exists for now; name the channel, not the key.
     let _ = app;
     "admin-api".to_string()
 }
 
-fn admin_error(err: AdminError) -> ApiError {
+pub(super) fn admin_error(err: AdminError) -> ApiError {
     match err {
         AdminError::UnknownModule { .. }
         | AdminError::UnknownDeployment { .. }

@@ -2,6 +2,9 @@
 //! (validate, persist, append to the ledger, apply); [`http`] is the `/admin` API over it.
 
 pub mod apply;
+pub mod credentials;
 pub mod http;
+mod providers_http;
 
 pub use apply::{Admin, AdminChange, AdminError};
+pub use credentials::Vault;

@@ -11,7 +11,9 @@ mod local_server;
 mod modules_cmd;
 mod offline;
 mod prices;
+mod providers_cmd;
 mod routing_cmd;
+mod secrets_cmd;
 mod serve;
 mod spend;
 mod traces;
@@ -79,6 +81,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Modules(args) => modules_cmd::run(&cli, args).await,
         Command::Prices(cmd) => prices::run(&cli, cmd).await,
         Command::Routing(args) => routing_cmd::run(&cli, args).await,
+        Command::Providers(args) => providers_cmd::run(&cli, args).await,
+        Command::Secrets(args) => secrets_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
     }

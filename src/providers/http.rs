@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::UpstreamError;
+use super::key_pool::{self, KeyTicket};
 
 #[derive(Clone)]
 pub struct HttpClient {
@@ -39,10 +40,39 @@ impl HttpClient {
         Ok(HttpClient { inner })
     }
 
-    /// Sends `request` and waits for the response head, at most `first_byte`.
+    /// Sends `request` and waits for the response head, at most `first_byte` per try. A request
+    /// that carries a [`KeyTicket`] (a key from a provider's pool) and gets a 429 rests that key
+    /// and goes again at once with the next free key of the pool, if any: the caller sees the
+    /// 429 only when every key rests.
     ///
     /// Cancel-safe: dropping the future drops the request and its connection.
     pub async fn send(
+        &self,
+        provider: &str,
+        mut request: hyper::Request<Full<Bytes>>,
+        first_byte: Duration,
+    ) -> Result<hyper::Response<Incoming>, UpstreamError> {
+        let mut ticket = request.extensions_mut().remove::<KeyTicket>();
+        // A copy to send again with another key; only when the pool has another key to offer.
+        let template = ticket
+            .as_ref()
+            .filter(|t| t.has_alternatives())
+            .map(|_| key_pool::copy(&request));
+        let mut response = self.send_once(provider, request, first_byte).await?;
+        while response.status() == hyper::StatusCode::TOO_MANY_REQUESTS
+            && let Some(used) = ticket.take()
+        {
+            let Some((again, next)) = used.rest_and_switch(response.headers(), template.as_ref())
+            else {
+                break;
+            };
+            ticket = Some(next);
+            response = self.send_once(provider, again, first_byte).await?;
+        }
+        Ok(response)
+    }
+
+    async fn send_once(
         &self,
         provider: &str,
         request: hyper::Request<Full<Bytes>>,

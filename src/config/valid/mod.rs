@@ -20,7 +20,7 @@ use crate::secret::Secret;
 use crate::store::StoreUrl;
 use providers::validate_providers;
 
-pub use providers::provider_env_vars;
+pub use providers::{provider_config_for, provider_env_vars};
 
 #[derive(Clone, Debug)]
 pub struct ValidConfig {
