@@ -105,7 +105,10 @@ async fn a_key_added_through_the_admin_api_is_used_at_once_never_stored_in_plain
     h.server.app.writer.flush().await.unwrap();
     let db = h.dir.path().join("stockyard.db");
     assert!(db_files_contain(&db, "sk-stored").is_empty());
-    assert!(!db_files_contain(&db, "vaulted").is_empty(), "the test sees the new rows");
+    assert!(
+        !db_files_contain(&db, "vaulted").is_empty(),
+        "the test sees the new rows"
+    );
     let ledger = h.store().ledger.ledger().unwrap();
     let entry = ledger
         .iter()
@@ -123,7 +126,10 @@ async fn a_key_added_through_the_admin_api_is_used_at_once_never_stored_in_plain
     assert_eq!(removed.status, 200, "{}", removed.text());
     let answer = h
         .client
-        .post("/v1/chat/completions", &chat("vaulted/gpt-4o-mini", "hi", false))
+        .post(
+            "/v1/chat/completions",
+            &chat("vaulted/gpt-4o-mini", "hi", false),
+        )
         .await;
     assert_eq!(answer.status, 404, "{}", answer.text());
     assert_eq!(h.mock.request_count(), 1, "nothing more went upstream");
@@ -245,10 +251,7 @@ async fn bad_additions_are_refused_and_change_nothing() {
             json!({"name": "x", "kind": "openai_compatible", "key": "k"}),
             "base_url",
         ),
-        (
-            json!({"name": "x", "kind": "openai", "key": "  "}),
-            "empty",
-        ),
+        (json!({"name": "x", "kind": "openai", "key": "  "}), "empty"),
     ] {
         let answer = h
             .client

@@ -218,9 +218,7 @@ impl Admin {
                 };
                 self.add_credential(actor, new).await
             }
-            AdminChange::RemoveCredential { target } => {
-                self.remove_credential(actor, target).await
-            }
+            AdminChange::RemoveCredential { target } => self.remove_credential(actor, target).await,
             AdminChange::RotateSecrets { new_key } => self.rotate_secrets(actor, new_key).await,
         }
     }

@@ -75,7 +75,9 @@ impl Vault {
             providers,
             opened: Mutex::new(opened),
         };
-        let prepared = vault.providers.prepare(&vault.opened_credentials(&vault.list()))?;
+        let prepared = vault
+            .providers
+            .prepare(&vault.opened_credentials(&vault.list()))?;
         vault.providers.install(prepared);
         Ok(vault)
     }
@@ -87,7 +89,10 @@ impl Vault {
 
     /// The stored credentials (no keys), oldest first.
     pub fn credentials(&self) -> Vec<StoredCredential> {
-        self.lock().iter().map(|(record, _)| record.clone()).collect()
+        self.lock()
+            .iter()
+            .map(|(record, _)| record.clone())
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(StoredCredential, Secret<String>)>> {
@@ -191,7 +196,10 @@ impl Admin {
                 if configured.key_pool().is_none() {
                     return Err(invalid(format!("provider {name} takes no stored key")));
                 }
-                if base_url.as_deref().is_some_and(|u| u != configured.base_url()) {
+                if base_url
+                    .as_deref()
+                    .is_some_and(|u| u != configured.base_url())
+                {
                     return Err(invalid(format!(
                         "provider {name} is configured with base URL {}; leave --base-url out",
                         configured.base_url()
@@ -248,7 +256,13 @@ impl Admin {
         };
         let entry = self
             .writer
-            .admin(Some(Persist::AddCredential { record, check }), draft)
+            .admin(
+                Some(Persist::AddCredential {
+                    record: Box::new(record),
+                    check,
+                }),
+                draft,
+            )
             .await?;
 
         // 3. Apply.
@@ -350,7 +364,9 @@ impl Admin {
                      --new-key-file F`), then set STOCKYARD_MASTER_KEY to it before the next start",
                 ));
             }
-            (None, KeySource::File(_)) => MasterKey::generate().map_err(|e| invalid(e.to_string()))?,
+            (None, KeySource::File(_)) => {
+                MasterKey::generate().map_err(|e| invalid(e.to_string()))?
+            }
         };
         // Re-seal from the store (the record of truth), opened under the key in force.
         let store = self.deps.store.credentials.clone();

@@ -322,7 +322,9 @@ mod tests {
         let turns: Vec<String> = (0..6).map(|_| sent_with(&p).0).collect();
         assert_eq!(
             turns,
-            ["Bearer a", "Bearer b", "Bearer c", "Bearer a", "Bearer b", "Bearer c"]
+            [
+                "Bearer a", "Bearer b", "Bearer c", "Bearer a", "Bearer b", "Bearer c"
+            ]
         );
         let (_, ticket) = sent_with(&p); // a
         let mut limited = hyper::HeaderMap::new();
@@ -332,7 +334,10 @@ mod tests {
             .rest_and_switch(&limited, Some(&template))
             .unwrap_or_else(|| panic!("no other key"));
         assert_ne!(
-            again.headers().get("authorization").and_then(|v| v.to_str().ok()),
+            again
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
             Some("Bearer a")
         );
         let later: Vec<String> = (0..4).map(|_| sent_with(&p).0).collect();

@@ -125,7 +125,11 @@ impl ProviderRegistry {
         if let Some(provider) = self.configured(name) {
             return Some(provider.clone());
         }
-        self.stored.load().iter().find(|p| p.name() == name).cloned()
+        self.stored
+            .load()
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
     }
 
     /// What `credentials` (every stored credential, opened) make of the registry: each joins the
@@ -206,7 +210,7 @@ impl ProviderRegistry {
     /// Swaps in what [`ProviderRegistry::prepare`] built; returns whether the set of providers
     /// changed (routes built before then may hold one that is gone).
     pub fn install(&self, prepared: PreparedKeys) -> bool {
-        let before: Vec<String> = self.stored.load().iter().map(|p| key_of(p)).collect();
+        let before: Vec<String> = self.stored.load().iter().map(key_of).collect();
         let after: Vec<String> = prepared.stored.iter().map(key_of).collect();
         for (pool, keys, needs_key) in prepared.pools {
             pool.install(keys, needs_key);

@@ -161,10 +161,11 @@ impl MasterKey {
                 })
             }
             (Some(found), _) => Ok(found),
-            (None, Some(check)) => MasterKey::finish_rotation(db, check)?
-                .ok_or_else(|| MasterKeyError::Absent {
+            (None, Some(check)) => {
+                MasterKey::finish_rotation(db, check)?.ok_or_else(|| MasterKeyError::Absent {
                     key_file: key_file(),
-                }),
+                })
+            }
             (None, None) => MasterKey::create(db),
         }
     }
@@ -258,9 +259,10 @@ impl MasterKey {
         let sealed = self
             .0
             .encrypt(
-                nonce.as_slice().try_into().map_err(|_| SealError::Seal {
-                    id: id.to_string(),
-                })?,
+                nonce
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| SealError::Seal { id: id.to_string() })?,
                 Payload {
                     msg: plaintext,
                     aad: id.as_bytes(),
@@ -328,10 +330,8 @@ mod tests {
     #[test]
     fn env_values_must_be_exactly_32_bytes() {
         let hex_key = "ab".repeat(32);
-        let b64_key = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            [0xab_u8; 32],
-        );
+        let b64_key =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0xab_u8; 32]);
         let a = MasterKey::from_env_value(&hex_key).unwrap_or_else(|e| panic!("{e}"));
         let b = MasterKey::from_env_value(&b64_key).unwrap_or_else(|e| panic!("{e}"));
         let check = a.check_value().unwrap_or_default();
@@ -362,8 +362,14 @@ mod tests {
         );
         std::fs::remove_file(MasterKey::path_for(&db)).unwrap_or_else(|e| panic!("{e}"));
         let err = MasterKey::for_writing(&db, None, Some(&check)).err();
-        assert!(matches!(err, Some(MasterKeyError::Absent { .. })), "{err:?}");
-        assert!(!MasterKey::path_for(&db).exists(), "a new key file was made");
+        assert!(
+            matches!(err, Some(MasterKeyError::Absent { .. })),
+            "{err:?}"
+        );
+        assert!(
+            !MasterKey::path_for(&db).exists(),
+            "a new key file was made"
+        );
     }
 
     #[test]

@@ -21,11 +21,13 @@ pub enum Persist {
     /// A provider credential, sealed; `check` is the master key's check value, stored when the
     /// store holds none yet (the first seal).
     AddCredential {
-        record: StoredCredential,
+        record: Box<StoredCredential>,
         check: Vec<u8>,
     },
     /// Provider credentials removed, by id; every id must exist.
-    RemoveCredentials { ids: Vec<String> },
+    RemoveCredentials {
+        ids: Vec<String>,
+    },
     /// Every credential re-sealed under a new master key, and that key's check value; the ids
     /// must be exactly the stored ones, so no record is left under the old key.
     Reseal {

@@ -316,18 +316,30 @@ pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
         label: None,
         created_ms,
     };
-    for (id, provider, ts) in [("cred_a", "p1", 1), ("cred_b", "p1", 2), ("cred_c", "p2", 3)] {
+    for (id, provider, ts) in [
+        ("cred_a", "p1", 1),
+        ("cred_b", "p1", 2),
+        ("cred_c", "p2", 3),
+    ] {
         let change = Persist::AddCredential {
-            record: record(id, provider, ts),
+            record: Box::new(record(id, provider, ts)),
             check: vec![ts as u8],
         };
         writes
-            .apply_admin(Some(&change), &draft("provider.credential.add", provider), ts)
+            .apply_admin(
+                Some(&change),
+                &draft("provider.credential.add", provider),
+                ts,
+            )
             .unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(
         creds.credentials().unwrap_or_default(),
-        [record("cred_a", "p1", 1), record("cred_b", "p1", 2), record("cred_c", "p2", 3)]
+        [
+            record("cred_a", "p1", 1),
+            record("cred_b", "p1", 2),
+            record("cred_c", "p2", 3)
+        ]
     );
     assert_eq!(
         creds.secrets_check().ok(),
@@ -367,7 +379,11 @@ pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
         ids: ids.iter().map(|s| s.to_string()).collect(),
     };
     writes
-        .apply_admin(Some(&remove(&["cred_a"])), &draft("provider.credential.remove", "p1"), 6)
+        .apply_admin(
+            Some(&remove(&["cred_a"])),
+            &draft("provider.credential.remove", "p1"),
+            6,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         writes

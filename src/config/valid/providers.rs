@@ -97,7 +97,11 @@ pub(super) fn validate_providers(
             continue;
         }
         let preset = PRESETS.iter().find(|preset| preset.name == name);
-        let kind = match p.kind.as_deref().map(|text| (text, ProviderKind::parse(text))) {
+        let kind = match p
+            .kind
+            .as_deref()
+            .map(|text| (text, ProviderKind::parse(text)))
+        {
             Some((_, Some(kind))) => kind,
             None => preset.map_or(ProviderKind::OpenAiCompatible, |preset| preset.kind),
             Some((other, None)) => {

@@ -44,7 +44,11 @@ impl Anthropic {
     ) -> Result<Anthropic, String> {
         let keys = match keys {
             Some(keys) => keys,
-            None => KeyPool::new(&config.name, Anthropic::key_style(), config.api_key.as_ref())?,
+            None => KeyPool::new(
+                &config.name,
+                Anthropic::key_style(),
+                config.api_key.as_ref(),
+            )?,
         };
         Ok(Anthropic {
             config: config.clone(),
@@ -162,7 +166,10 @@ impl Provider for Anthropic {
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(Arc::new(Anthropic::with_keys(&config, Some(self.keys.clone()))?))
+        Ok(Arc::new(Anthropic::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }
 

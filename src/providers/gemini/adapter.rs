@@ -41,7 +41,10 @@ impl Gemini {
     }
 
     /// With `keys` shared (a copy with other timeouts), else a pool of the config's key.
-    pub fn with_keys(config: &ProviderConfig, keys: Option<Arc<KeyPool>>) -> Result<Gemini, String> {
+    pub fn with_keys(
+        config: &ProviderConfig,
+        keys: Option<Arc<KeyPool>>,
+    ) -> Result<Gemini, String> {
         let vertex = config
             .vertex
             .clone()
@@ -202,7 +205,10 @@ impl Provider for Gemini {
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(Arc::new(Gemini::with_keys(&config, Some(self.keys.clone()))?))
+        Ok(Arc::new(Gemini::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }
 

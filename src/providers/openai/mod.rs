@@ -38,10 +38,17 @@ impl OpenAi {
     }
 
     /// With `keys` shared (a copy with other timeouts), else a pool of the config's key.
-    pub fn with_keys(config: &ProviderConfig, keys: Option<Arc<KeyPool>>) -> Result<OpenAi, String> {
+    pub fn with_keys(
+        config: &ProviderConfig,
+        keys: Option<Arc<KeyPool>>,
+    ) -> Result<OpenAi, String> {
         let keys = match keys {
             Some(keys) => keys,
-            None => KeyPool::new(&config.name, OpenAi::key_style(config), config.api_key.as_ref())?,
+            None => KeyPool::new(
+                &config.name,
+                OpenAi::key_style(config),
+                config.api_key.as_ref(),
+            )?,
         };
         Ok(OpenAi {
             config: config.clone(),
@@ -201,6 +208,9 @@ impl Provider for OpenAi {
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<std::sync::Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(Arc::new(OpenAi::with_keys(&config, Some(self.keys.clone()))?))
+        Ok(Arc::new(OpenAi::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }

@@ -9,9 +9,9 @@ use super::pool::ReadPool;
 use crate::cost::Tokens;
 use crate::ledger::LedgerEntry;
 use crate::store::{
-    AuthFailureCount, AuthFailureStore, BreakerPhase, CredentialStore, StoredCredential, BreakerRecord, BreakerStore, LedgerStore,
-    ModuleState, ModuleStateStore, ResponseStore, SpendBy, SpendRow, StoreError, StoreHealth,
-    StoredResponse, TraceQuery, TraceRecord, TraceStore,
+    AuthFailureCount, AuthFailureStore, BreakerPhase, BreakerRecord, BreakerStore, CredentialStore,
+    LedgerStore, ModuleState, ModuleStateStore, ResponseStore, SpendBy, SpendRow, StoreError,
+    StoreHealth, StoredCredential, StoredResponse, TraceQuery, TraceRecord, TraceStore,
 };
 
 /// The read half: a pool of connections shared by every concern's read trait.
