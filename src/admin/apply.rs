@@ -37,6 +37,9 @@ pub enum AdminError {
     Required { name: String, why: &'static str },
     #[error("{0}")]
     NotFound(String),
+    /// A provider credential or master key change that cannot be made; says why.
+    #[error("{0}")]
+    Credential(String),
     #[error(transparent)]
     Module(#[from] ModuleError),
     #[error(transparent)]

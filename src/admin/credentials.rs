@@ -132,10 +132,7 @@ fn open_key(master: &MasterKey, record: &StoredCredential) -> Result<Secret<Stri
 }
 
 fn invalid(problem: impl Into<String>) -> AdminError {
-    AdminError::InvalidConfig {
-        name: "providers".into(),
-        problem: problem.into(),
-    }
+    AdminError::Credential(problem.into())
 }
 
 fn normalize(url: &str) -> String {
