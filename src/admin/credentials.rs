@@ -426,3 +426,26 @@ impl Admin {
         Ok(entry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::AdminChange;
+    use super::*;
+
+    #[test]
+    fn a_credential_change_never_prints_its_key() {
+        let change = AdminChange::AddCredential {
+            provider: "p".into(),
+            kind: "openai".into(),
+            base_url: None,
+            key: Secret::new("sk-do-not-print".into()),
+            label: None,
+        };
+        let rotate = AdminChange::RotateSecrets {
+            new_key: Some(Secret::new("ab".repeat(32))),
+        };
+        let printed = format!("{change:?} {rotate:?}");
+        assert!(!printed.contains("sk-do-not-print"), "{printed}");
+        assert!(!printed.contains(&"ab".repeat(32)), "{printed}");
+    }
+}

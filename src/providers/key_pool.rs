@@ -223,7 +223,7 @@ impl KeyTicket {
         template: Option<&hyper::Request<Full<Bytes>>>,
     ) -> Option<(hyper::Request<Full<Bytes>>, KeyTicket)> {
         let now = crate::store::now_ms();
-        let wait = retry_after(headers).unwrap_or(Duration::from_secs(1));
+        let wait = super::http::parse_retry_after(headers).unwrap_or(Duration::from_secs(1));
         self.key
             .resting_until_ms
             .fetch_max(now + wait.as_millis() as i64, Ordering::Relaxed);
@@ -262,25 +262,6 @@ pub(super) fn copy(request: &hyper::Request<Full<Bytes>>) -> hyper::Request<Full
     *again.version_mut() = request.version();
     *again.headers_mut() = request.headers().clone();
     again
-}
-
-/// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.
-fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_millis(ms as u64));
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_millis((secs * 1000.0) as u64));
-    }
-    let when =
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    let delta = when - time::OffsetDateTime::now_utc();
-    Some(Duration::from_millis(
-        delta.whole_milliseconds().max(0) as u64
-    ))
 }
 
 #[cfg(test)]
