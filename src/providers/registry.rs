@@ -333,4 +333,45 @@ mod tests {
             "{err}"
         );
     }
+
+    fn stored(id: &str, provider: &str, base: &str) -> OpenedCredential {
+        OpenedCredential {
+            id: id.into(),
+            provider: provider.into(),
+            kind: ProviderKind::OpenAiCompatible,
+            base_url: Some(base.into()),
+            key: Secret::new(format!("sk-{id}")),
+        }
+    }
+
+    #[test]
+    fn stored_credentials_define_join_and_leave_providers() {
+        let r = registry("");
+        let base = "http://127.0.0.1:9/v1";
+        let one = [stored("a", "lab", base), stored("b", "openai", base)];
+        // `openai` is configured (openai kind): a compatible record for it is left out.
+        let prepared = r.prepare(&one).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.install(prepared), "a provider was added");
+        let lab = r.by_name("lab").unwrap_or_else(|| panic!("no lab"));
+        assert_eq!(lab.base_url(), base);
+        assert!(r.resolve("lab/m").is_ok());
+        let pool = lab.key_pool().cloned().unwrap_or_else(|| panic!("no pool"));
+        assert_eq!(pool.sources(), (vec!["a".to_string()], false));
+        let openai = r.by_name("openai").and_then(|p| p.key_pool().cloned());
+        assert_eq!(openai.map(|p| p.sources()), Some((vec![], true)));
+
+        // A second key joins the same adapter: routes built before keep working.
+        let two = [stored("a", "lab", base), stored("c", "lab", base)];
+        let prepared = r.prepare(&two).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!r.install(prepared), "the same providers");
+        let again = r.by_name("lab").unwrap_or_else(|| panic!("no lab"));
+        assert!(Arc::ptr_eq(&lab, &again));
+        assert_eq!(pool.len(), 2);
+
+        // The last key gone: the provider leaves, and its pool refuses those who still hold it.
+        let prepared = r.prepare(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.install(prepared));
+        assert!(r.by_name("lab").is_none() && r.resolve("lab/m").is_err());
+        assert!(pool.is_empty());
+    }
 }
