@@ -16,6 +16,7 @@
 //! | [`providers`] | upstream adapters of one shape and the pooled HTTP client |
 //! | [`store`] | one storage trait per concern, the `Store` handle, the batched writer thread, hot counters, the SQLite backend |
 //! | [`ledger`] | the hash-chained audit ledger: canonical entries and verification |
+//! | [`secrets`] | the master key sealing provider credentials at rest (AES-256-GCM) |
 //! | [`cost`] | the price table in integer nano-dollars |
 //! | [`admin`] | the one function every administrative change goes through, and its HTTP API |
 //! | [`telemetry`] | logging set-up |
@@ -31,6 +32,7 @@ pub mod providers;
 pub mod proxy;
 pub mod request;
 pub mod secret;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;

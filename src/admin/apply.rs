@@ -14,12 +14,14 @@ use serde_json::{Value, json};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+use super::credentials::{NewCredential, Vault};
 use crate::cost::{PriceError, PriceTable};
 use crate::ledger::{LedgerDraft, LedgerEntry};
 use crate::modules::registry::ModuleConfig;
 use crate::modules::routing::config::RoutingConfig;
 use crate::modules::routing::{self, breaker};
 use crate::modules::{Chain, ChainHandle, ModuleDeps, ModuleError};
+use crate::secret::Secret;
 use crate::store::writer::Writer;
 use crate::store::{BreakerPhase, BreakerRecord, ModuleState, Persist, StoreError};
 
@@ -38,6 +40,9 @@ pub enum AdminError {
     /// A change that cannot be made as asked (a name taken, a key already revoked).
     #[error("{0}")]
     Invalid(String),
+    /// A provider credential or master key change that cannot be made; says why.
+    #[error("{0}")]
+    Credential(String),
     #[error(transparent)]
     Module(#[from] ModuleError),
     #[error(transparent)]
@@ -70,15 +75,30 @@ pub enum AdminChange {
     },
     /// Create, change, revoke or rotate a virtual key, a team or an admin key.
     Keys(super::keys::KeyOp),
+    /// Store a provider credential, sealed (see `credentials.rs`).
+    AddCredential {
+        provider: String,
+        kind: String,
+        base_url: Option<String>,
+        key: Secret<String>,
+        label: Option<String>,
+    },
+    /// Remove a stored credential by id, or every stored credential of a provider by name.
+    RemoveCredential { target: String },
+    /// Re-seal every credential under a new master key (`None`: a new random one, written to the
+    /// key file).
+    RotateSecrets { new_key: Option<Secret<String>> },
 }
 
 pub struct Admin {
-    chain: ChainHandle,
-    deps: ModuleDeps,
-    writer: Arc<Writer>,
+    pub(super) chain: ChainHandle,
+    pub(super) deps: ModuleDeps,
+    pub(super) writer: Arc<Writer>,
     /// Layers under the stored price file: the bundled table; and over it: config overrides.
     base_prices: Arc<PriceTable>,
     override_prices: Arc<PriceTable>,
+    /// The master key and the stored credentials, opened (`None` only before it is attached).
+    pub(super) vault: Option<Arc<Vault>>,
     lock: Mutex<()>,
 }
 
@@ -96,8 +116,19 @@ impl Admin {
             writer,
             base_prices,
             override_prices,
+            vault: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// Attaches the master key and stored credentials that credential changes work on.
+    pub fn with_vault(mut self, vault: Arc<Vault>) -> Admin {
+        self.vault = Some(vault);
+        self
+    }
+
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
+        self.vault.as_ref()
     }
 
     /// What modules are built with (shared state such as counters lives here).
@@ -180,6 +211,24 @@ impl Admin {
             } => self.change_breaker(actor, deployment, open_for_ms).await,
             AdminChange::LoadPrices { body } => self.load_prices(actor, body).await,
             AdminChange::Keys(op) => super::keys::apply(self, actor, op).await,
+            AdminChange::AddCredential {
+                provider,
+                kind,
+                base_url,
+                key,
+                label,
+            } => {
+                let new = NewCredential {
+                    provider,
+                    kind,
+                    base_url,
+                    key,
+                    label,
+                };
+                self.add_credential(actor, new).await
+            }
+            AdminChange::RemoveCredential { target } => self.remove_credential(actor, target).await,
+            AdminChange::RotateSecrets { new_key } => self.rotate_secrets(actor, new_key).await,
         }
     }
 

@@ -14,6 +14,8 @@
 //! - `GET /admin/breakers`; `POST /admin/breakers/{deployment}/open` (`{"for_ms": N}`);
 //!   `POST /admin/breakers/{deployment}/reset`
 //! - keys, teams and admin keys: see `keys_http.rs`
+//! - `GET|POST /admin/providers`, `DELETE /admin/providers/{id or name}`,
+//!   `POST /admin/secrets/rotate`: provider credentials (`providers_http.rs`)
 
 use std::sync::Arc;
 
@@ -91,6 +93,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (_, p) if super::keys_http::serves(p) => {
             super::keys_http::route(app, actor, &method, p, request).await
+        }
+        (method, p) if super::providers_http::serves(p) => {
+            super::providers_http::route(app, actor, method, p, request).await
         }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };

@@ -3,8 +3,11 @@
 //! [`keys`] holds the key, team and admin-key changes, with their API in `keys_http`.
 
 pub mod apply;
+pub mod credentials;
 pub mod http;
 pub mod keys;
 mod keys_http;
+mod providers_http;
 
 pub use apply::{Admin, AdminChange, AdminError};
+pub use credentials::Vault;

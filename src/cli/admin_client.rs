@@ -118,5 +118,34 @@ pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
             (Method::PUT, "/admin/prices".into(), Bytes::from(b.clone()))
         }
         AdminChange::Keys(op) => super::keys_api::request_for(op),
+        // The key goes to the server in the body (loopback or the admin URL the operator gave),
+        // never in the URL, which servers and proxies log.
+        AdminChange::AddCredential {
+            provider,
+            kind,
+            base_url,
+            key,
+            label,
+        } => (
+            Method::POST,
+            "/admin/providers".into(),
+            body(json!({
+                "name": provider,
+                "kind": kind,
+                "base_url": base_url,
+                "key": key.expose(),
+                "label": label,
+            })),
+        ),
+        AdminChange::RemoveCredential { target } => (
+            Method::DELETE,
+            format!("/admin/providers/{target}"),
+            Bytes::new(),
+        ),
+        AdminChange::RotateSecrets { new_key } => (
+            Method::POST,
+            "/admin/secrets/rotate".into(),
+            body(json!({"new_key": new_key.as_ref().map(|k| k.expose())})),
+        ),
     }
 }

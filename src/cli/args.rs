@@ -45,6 +45,10 @@ pub enum Command {
     Teams(TeamsArgs),
     /// Keys for the admin API, each with a role (admin or read-only).
     AdminKeys(AdminKeysArgs),
+    /// Provider credentials stored encrypted in the database.
+    Providers(ProvidersArgs),
+    /// The master key that encrypts provider credentials.
+    Secrets(SecretsArgs),
     /// Print the version and the database schema version.
     Version,
     /// Copy the database to FILE, consistently, while the server runs.
@@ -390,4 +394,63 @@ pub enum AdminKeysCommand {
     List,
     /// Revoke an admin key, by id or name.
     Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ProvidersArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: ProvidersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Store a provider key, encrypted: `echo "$KEY" | stockyard providers add groq --kind
+    /// openai_compatible --key-stdin`. A NAME the config does not define becomes a provider; a
+    /// NAME with keys already gets one more in its pool.
+    Add {
+        name: String,
+        /// openai, openai_compatible, anthropic, gemini or vertex.
+        #[arg(long)]
+        kind: String,
+        /// For a provider the config does not define, when not the kind's default.
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Read the key from standard input (the only way: a key on the command line ends up in
+        /// shell history and process listings).
+        #[arg(long)]
+        key_stdin: bool,
+        /// A name to tell this key apart in listings.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List providers and their stored credentials (id, fingerprint), never a key.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a stored credential by id, or every stored credential of a provider by name.
+    Remove { target: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored credential under a new master key, in one transaction, and
+    /// replace the key file. With STOCKYARD_MASTER_KEY set, give the new key with
+    /// --new-key-file and set the variable to it before the next start.
+    Rotate {
+        /// The new key (hex or base64 of 32 bytes) [default: a new random key].
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
 }

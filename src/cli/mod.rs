@@ -15,7 +15,9 @@ mod local_server;
 mod modules_cmd;
 mod offline;
 mod prices;
+mod providers_cmd;
 mod routing_cmd;
+mod secrets_cmd;
 mod serve;
 mod spend;
 mod teams_cmd;
@@ -87,6 +89,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Keys(args) => keys_cmd::run(&cli, args).await,
         Command::Teams(args) => teams_cmd::run(&cli, args).await,
         Command::AdminKeys(args) => admin_keys_cmd::run(&cli, args).await,
+        Command::Providers(args) => providers_cmd::run(&cli, args).await,
+        Command::Secrets(args) => secrets_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
     }

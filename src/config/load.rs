@@ -5,8 +5,8 @@
 //! `STOCKYARD_ALLOW_OPEN`, and, read verbatim so a
 //! key made of digits is not parsed as a number, `STOCKYARD_API_KEYS` (comma-separated) and
 //! `STOCKYARD_ADMIN_KEY`. `STOCKYARD_CONFIG` and `STOCKYARD_LOG` belong to the command line, and
-//! `STOCKYARD_LEDGER_KEY` is read by validation only: a secret that anchors the ledger has no
-//! place in a config file.
+//! `STOCKYARD_LEDGER_KEY` and `STOCKYARD_MASTER_KEY` are read by validation only: a secret that
+//! anchors the ledger or seals credentials has no place in a config file.
 
 use std::path::Path;
 
@@ -24,6 +24,7 @@ const NOT_FIELDS: &[&str] = &[
     "api_keys",
     "admin_key",
     "ledger_key",
+    "master_key",
     "store",
 ];
 

@@ -13,5 +13,6 @@ pub use raw::{
 };
 pub use valid::{
     AuthMode, AwsCredentials, ModelEntry, ModuleSetting, ProviderConfig, ProviderKind,
-    QueueFullPolicy, ServerLimits, StoreConfig, Timeouts, ValidConfig, provider_env_vars, validate,
+    QueueFullPolicy, ServerLimits, StoreConfig, Timeouts, ValidConfig, provider_config_for,
+    provider_env_vars, validate,
 };

@@ -11,14 +11,14 @@
 //! or another `STOCKYARD_LEDGER_KEY` must stop the start, not fork the ledger under a new key.
 //! Readers only look for the key ([`LedgerKey::find`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
+
+use crate::secrets::key_file;
 
 /// Shorter keys than this are refused: a guessable key anchors nothing.
 const MIN_KEY_BYTES: usize = 16;
@@ -77,17 +77,12 @@ impl std::fmt::Debug for LedgerKey {
 impl LedgerKey {
     /// `<db>.ledger-key`.
     pub fn path_for(db: &Path) -> PathBuf {
-        let mut name = db.as_os_str().to_owned();
-        name.push(".ledger-key");
-        PathBuf::from(name)
+        key_file::sibling(db, ".ledger-key")
     }
 
     /// Parses `STOCKYARD_LEDGER_KEY`: hex first (a hex string is also valid base64), then base64.
     pub fn from_env_value(value: &str) -> Result<LedgerKey, KeyError> {
-        let value = value.trim();
-        hex::decode(value)
-            .ok()
-            .or_else(|| base64::engine::general_purpose::STANDARD.decode(value).ok())
+        key_file::decode_hex_or_base64(value)
             .and_then(|b| LedgerKey::from_bytes(&b))
             .ok_or(KeyError::BadEnv)
     }
@@ -99,22 +94,9 @@ impl LedgerKey {
             return Ok(found);
         }
         let path = LedgerKey::path_for(db);
-        let mut bytes = vec![0u8; NEW_KEY_BYTES];
-        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        // create_new: two processes starting at once must not each write a different key.
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut file) => {
-                file.write_all(hex::encode(&bytes).as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
+        let bytes = key_file::random_bytes(NEW_KEY_BYTES).map_err(KeyError::Random)?;
+        match key_file::create_new_private(&path, &bytes) {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), "created a new ledger key file");
                 LedgerKey::from_bytes(&bytes).ok_or_else(|| KeyError::BadFile {
                     path: path.display().to_string(),
@@ -122,7 +104,10 @@ impl LedgerKey {
             }
             // Lost the race to another process: use the key it wrote.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => LedgerKey::read_file(&path),
-            Err(e) => Err(io(e)),
+            Err(source) => Err(KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -168,12 +153,11 @@ impl LedgerKey {
     }
 
     fn read_file(path: &Path) -> Result<LedgerKey, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        hex::decode(text.trim())
-            .ok()
+        key_file::read_hex(path)
+            .map_err(|source| KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
             .and_then(|b| LedgerKey::from_bytes(&b))
             .ok_or_else(|| KeyError::BadFile {
                 path: path.display().to_string(),
@@ -208,6 +192,7 @@ impl LedgerKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn key_file_is_created_once_private_and_reused() {

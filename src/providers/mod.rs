@@ -15,6 +15,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod http;
+pub mod key_pool;
 pub mod native;
 pub mod openai;
 pub mod registry;
@@ -222,6 +223,11 @@ pub trait Provider: Send + Sync {
         client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError>;
     fn client(&self) -> &http::HttpClient;
+    /// The provider's keys, when it sends a key (Bedrock signs with AWS credentials instead):
+    /// shared by its copies, swapped in place by admin changes.
+    fn key_pool(&self) -> Option<&std::sync::Arc<key_pool::KeyPool>> {
+        None
+    }
     /// The same provider with other timeouts (and so its own connection pool), for a deployment
     /// or group that overrides them.
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<std::sync::Arc<dyn Provider>, String>;

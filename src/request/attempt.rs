@@ -126,27 +126,9 @@ pub fn classify_status(status: u16, body: &[u8], retry_after: Option<Duration>) 
     }
 }
 
-/// `retry-after` (seconds or an HTTP date) or `retry-after-ms`.
-pub fn parse_retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-    {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_millis(ms as u64));
-    }
-    let value = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_millis((secs * 1000.0) as u64));
-    }
-    let when =
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    let delta = when - time::OffsetDateTime::now_utc();
-    Some(Duration::from_millis(
-        delta.whole_milliseconds().max(0) as u64
-    ))
-}
+/// `retry-after` (seconds or an HTTP date) or `retry-after-ms`; the providers' key pools read it
+/// too, so it lives with them.
+pub use crate::providers::http::parse_retry_after;
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,14 @@
 //! `App`: everything a running proxy holds, built once at start-up from a validated config:
 //! the store (migrated), the writer thread, the price table, the module chain (from the states in
-//! the database, else the file, else defaults) and the providers.
+//! the database, else the file, else defaults) and the providers, with the stored credentials
+//! opened under the master key.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use thiserror::Error;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, Vault};
 use crate::config::{AuthMode, ValidConfig};
 use crate::cost::{PriceError, PriceTable};
 use crate::ledger::LedgerKey;
@@ -21,6 +22,7 @@ use crate::proxy::admission::Admission;
 use crate::proxy::internal::InternalCalls;
 use crate::proxy::pipeline::Proxy;
 use crate::secret::Secret;
+use crate::secrets::MasterKey;
 use crate::store::writer::Writer;
 use crate::store::{ModuleState, Store, StoreError};
 
@@ -38,6 +40,8 @@ pub enum StartError {
     Providers(String),
     #[error("ledger key: {0}")]
     LedgerKey(#[from] KeyError),
+    #[error("master key: {0}")]
+    MasterKey(#[from] crate::secrets::MasterKeyError),
     #[error("cannot make the local admin token: {0}")]
     Token(std::io::Error),
 }
@@ -67,6 +71,12 @@ impl App {
     ) -> Result<App, StartError> {
         let url = config.store_url();
         crate::store::ensure_built(&url)?;
+        // The master key must open what is sealed, checked before anything is created or opened
+        // for writing: a wrong key stops the start with the database untouched.
+        let check = crate::store::secrets_check(&url)?;
+        let master_env = config.master_key.as_ref().map(|k| k.expose().as_str());
+        let (master, master_source) =
+            MasterKey::for_writing(&config.db_path, master_env, check.as_deref())?;
         let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
         // The key must be the one the ledger was anchored with, checked before the store is
         // opened for writing (which anchors old entries and publishes the head under it).
@@ -97,6 +107,14 @@ impl App {
             ProviderRegistry::new(&config.providers, &config.models)
                 .map_err(StartError::Providers)?,
         );
+        let vault = Vault::load(
+            master,
+            master_source,
+            config.db_path.clone(),
+            providers.clone(),
+            store.credentials.as_ref(),
+        )
+        .map_err(StartError::Providers)?;
         let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
@@ -118,7 +136,8 @@ impl App {
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
-        let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides));
+        let admin =
+            Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(Arc::new(vault));
         Ok(App {
             proxy: Proxy {
                 chain,

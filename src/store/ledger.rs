@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::breakers::BreakerRecord;
+use super::credentials::StoredCredential;
 use super::keys::KeyWrite;
 use super::modules::ModuleState;
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
@@ -20,6 +21,22 @@ pub enum Persist {
     Breaker(BreakerRecord),
     /// Keys, teams and admin keys created, changed, revoked or deleted, in order.
     Keys(Vec<KeyWrite>),
+    /// A provider credential, sealed; `check` is the master key's check value, stored when the
+    /// store holds none yet (the first seal).
+    AddCredential {
+        record: Box<StoredCredential>,
+        check: Vec<u8>,
+    },
+    /// Provider credentials removed, by id; every id must exist.
+    RemoveCredentials {
+        ids: Vec<String>,
+    },
+    /// Every credential re-sealed under a new master key, and that key's check value; the ids
+    /// must be exactly the stored ones, so no record is left under the old key.
+    Reseal {
+        records: Vec<(String, Vec<u8>)>,
+        check: Vec<u8>,
+    },
 }
 
 /// Ledger reads. Methods block; async callers use `spawn_blocking`.

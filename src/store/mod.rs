@@ -10,6 +10,7 @@
 //! | Responses answers | `responses.rs` | [`ResponseStore`] | [`ResponseWrites`] |
 //! | auth-failure counts | `auth_failures.rs` | [`AuthFailureStore`] | [`AuthFailureWrites`] |
 //! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
+//! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
@@ -23,6 +24,7 @@
 mod auth_failures;
 mod breakers;
 pub mod counters;
+mod credentials;
 mod error;
 mod health;
 mod keys;
@@ -45,6 +47,7 @@ pub use breakers::{
     Conflict, MemoryBreakers,
 };
 pub use counters::{HotCounters, MemoryCounters};
+pub use credentials::{CredentialStore, StoredCredential};
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
@@ -80,6 +83,7 @@ pub struct Store {
     pub responses: Arc<dyn ResponseStore>,
     pub auth_failures: Arc<dyn AuthFailureStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -94,6 +98,7 @@ impl Store {
             + ResponseStore
             + AuthFailureStore
             + KeyStore
+            + CredentialStore
             + StoreHealth
             + 'static,
     {
@@ -105,6 +110,7 @@ impl Store {
             responses: all.clone(),
             auth_failures: all.clone(),
             keys: all.clone(),
+            credentials: all.clone(),
             health: all,
         }
     }
@@ -145,6 +151,16 @@ pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
 pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::newest_mac(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// The sealed check value of the master key, read without creating, migrating or changing
+/// anything (`None` when there is no store, or nothing was sealed yet): a writing open checks its
+/// master key against it before it opens the store for writing.
+pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::secrets_check(path),
         StoreUrl::Postgres(_) => Err(not_built(url)),
     }
 }

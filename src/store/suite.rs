@@ -437,6 +437,106 @@ pub fn keys_teams_and_admin_keys_save_and_load(url: &StoreUrl) {
     assert_eq!(store.keys.teams().ok(), Some(vec![]));
 }
 
+pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
+    let Opened { store, mut writes } = opened(url);
+    let creds = &store.credentials;
+    assert_eq!(creds.credentials().ok(), Some(vec![]));
+    assert_eq!(creds.secrets_check().ok(), Some(None));
+    assert_eq!(secrets_check(url).ok(), Some(None));
+    let record = |id: &str, provider: &str, created_ms: i64| StoredCredential {
+        id: id.into(),
+        provider: provider.into(),
+        kind: "openai_compatible".into(),
+        base_url: Some("http://127.0.0.1:9/v1".into()),
+        sealed: vec![1, 2, 3, created_ms as u8],
+        fingerprint: format!("sha256:{id}"),
+        label: None,
+        created_ms,
+    };
+    for (id, provider, ts) in [
+        ("cred_a", "p1", 1),
+        ("cred_b", "p1", 2),
+        ("cred_c", "p2", 3),
+    ] {
+        let change = Persist::AddCredential {
+            record: Box::new(record(id, provider, ts)),
+            check: vec![ts as u8],
+        };
+        writes
+            .apply_admin(
+                Some(&change),
+                &draft("provider.credential.add", provider),
+                ts,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        creds.credentials().unwrap_or_default(),
+        [
+            record("cred_a", "p1", 1),
+            record("cred_b", "p1", 2),
+            record("cred_c", "p2", 3)
+        ]
+    );
+    assert_eq!(
+        creds.secrets_check().ok(),
+        Some(Some(vec![1])),
+        "the first seal's check stays"
+    );
+    assert_eq!(secrets_check(url).ok(), Some(Some(vec![1])));
+
+    // A re-seal that misses a record changes nothing, ledger included.
+    let partial = Persist::Reseal {
+        records: vec![("cred_a".into(), vec![9]), ("cred_b".into(), vec![9])],
+        check: vec![9],
+    };
+    assert!(
+        writes
+            .apply_admin(Some(&partial), &draft("secrets.rotate", "secrets"), 4)
+            .is_err()
+    );
+    assert_eq!(creds.secrets_check().ok(), Some(Some(vec![1])));
+    assert_eq!(store.ledger.ledger().map(|e| e.len()).ok(), Some(3));
+
+    let whole = Persist::Reseal {
+        records: ["cred_a", "cred_b", "cred_c"]
+            .iter()
+            .map(|id| (id.to_string(), vec![7, 7]))
+            .collect(),
+        check: vec![7],
+    };
+    writes
+        .apply_admin(Some(&whole), &draft("secrets.rotate", "secrets"), 5)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = creds.credentials().unwrap_or_default();
+    assert!(all.iter().all(|c| c.sealed == [7, 7]), "{all:?}");
+    assert_eq!(creds.secrets_check().ok(), Some(Some(vec![7])));
+
+    let remove = |ids: &[&str]| Persist::RemoveCredentials {
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    writes
+        .apply_admin(
+            Some(&remove(&["cred_a"])),
+            &draft("provider.credential.remove", "p1"),
+            6,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        writes
+            .apply_admin(Some(&remove(&["cred_b", "cred_zz"])), &draft("x", "p1"), 7)
+            .is_err(),
+        "an unknown id refuses the whole removal"
+    );
+    let ids: Vec<String> = creds
+        .credentials()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["cred_b", "cred_c"]);
+}
+
 /// Expands to one test per case, each on a fresh, empty store from `$make_url(&Path)`.
 macro_rules! store_suite {
     ($name:ident, $make_url:expr) => {
@@ -459,6 +559,7 @@ macro_rules! store_suite {
                 responses_save_and_get_with_owner,
                 auth_failure_counts_add_and_merge,
                 keys_teams_and_admin_keys_save_and_load,
+                credentials_add_remove_and_reseal_in_one_transaction,
             );
         }
     };

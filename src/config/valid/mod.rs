@@ -20,7 +20,7 @@ use crate::secret::Secret;
 use crate::store::StoreUrl;
 use providers::validate_providers;
 
-pub use providers::provider_env_vars;
+pub use providers::{provider_config_for, provider_env_vars};
 
 #[derive(Clone, Debug)]
 pub struct ValidConfig {
@@ -37,6 +37,9 @@ pub struct ValidConfig {
     pub admin_key: Option<Secret<String>>,
     /// `STOCKYARD_LEDGER_KEY` (hex or base64); without it the key file beside the database is used.
     pub ledger_key: Option<Secret<String>>,
+    /// `STOCKYARD_MASTER_KEY` (hex or base64 of 32 bytes), sealing provider credentials at rest;
+    /// without it the key file beside the database is used.
+    pub master_key: Option<Secret<String>>,
     pub providers: Vec<ProviderConfig>,
     pub models: Vec<ModelEntry>,
     /// Initial module state from the file, by module name.
@@ -286,6 +289,15 @@ pub fn validate(
     }
     let ledger_key = ledger_key.map(Secret::new);
 
+    let master_key = env("STOCKYARD_MASTER_KEY").filter(|k| !k.trim().is_empty());
+    if let Some(Err(e)) = master_key
+        .as_deref()
+        .map(crate::secrets::MasterKey::from_env_value)
+    {
+        errors.push("STOCKYARD_MASTER_KEY", e);
+    }
+    let master_key = master_key.map(Secret::new);
+
     let providers = validate_providers(raw, env, &mut errors);
     let models = validate_models(raw, &providers, &mut errors);
 
@@ -344,6 +356,7 @@ pub fn validate(
         auth_keys,
         admin_key,
         ledger_key,
+        master_key,
         providers,
         models,
         module_config,

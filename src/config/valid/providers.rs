@@ -97,15 +97,14 @@ pub(super) fn validate_providers(
             continue;
         }
         let preset = PRESETS.iter().find(|preset| preset.name == name);
-        let kind = match p.kind.as_deref() {
-            Some("openai") => ProviderKind::OpenAi,
-            Some("openai_compatible") => ProviderKind::OpenAiCompatible,
-            Some("anthropic") => ProviderKind::Anthropic,
-            Some("gemini") => ProviderKind::Gemini,
-            Some("vertex") => ProviderKind::Vertex,
-            Some("bedrock") => ProviderKind::Bedrock,
+        let kind = match p
+            .kind
+            .as_deref()
+            .map(|text| (text, ProviderKind::parse(text)))
+        {
+            Some((_, Some(kind))) => kind,
             None => preset.map_or(ProviderKind::OpenAiCompatible, |preset| preset.kind),
-            Some(other) => {
+            Some((other, None)) => {
                 errors.push(
                     &format!("{field}.kind"),
                     format!(
@@ -306,6 +305,60 @@ pub(super) fn validate_providers(
         }
     }
     providers
+}
+
+impl ProviderKind {
+    /// The kind as written in `[providers.NAME] kind` and `stockyard providers add --kind`.
+    pub fn parse(text: &str) -> Option<ProviderKind> {
+        Some(match text {
+            "openai" => ProviderKind::OpenAi,
+            "openai_compatible" => ProviderKind::OpenAiCompatible,
+            "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
+            "vertex" => ProviderKind::Vertex,
+            "bedrock" => ProviderKind::Bedrock,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai_compatible",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Vertex => "vertex",
+            ProviderKind::Bedrock => "bedrock",
+        }
+    }
+}
+
+/// The config of a provider that only stored credentials define (`stockyard providers add NAME
+/// --kind K [--base-url U]`): what `[providers.NAME]` with that kind and base URL and no key
+/// would give, checked the same way. Its keys come from the store, never from the environment.
+pub fn provider_config_for(
+    name: &str,
+    kind: ProviderKind,
+    base_url: Option<&str>,
+) -> Result<ProviderConfig, String> {
+    let mut raw = RawConfig::default();
+    raw.providers.insert(
+        name.to_string(),
+        RawProvider {
+            kind: Some(kind.as_str().to_string()),
+            base_url: base_url.map(String::from),
+            ..RawProvider::default()
+        },
+    );
+    let mut errors = ConfigErrors::default();
+    let providers = validate_providers(&raw, &|_| None, &mut errors);
+    if !errors.0.is_empty() {
+        return Err(errors.to_string().replace('\n', "; "));
+    }
+    providers
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("provider {name} could not be built"))
 }
 
 fn aws_region(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {

@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::{TranslateOptions, error, native, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
+use crate::providers::key_pool::{KeyPool, KeyStyle};
 use crate::providers::{
     ChatStreamDecoder, NativeCall, Provider, SseEventDecoder, SseFraming, Untranslatable,
     UpstreamCall, UpstreamError, answer_body, request_body,
 };
-use crate::secret::Secret;
 use crate::wire::openai::{Endpoint, Inbound};
 
 /// The API version this adapter's translators follow.
@@ -27,31 +27,42 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub struct Anthropic {
     config: ProviderConfig,
     base_url: String,
-    key_header: Option<Secret<HeaderValue>>,
+    /// `x-api-key`, from the config, the environment or the store.
+    keys: Arc<KeyPool>,
     client: HttpClient,
 }
 
 impl Anthropic {
     pub fn new(config: &ProviderConfig) -> Result<Anthropic, String> {
-        let key_header = match &config.api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                    format!(
-                        "providers.{}: api key has characters not allowed in a header",
-                        config.name
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(Secret::new(value))
-            }
-            None => None,
+        Anthropic::with_keys(config, None)
+    }
+
+    /// With `keys` shared (a copy with other timeouts), else a pool of the config's key.
+    pub fn with_keys(
+        config: &ProviderConfig,
+        keys: Option<Arc<KeyPool>>,
+    ) -> Result<Anthropic, String> {
+        let keys = match keys {
+            Some(keys) => keys,
+            None => KeyPool::new(
+                &config.name,
+                Anthropic::key_style(),
+                config.api_key.as_ref(),
+            )?,
         };
         Ok(Anthropic {
             config: config.clone(),
             base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
-            key_header,
+            keys,
             client: HttpClient::new(config.timeouts.connect)?,
         })
+    }
+
+    pub fn key_style() -> KeyStyle {
+        KeyStyle {
+            header: HeaderName::from_static("x-api-key"),
+            bearer: false,
+        }
     }
 }
 
@@ -133,26 +144,32 @@ impl Provider for Anthropic {
                 HeaderName::from_static("anthropic-version"),
                 HeaderValue::from_static(ANTHROPIC_VERSION),
             );
-        if let Some(key) = &self.key_header {
-            builder = builder.header(HeaderName::from_static("x-api-key"), key.expose().clone());
-        }
         // Beta features the client opted into travel with its request.
         for beta in client_headers.get_all("anthropic-beta") {
             builder = builder.header(HeaderName::from_static("anthropic-beta"), beta.clone());
         }
-        builder
+        let mut request = builder
             .body(Full::new(body))
-            .map_err(|e| build_error(e.to_string()))
+            .map_err(|e| build_error(e.to_string()))?;
+        self.keys.authorize(&mut request)?;
+        Ok(request)
     }
 
     fn client(&self) -> &HttpClient {
         &self.client
     }
 
+    fn key_pool(&self) -> Option<&Arc<KeyPool>> {
+        Some(&self.keys)
+    }
+
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(Arc::new(Anthropic::new(&config)?))
+        Ok(Arc::new(Anthropic::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }
 

@@ -17,11 +17,11 @@ use super::request::VertexTarget;
 use super::{TranslateOptions, embeddings, error, request, response, stream};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
+use crate::providers::key_pool::{KeyPool, KeyStyle};
 use crate::providers::{
     ChatStreamDecoder, Provider, SseEventDecoder, SseFraming, Untranslatable, UpstreamCall,
     UpstreamError, answer_body, request_body,
 };
-use crate::secret::Secret;
 use crate::wire::openai::{Endpoint, Inbound};
 use crate::wire::sse::RawEvent;
 
@@ -29,44 +29,54 @@ pub struct Gemini {
     config: ProviderConfig,
     base_url: String,
     vertex: Option<VertexTarget>,
-    /// `x-goog-api-key: KEY` for the Gemini API, `authorization: Bearer TOKEN` for Vertex.
-    auth: Option<(HeaderName, Secret<HeaderValue>)>,
+    /// `x-goog-api-key: KEY` for the Gemini API, `authorization: Bearer TOKEN` for Vertex; from
+    /// the config, the environment or the store.
+    keys: Arc<KeyPool>,
     client: HttpClient,
 }
 
 impl Gemini {
     pub fn new(config: &ProviderConfig) -> Result<Gemini, String> {
+        Gemini::with_keys(config, None)
+    }
+
+    /// With `keys` shared (a copy with other timeouts), else a pool of the config's key.
+    pub fn with_keys(
+        config: &ProviderConfig,
+        keys: Option<Arc<KeyPool>>,
+    ) -> Result<Gemini, String> {
         let vertex = config
             .vertex
             .clone()
             .map(|(project, location)| VertexTarget { project, location });
-        let auth = match &config.api_key {
-            Some(key) => {
-                let (name, text) = match vertex {
-                    Some(_) => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-                    None => (
-                        HeaderName::from_static("x-goog-api-key"),
-                        key.expose().clone(),
-                    ),
-                };
-                let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                    format!(
-                        "providers.{}: key has characters not allowed in a header",
-                        config.name
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some((name, Secret::new(value)))
-            }
-            None => None,
+        let keys = match keys {
+            Some(keys) => keys,
+            None => KeyPool::new(
+                &config.name,
+                Gemini::key_style(config),
+                config.api_key.as_ref(),
+            )?,
         };
         Ok(Gemini {
             config: config.clone(),
             base_url: config.base_url.as_str().trim_end_matches('/').to_string(),
             vertex,
-            auth,
+            keys,
             client: HttpClient::new(config.timeouts.connect)?,
         })
+    }
+
+    pub fn key_style(config: &ProviderConfig) -> KeyStyle {
+        match config.vertex {
+            Some(_) => KeyStyle {
+                header: AUTHORIZATION,
+                bearer: true,
+            },
+            None => KeyStyle {
+                header: HeaderName::from_static("x-goog-api-key"),
+                bearer: false,
+            },
+        }
     }
 }
 
@@ -175,24 +185,30 @@ impl Provider for Gemini {
                 )));
             }
         };
-        let mut builder = hyper::Request::post(url)
+        let builder = hyper::Request::post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some((name, value)) = &self.auth {
-            builder = builder.header(name.clone(), value.expose().clone());
-        }
-        builder
+        let mut request = builder
             .body(Full::new(body))
-            .map_err(|e| build_error(e.to_string()))
+            .map_err(|e| build_error(e.to_string()))?;
+        self.keys.authorize(&mut request)?;
+        Ok(request)
     }
 
     fn client(&self) -> &HttpClient {
         &self.client
     }
 
+    fn key_pool(&self) -> Option<&Arc<KeyPool>> {
+        Some(&self.keys)
+    }
+
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(Arc::new(Gemini::new(&config)?))
+        Ok(Arc::new(Gemini::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }
 

@@ -27,6 +27,7 @@ pub use body::UpstreamIncoming;
 use pool::{Link, Pool};
 
 use super::UpstreamError;
+use super::key_pool::{self, KeyTicket};
 
 #[derive(Clone)]
 pub struct HttpClient {
@@ -60,10 +61,39 @@ impl HttpClient {
         self.pool.opened()
     }
 
-    /// Sends `request` (an absolute URI) and waits for the response head, at most `first_byte`.
+    /// Sends `request` (an absolute URI) and waits for the response head, at most `first_byte`
+    /// per try. A request that carries a [`KeyTicket`] (a key from a provider's pool) and gets a
+    /// 429 rests that key and goes again at once with the next free key of the pool, if any: the
+    /// caller sees the 429 only when every key rests.
     ///
     /// Cancel-safe: dropping the future drops the request and its connection.
     pub async fn send(
+        &self,
+        provider: &str,
+        mut request: Request<Full<Bytes>>,
+        first_byte: Duration,
+    ) -> Result<Response<UpstreamIncoming>, UpstreamError> {
+        let mut ticket = request.extensions_mut().remove::<KeyTicket>();
+        // A copy to send again with another key; only when the pool has another key to offer.
+        let template = ticket
+            .as_ref()
+            .filter(|t| t.has_alternatives())
+            .map(|_| key_pool::copy(&request));
+        let mut response = self.send_once(provider, request, first_byte).await?;
+        while response.status() == hyper::StatusCode::TOO_MANY_REQUESTS
+            && let Some(used) = ticket.take()
+        {
+            let Some((again, next)) = used.rest_and_switch(response.headers(), template.as_ref())
+            else {
+                break;
+            };
+            ticket = Some(next);
+            response = self.send_once(provider, again, first_byte).await?;
+        }
+        Ok(response)
+    }
+
+    async fn send_once(
         &self,
         provider: &str,
         request: Request<Full<Bytes>>,
@@ -193,6 +223,28 @@ fn origin_form(mut request: Request<Full<Bytes>>) -> Option<(Uri, String, Reques
         .unwrap_or("/");
     *request.uri_mut() = path.parse().ok()?;
     Some((uri, key, request))
+}
+
+/// `retry-after` (seconds or an HTTP date) or `retry-after-ms`.
+pub fn parse_retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_millis(ms as u64));
+    }
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_millis((secs * 1000.0) as u64));
+    }
+    let when =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::from_millis(
+        delta.whole_milliseconds().max(0) as u64
+    ))
 }
 
 /// The error and its sources on one line (hyper's top-level message alone says little).

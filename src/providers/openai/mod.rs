@@ -6,6 +6,8 @@ pub mod native;
 pub mod presets;
 pub mod responses_side;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -13,9 +15,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::http::HttpClient;
+use super::key_pool::{KeyPool, KeyStyle};
 use super::{NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError};
 use crate::config::{ProviderConfig, ProviderKind, Timeouts};
-use crate::secret::Secret;
 use crate::wire::openai::{Endpoint, Inbound};
 
 pub struct OpenAi {
@@ -23,8 +25,8 @@ pub struct OpenAi {
     name: String,
     kind: ProviderKind,
     base_url: String,
-    /// `Bearer <key>`, built once, marked sensitive so hyper never logs it.
-    auth_header: Option<Secret<HeaderValue>>,
+    /// `Bearer <key>` (or Azure's `api-key`), from the config, the environment or the store.
+    keys: Arc<KeyPool>,
     timeouts: Timeouts,
     models: Vec<String>,
     client: HttpClient,
@@ -32,37 +34,46 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub fn new(config: &ProviderConfig) -> Result<OpenAi, String> {
-        let azure_style = config
-            .preset
-            .is_some_and(|p| p.auth == presets::AuthStyle::ApiKeyHeader);
-        let auth_header = match &config.api_key {
-            Some(key) => {
-                let text = if azure_style {
-                    key.expose().clone()
-                } else {
-                    format!("Bearer {}", key.expose())
-                };
-                let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                    format!(
-                        "providers.{}: api key has characters not allowed in a header",
-                        config.name
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(Secret::new(value))
-            }
-            None => None,
+        OpenAi::with_keys(config, None)
+    }
+
+    /// With `keys` shared (a copy with other timeouts), else a pool of the config's key.
+    pub fn with_keys(
+        config: &ProviderConfig,
+        keys: Option<Arc<KeyPool>>,
+    ) -> Result<OpenAi, String> {
+        let keys = match keys {
+            Some(keys) => keys,
+            None => KeyPool::new(
+                &config.name,
+                OpenAi::key_style(config),
+                config.api_key.as_ref(),
+            )?,
         };
         Ok(OpenAi {
             config: config.clone(),
             name: config.name.clone(),
             kind: config.kind,
             base_url: trim_slash(&config.base_url),
-            auth_header,
+            keys,
             timeouts: config.timeouts,
             models: config.models.clone(),
             client: HttpClient::new(config.timeouts.connect)?,
         })
+    }
+
+    /// Azure takes the key alone in `api-key`; everyone else a bearer token.
+    pub fn key_style(config: &ProviderConfig) -> KeyStyle {
+        match config.preset.map(|p| p.auth) {
+            Some(presets::AuthStyle::ApiKeyHeader) => KeyStyle {
+                header: hyper::header::HeaderName::from_static(presets::AZURE_API_KEY_HEADER),
+                bearer: false,
+            },
+            _ => KeyStyle {
+                header: AUTHORIZATION,
+                bearer: true,
+            },
+        }
     }
 }
 
@@ -174,32 +185,32 @@ impl Provider for OpenAi {
             }
             None => format!("{}{}", self.base_url, call.endpoint.path()),
         };
-        let mut builder = hyper::Request::post(url)
+        let builder = hyper::Request::post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = &self.auth_header {
-            let name = match self.config.preset.map(|p| p.auth) {
-                Some(presets::AuthStyle::ApiKeyHeader) => {
-                    hyper::header::HeaderName::from_static(presets::AZURE_API_KEY_HEADER)
-                }
-                _ => AUTHORIZATION,
-            };
-            builder = builder.header(name, auth.expose().clone());
-        }
-        builder
+        let mut request = builder
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Build {
                 provider: self.name.clone(),
                 detail: e.to_string(),
-            })
+            })?;
+        self.keys.authorize(&mut request)?;
+        Ok(request)
     }
 
     fn client(&self) -> &HttpClient {
         &self.client
     }
 
+    fn key_pool(&self) -> Option<&Arc<KeyPool>> {
+        Some(&self.keys)
+    }
+
     fn with_timeouts(&self, timeouts: Timeouts) -> Result<std::sync::Arc<dyn Provider>, String> {
         let mut config = self.config.clone();
         config.timeouts = timeouts;
-        Ok(std::sync::Arc::new(OpenAi::new(&config)?))
+        Ok(Arc::new(OpenAi::with_keys(
+            &config,
+            Some(self.keys.clone()),
+        )?))
     }
 }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_auth_failures.sql")),
     (7, include_str!("migrations/0007_trace_origin.sql")),
     (8, include_str!("migrations/0008_keys.sql")),
+    (9, include_str!("migrations/0009_credentials.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -120,6 +121,30 @@ impl SqliteStore {
                         mac: r.get(2)?,
                     })
                 },
+            )
+            .optional()?)
+    }
+
+    /// The master key's check value, read without creating or changing anything: `None` for a
+    /// missing file, one from before credentials (no `secrets_meta` table), or nothing sealed.
+    pub fn secrets_check(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = connect_read_only(path)?;
+        let has_table: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'secrets_meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_table {
+            return Ok(None);
+        }
+        Ok(conn
+            .query_row(
+                "SELECT value FROM secrets_meta WHERE name = 'check'",
+                [],
+                |r| r.get(0),
             )
             .optional()?)
     }

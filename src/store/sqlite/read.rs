@@ -9,9 +9,9 @@ use super::pool::ReadPool;
 use crate::cost::Tokens;
 use crate::ledger::LedgerEntry;
 use crate::store::{
-    AuthFailureCount, AuthFailureStore, BreakerPhase, BreakerRecord, BreakerStore, LedgerStore,
-    ModuleState, ModuleStateStore, ResponseStore, SpendBy, SpendRow, StoreError, StoreHealth,
-    StoredResponse, TraceQuery, TraceRecord, TraceStore,
+    AuthFailureCount, AuthFailureStore, BreakerPhase, BreakerRecord, BreakerStore, CredentialStore,
+    LedgerStore, ModuleState, ModuleStateStore, ResponseStore, SpendBy, SpendRow, StoreError,
+    StoreHealth, StoredCredential, StoredResponse, TraceQuery, TraceRecord, TraceStore,
 };
 
 /// The read half: a pool of connections shared by every concern's read trait.
@@ -316,5 +316,40 @@ fn parse_phase(text: &str) -> Option<BreakerPhase> {
         }),
         "half_open" => Some(BreakerPhase::HalfOpen { probes: 0 }),
         _ => None,
+    }
+}
+
+impl CredentialStore for SqliteReader {
+    fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, provider, kind, base_url, sealed, fingerprint, label, created_ms \
+                 FROM provider_credentials ORDER BY created_ms, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredCredential {
+                    id: r.get(0)?,
+                    provider: r.get(1)?,
+                    kind: r.get(2)?,
+                    base_url: r.get(3)?,
+                    sealed: r.get(4)?,
+                    fingerprint: r.get(5)?,
+                    label: r.get(6)?,
+                    created_ms: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn secrets_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT value FROM secrets_meta WHERE name = 'check'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
     }
 }

@@ -101,6 +101,36 @@ impl LedgerWrites for SqliteWriter {
                     params![ts_ms, body],
                 )?;
             }
+            Some(Persist::AddCredential { record, check }) => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO secrets_meta (name, value) VALUES ('check', ?1)",
+                    params![check],
+                )?;
+                tx.execute(
+                    "INSERT INTO provider_credentials (id, provider, kind, base_url, sealed, \
+                     fingerprint, label, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        record.id,
+                        record.provider,
+                        record.kind,
+                        record.base_url,
+                        record.sealed,
+                        record.fingerprint,
+                        record.label,
+                        record.created_ms
+                    ],
+                )?;
+            }
+            Some(Persist::RemoveCredentials { ids }) => {
+                for id in ids {
+                    let removed =
+                        tx.execute("DELETE FROM provider_credentials WHERE id = ?1", [id])?;
+                    if removed != 1 {
+                        return Err(StoreError::Constraint(format!("no credential {id}")));
+                    }
+                }
+            }
+            Some(Persist::Reseal { records, check }) => reseal(&tx, records, check)?,
             None => {}
         }
         let prev: Option<(i64, String)> = tx
@@ -227,6 +257,39 @@ pub(super) fn anchor_at_open(
         ),
     }
     Ok(published.map(|p| p.head))
+}
+
+/// Every record under the new key, or nothing: a record the caller did not re-seal would be left
+/// under a key that is about to be gone.
+fn reseal(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[(String, Vec<u8>)],
+    check: &[u8],
+) -> Result<(), StoreError> {
+    let stored: i64 = tx.query_row("SELECT COUNT(*) FROM provider_credentials", [], |r| {
+        r.get(0)
+    })?;
+    if stored != records.len() as i64 {
+        return Err(StoreError::Constraint(format!(
+            "re-sealing {} credentials, but {stored} are stored",
+            records.len()
+        )));
+    }
+    for (id, sealed) in records {
+        let updated = tx.execute(
+            "UPDATE provider_credentials SET sealed = ?1 WHERE id = ?2",
+            params![sealed, id],
+        )?;
+        if updated != 1 {
+            return Err(StoreError::Constraint(format!("no credential {id}")));
+        }
+    }
+    tx.execute(
+        "INSERT INTO secrets_meta (name, value) VALUES ('check', ?1) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![check],
+    )?;
+    Ok(())
 }
 
 impl BreakerWrites for SqliteWriter {
