@@ -128,7 +128,7 @@ impl HttpClient {
         if let Some(link) = self.pool.checkout(&key) {
             match self.exchange_on(link, request, &key).await {
                 Ok(response) => return Ok(response),
-                Err(Unsent::Back(again)) => request = again,
+                Err(Unsent::Back(again)) => request = *again,
                 Err(Unsent::Failed(e)) => return Err(protocol(error_chain(&e))),
             }
         }
@@ -191,7 +191,7 @@ impl HttpClient {
                 Ok(Response::from_parts(parts, body))
             }
             Err(mut e) => match e.take_message() {
-                Some(request) => Err(Unsent::Back(request)),
+                Some(request) => Err(Unsent::Back(Box::new(request))),
                 None => Err(Unsent::Failed(e.into_error())),
             },
         }
@@ -200,7 +200,7 @@ impl HttpClient {
 
 enum Unsent {
     /// Nothing was sent: the request, to try again.
-    Back(Request<Full<Bytes>>),
+    Back(Box<Request<Full<Bytes>>>),
     Failed(hyper::Error),
 }
 
