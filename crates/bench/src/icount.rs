@@ -20,11 +20,12 @@ use crate::procs::{Proc, Scratch, find_on_path};
 use crate::stats::Measurement;
 use crate::{Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, group, parse_addr, proxy_env};
 
-pub const USAGE: &str = "usage: bench instructions [--requests N] [--check FILE] [--write FILE]
+pub const USAGE: &str = "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp]
 
 Counts the instructions Stockyard executes per request (valgrind's callgrind), non-streamed and
 streamed chat at concurrency 1, and prints them. --check FILE fails when a figure exceeds FILE's
-by more than 10%; --write FILE saves the figures as the baseline.";
+by more than 10%; --write FILE saves the figures as the baseline; --keep-tmp keeps the callgrind
+dumps (for callgrind_annotate) and prints where.";
 
 const TOLERANCE_PERCENT: u64 = 10;
 const DEFAULT_REQUESTS: usize = 300;
@@ -37,6 +38,7 @@ struct Options {
     requests: usize,
     check: Option<PathBuf>,
     write: Option<PathBuf>,
+    keep_tmp: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -44,6 +46,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         requests: DEFAULT_REQUESTS,
         check: None,
         write: None,
+        keep_tmp: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -61,6 +64,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--check" => options.check = Some(PathBuf::from(value()?)),
             "--write" => options.write = Some(PathBuf::from(value()?)),
+            "--keep-tmp" => options.keep_tmp = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -91,7 +95,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         .ok_or("valgrind is not on PATH (Debian: apt-get install valgrind)")?;
     let control = find_on_path("callgrind_control")
         .ok_or("callgrind_control is not on PATH (it comes with valgrind)")?;
-    let scratch = Scratch::create(false)?;
+    let scratch = Scratch::create(options.keep_tmp)?;
     let mut mock_cmd = Command::new(&binaries.mock);
     mock_cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
     let (_mock, line) = Proc::start(
