@@ -1,4 +1,5 @@
-//! `stockyard spend --by model|provider|day --since 24h`.
+//! `stockyard spend --by key|team|user|model|provider|day --since 7d`: sums from the daily spend
+//! rollups the writer keeps (never a scan of the traces), read from the database read-only.
 
 use std::process::ExitCode;
 
@@ -28,12 +29,21 @@ pub fn parse_since(text: &str) -> Result<i64, CliError> {
 pub fn run(cli: &Cli, args: &SpendArgs) -> Result<ExitCode, CliError> {
     let since_ms = now_ms() - parse_since(&args.since)?;
     let by = match args.by {
+        SpendGroup::Key => SpendBy::Key,
+        SpendGroup::Team => SpendBy::Team,
+        SpendGroup::User => SpendBy::User,
         SpendGroup::Model => SpendBy::Model,
         SpendGroup::Provider => SpendBy::Provider,
         SpendGroup::Day => SpendBy::Day,
     };
     let reader = open_reader(&load_config(cli)?)?;
-    let rows = reader.traces.spend(by, since_ms)?;
+    let rows = reader.spend.spend(by, since_ms)?;
+    if args.json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row).unwrap_or_default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",
         "key", "requests", "prompt", "completion", "cost"

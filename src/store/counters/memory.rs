@@ -37,11 +37,10 @@ impl Buckets {
     /// Moves the buckets forward to the one holding `now`.
     fn roll(&mut self, window: Window, now: i64) {
         let start = window.bucket_start(now);
-        let length = window.length_ms();
         if start == self.start_ms {
             return;
         }
-        self.previous = if start == self.start_ms + length {
+        self.previous = if start == window.bucket_end(self.start_ms) {
             self.current
         } else {
             0
@@ -52,9 +51,9 @@ impl Buckets {
 
     fn value(&self, window: Window, now: i64) -> i64 {
         match window {
-            Window::Fixed { .. } => self.current,
-            Window::Sliding { .. } => {
-                let length = i128::from(window.length_ms());
+            Window::Fixed { .. } | Window::Calendar(_) => self.current,
+            Window::Sliding { length_ms } => {
+                let length = i128::from(length_ms.max(1));
                 let remaining = length - i128::from(now - self.start_ms);
                 let weighted = i128::from(self.previous) * remaining;
                 // Rounded up: an estimate that errs toward "used" never lets a limit overshoot.
@@ -69,7 +68,7 @@ impl Buckets {
     }
 
     fn expired(&self, window: Window, now: i64) -> bool {
-        now >= self.start_ms + 2 * window.length_ms()
+        now >= window.bucket_end(window.bucket_end(self.start_ms))
     }
 }
 
@@ -172,7 +171,7 @@ impl HotCounters for MemoryCounters {
         Ok(self.with(&reservation.key, window, |b, now| {
             if reservation.bucket_start_ms == b.start_ms {
                 b.current = b.current.saturating_add(diff);
-            } else if reservation.bucket_start_ms == b.start_ms - window.length_ms() {
+            } else if reservation.bucket_start_ms == window.previous_start(b.start_ms) {
                 b.previous = b.previous.saturating_add(diff);
             }
             b.value(window, now)

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_ledger_mac.sql")),
     (6, include_str!("migrations/0006_auth_failures.sql")),
     (7, include_str!("migrations/0007_trace_origin.sql")),
+    (10, include_str!("migrations/0010_spend.sql")),
 ];
 
 /// The version the newest migration produces.
