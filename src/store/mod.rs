@@ -48,14 +48,19 @@ pub use breakers::{
     ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, BreakerStore, BreakerWrites,
     Conflict, MemoryBreakers,
 };
-pub use counters::{HotCounters, MemoryCounters};
+pub use counters::{
+    CalendarUnit, Clock, HotCounters, ManualClock, MemoryCounters, Reservation, ReserveError,
+    SystemClock, Window,
+};
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
 pub use modules::{ModuleState, ModuleStateStore};
 pub use rate_limits::{RateCount, RateLimitStore, RateLimitWrites};
 pub use responses::{ResponseStore, ResponseWrites, StoredResponse};
-pub use spend::{BudgetAlert, SpendBy, SpendRow, SpendStore, SpendWrites, day_start};
+pub use spend::{
+    BudgetAlert, NONE as SPEND_NONE, SpendBy, SpendRow, SpendStore, SpendWrites, day_start,
+};
 pub use traces::{TraceQuery, TraceRecord, TraceStore, TraceWrites};
 pub use url::StoreUrl;
 

@@ -226,8 +226,9 @@ pub mod calendar {
 }
 
 /// An amount held against a limit until [`HotCounters::settle`] or [`HotCounters::release`].
-/// Dropping it without either leaves the estimate counted until its window expires.
-#[derive(Debug, PartialEq, Eq)]
+/// Dropping it without either leaves the estimate counted until its window expires. `Clone` so
+/// it can sit in a request's slots; settling a clone as well would count the difference twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use = "settle or release a reservation, or its estimate stays counted for the window"]
 pub struct Reservation {
     pub key: String,
