@@ -34,6 +34,7 @@ pub struct ModuleSpec {
 pub static MODULES: &[ModuleSpec] = &[
     super::auth::SPEC,
     super::request_limits::SPEC,
+    super::rate_limits::SPEC,
     super::budgets::SPEC,
     super::responses::SPEC,
     super::routing::SPEC,

@@ -147,14 +147,15 @@ impl HotCounters for MemoryCounters {
                 return Err(current);
             }
             b.current = b.current.saturating_add(amount);
-            Ok(b.start_ms)
+            Ok((b.start_ms, current.saturating_add(amount)))
         });
         match outcome {
-            Ok(bucket_start_ms) => Ok(Reservation {
+            Ok((bucket_start_ms, value)) => Ok(Reservation {
                 key: key.to_string(),
                 window,
                 amount,
                 bucket_start_ms,
+                value,
             }),
             Err(current) => Err(ReserveError::Exceeded(Exceeded {
                 key: key.to_string(),

@@ -237,6 +237,9 @@ pub struct Reservation {
     /// The bucket it was counted in: a settle after that bucket has left the window changes
     /// nothing, since the amount no longer counts anyway.
     pub bucket_start_ms: i64,
+    /// The counter's value in its window right after this reservation (what is left under the
+    /// limit is `limit - value`).
+    pub value: i64,
 }
 
 /// A reservation refused: it would have taken the counter past its limit.
