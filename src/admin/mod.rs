@@ -3,5 +3,6 @@
 
 pub mod apply;
 pub mod http;
+pub mod spend;
 
 pub use apply::{Admin, AdminChange, AdminError};
