@@ -35,6 +35,9 @@ pub enum AdminError {
     Required { name: String, why: &'static str },
     #[error("{0}")]
     NotFound(String),
+    /// A change that cannot be made as asked (a name taken, a key already revoked).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Module(#[from] ModuleError),
     #[error(transparent)]
@@ -65,6 +68,8 @@ pub enum AdminChange {
         deployment: String,
         open_for_ms: Option<u64>,
     },
+    /// Create, change, revoke or rotate a virtual key, a team or an admin key.
+    Keys(super::keys::KeyOp),
 }
 
 pub struct Admin {
@@ -174,6 +179,7 @@ impl Admin {
                 open_for_ms,
             } => self.change_breaker(actor, deployment, open_for_ms).await,
             AdminChange::LoadPrices { body } => self.load_prices(actor, body).await,
+            AdminChange::Keys(op) => super::keys::apply(self, actor, op).await,
         }
     }
 

@@ -1,7 +1,9 @@
-//! The admin API under `/admin`, bearer `STOCKYARD_ADMIN_KEY` (constant-time compare), or the
+//! The admin API under `/admin`, bearer `STOCKYARD_ADMIN_KEY` (constant-time compare), an admin
+//! key made with `stockyard admin-keys create` (role `admin`, or `read-only`: `GET` only), or the
 //! per-run local token from the runtime file beside the database (how the CLI on the same machine
-//! reaches the server it finds there). Without a configured key every other caller gets 403 saying
-//! how to enable it.
+//! reaches the server it finds there). Without a configured or stored admin key every other
+//! caller gets 403 saying how to enable it. Each change is recorded in the ledger with its actor:
+//! `admin` (the configured key), `admin-key:NAME`, or the CLI's `cli:USER` (local token).
 //!
 //! - `GET /admin/modules`; `PUT /admin/modules/{name}` with `{"enabled": bool, "config": {...}}`
 //! - `GET /admin/traces?limit=N&model=M&status=S`
@@ -12,6 +14,7 @@
 //!   `PUT|DELETE /admin/groups/{name}` (a group as JSON)
 //! - `GET /admin/breakers`; `POST /admin/breakers/{deployment}/open` (`{"for_ms": N}`);
 //!   `POST /admin/breakers/{deployment}/reset`
+//! - keys, teams and admin keys: see `keys_http.rs`
 
 use std::sync::Arc;
 
@@ -33,18 +36,22 @@ use crate::store::{StoreError, TraceQuery};
 const MAX_ADMIN_BODY: usize = 64 * 1024 * 1024;
 
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
-    match authorize(app, &request) {
-        Ok(()) => {}
+    let caller = match authorize(app, &request) {
+        Ok(caller) => caller,
         Err(err) => return err.into_response(),
+    };
+    let method = request.method().clone();
+    if caller.read_only && !matches!(method, Method::GET | Method::HEAD) {
+        return ApiError::AdminReadOnly.into_response();
     }
+    let actor = caller.actor.as_str();
     let path = request.uri().path().trim_end_matches('/').to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
-    let method = request.method().clone();
     let result = match (method.clone(), path.as_str()) {
         (Method::GET, "/admin/modules") => Ok(json!({"modules": app.admin.listing()})),
         (Method::PUT, p) if p.starts_with("/admin/modules/") => {
             let name = p.trim_start_matches("/admin/modules/").to_string();
-            update_module(app, name, request).await
+            update_module(app, actor, name, request).await
         }
         (Method::GET, "/admin/traces") => traces(app, &query).await,
         (Method::GET, "/admin/spend") => {
@@ -52,39 +59,43 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             super::spend::report(&app.store, by, since).await
         }
         (Method::GET, "/admin/audit") => audit(app).await,
-        (Method::PUT, "/admin/prices") => prices(app, request).await,
+        (Method::PUT, "/admin/prices") => prices(app, actor, request).await,
         (Method::GET, "/admin/routing") => Ok(routing(app)),
         (Method::PUT, p) if p.starts_with("/admin/aliases/") => {
             let name = p.trim_start_matches("/admin/aliases/").to_string();
-            set_alias(app, name, Some(request)).await
+            set_alias(app, actor, name, Some(request)).await
         }
         (Method::DELETE, p) if p.starts_with("/admin/aliases/") => {
             let name = p.trim_start_matches("/admin/aliases/").to_string();
-            set_alias(app, name, None).await
+            set_alias(app, actor, name, None).await
         }
         (Method::PUT, p) if p.starts_with("/admin/groups/") => {
             let name = p.trim_start_matches("/admin/groups/").to_string();
-            set_group(app, name, Some(request)).await
+            set_group(app, actor, name, Some(request)).await
         }
         (Method::DELETE, p) if p.starts_with("/admin/groups/") => {
             let name = p.trim_start_matches("/admin/groups/").to_string();
-            set_group(app, name, None).await
+            set_group(app, actor, name, None).await
         }
         (Method::GET, "/admin/breakers") => Ok(breakers(app)),
         (Method::POST, p) if p.starts_with("/admin/breakers/") && p.ends_with("/open") => {
             let id = p["/admin/breakers/".len()..p.len() - "/open".len()].to_string();
-            open_breaker(app, id, request).await
+            open_breaker(app, actor, id, request).await
         }
         (Method::POST, p) if p.starts_with("/admin/breakers/") && p.ends_with("/reset") => {
             let id = p["/admin/breakers/".len()..p.len() - "/reset".len()].to_string();
             apply_change(
                 app,
+                actor,
                 AdminChange::Breaker {
                     deployment: id,
                     open_for_ms: None,
                 },
             )
             .await
+        }
+        (_, p) if super::keys_http::serves(p) => {
+            super::keys_http::route(app, actor, &method, p, request).await
         }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
@@ -94,27 +105,51 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
     }
 }
 
-fn authorize(app: &App, request: &Request<Incoming>) -> Result<(), ApiError> {
+/// Who called, as the ledger names them, and whether they may only read.
+struct Caller {
+    actor: String,
+    read_only: bool,
+}
+
+/// The CLI on this machine (the local token) says which user runs it in this header; it is
+/// believed only with that token, whose file only that machine's users can read.
+pub const ACTOR_HEADER: &str = "x-stockyard-actor";
+
+fn authorize(app: &App, request: &Request<Incoming>) -> Result<Caller, ApiError> {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
+    let caller = |actor: String, read_only| Ok(Caller { actor, read_only });
     if app.local_admin_token.matches(presented) {
-        return Ok(());
+        let actor = request
+            .headers()
+            .get(ACTOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|a| a.starts_with("cli:") && a.len() <= 64)
+            .unwrap_or("cli");
+        return caller(actor.to_string(), false);
     }
-    let Some(key) = &app.config.admin_key else {
+    if let Some(key) = &app.config.admin_key
+        && key.matches(presented)
+    {
+        return caller("admin".to_string(), false);
+    }
+    let table = crate::modules::auth::table::of(app.admin.deps());
+    if let Some(found) = table.as_ref().and_then(|t| t.admin(presented)) {
+        let read_only = found.role == crate::store::AdminRole::ReadOnly;
+        return caller(format!("admin-key:{}", found.name), read_only);
+    }
+    let stored = table.is_some_and(|t| t.load().has_admin_keys());
+    if app.config.admin_key.is_none() && !stored {
         return Err(ApiError::AdminDisabled);
-    };
-    if key.matches(presented) {
-        Ok(())
-    } else {
-        Err(ApiError::AdminUnauthorized)
     }
+    Err(ApiError::AdminUnauthorized)
 }
 
-async fn read_json<T: for<'de> Deserialize<'de>>(
+pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let bytes = read_bytes(request).await?;
@@ -142,13 +177,7 @@ struct ModuleUpdate {
     config: Option<Value>,
 }
 
-fn actor(app: &App) -> String {
-    // Only one admin key exists for now; name the channel, not the key.
-    let _ = app;
-    "admin-api".to_string()
-}
-
-fn admin_error(err: AdminError) -> ApiError {
+pub(super) fn admin_error(err: AdminError) -> ApiError {
     match err {
         AdminError::UnknownModule { .. }
         | AdminError::UnknownDeployment { .. }
@@ -166,6 +195,7 @@ fn admin_error(err: AdminError) -> ApiError {
 
 async fn update_module(
     app: &Arc<App>,
+    actor: &str,
     name: String,
     request: Request<Incoming>,
 ) -> Result<Value, ApiError> {
@@ -175,23 +205,23 @@ async fn update_module(
         enabled: update.enabled,
         config: update.config,
     };
-    let entry = app
-        .admin
-        .apply(&actor(app), change)
-        .await
-        .map_err(admin_error)?;
+    let entry = app.admin.apply(actor, change).await.map_err(admin_error)?;
     let listing = app.admin.listing().into_iter().find(|m| m.name == name);
     Ok(json!({"module": listing, "ledger_seq": entry.seq, "ledger_hash": entry.hash}))
 }
 
-async fn prices(app: &Arc<App>, request: Request<Incoming>) -> Result<Value, ApiError> {
+async fn prices(
+    app: &Arc<App>,
+    actor: &str,
+    request: Request<Incoming>,
+) -> Result<Value, ApiError> {
     let body = read_bytes(request).await?;
     let body = String::from_utf8(body.to_vec()).map_err(|_| ApiError::AdminInvalid {
         message: "price file must be UTF-8 JSON".into(),
     })?;
     let entry = app
         .admin
-        .apply(&actor(app), AdminChange::LoadPrices { body })
+        .apply(actor, AdminChange::LoadPrices { body })
         .await
         .map_err(admin_error)?;
     Ok(json!({"ledger_seq": entry.seq, "details": entry.details}))
@@ -205,7 +235,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
@@ -253,12 +283,8 @@ async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
     Ok(json!({"entries": entries, "verify": verification}))
 }
 
-async fn apply_change(app: &Arc<App>, change: AdminChange) -> Result<Value, ApiError> {
-    let entry = app
-        .admin
-        .apply(&actor(app), change)
-        .await
-        .map_err(admin_error)?;
+async fn apply_change(app: &Arc<App>, actor: &str, change: AdminChange) -> Result<Value, ApiError> {
+    let entry = app.admin.apply(actor, change).await.map_err(admin_error)?;
     Ok(
         json!({"ledger_seq": entry.seq, "ledger_hash": entry.hash, "action": entry.action, "target": entry.target}),
     )
@@ -284,6 +310,7 @@ struct AliasBody {
 
 async fn set_alias(
     app: &Arc<App>,
+    actor: &str,
     name: String,
     request: Option<Request<Incoming>>,
 ) -> Result<Value, ApiError> {
@@ -291,11 +318,12 @@ async fn set_alias(
         Some(request) => Some(read_json::<AliasBody>(request).await?.target),
         None => None,
     };
-    apply_change(app, AdminChange::SetAlias { name, target }).await
+    apply_change(app, actor, AdminChange::SetAlias { name, target }).await
 }
 
 async fn set_group(
     app: &Arc<App>,
+    actor: &str,
     name: String,
     request: Option<Request<Incoming>>,
 ) -> Result<Value, ApiError> {
@@ -303,7 +331,7 @@ async fn set_group(
         Some(request) => Some(read_json::<Value>(request).await?),
         None => None,
     };
-    apply_change(app, AdminChange::SetGroup { name, group }).await
+    apply_change(app, actor, AdminChange::SetGroup { name, group }).await
 }
 
 fn breakers(app: &App) -> Value {
@@ -334,12 +362,14 @@ struct OpenBody {
 
 async fn open_breaker(
     app: &Arc<App>,
+    actor: &str,
     deployment: String,
     request: Request<Incoming>,
 ) -> Result<Value, ApiError> {
     let body: OpenBody = read_json(request).await?;
     apply_change(
         app,
+        actor,
         AdminChange::Breaker {
             deployment,
             open_for_ms: Some(body.for_ms),

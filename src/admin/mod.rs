@@ -1,8 +1,11 @@
 //! Administration: [`apply::Admin::apply`] is the one function every change goes through
-//! (validate, persist, append to the ledger, apply); [`http`] is the `/admin` API over it.
+//! (validate, persist, append to the ledger, apply); [`http`] is the `/admin` API over it;
+//! [`keys`] holds the key, team and admin-key changes, with their API in `keys_http`.
 
 pub mod apply;
 pub mod http;
 pub mod spend;
+pub mod keys;
+mod keys_http;
 
 pub use apply::{Admin, AdminChange, AdminError};

@@ -29,6 +29,8 @@ pub async fn call(
         .uri(&url)
         .header(AUTHORIZATION, format!("Bearer {key}"))
         .header(CONTENT_TYPE, "application/json")
+        // Believed only with the local token: the ledger then names the user who ran the CLI.
+        .header(crate::admin::http::ACTOR_HEADER, super::offline::actor())
         .body(Full::new(body))
         .map_err(|e| CliError::Failed(format!("bad server URL {url:?}: {e}")))?;
     let client = HttpClient::new(Duration::from_secs(5)).map_err(CliError::Failed)?;
@@ -115,5 +117,6 @@ pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
         AdminChange::LoadPrices { body: b } => {
             (Method::PUT, "/admin/prices".into(), Bytes::from(b.clone()))
         }
+        AdminChange::Keys(op) => super::keys_api::request_for(op),
     }
 }

@@ -20,6 +20,7 @@ use super::args::Cli;
 use super::local_server::{self, LocalServer};
 use super::{CliError, admin_client, load_config, offline};
 use crate::admin::AdminChange;
+use crate::secret::Secret;
 use crate::server::db_lock::DbLock;
 
 /// What the CLI prints about an applied change.
@@ -27,6 +28,8 @@ pub struct Applied {
     pub seq: i64,
     /// The ledger entry's details, when the path that applied it returns them.
     pub details: Value,
+    /// The key the change issued (a key created or rotated), to be shown once.
+    pub key: Option<Secret<String>>,
 }
 
 pub async fn apply(
@@ -45,10 +48,15 @@ pub async fn apply(
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         if let Some(_lock) = DbLock::try_acquire(&db)? {
+            let key = match &change {
+                AdminChange::Keys(op) => op.issued_secret().cloned(),
+                _ => None,
+            };
             let entry = offline::apply(config, change).await?;
             return Ok(Applied {
                 seq: entry.seq,
                 details: entry.details,
+                key,
             });
         }
         match local_server::find(&db).await {
@@ -101,5 +109,7 @@ async fn through_api(
     Ok(Applied {
         seq: answer["ledger_seq"].as_i64().unwrap_or_default(),
         details: answer["details"].clone(),
+        // The server drew the key; one the CLI drew for an offline change was never sent.
+        key: answer["key"].as_str().map(|k| Secret::new(k.to_string())),
     })
 }

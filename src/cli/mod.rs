@@ -2,11 +2,15 @@
 //! file per subcommand. Exit codes: 0 success, 1 failure, 2 bad usage.
 
 mod admin_client;
+mod admin_keys_cmd;
 pub mod args;
 mod audit;
 mod backup;
 mod change;
 mod config_cmd;
+mod keys_api;
+mod keys_cmd;
+mod limits;
 mod local_server;
 mod modules_cmd;
 mod offline;
@@ -14,6 +18,7 @@ mod prices;
 mod routing_cmd;
 mod serve;
 mod spend;
+mod teams_cmd;
 mod traces;
 mod version;
 
@@ -79,6 +84,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Modules(args) => modules_cmd::run(&cli, args).await,
         Command::Prices(cmd) => prices::run(&cli, cmd).await,
         Command::Routing(args) => routing_cmd::run(&cli, args).await,
+        Command::Keys(args) => keys_cmd::run(&cli, args).await,
+        Command::Teams(args) => teams_cmd::run(&cli, args).await,
+        Command::AdminKeys(args) => admin_keys_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
     }

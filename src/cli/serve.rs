@@ -27,22 +27,25 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
         })?;
     }
     config.allow_open |= args.allow_open;
-    let mode = config.auth_mode();
-    if mode == AuthMode::Local && !config.listen.ip().is_loopback() {
-        return Err(CliError::Failed(format!(
-            "refusing to listen on {} with no client keys configured (local mode); set STOCKYARD_API_KEYS, \
-             or pass --allow-open to serve without authentication",
-            config.listen
-        )));
-    }
+    // Without static keys, stored virtual keys may still require one, so the final word on the
+    // mode comes once the database is open; with no database yet there are none, and nothing
+    // is created for a refusal.
     let listen = config.listen;
     let db = config.db_path.clone();
+    if config.auth_mode() == AuthMode::Local && !listen.ip().is_loopback() && !db.exists() {
+        return Err(CliError::Failed(open_refused(listen)));
+    }
     // A backend this build lacks is refused before any file (the lock's) is made beside it.
     crate::store::ensure_built(&config.store_url())?;
     let Some(_lock) = DbLock::try_acquire(&db)? else {
         return Err(CliError::Failed(already_served(&db)));
     };
     let app = App::open(config)?;
+    let mode = app.auth_mode();
+    if mode == AuthMode::Local && !listen.ip().is_loopback() {
+        app.writer.shutdown().await?;
+        return Err(CliError::Failed(open_refused(listen)));
+    }
     let providers: Vec<String> = app
         .proxy
         .providers
@@ -66,6 +69,14 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, CliError> {
     println!("listening on http://{addr}");
     serve(std::sync::Arc::new(app), listener, shutdown::signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn open_refused(listen: SocketAddr) -> String {
+    format!(
+        "refusing to listen on {listen} with no client keys (local mode); set STOCKYARD_API_KEYS, \
+         create a key with `stockyard keys create`, or pass --allow-open to serve without \
+         authentication"
+    )
 }
 
 /// Why `serve` will not start: another process holds the database's lock.

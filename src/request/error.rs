@@ -47,6 +47,7 @@ pub enum ErrorCode {
     UpstreamStreamError,
     AdminDisabled,
     InvalidAdminKey,
+    ReadOnlyAdminKey,
     InvalidAdminRequest,
     Unavailable,
     InternalError,
@@ -79,6 +80,7 @@ impl ErrorCode {
             ErrorCode::UpstreamStreamError => "upstream_stream_error",
             ErrorCode::AdminDisabled => "admin_disabled",
             ErrorCode::InvalidAdminKey => "invalid_admin_key",
+            ErrorCode::ReadOnlyAdminKey => "read_only_admin_key",
             ErrorCode::InvalidAdminRequest => "invalid_admin_request",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::InternalError => "internal_error",
@@ -170,6 +172,8 @@ pub enum ApiError {
     },
     AdminDisabled,
     AdminUnauthorized,
+    /// A read-only admin key asked for a change.
+    AdminReadOnly,
     AdminInvalid {
         message: String,
     },
@@ -196,7 +200,9 @@ impl ApiError {
             | ApiError::RevokedKey
             | ApiError::ExpiredKey
             | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AdminDisabled | ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::AdminDisabled
+            | ApiError::AdminReadOnly
+            | ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::BudgetExceeded { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -237,7 +243,9 @@ impl ApiError {
             | ApiError::RevokedKey
             | ApiError::ExpiredKey
             | ApiError::AdminUnauthorized => "authentication_error",
-            ApiError::AdminDisabled | ApiError::ModelNotAllowed { .. } => "permission_error",
+            ApiError::AdminDisabled
+            | ApiError::AdminReadOnly
+            | ApiError::ModelNotAllowed { .. } => "permission_error",
             ApiError::BudgetExceeded { .. } => "insufficient_quota",
             ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::UpstreamUnreachable { .. }
@@ -280,6 +288,7 @@ impl ApiError {
             ApiError::Upstream { .. } => ErrorCode::UpstreamStatus,
             ApiError::AdminDisabled => ErrorCode::AdminDisabled,
             ApiError::AdminUnauthorized => ErrorCode::InvalidAdminKey,
+            ApiError::AdminReadOnly => ErrorCode::ReadOnlyAdminKey,
             ApiError::AdminInvalid { .. } => ErrorCode::InvalidAdminRequest,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal { .. } => ErrorCode::InternalError,
@@ -355,6 +364,9 @@ impl ApiError {
                     .to_string()
             }
             ApiError::AdminUnauthorized => "invalid or missing admin key".to_string(),
+            ApiError::AdminReadOnly => {
+                "this admin key is read-only: it may only read (GET)".to_string()
+            }
         }
     }
 

@@ -8,10 +8,12 @@ use arc_swap::ArcSwap;
 use thiserror::Error;
 
 use crate::admin::Admin;
-use crate::config::ValidConfig;
+use crate::config::{AuthMode, ValidConfig};
 use crate::cost::{PriceError, PriceTable};
 use crate::ledger::LedgerKey;
 use crate::ledger::key::KeyError;
+use crate::modules::auth::hasher::KeyHasher;
+use crate::modules::auth::table::{self as key_table, KeyState};
 use crate::modules::registry::{Catalogue, ModuleSpec};
 use crate::modules::{Chain, ModuleDeps, ModuleError};
 use crate::providers::ProviderRegistry;
@@ -106,6 +108,13 @@ impl App {
             shared: Arc::default(),
             catalogue: Arc::new(Catalogue::with(extra_modules)),
         };
+        // Before the first chain: the auth module's `required` and `build` read the key table.
+        let keys = KeyState::new(
+            store.keys.teams()?,
+            store.keys.virtual_keys()?,
+            store.keys.admin_keys()?,
+        );
+        key_table::install(&deps, KeyHasher::new(key.clone()), keys);
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
@@ -123,6 +132,19 @@ impl App {
             ledger_key: key,
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
+    }
+}
+
+impl App {
+    /// Who may use the proxy: the config's mode, except that stored virtual keys (revoked ones
+    /// too) require a key as static ones do.
+    pub fn auth_mode(&self) -> AuthMode {
+        let virtual_keys =
+            key_table::of(self.admin.deps()).is_some_and(|t| t.load().has_virtual_keys());
+        match self.config.auth_mode() {
+            AuthMode::Local | AuthMode::Open if virtual_keys => AuthMode::Keys,
+            mode => mode,
+        }
     }
 }
 

@@ -84,11 +84,13 @@ fn gate(
 }
 
 /// Every name a client may send: configured names, `provider/model` for declared models, and the
-/// price table's models of the `openai` provider (bare and prefixed) when it is configured.
+/// price table's models of the `openai` provider (bare and prefixed) when it is configured. A
+/// virtual key with a model list sees only the names it may use.
 async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
-    if let Err(err) = gate(app, Endpoint::ChatCompletions, request) {
-        return err.into_response();
-    }
+    let grant = match gate(app, Endpoint::ChatCompletions, request) {
+        Ok((ctx, _)) => ctx.identity.grant.clone(),
+        Err(err) => return err.into_response(),
+    };
     let registry = &app.proxy.providers;
     let mut data = Vec::new();
     let mut push = |id: String, owner: &str| {
@@ -113,6 +115,13 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
                 push(name, provider.name());
             }
         }
+    }
+    if let Some(grant) = grant {
+        data.retain(|m| {
+            m["id"]
+                .as_str()
+                .is_some_and(|id| crate::modules::auth::models::allowed(&grant, id))
+        });
     }
     ok_json(json!({"object": "list", "data": data}))
 }

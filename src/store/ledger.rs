@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::breakers::BreakerRecord;
+use super::keys::KeyWrite;
 use super::modules::ModuleState;
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
@@ -17,6 +18,8 @@ pub enum Persist {
     },
     /// A breaker forced open or reset by an operator.
     Breaker(BreakerRecord),
+    /// Keys, teams and admin keys created, changed, revoked or deleted, in order.
+    Keys(Vec<KeyWrite>),
 }
 
 /// Ledger reads. Methods block; async callers use `spawn_blocking`.

@@ -11,10 +11,11 @@
 //! | routing breakers | `breakers.rs` | [`BreakerStore`]; hot: [`BreakerBook`] | [`BreakerWrites`] |
 //! | Responses answers | `responses.rs` | [`ResponseStore`] | [`ResponseWrites`] |
 //! | auth-failure counts | `auth_failures.rs` | [`AuthFailureStore`] | [`AuthFailureWrites`] |
+//! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
-//! Keys and cache entries get their own file and trait the same way when they move into the store.
+//! Cache entries get their own file and trait the same way when they move into the store.
 //!
 //! [`open`] picks the backend from a [`StoreUrl`] and returns a [`Store`] (the read traits, each
 //! behind its own `Arc`, so a caller takes only the concern it needs) and the [`WriteBackend`]
@@ -26,6 +27,7 @@ mod breakers;
 pub mod counters;
 mod error;
 mod health;
+mod keys;
 mod ledger;
 mod modules;
 mod rate_limits;
@@ -54,6 +56,7 @@ pub use counters::{
 };
 pub use error::StoreError;
 pub use health::StoreHealth;
+pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
 pub use modules::{ModuleState, ModuleStateStore};
 pub use rate_limits::{RateCount, RateLimitStore, RateLimitWrites};
@@ -99,6 +102,7 @@ pub struct Store {
     pub auth_failures: Arc<dyn AuthFailureStore>,
     pub spend: Arc<dyn SpendStore>,
     pub rate_limits: Arc<dyn RateLimitStore>,
+    pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -114,6 +118,7 @@ impl Store {
             + AuthFailureStore
             + SpendStore
             + RateLimitStore
+            + KeyStore
             + StoreHealth
             + 'static,
     {
@@ -126,6 +131,7 @@ impl Store {
             auth_failures: all.clone(),
             spend: all.clone(),
             rate_limits: all.clone(),
+            keys: all.clone(),
             health: all,
         }
     }

@@ -307,6 +307,143 @@ pub fn auth_failure_counts_add_and_merge(url: &StoreUrl) {
     );
 }
 
+pub fn keys_teams_and_admin_keys_save_and_load(url: &StoreUrl) {
+    use crate::request::grant::{Budget, Limits, Period};
+    let Opened { store, mut writes } = opened(url);
+    assert_eq!(store.keys.teams().ok(), Some(vec![]));
+    assert_eq!(store.keys.virtual_keys().ok(), Some(vec![]));
+    let team = TeamRecord {
+        name: "ml".into(),
+        limits: Limits {
+            rpm: Some(60),
+            models: vec!["gpt-4o*".into()],
+            ..Limits::default()
+        },
+        created_ms: 1,
+        updated_ms: 1,
+    };
+    let key = VirtualKeyRecord {
+        id: "vk_1".into(),
+        name: "ci".into(),
+        prefix: "sk-sy-abcd".into(),
+        hash: "ab".repeat(32),
+        team: Some("ml".into()),
+        limits: Limits {
+            budget: Some(Budget {
+                limit_nanos: 12_500_000_000,
+                period: Period::Month,
+                alert_percents: vec![80],
+            }),
+            tpm: Some(1000),
+            ..Limits::default()
+        },
+        metadata: [("owner".to_string(), "ana".to_string())].into(),
+        expires_ms: Some(99),
+        revoked_ms: None,
+        created_ms: 2,
+        updated_ms: 2,
+        rotated_from: None,
+    };
+    let admin = AdminKeyRecord {
+        id: "ak_1".into(),
+        name: "ops".into(),
+        role: AdminRole::ReadOnly,
+        prefix: "sk-sy-admin-x".into(),
+        hash: "cd".repeat(32),
+        created_ms: 3,
+        revoked_ms: None,
+    };
+    let writes_1 = vec![
+        KeyWrite::Team(team.clone()),
+        KeyWrite::Key(key.clone()),
+        KeyWrite::AdminKey(admin.clone()),
+    ];
+    writes
+        .apply_admin(
+            Some(&Persist::Keys(writes_1)),
+            &draft("key.create", "vk_1"),
+            2,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.keys.teams().ok(), Some(vec![team.clone()]));
+    assert_eq!(store.keys.virtual_keys().ok(), Some(vec![key.clone()]));
+    assert_eq!(store.keys.admin_keys().ok(), Some(vec![admin.clone()]));
+
+    // A rotation: the old key revoked and its successor, in one change; the team updated.
+    let revoked = VirtualKeyRecord {
+        revoked_ms: Some(5),
+        updated_ms: 5,
+        ..key.clone()
+    };
+    let successor = VirtualKeyRecord {
+        id: "vk_2".into(),
+        hash: "ef".repeat(32),
+        created_ms: 5,
+        updated_ms: 5,
+        rotated_from: Some("vk_1".into()),
+        ..key.clone()
+    };
+    let team_2 = TeamRecord {
+        limits: Limits::default(),
+        updated_ms: 5,
+        ..team.clone()
+    };
+    let admin_revoked = AdminKeyRecord {
+        revoked_ms: Some(5),
+        ..admin.clone()
+    };
+    let writes_2 = vec![
+        KeyWrite::Key(revoked.clone()),
+        KeyWrite::Key(successor.clone()),
+        KeyWrite::Team(team_2.clone()),
+        KeyWrite::AdminKey(admin_revoked.clone()),
+    ];
+    writes
+        .apply_admin(
+            Some(&Persist::Keys(writes_2)),
+            &draft("key.rotate", "vk_1"),
+            5,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        store.keys.virtual_keys().ok(),
+        Some(vec![revoked, successor])
+    );
+    assert_eq!(store.keys.teams().ok(), Some(vec![team_2]));
+    assert_eq!(store.keys.admin_keys().ok(), Some(vec![admin_revoked]));
+
+    // A second key with the same hash is refused, and nothing of that change is kept.
+    let clash = VirtualKeyRecord {
+        id: "vk_3".into(),
+        ..key
+    };
+    let writes_3 = vec![
+        KeyWrite::DeleteTeam { name: "ml".into() },
+        KeyWrite::Key(clash),
+    ];
+    let refused = writes.apply_admin(
+        Some(&Persist::Keys(writes_3)),
+        &draft("key.create", "vk_3"),
+        6,
+    );
+    assert!(
+        matches!(refused, Err(StoreError::Constraint(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.keys.teams().map(|t| t.len()).ok(), Some(1));
+    assert_eq!(store.ledger.ledger().map(|e| e.len()).ok(), Some(2));
+    writes
+        .apply_admin(
+            Some(&Persist::Keys(vec![KeyWrite::DeleteTeam {
+                name: "ml".into(),
+            }])),
+            &draft("team.delete", "ml"),
+            7,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.keys.teams().ok(), Some(vec![]));
+}
+
 /// Expands to one test per case, each on a fresh, empty store from `$make_url(&Path)`.
 macro_rules! store_suite {
     ($name:ident, $make_url:expr) => {
@@ -331,6 +468,7 @@ macro_rules! store_suite {
                 spend_rolls_up_by_every_dimension,
                 budget_alerts_are_recorded_once,
                 rate_counts_add_up_and_expire,
+                keys_teams_and_admin_keys_save_and_load,
             );
         }
     };

@@ -1,12 +1,19 @@
-//! `auth`: checks the client's key against the configured keys (`[auth] keys` or
-//! `STOCKYARD_API_KEYS`), from the headers alone, before the body is read. The key may come as
+//! `auth`: checks the client's key, from the headers alone, before the body is read: first
+//! against the static keys (`[auth] keys` or `STOCKYARD_API_KEYS`), then against the virtual
+//! keys ([`table`], in memory, made with `stockyard keys create`). The key may come as
 //! `Authorization: Bearer KEY` (OpenAI's SDKs), `x-api-key: KEY` (Anthropic's) or
-//! `x-goog-api-key: KEY` (Google's). With no keys configured the proxy is in local mode and every
-//! request passes; with keys the module cannot be disabled. Keys are compared in constant time
-//! and never recorded: the trace gets a short hash. Refusals are counted per minute and source
-//! ([`failures`]), not traced one by one.
+//! `x-goog-api-key: KEY` (Google's). With neither static nor virtual keys the proxy is in local
+//! mode and every request passes; once either exists the module cannot be disabled. Static keys
+//! are compared in constant time; virtual keys are found by their keyed hash ([`hasher`]).
+//! Neither is ever recorded: the trace gets a short hash of a static key, or a virtual key's id.
+//! A virtual key leaves its grant (limits, team, metadata) in the context, and once the body is
+//! parsed its allowed models are checked ([`models`], 403 naming the model). Refusals are counted
+//! per minute and source ([`failures`]), not traced one by one.
 
 pub mod failures;
+pub mod hasher;
+pub mod models;
+pub mod table;
 
 use std::sync::Arc;
 
@@ -16,14 +23,16 @@ use hyper::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use self::table::{KeyTable, Lookup};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
+use crate::request::grant::Grant;
 use crate::request::{ApiError, RequestCtx};
 use crate::secret::Secret;
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "auth",
-    description: "requires a configured client key on every /v1 route, checked from the headers before the body is read (local mode when none)",
+    description: "requires a static or virtual client key on every /v1 route, checked from the headers before the body is read, and a virtual key's allowed models (local mode when no keys)",
     order: 10,
     finish_order: 30,
     enabled_by_default: true,
@@ -41,16 +50,25 @@ impl ModuleConfig for AuthConfig {}
 
 /// Once keys exist, turning auth off would open the proxy to anyone who reaches the port.
 fn required(deps: &ModuleDeps) -> Option<&'static str> {
-    (!deps.auth_keys.is_empty()).then_some(
-        "client keys are configured, so every request must authenticate; remove the keys \
-         (local mode, loopback only) to run without authentication",
-    )
+    if !deps.auth_keys.is_empty() {
+        return Some(
+            "client keys are configured, so every request must authenticate; remove the keys \
+             (local mode, loopback only) to run without authentication",
+        );
+    }
+    table::of(deps)
+        .is_some_and(|t| t.load().has_virtual_keys())
+        .then_some(
+            "virtual keys exist, so every request must authenticate (revoked keys count: \
+             revoking every key does not reopen the proxy)",
+        )
 }
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     AuthConfig::parse(config).map_err(ModuleError::Config)?;
     Ok(Arc::new(Auth {
         keys: deps.auth_keys.clone(),
+        table: table::of(deps),
         failures: deps
             .shared
             .get_or_init(|| failures::AuthFailures::new(deps.writer.clone())),
@@ -59,25 +77,57 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
 
 pub struct Auth {
     keys: Arc<Vec<Secret<String>>>,
+    table: Option<Arc<KeyTable>>,
     failures: Arc<failures::AuthFailures>,
 }
 
-/// Checks `headers` against `keys`: `Ok(None)` in local mode, `Ok(Some(key_id))` for a valid key.
-/// Also used by `GET /v1/models`, which is not a proxied request but needs the same gate.
-pub fn check(keys: &[Secret<String>], headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    if keys.is_empty() {
-        return Ok(None);
+/// Who a request authenticated as: nobody (local mode), a static key (its short id) or a
+/// virtual key (its id and grant).
+#[derive(Debug, Default)]
+pub struct Authenticated {
+    pub key_id: Option<String>,
+    pub grant: Option<Arc<Grant>>,
+}
+
+/// Checks `headers` against the static `keys`, then the virtual keys of `table`. Local mode
+/// (`Ok` with nobody) only when there are neither.
+pub fn authenticate(
+    keys: &[Secret<String>],
+    table: Option<&KeyTable>,
+    headers: &HeaderMap,
+) -> Result<Authenticated, ApiError> {
+    let virtual_keys = table.is_some_and(|t| t.load().has_virtual_keys());
+    if keys.is_empty() && !virtual_keys {
+        return Ok(Authenticated::default());
     }
     let presented = presented_key(headers).ok_or(ApiError::MissingKey)?;
-    // Check every key (no early exit) so timing does not tell which key nearly matched.
-    let matched = keys
-        .iter()
-        .fold(false, |found, key| key.matches(presented) | found);
-    if matched {
-        Ok(Some(key_id(presented)))
-    } else {
-        Err(ApiError::InvalidKey)
+    if matches_static(keys, presented) {
+        return Ok(Authenticated {
+            key_id: Some(key_id(presented)),
+            grant: None,
+        });
     }
+    match table.map(|t| t.lookup(presented, crate::store::now_ms)) {
+        Some(Lookup::Valid(grant)) => Ok(Authenticated {
+            key_id: Some(grant.key_id.clone()),
+            grant: Some(grant),
+        }),
+        Some(Lookup::Revoked) => Err(ApiError::RevokedKey),
+        Some(Lookup::Expired) => Err(ApiError::ExpiredKey),
+        Some(Lookup::Unknown) | None => Err(ApiError::InvalidKey),
+    }
+}
+
+fn matches_static(keys: &[Secret<String>], presented: &str) -> bool {
+    // Check every key (no early exit) so timing does not tell which key nearly matched.
+    keys.iter()
+        .fold(false, |found, key| key.matches(presented) | found)
+}
+
+/// Checks `headers` against the static `keys` alone: `Ok(None)` in local mode, `Ok(Some(key_id))`
+/// for a valid key.
+pub fn check(keys: &[Secret<String>], headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    authenticate(keys, None, headers).map(|who| who.key_id)
 }
 
 /// The key as each official SDK sends it: OpenAI's as a bearer token, Anthropic's in
@@ -110,9 +160,10 @@ impl Module for Auth {
     }
 
     fn on_headers(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        match check(&self.keys, &ctx.request.headers) {
-            Ok(key_id) => {
-                ctx.identity.key_id = key_id;
+        match authenticate(&self.keys, self.table.as_deref(), &ctx.request.headers) {
+            Ok(who) => {
+                ctx.identity.key_id = who.key_id;
+                ctx.identity.grant = who.grant;
                 Ok(Verdict::Continue)
             }
             Err(err) => {
@@ -120,6 +171,19 @@ impl Module for Auth {
                 Ok(Verdict::Reject(err))
             }
         }
+    }
+
+    /// The body is parsed by now: a virtual key may only ask for the models its globs (and its
+    /// team's) allow. Runs at the module's order, before routing resolves anything.
+    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        if let Some(grant) = &ctx.identity.grant
+            && !models::allowed(grant, &ctx.request.requested_model)
+        {
+            return Ok(Verdict::Reject(ApiError::ModelNotAllowed {
+                model: ctx.request.requested_model.clone(),
+            }));
+        }
+        Ok(Verdict::Continue)
     }
 
     async fn on_shutdown(&self) {

@@ -8,6 +8,7 @@
 //! through the traits and [`crate::store::StoreUrl`].
 
 mod error;
+mod keys;
 mod pool;
 mod read;
 mod write;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_ledger_mac.sql")),
     (6, include_str!("migrations/0006_auth_failures.sql")),
     (7, include_str!("migrations/0007_trace_origin.sql")),
+    (8, include_str!("migrations/0008_keys.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
 ];
 

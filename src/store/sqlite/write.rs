@@ -121,6 +121,7 @@ impl LedgerWrites for SqliteWriter {
                 )?;
             }
             Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
+            Some(Persist::Keys(writes)) => super::keys::write(&tx, writes)?,
             Some(Persist::Prices { body }) => {
                 tx.execute(
                     "INSERT INTO price_files (loaded_ms, body) VALUES (?1, ?2)",

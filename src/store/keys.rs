@@ -1,0 +1,104 @@
+//! Virtual keys, teams and admin keys as stored. A key is never stored: only its keyed hash
+//! (see `modules::auth::hasher`) and a short visible prefix, so a copy of the database lets no one
+//! in. Written only through [`super::LedgerWrites::apply_admin`] with [`super::Persist::Keys`],
+//! beside the ledger entry of the change; read once at start-up into the in-memory key table the
+//! request path uses (`modules::auth::table`), and by the CLI's listings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::request::grant::Limits;
+
+/// A team: limits and allowed models that apply on top of each of its keys'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    /// The team's id.
+    pub name: String,
+    pub limits: Limits,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A client (virtual) key. `hash` is the keyed hash of the key; the key itself is nowhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    /// Never shown by the admin API or the CLI.
+    #[serde(skip_serializing)]
+    pub hash: String,
+    pub team: Option<String>,
+    pub limits: Limits,
+    pub metadata: BTreeMap<String, String>,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// The key this one replaced (`keys rotate`).
+    pub rotated_from: Option<String>,
+}
+
+/// What an admin key may do: everything, or only read (`GET`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminRole {
+    Admin,
+    ReadOnly,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRole::Admin => "admin",
+            AdminRole::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AdminRole> {
+        match text {
+            "admin" => Some(AdminRole::Admin),
+            "read-only" => Some(AdminRole::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+/// A key for the admin API, with its role; hashed the same way as a virtual key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub role: AdminRole,
+    pub prefix: String,
+    #[serde(skip_serializing)]
+    pub hash: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// One row written by an administrative change; a change may write several (a rotation saves the
+/// revoked key and its successor).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyWrite {
+    /// Inserts or replaces the team of that name.
+    Team(TeamRecord),
+    /// Deletes a team; the caller checked that no live key names it.
+    DeleteTeam { name: String },
+    /// Inserts or replaces the key of that id.
+    Key(VirtualKeyRecord),
+    /// Inserts or replaces the admin key of that id.
+    AdminKey(AdminKeyRecord),
+}
+
+/// Reads of keys and teams. Methods block; async callers use `spawn_blocking`.
+pub trait KeyStore: Send + Sync {
+    /// Every team, by name.
+    fn teams(&self) -> Result<Vec<TeamRecord>, StoreError>;
+    /// Every virtual key, revoked ones included, oldest first.
+    fn virtual_keys(&self) -> Result<Vec<VirtualKeyRecord>, StoreError>;
+    /// Every admin key, revoked ones included, oldest first.
+    fn admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError>;
+}
