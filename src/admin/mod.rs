@@ -4,8 +4,8 @@
 
 pub mod apply;
 pub mod http;
-pub mod spend;
 pub mod keys;
 mod keys_http;
+pub mod spend;
 
 pub use apply::{Admin, AdminChange, AdminError};
