@@ -10,6 +10,7 @@
 //! set mid-period starts from what was already spent.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::request::{Budget, Period};
@@ -71,6 +72,8 @@ pub struct Held {
     pub subject: Subject,
     pub budget: Budget,
     pub reservation: Reservation,
+    /// The name of the budget's `held` counter.
+    held_key: String,
 }
 
 /// Why a reservation was refused, with what the message needs.
@@ -88,6 +91,7 @@ pub struct BudgetBook {
     counters: Arc<dyn HotCounters>,
     /// Spend per (subject, period) read from the rollups at start-up, added by the first request.
     seed: Mutex<Option<Vec<(String, i64, Window)>>>,
+    seed_pending: AtomicBool,
     /// Thresholds already alerted: (subject, period, period start, percent).
     alerted: Mutex<HashSet<(Subject, &'static str, i64, u8)>>,
 }
@@ -97,6 +101,7 @@ impl BudgetBook {
         BudgetBook {
             counters,
             seed: Mutex::new(None),
+            seed_pending: AtomicBool::new(false),
             alerted: Mutex::default(),
         }
     }
@@ -140,16 +145,23 @@ impl BudgetBook {
             ));
         }
         *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(seed);
+        self.seed_pending.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Adds the start-up seed to the counters, once (memory only).
+    /// Adds the start-up seed to the counters, once (memory only). Requests racing the very
+    /// first one may reserve before its seed is added: a window of microseconds after start-up.
     async fn seeded(&self) {
+        // Checked without the lock: after the first request there is never anything to add.
+        if !self.seed_pending.load(Ordering::Acquire) {
+            return;
+        }
         let seed = self
             .seed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.seed_pending.store(false, Ordering::Release);
         for (key, nanos, window) in seed.into_iter().flatten() {
             let _ = self.counters.add(&key, nanos, window).await;
         }
@@ -172,14 +184,13 @@ impl BudgetBook {
             .await
         {
             Ok(reservation) => {
-                let _ = self
-                    .counters
-                    .add(&held_key(subject, budget.period), estimate, window)
-                    .await;
+                let held_key = held_key(subject, budget.period);
+                let _ = self.counters.add(&held_key, estimate, window).await;
                 Ok(Held {
                     subject: subject.clone(),
                     budget: budget.clone(),
                     reservation,
+                    held_key,
                 })
             }
             Err(err) => {
@@ -211,7 +222,7 @@ impl BudgetBook {
         self.seeded().await;
         let window = window(held.budget.period);
         let amount = held.reservation.amount;
-        let hkey = held_key(&held.subject, held.budget.period);
+        let hkey = held.held_key;
         let total = self
             .counters
             .settle(held.reservation, cost_nanos)

@@ -8,7 +8,7 @@
 //! counters by the first request, so a restart inside a window carries on from the count.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::store::writer::Writer;
@@ -17,15 +17,20 @@ use crate::store::{
     Window,
 };
 
+/// A change to one counter in one window: (window start, window length, delta).
+type PendingDelta = (i64, i64, i64);
+
 pub struct RateBook {
     counters: MemoryCounters,
     clock: Arc<dyn Clock>,
     writer: Arc<Writer>,
-    /// Changes not yet handed to the writer: (counter, window start) -> (window length, delta).
-    pending: Mutex<HashMap<(String, i64), (i64, i64)>>,
+    /// Changes not yet handed to the writer: counter -> (window start, window length, delta)
+    /// per window it changed in (rarely more than one).
+    pending: Mutex<HashMap<String, Vec<PendingDelta>>>,
     last_persist_ms: AtomicI64,
     /// Counts of open windows read at start-up, added by the first request.
     seed: Mutex<Option<Vec<RateCount>>>,
+    seed_pending: AtomicBool,
 }
 
 impl RateBook {
@@ -37,6 +42,7 @@ impl RateBook {
             writer,
             pending: Mutex::default(),
             seed: Mutex::new(None),
+            seed_pending: AtomicBool::new(false),
         }
     }
 
@@ -45,6 +51,7 @@ impl RateBook {
     pub fn load(&self, store: &Store) -> Result<(), StoreError> {
         let counts = store.rate_limits.rate_counts(self.clock.now_ms())?;
         *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
+        self.seed_pending.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -53,11 +60,16 @@ impl RateBook {
     }
 
     async fn seeded(&self) {
+        // Checked without the lock: after the first request there is never anything to add.
+        if !self.seed_pending.load(Ordering::Acquire) {
+            return;
+        }
         let seed = self
             .seed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.seed_pending.store(false, Ordering::Release);
         let now = self.clock.now_ms();
         for count in seed.into_iter().flatten() {
             let window = Window::fixed_ms(count.window_ms);
@@ -73,10 +85,17 @@ impl RateBook {
             return;
         }
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = pending
-            .entry((counter.to_string(), start_ms))
-            .or_insert((window.length_ms_at(start_ms), 0));
-        entry.1 += delta;
+        // Looked up by reference first: a counter already pending costs no allocation.
+        if !pending.contains_key(counter) {
+            pending.insert(counter.to_string(), Vec::new());
+        }
+        let Some(windows) = pending.get_mut(counter) else {
+            return;
+        };
+        match windows.iter_mut().find(|(start, _, _)| *start == start_ms) {
+            Some(entry) => entry.2 += delta,
+            None => windows.push((start_ms, window.length_ms_at(start_ms), delta)),
+        }
     }
 
     /// Adds `amount` to `counter` if it stays within `limit`; the refusal says how full it is.
@@ -129,15 +148,16 @@ impl RateBook {
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         let deltas: Vec<RateCount> = pending
             .into_iter()
-            .filter(|(_, (_, delta))| *delta != 0)
-            .map(
-                |((counter, window_start_ms), (window_ms, value))| RateCount {
-                    counter,
-                    window_start_ms,
-                    window_ms,
-                    value,
-                },
-            )
+            .flat_map(|(counter, windows)| {
+                windows.into_iter().filter(|(_, _, delta)| *delta != 0).map(
+                    move |(window_start_ms, window_ms, value)| RateCount {
+                        counter: counter.clone(),
+                        window_start_ms,
+                        window_ms,
+                        value,
+                    },
+                )
+            })
             .collect();
         self.writer.submit_rate_counts(deltas);
     }

@@ -231,23 +231,31 @@ fn reset_text(ms: i64) -> String {
     }
 }
 
+/// The three headers of each kind: limit, remaining, reset.
+const REQUEST_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+const TOKEN_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
 fn set_headers(ctx: &mut RequestCtx, tightest: &[(Kind, Tightest)], reset_ms: i64) {
+    let reset = reset_text(reset_ms);
     for (kind, t) in tightest {
-        let kind = kind.as_str();
-        let mut set = |name: String, value: String| {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                ctx.result.response_headers.insert(name, value);
-            }
+        let [limit, remaining, reset_name] = match kind {
+            Kind::Requests => REQUEST_HEADERS,
+            Kind::Tokens => TOKEN_HEADERS,
         };
-        set(format!("x-ratelimit-limit-{kind}"), t.limit.to_string());
-        set(
-            format!("x-ratelimit-remaining-{kind}"),
-            t.remaining.max(0).to_string(),
-        );
-        set(format!("x-ratelimit-reset-{kind}"), reset_text(reset_ms));
+        let headers = &mut ctx.result.response_headers;
+        headers.insert(limit, HeaderValue::from(t.limit));
+        headers.insert(remaining, HeaderValue::from(t.remaining.max(0)));
+        if let Ok(value) = HeaderValue::from_str(&reset) {
+            headers.insert(reset_name, value);
+        }
     }
 }
 

@@ -21,7 +21,8 @@ pub struct MemoryCounters {
 
 #[derive(Default)]
 struct Inner {
-    counters: HashMap<(String, Window), Buckets>,
+    /// By window first: a lookup borrows the key, so a counter that exists costs no allocation.
+    counters: HashMap<Window, HashMap<String, Buckets>>,
     ops: u64,
 }
 
@@ -94,15 +95,25 @@ impl MemoryCounters {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.ops += 1;
         if inner.ops.is_multiple_of(SWEEP_EVERY) {
-            inner.counters.retain(|(_, w), b| !b.expired(*w, now));
+            for (w, counters) in inner.counters.iter_mut() {
+                counters.retain(|_, b| !b.expired(*w, now));
+            }
+            inner.counters.retain(|_, counters| !counters.is_empty());
         }
-        let buckets = inner
-            .counters
-            .entry((key.to_string(), window))
-            .or_insert_with(|| Buckets {
-                start_ms: window.bucket_start(now),
-                ..Buckets::default()
-            });
+        let counters = inner.counters.entry(window).or_default();
+        if !counters.contains_key(key) {
+            counters.insert(
+                key.to_string(),
+                Buckets {
+                    start_ms: window.bucket_start(now),
+                    ..Buckets::default()
+                },
+            );
+        }
+        let Some(buckets) = counters.get_mut(key) else {
+            // Inserted just above.
+            return f(&mut Buckets::default(), now);
+        };
         buckets.roll(window, now);
         f(buckets, now)
     }
@@ -113,7 +124,9 @@ impl MemoryCounters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .counters
-            .len()
+            .values()
+            .map(HashMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
