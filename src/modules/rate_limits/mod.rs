@@ -112,7 +112,7 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     let loaded = deps.shared.get_or_init(|| {
         let book = RateBook::new(deps.writer.clone(), Arc::new(SystemClock));
         let loaded = book.load(&deps.store).map_err(|e| e.to_string());
-        (Arc::new(book), loaded)
+        Loaded(Arc::new(book), loaded)
     });
     if let Err(e) = &loaded.1 {
         return Err(ModuleError::Failed {
@@ -126,6 +126,10 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
         providers: deps.providers.clone(),
     }))
 }
+
+/// The book, with the counts read from the store once per process (the first build); later
+/// chains share it.
+struct Loaded(Arc<RateBook>, Result<(), String>);
 
 pub struct RateLimits {
     config: RateLimitsConfig,
