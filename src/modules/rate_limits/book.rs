@@ -162,3 +162,67 @@ impl RateBook {
         self.writer.submit_rate_counts(deltas);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::ledger::LedgerKey;
+    use crate::store::{ManualClock, StoreUrl};
+
+    const DAY: i64 = 86_400_000;
+
+    fn opened(dir: &std::path::Path) -> (Store, Arc<Writer>) {
+        let key = LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = StoreUrl::Sqlite(dir.join("rl.db"));
+        let opened = crate::store::open(&url, key).unwrap_or_else(|e| panic!("{e}"));
+        let writer =
+            Writer::start(opened.writes, StoreConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        (opened.store, Arc::new(writer))
+    }
+
+    #[tokio::test]
+    async fn counts_reach_the_store_and_seed_the_next_book_within_their_window() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (store, writer) = opened(dir.path());
+        // The writer prunes by the wall clock: a window of a day around now keeps this test's rows.
+        let clock = Arc::new(ManualClock::at(
+            crate::store::day_start(crate::store::now_ms()) + 1_000,
+        ));
+        let window = Window::fixed_ms(DAY);
+        let book = RateBook::new(writer.clone(), clock.clone());
+        let Ok(held) = book.reserve("tpm:key:a", 40, 100, window).await else {
+            panic!("refused")
+        };
+        book.settle(held, 25).await;
+        assert!(book.reserve("rpm:key:a", 1, 5, window).await.is_ok());
+        // Not yet: the interval has not passed since the book was made.
+        book.persist(1_000, false);
+        clock.advance(1_000);
+        book.persist(1_000, false);
+        writer.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        let stored = store
+            .rate_limits
+            .rate_counts(clock.now_ms())
+            .unwrap_or_default();
+        let seen: Vec<(&str, i64)> = stored
+            .iter()
+            .map(|c| (c.counter.as_str(), c.value))
+            .collect();
+        assert_eq!(seen, [("rpm:key:a", 1), ("tpm:key:a", 25)]);
+
+        // A new book (a restart) inside the window carries on from the counts.
+        let again = RateBook::new(writer.clone(), clock.clone());
+        again.load(&store).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.reserve("tpm:key:a", 76, 100, window).await.is_err());
+        assert!(again.reserve("tpm:key:a", 75, 100, window).await.is_ok());
+
+        // One started after the window ended starts from zero.
+        clock.advance(DAY);
+        let later = RateBook::new(writer.clone(), clock.clone());
+        later.load(&store).unwrap_or_else(|e| panic!("{e}"));
+        assert!(later.reserve("tpm:key:a", 100, 100, window).await.is_ok());
+        writer.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
