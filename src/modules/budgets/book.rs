@@ -10,6 +10,8 @@
 //! set mid-period starts from what was already spent.
 
 use std::collections::HashSet;
+
+use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -144,13 +146,28 @@ impl BudgetBook {
                 alert.percent,
             ));
         }
-        *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(seed);
-        self.seed_pending.store(true, Ordering::Release);
+        // In-memory counters answer at once, so the seed is in them before any request; only a
+        // backend that would have to wait is left for the first request to seed.
+        let mut left = Vec::new();
+        for (key, nanos, window) in seed {
+            if self
+                .counters
+                .add(&key, nanos, window)
+                .now_or_never()
+                .is_none()
+            {
+                left.push((key, nanos, window));
+            }
+        }
+        if !left.is_empty() {
+            *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(left);
+            self.seed_pending.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
-    /// Adds the start-up seed to the counters, once (memory only). Requests racing the very
-    /// first one may reserve before its seed is added: a window of microseconds after start-up.
+    /// Adds what [`BudgetBook::load`] could not add at once, on the first request (a shared
+    /// backend's counters); requests racing that one may reserve before it is added.
     async fn seeded(&self) {
         // Checked without the lock: after the first request there is never anything to add.
         if !self.seed_pending.load(Ordering::Acquire) {

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt;
+
 use crate::store::writer::Writer;
 use crate::store::{
     Clock, HotCounters, MemoryCounters, RateCount, Reservation, ReserveError, Store, StoreError,
@@ -52,6 +54,8 @@ impl RateBook {
         let counts = store.rate_limits.rate_counts(self.clock.now_ms())?;
         *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
         self.seed_pending.store(true, Ordering::Release);
+        // The in-memory counters answer at once: seed them now, before any request can race it.
+        let _ = self.seeded().now_or_never();
         Ok(())
     }
 
