@@ -12,7 +12,7 @@
 //! | [`proxy`] | the request path: pipeline, admission, SSE relay, egress |
 //! | [`request`] | the request context, API errors and attempt plans, below pipeline and modules |
 //! | [`wire`] | client-facing request/response types; unknown fields kept |
-//! | [`modules`] | auth, request_limits, cost, trace: the chain of hooks |
+//! | [`modules`] | auth, request_limits, rate_limits, budgets, routing, cost, trace: the chain of hooks |
 //! | [`providers`] | upstream adapters of one shape and the pooled HTTP client |
 //! | [`store`] | one storage trait per concern, the `Store` handle, the batched writer thread, hot counters, the SQLite backend |
 //! | [`ledger`] | the hash-chained audit ledger: canonical entries and verification |

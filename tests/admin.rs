@@ -47,6 +47,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
         [
             "auth",
             "request_limits",
+            "rate_limits",
+            "budgets",
             "responses",
             "routing",
             "cost",

@@ -7,6 +7,7 @@
 //!
 //! - `GET /admin/modules`; `PUT /admin/modules/{name}` with `{"enabled": bool, "config": {...}}`
 //! - `GET /admin/traces?limit=N&model=M&status=S`
+//! - `GET /admin/spend?by=key|team|user|model|provider|day&since=7d` (the daily rollups)
 //! - `GET /admin/audit`: the ledger and its verification
 //! - `PUT /admin/prices`: a price file, as `stockyard prices update` loads it
 //! - `GET /admin/routing`; `PUT|DELETE /admin/aliases/{name}` (`{"target": "..."}`);
@@ -55,6 +56,10 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             update_module(app, actor, name, request).await
         }
         (Method::GET, "/admin/traces") => traces(app, &query).await,
+        (Method::GET, "/admin/spend") => {
+            let (by, since) = (query_param(&query, "by"), query_param(&query, "since"));
+            super::spend::report(&app.store, by, since).await
+        }
         (Method::GET, "/admin/audit") => audit(app).await,
         (Method::PUT, "/admin/prices") => prices(app, actor, request).await,
         (Method::GET, "/admin/routing") => Ok(routing(app)),

@@ -8,6 +8,7 @@ pub mod http;
 pub mod keys;
 mod keys_http;
 mod providers_http;
+pub mod spend;
 
 pub use apply::{Admin, AdminChange, AdminError};
 pub use credentials::Vault;

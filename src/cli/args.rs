@@ -27,7 +27,7 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print recent traces.
     Traces(TracesArgs),
-    /// Print spend grouped by model, provider or day.
+    /// Print spend grouped by key, team, user, model, provider or day (from the daily rollups).
     Spend(SpendArgs),
     /// Verify or export the audit ledger.
     #[command(subcommand)]
@@ -95,6 +95,9 @@ pub struct TracesArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SpendGroup {
+    Key,
+    Team,
+    User,
     Model,
     Provider,
     Day,
@@ -105,9 +108,13 @@ pub struct SpendArgs {
     /// How to group.
     #[arg(long, value_enum, default_value_t = SpendGroup::Model)]
     pub by: SpendGroup,
-    /// How far back: `90m`, `24h`, `7d`.
+    /// How far back: `90m`, `24h`, `7d` (counted in whole UTC days: the day the cut-off falls
+    /// in and every day after it).
     #[arg(long, default_value = "24h")]
     pub since: String,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 //! when the table loads; from then on every sum is integer arithmetic, rounded once per request.
 
 mod table;
+pub mod tokenize;
 
 pub use table::{PriceError, PriceTable};
 

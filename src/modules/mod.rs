@@ -18,8 +18,11 @@
 //! infrastructure by name, feature state through the typed [`shared::Shared`] handle.
 
 pub mod auth;
+pub mod budgets;
 pub mod chain;
 pub mod cost;
+pub mod estimate;
+pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
 pub mod responses;

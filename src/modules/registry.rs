@@ -34,6 +34,8 @@ pub struct ModuleSpec {
 pub static MODULES: &[ModuleSpec] = &[
     super::auth::SPEC,
     super::request_limits::SPEC,
+    super::rate_limits::SPEC,
+    super::budgets::SPEC,
     super::responses::SPEC,
     super::routing::SPEC,
     super::cost::SPEC,

@@ -276,10 +276,19 @@ pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Res
     response
 }
 
-/// Adds `x-request-id` and `x-stockyard-overhead-ms` (the proxy's own time, upstream excluded).
+/// Adds `x-request-id`, `x-stockyard-overhead-ms` (the proxy's own time, upstream excluded) and
+/// the headers modules left in `ctx.result.response_headers`. Every response of a proxied request
+/// passes here (answer, error, stream head), so that is where module headers go.
 pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
     ctx.timings.overhead = ctx.overhead_now();
     let headers = response.headers_mut();
+    let added = std::mem::take(&mut ctx.result.response_headers);
+    for name in added.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in &added {
+        headers.append(name, value.clone());
+    }
     if let Some(deployment) = &ctx.route.deployment
         && let Ok(value) = HeaderValue::from_str(deployment)
     {

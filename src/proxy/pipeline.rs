@@ -244,6 +244,7 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
         request
     };
     ctx.request.requested_model = request.model().to_string();
+    ctx.identity.user = request.user().map(String::from);
     ctx.request.stream = request.is_stream();
     ctx.request.client_wants_usage = request.client_wants_stream_usage();
     if !ctx.request.endpoint.is_openai() {

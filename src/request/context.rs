@@ -131,6 +131,9 @@ pub struct ResultFacts {
     pub bytes_out: u64,
     /// The answer in the client's format, when a module keeps it (stored Responses).
     pub client_answer: Option<serde_json::Value>,
+    /// Headers modules add to the response, whatever it is (an answer, an error, a stream's
+    /// head); each name given here replaces the same name from the upstream.
+    pub response_headers: HeaderMap,
 }
 
 impl RequestCtx {

@@ -211,7 +211,7 @@ async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<ProxyBo
         }
     };
     let model = value["model"].as_str().unwrap_or_default().to_string();
-    let counter = |text: &str| crate::proxy::usage::count_text(&model, text);
+    let counter = |text: &str| crate::cost::tokenize::count_text(&model, text);
     match crate::wire::anthropic::count_tokens::count_tokens(&value, &counter) {
         Ok(answer) => ok_json(answer),
         Err(e) => anthropic_error(ApiError::InvalidField {

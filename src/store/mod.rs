@@ -3,7 +3,9 @@
 //!
 //! | concern | file | reads (any thread) | writes (writer thread only) |
 //! |---|---|---|---|
-//! | traces and spend | `traces.rs` | [`TraceStore`] | [`TraceWrites`] |
+//! | traces | `traces.rs` | [`TraceStore`] | [`TraceWrites`] (+ spend rollups) |
+//! | spend rollups, budget alerts | `spend.rs` | [`SpendStore`] | [`SpendWrites`] |
+//! | rate-limit counts | `rate_limits.rs` | [`RateLimitStore`] | [`RateLimitWrites`] |
 //! | audit ledger | `ledger.rs` | [`LedgerStore`] | [`LedgerWrites`] (+ [`Persist`]) |
 //! | module state, prices | `modules.rs` | [`ModuleStateStore`] | through [`LedgerWrites`] |
 //! | routing breakers | `breakers.rs` | [`BreakerStore`]; hot: [`BreakerBook`] | [`BreakerWrites`] |
@@ -30,10 +32,14 @@ mod health;
 mod keys;
 mod ledger;
 mod modules;
+mod rate_limits;
 mod responses;
+mod spend;
 mod sqlite;
 #[cfg(test)]
 mod suite;
+#[cfg(test)]
+mod suite_spend;
 mod traces;
 mod url;
 pub mod writer;
@@ -46,15 +52,23 @@ pub use breakers::{
     ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, BreakerStore, BreakerWrites,
     Conflict, MemoryBreakers,
 };
-pub use counters::{HotCounters, MemoryCounters};
+
+pub use counters::{
+    CalendarUnit, Clock, HotCounters, ManualClock, MemoryCounters, Reservation, ReserveError,
+    SystemClock, Window,
+};
 pub use credentials::{CredentialStore, StoredCredential};
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
 pub use modules::{ModuleState, ModuleStateStore};
+pub use rate_limits::{RateCount, RateLimitStore, RateLimitWrites};
 pub use responses::{ResponseStore, ResponseWrites, StoredResponse};
-pub use traces::{SpendBy, SpendRow, TraceQuery, TraceRecord, TraceStore, TraceWrites};
+pub use spend::{
+    BudgetAlert, NONE as SPEND_NONE, SpendBy, SpendRow, SpendStore, SpendWrites, day_start,
+};
+pub use traces::{TraceQuery, TraceRecord, TraceStore, TraceWrites};
 pub use url::StoreUrl;
 
 use crate::ledger::LedgerKey;
@@ -66,7 +80,15 @@ pub const SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
 /// Everything the writer thread calls, in batches. Implementations are used by that one thread
 /// only, so they need no locking of their own.
 pub trait WriteBackend:
-    TraceWrites + LedgerWrites + BreakerWrites + ResponseWrites + AuthFailureWrites + Send + 'static
+    TraceWrites
+    + LedgerWrites
+    + BreakerWrites
+    + ResponseWrites
+    + AuthFailureWrites
+    + SpendWrites
+    + RateLimitWrites
+    + Send
+    + 'static
 {
     /// Makes everything durable in the main store (the WAL checkpoint on SQLite).
     fn checkpoint(&mut self) -> Result<(), StoreError>;
@@ -82,6 +104,8 @@ pub struct Store {
     pub breakers: Arc<dyn BreakerStore>,
     pub responses: Arc<dyn ResponseStore>,
     pub auth_failures: Arc<dyn AuthFailureStore>,
+    pub spend: Arc<dyn SpendStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
     pub keys: Arc<dyn KeyStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
@@ -97,6 +121,8 @@ impl Store {
             + BreakerStore
             + ResponseStore
             + AuthFailureStore
+            + SpendStore
+            + RateLimitStore
             + KeyStore
             + CredentialStore
             + StoreHealth
@@ -109,6 +135,8 @@ impl Store {
             breakers: all.clone(),
             responses: all.clone(),
             auth_failures: all.clone(),
+            spend: all.clone(),
+            rate_limits: all.clone(),
             keys: all.clone(),
             credentials: all.clone(),
             health: all,

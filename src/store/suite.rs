@@ -8,6 +8,11 @@ use serde_json::json;
 use super::*;
 use crate::ledger::{self, LedgerDraft, LedgerKey};
 
+pub use super::suite_spend::{
+    budget_alerts_are_recorded_once, rate_counts_add_up_and_expire,
+    spend_rolls_up_by_every_dimension,
+};
+
 pub fn key() -> LedgerKey {
     LedgerKey::from_env_value("00112233445566778899aabbccddeeff").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -119,6 +124,8 @@ pub fn traces_append_query_count_and_spend(url: &StoreUrl) {
     });
     assert_eq!(one.map(|r| r.len()).ok(), Some(1));
 
+    // Spend comes from the rollups, which the retried batch did not double either.
+    let t = &store.spend;
     let by_model = t.spend(SpendBy::Model, 0).unwrap_or_default();
     let keys: Vec<(&str, i64, i64)> = by_model
         .iter()
@@ -558,6 +565,9 @@ macro_rules! store_suite {
                 breakers_save_and_restore,
                 responses_save_and_get_with_owner,
                 auth_failure_counts_add_and_merge,
+                spend_rolls_up_by_every_dimension,
+                budget_alerts_are_recorded_once,
+                rate_counts_add_up_and_expire,
                 keys_teams_and_admin_keys_save_and_load,
                 credentials_add_remove_and_reseal_in_one_transaction,
             );

@@ -1,6 +1,6 @@
-//! Traces and spend: one row per proxied request, and the sums reports make of them.
-//! The writer thread appends ([`TraceWrites`]) in batches; the CLI, the admin API and tests
-//! query ([`TraceStore`]) on read connections of their own.
+//! Traces: one row per proxied request. The writer thread appends ([`TraceWrites`]) in batches,
+//! adding each new row to the spend rollups in the same transaction (`spend.rs`); the CLI, the
+//! admin API and tests query ([`TraceStore`]) on read connections of their own.
 
 use serde::Serialize;
 
@@ -41,8 +41,13 @@ pub struct TraceRecord {
     /// A/B variant under a tag-split group.
     pub variant: Option<String>,
     pub request_id: String,
-    /// Short, non-reversible id of the client key (a hash prefix), never the key.
+    /// The client key's public id (a virtual key's id, or a static key's hash prefix), never
+    /// the key.
     pub key_id: Option<String>,
+    /// The virtual key's team, if it has one.
+    pub team_id: Option<String>,
+    /// The virtual key's metadata, as a JSON object.
+    pub key_metadata: Option<String>,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
     /// The module that answered in place of the upstream, if one did.
@@ -58,35 +63,17 @@ pub struct TraceQuery {
     pub status: Option<u16>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpendBy {
-    Model,
-    Provider,
-    /// UTC calendar day, `YYYY-MM-DD`.
-    Day,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct SpendRow {
-    pub key: String,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost_nanos: i64,
-}
-
 /// Trace queries. Methods block; async callers use `spawn_blocking`.
 pub trait TraceStore: Send + Sync {
     /// Newest first, at most `query.limit` (clamped to 1..=10000).
     fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>, StoreError>;
     fn trace_count(&self) -> Result<i64, StoreError>;
-    /// Sums of traces at or after `since_ms`, most expensive first, then by key.
-    fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
 }
 
 /// Called only by the writer thread.
 pub trait TraceWrites {
-    /// Appends a batch in one transaction; a record whose id is already stored is skipped, so a
-    /// retried batch never doubles a row.
+    /// Appends a batch in one transaction, adding each new row to the spend rollups in it; a
+    /// record whose id is already stored is skipped (rollups included), so a retried batch never
+    /// doubles a row or a sum.
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError>;
 }

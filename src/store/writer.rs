@@ -18,8 +18,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{
-    AuthFailureCount, BreakerRecord, Persist, StoreError, StoredResponse, TraceRecord,
-    WriteBackend, now_ms,
+    AuthFailureCount, BreakerRecord, BudgetAlert, Persist, RateCount, StoreError, StoredResponse,
+    TraceRecord, WriteBackend, now_ms,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
@@ -29,6 +29,8 @@ enum WriteOp {
     Breaker(BreakerRecord),
     Response(Box<StoredResponse>),
     AuthFailures(Vec<AuthFailureCount>),
+    BudgetAlert(Box<BudgetAlert>),
+    RateCounts(Vec<RateCount>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -130,6 +132,19 @@ impl Writer {
     /// the flood must not hold the request path; a drop is counted like a trace's.
     pub fn submit_auth_failures(&self, counts: Vec<AuthFailureCount>) {
         self.submit_now(WriteOp::AuthFailures(counts), "auth failure counts");
+    }
+
+    /// Queues a budget alert. Never waits: the request that crossed the threshold must not wait
+    /// on its record; a drop is counted like a trace's.
+    pub fn submit_budget_alert(&self, alert: BudgetAlert) {
+        self.submit_now(WriteOp::BudgetAlert(Box::new(alert)), "budget alert");
+    }
+
+    /// Queues changes to rate-limit counts. Never waits, like the auth-failure counts.
+    pub fn submit_rate_counts(&self, deltas: Vec<RateCount>) {
+        if !deltas.is_empty() {
+            self.submit_now(WriteOp::RateCounts(deltas), "rate limit counts");
+        }
     }
 
     /// Queues `op` if there is room, else drops and counts it: for records that must never hold
@@ -277,6 +292,8 @@ async fn writer_loop(
                 WriteOp::Breaker(record) => save_breaker(backend, &record),
                 WriteOp::Response(record) => save_response(backend, &record),
                 WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
+                WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
+                WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -300,6 +317,8 @@ async fn writer_loop(
                             WriteOp::Breaker(record) => save_breaker(backend, &record),
                             WriteOp::Response(record) => save_response(backend, &record),
                             WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
+                            WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
+                            WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -382,6 +401,18 @@ fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
 fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
     if let Err(e) = backend.add_auth_failures(counts) {
         tracing::warn!(error = %e, buckets = counts.len(), "auth failure counts not stored");
+    }
+}
+
+fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
+    if let Err(e) = backend.record_budget_alert(alert) {
+        tracing::warn!(error = %e, subject = %alert.subject, "budget alert not stored");
+    }
+}
+
+fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
+    if let Err(e) = backend.add_rate_counts(deltas, now_ms()) {
+        tracing::warn!(error = %e, counters = deltas.len(), "rate limit counts not stored");
     }
 }
 

@@ -16,11 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::load::{self, Mode, Target};
+use crate::procs::parse_addr;
 use crate::procs::{Proc, Scratch, find_on_path};
 use crate::stats::Measurement;
-use crate::{Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, group, parse_addr, proxy_env};
+use crate::{Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, group, proxy_env};
 
-pub const USAGE: &str = "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp]
+pub const USAGE: &str =
+    "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp]
 
 Counts the instructions Stockyard executes per request (valgrind's callgrind), non-streamed and
 streamed chat at concurrency 1, and prints them. --check FILE fails when a figure exceeds FILE's
@@ -133,13 +135,16 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
 
     let mut figures = Vec::new();
     for (dump, mode) in [Mode::NonStream, Mode::Stream].into_iter().enumerate() {
-        let target = Arc::new(Target::for_model(
-            "stockyard",
-            proxy_addr,
-            None,
-            Some(group::SINGLE_ROUTE),
-            load::MODEL,
-        )?);
+        let target = Arc::new(
+            Target::for_model(
+                "stockyard",
+                proxy_addr,
+                None,
+                Some(group::SINGLE_ROUTE),
+                load::MODEL,
+            )?
+            .with_bearer(crate::governance::STATIC_KEY)?,
+        );
         let mut measured = Measurement::default();
         runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
         std::thread::sleep(SETTLE);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -49,6 +49,8 @@ pub struct Target {
     pub route: Option<Route>,
     non_stream_body: Bytes,
     stream_body: Bytes,
+    /// The `authorization` header every request carries, when the proxy requires a key.
+    authorization: Option<HeaderValue>,
     /// Every request handed to a connection, warm-ups and failures included; compared with the
     /// proxy's trace rows at the end.
     pub sent: AtomicU64,
@@ -88,8 +90,17 @@ impl Target {
             route,
             non_stream_body: body(""),
             stream_body: body(r#","stream":true"#),
+            authorization: None,
             sent: AtomicU64::new(0),
         })
+    }
+
+    /// The same target, sending `key` as a bearer token.
+    pub fn with_bearer(mut self, key: &str) -> Result<Target, String> {
+        let value = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|e| format!("{}: the key is not a valid header value: {e}", self.label))?;
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     fn body(&self, mode: Mode) -> Bytes {
@@ -252,6 +263,9 @@ impl Client {
         req.headers_mut().insert(HOST, self.target.host.clone());
         req.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(auth) = &self.target.authorization {
+            req.headers_mut().insert(AUTHORIZATION, auth.clone());
+        }
 
         let start = Instant::now();
         self.target.sent.fetch_add(1, Ordering::Relaxed);

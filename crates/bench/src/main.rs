@@ -7,7 +7,9 @@
 //! Stockyard is started with a config file (`group.rs`) that adds a routing group of three
 //! deployments on the same mock. In the non-stream scenarios a fourth target sends the group's
 //! name as the model, alternating in the same rounds with the plain model, and the table ends
-//! with group-versus-single rows and how the group's requests were split.
+//! with group-versus-single rows and how the group's requests were split. A last scenario
+//! (`governance.rs`) compares, at c=64, a virtual key with a budget and rate limits on against
+//! a static key, through the same proxy.
 //!
 //! Run it through `scripts/bench`, which builds first. Progress goes to stderr, the report to
 //! stdout. The exit status is 1 if any request failed or a trace row went missing, so
@@ -23,6 +25,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod governance;
 mod group;
 mod icount;
 mod load;
@@ -40,7 +43,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use load::{Mode, Target};
-use procs::{CpuSource, Pinning, Proc, Scratch, command_on};
+use procs::{CpuSource, Pinning, Proc, Scratch, command_on, count_traces, parse_addr};
 use report::{Column, Kind, Scenario};
 use stats::{CpuSnapshot, Measurement, Role};
 
@@ -149,6 +152,7 @@ fn run(args: &args::Args) -> Result<bool, String> {
 
     let db = scratch.path.join("bench.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
+    let governed_key = governance::create_key(&binaries.stockyard, &db)?;
     let (mut stockyard, line) = Proc::start(
         "stockyard",
         stockyard_command(
@@ -175,9 +179,20 @@ fn run(args: &args::Args) -> Result<bool, String> {
     eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
 
     let stockyard_target = |label, route, model| {
-        Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)
+        Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)?
+            .with_bearer(governance::STATIC_KEY)
             .map(Arc::new)
     };
+    let governed_target = Arc::new(
+        Target::for_model(
+            "stockyard governed",
+            proxy_addr,
+            Some(Role::Stockyard),
+            Some(group::SINGLE_ROUTE),
+            load::MODEL,
+        )?
+        .with_bearer(&governed_key)?,
+    );
     let mut targets = vec![
         Arc::new(Target::new("direct", mock_addr, None, None)?),
         stockyard_target("stockyard", group::SINGLE_ROUTE, load::MODEL)?,
@@ -290,6 +305,25 @@ fn run(args: &args::Args) -> Result<bool, String> {
             proc.check_alive()?;
         }
     }
+    // Governance: the plain Stockyard target against the governed one, c=64 non-stream.
+    let governance_scenario = Scenario {
+        name: format!("c={THROUGHPUT_CONCURRENCY} non-stream"),
+        kind: Kind::Throughput,
+        stream: false,
+    };
+    eprintln!(
+        "bench: [governance] {}: {} timed requests per target, static key vs governed key",
+        governance_scenario.name, args.throughput_requests
+    );
+    let pair = [Arc::clone(&targets[1]), Arc::clone(&governed_target)];
+    let governance_results = run_scenario(
+        &runtime,
+        &governance_scenario,
+        args.throughput_requests,
+        &pair,
+        &probe,
+    );
+    stockyard.check_alive()?;
     let load_time = started.elapsed();
 
     columns[1].peak_rss_kb = procs::peak_rss_kb(stockyard.pid());
@@ -298,7 +332,10 @@ fn run(args: &args::Args) -> Result<bool, String> {
     }
 
     // Stop the proxy the way an operator would, then count what it wrote.
-    let sent = targets[1].sent.load(Ordering::Relaxed) + group_target.sent.load(Ordering::Relaxed);
+    let sent = [&targets[1], &group_target, &governed_target]
+        .iter()
+        .map(|t| t.sent.load(Ordering::Relaxed))
+        .sum::<u64>();
     let stop_started = Instant::now();
     let shutdown = stockyard.terminate(SHUTDOWN_TIMEOUT);
     let shutdown_note = match &shutdown {
@@ -359,6 +396,15 @@ fn run(args: &args::Args) -> Result<bool, String> {
     );
     print!("{table}");
     println!();
+    print!(
+        "{}",
+        governance::table(
+            &governance_scenario.name,
+            &governance_results[0],
+            &governance_results[1],
+        )
+    );
+    println!();
     match &traces {
         Ok((rows, sent)) => println!(
             "trace rows written / requests sent: {}",
@@ -401,6 +447,15 @@ fn run(args: &args::Args) -> Result<bool, String> {
                     idle.join(", ")
                 );
             }
+        }
+    }
+    for (target, m) in pair.iter().zip(&governance_results) {
+        if let Some(first) = &m.first_error {
+            clean = false;
+            println!(
+                "errors in the governance run via {}: {}; first: {first}",
+                target.label, m.errors
+            );
         }
     }
     let stderr_lines = stockyard.stderr_line_count();
@@ -530,33 +585,9 @@ pub(crate) fn proxy_env(cmd: &mut std::process::Command, mock: SocketAddr) {
         }
     }
     cmd.env("OPENAI_API_KEY", "sk-bench")
+        .env("STOCKYARD_API_KEYS", governance::STATIC_KEY)
         .env("OPENAI_BASE_URL", format!("http://{mock}/v1"))
         .env("STOCKYARD_LOG", "warn");
-}
-
-/// The address in the rest of a `listening on http://` line, minus `suffix`.
-pub(crate) fn parse_addr(
-    rest: Option<&str>,
-    suffix: &str,
-    name: &str,
-) -> Result<SocketAddr, String> {
-    let rest = rest.unwrap_or_default().trim();
-    let addr = rest.strip_suffix(suffix).unwrap_or(rest);
-    addr.parse().map_err(|e| {
-        format!("{name} printed `listening on http://{rest}`: {addr:?} is not an address ({e})")
-    })
-}
-
-pub(crate) fn count_traces(db: &Path) -> Result<u64, String> {
-    let conn = rusqlite::Connection::open(db)
-        .map_err(|e| format!("could not open {}: {e}", db.display()))?;
-    // The proxy has exited, so nothing should hold a lock; the timeout only bounds the unexpected.
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| format!("could not set a busy timeout: {e}"))?;
-    let rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM traces", [], |row| row.get(0))
-        .map_err(|e| format!("could not count traces in {}: {e}", db.display()))?;
-    u64::try_from(rows).map_err(|_| format!("negative trace count {rows}"))
 }
 
 /// `total` split into `parts` near-equal counts, dropping empty ones.
@@ -577,18 +608,5 @@ mod tests {
         assert_eq!(split(2000, 4), vec![500, 500, 500, 500]);
         assert_eq!(split(10, 4), vec![3, 3, 2, 2]);
         assert_eq!(split(2, 4), vec![1, 1]);
-    }
-
-    #[test]
-    fn ready_lines_parse() {
-        assert_eq!(
-            parse_addr(Some("127.0.0.1:4000/v1"), "/v1", "mock").ok(),
-            "127.0.0.1:4000".parse().ok()
-        );
-        assert_eq!(
-            parse_addr(Some("127.0.0.1:4001"), "", "proxy").ok(),
-            "127.0.0.1:4001".parse().ok()
-        );
-        assert!(parse_addr(None, "", "proxy").is_err());
     }
 }

@@ -414,8 +414,46 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The address in the rest of a `listening on http://` line, minus `suffix`.
+pub fn parse_addr(
+    rest: Option<&str>,
+    suffix: &str,
+    name: &str,
+) -> Result<std::net::SocketAddr, String> {
+    let rest = rest.unwrap_or_default().trim();
+    let addr = rest.strip_suffix(suffix).unwrap_or(rest);
+    addr.parse().map_err(|e| {
+        format!("{name} printed `listening on http://{rest}`: {addr:?} is not an address ({e})")
+    })
+}
+
+pub fn count_traces(db: &Path) -> Result<u64, String> {
+    let conn = rusqlite::Connection::open(db)
+        .map_err(|e| format!("could not open {}: {e}", db.display()))?;
+    // The proxy has exited, so nothing should hold a lock; the timeout only bounds the unexpected.
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("could not set a busy timeout: {e}"))?;
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM traces", [], |row| row.get(0))
+        .map_err(|e| format!("could not count traces in {}: {e}", db.display()))?;
+    u64::try_from(rows).map_err(|_| format!("negative trace count {rows}"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ready_lines_parse() {
+        assert_eq!(
+            parse_addr(Some("127.0.0.1:4000/v1"), "/v1", "mock").ok(),
+            "127.0.0.1:4000".parse().ok()
+        );
+        assert_eq!(
+            parse_addr(Some("127.0.0.1:4001"), "", "proxy").ok(),
+            "127.0.0.1:4001".parse().ok()
+        );
+        assert!(parse_addr(None, "", "proxy").is_err());
+    }
+
     use super::*;
 
     #[test]

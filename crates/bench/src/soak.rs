@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use crate::load::{self, Mode, Target};
 use crate::procs::{Proc, Scratch};
+use crate::procs::{count_traces, parse_addr};
 use crate::stats::{CpuSnapshot, Measurement};
 use crate::{
-    Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, THROUGHPUT_CONCURRENCY, count_traces, group,
-    parse_addr, stockyard_command,
+    Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, THROUGHPUT_CONCURRENCY, group, stockyard_command,
 };
 
 pub const USAGE: &str = "usage: bench soak [--requests N] [--block N]
@@ -92,13 +92,16 @@ fn run(requests: usize, block: usize, binaries: &Binaries) -> Result<bool, Strin
         READY_TIMEOUT,
     )?;
     let proxy_addr = parse_addr(line.as_deref(), "", "stockyard")?;
-    let target = Arc::new(Target::for_model(
-        "stockyard",
-        proxy_addr,
-        None,
-        Some(group::SINGLE_ROUTE),
-        load::MODEL,
-    )?);
+    let target = Arc::new(
+        Target::for_model(
+            "stockyard",
+            proxy_addr,
+            None,
+            Some(group::SINGLE_ROUTE),
+            load::MODEL,
+        )?
+        .with_bearer(crate::governance::STATIC_KEY)?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -132,6 +132,7 @@ impl Module for Trace {
             (None, None)
         };
         let micros = |d: std::time::Duration| d.as_micros() as i64;
+        let grant = ctx.identity.grant.as_deref();
         let record = TraceRecord {
             id: crate::ids::uuid_v7(),
             ts_ms: ctx.timings.ts_ms,
@@ -152,17 +153,20 @@ impl Module for Trace {
             overhead_us: micros(ctx.timings.overhead),
             bytes_in: ctx.result.bytes_in as i64,
             bytes_out: ctx.result.bytes_out as i64,
-            user: ctx
-                .request
-                .parsed
-                .as_ref()
-                .and_then(|r| r.user())
-                .map(String::from),
+            user: ctx.identity.user.clone(),
             deployment: ctx.route.deployment.clone(),
             attempts: ctx.route.attempts.max(1),
             variant: ctx.route.variant.clone(),
             request_id: ctx.identity.request_id.clone(),
-            key_id: ctx.identity.key_id.clone(),
+            // A virtual key is named by its public id; a static key by its hash prefix.
+            key_id: match &grant {
+                Some(grant) => Some(grant.key_id.clone()),
+                None => ctx.identity.key_id.clone(),
+            },
+            team_id: grant.and_then(|g| g.team_id()).map(String::from),
+            key_metadata: grant
+                .filter(|g| !g.metadata.is_empty())
+                .and_then(|g| serde_json::to_string(&g.metadata).ok()),
             request_body,
             response_body,
             answered_by: ctx.route.answered_by.map(String::from),

@@ -21,7 +21,8 @@ pub struct MemoryCounters {
 
 #[derive(Default)]
 struct Inner {
-    counters: HashMap<(String, Window), Buckets>,
+    /// By window first: a lookup borrows the key, so a counter that exists costs no allocation.
+    counters: HashMap<Window, HashMap<String, Buckets>>,
     ops: u64,
 }
 
@@ -37,11 +38,10 @@ impl Buckets {
     /// Moves the buckets forward to the one holding `now`.
     fn roll(&mut self, window: Window, now: i64) {
         let start = window.bucket_start(now);
-        let length = window.length_ms();
         if start == self.start_ms {
             return;
         }
-        self.previous = if start == self.start_ms + length {
+        self.previous = if start == window.bucket_end(self.start_ms) {
             self.current
         } else {
             0
@@ -52,9 +52,9 @@ impl Buckets {
 
     fn value(&self, window: Window, now: i64) -> i64 {
         match window {
-            Window::Fixed { .. } => self.current,
-            Window::Sliding { .. } => {
-                let length = i128::from(window.length_ms());
+            Window::Fixed { .. } | Window::Calendar(_) => self.current,
+            Window::Sliding { length_ms } => {
+                let length = i128::from(length_ms.max(1));
                 let remaining = length - i128::from(now - self.start_ms);
                 let weighted = i128::from(self.previous) * remaining;
                 // Rounded up: an estimate that errs toward "used" never lets a limit overshoot.
@@ -69,7 +69,7 @@ impl Buckets {
     }
 
     fn expired(&self, window: Window, now: i64) -> bool {
-        now >= self.start_ms + 2 * window.length_ms()
+        now >= window.bucket_end(window.bucket_end(self.start_ms))
     }
 }
 
@@ -95,15 +95,25 @@ impl MemoryCounters {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.ops += 1;
         if inner.ops.is_multiple_of(SWEEP_EVERY) {
-            inner.counters.retain(|(_, w), b| !b.expired(*w, now));
+            for (w, counters) in inner.counters.iter_mut() {
+                counters.retain(|_, b| !b.expired(*w, now));
+            }
+            inner.counters.retain(|_, counters| !counters.is_empty());
         }
-        let buckets = inner
-            .counters
-            .entry((key.to_string(), window))
-            .or_insert_with(|| Buckets {
-                start_ms: window.bucket_start(now),
-                ..Buckets::default()
-            });
+        let counters = inner.counters.entry(window).or_default();
+        if !counters.contains_key(key) {
+            counters.insert(
+                key.to_string(),
+                Buckets {
+                    start_ms: window.bucket_start(now),
+                    ..Buckets::default()
+                },
+            );
+        }
+        let Some(buckets) = counters.get_mut(key) else {
+            // Inserted just above.
+            return f(&mut Buckets::default(), now);
+        };
         buckets.roll(window, now);
         f(buckets, now)
     }
@@ -114,7 +124,9 @@ impl MemoryCounters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .counters
-            .len()
+            .values()
+            .map(HashMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,14 +160,15 @@ impl HotCounters for MemoryCounters {
                 return Err(current);
             }
             b.current = b.current.saturating_add(amount);
-            Ok(b.start_ms)
+            Ok((b.start_ms, current.saturating_add(amount)))
         });
         match outcome {
-            Ok(bucket_start_ms) => Ok(Reservation {
+            Ok((bucket_start_ms, value)) => Ok(Reservation {
                 key: key.to_string(),
                 window,
                 amount,
                 bucket_start_ms,
+                value,
             }),
             Err(current) => Err(ReserveError::Exceeded(Exceeded {
                 key: key.to_string(),
@@ -172,7 +185,7 @@ impl HotCounters for MemoryCounters {
         Ok(self.with(&reservation.key, window, |b, now| {
             if reservation.bucket_start_ms == b.start_ms {
                 b.current = b.current.saturating_add(diff);
-            } else if reservation.bucket_start_ms == b.start_ms - window.length_ms() {
+            } else if reservation.bucket_start_ms == window.previous_start(b.start_ms) {
                 b.previous = b.previous.saturating_add(diff);
             }
             b.value(window, now)

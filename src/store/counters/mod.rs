@@ -33,7 +33,24 @@ pub enum Window {
     /// Two integers per counter instead of a log of every event; the estimate assumes the
     /// previous bucket's events were spread evenly.
     Sliding { length_ms: i64 },
+    /// A UTC calendar period, resetting at its start like a fixed window: months have their own
+    /// lengths and weeks start on Monday, which no multiple of a length since the epoch (a
+    /// Thursday) gives.
+    Calendar(CalendarUnit),
 }
+
+/// The calendar periods a [`Window::Calendar`] counts over, in UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CalendarUnit {
+    Day,
+    /// Monday 00:00 UTC to the next Monday.
+    Week,
+    Month,
+    /// Never resets.
+    Total,
+}
+
+const DAY_MS: i64 = 86_400_000;
 
 impl Window {
     pub fn fixed_ms(length_ms: i64) -> Window {
@@ -48,21 +65,170 @@ impl Window {
         }
     }
 
-    pub fn length_ms(self) -> i64 {
+    /// The length of the bucket holding `now_ms` (a calendar month's own length; `i64::MAX`
+    /// for a total).
+    pub fn length_ms_at(self, now_ms: i64) -> i64 {
+        let start = self.bucket_start(now_ms);
+        self.bucket_end(start).saturating_sub(start).max(1)
+    }
+
+    /// Start of the bucket holding `now_ms`.
+    pub fn bucket_start(self, now_ms: i64) -> i64 {
         match self {
-            Window::Fixed { length_ms } | Window::Sliding { length_ms } => length_ms.max(1),
+            Window::Fixed { length_ms } | Window::Sliding { length_ms } => {
+                now_ms - now_ms.rem_euclid(length_ms.max(1))
+            }
+            Window::Calendar(unit) => calendar::start(unit, now_ms),
         }
     }
 
-    /// Start of the fixed bucket holding `now_ms`.
-    pub fn bucket_start(self, now_ms: i64) -> i64 {
-        now_ms - now_ms.rem_euclid(self.length_ms())
+    /// End (exclusive) of the bucket starting at `start_ms`: the next bucket's start.
+    pub fn bucket_end(self, start_ms: i64) -> i64 {
+        match self {
+            Window::Fixed { length_ms } | Window::Sliding { length_ms } => {
+                start_ms.saturating_add(length_ms.max(1))
+            }
+            Window::Calendar(unit) => calendar::end(unit, start_ms),
+        }
+    }
+
+    /// Start of the bucket before the one starting at `start_ms`.
+    pub fn previous_start(self, start_ms: i64) -> i64 {
+        match self {
+            Window::Fixed { length_ms } | Window::Sliding { length_ms } => {
+                start_ms.saturating_sub(length_ms.max(1))
+            }
+            Window::Calendar(CalendarUnit::Total) => i64::MIN,
+            Window::Calendar(unit) => calendar::start(unit, start_ms - 1),
+        }
+    }
+
+    /// When the bucket holding `now_ms` ends: when a fixed or calendar count starts again.
+    pub fn resets_at(self, now_ms: i64) -> i64 {
+        self.bucket_end(self.bucket_start(now_ms))
+    }
+}
+
+/// UTC calendar arithmetic on milliseconds since the epoch, in integers (civil-from-days after
+/// Howard Hinnant's algorithms, exact over the proleptic Gregorian calendar).
+pub mod calendar {
+    use super::{CalendarUnit, DAY_MS};
+
+    pub fn start(unit: CalendarUnit, now_ms: i64) -> i64 {
+        let day = now_ms.div_euclid(DAY_MS);
+        match unit {
+            CalendarUnit::Day => day * DAY_MS,
+            // 1970-01-01 was a Thursday: Monday is 3 days before it.
+            CalendarUnit::Week => (day - (day + 3).rem_euclid(7)) * DAY_MS,
+            CalendarUnit::Month => {
+                let (y, m, _) = civil_from_days(day);
+                days_from_civil(y, m, 1) * DAY_MS
+            }
+            CalendarUnit::Total => 0,
+        }
+    }
+
+    pub fn end(unit: CalendarUnit, start_ms: i64) -> i64 {
+        match unit {
+            CalendarUnit::Day => start_ms + DAY_MS,
+            CalendarUnit::Week => start_ms + 7 * DAY_MS,
+            CalendarUnit::Month => {
+                let (y, m, _) = civil_from_days(start_ms.div_euclid(DAY_MS));
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                days_from_civil(y, m, 1) * DAY_MS
+            }
+            CalendarUnit::Total => i64::MAX,
+        }
+    }
+
+    /// `(year, month 1..=12, day 1..=31)` of the day `z` days after 1970-01-01.
+    pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let y = yoe + era * 400;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        (if m <= 2 { y + 1 } else { y }, m, d)
+    }
+
+    /// Days from 1970-01-01 to the given date.
+    pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let m = i64::from(m);
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` for messages.
+    pub fn rfc3339(ms: i64) -> String {
+        let day = ms.div_euclid(DAY_MS);
+        let (y, m, d) = civil_from_days(day);
+        let secs = ms.rem_euclid(DAY_MS) / 1000;
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn periods_start_on_utc_calendar_boundaries() {
+            // Saturday 2026-12-05, 13:00 UTC.
+            let now = days_from_civil(2026, 12, 5) * DAY_MS + 13 * 3_600_000 + 7;
+            assert_eq!(
+                rfc3339(start(CalendarUnit::Day, now)),
+                "2026-12-05T00:00:00Z"
+            );
+            assert_eq!(
+                rfc3339(start(CalendarUnit::Week, now)),
+                "2026-11-30T00:00:00Z"
+            );
+            assert_eq!(
+                rfc3339(start(CalendarUnit::Month, now)),
+                "2026-12-01T00:00:00Z"
+            );
+            let month = start(CalendarUnit::Month, now);
+            assert_eq!(
+                rfc3339(end(CalendarUnit::Month, month)),
+                "2027-01-01T00:00:00Z"
+            );
+            let feb = days_from_civil(2028, 2, 10) * DAY_MS;
+            let feb_start = start(CalendarUnit::Month, feb);
+            assert_eq!(end(CalendarUnit::Month, feb_start) - feb_start, 29 * DAY_MS);
+            // A Monday is its own week's start.
+            let monday = days_from_civil(2026, 11, 30) * DAY_MS;
+            assert_eq!(start(CalendarUnit::Week, monday + 5), monday);
+            assert_eq!(start(CalendarUnit::Week, monday - 1), monday - 7 * DAY_MS);
+            assert_eq!(end(CalendarUnit::Total, 0), i64::MAX);
+        }
+
+        #[test]
+        fn civil_dates_round_trip() {
+            for day in (-800_000..800_000).step_by(997) {
+                let (y, m, d) = civil_from_days(day);
+                assert_eq!(days_from_civil(y, m, d), day);
+            }
+        }
     }
 }
 
 /// An amount held against a limit until [`HotCounters::settle`] or [`HotCounters::release`].
-/// Dropping it without either leaves the estimate counted until its window expires.
-#[derive(Debug, PartialEq, Eq)]
+/// Dropping it without either leaves the estimate counted until its window expires. `Clone` so
+/// it can sit in a request's slots; settling a clone as well would count the difference twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use = "settle or release a reservation, or its estimate stays counted for the window"]
 pub struct Reservation {
     pub key: String,
@@ -71,6 +237,9 @@ pub struct Reservation {
     /// The bucket it was counted in: a settle after that bucket has left the window changes
     /// nothing, since the amount no longer counts anyway.
     pub bucket_start_ms: i64,
+    /// The counter's value in its window right after this reservation (what is left under the
+    /// limit is `limit - value`).
+    pub value: i64,
 }
 
 /// A reservation refused: it would have taken the counter past its limit.

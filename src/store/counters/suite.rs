@@ -66,7 +66,7 @@ pub async fn sliding_window_fades_the_previous_bucket<C: HotCounters>(
 pub async fn reserve_refuses_past_the_limit<C: HotCounters>(c: Arc<C>, _clock: Arc<ManualClock>) {
     let w = Window::fixed_ms(60_000);
     let held = c.reserve("k", 7, 10, w).await;
-    assert!(held.is_ok());
+    assert_eq!(held.map(|r| r.value).ok(), Some(7));
     match c.reserve("k", 4, 10, w).await {
         Err(ReserveError::Exceeded(over)) => {
             assert_eq!((over.current, over.amount, over.limit), (7, 4, 10));
@@ -108,6 +108,36 @@ pub async fn settle_after_the_window_left_changes_nothing<C: HotCounters>(
     clock.advance(1_000);
     let _ = c.add("k", 2, w).await;
     assert_eq!(c.settle(held, 50).await.ok(), Some(2));
+}
+
+pub async fn calendar_windows_reset_at_the_period_start<C: HotCounters>(
+    c: Arc<C>,
+    clock: Arc<ManualClock>,
+) {
+    use super::CalendarUnit;
+    use super::calendar::days_from_civil;
+    let day = 86_400_000;
+    // Friday 2026-01-30, noon UTC.
+    clock.set(days_from_civil(2026, 1, 30) * day + day / 2);
+    let month = Window::Calendar(CalendarUnit::Month);
+    let week = Window::Calendar(CalendarUnit::Week);
+    let total = Window::Calendar(CalendarUnit::Total);
+    for w in [month, week, total] {
+        let _ = c.add("spend", 5, w).await;
+    }
+    // Sunday 2026-02-01: a new month, the same week (weeks start on Monday).
+    clock.advance(2 * day);
+    assert_eq!(c.read("spend", month).await.ok(), Some(0));
+    assert_eq!(c.read("spend", week).await.ok(), Some(5));
+    // Monday 2026-02-02: a new week.
+    clock.advance(day);
+    assert_eq!(c.read("spend", week).await.ok(), Some(0));
+    clock.advance(400 * day);
+    assert_eq!(
+        c.read("spend", total).await.ok(),
+        Some(5),
+        "a total never resets"
+    );
 }
 
 pub async fn concurrent_reserves_never_overshoot<C: HotCounters + 'static>(
@@ -176,6 +206,7 @@ macro_rules! hot_counters_suite {
                 reserve_refuses_past_the_limit,
                 settle_adjusts_usage_up_and_down,
                 settle_after_the_window_left_changes_nothing,
+                calendar_windows_reset_at_the_period_start,
                 concurrent_reserves_never_overshoot,
             );
         }

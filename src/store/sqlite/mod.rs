@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_trace_origin.sql")),
     (8, include_str!("migrations/0008_keys.sql")),
     (9, include_str!("migrations/0009_credentials.sql")),
+    (10, include_str!("migrations/0010_spend.sql")),
 ];
 
 /// The version the newest migration produces.

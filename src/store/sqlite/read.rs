@@ -9,9 +9,10 @@ use super::pool::ReadPool;
 use crate::cost::Tokens;
 use crate::ledger::LedgerEntry;
 use crate::store::{
-    AuthFailureCount, AuthFailureStore, BreakerPhase, BreakerRecord, BreakerStore, CredentialStore,
-    LedgerStore, ModuleState, ModuleStateStore, ResponseStore, SpendBy, SpendRow, StoreError,
-    StoreHealth, StoredCredential, StoredResponse, TraceQuery, TraceRecord, TraceStore,
+    AuthFailureCount, AuthFailureStore, BreakerPhase, BreakerRecord, BreakerStore, BudgetAlert,
+    CredentialStore, LedgerStore, ModuleState, ModuleStateStore, RateCount, RateLimitStore,
+    ResponseStore, SpendBy, SpendRow, SpendStore, StoreError, StoreHealth, StoredCredential,
+    StoredResponse, TraceQuery, TraceRecord, TraceStore,
 };
 
 /// The read half: a pool of connections shared by every concern's read trait.
@@ -68,6 +69,8 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         variant: r.get(30)?,
         answered_by: r.get(31)?,
         internal_caller: r.get(32)?,
+        team_id: r.get(33)?,
+        key_metadata: r.get(34)?,
     })
 }
 
@@ -75,7 +78,7 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller";
+     answered_by, internal_caller, team_id, key_metadata";
 
 impl StoreHealth for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {
@@ -155,26 +158,75 @@ impl TraceStore for SqliteReader {
     fn trace_count(&self) -> Result<i64, StoreError> {
         self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0))?))
     }
+}
 
+impl SpendStore for SqliteReader {
     fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError> {
+        let none = crate::store::spend::NONE;
         let key = match by {
-            SpendBy::Model => "requested_model",
-            SpendBy::Provider => "COALESCE(provider, '(none)')",
-            SpendBy::Day => "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')",
+            SpendBy::Key => format!("COALESCE(NULLIF(key_id, ''), '{none}')"),
+            SpendBy::Team => format!("COALESCE(NULLIF(team_id, ''), '{none}')"),
+            SpendBy::User => format!("COALESCE(NULLIF(user, ''), '{none}')"),
+            SpendBy::Model => "model".to_string(),
+            SpendBy::Provider => format!("COALESCE(NULLIF(provider, ''), '{none}')"),
+            SpendBy::Day => "strftime('%Y-%m-%d', day_ms / 1000, 'unixepoch')".to_string(),
         };
         self.with(|c| {
             let sql = format!(
-                "SELECT {key} AS k, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos) \
-                 FROM traces WHERE ts_ms >= ?1 GROUP BY k ORDER BY SUM(cost_nanos) DESC, k"
+                "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), \
+                 SUM(cost_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
+                 ORDER BY SUM(cost_nanos) DESC, k"
             );
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([since_ms], |r| {
+            let rows = stmt.query_map([crate::store::day_start(since_ms)], |r| {
                 Ok(SpendRow {
                     key: r.get(0)?,
                     requests: r.get(1)?,
                     prompt_tokens: r.get(2)?,
                     completion_tokens: r.get(3)?,
                     cost_nanos: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn budget_alerts(&self, since_ms: i64) -> Result<Vec<BudgetAlert>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT ts_ms, scope, subject, period, period_start_ms, percent, spend_nanos, \
+                 limit_nanos FROM budget_alerts WHERE period_start_ms >= ?1 ORDER BY ts_ms, rowid",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok(BudgetAlert {
+                    ts_ms: r.get(0)?,
+                    scope: r.get(1)?,
+                    subject: r.get(2)?,
+                    period: r.get(3)?,
+                    period_start_ms: r.get(4)?,
+                    percent: r.get(5)?,
+                    spend_nanos: r.get(6)?,
+                    limit_nanos: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+impl RateLimitStore for SqliteReader {
+    fn rate_counts(&self, now_ms: i64) -> Result<Vec<RateCount>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT counter, window_start_ms, window_ms, value FROM rate_counts \
+                 WHERE window_start_ms + window_ms > ?1 ORDER BY counter, window_start_ms",
+            )?;
+            let rows = stmt.query_map([now_ms], |r| {
+                Ok(RateCount {
+                    counter: r.get(0)?,
+                    window_start_ms: r.get(1)?,
+                    window_ms: r.get(2)?,
+                    value: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ledger::{self, Head, LedgerDraft, LedgerEntry, LedgerKey};
 use crate::store::{
-    AuthFailureCount, AuthFailureWrites, BreakerRecord, BreakerWrites, LedgerWrites, Persist,
-    ResponseWrites, StoreError, StoredResponse, TraceRecord, TraceWrites, WriteBackend,
+    AuthFailureCount, AuthFailureWrites, BreakerRecord, BreakerWrites, BudgetAlert, LedgerWrites,
+    Persist, RateCount, RateLimitWrites, ResponseWrites, SpendWrites, StoreError, StoredResponse,
+    TraceRecord, TraceWrites, WriteBackend,
 };
 
 pub struct SqliteWriter {
@@ -29,12 +30,21 @@ impl TraceWrites for SqliteWriter {
                  status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
-                 request_body, response_body, deployment, attempts, variant, answered_by, internal_caller) \
+                 request_body, response_body, deployment, attempts, variant, answered_by, internal_caller, \
+                 team_id, key_metadata) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+            )?;
+            let mut rollup = tx.prepare_cached(
+                "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
+                 prompt_tokens, completion_tokens, cost_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9) \
+                 ON CONFLICT (day_ms, key_id, team_id, user, model, provider) DO UPDATE SET \
+                 requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = completion_tokens + excluded.completion_tokens, \
+                 cost_nanos = cost_nanos + excluded.cost_nanos",
             )?;
             for t in traces {
-                insert.execute(params![
+                let inserted = insert.execute(params![
                     t.id,
                     t.ts_ms,
                     t.endpoint,
@@ -68,6 +78,23 @@ impl TraceWrites for SqliteWriter {
                     t.variant,
                     t.answered_by,
                     t.internal_caller,
+                    t.team_id,
+                    t.key_metadata,
+                ])?;
+                // A row already stored (a retried batch) was counted when it first went in.
+                if inserted == 0 {
+                    continue;
+                }
+                rollup.execute(params![
+                    crate::store::day_start(t.ts_ms),
+                    t.key_id.as_deref().unwrap_or_default(),
+                    t.team_id.as_deref().unwrap_or_default(),
+                    t.user.as_deref().unwrap_or_default(),
+                    t.requested_model,
+                    t.provider.as_deref().unwrap_or_default(),
+                    t.tokens.prompt as i64,
+                    t.tokens.completion as i64,
+                    t.cost_nanos,
                 ])?;
             }
         }
@@ -326,6 +353,48 @@ impl AuthFailureWrites for SqliteWriter {
             for c in counts {
                 upsert.execute(params![c.minute_ms, c.source, c.reason, c.count])?;
             }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl SpendWrites for SqliteWriter {
+    fn record_budget_alert(&mut self, alert: &BudgetAlert) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO budget_alerts (scope, subject, period, period_start_ms, percent, \
+             ts_ms, spend_nanos, limit_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                alert.scope,
+                alert.subject,
+                alert.period,
+                alert.period_start_ms,
+                alert.percent,
+                alert.ts_ms,
+                alert.spend_nanos,
+                alert.limit_nanos
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+impl RateLimitWrites for SqliteWriter {
+    fn add_rate_counts(&mut self, deltas: &[RateCount], now_ms: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO rate_counts (counter, window_start_ms, window_ms, value) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (counter, window_start_ms) \
+                 DO UPDATE SET value = value + excluded.value",
+            )?;
+            for d in deltas {
+                upsert.execute(params![d.counter, d.window_start_ms, d.window_ms, d.value])?;
+            }
+            tx.execute(
+                "DELETE FROM rate_counts WHERE window_start_ms + window_ms <= ?1",
+                [now_ms],
+            )?;
         }
         tx.commit()?;
         Ok(())

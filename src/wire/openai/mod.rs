@@ -175,6 +175,29 @@ impl Inbound {
         }
     }
 
+    /// The most output tokens the request allows (`max_completion_tokens`, else `max_tokens`;
+    /// Messages' `max_tokens` and Responses' `max_output_tokens` arrive as the former), times
+    /// the number of choices asked for; `None` when the client set no bound. Embeddings produce
+    /// no output.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        let bounded = |rest: &serde_json::Map<String, serde_json::Value>| {
+            let max = rest
+                .get("max_completion_tokens")
+                .or_else(|| rest.get("max_tokens"))
+                .and_then(serde_json::Value::as_u64)?;
+            let choices = rest
+                .get("n")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(1);
+            Some(max.saturating_mul(choices.max(1)))
+        };
+        match self {
+            Inbound::Chat(r) => bounded(&r.rest),
+            Inbound::Completion(r) => bounded(&r.rest),
+            Inbound::Embedding(_) => Some(0),
+        }
+    }
+
     pub fn message_count(&self) -> usize {
         match self {
             Inbound::Chat(r) => r.messages.len(),

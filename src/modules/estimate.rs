@@ -1,0 +1,75 @@
+//! What a request may use, estimated before it goes upstream, for the modules that reserve
+//! against a limit (`rate_limits` in tokens, `budgets` in nano-dollars): the prompt counted with
+//! the model's tokenizer, plus the output the request allows (`max_tokens`, or the module's
+//! default when the client set none). The prompt count is made once per request and kept in the
+//! request's slots, whichever module asks first.
+
+use crate::cost::{PriceTable, Tokens};
+use crate::providers::ProviderRegistry;
+use crate::request::RequestCtx;
+
+/// The prompt count and the model it was made for, kept in `ctx.slots`.
+#[derive(Clone, Debug)]
+struct Prompt {
+    /// The provider the model resolves to by default (`""` when only routing knows it).
+    provider: String,
+    upstream_model: String,
+    tokens: u64,
+}
+
+fn prompt<'a>(ctx: &'a mut RequestCtx, providers: &ProviderRegistry) -> &'a Prompt {
+    let request = &ctx.request;
+    ctx.slots.get_or_insert_with(|| {
+        let requested = request.requested_model.clone();
+        // Routing picks the deployment later; before it, the model's default route names the
+        // tokenizer and the price. An alias or group only routing knows is priced by its name.
+        let (provider, upstream_model) = match providers.resolve(&requested) {
+            Ok(route) => (route.provider.name().to_string(), route.upstream_model),
+            Err(_) => (String::new(), requested),
+        };
+        let tokens = request.parsed.as_ref().map_or(0, |parsed| {
+            crate::cost::tokenize::prompt_tokens(&upstream_model, parsed)
+        });
+        Prompt {
+            provider,
+            upstream_model,
+            tokens,
+        }
+    })
+}
+
+/// Prompt tokens plus the output the request allows.
+pub fn tokens(
+    ctx: &mut RequestCtx,
+    providers: &ProviderRegistry,
+    default_max_tokens: u64,
+) -> Tokens {
+    let completion = ctx
+        .request
+        .parsed
+        .as_ref()
+        .and_then(|r| r.max_output_tokens())
+        .unwrap_or(default_max_tokens);
+    Tokens {
+        prompt: prompt(ctx, providers).tokens,
+        completion,
+        ..Tokens::default()
+    }
+}
+
+/// The most the request may cost at the model's prices, in nano-dollars; `None` when the model
+/// has no price (its cost will be recorded as 0).
+pub fn cost_nanos(
+    ctx: &mut RequestCtx,
+    providers: &ProviderRegistry,
+    prices: &PriceTable,
+    default_max_tokens: u64,
+) -> Option<i64> {
+    let tokens = tokens(ctx, providers, default_max_tokens);
+    let requested = ctx.request.requested_model.clone();
+    let prompt = prompt(ctx, providers);
+    let price = prices
+        .lookup(&prompt.provider, &prompt.upstream_model)
+        .or_else(|| prices.lookup(&prompt.provider, &requested))?;
+    Some(price.cost_nanos(&tokens))
+}

@@ -1,0 +1,90 @@
+//! Spend: the rollups the writer keeps beside the trace rows, and the budget alerts it records.
+//!
+//! Every trace row the writer appends is also added, in the same transaction, to one summary row
+//! per UTC day, key, team, user, model and provider (requests, prompt and completion tokens,
+//! nano-dollars). Reports and the budget module's start-up read those rows, never the trace
+//! table, so their cost follows the number of distinct keys and models, not of requests. A row
+//! skipped as already stored (a retried batch) adds nothing.
+
+use serde::Serialize;
+
+use super::StoreError;
+
+/// How a spend report groups its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendBy {
+    /// The key's public id (`(none)` in local mode).
+    Key,
+    /// The key's team (`(none)` for keys without one).
+    Team,
+    /// The `user` field of the request body (`(none)` when absent).
+    User,
+    /// The model the client asked for.
+    Model,
+    Provider,
+    /// UTC calendar day, `YYYY-MM-DD`.
+    Day,
+}
+
+impl SpendBy {
+    pub fn parse(text: &str) -> Option<SpendBy> {
+        Some(match text {
+            "key" => SpendBy::Key,
+            "team" => SpendBy::Team,
+            "user" => SpendBy::User,
+            "model" => SpendBy::Model,
+            "provider" => SpendBy::Provider,
+            "day" => SpendBy::Day,
+            _ => return None,
+        })
+    }
+}
+
+/// What a report prints for a missing key, team, user or provider.
+pub const NONE: &str = "(none)";
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SpendRow {
+    pub key: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nanos: i64,
+}
+
+/// A budget's soft threshold crossed: raised once per subject, period and percent.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BudgetAlert {
+    pub ts_ms: i64,
+    /// `key` or `team`.
+    pub scope: String,
+    /// The key's public id or the team's id.
+    pub subject: String,
+    /// `day`, `week`, `month` or `total`.
+    pub period: String,
+    pub period_start_ms: i64,
+    pub percent: u8,
+    pub spend_nanos: i64,
+    pub limit_nanos: i64,
+}
+
+/// Spend reads. Methods block; async callers use `spawn_blocking`.
+pub trait SpendStore: Send + Sync {
+    /// Sums of the UTC days from the one holding `since_ms` on (rollups are per day, so a cut-off
+    /// inside a day counts that whole day), most expensive first, then by key.
+    fn spend(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
+    /// Alerts of periods starting at or after `since_ms`, oldest first.
+    fn budget_alerts(&self, since_ms: i64) -> Result<Vec<BudgetAlert>, StoreError>;
+}
+
+/// Called only by the writer thread. (The rollups themselves are kept by
+/// [`super::TraceWrites::append_traces`], in the trace batch's transaction.)
+pub trait SpendWrites {
+    /// Records an alert; one already recorded for the same subject, period and percent is kept.
+    fn record_budget_alert(&mut self, alert: &BudgetAlert) -> Result<(), StoreError>;
+}
+
+/// Midnight UTC of the day holding `ms`.
+pub fn day_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
+}
