@@ -25,7 +25,8 @@ pub const USAGE: &str =
     "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp]
 
 Counts the instructions Stockyard executes per request (valgrind's callgrind), non-streamed and
-streamed chat at concurrency 1, and prints them. --check FILE fails when a figure exceeds FILE's
+streamed chat at concurrency 1 (and non-streamed with a virtual key whose budget and rate limits
+are on), and prints them. --check FILE fails when a figure exceeds FILE's
 by more than 10%; --write FILE saves the figures as the baseline; --keep-tmp keeps the callgrind
 dumps (for callgrind_annotate) and prints where.";
 
@@ -109,13 +110,15 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     )?;
     let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
     let config = group::write_config(&scratch.path, mock_addr)?;
+    let db = scratch.path.join("icount.db");
+    let governed_key = crate::governance::create_key(&binaries.stockyard, &db)?;
     let out_file = scratch.path.join("callgrind.out");
     let mut cmd = Command::new(valgrind);
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(&binaries.stockyard)
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(scratch.path.join("icount.db"))
+        .arg(&db)
         .arg("--config")
         .arg(&config);
     proxy_env(&mut cmd, mock_addr);
@@ -134,7 +137,18 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
 
     let mut figures = Vec::new();
-    for (dump, mode) in [Mode::NonStream, Mode::Stream].into_iter().enumerate() {
+    // The governed scenario sends a virtual key with a budget and rate limits, so the budgets and
+    // rate_limits modules reserve and settle on every request.
+    let scenarios = [
+        ("non-stream", Mode::NonStream, crate::governance::STATIC_KEY),
+        ("stream", Mode::Stream, crate::governance::STATIC_KEY),
+        (
+            "governed non-stream",
+            Mode::NonStream,
+            governed_key.as_str(),
+        ),
+    ];
+    for (dump, (label, mode, key)) in scenarios.into_iter().enumerate() {
         let target = Arc::new(
             Target::for_model(
                 "stockyard",
@@ -143,7 +157,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
                 Some(group::SINGLE_ROUTE),
                 load::MODEL,
             )?
-            .with_bearer(crate::governance::STATIC_KEY)?,
+            .with_bearer(key)?,
         );
         let mut measured = Measurement::default();
         runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
@@ -154,14 +168,13 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         callgrind(&control, stockyard.pid(), "-d")?;
         if let Some(first) = &measured.first_error {
             return Err(format!(
-                "{}: {} requests failed; first: {first}",
-                mode.label(),
+                "{label}: {} requests failed; first: {first}",
                 measured.errors
             ));
         }
         let dump_file = PathBuf::from(format!("{}.{}", out_file.display(), dump + 1));
         let total = totals(&dump_file)?;
-        figures.push((mode.label(), total / options.requests as u64));
+        figures.push((label, total / options.requests as u64));
         stockyard.check_alive()?;
     }
     let _ = stockyard.terminate(SHUTDOWN_TIMEOUT);

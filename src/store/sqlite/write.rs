@@ -2,6 +2,7 @@
 //! so these methods need no locking. A trace batch is one transaction; an admin change and its
 //! ledger entry are one transaction.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -21,6 +22,18 @@ pub struct SqliteWriter {
     pub(super) published: Option<Head>,
 }
 
+/// A spend rollup row's key: UTC day, key, team, user, model, provider.
+type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// What one batch adds to a rollup row.
+#[derive(Default)]
+struct SpendSum {
+    requests: i64,
+    prompt: i64,
+    completion: i64,
+    cost_nanos: i64,
+}
+
 impl TraceWrites for SqliteWriter {
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -37,12 +50,13 @@ impl TraceWrites for SqliteWriter {
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
-                 prompt_tokens, completion_tokens, cost_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9) \
+                 prompt_tokens, completion_tokens, cost_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (day_ms, key_id, team_id, user, model, provider) DO UPDATE SET \
-                 requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                 requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
                  cost_nanos = cost_nanos + excluded.cost_nanos",
             )?;
+            let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
             for t in traces {
                 let inserted = insert.execute(params![
                     t.id,
@@ -85,16 +99,35 @@ impl TraceWrites for SqliteWriter {
                 if inserted == 0 {
                     continue;
                 }
+                let group = sums
+                    .entry((
+                        crate::store::day_start(t.ts_ms),
+                        t.key_id.as_deref().unwrap_or_default(),
+                        t.team_id.as_deref().unwrap_or_default(),
+                        t.user.as_deref().unwrap_or_default(),
+                        t.requested_model.as_str(),
+                        t.provider.as_deref().unwrap_or_default(),
+                    ))
+                    .or_default();
+                group.requests += 1;
+                group.prompt += t.tokens.prompt as i64;
+                group.completion += t.tokens.completion as i64;
+                group.cost_nanos += t.cost_nanos;
+            }
+            // One upsert per group of the batch, not per row: a batch of a busy second is mostly
+            // one key, model and provider.
+            for ((day, key, team, user, model, provider), sum) in &sums {
                 rollup.execute(params![
-                    crate::store::day_start(t.ts_ms),
-                    t.key_id.as_deref().unwrap_or_default(),
-                    t.team_id.as_deref().unwrap_or_default(),
-                    t.user.as_deref().unwrap_or_default(),
-                    t.requested_model,
-                    t.provider.as_deref().unwrap_or_default(),
-                    t.tokens.prompt as i64,
-                    t.tokens.completion as i64,
-                    t.cost_nanos,
+                    day,
+                    key,
+                    team,
+                    user,
+                    model,
+                    provider,
+                    sum.requests,
+                    sum.prompt,
+                    sum.completion,
+                    sum.cost_nanos,
                 ])?;
             }
         }
