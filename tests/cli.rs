@@ -12,19 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{PROVIDER_KEY, chat};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stockyard");
-
-/// A command with no inherited STOCKYARD_* variables, on `db`.
-fn stockyard(db: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("STOCKYARD_") || key.starts_with("OPENAI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("STOCKYARD_DB", db).env("USER", "tester");
-    cmd
-}
+use common::binary::stockyard;
 
 fn run(mut cmd: Command) -> (i32, String, String) {
     let Output {

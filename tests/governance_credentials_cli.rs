@@ -16,19 +16,7 @@ use std::time::{Duration, Instant};
 use common::{PROVIDER_KEY, TestClient, chat};
 use mock_upstream::MockUpstream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stockyard");
-
-/// A command with no inherited STOCKYARD_* or provider variables, on `db`.
-fn stockyard(db: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("STOCKYARD_") || key.starts_with("OPENAI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("STOCKYARD_DB", db).env("USER", "tester");
-    cmd
-}
+use common::binary::stockyard;
 
 /// Runs `args` (with `stdin` fed in), bounded; returns (exit code, stdout, stderr).
 fn run(db: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {

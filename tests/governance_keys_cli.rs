@@ -9,26 +9,14 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{PROVIDER_KEY, TestClient, chat};
 use hyper::Method;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stockyard");
-
-/// A command with no inherited STOCKYARD_* variables, on `db`.
-fn stockyard(db: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("STOCKYARD_") || key.starts_with("OPENAI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("STOCKYARD_DB", db).env("USER", "tester");
-    cmd
-}
+use common::binary::stockyard;
 
 /// Runs `stockyard ARGS` on `db` (bounded by the test harness's own timeout); panics with the
 /// output unless it exits 0.

@@ -6,19 +6,24 @@ use serde_json::{Value, json};
 use crate::request::ApiError;
 use crate::store::{SpendBy, Store, now_ms};
 
-/// `90m`, `24h`, `7d`, `30s` as milliseconds.
-pub fn parse_since(text: &str) -> Result<i64, String> {
-    let bad = || format!("since: {text:?} is not a duration like 90m, 24h or 7d");
+/// `90m`, `24h`, `7d`, `30s` as milliseconds (also what `keys create --expires` takes).
+pub fn duration_ms(text: &str) -> Option<i64> {
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| bad())?;
+    let n: i64 = number.parse().ok()?;
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(bad()),
+        _ => return None,
     };
-    Ok(n.saturating_mul(unit_ms))
+    Some(n.saturating_mul(unit_ms))
+}
+
+/// A report's `since`, as milliseconds.
+pub fn parse_since(text: &str) -> Result<i64, String> {
+    duration_ms(text)
+        .ok_or_else(|| format!("since: {text:?} is not a duration like 90m, 24h or 7d"))
 }
 
 /// The report for `by` (default `model`) since `since` (default `24h`), from the query string.

@@ -136,17 +136,8 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct ModulesArgs {
-    /// A running server (`http://127.0.0.1:4000`); without it the database is changed directly.
-    #[arg(long, global = true)]
-    pub server: Option<String>,
-    /// Admin key for --server.
-    #[arg(
-        long,
-        global = true,
-        env = "STOCKYARD_ADMIN_KEY",
-        hide_env_values = true
-    )]
-    pub admin_key: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: ModulesCommand,
 }
@@ -170,17 +161,8 @@ pub enum ModulesCommand {
 
 #[derive(Debug, Args)]
 pub struct RoutingArgs {
-    /// A running server (`http://127.0.0.1:4000`); without it the database is changed directly.
-    #[arg(long, global = true)]
-    pub server: Option<String>,
-    /// Admin key for --server.
-    #[arg(
-        long,
-        global = true,
-        env = "STOCKYARD_ADMIN_KEY",
-        hide_env_values = true
-    )]
-    pub admin_key: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: RoutingCommand,
 }

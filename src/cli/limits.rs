@@ -101,19 +101,11 @@ pub fn expires_at(text: &str) -> Result<i64, CliError> {
             "--expires: {text:?} is not a duration like 90d, 12h or 30m"
         ))
     };
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    if n <= 0 {
+    let ms = crate::admin::spend::duration_ms(text).ok_or_else(bad)?;
+    if ms <= 0 {
         return Err(bad());
     }
-    Ok(crate::store::now_ms().saturating_add(n.saturating_mul(unit_ms)))
+    Ok(crate::store::now_ms().saturating_add(ms))
 }
 
 /// `KEY=VALUE` pairs.

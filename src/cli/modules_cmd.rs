@@ -29,8 +29,8 @@ pub async fn run(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
     };
     let applied = change::apply(
         cli,
-        args.server.as_deref(),
-        args.admin_key.as_deref(),
+        args.server.server.as_deref(),
+        args.server.admin_key.as_deref(),
         change,
     )
     .await?;
@@ -53,10 +53,10 @@ fn parse_pairs(pairs: &[String]) -> Result<Value, CliError> {
 }
 
 async fn list(cli: &Cli, args: &ModulesArgs) -> Result<ExitCode, CliError> {
-    let modules: Value = match &args.server {
+    let modules: Value = match &args.server.server {
         Some(server) => admin_client::call(
             server,
-            args.admin_key.as_deref(),
+            args.server.admin_key.as_deref(),
             hyper::Method::GET,
             "/admin/modules",
             Bytes::new(),

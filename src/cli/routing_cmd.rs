@@ -51,8 +51,8 @@ pub async fn run(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
     };
     let applied = change::apply(
         cli,
-        args.server.as_deref(),
-        args.admin_key.as_deref(),
+        args.server.server.as_deref(),
+        args.server.admin_key.as_deref(),
         change,
     )
     .await?;
@@ -61,10 +61,10 @@ pub async fn run(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn show(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
-    let routing = match &args.server {
+    let routing = match &args.server.server {
         Some(server) => admin_client::call(
             server,
-            args.admin_key.as_deref(),
+            args.server.admin_key.as_deref(),
             Method::GET,
             "/admin/routing",
             Bytes::new(),
@@ -89,14 +89,14 @@ async fn show(cli: &Cli, args: &RoutingArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn breakers(args: &RoutingArgs) -> Result<ExitCode, CliError> {
-    let Some(server) = &args.server else {
+    let Some(server) = &args.server.server else {
         return Err(CliError::Failed(
             "breaker state lives in the running server: pass --server URL".into(),
         ));
     };
     let answer = admin_client::call(
         server,
-        args.admin_key.as_deref(),
+        args.server.admin_key.as_deref(),
         Method::GET,
         "/admin/breakers",
         Bytes::new(),

@@ -99,16 +99,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     let control = find_on_path("callgrind_control")
         .ok_or("callgrind_control is not on PATH (it comes with valgrind)")?;
     let scratch = Scratch::create(options.keep_tmp)?;
-    let mut mock_cmd = Command::new(&binaries.mock);
-    mock_cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
-    let (_mock, line) = Proc::start(
-        "mock-upstream",
-        mock_cmd,
-        &scratch.path,
-        Some("listening on http://"),
-        READY_TIMEOUT,
-    )?;
-    let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
+    let (_mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, None)?;
     let config = group::write_config(&scratch.path, mock_addr)?;
     let db = scratch.path.join("icount.db");
     let governed_key = crate::governance::create_key(&binaries.stockyard, &db)?;

@@ -139,16 +139,7 @@ fn run(args: &args::Args) -> Result<bool, String> {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     eprintln!("bench: nproc={nproc}; {}", pinning.note);
 
-    let mut mock_cmd = command_on(&binaries.mock, pinning.mock_cpu);
-    mock_cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
-    let (mut mock, line) = Proc::start(
-        "mock-upstream",
-        mock_cmd,
-        &scratch.path,
-        Some("listening on http://"),
-        READY_TIMEOUT,
-    )?;
-    let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
+    let (mut mock, mock_addr) = start_mock(&binaries.mock, &scratch.path, pinning.mock_cpu)?;
 
     let db = scratch.path.join("bench.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
@@ -555,6 +546,25 @@ fn section(
         .saturating_sub(sent_before);
     let ns = before.zip(after).map(|(b, a)| a.saturating_sub(b));
     m.add_proxy_cpu(ns, requests);
+}
+
+/// The mock upstream on a free loopback port with one worker thread (on `cpu` when given), and
+/// the address it listens on.
+pub(crate) fn start_mock(
+    program: &Path,
+    dir: &Path,
+    cpu: Option<usize>,
+) -> Result<(Proc, SocketAddr), String> {
+    let mut cmd = command_on(program, cpu);
+    cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
+    let (mock, line) = Proc::start(
+        "mock-upstream",
+        cmd,
+        dir,
+        Some("listening on http://"),
+        READY_TIMEOUT,
+    )?;
+    Ok((mock, parse_addr(line.as_deref(), "/v1", "mock-upstream")?))
 }
 
 /// `stockyard serve` on a free loopback port with its own database and the group's config file,

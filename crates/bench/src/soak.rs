@@ -72,16 +72,7 @@ fn rss_kb(pid: u32) -> Option<u64> {
 
 fn run(requests: usize, block: usize, binaries: &Binaries) -> Result<bool, String> {
     let scratch = Scratch::create(false)?;
-    let mut mock_cmd = std::process::Command::new(&binaries.mock);
-    mock_cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
-    let (mut mock, line) = Proc::start(
-        "mock-upstream",
-        mock_cmd,
-        &scratch.path,
-        Some("listening on http://"),
-        READY_TIMEOUT,
-    )?;
-    let mock_addr = parse_addr(line.as_deref(), "/v1", "mock-upstream")?;
+    let (mut mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, None)?;
     let db = scratch.path.join("soak.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
     let (mut stockyard, line) = Proc::start(
