@@ -59,6 +59,17 @@ pub async fn call(
     Ok(value)
 }
 
+/// The array in field `field` of `GET path` on a running server (a listing).
+pub async fn list(
+    server: &str,
+    admin_key: Option<&str>,
+    path: &str,
+    field: &str,
+) -> Result<Vec<Value>, CliError> {
+    let answer = call(server, admin_key, Method::GET, path, Bytes::new()).await?;
+    Ok(answer[field].as_array().cloned().unwrap_or_default())
+}
+
 /// The admin API call that makes `change` on a running server.
 pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
     let body = |v: Value| Bytes::from(v.to_string());

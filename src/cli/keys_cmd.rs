@@ -5,7 +5,6 @@
 
 use std::process::ExitCode;
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::args::{ClearField, Cli, KeysArgs, KeysCommand, ServerArgs};
@@ -125,15 +124,7 @@ pub async fn run(cli: &Cli, args: &KeysArgs) -> Result<ExitCode, CliError> {
 /// Every key, from `--server` or the database.
 async fn keys(cli: &Cli, server: &ServerArgs) -> Result<Vec<Value>, CliError> {
     if let Some(url) = &server.server {
-        let answer = admin_client::call(
-            url,
-            server.admin_key.as_deref(),
-            hyper::Method::GET,
-            "/admin/keys",
-            Bytes::new(),
-        )
-        .await?;
-        return Ok(answer["keys"].as_array().cloned().unwrap_or_default());
+        return admin_client::list(url, server.admin_key.as_deref(), "/admin/keys", "keys").await;
     }
     let config = load_config(cli)?;
     let now = now_ms();

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::args::{Cli, ServerArgs, TeamsArgs, TeamsCommand};
@@ -54,15 +53,7 @@ pub async fn run(cli: &Cli, args: &TeamsArgs) -> Result<ExitCode, CliError> {
 /// Every team with its live keys, from `--server` or the database.
 async fn teams(cli: &Cli, server: &ServerArgs) -> Result<Vec<Value>, CliError> {
     if let Some(url) = &server.server {
-        let answer = admin_client::call(
-            url,
-            server.admin_key.as_deref(),
-            hyper::Method::GET,
-            "/admin/teams",
-            Bytes::new(),
-        )
-        .await?;
-        return Ok(answer["teams"].as_array().cloned().unwrap_or_default());
+        return admin_client::list(url, server.admin_key.as_deref(), "/admin/teams", "teams").await;
     }
     let store = open_reader(&load_config(cli)?)?;
     let keys = store.keys.virtual_keys()?;
