@@ -3,14 +3,14 @@
 //! tokens per message and 3 to prime the reply. Used to estimate usage an upstream did not report
 //! and to estimate a request's prompt before it goes upstream (budgets, token rate limits).
 
-use tiktoken_rs::CoreBPE;
+use bpe_openai::Tokenizer;
 
 use crate::wire::openai::Inbound;
 
 const TOKENS_PER_MESSAGE: u64 = 3;
 const REPLY_PRIMING: u64 = 3;
 
-fn tokenizer_for(model: &str) -> &'static CoreBPE {
+fn tokenizer_for(model: &str) -> &'static Tokenizer {
     let bare = model.rsplit('/').next().unwrap_or(model);
     let o200k = [
         "gpt-4o",
@@ -23,15 +23,15 @@ fn tokenizer_for(model: &str) -> &'static CoreBPE {
         "chatgpt-4o",
     ];
     if o200k.iter().any(|p| bare.starts_with(p)) {
-        tiktoken_rs::o200k_base_singleton()
+        bpe_openai::o200k_base()
     } else {
-        tiktoken_rs::cl100k_base_singleton()
+        bpe_openai::cl100k_base()
     }
 }
 
 /// Tokens of `text` under `model`'s tokenizer.
 pub fn count_text(model: &str, text: &str) -> u64 {
-    tokenizer_for(model).encode_ordinary(text).len() as u64
+    tokenizer_for(model).count(text) as u64
 }
 
 /// Prompt tokens of `request` under `model`'s tokenizer, chat framing included.
@@ -39,7 +39,7 @@ pub fn prompt_tokens(model: &str, request: &Inbound) -> u64 {
     let bpe = tokenizer_for(model);
     let mut prompt = 0;
     for text in request.prompt_texts() {
-        prompt += bpe.encode_ordinary(text).len() as u64;
+        prompt += bpe.count(text) as u64;
     }
     let messages = request.message_count() as u64;
     if messages > 0 {
