@@ -1,5 +1,6 @@
-//! Token counting with the model's real tokenizer: o200k_base for the GPT-4o, GPT-4.1, GPT-5 and
-//! o-series families, cl100k_base for everything else, plus OpenAI's documented chat framing of 3
+//! Token counting with the model's real tokenizer: cl100k_base for the GPT-4, GPT-3.5 and
+//! embedding families, o200k_base for the GPT-4o, GPT-4.1, GPT-5 and o-series families and as
+//! the stand-in for providers whose tokenizers are not public, plus OpenAI's documented chat framing of 3
 //! tokens per message and 3 to prime the reply. Used to estimate usage an upstream did not report
 //! and to estimate a request's prompt before it goes upstream (budgets, token rate limits).
 
@@ -12,20 +13,17 @@ const REPLY_PRIMING: u64 = 3;
 
 fn tokenizer_for(model: &str) -> &'static Tokenizer {
     let bare = model.rsplit('/').next().unwrap_or(model);
-    let o200k = [
-        "gpt-4o",
-        "gpt-4.1",
-        "gpt-4.5",
-        "gpt-5",
-        "o1",
-        "o3",
-        "o4",
-        "chatgpt-4o",
-    ];
-    if o200k.iter().any(|p| bare.starts_with(p)) {
-        bpe_openai::o200k_base()
-    } else {
+    // The GPT-4 and GPT-3.5 families and the embedding models count in cl100k_base; every
+    // newer OpenAI model in o200k_base, which also stands in for providers whose tokenizers are
+    // not public, so a deployment that serves no older OpenAI model loads one vocabulary.
+    let o200k_prefixes = ["gpt-4o", "gpt-4.1", "gpt-4.5", "chatgpt-4o"];
+    let cl100k_prefixes = ["gpt-4", "gpt-3.5", "text-embedding-", "davinci", "babbage"];
+    let cl100k = cl100k_prefixes.iter().any(|p| bare.starts_with(p))
+        && !o200k_prefixes.iter().any(|p| bare.starts_with(p));
+    if cl100k {
         bpe_openai::cl100k_base()
+    } else {
+        bpe_openai::o200k_base()
     }
 }
 
@@ -46,4 +44,20 @@ pub fn prompt_tokens(model: &str, request: &Inbound) -> u64 {
         prompt += messages * TOKENS_PER_MESSAGE + REPLY_PRIMING;
     }
     prompt
+}
+
+/// Loads the vocabulary most models count in (o200k_base) on a thread of its own, once per process. A vocabulary takes tens
+/// of milliseconds of CPU and tens of megabytes to load, so it is loaded only where requests
+/// will need estimates (virtual keys with budgets or token limits exist), and early, so that the
+/// first such request does not wait for it. A request that comes before the load has finished
+/// waits for what is left of it.
+pub fn preload() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("stockyard-tokenizer".into())
+            .spawn(|| {
+                let _ = bpe_openai::o200k_base();
+            });
+    });
 }

@@ -73,3 +73,18 @@ pub fn cost_nanos(
         .or_else(|| prices.lookup(&prompt.provider, &requested))?;
     Some(price.cost_nanos(&tokens))
 }
+
+/// Starts loading the tokenizers in the background when requests will need estimates: when
+/// virtual keys exist (their budgets and limits reserve estimates) or `always` (a module's own
+/// configuration asks for them). Called when a module is built, never on the request path.
+pub fn preload_tokenizers(deps: &super::ModuleDeps, always: bool) {
+    let keys_exist = || {
+        deps.store
+            .keys
+            .virtual_keys()
+            .is_ok_and(|keys| !keys.is_empty())
+    };
+    if always || keys_exist() {
+        crate::cost::tokenize::preload();
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::request::{Budget, Period};
-use crate::store::counters::calendar;
+use crate::store::counters::{calendar, counter_key};
 use crate::store::{
     BudgetAlert, CalendarUnit, HotCounters, Reservation, ReserveError, SpendBy, Store, StoreError,
     Window, now_ms,
@@ -51,21 +51,11 @@ pub fn window(period: Period) -> Window {
 }
 
 fn spend_key(subject: &Subject, period: Period) -> String {
-    format!(
-        "spend:{}:{}:{}",
-        subject.scope,
-        subject.id,
-        period_name(period)
-    )
+    counter_key(&["spend", subject.scope, &subject.id, period_name(period)])
 }
 
 fn held_key(subject: &Subject, period: Period) -> String {
-    format!(
-        "held:{}:{}:{}",
-        subject.scope,
-        subject.id,
-        period_name(period)
-    )
+    counter_key(&["held", subject.scope, &subject.id, period_name(period)])
 }
 
 /// An estimate held against one budget until the request finishes.

@@ -98,6 +98,7 @@ impl ModuleConfig for BudgetsConfig {
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = BudgetsConfig::parse(config).map_err(ModuleError::Config)?;
     let book = deps.shared.get_or_init(|| Loaded::new(deps)).book()?;
+    super::estimate::preload_tokenizers(deps, false);
     let webhook = config
         .webhook_url
         .as_deref()

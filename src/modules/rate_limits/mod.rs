@@ -26,6 +26,7 @@ use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
+use crate::store::counters::counter_key;
 use crate::store::{Reservation, ReserveError, SystemClock, Window};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -120,6 +121,8 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
             message: format!("cannot read the stored rate-limit counts: {e}"),
         });
     }
+    let model_tpm = config.models.values().any(|m| m.tpm.is_some());
+    super::estimate::preload_tokenizers(deps, model_tpm);
     Ok(Arc::new(RateLimits {
         config,
         book: loaded.0.clone(),
@@ -167,7 +170,7 @@ impl Limit {
             Kind::Requests => "rpm",
             Kind::Tokens => "tpm",
         };
-        format!("{kind}:{}:{}", self.scope, self.id)
+        counter_key(&[kind, self.scope, &self.id])
     }
 }
 
