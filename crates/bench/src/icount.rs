@@ -129,16 +129,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
 
     // With a virtual key in the database the proxy loads the tokenizer on a thread of its own
     // at start-up; one governed request waits for that load to finish, so no scenario counts it.
-    let first = Arc::new(
-        Target::for_model(
-            "stockyard",
-            proxy_addr,
-            None,
-            Some(group::SINGLE_ROUTE),
-            load::MODEL,
-        )?
-        .with_bearer(&governed_key)?,
-    );
+    let first = Arc::new(Target::stockyard(proxy_addr, &governed_key)?);
     runtime.block_on(load::warm_up(
         first,
         Mode::NonStream,
@@ -159,16 +150,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         ),
     ];
     for (dump, (label, mode, key)) in scenarios.into_iter().enumerate() {
-        let target = Arc::new(
-            Target::for_model(
-                "stockyard",
-                proxy_addr,
-                None,
-                Some(group::SINGLE_ROUTE),
-                load::MODEL,
-            )?
-            .with_bearer(key)?,
-        );
+        let target = Arc::new(Target::stockyard(proxy_addr, key)?);
         let mut measured = Measurement::default();
         runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
         std::thread::sleep(SETTLE);

@@ -68,6 +68,18 @@ impl Target {
     }
 
     /// A target that asks for `model`, which must need no JSON escaping (it is a constant).
+    /// Stockyard at `addr` on the single-deployment route, sending `key` as the bearer.
+    pub fn stockyard(addr: SocketAddr, key: &str) -> Result<Target, String> {
+        Target::for_model(
+            "stockyard",
+            addr,
+            None,
+            Some(crate::group::SINGLE_ROUTE),
+            MODEL,
+        )?
+        .with_bearer(key)
+    }
+
     pub fn for_model(
         label: &'static str,
         addr: SocketAddr,

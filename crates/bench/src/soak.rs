@@ -83,16 +83,10 @@ fn run(requests: usize, block: usize, binaries: &Binaries) -> Result<bool, Strin
         READY_TIMEOUT,
     )?;
     let proxy_addr = parse_addr(line.as_deref(), "", "stockyard")?;
-    let target = Arc::new(
-        Target::for_model(
-            "stockyard",
-            proxy_addr,
-            None,
-            Some(group::SINGLE_ROUTE),
-            load::MODEL,
-        )?
-        .with_bearer(crate::governance::STATIC_KEY)?,
-    );
+    let target = Arc::new(Target::stockyard(
+        proxy_addr,
+        crate::governance::STATIC_KEY,
+    )?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
