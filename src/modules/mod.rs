@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod cache;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
