@@ -11,6 +11,7 @@
 //! Every response says what happened in `x-stockyard-cache` (`hit`, `miss` or `skip`).
 
 pub mod controls;
+pub mod embeddings;
 pub mod index;
 pub mod key;
 
@@ -65,6 +66,10 @@ pub struct CacheConfig {
     pub model_ttl_secs: BTreeMap<String, u64>,
     /// Largest TTL a request may ask for.
     pub max_ttl_secs: u64,
+    /// Whether `/v1/embeddings` answers are cached per input string.
+    pub embeddings: bool,
+    /// The embeddings cache's own byte budget.
+    pub embeddings_max_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -78,6 +83,8 @@ impl Default for CacheConfig {
             max_temperature: 1.0,
             model_ttl_secs: BTreeMap::new(),
             max_ttl_secs: 30 * 86_400,
+            embeddings: true,
+            embeddings_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -113,12 +120,20 @@ fn build(config: &Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleErr
     let max_bytes = usize::try_from(config.max_bytes).unwrap_or(usize::MAX);
     let entries = entries(deps, max_bytes);
     entries.0.set_max_bytes(max_bytes);
-    Ok(Arc::new(ExactCache { config, entries }))
+    let embedding_bytes = usize::try_from(config.embeddings_max_bytes).unwrap_or(usize::MAX);
+    let vectors = embeddings::entries(deps, embedding_bytes);
+    vectors.0.set_max_bytes(embedding_bytes);
+    Ok(Arc::new(ExactCache {
+        config,
+        entries,
+        vectors,
+    }))
 }
 
 pub struct ExactCache {
     config: CacheConfig,
     entries: Arc<ResponseEntries>,
+    vectors: Arc<embeddings::EmbeddingEntries>,
 }
 
 /// A miss this request may fill: where it goes, and the answer as it arrives.
@@ -153,6 +168,46 @@ pub fn too_hot(ctx: &RequestCtx, max: f64, controls: &Controls) -> bool {
 }
 
 impl ExactCache {
+    /// `/v1/embeddings`: answer from the cache, or ask upstream only for the inputs not in it.
+    fn embeddings(&self, ctx: &mut RequestCtx) -> Verdict {
+        if !self.config.embeddings {
+            return Verdict::Continue;
+        }
+        let controls = Controls::from_headers(&ctx.request.headers);
+        let model = key::target_model(ctx);
+        let ttl_ms = self.ttl_ms(&model, &controls);
+        if controls.no_store || ttl_ms == 0 {
+            report(ctx, "skip");
+            return Verdict::Continue;
+        }
+        let client_namespace = controls
+            .namespace
+            .as_deref()
+            .filter(|_| self.config.allow_client_namespace);
+        let namespace = key::namespace(ctx, self.config.namespace, client_namespace);
+        let max_age = controls.max_age_s.map(|s| (s as i64).saturating_mul(1000));
+        match embeddings::lookup(
+            ctx,
+            &self.vectors.0,
+            namespace,
+            ttl_ms,
+            max_age,
+            !controls.no_cache,
+        ) {
+            embeddings::Lookup::Answered(answer, saved) => {
+                ctx.usage.saved_nanos = saved;
+                report(ctx, "hit");
+                Verdict::Answer(CanonicalAnswer::Complete(answer))
+            }
+            embeddings::Lookup::Partial(merge) => {
+                report(ctx, "miss");
+                ctx.slots.insert(merge);
+                Verdict::Continue
+            }
+            embeddings::Lookup::NotCached => Verdict::Continue,
+        }
+    }
+
     fn ttl_ms(&self, model: &str, controls: &Controls) -> i64 {
         let default = self
             .config
@@ -180,6 +235,9 @@ impl Module for ExactCache {
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        if ctx.request.endpoint == crate::wire::openai::Endpoint::Embeddings {
+            return Ok(self.embeddings(ctx));
+        }
         if ctx.identity.internal.is_some() {
             return Ok(Verdict::Continue);
         }
@@ -238,6 +296,16 @@ impl Module for ExactCache {
     ) -> Result<(), ModuleError> {
         if let Some(pending) = ctx.slots.get_mut::<Pending>() {
             pending.complete = serde_json::from_slice(&answer.body).ok();
+        }
+        if let Some(merge) = ctx.slots.remove::<embeddings::Merge>()
+            && (200..300).contains(&answer.status)
+            && let Ok(upstream) = serde_json::from_slice::<Value>(&answer.body)
+        {
+            // What the call costs is not known before `on_finish`; the estimate is its usage.
+            let merged = merge.merge(&self.vectors.0, 0, &upstream);
+            if let Some(merged) = merged {
+                answer.body = bytes::Bytes::from(merged.to_string());
+            }
         }
         Ok(())
     }
