@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 const PRICES: &str =
     "[prices.\"gpt-4o-mini\"]\ninput_per_million = 500.0\noutput_per_million = 500.0\n";
-const ON: &str = "[modules.cache]\nenabled = true\n";
+const ON: &str = "[admin]\nkey = \"admin-key-0123456789abcdef\"\n[modules.cache]\nenabled = true\n";
 
 async fn start(extra: &str) -> Harness {
     Harness::start_with_modules(&format!("{PRICES}{ON}{extra}"), &[&GRANTS]).await

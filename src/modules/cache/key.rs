@@ -75,8 +75,34 @@ pub fn normalised(chat: &ChatRequest, model: &str) -> Value {
             map.remove(*field);
         }
         map.insert("model".into(), Value::String(model.to_string()));
+        // Two spellings of one limit (a Messages request's `max_tokens` arrives as the newer).
+        if let Some(max) = map.remove("max_tokens") {
+            map.entry("max_completion_tokens").or_insert(max);
+        }
+        if let Some(Value::Array(messages)) = map.get_mut("messages") {
+            for message in messages {
+                flatten_text(message);
+            }
+        }
     }
     value
+}
+
+/// Content made only of text parts is the same as that text as a string.
+fn flatten_text(message: &mut Value) {
+    let Some(Value::Array(parts)) = message.get("content") else {
+        return;
+    };
+    let mut text = String::new();
+    for part in parts {
+        match (part["type"].as_str(), part["text"].as_str()) {
+            (Some("text"), Some(t)) if part.as_object().is_some_and(|p| p.len() == 2) => {
+                text.push_str(t)
+            }
+            _ => return,
+        }
+    }
+    message["content"] = Value::String(text);
 }
 
 /// Hex SHA-256 of `value` in a canonical encoding (object keys sorted), so the order a client
