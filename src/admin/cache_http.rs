@@ -97,8 +97,8 @@ pub fn stats(admin: &Admin) -> Value {
     if let Some(exact) = shared.get::<ResponseEntries>() {
         out["exact"] = json!(exact.0.snapshot());
     }
-    #[cfg(any())] if let Some(semantic) = shared.get::<crate::modules::semantic_cache::SemanticEntries>() {
-        out["semantic"] = json!(semantic.snapshot());
+    if let Some(semantic) = shared.get::<crate::modules::semantic_cache::SemanticEntries>() {
+        out["semantic"] = semantic.snapshot();
     }
     if let Some(embeddings) = shared.get::<crate::modules::cache::embeddings::EmbeddingEntries>() {
         out["embeddings"] = json!(embeddings.0.snapshot());
@@ -117,7 +117,7 @@ pub(super) async fn purge(
     if let Some(exact) = shared.get::<ResponseEntries>() {
         removed += exact.0.purge(&purge);
     }
-    #[cfg(any())] if let Some(semantic) = shared.get::<crate::modules::semantic_cache::SemanticEntries>() {
+    if let Some(semantic) = shared.get::<crate::modules::semantic_cache::SemanticEntries>() {
         removed += semantic.purge(&purge);
     }
     if let Some(embeddings) = shared.get::<crate::modules::cache::embeddings::EmbeddingEntries>() {

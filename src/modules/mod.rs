@@ -28,6 +28,7 @@ pub mod registry;
 pub mod request_limits;
 pub mod responses;
 pub mod routing;
+pub mod semantic_cache;
 pub mod shared;
 pub mod trace;
 

@@ -41,6 +41,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::cost::SPEC,
     super::trace::SPEC,
     super::cache::SPEC,
+    super::semantic_cache::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -10,6 +10,7 @@
 //! this answer is kept; `x-stockyard-cache-namespace` picks a sub-namespace of the tenant's own.
 //! Every response says what happened in `x-stockyard-cache` (`hit`, `miss` or `skip`).
 
+pub mod collect;
 pub mod controls;
 pub mod embeddings;
 pub mod index;
@@ -22,8 +23,9 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use self::collect::{Collected, storable};
 use self::controls::{Controls, OUTCOME_HEADER};
 use self::index::EntryIndex;
 use self::key::NamespaceBy;
@@ -143,10 +145,7 @@ struct Pending {
     key: String,
     model: String,
     ttl_ms: i64,
-    chunks: Vec<Value>,
-    complete: Option<Value>,
-    /// The answer came in a form the cache does not keep (a native stream).
-    unusable: bool,
+    answer: Collected,
 }
 
 /// Sets the `x-stockyard-cache` response header and the trace's outcome.
@@ -282,9 +281,7 @@ impl Module for ExactCache {
             key,
             model,
             ttl_ms,
-            chunks: Vec::new(),
-            complete: None,
-            unusable: false,
+            answer: Collected::default(),
         });
         Ok(Verdict::Continue)
     }
@@ -295,7 +292,7 @@ impl Module for ExactCache {
         answer: &mut Answer,
     ) -> Result<(), ModuleError> {
         if let Some(pending) = ctx.slots.get_mut::<Pending>() {
-            pending.complete = serde_json::from_slice(&answer.body).ok();
+            pending.answer.complete(&answer.body);
         }
         if let Some(merge) = ctx.slots.remove::<embeddings::Merge>()
             && (200..300).contains(&answer.status)
@@ -316,7 +313,7 @@ impl Module for ExactCache {
 
     fn on_event(&self, ctx: &mut RequestCtx, event: &mut StreamEvent) -> StreamDecision {
         if let Some(pending) = ctx.slots.get_mut::<Pending>() {
-            capture(pending, event);
+            pending.answer.capture(event);
         }
         StreamDecision::Pass
     }
@@ -325,7 +322,7 @@ impl Module for ExactCache {
         let Some(pending) = ctx.slots.remove::<Pending>() else {
             return;
         };
-        let Some(answer) = storable(ctx, outcome, pending_answer(ctx, &pending)) else {
+        let Some(answer) = storable(ctx, outcome, pending.answer.answer(ctx)) else {
             return;
         };
         let size = answer.to_string().len() as u64;
@@ -348,78 +345,3 @@ impl Module for ExactCache {
     }
 }
 
-/// Keeps a canonical chunk of a stream (native streams are in a provider's own format, which
-/// the cache does not keep).
-fn capture(pending: &mut Pending, event: &StreamEvent) {
-    if event.is_native() {
-        pending.unusable = true;
-        return;
-    }
-    if let Some(json) = event.json() {
-        pending.chunks.push(json.clone());
-        return;
-    }
-    let Ok(text) = std::str::from_utf8(event.raw()) else {
-        return;
-    };
-    for line in text.lines() {
-        if let Some(data) = line.strip_prefix("data:").map(str::trim_start)
-            && data != "[DONE]"
-            && let Ok(chunk) = serde_json::from_str::<Value>(data)
-        {
-            pending.chunks.push(chunk);
-        }
-    }
-}
-
-/// The answer a miss produced, in canonical complete form, if any arrived.
-fn pending_answer(ctx: &RequestCtx, pending: &Pending) -> Option<Value> {
-    if pending.unusable {
-        return None;
-    }
-    let mut answer = match &pending.complete {
-        Some(complete) => complete.clone(),
-        None if !pending.chunks.is_empty() => {
-            if pending.chunks.iter().any(|c| {
-                c["choices"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|ch| ch["delta"]["refusal"].is_string())
-            }) {
-                return None;
-            }
-            crate::request::answer::assemble(&pending.chunks)
-        }
-        None => return None,
-    };
-    // A client that did not ask for stream usage never saw the usage chunk; the context has it.
-    if answer.get("usage").is_none_or(Value::is_null) && ctx.usage.reported {
-        let t = &ctx.usage.tokens;
-        answer["usage"] = json!({"prompt_tokens": t.prompt, "completion_tokens": t.completion,
-            "total_tokens": t.prompt + t.completion});
-    }
-    Some(answer)
-}
-
-/// `answer` if it may be stored: the request succeeded in full, no module answered it, and
-/// every choice finished normally (not cut, not filtered, not refused).
-pub fn storable(ctx: &RequestCtx, outcome: Outcome, answer: Option<Value>) -> Option<Value> {
-    if !outcome.is_success()
-        || ctx.result.error_class.is_some()
-        || ctx.result.status >= 400
-        || ctx.route.answered_by.is_some()
-    {
-        return None;
-    }
-    let answer = answer?;
-    let choices = answer["choices"].as_array()?;
-    let finished = !choices.is_empty()
-        && choices.iter().all(|c| {
-            matches!(
-                c["finish_reason"].as_str(),
-                Some("stop" | "length" | "tool_calls" | "function_call")
-            ) && !c["message"]["refusal"].is_string()
-        });
-    finished.then_some(answer)
-}
