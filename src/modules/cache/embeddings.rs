@@ -121,6 +121,11 @@ pub fn lookup(
     }
     if !merge.known.is_empty() || new_inputs.len() < texts.len() {
         request.input = Value::Array(new_inputs);
+        // The client's bytes go upstream when the parsed request looks unchanged (same model):
+        // they must say what the parsed request now says.
+        if let Ok(bytes) = serde_json::to_vec(&*request) {
+            ctx.request.body = bytes::Bytes::from(bytes);
+        }
     }
     Lookup::Partial(merge)
 }
