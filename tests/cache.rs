@@ -186,7 +186,12 @@ async fn a_chat_answer_serves_a_messages_client_and_the_reverse() {
         .await;
     assert_eq!(outcome(&replayed), "hit");
     let events = replayed.text();
-    for event in ["message_start", "content_block_delta", "message_delta", "message_stop"] {
+    for event in [
+        "message_start",
+        "content_block_delta",
+        "message_delta",
+        "message_stop",
+    ] {
         assert!(events.contains(event), "{event} missing: {events}");
     }
     assert_eq!(h.mock.request_count(), 2);
@@ -214,17 +219,25 @@ async fn tool_call_answers_are_replayed_exactly() {
     let fresh = chat(
         &h,
         &tools(false),
-        &[("cache-control", "no-cache"), ("x-stockyard-cache-ttl", "5")],
+        &[
+            ("cache-control", "no-cache"),
+            ("x-stockyard-cache-ttl", "5"),
+        ],
     )
     .await;
     assert_eq!(outcome(&fresh), "miss");
-    assert_eq!(fresh.json()["choices"][0]["message"]["tool_calls"], message["tool_calls"]);
+    assert_eq!(
+        fresh.json()["choices"][0]["message"]["tool_calls"],
+        message["tool_calls"]
+    );
     let replay = chat(&h, &tools(true), &[]).await;
     assert_eq!(outcome(&replay), "hit");
     let mut arguments = String::new();
     let mut name = None;
     for data in sse_data(&replay.text()) {
-        let Ok(chunk) = serde_json::from_str::<Value>(&data) else { continue };
+        let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
         if let Some(call) = chunk["choices"][0]["delta"]["tool_calls"][0].as_object() {
             name = name.or(call["function"]["name"].as_str().map(String::from));
             arguments.push_str(call["function"]["arguments"].as_str().unwrap_or(""));
@@ -273,11 +286,27 @@ async fn errored_and_cut_streams_are_never_stored() {
 #[tokio::test]
 async fn no_cache_and_no_store_are_honoured() {
     let h = start("").await;
-    let stored = chat(&h, &body("controls", false), &[("cache-control", "no-store")]).await;
+    let stored = chat(
+        &h,
+        &body("controls", false),
+        &[("cache-control", "no-store")],
+    )
+    .await;
     assert_eq!(outcome(&stored), "skip");
-    assert_eq!(outcome(&chat(&h, &body("controls", false), &[]).await), "miss");
-    assert_eq!(outcome(&chat(&h, &body("controls", false), &[]).await), "hit");
-    let fresh = chat(&h, &body("controls", false), &[("cache-control", "no-cache")]).await;
+    assert_eq!(
+        outcome(&chat(&h, &body("controls", false), &[]).await),
+        "miss"
+    );
+    assert_eq!(
+        outcome(&chat(&h, &body("controls", false), &[]).await),
+        "hit"
+    );
+    let fresh = chat(
+        &h,
+        &body("controls", false),
+        &[("cache-control", "no-cache")],
+    )
+    .await;
     assert_eq!(outcome(&fresh), "miss");
     assert_eq!(h.mock.request_count(), 3);
     // A request hotter than the limit is skipped unless it asks for caching.
@@ -295,7 +324,10 @@ async fn no_cache_and_no_store_are_honoured() {
 async fn entries_expire() {
     let h = start("").await;
     let short = [("x-stockyard-cache-ttl", "1")];
-    assert_eq!(outcome(&chat(&h, &body("brief", false), &short).await), "miss");
+    assert_eq!(
+        outcome(&chat(&h, &body("brief", false), &short).await),
+        "miss"
+    );
     assert_eq!(outcome(&chat(&h, &body("brief", false), &[]).await), "hit");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(outcome(&chat(&h, &body("brief", false), &[]).await), "miss");
@@ -334,16 +366,31 @@ async fn two_keys_never_see_each_others_answers() {
     let bob = grant("bob", json!({}), None);
     let as_alice = [("x-test-grant", alice.as_str())];
     let as_bob = [("x-test-grant", bob.as_str())];
-    assert_eq!(outcome(&chat(&h, &body("secret", false), &as_alice).await), "miss");
-    assert_eq!(outcome(&chat(&h, &body("secret", false), &as_alice).await), "hit");
-    assert_eq!(outcome(&chat(&h, &body("secret", false), &as_bob).await), "miss");
+    assert_eq!(
+        outcome(&chat(&h, &body("secret", false), &as_alice).await),
+        "miss"
+    );
+    assert_eq!(
+        outcome(&chat(&h, &body("secret", false), &as_alice).await),
+        "hit"
+    );
+    assert_eq!(
+        outcome(&chat(&h, &body("secret", false), &as_bob).await),
+        "miss"
+    );
     // A client namespace splits a key's own cache.
     let sub = [
         ("x-test-grant", alice.as_str()),
         ("x-stockyard-cache-namespace", "project-x"),
     ];
-    assert_eq!(outcome(&chat(&h, &body("secret", false), &sub).await), "miss");
-    assert_eq!(outcome(&chat(&h, &body("secret", false), &sub).await), "hit");
+    assert_eq!(
+        outcome(&chat(&h, &body("secret", false), &sub).await),
+        "miss"
+    );
+    assert_eq!(
+        outcome(&chat(&h, &body("secret", false), &sub).await),
+        "hit"
+    );
 
     // Shared per team when the operator says so.
     let h = start("namespace = \"team\"\n").await;
@@ -351,7 +398,14 @@ async fn two_keys_never_see_each_others_answers() {
     let carol = grant("carol", json!({}), team.clone());
     let dave = grant("dave", json!({}), team);
     assert_eq!(
-        outcome(&chat(&h, &body("team", false), &[("x-test-grant", carol.as_str())]).await),
+        outcome(
+            &chat(
+                &h,
+                &body("team", false),
+                &[("x-test-grant", carol.as_str())]
+            )
+            .await
+        ),
         "miss"
     );
     assert_eq!(
@@ -363,7 +417,10 @@ async fn two_keys_never_see_each_others_answers() {
 #[tokio::test]
 async fn entries_survive_a_restart_and_can_be_purged() {
     let h = start("").await;
-    assert_eq!(outcome(&chat(&h, &body("durable", false), &[]).await), "miss");
+    assert_eq!(
+        outcome(&chat(&h, &body("durable", false), &[]).await),
+        "miss"
+    );
     let h = h.restart(&format!("{PRICES}{ON}")).await;
     let after = chat(&h, &body("durable", false), &[]).await;
     assert_eq!(outcome(&after), "hit", "{}", after.text());
@@ -371,19 +428,32 @@ async fn entries_survive_a_restart_and_can_be_purged() {
 
     let purged = h
         .client
-        .admin(Method::POST, "/admin/cache/purge", r#"{"model": "gpt-4o-mini"}"#)
+        .admin(
+            Method::POST,
+            "/admin/cache/purge",
+            r#"{"model": "gpt-4o-mini"}"#,
+        )
         .await;
     assert_eq!(purged.status, 200, "{}", purged.text());
     assert_eq!(purged.json()["removed"], 1);
-    assert_eq!(outcome(&chat(&h, &body("durable", false), &[]).await), "miss");
+    assert_eq!(
+        outcome(&chat(&h, &body("durable", false), &[]).await),
+        "miss"
+    );
     let h = h.restart(&format!("{PRICES}{ON}")).await;
     // The purge reached the file too; the last miss was stored again.
-    assert_eq!(outcome(&chat(&h, &body("durable", false), &[]).await), "hit");
+    assert_eq!(
+        outcome(&chat(&h, &body("durable", false), &[]).await),
+        "hit"
+    );
     let purged = h
         .client
         .admin(Method::POST, "/admin/cache/purge", r#"{"all": true}"#)
         .await;
     assert_eq!(purged.json()["removed"], 1);
     let h = h.restart(&format!("{PRICES}{ON}")).await;
-    assert_eq!(outcome(&chat(&h, &body("durable", false), &[]).await), "miss");
+    assert_eq!(
+        outcome(&chat(&h, &body("durable", false), &[]).await),
+        "miss"
+    );
 }

@@ -33,10 +33,12 @@ pub(super) async fn route(
         (&Method::GET, "/admin/cache") => Ok(stats(&app.admin)),
         (&Method::POST, "/admin/cache/purge") => {
             let asked: PurgeRequest = read_json(request).await?;
-            let purge = asked.into_purge().map_err(|message| ApiError::InvalidField {
-                param: None,
-                message,
-            })?;
+            let purge = asked
+                .into_purge()
+                .map_err(|message| ApiError::InvalidField {
+                    param: None,
+                    message,
+                })?;
             let entry = app
                 .admin
                 .apply(actor, AdminChange::PurgeCache(purge))
@@ -72,19 +74,22 @@ impl PurgeRequest {
             (None, None, namespace) => namespace,
             _ => return Err("give at most one of key, team and namespace".into()),
         };
-        let kind = match self.kind.as_deref() {
-            None => None,
-            Some(k) => Some(CacheKind::parse(k).ok_or_else(|| {
-                format!("kind: {k:?} is not one of exact, semantic, embedding")
-            })?),
-        };
+        let kind =
+            match self.kind.as_deref() {
+                None => None,
+                Some(k) => Some(CacheKind::parse(k).ok_or_else(|| {
+                    format!("kind: {k:?} is not one of exact, semantic, embedding")
+                })?),
+            };
         let purge = CachePurge {
             kind,
             model: self.model,
             namespace,
         };
         if purge == CachePurge::default() && !self.all {
-            return Err("say what to purge (model, key, team, namespace, kind) or all: true".into());
+            return Err(
+                "say what to purge (model, key, team, namespace, kind) or all: true".into(),
+            );
         }
         Ok(purge)
     }

@@ -62,7 +62,8 @@ async fn stats(cli: &Cli, args: &CacheArgs) -> Result<ExitCode, CliError> {
             for entry in &entries {
                 let slot = &mut out[entry.kind.as_str()];
                 let count = slot["entries"].as_u64().unwrap_or(0) + 1;
-                let bytes = slot["bytes"].as_u64().unwrap_or(0) + entry.answer.to_string().len() as u64;
+                let bytes =
+                    slot["bytes"].as_u64().unwrap_or(0) + entry.answer.to_string().len() as u64;
                 *slot = json!({"entries": count, "bytes": bytes});
             }
             out

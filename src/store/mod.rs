@@ -24,8 +24,8 @@
 //! which never waits on disk; reads run on a pool of connections beside it.
 
 mod auth_failures;
-mod cache;
 mod breakers;
+mod cache;
 pub mod counters;
 mod credentials;
 mod error;
@@ -49,11 +49,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use auth_failures::{AuthFailureCount, AuthFailureStore, AuthFailureWrites};
-pub use cache::{CacheEntry, CacheKind, CachePurge, CacheStore, CacheWrites};
 pub use breakers::{
     ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, BreakerStore, BreakerWrites,
     Conflict, MemoryBreakers,
 };
+pub use cache::{CacheEntry, CacheKind, CachePurge, CacheStore, CacheWrites};
 
 pub use counters::{
     CalendarUnit, Clock, HotCounters, ManualClock, MemoryCounters, Reservation, ReserveError,

@@ -18,8 +18,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{
-    AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist, RateCount, StoreError, StoredResponse,
-    TraceRecord, WriteBackend, now_ms,
+    AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
+    RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};

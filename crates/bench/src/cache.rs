@@ -221,10 +221,20 @@ fn exact(requests: usize, binaries: &Binaries) -> Result<(), String> {
     let cell = |run: &Run, p: f64| {
         percentile(&run.latencies_us, p).map_or("n/a".into(), |v| v.to_string())
     };
-    println!("| p50 µs | {} | {} |", cell(&hits, 50.0), cell(&misses, 50.0));
-    println!("| p99 µs | {} | {} |", cell(&hits, 99.0), cell(&misses, 99.0));
-    let cpu_cell =
-        |run: &Run| run.cpu_us_per_request.map_or("n/a".into(), |v| format!("{v:.1}"));
+    println!(
+        "| p50 µs | {} | {} |",
+        cell(&hits, 50.0),
+        cell(&misses, 50.0)
+    );
+    println!(
+        "| p99 µs | {} | {} |",
+        cell(&hits, 99.0),
+        cell(&misses, 99.0)
+    );
+    let cpu_cell = |run: &Run| {
+        run.cpu_us_per_request
+            .map_or("n/a".into(), |v| format!("{v:.1}"))
+    };
     println!(
         "| proxy CPU µs/request | {} | {} |",
         cpu_cell(&hits),

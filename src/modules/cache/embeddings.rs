@@ -116,8 +116,11 @@ pub fn lookup(
     };
     if merge.sent.is_empty() {
         let data: Vec<Value> = merge.vectors(&HashMap::new());
-        return Lookup::Answered(json!({"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": 0, "total_tokens": 0}}), saved);
+        return Lookup::Answered(
+            json!({"object": "list", "data": data, "model": model,
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
+            saved,
+        );
     }
     if !merge.known.is_empty() || new_inputs.len() < texts.len() {
         request.input = Value::Array(new_inputs);

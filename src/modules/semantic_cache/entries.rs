@@ -45,7 +45,11 @@ fn id_of(namespace: &str, key: &str) -> String {
 }
 
 impl SemanticEntries {
-    pub fn load(store: &dyn CacheStore, writer: Arc<Writer>, max_entries: usize) -> SemanticEntries {
+    pub fn load(
+        store: &dyn CacheStore,
+        writer: Arc<Writer>,
+        max_entries: usize,
+    ) -> SemanticEntries {
         let entries = SemanticEntries {
             inner: RwLock::default(),
             writer,

@@ -100,7 +100,8 @@ impl Partition {
         let last = self.keys.len() - 1;
         let d = self.dims;
         if row != last {
-            self.quantised.copy_within(last * d..(last + 1) * d, row * d);
+            self.quantised
+                .copy_within(last * d..(last + 1) * d, row * d);
             self.floats.copy_within(last * d..(last + 1) * d, row * d);
         }
         self.quantised.truncate(last * d);
@@ -177,7 +178,9 @@ mod tests {
         let mut state = seed;
         let mut v: Vec<f32> = (0..dims)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
             })
             .collect();
@@ -200,7 +203,10 @@ mod tests {
         let found = p.nearest(&unit(123, 64)).unwrap_or_else(|| panic!("none"));
         assert_ne!(found.key, "k123");
         assert!(found.similarity < 0.9);
-        assert_eq!(p.nearest(&unit(499, 64)).map(|n| n.key), Some("k499".into()));
+        assert_eq!(
+            p.nearest(&unit(499, 64)).map(|n| n.key),
+            Some("k499".into())
+        );
         assert!(!p.push("wrong".into(), &unit(1, 32)));
     }
 }

@@ -160,9 +160,12 @@ pub fn bag_of_words(text: &str) -> Vec<f32> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
     {
-        let hash = word.to_lowercase().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
         let hash = splitmix64(hash);
         let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
         v[(hash % BAG_DIMENSIONS as u64) as usize] += sign;
