@@ -93,6 +93,15 @@ async fn a_repeated_request_is_answered_from_the_cache_and_the_trace_says_what_i
     assert_eq!(traces[1].answered_by.as_deref(), Some("cache"));
     assert_eq!(traces[1].cost_nanos, 0, "a hit costs nothing");
     assert_eq!(traces[1].saved_nanos, traces[0].cost_nanos);
+    // Spend reports show the savings beside the spend.
+    let spend = h
+        .store()
+        .spend
+        .spend(stockyard::store::SpendBy::Model, 0)
+        .unwrap();
+    let row = spend.iter().find(|r| r.key == "gpt-4o-mini").unwrap();
+    assert_eq!(row.saved_nanos, traces[0].cost_nanos);
+    assert_eq!(row.requests, 3);
 }
 
 #[tokio::test]
@@ -456,4 +465,41 @@ async fn entries_survive_a_restart_and_can_be_purged() {
         outcome(&chat(&h, &body("durable", false), &[]).await),
         "miss"
     );
+}
+
+#[tokio::test]
+async fn the_cli_shows_and_purges_the_cache_offline() {
+    let h = start("").await;
+    assert_eq!(
+        outcome(&chat(&h, &body("cli one", false), &[]).await),
+        "miss"
+    );
+    assert_eq!(
+        outcome(&chat(&h, &body("cli two", false), &[]).await),
+        "miss"
+    );
+    let Harness { server, dir, .. } = h;
+    server.stop().await.unwrap();
+    let db = dir.path().join("stockyard.db");
+    let run = |args: &[&str]| {
+        let out = common::binary::stockyard(&db).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stats = run(&["cache", "stats"]);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("exact") && l.contains(" 2 ")),
+        "{stats}"
+    );
+    run(&["cache", "purge", "--model", "gpt-4o-mini"]);
+    let stats = run(&["cache", "stats"]);
+    assert!(!stats.lines().any(|l| l.starts_with("exact")), "{stats}");
+    let audit = run(&["audit", "export"]);
+    assert!(audit.contains("cache.purge"), "{audit}");
 }

@@ -176,7 +176,7 @@ impl SpendStore for SqliteReader {
         self.with(|c| {
             let sql = format!(
                 "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), \
-                 SUM(cost_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
+                 SUM(cost_nanos), SUM(saved_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
                  ORDER BY SUM(cost_nanos) DESC, k"
             );
             let mut stmt = c.prepare(&sql)?;
@@ -187,6 +187,7 @@ impl SpendStore for SqliteReader {
                     prompt_tokens: r.get(2)?,
                     completion_tokens: r.get(3)?,
                     cost_nanos: r.get(4)?,
+                    saved_nanos: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

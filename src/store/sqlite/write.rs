@@ -32,6 +32,7 @@ struct SpendSum {
     prompt: i64,
     completion: i64,
     cost_nanos: i64,
+    saved_nanos: i64,
 }
 
 impl TraceWrites for SqliteWriter {
@@ -50,11 +51,13 @@ impl TraceWrites for SqliteWriter {
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
-                 prompt_tokens, completion_tokens, cost_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 prompt_tokens, completion_tokens, cost_nanos, saved_nanos) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                  ON CONFLICT (day_ms, key_id, team_id, user, model, provider) DO UPDATE SET \
                  requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
-                 cost_nanos = cost_nanos + excluded.cost_nanos",
+                 cost_nanos = cost_nanos + excluded.cost_nanos, \
+                 saved_nanos = saved_nanos + excluded.saved_nanos",
             )?;
             let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
             for t in traces {
@@ -115,6 +118,7 @@ impl TraceWrites for SqliteWriter {
                 group.prompt += t.tokens.prompt as i64;
                 group.completion += t.tokens.completion as i64;
                 group.cost_nanos += t.cost_nanos;
+                group.saved_nanos += t.saved_nanos;
             }
             // One upsert per group of the batch, not per row: a batch of a busy second is mostly
             // one key, model and provider.
@@ -130,6 +134,7 @@ impl TraceWrites for SqliteWriter {
                     sum.prompt,
                     sum.completion,
                     sum.cost_nanos,
+                    sum.saved_nanos,
                 ])?;
             }
         }

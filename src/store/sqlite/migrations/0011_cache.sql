@@ -20,3 +20,6 @@ CREATE INDEX cache_entries_expiry ON cache_entries (expires_ms);
 
 ALTER TABLE traces ADD COLUMN cache TEXT;                 -- hit | semantic-hit | miss | skip
 ALTER TABLE traces ADD COLUMN saved_nanos INTEGER NOT NULL DEFAULT 0;
+
+-- What cache hits saved, rolled up beside what was spent, so spend reports show both.
+ALTER TABLE spend_daily ADD COLUMN saved_nanos INTEGER NOT NULL DEFAULT 0;
