@@ -51,10 +51,10 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "budgets",
             "responses",
             "routing",
-            "cost",
-            "trace",
             "cache",
-            "semantic_cache"
+            "semantic_cache",
+            "cost",
+            "trace"
         ]
     );
 }
