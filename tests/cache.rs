@@ -503,3 +503,38 @@ async fn the_cli_shows_and_purges_the_cache_offline() {
     let audit = run(&["audit", "export"]);
     assert!(audit.contains("cache.purge"), "{audit}");
 }
+
+#[tokio::test]
+async fn a_key_or_team_can_have_its_own_ttl_or_none() {
+    let h = start("key_ttl_secs = { bob = 0 }\nteam_ttl_secs = { t9 = 1 }\n").await;
+    let alice = grant("alice", json!({}), None);
+    let bob = grant("bob", json!({}), None);
+    let carol = grant("carol", json!({}), Some(("t9", json!({}))));
+    let as_ = |g: &str| [("x-test-grant", g.to_string())];
+    let send = |g: &String| {
+        let headers = as_(g);
+        let h = &h;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            outcome(&chat(h, &body("per key", false), &headers).await).to_string()
+        }
+    };
+    assert_eq!(send(&alice).await, "miss");
+    assert_eq!(send(&alice).await, "hit");
+    // Off for bob, even when he asks for a TTL.
+    let asks = [
+        ("x-test-grant", bob.as_str()),
+        ("x-stockyard-cache-ttl", "60"),
+    ];
+    assert_eq!(
+        outcome(&chat(&h, &body("per key", false), &asks).await),
+        "skip"
+    );
+    assert_eq!(send(&bob).await, "skip");
+    // Carol's team keeps answers one second.
+    assert_eq!(send(&carol).await, "miss");
+    assert_eq!(send(&carol).await, "hit");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(send(&carol).await, "miss");
+}

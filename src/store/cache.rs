@@ -93,6 +93,8 @@ pub trait CacheWrites {
         &mut self,
         keys: &[(CacheKind, String, String)],
     ) -> Result<(), StoreError>;
+    /// Removes every entry expired at `now_ms`; returns how many.
+    fn drop_expired_cache(&mut self, now_ms: i64) -> Result<u64, StoreError>;
     /// Removes every entry `purge` matches; returns how many.
     fn purge_cache(&mut self, purge: &CachePurge) -> Result<u64, StoreError>;
 }

@@ -430,6 +430,8 @@ pub enum CacheOp {
     Save(Box<CacheEntry>),
     Delete(Vec<(CacheKind, String, String)>),
     Purge(CachePurge),
+    /// Entries expired at this time (the caches load only live ones; this drops the rest).
+    DropExpired(i64),
 }
 
 fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
@@ -437,6 +439,7 @@ fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
         CacheOp::Save(entry) => backend.save_cache_entry(entry),
         CacheOp::Delete(keys) => backend.delete_cache_entries(keys),
         CacheOp::Purge(purge) => backend.purge_cache(purge).map(|_| ()),
+        CacheOp::DropExpired(now_ms) => backend.drop_expired_cache(*now_ms).map(|_| ()),
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "cache change not stored");

@@ -91,8 +91,11 @@ impl EntryIndex {
             max_bytes: AtomicUsize::new(max_bytes),
             stats: CacheStats::default(),
         };
-        match store.cache_entries(crate::store::now_ms()) {
+        let now = crate::store::now_ms();
+        match store.cache_entries(now) {
             Ok(entries) => {
+                // What was not loaded has expired: the file need not keep it either.
+                index.writer.submit_cache(CacheOp::DropExpired(now));
                 let mut inner = index.lock();
                 for entry in entries.into_iter().filter(|e| e.kind == kind) {
                     index.insert(&mut inner, stored_from(entry));

@@ -66,6 +66,10 @@ pub struct CacheConfig {
     pub max_temperature: f64,
     /// The TTL per model (after alias resolution); 0 turns the cache off for that model.
     pub model_ttl_secs: BTreeMap<String, u64>,
+    /// The TTL per client key id, over the model's; 0 turns the cache off for that key.
+    pub key_ttl_secs: BTreeMap<String, u64>,
+    /// The TTL per team id, for keys without their own.
+    pub team_ttl_secs: BTreeMap<String, u64>,
     /// Largest TTL a request may ask for.
     pub max_ttl_secs: u64,
     /// Whether `/v1/embeddings` answers are cached per input string.
@@ -84,6 +88,8 @@ impl Default for CacheConfig {
             allow_client_namespace: true,
             max_temperature: 1.0,
             model_ttl_secs: BTreeMap::new(),
+            key_ttl_secs: BTreeMap::new(),
+            team_ttl_secs: BTreeMap::new(),
             max_ttl_secs: 30 * 86_400,
             embeddings: true,
             embeddings_max_bytes: 64 * 1024 * 1024,
@@ -174,7 +180,7 @@ impl ExactCache {
         }
         let controls = Controls::from_headers(&ctx.request.headers);
         let model = key::target_model(ctx);
-        let ttl_ms = self.ttl_ms(&model, &controls);
+        let ttl_ms = self.ttl_ms(ctx, &model, &controls);
         if controls.no_store || ttl_ms == 0 {
             report(ctx, "skip");
             return Verdict::Continue;
@@ -207,13 +213,27 @@ impl ExactCache {
         }
     }
 
-    fn ttl_ms(&self, model: &str, controls: &Controls) -> i64 {
-        let default = self
-            .config
-            .model_ttl_secs
-            .get(model)
+    /// How long this request's answer is kept: the request's own TTL (bounded), else the key's,
+    /// the team's, the model's, the default; 0 means not cached.
+    fn ttl_ms(&self, ctx: &RequestCtx, model: &str, controls: &Controls) -> i64 {
+        let grant = ctx.identity.grant.as_deref();
+        let key = grant
+            .map(|g| g.key_id.as_str())
+            .or(ctx.identity.key_id.as_deref());
+        let c = &self.config;
+        let default = key
+            .and_then(|k| c.key_ttl_secs.get(k))
+            .or_else(|| {
+                grant
+                    .and_then(|g| g.team_id())
+                    .and_then(|t| c.team_ttl_secs.get(t))
+            })
+            .or_else(|| c.model_ttl_secs.get(model))
             .copied()
-            .unwrap_or(self.config.ttl_secs);
+            .unwrap_or(c.ttl_secs);
+        if default == 0 {
+            return 0;
+        }
         let ttl = controls
             .ttl_s
             .or(controls.max_age_s)
@@ -245,7 +265,7 @@ impl Module for ExactCache {
         };
         let controls = Controls::from_headers(&ctx.request.headers);
         let model = key::target_model(ctx);
-        let ttl_ms = self.ttl_ms(&model, &controls);
+        let ttl_ms = self.ttl_ms(ctx, &model, &controls);
         if controls.no_store || ttl_ms == 0 || too_hot(ctx, self.config.max_temperature, &controls)
         {
             self.entries.0.stats.skips.fetch_add(1, Ordering::Relaxed);

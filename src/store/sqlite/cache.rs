@@ -95,6 +95,13 @@ impl CacheWrites for SqliteWriter {
         Ok(())
     }
 
+    fn drop_expired_cache(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        let removed = self
+            .conn
+            .execute("DELETE FROM cache_entries WHERE expires_ms <= ?1", [now_ms])?;
+        Ok(removed as u64)
+    }
+
     fn purge_cache(&mut self, purge: &CachePurge) -> Result<u64, StoreError> {
         let namespace_under = purge.namespace.as_ref().map(|n| format!("{n}/%"));
         let removed = self.conn.execute(
