@@ -51,6 +51,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "budgets",
             "responses",
             "routing",
+            "cache",
+            "semantic_cache",
             "cost",
             "trace"
         ]

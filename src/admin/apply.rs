@@ -88,6 +88,8 @@ pub enum AdminChange {
     /// Re-seal every credential under a new master key (`None`: a new random one, written to the
     /// key file).
     RotateSecrets { new_key: Option<Secret<String>> },
+    /// Remove cache entries (memory and file).
+    PurgeCache(crate::store::CachePurge),
 }
 
 pub struct Admin {
@@ -229,6 +231,7 @@ impl Admin {
             }
             AdminChange::RemoveCredential { target } => self.remove_credential(actor, target).await,
             AdminChange::RotateSecrets { new_key } => self.rotate_secrets(actor, new_key).await,
+            AdminChange::PurgeCache(purge) => super::cache_http::purge(self, actor, purge).await,
         }
     }
 

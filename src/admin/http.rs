@@ -99,6 +99,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         (_, p) if super::keys_http::serves(p) => {
             super::keys_http::route(app, actor, &method, p, request).await
         }
+        (_, p) if super::cache_http::serves(p) => {
+            super::cache_http::route(app, actor, &method, p, request).await
+        }
         (method, p) if super::providers_http::serves(p) => {
             super::providers_http::route(app, actor, method, p, request).await
         }

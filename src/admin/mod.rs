@@ -3,6 +3,7 @@
 //! [`keys`] holds the key, team and admin-key changes, with their API in `keys_http`.
 
 pub mod apply;
+pub mod cache_http;
 pub mod credentials;
 pub mod http;
 pub mod keys;

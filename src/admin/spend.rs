@@ -66,7 +66,9 @@ pub async fn report(
         }
     };
     let total: i64 = rows.iter().map(|r| r.cost_nanos).sum();
+    let saved: i64 = rows.iter().map(|r| r.saved_nanos).sum();
     Ok(json!({
+        "total_saved_nanos": saved,
         "by": by_text,
         "since_ms": crate::store::day_start(since_ms),
         "rows": rows,

@@ -129,6 +129,13 @@ pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
             (Method::PUT, "/admin/prices".into(), Bytes::from(b.clone()))
         }
         AdminChange::Keys(op) => super::keys_api::request_for(op),
+        AdminChange::PurgeCache(purge) => (
+            Method::POST,
+            "/admin/cache/purge".into(),
+            body(json!({"model": purge.model, "namespace": purge.namespace,
+                "kind": purge.kind.map(|k| k.as_str()),
+                "all": *purge == crate::store::CachePurge::default()})),
+        ),
         // The key goes to the server in the body (loopback or the admin URL the operator gave),
         // never in the URL, which servers and proxies log.
         AdminChange::AddCredential {

@@ -56,6 +56,8 @@ pub enum Command {
         /// Where to write the copy (must not exist).
         file: PathBuf,
     },
+    /// Response and embeddings caches: figures, and purging entries.
+    Cache(CacheArgs),
 }
 
 #[derive(Debug, Args)]
@@ -441,5 +443,31 @@ pub enum SecretsCommand {
         /// The new key (hex or base64 of 32 bytes) [default: a new random key].
         #[arg(long)]
         new_key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, bytes, hits, misses and savings of each cache.
+    Stats,
+    /// Remove entries: those of a model, of a client key, or all of them.
+    Purge {
+        /// Only entries of this model (after alias resolution).
+        #[arg(long)]
+        model: Option<String>,
+        /// Only entries of this client key's namespace.
+        #[arg(long)]
+        key: Option<String>,
+        /// Every entry.
+        #[arg(long, conflicts_with_all = ["model", "key"])]
+        all: bool,
     },
 }

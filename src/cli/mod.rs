@@ -6,6 +6,7 @@ mod admin_keys_cmd;
 pub mod args;
 mod audit;
 mod backup;
+mod cache_cmd;
 mod change;
 mod config_cmd;
 mod keys_api;
@@ -93,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Secrets(args) => secrets_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
+        Command::Cache(args) => cache_cmd::run(&cli, args).await,
     }
 }
 

@@ -30,28 +30,31 @@ pub fn run(cli: &Cli, args: &SpendArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",
-        "key", "requests", "prompt", "completion", "cost"
+        "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}  {:>16}",
+        "key", "requests", "prompt", "completion", "cost", "saved by cache"
     );
-    let mut total = 0i64;
+    let (mut total, mut saved) = (0i64, 0i64);
     for row in &rows {
         total += row.cost_nanos;
+        saved += row.saved_nanos;
         println!(
-            "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",
+            "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}  {:>16}",
             row.key,
             row.requests,
             row.prompt_tokens,
             row.completion_tokens,
-            dollars(row.cost_nanos)
+            dollars(row.cost_nanos),
+            dollars(row.saved_nanos)
         );
     }
     println!(
-        "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}",
+        "{:<32}  {:>9}  {:>12}  {:>12}  {:>16}  {:>16}",
         "total",
         "",
         "",
         "",
-        dollars(total)
+        dollars(total),
+        dollars(saved)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod cache;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod request_limits;
 pub mod responses;
 pub mod routing;
+pub mod semantic_cache;
 pub mod shared;
 pub mod trace;
 

@@ -40,6 +40,8 @@ pub static MODULES: &[ModuleSpec] = &[
     super::routing::SPEC,
     super::cost::SPEC,
     super::trace::SPEC,
+    super::cache::SPEC,
+    super::semantic_cache::SPEC,
 ];
 
 /// For modules that may always be disabled.

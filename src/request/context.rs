@@ -93,6 +93,9 @@ pub struct RouteState {
     pub answered_by: Option<&'static str>,
     /// The module that refused the request, if one did.
     pub refused_by: Option<&'static str>,
+    /// The model asked for after alias resolution (left by routing), for modules that key on
+    /// what will answer rather than on what the client wrote (a cache).
+    pub target_model: Option<String>,
 }
 
 /// What the answer used and what it cost.
@@ -106,6 +109,8 @@ pub struct UsageCost {
     pub completion_text: String,
     pub cost_nanos: i64,
     pub price_known: bool,
+    /// What an answer given from a cache saved: the price the upstream call would have had.
+    pub saved_nanos: i64,
 }
 
 /// When things happened.
@@ -134,6 +139,8 @@ pub struct ResultFacts {
     /// Headers modules add to the response, whatever it is (an answer, an error, a stream's
     /// head); each name given here replaces the same name from the upstream.
     pub response_headers: HeaderMap,
+    /// What a response cache did: `hit`, `semantic-hit`, `miss` or `skip` (`None`: no cache ran).
+    pub cache: Option<&'static str>,
 }
 
 impl RequestCtx {

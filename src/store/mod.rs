@@ -16,7 +16,7 @@
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
-//! Cache entries get their own file and trait the same way when they move into the store.
+//! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
 //!
 //! [`open`] picks the backend from a [`StoreUrl`] and returns a [`Store`] (the read traits, each
 //! behind its own `Arc`, so a caller takes only the concern it needs) and the [`WriteBackend`]
@@ -25,6 +25,7 @@
 
 mod auth_failures;
 mod breakers;
+mod cache;
 pub mod counters;
 mod credentials;
 mod error;
@@ -52,6 +53,7 @@ pub use breakers::{
     ABSENT, BreakerBook, BreakerPhase, BreakerRecord, BreakerState, BreakerStore, BreakerWrites,
     Conflict, MemoryBreakers,
 };
+pub use cache::{CacheEntry, CacheKind, CachePurge, CacheStore, CacheWrites};
 
 pub use counters::{
     CalendarUnit, Clock, HotCounters, ManualClock, MemoryCounters, Reservation, ReserveError,
@@ -87,6 +89,7 @@ pub trait WriteBackend:
     + AuthFailureWrites
     + SpendWrites
     + RateLimitWrites
+    + CacheWrites
     + Send
     + 'static
 {
@@ -109,6 +112,7 @@ pub struct Store {
     pub keys: Arc<dyn KeyStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
+    pub cache: Arc<dyn CacheStore>,
 }
 
 impl Store {
@@ -126,6 +130,7 @@ impl Store {
             + KeyStore
             + CredentialStore
             + StoreHealth
+            + CacheStore
             + 'static,
     {
         Store {
@@ -139,7 +144,8 @@ impl Store {
             rate_limits: all.clone(),
             keys: all.clone(),
             credentials: all.clone(),
-            health: all,
+            health: all.clone(),
+            cache: all,
         }
     }
 }

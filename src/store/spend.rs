@@ -50,6 +50,8 @@ pub struct SpendRow {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_nanos: i64,
+    /// What cache hits saved: the price their upstream calls would have had.
+    pub saved_nanos: i64,
 }
 
 /// A budget's soft threshold crossed: raised once per subject, period and percent.

@@ -54,6 +54,10 @@ pub struct TraceRecord {
     pub answered_by: Option<String>,
     /// For a model call a module made itself: that module.
     pub internal_caller: Option<String>,
+    /// What a response cache did: `hit`, `semantic-hit`, `miss` or `skip`.
+    pub cache: Option<String>,
+    /// What a cache hit saved: the price the upstream call would have had.
+    pub saved_nanos: i64,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -18,8 +18,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{
-    AuthFailureCount, BreakerRecord, BudgetAlert, Persist, RateCount, StoreError, StoredResponse,
-    TraceRecord, WriteBackend, now_ms,
+    AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
+    RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
@@ -31,6 +31,7 @@ enum WriteOp {
     AuthFailures(Vec<AuthFailureCount>),
     BudgetAlert(Box<BudgetAlert>),
     RateCounts(Vec<RateCount>),
+    Cache(CacheOp),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -173,6 +174,12 @@ impl Writer {
         }
     }
 
+    /// Queues a cache change. Never waits: a cache entry lost to a full queue is only a later
+    /// miss (a lost delete is dropped at the next start-up, once expired); counted like a trace.
+    pub fn submit_cache(&self, op: CacheOp) {
+        self.submit_now(WriteOp::Cache(op), "cache entry");
+    }
+
     /// Persists `change` and appends its ledger entry, in one transaction; returns the entry.
     pub async fn admin(
         &self,
@@ -294,6 +301,7 @@ async fn writer_loop(
                 WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                 WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                 WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
+                WriteOp::Cache(op) => apply_cache(backend, op),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -319,6 +327,7 @@ async fn writer_loop(
                             WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                             WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                             WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
+                            WriteOp::Cache(op) => apply_cache(backend, op),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -413,6 +422,27 @@ fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
 fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
     if let Err(e) = backend.add_rate_counts(deltas, now_ms()) {
         tracing::warn!(error = %e, counters = deltas.len(), "rate limit counts not stored");
+    }
+}
+
+/// A change to the cache entries (see `store/cache.rs`).
+pub enum CacheOp {
+    Save(Box<CacheEntry>),
+    Delete(Vec<(CacheKind, String, String)>),
+    Purge(CachePurge),
+    /// Entries expired at this time (the caches load only live ones; this drops the rest).
+    DropExpired(i64),
+}
+
+fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
+    let result = match &op {
+        CacheOp::Save(entry) => backend.save_cache_entry(entry),
+        CacheOp::Delete(keys) => backend.delete_cache_entries(keys),
+        CacheOp::Purge(purge) => backend.purge_cache(purge).map(|_| ()),
+        CacheOp::DropExpired(now_ms) => backend.drop_expired_cache(*now_ms).map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cache change not stored");
     }
 }
 

@@ -25,6 +25,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod cache;
 mod governance;
 mod group;
 mod icount;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
     let mode: Option<fn(&[String], Binaries) -> ExitCode> = match raw.first().map(String::as_str) {
         Some("instructions") => Some(icount::main),
         Some("soak") => Some(soak::main),
+        Some("cache") => Some(cache::main),
         _ => None,
     };
     if let Some(mode) = mode {

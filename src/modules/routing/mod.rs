@@ -181,6 +181,7 @@ impl Module for Routing {
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let target = self.table.dealias(&ctx.request.requested_model).to_string();
+        ctx.route.target_model = Some(target.clone());
         let primary = match self.table.group(&target) {
             Ok(group) => group,
             Err(message) => return Ok(Verdict::Reject(ApiError::UnknownModel { message })),

@@ -171,6 +171,8 @@ impl Module for Trace {
             response_body,
             answered_by: ctx.route.answered_by.map(String::from),
             internal_caller: ctx.identity.internal.map(String::from),
+            cache: ctx.result.cache.map(String::from),
+            saved_nanos: ctx.usage.saved_nanos,
         };
         self.writer.submit_trace(record).await;
     }

@@ -7,6 +7,7 @@
 //! writes or migrates the file. Only `crate::store` sees this module; everything above it goes
 //! through the traits and [`crate::store::StoreUrl`].
 
+mod cache;
 mod error;
 mod keys;
 mod pool;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_keys.sql")),
     (9, include_str!("migrations/0009_credentials.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
+    (11, include_str!("migrations/0011_cache.sql")),
 ];
 
 /// The version the newest migration produces.

@@ -71,6 +71,8 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         internal_caller: r.get(32)?,
         team_id: r.get(33)?,
         key_metadata: r.get(34)?,
+        cache: r.get(35)?,
+        saved_nanos: r.get(36)?,
     })
 }
 
@@ -78,7 +80,7 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller, team_id, key_metadata";
+     answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos";
 
 impl StoreHealth for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {
@@ -174,7 +176,7 @@ impl SpendStore for SqliteReader {
         self.with(|c| {
             let sql = format!(
                 "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), \
-                 SUM(cost_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
+                 SUM(cost_nanos), SUM(saved_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
                  ORDER BY SUM(cost_nanos) DESC, k"
             );
             let mut stmt = c.prepare(&sql)?;
@@ -185,6 +187,7 @@ impl SpendStore for SqliteReader {
                     prompt_tokens: r.get(2)?,
                     completion_tokens: r.get(3)?,
                     cost_nanos: r.get(4)?,
+                    saved_nanos: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -32,6 +32,7 @@ struct SpendSum {
     prompt: i64,
     completion: i64,
     cost_nanos: i64,
+    saved_nanos: i64,
 }
 
 impl TraceWrites for SqliteWriter {
@@ -44,17 +45,19 @@ impl TraceWrites for SqliteWriter {
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
                  request_body, response_body, deployment, attempts, variant, answered_by, internal_caller, \
-                 team_id, key_metadata) \
+                 team_id, key_metadata, cache, saved_nanos) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
-                 prompt_tokens, completion_tokens, cost_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 prompt_tokens, completion_tokens, cost_nanos, saved_nanos) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                  ON CONFLICT (day_ms, key_id, team_id, user, model, provider) DO UPDATE SET \
                  requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
-                 cost_nanos = cost_nanos + excluded.cost_nanos",
+                 cost_nanos = cost_nanos + excluded.cost_nanos, \
+                 saved_nanos = saved_nanos + excluded.saved_nanos",
             )?;
             let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
             for t in traces {
@@ -94,6 +97,8 @@ impl TraceWrites for SqliteWriter {
                     t.internal_caller,
                     t.team_id,
                     t.key_metadata,
+                    t.cache,
+                    t.saved_nanos,
                 ])?;
                 // A row already stored (a retried batch) was counted when it first went in.
                 if inserted == 0 {
@@ -113,6 +118,7 @@ impl TraceWrites for SqliteWriter {
                 group.prompt += t.tokens.prompt as i64;
                 group.completion += t.tokens.completion as i64;
                 group.cost_nanos += t.cost_nanos;
+                group.saved_nanos += t.saved_nanos;
             }
             // One upsert per group of the batch, not per row: a batch of a busy second is mostly
             // one key, model and provider.
@@ -128,6 +134,7 @@ impl TraceWrites for SqliteWriter {
                     sum.prompt,
                     sum.completion,
                     sum.cost_nanos,
+                    sum.saved_nanos,
                 ])?;
             }
         }

@@ -2,6 +2,11 @@
 //! splitmix64) and scaled to unit length, so the same text always gets the same vector and
 //! different texts almost surely differ. `encoding_format: "base64"` sends the little-endian
 //! `f32` bytes in base64, as OpenAI does.
+//!
+//! A model whose name contains `bag-of-words` gets [`BAG_DIMENSIONS`] numbers instead: each word
+//! (lower-cased, letters and digits) adds ±1 to a bucket chosen by its hash, then the vector is
+//! scaled to unit length. Texts sharing most words are close (cosine = the share of words in
+//! common, roughly), so semantic-cache tests get real hits and near-misses.
 
 use std::borrow::Cow;
 
@@ -12,6 +17,7 @@ use serde_json::Value;
 use super::{Reply, error, model, to_json, words};
 
 pub(crate) const DIMENSIONS: usize = 8;
+pub const BAG_DIMENSIONS: usize = 256;
 
 #[derive(Serialize)]
 struct List<'a> {
@@ -32,6 +38,7 @@ struct Embedding {
 #[serde(untagged)]
 enum Vector {
     Floats([f32; DIMENSIONS]),
+    Bag(Vec<f32>),
     Base64(String),
 }
 
@@ -55,13 +62,16 @@ pub(crate) fn reply(req: &Value) -> Reply {
         );
     };
     let base64 = req.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let bag = model(req).contains("bag-of-words");
     let tokens = inputs.iter().map(|i| i.tokens).sum();
     let data = inputs
         .iter()
         .enumerate()
         .map(|(index, input)| {
             let floats = vector(&input.seed);
-            let embedding = if base64 {
+            let embedding = if bag {
+                Vector::Bag(bag_of_words(&String::from_utf8_lossy(&input.seed)))
+            } else if base64 {
                 let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
                 Vector::Base64(crate::base64::encode(&bytes))
             } else {
@@ -133,6 +143,32 @@ pub(crate) fn vector(seed: &[u8]) -> [f32; DIMENSIONS] {
         state = splitmix64(state);
         // 24 random bits fit an f32 mantissa exactly; map them to [-1, 1).
         *x = (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
+/// The bag-of-words vector of `text` (see the module doc), unit length.
+pub fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; BAG_DIMENSIONS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let hash = splitmix64(hash);
+        let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
+        v[(hash % BAG_DIMENSIONS as u64) as usize] += sign;
     }
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {

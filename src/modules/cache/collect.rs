@@ -1,0 +1,100 @@
+//! The answer of a request a cache may store, collected as it passes: the complete answer, or
+//! the canonical chunks of a stream, assembled at the end. Only a successful, complete, unrefused
+//! answer is ever stored ([`storable`]).
+
+use serde_json::{Value, json};
+
+use crate::modules::Outcome;
+use crate::request::{RequestCtx, StreamEvent};
+
+#[derive(Clone, Default)]
+pub struct Collected {
+    chunks: Vec<Value>,
+    complete: Option<Value>,
+    /// The answer came in a form a cache does not keep (a native stream).
+    unusable: bool,
+}
+
+impl Collected {
+    /// A complete (non-streamed) answer's canonical body.
+    pub fn complete(&mut self, body: &[u8]) {
+        self.complete = serde_json::from_slice(body).ok();
+    }
+
+    /// Keeps a canonical chunk of a stream (native streams are in a provider's own format, which
+    /// a cache does not keep).
+    pub fn capture(&mut self, event: &StreamEvent) {
+        if event.is_native() {
+            self.unusable = true;
+            return;
+        }
+        if let Some(json) = event.json() {
+            self.chunks.push(json.clone());
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(event.raw()) else {
+            return;
+        };
+        for line in text.lines() {
+            if let Some(data) = line.strip_prefix("data:").map(str::trim_start)
+                && data != "[DONE]"
+                && let Ok(chunk) = serde_json::from_str::<Value>(data)
+            {
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    /// The answer in canonical complete form, if one arrived.
+    pub fn answer(&self, ctx: &RequestCtx) -> Option<Value> {
+        if self.unusable {
+            return None;
+        }
+        let mut answer = match &self.complete {
+            Some(complete) => complete.clone(),
+            None if !self.chunks.is_empty() => {
+                let refused = self.chunks.iter().any(|c| {
+                    c["choices"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|ch| ch["delta"]["refusal"].is_string())
+                });
+                if refused {
+                    return None;
+                }
+                crate::request::answer::assemble(&self.chunks)
+            }
+            None => return None,
+        };
+        // A client that did not ask for stream usage never saw the usage chunk; the context has it.
+        if answer.get("usage").is_none_or(Value::is_null) && ctx.usage.reported {
+            let t = &ctx.usage.tokens;
+            answer["usage"] = json!({"prompt_tokens": t.prompt, "completion_tokens": t.completion,
+                "total_tokens": t.prompt + t.completion});
+        }
+        Some(answer)
+    }
+}
+
+/// `answer` if it may be stored: the request succeeded in full, no module answered it, and
+/// every choice finished normally (not cut, not filtered, not refused).
+pub fn storable(ctx: &RequestCtx, outcome: Outcome, answer: Option<Value>) -> Option<Value> {
+    if !outcome.is_success()
+        || ctx.result.error_class.is_some()
+        || ctx.result.status >= 400
+        || ctx.route.answered_by.is_some()
+    {
+        return None;
+    }
+    let answer = answer?;
+    let choices = answer["choices"].as_array()?;
+    let finished = !choices.is_empty()
+        && choices.iter().all(|c| {
+            matches!(
+                c["finish_reason"].as_str(),
+                Some("stop" | "length" | "tool_calls" | "function_call")
+            ) && !c["message"]["refusal"].is_string()
+        });
+    finished.then_some(answer)
+}

@@ -1,0 +1,275 @@
+//! The entries of one cache kind in memory: a map for lookups and a recency order for eviction
+//! under a byte budget, so a hit never waits on disk. Every change is also queued to the writer,
+//! and [`EntryIndex::load`] reads the file once at start-up, so entries survive a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::store::writer::{CacheOp, Writer};
+use crate::store::{CacheEntry, CacheKind, CachePurge, CacheStore};
+
+/// One live entry, shared by the index and any request it answers.
+pub struct Stored {
+    pub namespace: String,
+    pub key: String,
+    pub model: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub saved_nanos: i64,
+    pub answer: Value,
+    /// What the entry counts against the budget: its answer's JSON and its names.
+    pub bytes: usize,
+}
+
+pub struct EntryIndex {
+    kind: CacheKind,
+    inner: Mutex<Inner>,
+    writer: Arc<Writer>,
+    max_bytes: AtomicUsize,
+    pub stats: CacheStats,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<String, Slot>,
+    /// Recency tick to entry, oldest first: what eviction takes.
+    recency: BTreeMap<u64, String>,
+    tick: u64,
+    bytes: usize,
+}
+
+struct Slot {
+    entry: Arc<Stored>,
+    tick: u64,
+}
+
+#[derive(Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub skips: AtomicU64,
+    pub stores: AtomicU64,
+    pub evictions: AtomicU64,
+    pub saved_nanos: AtomicI64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IndexSnapshot {
+    pub kind: CacheKind,
+    pub entries: usize,
+    pub bytes: usize,
+    pub max_bytes: usize,
+    pub hits: u64,
+    pub misses: u64,
+    pub skips: u64,
+    pub stores: u64,
+    pub evictions: u64,
+    pub saved_nanos: i64,
+}
+
+fn slot_key(namespace: &str, key: &str) -> String {
+    format!("{namespace}\u{0}{key}")
+}
+
+impl EntryIndex {
+    /// The index of `kind`, with the live entries of the file (a read failure starts empty: a
+    /// cache is worth less than starting).
+    pub fn load(
+        kind: CacheKind,
+        store: &dyn CacheStore,
+        writer: Arc<Writer>,
+        max_bytes: usize,
+    ) -> EntryIndex {
+        let index = EntryIndex {
+            kind,
+            inner: Mutex::default(),
+            writer,
+            max_bytes: AtomicUsize::new(max_bytes),
+            stats: CacheStats::default(),
+        };
+        let now = crate::store::now_ms();
+        match store.cache_entries(now) {
+            Ok(entries) => {
+                // What was not loaded has expired: the file need not keep it either.
+                index.writer.submit_cache(CacheOp::DropExpired(now));
+                let mut inner = index.lock();
+                for entry in entries.into_iter().filter(|e| e.kind == kind) {
+                    index.insert(&mut inner, stored_from(entry));
+                }
+                let evicted = index.evict(&mut inner);
+                drop(inner);
+                index.forget(evicted);
+            }
+            Err(e) => tracing::warn!(error = %e, kind = kind.as_str(), "cache entries not loaded"),
+        }
+        index
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_max_bytes(&self, max_bytes: usize) {
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+        let evicted = {
+            let mut inner = self.lock();
+            self.evict(&mut inner)
+        };
+        self.forget(evicted);
+    }
+
+    /// The live entry under `key` in `namespace`, no older than `max_age_ms` if given; an expired
+    /// one is removed.
+    pub fn get(
+        &self,
+        namespace: &str,
+        key: &str,
+        now_ms: i64,
+        max_age_ms: Option<i64>,
+    ) -> Option<Arc<Stored>> {
+        let id = slot_key(namespace, key);
+        let mut inner = self.lock();
+        let found = inner.by_key.get(&id)?.entry.clone();
+        if found.expires_ms <= now_ms {
+            let removed = self.remove(&mut inner, &id);
+            drop(inner);
+            self.forget(removed);
+            return None;
+        }
+        if max_age_ms.is_some_and(|age| now_ms - found.created_ms > age) {
+            return None;
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some(slot) = inner.by_key.get_mut(&id) {
+            let old = std::mem::replace(&mut slot.tick, tick);
+            inner.recency.remove(&old);
+            inner.recency.insert(tick, id);
+        }
+        Some(found)
+    }
+
+    /// Stores an entry in memory and queues it for the file; evicts the least recently used
+    /// entries while the budget is exceeded. An entry larger than the whole budget is not kept.
+    pub fn put(&self, entry: CacheEntry) {
+        let record = entry.clone();
+        let stored = stored_from(entry);
+        if stored.bytes > self.max_bytes.load(Ordering::Relaxed) {
+            return;
+        }
+        let evicted = {
+            let mut inner = self.lock();
+            self.insert(&mut inner, stored);
+            self.evict(&mut inner)
+        };
+        self.stats.stores.fetch_add(1, Ordering::Relaxed);
+        self.writer.submit_cache(CacheOp::Save(Box::new(record)));
+        self.forget(evicted);
+    }
+
+    fn insert(&self, inner: &mut Inner, stored: Stored) {
+        let id = slot_key(&stored.namespace, &stored.key);
+        let _ = self.remove(inner, &id);
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.bytes += stored.bytes;
+        inner.recency.insert(tick, id.clone());
+        inner.by_key.insert(
+            id,
+            Slot {
+                entry: Arc::new(stored),
+                tick,
+            },
+        );
+    }
+
+    fn remove(&self, inner: &mut Inner, id: &str) -> Option<Arc<Stored>> {
+        let slot = inner.by_key.remove(id)?;
+        inner.recency.remove(&slot.tick);
+        inner.bytes = inner.bytes.saturating_sub(slot.entry.bytes);
+        Some(slot.entry)
+    }
+
+    /// Takes the least recently used entries out until the budget holds.
+    fn evict(&self, inner: &mut Inner) -> Vec<Arc<Stored>> {
+        let max = self.max_bytes.load(Ordering::Relaxed);
+        let mut evicted = Vec::new();
+        while inner.bytes > max {
+            let Some((_, id)) = inner.recency.pop_first() else {
+                break;
+            };
+            if let Some(slot) = inner.by_key.remove(&id) {
+                inner.bytes = inner.bytes.saturating_sub(slot.entry.bytes);
+                evicted.push(slot.entry);
+            }
+        }
+        self.stats
+            .evictions
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        evicted
+    }
+
+    /// Queues the removal of entries already taken out of memory.
+    fn forget(&self, removed: impl IntoIterator<Item = Arc<Stored>>) {
+        let keys: Vec<_> = removed
+            .into_iter()
+            .map(|e| (self.kind, e.namespace.clone(), e.key.clone()))
+            .collect();
+        if !keys.is_empty() {
+            self.writer.submit_cache(CacheOp::Delete(keys));
+        }
+    }
+
+    /// Removes what `purge` matches from memory (the caller queues the file's purge); returns how
+    /// many entries went.
+    pub fn purge(&self, purge: &CachePurge) -> usize {
+        if purge.kind.is_some_and(|k| k != self.kind) {
+            return 0;
+        }
+        let mut inner = self.lock();
+        let ids: Vec<String> = inner
+            .by_key
+            .iter()
+            .filter(|(_, s)| purge.matches(self.kind, &s.entry.namespace, &s.entry.model))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            let _ = self.remove(&mut inner, id);
+        }
+        ids.len()
+    }
+
+    pub fn snapshot(&self) -> IndexSnapshot {
+        let inner = self.lock();
+        IndexSnapshot {
+            kind: self.kind,
+            entries: inner.by_key.len(),
+            bytes: inner.bytes,
+            max_bytes: self.max_bytes.load(Ordering::Relaxed),
+            hits: self.stats.hits.load(Ordering::Relaxed),
+            misses: self.stats.misses.load(Ordering::Relaxed),
+            skips: self.stats.skips.load(Ordering::Relaxed),
+            stores: self.stats.stores.load(Ordering::Relaxed),
+            evictions: self.stats.evictions.load(Ordering::Relaxed),
+            saved_nanos: self.stats.saved_nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn stored_from(entry: CacheEntry) -> Stored {
+    let bytes = entry.answer.to_string().len() + entry.namespace.len() + entry.key.len();
+    Stored {
+        namespace: entry.namespace,
+        key: entry.key,
+        model: entry.model,
+        created_ms: entry.created_ms,
+        expires_ms: entry.expires_ms,
+        saved_nanos: entry.saved_nanos,
+        answer: entry.answer,
+        bytes,
+    }
+}
