@@ -52,7 +52,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "responses",
             "routing",
             "cost",
-            "trace"
+            "trace",
+            "metrics"
         ]
     );
 }

@@ -22,6 +22,7 @@ pub mod budgets;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
+pub mod metrics;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;

@@ -40,6 +40,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::routing::SPEC,
     super::cost::SPEC,
     super::trace::SPEC,
+    super::metrics::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -14,6 +14,7 @@
 //! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
+//! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! Cache entries get their own file and trait the same way when they move into the store.
@@ -31,6 +32,7 @@ mod error;
 mod health;
 mod keys;
 mod ledger;
+pub mod maintenance;
 mod modules;
 mod rate_limits;
 mod responses;
@@ -87,6 +89,7 @@ pub trait WriteBackend:
     + AuthFailureWrites
     + SpendWrites
     + RateLimitWrites
+    + maintenance::MaintenanceWrites
     + Send
     + 'static
 {
@@ -109,6 +112,7 @@ pub struct Store {
     pub keys: Arc<dyn KeyStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
+    pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
 }
 
 impl Store {
@@ -126,6 +130,7 @@ impl Store {
             + KeyStore
             + CredentialStore
             + StoreHealth
+            + maintenance::MaintenanceStore
             + 'static,
     {
         Store {
@@ -139,7 +144,8 @@ impl Store {
             rate_limits: all.clone(),
             keys: all.clone(),
             credentials: all.clone(),
-            health: all,
+            health: all.clone(),
+            maintenance: all,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod grants;
+pub mod prom;
 pub mod test_modules;
 
 use std::time::Duration;

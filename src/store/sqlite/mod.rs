@@ -9,6 +9,7 @@
 
 mod error;
 mod keys;
+mod maintenance;
 mod pool;
 mod read;
 mod write;
@@ -62,6 +63,11 @@ impl SqliteStore {
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
+        // The writer thread checkpoints (store/writer.rs); SQLite's own auto-checkpoint would run
+        // inside a trace batch's commit, on the request load's clock. The size limit truncates a
+        // WAL that a burst grew once it is reset.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
         let published = write::anchor_at_open(&mut conn, &key, path)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         Ok((
@@ -209,6 +215,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
+    if found == 0 && !has_tables(conn)? {
+        // Only a file with no tables yet can take this; an existing one is converted by
+        // `stockyard db compact`. Incremental: retention frees pages, and the writer gives them
+        // back in small steps instead of a whole-file VACUUM.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     // All pending migrations in one transaction: a failure leaves the file as it was.
     let tx = conn.transaction()?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
@@ -218,6 +230,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+fn has_tables(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,128 @@
+//! SQLite upkeep: WAL checkpoints, retention deletes in small transactions, incremental vacuum
+//! (the writer's connection), and the size report from `dbstat` (a read connection).
+
+use rusqlite::{Connection, params};
+
+use super::{SqliteReader, SqliteWriter};
+use crate::store::StoreError;
+use crate::store::maintenance::{
+    DbStats, MaintenanceStore, MaintenanceWrites, RetentionKind, TableStats, WalCheckpoint,
+};
+
+impl MaintenanceWrites for SqliteWriter {
+    fn checkpoint_wal(&mut self, truncate: bool) -> Result<WalCheckpoint, StoreError> {
+        let sql = if truncate {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        let (busy, log, done): (i64, i64, i64) = self
+            .conn
+            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(WalCheckpoint {
+            busy: busy != 0,
+            // -1 when the database is not in WAL mode.
+            wal_frames: log.max(0) as u64,
+            checkpointed_frames: done.max(0) as u64,
+        })
+    }
+
+    fn delete_older(
+        &mut self,
+        kind: RetentionKind,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        // Each statement picks its batch by rowid through the time index, so one call touches
+        // at most `limit` rows however much is due.
+        let sql = match kind {
+            RetentionKind::Traces => {
+                "DELETE FROM traces WHERE rowid IN \
+                 (SELECT rowid FROM traces WHERE ts_ms < ?1 LIMIT ?2)"
+            }
+            RetentionKind::Bodies => {
+                "UPDATE traces SET request_body = NULL, response_body = NULL WHERE rowid IN \
+                 (SELECT rowid FROM traces WHERE ts_ms < ?1 \
+                  AND (request_body IS NOT NULL OR response_body IS NOT NULL) LIMIT ?2)"
+            }
+            RetentionKind::Responses => {
+                "DELETE FROM responses WHERE rowid IN \
+                 (SELECT rowid FROM responses WHERE created_ms < ?1 LIMIT ?2)"
+            }
+        };
+        let changed = self.conn.execute(sql, params![cutoff_ms, limit as i64])?;
+        Ok(changed)
+    }
+
+    fn incremental_vacuum(&mut self, max_pages: Option<u32>) -> Result<u64, StoreError> {
+        let before = free_pages(&self.conn)?;
+        match max_pages {
+            Some(n) => self
+                .conn
+                .execute_batch(&format!("PRAGMA incremental_vacuum({n})"))?,
+            None => self.conn.execute_batch("PRAGMA incremental_vacuum")?,
+        }
+        let after = free_pages(&self.conn)?;
+        Ok(before.saturating_sub(after) as u64)
+    }
+}
+
+fn free_pages(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?)
+}
+
+impl MaintenanceStore for SqliteReader {
+    fn db_stats(&self) -> Result<DbStats, StoreError> {
+        let path = self.pool.path().to_path_buf();
+        self.with(|c| {
+            let pragma = |name: &str| -> Result<i64, StoreError> {
+                Ok(c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+            };
+            let page_size = pragma("page_size")?;
+            let page_count = pragma("page_count")?;
+            let free_pages = pragma("freelist_count")?;
+            let auto_vacuum = match pragma("auto_vacuum")? {
+                1 => "full",
+                2 => "incremental",
+                _ => "none",
+            };
+            let mut tables = Vec::new();
+            let names: Vec<String> = c
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for name in names {
+                let rows: i64 =
+                    c.query_row(&format!("SELECT COUNT(*) FROM \"{name}\""), [], |r| {
+                        r.get(0)
+                    })?;
+                // dbstat counts the pages of the table and of each of its indexes.
+                let bytes: i64 = c
+                    .query_row(
+                        "SELECT COALESCE(SUM(d.pgsize), 0) FROM dbstat d \
+                         JOIN sqlite_master m ON m.name = d.name WHERE m.tbl_name = ?1",
+                        [&name],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(0);
+                tables.push(TableStats { name, rows, bytes });
+            }
+            let size_of =
+                |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len() as i64);
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            Ok(DbStats {
+                file_bytes: size_of(path.clone()),
+                page_size,
+                page_count,
+                free_pages,
+                wal_bytes: size_of(wal.into()),
+                auto_vacuum: auto_vacuum.to_string(),
+                tables,
+            })
+        })
+    }
+}
