@@ -53,7 +53,9 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "routing",
             "cost",
             "trace",
-            "metrics"
+            "metrics",
+            "retention",
+            "backups"
         ]
     );
 }

@@ -56,6 +56,29 @@ pub enum Command {
         /// Where to write the copy (must not exist).
         file: PathBuf,
     },
+    /// Replace the database with a backup (no server may be running on it): the backup is
+    /// checked, migrated forward if older, and the restore is recorded in the audit ledger.
+    Restore {
+        /// The backup file to restore from.
+        file: PathBuf,
+    },
+    /// Database upkeep: sizes, and converting a file so that retention shrinks it.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Rows and bytes per table, free pages, WAL size; with a server running, also its writer's
+    /// queue depth and last checkpoint.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert the database to incremental auto-vacuum (a full VACUUM, once), so that deleted
+    /// rows give their space back; no server may be running on it.
+    Compact,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod audit;
 mod backup;
 mod change;
 mod config_cmd;
+mod db_cmd;
 mod keys_api;
 mod keys_cmd;
 mod limits;
@@ -16,6 +17,7 @@ mod modules_cmd;
 mod offline;
 mod prices;
 mod providers_cmd;
+mod restore;
 mod routing_cmd;
 mod secrets_cmd;
 mod serve;
@@ -93,6 +95,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Secrets(args) => secrets_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
+        Command::Restore { file } => restore::run(&cli, file).await,
+        Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
     }
 }
 

@@ -18,6 +18,7 @@
 //! infrastructure by name, feature state through the typed [`shared::Shared`] handle.
 
 pub mod auth;
+pub mod backups;
 pub mod budgets;
 pub mod chain;
 pub mod cost;
@@ -27,6 +28,7 @@ pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
 pub mod responses;
+pub mod retention;
 pub mod routing;
 pub mod shared;
 pub mod trace;

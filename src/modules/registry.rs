@@ -41,6 +41,8 @@ pub static MODULES: &[ModuleSpec] = &[
     super::cost::SPEC,
     super::trace::SPEC,
     super::metrics::SPEC,
+    super::retention::SPEC,
+    super::backups::SPEC,
 ];
 
 /// For modules that may always be disabled.

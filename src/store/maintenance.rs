@@ -48,6 +48,8 @@ pub trait MaintenanceWrites {
     /// A WAL checkpoint: `PASSIVE` (never waits on readers) or, with `truncate`, one that waits
     /// out readers for the busy timeout and cuts the WAL file back to nothing.
     fn checkpoint_wal(&mut self, truncate: bool) -> Result<WalCheckpoint, StoreError>;
+    /// The WAL file's size now (0 without one); cheap enough to ask after every batch.
+    fn wal_bytes(&self) -> u64;
     /// Removes (or, for bodies, blanks) at most `limit` rows of `kind` older than `cutoff_ms`, in
     /// one transaction; returns how many. The caller repeats until fewer than `limit` come back.
     fn delete_older(
@@ -86,4 +88,7 @@ pub struct DbStats {
 /// Size reports. Methods block; async callers use `spawn_blocking`.
 pub trait MaintenanceStore: Send + Sync {
     fn db_stats(&self) -> Result<DbStats, StoreError>;
+    /// A consistent copy of the whole store into the new file `out`, read from one snapshot on a
+    /// read connection, so the writer never waits for it.
+    fn backup_into(&self, out: &std::path::Path) -> Result<(), StoreError>;
 }

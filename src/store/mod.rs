@@ -25,6 +25,7 @@
 //! which never waits on disk; reads run on a pool of connections beside it.
 
 mod auth_failures;
+pub mod backup;
 mod breakers;
 pub mod counters;
 mod credentials;
@@ -212,6 +213,33 @@ pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
 pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::backup_into(path, out),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Checks a backup copy (integrity, and a schema version this build can migrate); returns the
+/// copy's schema version.
+pub fn verify_copy(url: &StoreUrl) -> Result<i64, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::verify_copy(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Makes the main file hold everything (the WAL checkpointed and emptied); for a store no server
+/// holds.
+pub fn checkpoint_file(url: &StoreUrl) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::checkpoint_file(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Converts an existing store so retention's deletes shrink it; returns the size before and
+/// after, in bytes. For a store no server holds.
+pub fn compact(url: &StoreUrl) -> Result<(u64, u64), StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::compact(path),
         StoreUrl::Postgres(_) => Err(not_built(url)),
     }
 }

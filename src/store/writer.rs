@@ -72,6 +72,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// steady stream of readers could otherwise let it grow without end.
 pub const WAL_TRUNCATE_FRAMES: u64 = 4096;
 
+/// The same bound as a file size, for the check after each batch.
+pub const WAL_TRUNCATE_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub written: AtomicU64,
@@ -479,16 +482,19 @@ async fn writer_loop(
     }
 }
 
-/// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one when the
-/// WAL has grown past [`WAL_TRUNCATE_FRAMES`] anyway. SQLite's own auto-checkpoint is off on the
-/// writer's connection, so this is the one place the WAL is managed.
+/// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one as soon
+/// as the WAL file passes [`WAL_TRUNCATE_BYTES`] (checked after every batch: a `stat`, so a burst
+/// can't outrun the interval). SQLite's own auto-checkpoint is off on the writer's connection,
+/// so this is the one place the WAL is managed.
 fn wal_upkeep(backend: &mut dyn WriteBackend, last: &mut std::time::Instant, stats: &WriterStats) {
-    if last.elapsed() < CHECKPOINT_INTERVAL {
+    let too_big = backend.wal_bytes() > WAL_TRUNCATE_BYTES;
+    if !too_big && last.elapsed() < CHECKPOINT_INTERVAL {
         return;
     }
     *last = std::time::Instant::now();
-    let mut result = backend.checkpoint_wal(false);
-    if let Ok(done) = &result
+    let mut result = backend.checkpoint_wal(too_big);
+    if !too_big
+        && let Ok(done) = &result
         && done.wal_frames > WAL_TRUNCATE_FRAMES
     {
         result = backend.checkpoint_wal(true);

@@ -27,6 +27,12 @@ impl MaintenanceWrites for SqliteWriter {
         })
     }
 
+    fn wal_bytes(&self) -> u64 {
+        let mut wal = self.db_path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len())
+    }
+
     fn delete_older(
         &mut self,
         kind: RetentionKind,
@@ -56,12 +62,14 @@ impl MaintenanceWrites for SqliteWriter {
 
     fn incremental_vacuum(&mut self, max_pages: Option<u32>) -> Result<u64, StoreError> {
         let before = free_pages(&self.conn)?;
-        match max_pages {
-            Some(n) => self
-                .conn
-                .execute_batch(&format!("PRAGMA incremental_vacuum({n})"))?,
-            None => self.conn.execute_batch("PRAGMA incremental_vacuum")?,
-        }
+        let sql = match max_pages {
+            Some(n) => format!("PRAGMA incremental_vacuum({n})"),
+            None => "PRAGMA incremental_vacuum".to_string(),
+        };
+        // The pragma frees one page per step: it must be stepped to the end, not run once.
+        let mut statement = self.conn.prepare(&sql)?;
+        let mut rows = statement.query([])?;
+        while rows.next()?.is_some() {}
         let after = free_pages(&self.conn)?;
         Ok(before.saturating_sub(after) as u64)
     }
@@ -72,6 +80,13 @@ fn free_pages(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 impl MaintenanceStore for SqliteReader {
+    fn backup_into(&self, out: &std::path::Path) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("VACUUM INTO ?1", [out.to_string_lossy()])?;
+            Ok(())
+        })
+    }
+
     fn db_stats(&self) -> Result<DbStats, StoreError> {
         let path = self.pool.path().to_path_buf();
         self.with(|c| {

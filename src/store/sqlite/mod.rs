@@ -8,6 +8,7 @@
 //! through the traits and [`crate::store::StoreUrl`].
 
 mod error;
+mod files;
 mod keys;
 mod maintenance;
 mod pool;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_keys.sql")),
     (9, include_str!("migrations/0009_credentials.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
+    (13, include_str!("migrations/0013_ops.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -220,6 +222,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         // `stockyard db compact`. Incremental: retention frees pages, and the writer gives them
         // back in small steps instead of a whole-file VACUUM.
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        // The file already has its first page (WAL mode was set on open): a VACUUM of the empty
+        // file is what makes the setting take.
+        conn.execute_batch("VACUUM")?;
     }
     // All pending migrations in one transaction: a failure leaves the file as it was.
     let tx = conn.transaction()?;
