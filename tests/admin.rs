@@ -55,7 +55,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "trace",
             "metrics",
             "retention",
-            "backups"
+            "backups",
+            "alerts"
         ]
     );
 }

@@ -62,9 +62,24 @@ pub enum Command {
         /// The backup file to restore from.
         file: PathBuf,
     },
+    /// Alerts fired by the alerts module, newest first.
+    Alerts(AlertsArgs),
     /// Database upkeep: sizes, and converting a file so that retention shrinks it.
     #[command(subcommand)]
     Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// How far back (`24h`, `7d`).
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// Most alerts shown.
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod admin_client;
 mod admin_keys_cmd;
+mod alerts_cmd;
 pub mod args;
 mod audit;
 mod backup;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Backup { file } => backup::run(&cli, file),
         Command::Restore { file } => restore::run(&cli, file).await,
         Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
+        Command::Alerts(args) => alerts_cmd::run(&cli, args),
     }
 }
 

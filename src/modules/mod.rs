@@ -17,6 +17,7 @@
 //! records go to the writer queue. Everything a module may be built with is in [`ModuleDeps`]:
 //! infrastructure by name, feature state through the typed [`shared::Shared`] handle.
 
+pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod budgets;

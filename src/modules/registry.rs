@@ -43,6 +43,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::metrics::SPEC,
     super::retention::SPEC,
     super::backups::SPEC,
+    super::alerts::SPEC,
 ];
 
 /// For modules that may always be disabled.

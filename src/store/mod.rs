@@ -14,6 +14,7 @@
 //! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
+//! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
@@ -24,6 +25,7 @@
 //! that [`writer::Writer`] drives. The request path only ever queues writes through the writer,
 //! which never waits on disk; reads run on a pool of connections beside it.
 
+pub mod alerts;
 mod auth_failures;
 pub mod backup;
 mod breakers;
@@ -91,6 +93,7 @@ pub trait WriteBackend:
     + SpendWrites
     + RateLimitWrites
     + maintenance::MaintenanceWrites
+    + alerts::AlertWrites
     + Send
     + 'static
 {
@@ -114,6 +117,7 @@ pub struct Store {
     pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
     pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
+    pub alerts: Arc<dyn alerts::AlertStore>,
 }
 
 impl Store {
@@ -132,6 +136,7 @@ impl Store {
             + CredentialStore
             + StoreHealth
             + maintenance::MaintenanceStore
+            + alerts::AlertStore
             + 'static,
     {
         Store {
@@ -146,7 +151,8 @@ impl Store {
             keys: all.clone(),
             credentials: all.clone(),
             health: all.clone(),
-            maintenance: all,
+            maintenance: all.clone(),
+            alerts: all,
         }
     }
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::alerts::AlertRecord;
 use super::maintenance::RetentionKind;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, Persist, RateCount, StoreError, StoredResponse,
@@ -32,6 +33,7 @@ enum WriteOp {
     AuthFailures(Vec<AuthFailureCount>),
     BudgetAlert(Box<BudgetAlert>),
     RateCounts(Vec<RateCount>),
+    Alert(Box<AlertRecord>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -220,6 +222,11 @@ impl Writer {
         self.submit_now(WriteOp::BudgetAlert(Box::new(alert)), "budget alert");
     }
 
+    /// Queues a fired alert (and its rule's cool-down). Never waits; a drop is counted.
+    pub fn submit_alert(&self, alert: AlertRecord) {
+        self.submit_now(WriteOp::Alert(Box::new(alert)), "alert");
+    }
+
     /// Queues changes to rate-limit counts. Never waits, like the auth-failure counts.
     pub fn submit_rate_counts(&self, deltas: Vec<RateCount>) {
         if !deltas.is_empty() {
@@ -395,6 +402,7 @@ async fn writer_loop(
                 WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                 WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                 WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
+                WriteOp::Alert(alert) => save_alert(backend, &alert),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -424,6 +432,7 @@ async fn writer_loop(
                             WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
                             WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                             WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
+                            WriteOp::Alert(alert) => save_alert(backend, &alert),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -553,6 +562,12 @@ fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Head>) {
     if let Err(e) = backend.publish_head(&pending) {
         tracing::error!(error = %e, seq = pending.seq, "ledger head not published");
         *head = Some(pending);
+    }
+}
+
+fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
+    if let Err(e) = backend.record_alert(alert) {
+        tracing::warn!(error = %e, rule = %alert.rule, "alert not stored");
     }
 }
 

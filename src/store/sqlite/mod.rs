@@ -7,6 +7,7 @@
 //! writes or migrates the file. Only `crate::store` sees this module; everything above it goes
 //! through the traits and [`crate::store::StoreUrl`].
 
+mod alerts;
 mod error;
 mod files;
 mod keys;
