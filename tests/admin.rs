@@ -56,7 +56,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "metrics",
             "retention",
             "backups",
-            "alerts"
+            "alerts",
+            "otel"
         ]
     );
 }

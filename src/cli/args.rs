@@ -14,6 +14,15 @@ pub struct Cli {
     /// SQLite database file [default: stockyard.db].
     #[arg(long, global = true, env = "STOCKYARD_DB")]
     pub db: Option<PathBuf>,
+    /// Log line format on stderr: text, or one JSON object per line (with the request id).
+    #[arg(
+        long,
+        global = true,
+        env = "STOCKYARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

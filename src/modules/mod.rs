@@ -25,6 +25,7 @@ pub mod chain;
 pub mod cost;
 pub mod estimate;
 pub mod metrics;
+pub mod otel;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;

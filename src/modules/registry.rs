@@ -44,6 +44,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::retention::SPEC,
     super::backups::SPEC,
     super::alerts::SPEC,
+    super::otel::SPEC,
 ];
 
 /// For modules that may always be disabled.
