@@ -348,6 +348,14 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
     for module in chain.finishing() {
         module.on_finish(ctx, outcome).await;
     }
+    // The access line (debug: a busy proxy's info log stays quiet); the request span adds the id.
+    tracing::debug!(
+        status = ctx.result.status,
+        model = %ctx.request.requested_model,
+        provider = ctx.provider_name().unwrap_or("-"),
+        latency_ms = ctx.timings.started.elapsed().as_millis() as u64,
+        "request finished"
+    );
 }
 
 /// How the request ended, from what the context recorded.
