@@ -29,6 +29,7 @@ mod governance;
 mod group;
 mod icount;
 mod load;
+mod metrics;
 mod nginx;
 mod procs;
 mod report;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
     let mode: Option<fn(&[String], Binaries) -> ExitCode> = match raw.first().map(String::as_str) {
         Some("instructions") => Some(icount::main),
         Some("soak") => Some(soak::main),
+        Some("metrics") => Some(metrics::main),
         _ => None,
     };
     if let Some(mode) = mode {
