@@ -1,6 +1,8 @@
 //! Alerts: a rule fires to an in-process webhook (generic JSON and Slack's shape), is recorded
 //! and shown by `stockyard alerts`, stays quiet for its cool-down, also across a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Backups taken during a burst of requests are complete and sound; a restore round-trips,
 //! migrates and keeps the ledger verifiable; a restore refuses a database a server holds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashSet;

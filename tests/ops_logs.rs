@@ -1,6 +1,8 @@
 //! `--log-format json`: every line is one JSON object, each line logged while serving a request
 //! carries its request id, and no key is ever printed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

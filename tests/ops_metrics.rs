@@ -1,5 +1,7 @@
 //! `/metrics`: scraped and parsed as Prometheus would, its counters match the requests sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::prom::{self, parse};

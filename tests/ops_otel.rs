@@ -1,6 +1,8 @@
 //! OpenTelemetry: request spans reach an in-process OTLP/HTTP receiver with the GenAI semantic
 //! conventions, join the caller's trace, and follow an endpoint changed at run time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

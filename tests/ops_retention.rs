@@ -1,6 +1,8 @@
 //! Retention removes exactly what is older than its limit, the file shrinks, the ledger still
 //! verifies; the writer keeps the WAL bounded under constant writes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -176,6 +178,6 @@ async fn the_wal_stays_bounded_under_constant_writes() {
     // truncate threshold's 16 MiB, plus what arrives while one batch commits).
     let written = i as u64 * 8_000;
     let bound = 16 * 1024 * 1024 + 4 * 1024 * 1024;
-    assert!(written > bound as u64, "wrote only {written} bytes");
+    assert!(written > bound, "wrote only {written} bytes");
     assert!(largest < bound, "the WAL reached {largest} bytes");
 }
