@@ -89,8 +89,8 @@ fn print_stats(stats: &Value) {
         println!(
             "{:<24}  {:>12}  {:>14}",
             table["name"].as_str().unwrap_or("?"),
-            table["rows"],
-            table["bytes"]
+            table["rows"].as_i64().unwrap_or(0),
+            table["bytes"].as_i64().unwrap_or(0)
         );
     }
 }

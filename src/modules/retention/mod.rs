@@ -106,6 +106,9 @@ fn start_task(runner: &Arc<RetentionRunner>, writer: &Arc<Writer>) {
                 continue;
             };
             wait = config.interval();
+            if config.traces.is_none() && config.bodies.is_none() && config.responses.is_none() {
+                continue;
+            }
             let _one = runner.running.lock().await;
             match pass(&writer, &config).await {
                 Ok(report) => tracing::info!(?report, "retention pass"),
