@@ -74,6 +74,10 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// steady stream of readers could otherwise let it grow without end.
 pub const WAL_TRUNCATE_FRAMES: u64 = 4096;
 
+/// The least time between two checkpoints of any kind: a truncating one that a long reader keeps
+/// busy must not be retried after every batch.
+const TRUNCATE_GAP: Duration = Duration::from_millis(250);
+
 /// The same bound as a file size, for the check after each batch.
 pub const WAL_TRUNCATE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -496,8 +500,12 @@ async fn writer_loop(
 /// can't outrun the interval). SQLite's own auto-checkpoint is off on the writer's connection,
 /// so this is the one place the WAL is managed.
 fn wal_upkeep(backend: &mut dyn WriteBackend, last: &mut std::time::Instant, stats: &WriterStats) {
+    let since = last.elapsed();
+    if since < TRUNCATE_GAP {
+        return;
+    }
     let too_big = backend.wal_bytes() > WAL_TRUNCATE_BYTES;
-    if !too_big && last.elapsed() < CHECKPOINT_INTERVAL {
+    if !too_big && since < CHECKPOINT_INTERVAL {
         return;
     }
     *last = std::time::Instant::now();

@@ -9,6 +9,11 @@ use crate::store::maintenance::{
     DbStats, MaintenanceStore, MaintenanceWrites, RetentionKind, TableStats, WalCheckpoint,
 };
 
+/// How long a truncating checkpoint waits for readers to finish.
+const TRUNCATE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// The busy timeout every connection has otherwise (`connect`).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
+
 impl MaintenanceWrites for SqliteWriter {
     fn checkpoint_wal(&mut self, truncate: bool) -> Result<WalCheckpoint, StoreError> {
         let sql = if truncate {
@@ -16,9 +21,19 @@ impl MaintenanceWrites for SqliteWriter {
         } else {
             "PRAGMA wal_checkpoint(PASSIVE)"
         };
-        let (busy, log, done): (i64, i64, i64) = self
+        // A truncating checkpoint waits for readers through the busy handler; the writer thread
+        // must not stall its queue for the full 5 s busy timeout, so it waits briefly and tries
+        // again after a later batch.
+        if truncate {
+            self.conn.busy_timeout(TRUNCATE_WAIT)?;
+        }
+        let result = self
             .conn
-            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        if truncate {
+            self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        }
+        let (busy, log, done): (i64, i64, i64) = result?;
         Ok(WalCheckpoint {
             busy: busy != 0,
             // -1 when the database is not in WAL mode.
