@@ -181,3 +181,36 @@ async fn the_wal_stays_bounded_under_constant_writes() {
     assert!(written > bound, "wrote only {written} bytes");
     assert!(largest < bound, "the WAL reached {largest} bytes");
 }
+
+#[test]
+fn db_compact_converts_an_existing_file_to_incremental_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    {
+        // A file made the old way: auto_vacuum off, some data, then most of it deleted.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (x TEXT); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO t SELECT hex(randomblob(500)) FROM n; DELETE FROM t WHERE rowid > 100;",
+        )
+        .unwrap();
+        let mode: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 0);
+    }
+    let before = std::fs::metadata(&db).unwrap().len();
+    let out = common::binary::stockyard(&db)
+        .args(["db", "compact"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("incremental"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mode: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, 2);
+    assert!(std::fs::metadata(&db).unwrap().len() < before / 4);
+}
