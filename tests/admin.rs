@@ -54,7 +54,12 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "cache",
             "semantic_cache",
             "cost",
-            "trace"
+            "trace",
+            "metrics",
+            "retention",
+            "backups",
+            "alerts",
+            "otel"
         ]
     );
 }

@@ -17,6 +17,8 @@
 //! - keys, teams and admin keys: see `keys_http.rs`
 //! - `GET|POST /admin/providers`, `DELETE /admin/providers/{id or name}`,
 //!   `POST /admin/secrets/rotate`: provider credentials (`providers_http.rs`)
+//! - `GET /admin/db/stats`, `POST /admin/retention/run`, `POST /admin/backup`: operations
+//!   (`ops_http.rs`)
 
 use std::sync::Arc;
 
@@ -102,6 +104,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         (_, p) if super::cache_http::serves(p) => {
             super::cache_http::route(app, actor, &method, p, request).await
         }
+        (method, p) if super::ops_http::serves(p) => {
+            super::ops_http::route(app, &method, p, request).await
+        }
         (method, p) if super::providers_http::serves(p) => {
             super::providers_http::route(app, actor, method, p, request).await
         }
@@ -166,7 +171,7 @@ pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
     })
 }
 
-async fn read_bytes(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub(super) async fn read_bytes(request: Request<Incoming>) -> Result<Bytes, ApiError> {
     Limited::new(request.into_body(), MAX_ADMIN_BODY)
         .collect()
         .await

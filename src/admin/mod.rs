@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod http;
 pub mod keys;
 mod keys_http;
+mod ops_http;
 mod providers_http;
 pub mod spend;
 

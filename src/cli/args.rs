@@ -14,6 +14,15 @@ pub struct Cli {
     /// SQLite database file [default: stockyard.db].
     #[arg(long, global = true, env = "STOCKYARD_DB")]
     pub db: Option<PathBuf>,
+    /// Log line format on stderr: text, or one JSON object per line (with the request id).
+    #[arg(
+        long,
+        global = true,
+        env = "STOCKYARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +67,44 @@ pub enum Command {
     },
     /// Response and embeddings caches: figures, and purging entries.
     Cache(CacheArgs),
+    /// Replace the database with a backup (no server may be running on it): the backup is
+    /// checked, migrated forward if older, and the restore is recorded in the audit ledger.
+    Restore {
+        /// The backup file to restore from.
+        file: PathBuf,
+    },
+    /// Alerts fired by the alerts module, newest first.
+    Alerts(AlertsArgs),
+    /// Database upkeep: sizes, and converting a file so that retention shrinks it.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// How far back (`24h`, `7d`).
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// Most alerts shown.
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Rows and bytes per table, free pages, WAL size; with a server running, also its writer's
+    /// queue depth and last checkpoint.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert the database to incremental auto-vacuum (a full VACUUM, once), so that deleted
+    /// rows give their space back; no server may be running on it.
+    Compact,
 }
 
 #[derive(Debug, Args)]

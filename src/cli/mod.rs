@@ -3,12 +3,14 @@
 
 mod admin_client;
 mod admin_keys_cmd;
+mod alerts_cmd;
 pub mod args;
 mod audit;
 mod backup;
 mod cache_cmd;
 mod change;
 mod config_cmd;
+mod db_cmd;
 mod keys_api;
 mod keys_cmd;
 mod limits;
@@ -17,6 +19,7 @@ mod modules_cmd;
 mod offline;
 mod prices;
 mod providers_cmd;
+mod restore;
 mod routing_cmd;
 mod secrets_cmd;
 mod serve;
@@ -57,7 +60,7 @@ pub enum CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    crate::telemetry::init_with(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,6 +98,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
         Command::Cache(args) => cache_cmd::run(&cli, args).await,
+        Command::Restore { file } => restore::run(&cli, file).await,
+        Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
+        Command::Alerts(args) => alerts_cmd::run(&cli, args),
     }
 }
 

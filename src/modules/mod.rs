@@ -17,16 +17,21 @@
 //! records go to the writer queue. Everything a module may be built with is in [`ModuleDeps`]:
 //! infrastructure by name, feature state through the typed [`shared::Shared`] handle.
 
+pub mod alerts;
 pub mod auth;
+pub mod backups;
 pub mod budgets;
 pub mod cache;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
+pub mod metrics;
+pub mod otel;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
 pub mod responses;
+pub mod retention;
 pub mod routing;
 pub mod semantic_cache;
 pub mod shared;

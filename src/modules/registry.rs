@@ -42,6 +42,11 @@ pub static MODULES: &[ModuleSpec] = &[
     super::trace::SPEC,
     super::cache::SPEC,
     super::semantic_cache::SPEC,
+    super::metrics::SPEC,
+    super::retention::SPEC,
+    super::backups::SPEC,
+    super::alerts::SPEC,
+    super::otel::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Request, Response, StatusCode};
+use tracing::Instrument;
 
 use super::admission::Admission;
 use super::attempts::{Committed, attempt_loop};
@@ -64,9 +65,15 @@ pub async fn handle(
     endpoint: Endpoint,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let chain = proxy.chain.load_full();
     let (parts, body) = request.into_parts();
-    let mut ctx = context_for(endpoint, parts);
+    let ctx = context_for(endpoint, parts);
+    // Every log line of this request, streamed body and finish included, carries its id.
+    let span = tracing::info_span!("request", request_id = %ctx.identity.request_id);
+    handle_in_span(proxy, ctx, body).instrument(span).await
+}
+
+async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> Response<ProxyBody> {
+    let chain = proxy.chain.load_full();
     // Steps 2 and 3: nothing is read, counted in flight or traced for a client the gate refuses.
     if let Err(err) = admit(&chain, &proxy.admission, &mut ctx) {
         let response = error_response(&mut ctx, err);
@@ -194,7 +201,8 @@ impl Drop for FinishOnDrop {
             ctx.result.status = 499;
         }
         ctx.timings.overhead = ctx.overhead_now();
-        runtime.spawn(async move { finish(&chain, &mut ctx).await });
+        let span = tracing::Span::current();
+        runtime.spawn(async move { finish(&chain, &mut ctx).await }.instrument(span));
     }
 }
 
@@ -340,6 +348,14 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
     for module in chain.finishing() {
         module.on_finish(ctx, outcome).await;
     }
+    // The access line (debug: a busy proxy's info log stays quiet); the request span adds the id.
+    tracing::debug!(
+        status = ctx.result.status,
+        model = %ctx.request.requested_model,
+        provider = ctx.provider_name().unwrap_or("-"),
+        latency_ms = ctx.timings.started.elapsed().as_millis() as u64,
+        "request finished"
+    );
 }
 
 /// How the request ended, from what the context recorded.

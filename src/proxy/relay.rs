@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
 use tokio::time::Sleep;
+use tracing::Instrument;
 
 use super::egress::StreamEgress;
 use super::pipeline::finish;
@@ -55,6 +56,9 @@ pub struct Relay {
     /// Since when the upstream has had nothing for us (its time is not the proxy's overhead).
     waiting: Option<Instant>,
     state: State,
+    /// The request's log span (request id), entered whenever the relay runs: hyper polls the
+    /// body outside the handler's span.
+    span: tracing::Span,
 }
 
 enum State {
@@ -106,6 +110,7 @@ impl Relay {
             idle_timer: Box::pin(tokio::time::sleep(timeouts.stream_idle)),
             waiting: None,
             state: State::Streaming,
+            span: tracing::Span::current(),
         }
     }
 
@@ -471,7 +476,10 @@ impl Body for Relay {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.get_mut()
+        let relay = self.get_mut();
+        let span = relay.span.clone();
+        let _entered = span.enter();
+        relay
             .poll_next(cx)
             .map(|next| next.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
     }
@@ -485,14 +493,15 @@ impl Drop for Relay {
             return;
         };
         self.upstream = None;
+        let span = self.span.clone();
         if let Some(mut ctx) = self.ctx.take() {
             ctx.result.error_class = Some(ErrorCode::Cancelled);
             let chain = self.chain.clone();
-            runtime.spawn(async move { finish(&chain, &mut ctx).await });
+            runtime.spawn(async move { finish(&chain, &mut ctx).await }.instrument(span));
         } else if let State::Finishing { finishing, .. } =
             std::mem::replace(&mut self.state, State::Done)
         {
-            runtime.spawn(finishing);
+            runtime.spawn(finishing.instrument(span));
         }
     }
 }

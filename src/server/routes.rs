@@ -49,6 +49,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             response
         }
         (Method::GET, "/ready") => ready(app).await,
+        (Method::GET, "/metrics") => metrics(app),
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
             crate::admin::http::route(app, request).await
         }
@@ -178,6 +179,18 @@ async fn ready(app: &Arc<App>) -> Response<ProxyBody> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+}
+
+/// `GET /metrics`, the Prometheus text format. Open like `/ready`: its labels carry no key, team
+/// or user, and a scraper usually has no credentials.
+fn metrics(app: &App) -> Response<ProxyBody> {
+    let text = crate::modules::metrics::render(app.admin.deps());
+    let mut response = Response::new(ProxyBody::full(text));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// `POST /v1/messages/count_tokens`, answered locally with the tokenizer (an estimate for

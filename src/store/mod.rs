@@ -14,6 +14,8 @@
 //! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
+//! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
+//! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
@@ -23,7 +25,9 @@
 //! that [`writer::Writer`] drives. The request path only ever queues writes through the writer,
 //! which never waits on disk; reads run on a pool of connections beside it.
 
+pub mod alerts;
 mod auth_failures;
+pub mod backup;
 mod breakers;
 mod cache;
 pub mod counters;
@@ -32,6 +36,7 @@ mod error;
 mod health;
 mod keys;
 mod ledger;
+pub mod maintenance;
 mod modules;
 mod rate_limits;
 mod responses;
@@ -90,6 +95,8 @@ pub trait WriteBackend:
     + SpendWrites
     + RateLimitWrites
     + CacheWrites
+    + maintenance::MaintenanceWrites
+    + alerts::AlertWrites
     + Send
     + 'static
 {
@@ -113,6 +120,8 @@ pub struct Store {
     pub credentials: Arc<dyn CredentialStore>,
     pub health: Arc<dyn StoreHealth>,
     pub cache: Arc<dyn CacheStore>,
+    pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
+    pub alerts: Arc<dyn alerts::AlertStore>,
 }
 
 impl Store {
@@ -131,6 +140,8 @@ impl Store {
             + CredentialStore
             + StoreHealth
             + CacheStore
+            + maintenance::MaintenanceStore
+            + alerts::AlertStore
             + 'static,
     {
         Store {
@@ -145,7 +156,9 @@ impl Store {
             keys: all.clone(),
             credentials: all.clone(),
             health: all.clone(),
-            cache: all,
+            cache: all.clone(),
+            maintenance: all.clone(),
+            alerts: all,
         }
     }
 }
@@ -212,6 +225,33 @@ pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
 pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::backup_into(path, out),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Checks a backup copy (integrity, and a schema version this build can migrate); returns the
+/// copy's schema version.
+pub fn verify_copy(url: &StoreUrl) -> Result<i64, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::verify_copy(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Makes the main file hold everything (the WAL checkpointed and emptied); for a store no server
+/// holds.
+pub fn checkpoint_file(url: &StoreUrl) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::checkpoint_file(path),
+        StoreUrl::Postgres(_) => Err(not_built(url)),
+    }
+}
+
+/// Converts an existing store so retention's deletes shrink it; returns the size before and
+/// after, in bytes. For a store no server holds.
+pub fn compact(url: &StoreUrl) -> Result<(u64, u64), StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::compact(path),
         StoreUrl::Postgres(_) => Err(not_built(url)),
     }
 }

@@ -9,7 +9,7 @@
 //! per batch, after its commit, never per entry: the file write stays off the per-entry path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::alerts::AlertRecord;
+use super::maintenance::RetentionKind;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
     RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
@@ -32,16 +34,53 @@ enum WriteOp {
     BudgetAlert(Box<BudgetAlert>),
     RateCounts(Vec<RateCount>),
     Cache(CacheOp),
+    Alert(Box<AlertRecord>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
         reply: oneshot::Sender<Result<LedgerEntry, StoreError>>,
+    },
+    /// Store upkeep (a retention batch, a vacuum, a checkpoint), run between trace batches.
+    Maintain {
+        job: MaintenanceJob,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     /// Commit what is queued so far, then answer.
     Flush(oneshot::Sender<()>),
     /// Commit everything, checkpoint, answer and stop.
     Shutdown(oneshot::Sender<Result<(), StoreError>>),
 }
+
+/// One piece of store upkeep for the writer thread; each answers with a count.
+#[derive(Clone, Copy, Debug)]
+pub enum MaintenanceJob {
+    /// Rows removed (or bodies blanked): at most `limit`, older than `cutoff_ms`.
+    Delete {
+        kind: RetentionKind,
+        cutoff_ms: i64,
+        limit: usize,
+    },
+    /// Pages given back to the file system.
+    Vacuum { max_pages: Option<u32> },
+    /// WAL frames left after a checkpoint (truncating, which waits out readers, or passive).
+    Checkpoint { truncate: bool },
+}
+
+/// At most one passive checkpoint per this interval: each one scans the WAL index, and a
+/// checkpoint per batch would cost more than the batch under load.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Past this many WAL frames (16 MiB at 4 KiB pages) the writer truncates instead: a passive
+/// checkpoint can only reuse the WAL from its start once no reader pins an old snapshot, so a
+/// steady stream of readers could otherwise let it grow without end.
+pub const WAL_TRUNCATE_FRAMES: u64 = 4096;
+
+/// The least time between two checkpoints of any kind: a truncating one that a long reader keeps
+/// busy must not be retried after every batch.
+const TRUNCATE_GAP: Duration = Duration::from_millis(250);
+
+/// The same bound as a file size, for the check after each batch.
+pub const WAL_TRUNCATE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -51,6 +90,50 @@ pub struct WriterStats {
     pub failed: AtomicU64,
     pub batches: AtomicU64,
     pub alive: AtomicBool,
+    /// Rows per committed trace batch and how long each commit took (for `/metrics`).
+    pub histograms: WriterHistograms,
+    /// WAL upkeep: checkpoints run and when the last one ended (epoch ms, 0: none yet).
+    pub checkpoints: AtomicU64,
+    pub last_checkpoint_ms: AtomicI64,
+    /// WAL frames left after the last checkpoint (what a reader still pins).
+    pub wal_frames: AtomicU64,
+}
+
+/// Histograms the writer fills as it commits; the `metrics` module registers them for scraping.
+/// They are plain handles (clones share one set of buckets), so the writer knows no registry.
+#[derive(Clone, Debug)]
+pub struct WriterHistograms {
+    pub batch_rows: prometheus::Histogram,
+    pub commit_seconds: prometheus::Histogram,
+}
+
+impl Default for WriterHistograms {
+    fn default() -> Self {
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let opts = prometheus::HistogramOpts::new(name, help).buckets(buckets);
+            // The names and buckets are constants that the line below checks in a unit test.
+            prometheus::Histogram::with_opts(opts).unwrap_or_else(|_| unreachable_histogram())
+        };
+        WriterHistograms {
+            batch_rows: histogram(
+                "stockyard_writer_batch_rows",
+                "rows per committed trace batch",
+                vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+            ),
+            commit_seconds: histogram(
+                "stockyard_writer_commit_seconds",
+                "time to commit one trace batch",
+                prometheus::exponential_buckets(0.0001, 4.0, 9).unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// A histogram with the default options, which cannot fail: only reached if a constant above were
+/// invalid, which `writer_histograms_build` rules out.
+fn unreachable_histogram() -> prometheus::Histogram {
+    #[allow(clippy::unwrap_used)]
+    prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "h")).unwrap()
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -62,6 +145,9 @@ pub struct WriterSnapshot {
     pub dropped: u64,
     pub failed: u64,
     pub batches: u64,
+    pub checkpoints: u64,
+    pub last_checkpoint_ms: i64,
+    pub wal_frames: u64,
 }
 
 pub struct Writer {
@@ -141,6 +227,11 @@ impl Writer {
         self.submit_now(WriteOp::BudgetAlert(Box::new(alert)), "budget alert");
     }
 
+    /// Queues a fired alert (and its rule's cool-down). Never waits; a drop is counted.
+    pub fn submit_alert(&self, alert: AlertRecord) {
+        self.submit_now(WriteOp::Alert(Box::new(alert)), "alert");
+    }
+
     /// Queues changes to rate-limit counts. Never waits, like the auth-failure counts.
     pub fn submit_rate_counts(&self, deltas: Vec<RateCount>) {
         if !deltas.is_empty() {
@@ -199,6 +290,18 @@ impl Writer {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Runs one piece of store upkeep on the writer thread, after what is queued before it.
+    /// Waits for room in the queue: upkeep is never dropped, only delayed.
+    pub async fn maintain(&self, job: MaintenanceJob) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(WriteOp::Maintain { job, reply })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        self.urgent.notify_one();
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -234,7 +337,15 @@ impl Writer {
             dropped: self.stats.dropped.load(Ordering::Relaxed),
             failed: self.stats.failed.load(Ordering::Relaxed),
             batches: self.stats.batches.load(Ordering::Relaxed),
+            checkpoints: self.stats.checkpoints.load(Ordering::Relaxed),
+            last_checkpoint_ms: self.stats.last_checkpoint_ms.load(Ordering::Relaxed),
+            wal_frames: self.stats.wal_frames.load(Ordering::Relaxed),
         }
+    }
+
+    /// The writer's histograms, for the `metrics` module to register.
+    pub fn histograms(&self) -> &WriterHistograms {
+        &self.stats.histograms
     }
 }
 
@@ -289,6 +400,7 @@ async fn writer_loop(
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
     // The newest ledger entry committed since the head was last published.
     let mut head: Option<Head> = None;
+    let mut last_checkpoint = std::time::Instant::now();
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + config.batch_interval;
         let mut next = Some(first);
@@ -302,6 +414,7 @@ async fn writer_loop(
                 WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                 WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
                 WriteOp::Cache(op) => apply_cache(backend, op),
+                WriteOp::Alert(alert) => save_alert(backend, &alert),
                 WriteOp::Admin {
                     change,
                     draft,
@@ -311,6 +424,10 @@ async fn writer_loop(
                     let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
                     note_head(&mut head, &result);
                     let _ = reply.send(result);
+                }
+                WriteOp::Maintain { job, reply } => {
+                    commit(backend, &mut batch, stats);
+                    let _ = reply.send(maintain(backend, job, stats));
                 }
                 WriteOp::Flush(reply) => {
                     commit(backend, &mut batch, stats);
@@ -328,6 +445,7 @@ async fn writer_loop(
                             WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
                             WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
                             WriteOp::Cache(op) => apply_cache(backend, op),
+                            WriteOp::Alert(alert) => save_alert(backend, &alert),
                             WriteOp::Admin {
                                 change,
                                 draft,
@@ -336,6 +454,9 @@ async fn writer_loop(
                                 let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
                                 note_head(&mut head, &result);
                                 let _ = reply.send(result);
+                            }
+                            WriteOp::Maintain { reply, .. } => {
+                                let _ = reply.send(Err(StoreError::WriterGone));
                             }
                             WriteOp::Flush(reply) => {
                                 let _ = reply.send(());
@@ -374,11 +495,71 @@ async fn writer_loop(
         }
         commit(backend, &mut batch, stats);
         publish_head(backend, &mut head);
+        wal_upkeep(backend, &mut last_checkpoint, stats);
     }
     commit(backend, &mut batch, stats);
     publish_head(backend, &mut head);
     if let Err(e) = backend.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+/// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one as soon
+/// as the WAL file passes [`WAL_TRUNCATE_BYTES`] (checked after every batch: a `stat`, so a burst
+/// can't outrun the interval). SQLite's own auto-checkpoint is off on the writer's connection,
+/// so this is the one place the WAL is managed.
+fn wal_upkeep(backend: &mut dyn WriteBackend, last: &mut std::time::Instant, stats: &WriterStats) {
+    let since = last.elapsed();
+    if since < TRUNCATE_GAP {
+        return;
+    }
+    let too_big = backend.wal_bytes() > WAL_TRUNCATE_BYTES;
+    if !too_big && since < CHECKPOINT_INTERVAL {
+        return;
+    }
+    *last = std::time::Instant::now();
+    let mut result = backend.checkpoint_wal(too_big);
+    if !too_big
+        && let Ok(done) = &result
+        && done.wal_frames > WAL_TRUNCATE_FRAMES
+    {
+        result = backend.checkpoint_wal(true);
+    }
+    match result {
+        Ok(done) => note_checkpoint(
+            stats,
+            done.wal_frames.saturating_sub(done.checkpointed_frames),
+        ),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
+}
+
+fn note_checkpoint(stats: &WriterStats, frames_left: u64) {
+    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+    stats.last_checkpoint_ms.store(now_ms(), Ordering::Relaxed);
+    stats.wal_frames.store(frames_left, Ordering::Relaxed);
+}
+
+fn maintain(
+    backend: &mut dyn WriteBackend,
+    job: MaintenanceJob,
+    stats: &WriterStats,
+) -> Result<u64, StoreError> {
+    match job {
+        MaintenanceJob::Delete {
+            kind,
+            cutoff_ms,
+            limit,
+        } => backend
+            .delete_older(kind, cutoff_ms, limit)
+            .map(|n| n as u64),
+        MaintenanceJob::Vacuum { max_pages } => backend.incremental_vacuum(max_pages),
+        MaintenanceJob::Checkpoint { truncate } => {
+            let done = backend.checkpoint_wal(truncate)?;
+            let left = done.wal_frames.saturating_sub(done.checkpointed_frames);
+            note_checkpoint(stats, left);
+            Ok(left)
+        }
     }
 }
 
@@ -398,6 +579,12 @@ fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Head>) {
     if let Err(e) = backend.publish_head(&pending) {
         tracing::error!(error = %e, seq = pending.seq, "ledger head not published");
         *head = Some(pending);
+    }
+}
+
+fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
+    if let Err(e) = backend.record_alert(alert) {
+        tracing::warn!(error = %e, rule = %alert.rule, "alert not stored");
     }
 }
 
@@ -456,6 +643,7 @@ fn commit(backend: &mut dyn WriteBackend, batch: &mut Vec<TraceRecord>, stats: &
     if batch.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
     let mut result = backend.append_traces(batch);
     if let Err(e) = &result {
         // One retry covers a transient lock held by an outside reader past busy_timeout.
@@ -465,6 +653,11 @@ fn commit(backend: &mut dyn WriteBackend, batch: &mut Vec<TraceRecord>, stats: &
     }
     match result {
         Ok(()) => {
+            stats.histograms.batch_rows.observe(batch.len() as f64);
+            stats
+                .histograms
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
             stats
                 .written
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -5,6 +5,8 @@
 
 pub mod binary;
 pub mod grants;
+pub mod prom;
+pub mod receiver;
 pub mod test_modules;
 
 use std::time::Duration;

@@ -30,6 +30,7 @@ mod governance;
 mod group;
 mod icount;
 mod load;
+mod metrics;
 mod nginx;
 mod procs;
 mod report;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         Some("instructions") => Some(icount::main),
         Some("soak") => Some(soak::main),
         Some("cache") => Some(cache::main),
+        Some("metrics") => Some(metrics::main),
         _ => None,
     };
     if let Some(mode) = mode {

@@ -8,8 +8,11 @@
 //! through the traits and [`crate::store::StoreUrl`].
 
 mod cache;
+mod alerts;
 mod error;
+mod files;
 mod keys;
+mod maintenance;
 mod pool;
 mod read;
 mod write;
@@ -41,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("migrations/0009_credentials.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
     (11, include_str!("migrations/0011_cache.sql")),
+    (13, include_str!("migrations/0013_ops.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -64,6 +68,11 @@ impl SqliteStore {
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
+        // The writer thread checkpoints (store/writer.rs); SQLite's own auto-checkpoint would run
+        // inside a trace batch's commit, on the request load's clock. The size limit truncates a
+        // WAL that a burst grew once it is reset.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
         let published = write::anchor_at_open(&mut conn, &key, path)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         Ok((
@@ -211,6 +220,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
+    if found == 0 && !has_tables(conn)? {
+        // Only a file with no tables yet can take this; an existing one is converted by
+        // `stockyard db compact`. Incremental: retention frees pages, and the writer gives them
+        // back in small steps instead of a whole-file VACUUM.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        // The file already has its first page (WAL mode was set on open): a VACUUM of the empty
+        // file is what makes the setting take.
+        conn.execute_batch("VACUUM")?;
+    }
     // All pending migrations in one transaction: a failure leaves the file as it was.
     let tx = conn.transaction()?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
@@ -220,6 +238,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+fn has_tables(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ impl ReadPool {
     }
 
     /// A connection for one query; it goes back to the pool when dropped.
+    /// The database file the pool reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn get(&self) -> Result<Pooled<'_>, StoreError> {
         let deadline = Instant::now() + CHECKOUT_WAIT;
         let mut state = self.lock();
