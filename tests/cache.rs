@@ -369,6 +369,23 @@ async fn the_least_recently_used_entry_goes_when_the_budget_is_full() {
 }
 
 #[tokio::test]
+async fn the_retention_size_caps_the_cache_below_its_own_budget() {
+    // The cache's own budget is large; retention's `cache` size holds it to two answers.
+    let h = start("max_bytes = 10000000\n[modules.retention]\nenabled = true\ncache = \"1300\"\n")
+        .await;
+    for text in ["one", "two"] {
+        assert_eq!(outcome(&chat(&h, &body(text, false), &[]).await), "miss");
+    }
+    assert_eq!(outcome(&chat(&h, &body("one", false), &[]).await), "hit");
+    assert_eq!(outcome(&chat(&h, &body("three", false), &[]).await), "miss");
+    assert_eq!(outcome(&chat(&h, &body("two", false), &[]).await), "miss");
+    let stats = h.client.admin(Method::GET, "/admin/cache", "").await;
+    let exact = &stats.json()["exact"];
+    assert!(exact["bytes"].as_u64().unwrap() <= 1300, "{exact}");
+    assert!(exact["evictions"].as_u64().unwrap() >= 1, "{exact}");
+}
+
+#[tokio::test]
 async fn two_keys_never_see_each_others_answers() {
     let h = start("").await;
     let alice = grant("alice", json!({}), None);

@@ -30,6 +30,9 @@ pub struct EntryIndex {
     inner: Mutex<Inner>,
     writer: Arc<Writer>,
     max_bytes: AtomicUsize,
+    /// A ceiling set from outside the cache module (the retention module's `cache` size); the
+    /// budget is the smaller of the two.
+    cap_bytes: AtomicUsize,
     pub stats: CacheStats,
 }
 
@@ -89,6 +92,7 @@ impl EntryIndex {
             inner: Mutex::default(),
             writer,
             max_bytes: AtomicUsize::new(max_bytes),
+            cap_bytes: AtomicUsize::new(usize::MAX),
             stats: CacheStats::default(),
         };
         let now = crate::store::now_ms();
@@ -115,6 +119,24 @@ impl EntryIndex {
 
     pub fn set_max_bytes(&self, max_bytes: usize) {
         self.max_bytes.store(max_bytes, Ordering::Relaxed);
+        self.enforce_budget();
+    }
+
+    /// Caps the budget at `cap_bytes` whatever the cache module's own setting
+    /// (`usize::MAX` lifts the cap).
+    pub fn set_cap_bytes(&self, cap_bytes: usize) {
+        self.cap_bytes.store(cap_bytes, Ordering::Relaxed);
+        self.enforce_budget();
+    }
+
+    /// The bytes the entries may take: the module's budget or the cap, whichever is smaller.
+    fn budget(&self) -> usize {
+        self.max_bytes
+            .load(Ordering::Relaxed)
+            .min(self.cap_bytes.load(Ordering::Relaxed))
+    }
+
+    fn enforce_budget(&self) {
         let evicted = {
             let mut inner = self.lock();
             self.evict(&mut inner)
@@ -158,7 +180,7 @@ impl EntryIndex {
     pub fn put(&self, entry: CacheEntry) {
         let record = entry.clone();
         let stored = stored_from(entry);
-        if stored.bytes > self.max_bytes.load(Ordering::Relaxed) {
+        if stored.bytes > self.budget() {
             return;
         }
         let evicted = {
@@ -196,7 +218,7 @@ impl EntryIndex {
 
     /// Takes the least recently used entries out until the budget holds.
     fn evict(&self, inner: &mut Inner) -> Vec<Arc<Stored>> {
-        let max = self.max_bytes.load(Ordering::Relaxed);
+        let max = self.budget();
         let mut evicted = Vec::new();
         while inner.bytes > max {
             let Some((_, id)) = inner.recency.pop_first() else {

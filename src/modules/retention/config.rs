@@ -16,8 +16,8 @@ pub struct RetentionConfig {
     pub bodies: Option<String>,
     /// Stored Responses API answers older than this are deleted.
     pub responses: Option<String>,
-    /// Largest size of the response cache (`2GB`, `500MB`). Checked and kept; applied by the
-    /// cache module's store, which enforces its own size (this build has no cache table).
+    /// Largest size of the response cache (`2GB`, `500MB`): a ceiling on the cache module's own
+    /// byte budget, enforced by evicting the least recently used entries.
     pub cache: Option<String>,
     /// How often the background pass runs (`1h`). Default one hour.
     pub interval: String,

@@ -74,6 +74,16 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
         .unwrap_or_else(PoisonError::into_inner)
         .push(Arc::downgrade(&config));
     start_task(&runner, &deps.writer);
+    // The response cache's size is kept by its own index (least recently used entries go
+    // first, from memory and the file alike); this sets the ceiling on it.
+    let cap = config
+        .cache
+        .as_deref()
+        .and_then(config::parse_size)
+        .map_or(usize::MAX, |bytes| {
+            usize::try_from(bytes).unwrap_or(usize::MAX)
+        });
+    super::cache::entries(deps, cap).0.set_cap_bytes(cap);
     Ok(Arc::new(Retention { _config: config }))
 }
 

@@ -7,8 +7,8 @@
 //! writes or migrates the file. Only `crate::store` sees this module; everything above it goes
 //! through the traits and [`crate::store::StoreUrl`].
 
-mod cache;
 mod alerts;
+mod cache;
 mod error;
 mod files;
 mod keys;
