@@ -22,6 +22,7 @@ pub mod budgets;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
+pub mod guard;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
@@ -29,6 +30,10 @@ pub mod responses;
 pub mod routing;
 pub mod shared;
 pub mod trace;
+pub mod guard_pii;
+pub mod guard_secrets;
+pub mod guard_injection;
+pub mod guard_policy;
 
 use std::sync::Arc;
 
@@ -59,6 +64,10 @@ pub enum ModuleError {
     },
     #[error("invalid config: {0}")]
     Config(String),
+    /// The module refuses the answer (a guardrail): the client gets this error, whatever the
+    /// module's fail policy.
+    #[error("answer refused: {}", .0.message())]
+    Refused(crate::request::ApiError),
 }
 
 /// What to do when a hook fails: let the request through (open) or refuse it (closed).

@@ -40,6 +40,10 @@ pub static MODULES: &[ModuleSpec] = &[
     super::routing::SPEC,
     super::cost::SPEC,
     super::trace::SPEC,
+    super::guard_policy::SPEC,
+    super::guard_injection::SPEC,
+    super::guard_secrets::SPEC,
+    super::guard_pii::SPEC,
 ];
 
 /// For modules that may always be disabled.

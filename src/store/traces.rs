@@ -54,6 +54,9 @@ pub struct TraceRecord {
     pub answered_by: Option<String>,
     /// For a model call a module made itself: that module.
     pub internal_caller: Option<String>,
+    /// Guardrail verdicts, a JSON array of `{detector, rule, action, position}`; never the text
+    /// that matched.
+    pub verdicts: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -171,6 +171,10 @@ impl Module for Trace {
             response_body,
             answered_by: ctx.route.answered_by.map(String::from),
             internal_caller: ctx.identity.internal.map(String::from),
+            verdicts: ctx
+                .slots
+                .get::<super::guard::Verdicts>()
+                .and_then(|v| v.to_json()),
         };
         self.writer.submit_trace(record).await;
     }

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_keys.sql")),
     (9, include_str!("migrations/0009_credentials.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
+    (12, include_str!("migrations/0012_guard_verdicts.sql")),
 ];
 
 /// The version the newest migration produces.

@@ -71,6 +71,7 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         internal_caller: r.get(32)?,
         team_id: r.get(33)?,
         key_metadata: r.get(34)?,
+        verdicts: r.get(35)?,
     })
 }
 
@@ -78,7 +79,7 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller, team_id, key_metadata";
+     answered_by, internal_caller, team_id, key_metadata, verdicts";
 
 impl StoreHealth for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {

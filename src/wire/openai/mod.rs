@@ -6,7 +6,7 @@ mod completions;
 mod embeddings;
 mod usage;
 
-pub use chat::{ChatMessage, ChatRequest, StreamOptions};
+pub use chat::{ChatMessage, ChatRequest, Role, StreamOptions};
 pub use completions::CompletionRequest;
 pub use embeddings::EmbeddingRequest;
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
