@@ -52,7 +52,11 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "responses",
             "routing",
             "cost",
-            "trace"
+            "trace",
+            "guard_policy",
+            "guard_injection",
+            "guard_secrets",
+            "guard_pii"
         ]
     );
 }

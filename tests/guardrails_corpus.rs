@@ -77,7 +77,10 @@ fn score(family: &str, scanner: &dyn Scanner) -> Score {
             negatives += 1;
         }
     }
-    assert!(positives >= 100 && negatives >= 100, "{family}: corpus too small");
+    assert!(
+        positives >= 100 && negatives >= 100,
+        "{family}: corpus too small"
+    );
     let precision = f64::from(tp) / f64::from((tp + fp).max(1));
     let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
     println!(

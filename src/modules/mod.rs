@@ -23,6 +23,10 @@ pub mod chain;
 pub mod cost;
 pub mod estimate;
 pub mod guard;
+pub mod guard_injection;
+pub mod guard_pii;
+pub mod guard_policy;
+pub mod guard_secrets;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
@@ -30,10 +34,6 @@ pub mod responses;
 pub mod routing;
 pub mod shared;
 pub mod trace;
-pub mod guard_pii;
-pub mod guard_secrets;
-pub mod guard_injection;
-pub mod guard_policy;
 
 use std::sync::Arc;
 

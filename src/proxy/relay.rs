@@ -281,9 +281,14 @@ impl Relay {
     fn refuse(&mut self, ctx: &mut RequestCtx, ended: Ended, out: &mut BytesMut) {
         ctx.result.error_class = Some(ended.error.error_code());
         ctx.route.refused_by = Some(ended.by);
-        let event = self
-            .egress
-            .error_event(ended.error.sse_event(), &ended.error.message());
+        // A module's refusal (a guardrail) keeps its own code in every client's format.
+        let code = match ended.error.error_code() {
+            code if code.is_upstream() => None,
+            code => Some(code.as_str()),
+        };
+        let event =
+            self.egress
+                .error_event_coded(ended.error.sse_event(), &ended.error.message(), code);
         out.extend_from_slice(&event);
     }
 

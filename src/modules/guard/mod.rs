@@ -36,10 +36,7 @@ use crate::request::{ApiError, RequestCtx};
 use crate::wire::openai::Inbound;
 
 /// Builds the guardrail module of family `F` from its config (a registry `build` function).
-pub fn build<F: Family>(
-    config: &Value,
-    deps: &ModuleDeps,
-) -> Result<Arc<dyn Module>, ModuleError> {
+pub fn build<F: Family>(config: &Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = GuardConfig::<F>::parse(config).map_err(ModuleError::Config)?;
     let scanner = F::scanner(&config.detector).map_err(ModuleError::Config)?;
     Ok(Arc::new(Guard::<F> {
@@ -290,12 +287,13 @@ impl<F: Family> Module for Guard<F> {
             }
         });
         ctx.slots.insert(map);
-        answer.body = serde_json::to_vec(&body)
-            .map(Into::into)
-            .map_err(|e| ModuleError::Failed {
-                module: F::NAME,
-                message: format!("cannot encode the answer: {e}"),
-            })?;
+        answer.body =
+            serde_json::to_vec(&body)
+                .map(Into::into)
+                .map_err(|e| ModuleError::Failed {
+                    module: F::NAME,
+                    message: format!("cannot encode the answer: {e}"),
+                })?;
         Ok(())
     }
 

@@ -31,19 +31,41 @@ const SIGNALS: &[(&str, f64, &str)] = &[
         1.0,
         r"\b(?:you are|you're|act as|pretend (?:to be|you are)|roleplay as|become)\b.{0,30}\b(?:DAN|unfiltered|unrestricted|uncensored|jailbroken|evil|without (?:any )?(?:rules|restrictions|limits|filters))\b",
     ),
-    ("jailbreak_term", 0.7, r"\b(?:jailbreak|DAN mode|developer mode enabled|do anything now)\b"),
+    (
+        "jailbreak_term",
+        0.7,
+        r"\b(?:jailbreak|DAN mode|developer mode enabled|do anything now)\b",
+    ),
     (
         "no_limits",
         0.5,
         r"\b(?:no (?:longer )?(?:bound|restricted|limited) by|without (?:any )?(?:ethical|moral|safety) (?:guidelines|limits|constraints)|bypass (?:your |the )?(?:safety|filters?|restrictions|guardrails))\b",
     ),
-    ("role_play", 0.3, r"\b(?:act as|pretend (?:to be|you are)|roleplay|role-play)\b"),
-    ("hypothetical", 0.2, r"\b(?:hypothetically|in a fictional world|for a story)\b"),
-    ("fake_delimiter", 0.6, r"(?:<\|im_start\|>|<\|system\|>|\[/?INST\]|###\s*(?:system|instruction)|</?system>)"),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:act as|pretend (?:to be|you are)|roleplay|role-play)\b",
+    ),
+    (
+        "hypothetical",
+        0.2,
+        r"\b(?:hypothetically|in a fictional world|for a story)\b",
+    ),
+    (
+        "fake_delimiter",
+        0.6,
+        r"(?:<\|im_start\|>|<\|system\|>|\[/?INST\]|###\s*(?:system|instruction)|</?system>)",
+    ),
 ];
 
 /// What a decoded payload must say to count.
-const PAYLOAD_WORDS: &[&str] = &["ignore", "instruction", "system prompt", "jailbreak", "disregard"];
+const PAYLOAD_WORDS: &[&str] = &[
+    "ignore",
+    "instruction",
+    "system prompt",
+    "jailbreak",
+    "disregard",
+];
 
 pub struct InjectionScanner {
     set: RegexSet,
@@ -55,7 +77,10 @@ pub struct InjectionScanner {
 
 impl InjectionScanner {
     pub fn new(config: &InjectionConfig) -> Result<InjectionScanner, String> {
-        let patterns: Vec<String> = SIGNALS.iter().map(|(_, _, p)| format!("(?is){p}")).collect();
+        let patterns: Vec<String> = SIGNALS
+            .iter()
+            .map(|(_, _, p)| format!("(?is){p}"))
+            .collect();
         let set = RegexSet::new(&patterns).map_err(|e| format!("signals: {e}"))?;
         let regexes = patterns
             .iter()

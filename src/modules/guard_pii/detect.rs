@@ -44,10 +44,7 @@ impl PiiScanner {
                 r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
             )?,
             ssn: compile(config.ssn, r"\b\d{3}-\d{2}-\d{4}\b")?,
-            ipv4: compile(
-                config.ip,
-                r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
-            )?,
+            ipv4: compile(config.ip, r"\b(?:\d{1,3}\.){3}\d{1,3}\b")?,
             ipv6: compile(
                 config.ip,
                 r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}\b",
@@ -126,9 +123,7 @@ impl Scanner for PiiScanner {
     /// Numbers are written with spaces, dashes and dots inside (`+44 20 7946 0958`), so the tail
     /// runs back over them too.
     fn pending_tail(&self, text: &str) -> usize {
-        let tail = tail_after(text, |c| {
-            !(c.is_alphanumeric() || "+-.()@_% :".contains(c))
-        });
+        let tail = tail_after(text, |c| !(c.is_alphanumeric() || "+-.()@_% :".contains(c)));
         // Past a line of prose, only the last word and any number it ends with matter.
         tail.min(64)
     }

@@ -10,6 +10,9 @@ use crate::modules::guard::{Finding, Scanner};
 use crate::request::RequestCtx;
 
 pub struct PolicyScanner {
+    has_regex: bool,
+    /// Words in the longest deny phrase or topic keyword.
+    max_phrase_words: usize,
     deny: Vec<(String, Regex)>,
     deny_set: Option<RegexSet>,
     allow: Option<Regex>,
@@ -66,7 +69,17 @@ impl PolicyScanner {
                 .collect::<Result<Vec<_>, _>>()?;
             topics.push((format!("topic:{topic}"), res));
         }
+        let max_phrase_words = config
+            .deny
+            .iter()
+            .chain(config.topics.values().flatten())
+            .map(|p| p.split_whitespace().count())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         Ok(PolicyScanner {
+            has_regex: !config.deny_regex.is_empty(),
+            max_phrase_words,
             deny,
             deny_set,
             allow,
@@ -124,9 +137,13 @@ impl Scanner for PolicyScanner {
         }
     }
 
+    /// A phrase of n words may still be completing while its first n-1 words are out, so the
+    /// last n words stay; a regular expression may span anything up to the look-behind.
     fn pending_tail(&self, text: &str) -> usize {
-        // Phrases span words: keep the current line, up to the look-behind.
-        text.len() - text.rfind(['\n', '.', '!', '?']).map_or(0, |i| i + 1)
+        if self.has_regex {
+            return text.len();
+        }
+        tail_words(text, self.max_phrase_words)
     }
 
     fn check_request(&self, ctx: &RequestCtx) -> Option<Finding> {
@@ -148,7 +165,9 @@ impl Scanner for PolicyScanner {
             return Some(Finding::new("max_prompt_tokens", "LIMIT", 0, 0));
         }
         if let Some(limit) = self.max_output_tokens
-            && parsed.max_output_tokens().is_some_and(|asked| asked > limit)
+            && parsed
+                .max_output_tokens()
+                .is_some_and(|asked| asked > limit)
         {
             return Some(Finding::new("max_output_tokens", "LIMIT", 0, 0));
         }
@@ -157,5 +176,38 @@ impl Scanner for PolicyScanner {
 
     fn max_output_tokens(&self) -> Option<u64> {
         self.max_output_tokens
+    }
+}
+
+/// The length of the suffix of `text` holding its last `words` words (the last one possibly
+/// unfinished), with the whitespace between them.
+fn tail_words(text: &str, words: usize) -> usize {
+    let mut count = 0;
+    let mut in_word = false;
+    for (i, c) in text.char_indices().rev() {
+        if c.is_whitespace() {
+            if in_word {
+                count += 1;
+                if count == words {
+                    return text.len() - i - c.len_utf8();
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_words;
+
+    #[test]
+    fn the_tail_keeps_as_many_words_as_the_longest_phrase() {
+        assert_eq!(tail_words("it is project fal", 2), "project fal".len());
+        assert_eq!(tail_words("it is project ", 2), "is project ".len());
+        assert_eq!(tail_words("one", 3), 3);
     }
 }

@@ -22,18 +22,38 @@ pub struct SecretsScanner {
 }
 
 const RULES: &[(&str, &str, f64)] = &[
-    ("anthropic_api_key", r"\bsk-ant-[a-z0-9]{2,10}-[A-Za-z0-9_-]{32,120}", 3.5),
-    ("openai_api_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}", 3.5),
+    (
+        "anthropic_api_key",
+        r"\bsk-ant-[a-z0-9]{2,10}-[A-Za-z0-9_-]{32,120}",
+        3.5,
+    ),
+    (
+        "openai_api_key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,200}",
+        3.5,
+    ),
     ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}\b", 3.5),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 3.0),
+    (
+        "aws_access_key_id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        3.0,
+    ),
     (
         "aws_secret_access_key",
         r#"(?i)aws.{0,20}secret.{0,20}[=:"' ]+[A-Za-z0-9/+]{40}\b"#,
         3.5,
     ),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,100})\b", 3.5),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{60,100})\b",
+        3.5,
+    ),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,100}", 3.0),
-    ("stripe_key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{20,100}\b", 3.5),
+    (
+        "stripe_key",
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{20,100}\b",
+        3.5,
+    ),
     (
         "jwt",
         r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}",
@@ -87,14 +107,28 @@ impl Scanner for SecretsScanner {
                 out.push(Finding::new("private_key", "SECRET", m.start(), m.end()));
             }
         }
+        // Inside a key block still arriving, the block is judged whole once its end comes.
+        let open_block = text
+            .rfind("-----BEGIN")
+            .filter(|begin| !text[*begin..].contains("-----END"));
         if let Some((re, threshold)) = &self.generic {
             for m in re.find_iter(text) {
-                let token = m.as_str().trim_matches(|c| c == '-' || c == '=' || c == '_');
+                if open_block.is_some_and(|begin| m.start() > begin) {
+                    continue;
+                }
+                let token = m
+                    .as_str()
+                    .trim_matches(|c| c == '-' || c == '=' || c == '_');
                 let taken = out[before..]
                     .iter()
                     .any(|f| f.start < m.end() && m.start() < f.end);
                 if !taken && looks_random(token, *threshold) {
-                    out.push(Finding::new("high_entropy_token", "SECRET", m.start(), m.end()));
+                    out.push(Finding::new(
+                        "high_entropy_token",
+                        "SECRET",
+                        m.start(),
+                        m.end(),
+                    ));
                 }
             }
         }
@@ -133,7 +167,10 @@ fn looks_random(token: &str, threshold: f64) -> bool {
         return false;
     }
     // Paths and identifiers made of words (`/usr/local/...`, `this_is_a_long_name`).
-    let separators = bytes.iter().filter(|b| matches!(b, b'/' | b'_' | b'-')).count();
+    let separators = bytes
+        .iter()
+        .filter(|b| matches!(b, b'/' | b'_' | b'-'))
+        .count();
     if separators * 6 > bytes.len() {
         return false;
     }
