@@ -4,6 +4,8 @@
 //! with an error event in each client's format, and the admin toggle works on the next request,
 //! shows in the module list, survives a restart and lands in the ledger.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{ADMIN_KEY, Harness, chat};

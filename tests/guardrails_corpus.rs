@@ -2,6 +2,8 @@
 //! tests/fixtures/guardrails/ (written by scripts/guardrails_corpus.py, committed): each must stay
 //! above its floor, and the figures are printed (`cargo test --test guardrails_corpus -- --nocapture`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};

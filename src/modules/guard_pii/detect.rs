@@ -152,7 +152,7 @@ pub fn luhn_ok(candidate: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 pub fn iban_ok(candidate: &str) -> bool {
