@@ -27,6 +27,7 @@
 mod args;
 mod governance;
 mod group;
+mod guardrails;
 mod icount;
 mod load;
 mod nginx;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
     let mode: Option<fn(&[String], Binaries) -> ExitCode> = match raw.first().map(String::as_str) {
         Some("instructions") => Some(icount::main),
         Some("soak") => Some(soak::main),
+        Some("guardrails") => Some(guardrails::main),
         _ => None,
     };
     if let Some(mode) = mode {
