@@ -56,7 +56,8 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "guard_policy",
             "guard_injection",
             "guard_secrets",
-            "guard_pii"
+            "guard_pii",
+            "guard_webhook"
         ]
     );
 }

@@ -241,3 +241,117 @@ async fn toggling_a_guardrail_works_next_request_survives_restart_and_is_audited
         "{audit}"
     );
 }
+
+/// An external guardrail on 127.0.0.1:0: blocks what mentions `forbidden-word` (rule
+/// `corp-rule-9`) or, at a stream's end, `verboten` (rule `late-rule`); takes 2 s over anything
+/// that mentions `slow-please`; allows the rest.
+async fn guard_hook() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/guard", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let body = loop {
+                    let read = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        socket.read(&mut chunk),
+                    );
+                    let Ok(Ok(n)) = read.await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break body.to_string();
+                        }
+                    }
+                };
+                let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let text = doc["body"].to_string();
+                if text.contains("slow-please") {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                let verdict = if text.contains("forbidden-word") {
+                    json!({"action": "block", "rule": "corp-rule-9"})
+                } else if doc["stage"] == "stream_end" && text.contains("verboten") {
+                    json!({"action": "block", "rule": "late-rule"})
+                } else {
+                    json!({"action": "allow"})
+                };
+                let verdict = verdict.to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{verdict}",
+                    verdict.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn the_webhook_blocks_requests_and_streamed_answers_at_their_end_and_fails_closed() {
+    let url = guard_hook().await;
+    let (h, openai) = start(&format!(
+        "[modules.guard_webhook]\nenabled = true\nurl = \"{url}\"\ntimeout_ms = 300\non_error = \"block\"\n"
+    ))
+    .await;
+    // Allowed.
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hello", false))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // Refused on the way in, by the webhook's rule.
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "say forbidden-word", false),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("corp-rule-9"), "{}", answer.text());
+    // No verdict in time: fail closed.
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "slow-please", false),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(
+        answer.text().contains("webhook_unavailable"),
+        "{}",
+        answer.text()
+    );
+    // A streamed answer judged at its end: the clean ending gives way to the error event.
+    for (path, body) in [
+        ("/v1/chat/completions", chat("gpt-4o-mini", "go", true)),
+        ("/v1/messages", messages("gpt-4o-mini", "go", true)),
+    ] {
+        openai.push(streamed("this answer is verboten indeed", 3));
+        let answer = h.client.post(path, &body).await;
+        let text = answer.text();
+        assert!(text.contains("late-rule"), "{path}: {text}");
+        assert!(
+            !text.contains("[DONE]") && !text.contains("message_stop"),
+            "{path}: {text}"
+        );
+    }
+}

@@ -27,6 +27,7 @@ pub mod guard_injection;
 pub mod guard_pii;
 pub mod guard_policy;
 pub mod guard_secrets;
+pub mod guard_webhook;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
@@ -129,6 +130,14 @@ pub trait Module: Send + Sync + 'static {
     /// for modules whose [`Module::stream_window`] is `Some`.
     fn on_event(&self, _ctx: &mut RequestCtx, _event: &mut StreamEvent) -> StreamDecision {
         StreamDecision::Pass
+    }
+
+    /// Once a stream ended cleanly, before `on_finish` and before its closing events go out;
+    /// only for modules whose [`Module::stream_window`] is `Some`. A module that judges the whole
+    /// answer (an external guardrail) may refuse it here: the client then gets an error event in
+    /// its format instead of the clean ending.
+    async fn on_stream_end(&self, _ctx: &mut RequestCtx) -> Option<crate::request::ApiError> {
+        None
     }
 
     /// Always runs once, in finish order: on success, error, refusal or cancellation. Usage and

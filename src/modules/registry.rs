@@ -44,6 +44,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::guard_injection::SPEC,
     super::guard_secrets::SPEC,
     super::guard_pii::SPEC,
+    super::guard_webhook::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -220,7 +220,10 @@ fn run(requests: usize, corpus: &Path, binaries: &Binaries) -> Result<bool, Stri
         table(&mut report, mode, &sides);
     }
     mock.check_alive()?;
-    let _ = writeln!(report, "\n| detector (through the proxy) | positives | negatives | precision | recall |");
+    let _ = writeln!(
+        report,
+        "\n| detector (through the proxy) | positives | negatives | precision | recall |"
+    );
     let _ = writeln!(report, "|---|---:|---:|---:|---:|");
     for (file, module) in FAMILIES {
         let path = corpus.join(format!("{file}.jsonl"));
@@ -256,7 +259,11 @@ fn table(out: &mut String, mode: Mode, sides: &[Side; 2]) {
         ("proxy CPU µs/request", cpu(&sides[0]), cpu(&sides[1])),
         ("p50 latency µs", p(&sides[0], 50.0), p(&sides[1], 50.0)),
         ("p99 latency µs", p(&sides[0], 99.0), p(&sides[1], 99.0)),
-        ("p50 time to first byte µs", ttfb(&sides[0]), ttfb(&sides[1])),
+        (
+            "p50 time to first byte µs",
+            ttfb(&sides[0]),
+            ttfb(&sides[1]),
+        ),
     ];
     for (label, a, b) in rows {
         let cell = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
