@@ -50,14 +50,15 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "rate_limits",
             "budgets",
             "responses",
-            "routing",
-            "cost",
-            "trace",
             "guard_policy",
             "guard_injection",
             "guard_secrets",
             "guard_pii",
-            "guard_webhook"
+            "guard_webhook",
+            "guard_schema",
+            "routing",
+            "cost",
+            "trace"
         ]
     );
 }

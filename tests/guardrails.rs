@@ -355,3 +355,46 @@ async fn the_webhook_blocks_requests_and_streamed_answers_at_their_end_and_fails
         );
     }
 }
+
+#[tokio::test]
+async fn an_answer_off_its_json_schema_is_asked_again_with_the_error_then_refused() {
+    let (h, openai) = start("[modules.guard_schema]\nenabled = true\nmax_retries = 1\n").await;
+    let body = json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "a person"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": {
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}
+        }}},
+    })
+    .to_string();
+    let says = |content: &str| Behavior {
+        content: Some(content.to_string()),
+        ..Behavior::default()
+    };
+    // Wrong, then right: the retry's answer is the one the client gets.
+    openai.push(says(r#"{"nom": 1}"#));
+    openai.push(says(r#"{"name": "Ada"}"#));
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.json()["choices"][0]["message"]["content"],
+        r#"{"name": "Ada"}"#
+    );
+    let sent = openai.requests();
+    assert_eq!(sent.len(), 2);
+    let retry = sent[1].body.to_string();
+    assert!(
+        retry.contains("does not match the required JSON schema"),
+        "{retry}"
+    );
+    assert!(retry.contains("name"), "{retry}");
+
+    // Wrong twice: refused, by rule.
+    openai.push(says("not json at all"));
+    openai.push(says(r#"{"name": 7}"#));
+    let answer = h.client.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "content_policy_violation");
+    assert!(answer.text().contains("response_schema"));
+    assert_eq!(openai.requests().len(), 4, "at most one retry");
+}

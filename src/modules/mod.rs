@@ -26,6 +26,7 @@ pub mod guard;
 pub mod guard_injection;
 pub mod guard_pii;
 pub mod guard_policy;
+pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
 pub mod rate_limits;

@@ -45,6 +45,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::guard_secrets::SPEC,
     super::guard_pii::SPEC,
     super::guard_webhook::SPEC,
+    super::guard_schema::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -3,7 +3,7 @@
 //! measures their entropy. Key-shaped text that is plainly not a key (`sk-xxxx...`, a regex that
 //! describes a key format, a UUID, a hex digest) stays out through entropy and shape checks.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::SecretsConfig;
 use crate::modules::guard::{Finding, Scanner, tail_after};
@@ -17,8 +17,11 @@ struct Rule {
 
 pub struct SecretsScanner {
     rules: Vec<Rule>,
+    /// All rules in one pass: only the rules it reports run again for positions.
+    any_rule: RegexSet,
     private_key: Regex,
     generic: Option<(Regex, f64)>,
+    min_token_chars: usize,
 }
 
 const RULES: &[(&str, &str, f64)] = &[
@@ -84,10 +87,14 @@ impl SecretsScanner {
         } else {
             None
         };
+        let any_rule = RegexSet::new(RULES.iter().map(|(_, pattern, _)| *pattern))
+            .map_err(|e| format!("rules: {e}"))?;
         Ok(SecretsScanner {
             rules,
+            any_rule,
             private_key,
             generic,
+            min_token_chars: config.min_token_chars,
         })
     }
 }
@@ -95,7 +102,8 @@ impl SecretsScanner {
 impl Scanner for SecretsScanner {
     fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         let before = out.len();
-        for rule in &self.rules {
+        for i in self.any_rule.matches(text).iter() {
+            let rule = &self.rules[i];
             for m in rule.re.find_iter(text) {
                 if entropy(m.as_str()) >= rule.min_entropy && !described_format(m.as_str()) {
                     out.push(Finding::new(rule.name, "SECRET", m.start(), m.end()));
@@ -111,7 +119,9 @@ impl Scanner for SecretsScanner {
         let open_block = text
             .rfind("-----BEGIN")
             .filter(|begin| !text[*begin..].contains("-----END"));
-        if let Some((re, threshold)) = &self.generic {
+        if let Some((re, threshold)) = &self.generic
+            && longest_token_run(text) >= self.min_token_chars
+        {
             for m in re.find_iter(text) {
                 if open_block.is_some_and(|begin| m.start() > begin) {
                     continue;
@@ -175,6 +185,22 @@ fn looks_random(token: &str, threshold: f64) -> bool {
         return false;
     }
     entropy(token) >= threshold
+}
+
+/// The longest run of characters a generic token is made of: a cheap test that spares the
+/// token regex on ordinary prose.
+fn longest_token_run(text: &str) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'=' | b'-') {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
 }
 
 /// Shannon entropy in bits per character.
