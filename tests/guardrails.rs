@@ -398,3 +398,29 @@ async fn an_answer_off_its_json_schema_is_asked_again_with_the_error_then_refuse
     assert!(answer.text().contains("response_schema"));
     assert_eq!(openai.requests().len(), 4, "at most one retry");
 }
+
+#[tokio::test]
+async fn a_phone_number_split_across_chunks_is_caught_before_any_of_it_leaves() {
+    let (h, openai) = start("[modules.guard_pii]\nenabled = true\naction = \"block\"\n").await;
+    openai.push(streamed(
+        "Sure, the desk is reachable on +44 20 7946 0958 during office hours",
+        6,
+    ));
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "number?", true),
+        )
+        .await;
+    let text = answer.text();
+    assert!(
+        text.contains("Sure,"),
+        "prose before the number is released: {text}"
+    );
+    assert!(!text.contains("+44") && !text.contains("7946"), "{text}");
+    assert!(
+        text.contains("\"rule\"") || text.contains("rule phone"),
+        "{text}"
+    );
+}

@@ -35,7 +35,7 @@ impl Action {
 pub struct Scope {
     /// Team ids.
     pub teams: Vec<String>,
-    /// Virtual key ids.
+    /// Virtual key ids (or a static key's hash prefix, as traces name it).
     pub keys: Vec<String>,
     /// Models as the client names them.
     pub models: Vec<String>,
@@ -48,7 +48,12 @@ impl Scope {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
         };
         in_list(&self.teams, grant.and_then(|g| g.team_id()))
-            && in_list(&self.keys, grant.map(|g| g.key_id.as_str()))
+            && in_list(
+                &self.keys,
+                grant
+                    .map(|g| g.key_id.as_str())
+                    .or(ctx.identity.key_id.as_deref()),
+            )
             && in_list(&self.models, Some(ctx.request.requested_model.as_str()))
     }
 }

@@ -93,7 +93,8 @@ fn decide<F: Family>(
         // A match wholly inside text already seen was dealt with then.
         found.retain(|f| f.end > new_from);
         if let Some(first) = found.first().cloned() {
-            let held_from = offset - new_from;
+            // Placeholders may make the held text longer than what the provider sent.
+            let held_from = offset.saturating_sub(new_from);
             for finding in &found {
                 let position = format!("output@{}", held_from + finding.start);
                 guard.record(ctx, finding, position);

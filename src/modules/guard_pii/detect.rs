@@ -120,12 +120,23 @@ impl Scanner for PiiScanner {
         }
     }
 
-    /// Numbers are written with spaces, dashes and dots inside (`+44 20 7946 0958`), so the tail
-    /// runs back over them too.
+    /// The unfinished word (an address), or a number still being written with spaces, dashes
+    /// and dots inside (`+44 20 7946 0958`, `GB82 WEST 1234`); prose after a space goes at once.
     fn pending_tail(&self, text: &str) -> usize {
-        let tail = tail_after(text, |c| !(c.is_alphanumeric() || "+-.()@_% :".contains(c)));
-        // Past a line of prose, only the last word and any number it ends with matter.
-        tail.min(64)
+        let word = tail_after(text, char::is_whitespace);
+        let run = tail_after(text, |c| {
+            !(c.is_ascii_digit() || c.is_ascii_uppercase() || " +-.()".contains(c))
+        });
+        let run = &text[text.len() - run..];
+        let number = run.trim_start_matches(|c: char| {
+            !(c.is_ascii_digit() || c.is_ascii_uppercase() || c == '+' || c == '(')
+        });
+        let number = if number.bytes().any(|b| b.is_ascii_digit()) {
+            number.len()
+        } else {
+            0
+        };
+        word.max(number).min(64)
     }
 }
 
@@ -196,5 +207,21 @@ mod tests {
         assert!(!iban_ok("GB83 WEST 1234 5698 7654 32"));
         assert!(ssn_ok("123-45-6789"));
         assert!(!ssn_ok("666-45-6789"));
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn prose_goes_at_once_and_a_number_being_written_waits() {
+        let scanner = PiiScanner::new(&PiiConfig::default()).expect("scanner");
+        assert_eq!(scanner.pending_tail("the weather is fine "), 0);
+        assert_eq!(scanner.pending_tail("call me on +44 20 "), "+44 20 ".len());
+        assert_eq!(
+            scanner.pending_tail("write to anna.k@exa"),
+            "anna.k@exa".len()
+        );
     }
 }
