@@ -17,9 +17,6 @@ pub struct PolicyScanner {
     deny_set: Option<RegexSet>,
     allow: Option<Regex>,
     topics: Vec<(String, Vec<Regex>)>,
-    /// Every topic keyword in one pass, in topic order (`topic_spans` maps them back).
-    topic_set: Option<RegexSet>,
-    topic_spans: Vec<std::ops::Range<usize>>,
     topic_min_hits: usize,
     model_allow: Vec<String>,
     model_deny: Vec<String>,
@@ -72,18 +69,6 @@ impl PolicyScanner {
                 .collect::<Result<Vec<_>, _>>()?;
             topics.push((format!("topic:{topic}"), res));
         }
-        let mut patterns = Vec::new();
-        let mut topic_spans = Vec::new();
-        for (_, res) in &topics {
-            let start = patterns.len();
-            patterns.extend(res.iter().map(|re| re.as_str().to_string()));
-            topic_spans.push(start..patterns.len());
-        }
-        let topic_set = if patterns.is_empty() {
-            None
-        } else {
-            Some(RegexSet::new(&patterns).map_err(|e| format!("topics: {e}"))?)
-        };
         let max_phrase_words = config
             .deny
             .iter()
@@ -99,8 +84,6 @@ impl PolicyScanner {
             deny_set,
             allow,
             topics,
-            topic_set,
-            topic_spans,
             topic_min_hits: config.topic_min_hits.unwrap_or(2),
             model_allow: config.model_allow.clone(),
             model_deny: config.model_deny.clone(),
@@ -136,18 +119,9 @@ impl Scanner for PolicyScanner {
                 }
             }
         }
-        let Some(topic_set) = &self.topic_set else {
-            return;
-        };
-        let matched = topic_set.matches(text);
-        if !matched.matched_any() {
-            return;
-        }
-        for ((rule, words), span) in self.topics.iter().zip(&self.topic_spans) {
-            let distinct = span.clone().filter(|i| matched.matched(*i)).count();
-            if distinct < self.topic_min_hits.min(words.len()) {
-                continue;
-            }
+        // One regex per keyword: each is a literal the engine finds with a vectorised search,
+        // which on prose beats a single set (measured by `bench guardrails`).
+        for (rule, words) in &self.topics {
             let hits: Vec<(usize, usize)> = words
                 .iter()
                 .filter_map(|re| re.find(text).map(|m| (m.start(), m.end())))

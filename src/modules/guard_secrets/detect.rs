@@ -3,7 +3,7 @@
 //! measures their entropy. Key-shaped text that is plainly not a key (`sk-xxxx...`, a regex that
 //! describes a key format, a UUID, a hex digest) stays out through entropy and shape checks.
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use super::SecretsConfig;
 use crate::modules::guard::{Finding, Scanner, tail_after};
@@ -17,8 +17,6 @@ struct Rule {
 
 pub struct SecretsScanner {
     rules: Vec<Rule>,
-    /// All rules in one pass: only the rules it reports run again for positions.
-    any_rule: RegexSet,
     private_key: Regex,
     generic: Option<(Regex, f64)>,
     min_token_chars: usize,
@@ -87,11 +85,8 @@ impl SecretsScanner {
         } else {
             None
         };
-        let any_rule = RegexSet::new(RULES.iter().map(|(_, pattern, _)| *pattern))
-            .map_err(|e| format!("rules: {e}"))?;
         Ok(SecretsScanner {
             rules,
-            any_rule,
             private_key,
             generic,
             min_token_chars: config.min_token_chars,
@@ -102,8 +97,9 @@ impl SecretsScanner {
 impl Scanner for SecretsScanner {
     fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         let before = out.len();
-        for i in self.any_rule.matches(text).iter() {
-            let rule = &self.rules[i];
+        // One regex per rule: each starts with a literal the engine finds with a vectorised
+        // search, which on prose beats a single set (measured by `bench guardrails`).
+        for rule in &self.rules {
             for m in rule.re.find_iter(text) {
                 if entropy(m.as_str()) >= rule.min_entropy && !described_format(m.as_str()) {
                     out.push(Finding::new(rule.name, "SECRET", m.start(), m.end()));
