@@ -58,6 +58,52 @@ const SIGNALS: &[(&str, f64, &str)] = &[
     ),
 ];
 
+/// Words at least one signal needs: a text without any skips the signal set, whose bounded
+/// gaps (`.{0,30}`) make it the dearest pattern on a long prompt.
+const TRIGGERS: &[&str] = &[
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "skip",
+    "from now on",
+    "starting now",
+    "new instruction",
+    "your new",
+    "reveal",
+    "print",
+    "show",
+    "repeat",
+    "output",
+    "leak",
+    "tell me",
+    "you are",
+    "you're",
+    "act as",
+    "pretend",
+    "roleplay",
+    "role-play",
+    "become",
+    "jailbreak",
+    "dan mode",
+    "developer mode",
+    "do anything now",
+    "bound by",
+    "restricted by",
+    "limited by",
+    "without",
+    "bypass",
+    "hypothetically",
+    "fictional",
+    "for a story",
+    "<|",
+    "[inst",
+    "[/inst",
+    "###",
+    "<system",
+    "</system",
+];
+
 /// What a decoded payload must say to count.
 const PAYLOAD_WORDS: &[&str] = &[
     "ignore",
@@ -68,6 +114,7 @@ const PAYLOAD_WORDS: &[&str] = &[
 ];
 
 pub struct InjectionScanner {
+    triggers: Regex,
     set: RegexSet,
     regexes: Vec<Regex>,
     base64: Regex,
@@ -86,7 +133,11 @@ impl InjectionScanner {
             .iter()
             .map(|p| Regex::new(p).map_err(|e| format!("signals: {e}")))
             .collect::<Result<_, _>>()?;
+        let alternatives: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        let triggers = Regex::new(&format!("(?i){}", alternatives.join("|")))
+            .map_err(|e| format!("triggers: {e}"))?;
         Ok(InjectionScanner {
+            triggers,
             set,
             regexes,
             base64: Regex::new(r"[A-Za-z0-9+/]{24,}={0,2}").map_err(|e| e.to_string())?,
@@ -99,7 +150,12 @@ impl InjectionScanner {
     pub fn score(&self, text: &str) -> (f64, Option<(&'static str, usize, usize)>) {
         let mut score = 0.0;
         let mut strongest: Option<(f64, &'static str, usize, usize)> = None;
-        for i in self.set.matches(text).iter() {
+        let signals: Vec<usize> = if self.triggers.is_match(text) {
+            self.set.matches(text).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        for i in signals {
             let (rule, weight, _) = SIGNALS[i];
             score += weight;
             if strongest.is_none_or(|(w, ..)| weight > w)
