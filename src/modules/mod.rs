@@ -25,6 +25,13 @@ pub mod cache;
 pub mod chain;
 pub mod cost;
 pub mod estimate;
+pub mod guard;
+pub mod guard_injection;
+pub mod guard_pii;
+pub mod guard_policy;
+pub mod guard_schema;
+pub mod guard_secrets;
+pub mod guard_webhook;
 pub mod metrics;
 pub mod otel;
 pub mod rate_limits;
@@ -66,6 +73,10 @@ pub enum ModuleError {
     },
     #[error("invalid config: {0}")]
     Config(String),
+    /// The module refuses the answer (a guardrail): the client gets this error, whatever the
+    /// module's fail policy.
+    #[error("answer refused: {}", .0.message())]
+    Refused(crate::request::ApiError),
 }
 
 /// What to do when a hook fails: let the request through (open) or refuse it (closed).
@@ -127,6 +138,14 @@ pub trait Module: Send + Sync + 'static {
     /// for modules whose [`Module::stream_window`] is `Some`.
     fn on_event(&self, _ctx: &mut RequestCtx, _event: &mut StreamEvent) -> StreamDecision {
         StreamDecision::Pass
+    }
+
+    /// Once a stream ended cleanly, before `on_finish` and before its closing events go out;
+    /// only for modules whose [`Module::stream_window`] is `Some`. A module that judges the whole
+    /// answer (an external guardrail) may refuse it here: the client then gets an error event in
+    /// its format instead of the clean ending.
+    async fn on_stream_end(&self, _ctx: &mut RequestCtx) -> Option<crate::request::ApiError> {
+        None
     }
 
     /// Always runs once, in finish order: on success, error, refusal or cancellation. Usage and

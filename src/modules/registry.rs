@@ -47,6 +47,12 @@ pub static MODULES: &[ModuleSpec] = &[
     super::backups::SPEC,
     super::alerts::SPEC,
     super::otel::SPEC,
+    super::guard_policy::SPEC,
+    super::guard_injection::SPEC,
+    super::guard_secrets::SPEC,
+    super::guard_pii::SPEC,
+    super::guard_webhook::SPEC,
+    super::guard_schema::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::attempts::Committed;
 use super::transcode::UpstreamBody;
 use super::{ProxyBody, RequestCtx, egress};
+use crate::modules::ModuleError;
 use crate::modules::chain::hook_failed;
 use crate::modules::{Answer, Chain};
 use crate::providers::NativeCall;
@@ -188,12 +189,15 @@ pub(super) async fn complete(
         body,
     };
     for module in chain.modules() {
-        if let Err(err) = module.on_response(ctx, &mut answer).await
-            && hook_failed(module.as_ref(), &err)
-        {
-            return Err(ApiError::Internal {
-                message: err.to_string(),
-            });
+        match module.on_response(ctx, &mut answer).await {
+            Ok(()) => {}
+            Err(ModuleError::Refused(refusal)) => return Err(refusal),
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                });
+            }
+            Err(_) => {}
         }
     }
     ctx.result.status = answer.status;

@@ -103,18 +103,35 @@ impl StreamEgress {
 
     /// The failure event in the client's format (`canonical` is the OpenAI-shaped SSE event).
     pub fn error_event(&mut self, canonical: Bytes, message: &str) -> Bytes {
+        self.error_event_coded(canonical, message, None)
+    }
+
+    /// Like [`StreamEgress::error_event`], for a failure of the proxy's own making (a guardrail
+    /// ending the stream): the client's format carries `code` rather than an upstream failure.
+    pub fn error_event_coded(
+        &mut self,
+        canonical: Bytes,
+        message: &str,
+        code: Option<&str>,
+    ) -> Bytes {
+        let responses_code = code.unwrap_or("upstream_error");
+        let anthropic_type = if code.is_some() {
+            "invalid_request_error"
+        } else {
+            "api_error"
+        };
         match self {
             StreamEgress::OpenAi => canonical,
             StreamEgress::Native(Endpoint::Responses) => {
-                let event = serde_json::json!({"type": "error", "code": "upstream_error", "message": message, "param": null});
+                let event = serde_json::json!({"type": "error", "code": responses_code, "message": message, "param": null});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
             }
             StreamEgress::Anthropic(_) | StreamEgress::Native(_) => {
-                let event = anthropic::stream::error_event(message, "api_error");
+                let event = anthropic::stream::error_event(message, anthropic_type);
                 Bytes::from(anthropic::stream::format_sse(&[event]))
             }
             StreamEgress::Responses(encoder) => Bytes::from(responses::stream::to_sse(
-                &encoder.fail("upstream_error", message),
+                &encoder.fail(responses_code, message),
             )),
         }
     }

@@ -65,7 +65,8 @@ enum State {
     Streaming,
     /// `on_finish` is running; `tail` goes out once it is done.
     Finishing {
-        finishing: Pin<Box<dyn Future<Output = ()> + Send>>,
+        /// Resolves to the refusal of a module that judged the whole stream at its end, if any.
+        finishing: Pin<Box<dyn Future<Output = Option<ApiError>> + Send>>,
         tail: Option<Bytes>,
     },
     Done,
@@ -119,10 +120,19 @@ impl Relay {
             match &mut self.state {
                 State::Done => return Poll::Ready(None),
                 State::Finishing { finishing, tail } => {
-                    if finishing.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                    let refusal = match finishing.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(refusal) => refusal,
+                    };
+                    let mut tail = tail.take();
+                    if let Some(error) = refusal {
+                        // The clean ending gives way to the refusal, in the client's format.
+                        tail = Some(self.egress.error_event_coded(
+                            error.sse_event(),
+                            &error.message(),
+                            Some(error.code()),
+                        ));
                     }
-                    let tail = tail.take();
                     self.state = State::Done;
                     match tail {
                         Some(tail) if !tail.is_empty() => return Poll::Ready(Some(tail)),
@@ -286,9 +296,14 @@ impl Relay {
     fn refuse(&mut self, ctx: &mut RequestCtx, ended: Ended, out: &mut BytesMut) {
         ctx.result.error_class = Some(ended.error.error_code());
         ctx.route.refused_by = Some(ended.by);
-        let event = self
-            .egress
-            .error_event(ended.error.sse_event(), &ended.error.message());
+        // A module's refusal (a guardrail) keeps its own code in every client's format.
+        let code = match ended.error.error_code() {
+            code if code.is_upstream() => None,
+            code => Some(code.as_str()),
+        };
+        let event =
+            self.egress
+                .error_event_coded(ended.error.sse_event(), &ended.error.message(), code);
         out.extend_from_slice(&event);
     }
 
@@ -345,7 +360,12 @@ impl Relay {
                         if self.native.is_some() {
                             out.extend_from_slice(&self.splitter.take_rest());
                         }
-                        let tail = self.egress.finish(&mut ctx);
+                        let mut tail = self.egress.finish(&mut ctx);
+                        if self.native.is_none() && self.hooks.is_some() && self.egress.is_openai()
+                        {
+                            // Withheld by the stream hook until the watchers judged the end.
+                            tail = Bytes::from_static(b"data: [DONE]\n\n");
+                        }
                         ctx.result.bytes_out += tail.len() as u64;
                         Some(tail)
                     }
@@ -375,12 +395,34 @@ impl Relay {
         };
         ctx.result.bytes_out += out.len() as u64;
         let chain = self.chain.clone();
+        let judge_end = tail.is_some() && self.hooks.is_some();
         self.state = State::Finishing {
-            finishing: Box::pin(async move { finish(&chain, &mut ctx).await }),
+            finishing: Box::pin(async move {
+                let refusal = if judge_end {
+                    stream_end(&chain, &mut ctx).await
+                } else {
+                    None
+                };
+                finish(&chain, &mut ctx).await;
+                refusal
+            }),
             tail,
         };
         out.freeze()
     }
+}
+
+/// Asks each stream watcher whether it refuses the whole answer, now that it ended; the first
+/// refusal wins and is recorded as the request's ending.
+async fn stream_end(chain: &Chain, ctx: &mut RequestCtx) -> Option<ApiError> {
+    for (module, _) in chain.stream_watchers() {
+        if let Some(error) = module.on_stream_end(ctx).await {
+            ctx.result.error_class = Some(error.error_code());
+            ctx.route.refused_by = Some(module.name());
+            return Some(error);
+        }
+    }
+    None
 }
 
 /// Counts `n` bytes sent to the client; the first ones mark the time to first token.

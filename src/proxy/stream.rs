@@ -118,13 +118,17 @@ pub(super) fn relay_event(
         return kind;
     }
     let ready = match hooks {
-        // [DONE] ends what watchers hold: it goes out after everything held.
+        // [DONE] ends what watchers hold: it goes out after everything held, and for an OpenAI
+        // client only once the watchers judged the whole answer (the relay sends it with the
+        // stream's tail), so a refusal at the end is never preceded by a clean ending.
         Some(hooks) if matches!(kind, EventKind::Done) => {
             let mut ready = match hooks.release_all(ctx) {
                 Ok(ready) => ready,
                 Err(ended) => return EventKind::Ended(ended),
             };
-            ready.push(StreamEvent::canonical(event.bytes, json, String::new()));
+            if !egress.is_openai() {
+                ready.push(StreamEvent::canonical(event.bytes, json, String::new()));
+            }
             ready
         }
         Some(hooks) => {

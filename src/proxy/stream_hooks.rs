@@ -2,7 +2,9 @@
 //!
 //! Watchers that may hold (a window above zero) see each event as it arrives and may pass,
 //! rewrite, hold, release or end. While any of them holds, events queue here instead of going out;
-//! when the last one releases, the queue goes out in order. A holder that lets the queue grow past
+//! when the last one releases, the queue goes out in order. A holder may release all but its last
+//! few events (`ReleaseBut`), keeping a look-behind window: events older than every holder's
+//! oldest held one go out at once. A holder that lets the queue grow past
 //! its window ends the stream: releasing what it held back would leak exactly what it was holding
 //! (a secret, a marker), so the window fails closed. Watch-only modules (a window of zero, such as
 //! body capture) see events only as they go out, so they never record what a holder withheld.
@@ -17,9 +19,13 @@ use crate::request::{ApiError, RequestCtx};
 pub struct StreamHooks {
     holders: Vec<(Arc<dyn Module>, StreamWindow)>,
     observers: Vec<Arc<dyn Module>>,
-    holding: Vec<bool>,
-    held: VecDeque<StreamEvent>,
+    /// Per holder: the sequence number of the oldest event it holds, if it holds any.
+    hold_from: Vec<Option<u64>>,
+    /// Held events with their sequence numbers, oldest first.
+    held: VecDeque<(u64, StreamEvent)>,
     held_bytes: usize,
+    /// The sequence number the next event gets.
+    next_seq: u64,
 }
 
 /// A stream a watcher ended, and which.
@@ -45,11 +51,12 @@ impl StreamHooks {
             .map(|(module, _)| module.clone())
             .collect();
         Some(StreamHooks {
-            holding: vec![false; holders.len()],
+            hold_from: vec![None; holders.len()],
             holders,
             observers,
             held: VecDeque::new(),
             held_bytes: 0,
+            next_seq: 0,
         })
     }
 
@@ -60,25 +67,40 @@ impl StreamHooks {
         ctx: &mut RequestCtx,
         mut event: StreamEvent,
     ) -> Result<Vec<StreamEvent>, Ended> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         for (i, (module, _)) in self.holders.iter().enumerate() {
             match module.on_event(ctx, &mut event) {
                 StreamDecision::Pass => {}
-                StreamDecision::Hold => self.holding[i] = true,
-                StreamDecision::Release => self.holding[i] = false,
+                StreamDecision::Hold => {
+                    self.hold_from[i].get_or_insert(seq);
+                }
+                StreamDecision::Release | StreamDecision::ReleaseBut(0) => self.hold_from[i] = None,
+                StreamDecision::ReleaseBut(keep) => {
+                    // The last `keep` events, this one included, stay held.
+                    self.hold_from[i] = Some((seq + 1).saturating_sub(keep as u64));
+                }
                 StreamDecision::End(error) => {
                     return Err(self.end(error, module.name()));
                 }
             }
         }
-        let Some((window, tightest)) = self.window() else {
-            let mut out: Vec<StreamEvent> = self.held.drain(..).collect();
-            self.held_bytes = 0;
-            out.push(event);
-            return self.observe(ctx, out);
-        };
         self.held_bytes += event.raw().len();
-        self.held.push_back(event);
-        if self.held.len() > window.max_events || self.held_bytes > window.max_bytes {
+        self.held.push_back((seq, event));
+        let oldest_held = self.hold_from.iter().flatten().min().copied();
+        let mut out = Vec::new();
+        while let Some((front, _)) = self.held.front() {
+            if oldest_held.is_some_and(|oldest| *front >= oldest) {
+                break;
+            }
+            if let Some((_, event)) = self.held.pop_front() {
+                self.held_bytes -= event.raw().len();
+                out.push(event);
+            }
+        }
+        if let Some((window, tightest)) = self.window()
+            && (self.held.len() > window.max_events || self.held_bytes > window.max_bytes)
+        {
             let error = ApiError::Internal {
                 message: format!(
                     "module {tightest} held more of the stream than its window of {} events and {} bytes",
@@ -87,7 +109,10 @@ impl StreamHooks {
             };
             return Err(self.end(error, tightest));
         }
-        Ok(Vec::new())
+        if out.is_empty() {
+            return Ok(out);
+        }
+        self.observe(ctx, out)
     }
 
     /// Lets the watch-only modules see what goes out.
@@ -117,9 +142,9 @@ impl StreamHooks {
 
     /// Everything held, for a stream that ended cleanly (watch-only modules see it go out).
     pub fn release_all(&mut self, ctx: &mut RequestCtx) -> Result<Vec<StreamEvent>, Ended> {
-        self.holding.fill(false);
+        self.hold_from.fill(None);
         self.held_bytes = 0;
-        let out = self.held.drain(..).collect();
+        let out = self.held.drain(..).map(|(_, event)| event).collect();
         self.observe(ctx, out)
     }
 
@@ -127,8 +152,8 @@ impl StreamHooks {
     fn window(&self) -> Option<(StreamWindow, &'static str)> {
         self.holders
             .iter()
-            .zip(&self.holding)
-            .filter(|(_, holding)| **holding)
+            .zip(&self.hold_from)
+            .filter(|(_, from)| from.is_some())
             .map(|((module, window), _)| (*window, module.name()))
             .reduce(|a, b| {
                 let tightest = if b.0.max_bytes < a.0.max_bytes {

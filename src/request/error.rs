@@ -37,6 +37,7 @@ pub enum ErrorCode {
     BodyTooLarge,
     TooManyMessages,
     RequestTimeout,
+    ContentPolicyViolation,
     Cancelled,
     Overloaded,
     UpstreamUnreachable,
@@ -71,6 +72,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::TooManyMessages => "too_many_messages",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::ContentPolicyViolation => "content_policy_violation",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::UpstreamUnreachable => "upstream_unreachable",
@@ -145,6 +147,12 @@ pub enum ApiError {
         limit: usize,
         got: usize,
     },
+    /// A guardrail refused the request or the answer. Names the detector and the rule, never the
+    /// text that matched.
+    ContentPolicy {
+        detector: &'static str,
+        rule: String,
+    },
     /// The client did not finish sending its body in time.
     BodyTimeout {
         timeout_ms: u64,
@@ -193,7 +201,8 @@ impl ApiError {
         match self {
             ApiError::InvalidJson { .. }
             | ApiError::InvalidField { .. }
-            | ApiError::TooManyMessages { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::TooManyMessages { .. }
+            | ApiError::ContentPolicy { .. } => StatusCode::BAD_REQUEST,
             ApiError::AdminInvalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingKey
             | ApiError::InvalidKey
@@ -230,6 +239,7 @@ impl ApiError {
             ApiError::InvalidJson { .. }
             | ApiError::InvalidField { .. }
             | ApiError::TooManyMessages { .. }
+            | ApiError::ContentPolicy { .. }
             | ApiError::UnknownModel { .. }
             | ApiError::NotFound { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -279,6 +289,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
             ApiError::TooManyMessages { .. } => ErrorCode::TooManyMessages,
+            ApiError::ContentPolicy { .. } => ErrorCode::ContentPolicyViolation,
             ApiError::BodyTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::ClientClosed => ErrorCode::Cancelled,
             ApiError::Overloaded { .. } => ErrorCode::Overloaded,
@@ -350,6 +361,9 @@ impl ApiError {
             }
             ApiError::TooManyMessages { limit, got } => {
                 format!("request has {got} messages; the limit is {limit}")
+            }
+            ApiError::ContentPolicy { detector, rule } => {
+                format!("content policy violation: guardrail {detector}, rule {rule}")
             }
             ApiError::BodyTimeout { timeout_ms } => {
                 format!("the request body did not arrive within {timeout_ms} ms")

@@ -33,6 +33,10 @@ pub enum StreamDecision {
     Hold,
     /// Let everything held go (this event included).
     Release,
+    /// Let everything held go except the last `n` events (this one counted), which stay held: a
+    /// look-behind window that keeps only what may still be part of a match. `ReleaseBut(0)` is
+    /// `Release`.
+    ReleaseBut(usize),
     /// Drop what is held and end the stream with this error, in the client's format.
     End(ApiError),
 }

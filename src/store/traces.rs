@@ -58,6 +58,9 @@ pub struct TraceRecord {
     pub cache: Option<String>,
     /// What a cache hit saved: the price the upstream call would have had.
     pub saved_nanos: i64,
+    /// Guardrail verdicts, a JSON array of `{detector, rule, action, position}`; never the text
+    /// that matched.
+    pub verdicts: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

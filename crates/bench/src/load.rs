@@ -107,6 +107,13 @@ impl Target {
         })
     }
 
+    /// The same target, sending `non_stream` and `stream` (whole JSON bodies) instead.
+    pub fn with_bodies(mut self, non_stream: String, stream: String) -> Target {
+        self.non_stream_body = Bytes::from(non_stream);
+        self.stream_body = Bytes::from(stream);
+        self
+    }
+
     /// The same target, sending `key` as a bearer token.
     pub fn with_bearer(mut self, key: &str) -> Result<Target, String> {
         let value = HeaderValue::from_str(&format!("Bearer {key}"))

@@ -28,6 +28,7 @@ mod args;
 mod cache;
 mod governance;
 mod group;
+mod guardrails;
 mod icount;
 mod load;
 mod metrics;
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         Some("soak") => Some(soak::main),
         Some("cache") => Some(cache::main),
         Some("metrics") => Some(metrics::main),
+        Some("guardrails") => Some(guardrails::main),
         _ => None,
     };
     if let Some(mode) = mode {

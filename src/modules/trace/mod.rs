@@ -173,6 +173,10 @@ impl Module for Trace {
             internal_caller: ctx.identity.internal.map(String::from),
             cache: ctx.result.cache.map(String::from),
             saved_nanos: ctx.usage.saved_nanos,
+            verdicts: ctx
+                .slots
+                .get::<super::guard::Verdicts>()
+                .and_then(|v| v.to_json()),
         };
         self.writer.submit_trace(record).await;
     }

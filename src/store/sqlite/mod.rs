@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("migrations/0009_credentials.sql")),
     (10, include_str!("migrations/0010_spend.sql")),
     (11, include_str!("migrations/0011_cache.sql")),
+    (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
 ];
 

@@ -73,6 +73,7 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         key_metadata: r.get(34)?,
         cache: r.get(35)?,
         saved_nanos: r.get(36)?,
+        verdicts: r.get(37)?,
     })
 }
 
@@ -80,7 +81,7 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos";
+     answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts";
 
 impl StoreHealth for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {

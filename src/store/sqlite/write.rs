@@ -45,9 +45,9 @@ impl TraceWrites for SqliteWriter {
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
                  request_body, response_body, deployment, attempts, variant, answered_by, internal_caller, \
-                 team_id, key_metadata, cache, saved_nanos) \
+                 team_id, key_metadata, cache, saved_nanos, verdicts) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
@@ -99,6 +99,7 @@ impl TraceWrites for SqliteWriter {
                     t.key_metadata,
                     t.cache,
                     t.saved_nanos,
+                    t.verdicts,
                 ])?;
                 // A row already stored (a retried batch) was counted when it first went in.
                 if inserted == 0 {

@@ -1,0 +1,153 @@
+//! The stream half of a guardrail: the look-behind tail, scanned whole on each event, and the
+//! decision that releases everything that can no longer be part of a match.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+
+use super::{Action, Family, Finding, Guard, Placeholders, Scanner};
+use crate::modules::{StreamDecision, StreamEvent};
+use crate::request::RequestCtx;
+
+/// One guardrail's look at one stream (a context slot, one type per family).
+struct Tail<F> {
+    /// The text of the events this guardrail still holds, oldest first.
+    text: String,
+    /// The text length of each held event, oldest first (0 for an event with no text).
+    lens: VecDeque<usize>,
+    /// Answer text seen so far, in bytes, for the output-token limit.
+    seen_bytes: usize,
+    /// Whether this stream is in scope (decided on its first event).
+    active: bool,
+    _family: PhantomData<fn() -> F>,
+}
+
+impl<F> Clone for Tail<F> {
+    fn clone(&self) -> Self {
+        Tail {
+            text: self.text.clone(),
+            lens: self.lens.clone(),
+            seen_bytes: self.seen_bytes,
+            active: self.active,
+            _family: PhantomData,
+        }
+    }
+}
+
+/// Tokens in `bytes` of answer text, estimated at four bytes a token (a stream carries no usage
+/// until its end, and a limit must act before).
+pub fn estimated_tokens(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}
+
+pub(super) fn on_event<F: Family>(
+    guard: &Guard<F>,
+    ctx: &mut RequestCtx,
+    event: &mut StreamEvent,
+) -> StreamDecision {
+    let mut tail = match ctx.slots.remove::<Tail<F>>() {
+        Some(tail) => tail,
+        None => Tail {
+            text: String::new(),
+            lens: VecDeque::new(),
+            seen_bytes: 0,
+            active: guard.applies(ctx),
+            _family: PhantomData,
+        },
+    };
+    let decision = decide(guard, ctx, event, &mut tail);
+    ctx.slots.insert(tail);
+    decision
+}
+
+fn decide<F: Family>(
+    guard: &Guard<F>,
+    ctx: &mut RequestCtx,
+    event: &mut StreamEvent,
+    tail: &mut Tail<F>,
+) -> StreamDecision {
+    if !tail.active {
+        return StreamDecision::Pass;
+    }
+    let text_len = event.text().len();
+    if text_len == 0 {
+        if !tail.lens.is_empty() {
+            tail.lens.push_back(0);
+        }
+        return StreamDecision::Pass;
+    }
+    let config = &guard.config;
+    let offset = tail.seen_bytes;
+    tail.seen_bytes += text_len;
+    if let Some(limit) = guard.scanner.max_output_tokens()
+        && estimated_tokens(tail.seen_bytes) > limit
+    {
+        let finding = Finding::new("max_output_tokens", "LIMIT", 0, 0);
+        guard.record(ctx, &finding, format!("output@{offset}"));
+        return StreamDecision::End(guard.refusal(&finding));
+    }
+    if config.output {
+        tail.text.push_str(event.text());
+        let new_from = tail.text.len() - text_len;
+        let mut found = Vec::new();
+        guard.scanner.scan(&tail.text, &mut found);
+        // A match wholly inside text already seen was dealt with then.
+        found.retain(|f| f.end > new_from);
+        if let Some(first) = found.first().cloned() {
+            // Placeholders may make the held text longer than what the provider sent.
+            let held_from = offset.saturating_sub(new_from);
+            for finding in &found {
+                let position = format!("output@{}", held_from + finding.start);
+                guard.record(ctx, finding, position);
+            }
+            match config.action {
+                Action::Block => return StreamDecision::End(guard.refusal(&first)),
+                Action::Flag => {}
+                Action::Redact => {
+                    // Only this event can still be rewritten; a match reaching into held events
+                    // ends the stream rather than leak its first half.
+                    if found.iter().any(|f| f.start < new_from) {
+                        return StreamDecision::End(guard.refusal(&first));
+                    }
+                    let mut local: Vec<Finding> = found
+                        .into_iter()
+                        .map(|mut f| {
+                            f.start -= new_from;
+                            f.end -= new_from;
+                            f
+                        })
+                        .collect();
+                    let mut map = ctx.slots.remove::<Placeholders>().unwrap_or_default();
+                    let redacted = map.redact(event.text(), &mut local);
+                    ctx.slots.insert(map);
+                    event.rewrite_text(&redacted);
+                    tail.text.truncate(new_from);
+                    tail.text.push_str(&redacted);
+                }
+            }
+        }
+        tail.lens.push_back(tail.text.len() - new_from);
+    }
+    if config.restore
+        && let Some(map) = ctx.slots.get::<Placeholders>()
+        && let Some(restored) = map.restore(event.text())
+    {
+        event.rewrite_text(&restored);
+    }
+    if !config.output {
+        return StreamDecision::Pass;
+    }
+    let keep = guard
+        .scanner
+        .pending_tail(&tail.text)
+        .min(guard.scanner.max_lookbehind());
+    let mut held_len = tail.text.len();
+    while let Some(&front) = tail.lens.front() {
+        if held_len - front < keep {
+            break;
+        }
+        tail.lens.pop_front();
+        tail.text.drain(..front);
+        held_len -= front;
+    }
+    StreamDecision::ReleaseBut(tail.lens.len())
+}
