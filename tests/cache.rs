@@ -555,3 +555,52 @@ async fn a_key_or_team_can_have_its_own_ttl_or_none() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(send(&carol).await, "miss");
 }
+
+#[tokio::test]
+async fn a_native_anthropic_stream_is_stored_and_serves_a_chat_client() {
+    let claude = mock_upstream::MockUpstream::start().await.unwrap();
+    let openai = mock_upstream::MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{ON}[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"sk-ant-test-0123456789\"\n",
+        claude.base_url()
+    );
+    let config = common::config_for(&toml, &openai.base_url(), &dir);
+    let h = Harness::start_on(config, claude, dir).await;
+    let messages = |stream: bool| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": stream,
+            "messages": [{"role": "user", "content": "natively streamed"}]})
+        .to_string()
+    };
+    // A Messages client on Anthropic: the stream passes through in Anthropic's own events.
+    let first = h
+        .client
+        .call(Method::POST, "/v1/messages", &messages(true), &[])
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(outcome(&first), "miss");
+    assert!(first.text().contains("message_stop"));
+    let as_chat = h
+        .client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
+                "messages": [{"role": "user", "content": "natively streamed"}]})
+            .to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(outcome(&as_chat), "hit", "{}", as_chat.text());
+    assert_eq!(
+        as_chat.json()["choices"][0]["message"]["content"],
+        mock_upstream::DEFAULT_CONTENT
+    );
+    let replayed = h
+        .client
+        .call(Method::POST, "/v1/messages", &messages(true), &[])
+        .await;
+    assert_eq!(outcome(&replayed), "hit");
+    assert!(replayed.text().contains(mock_upstream::DEFAULT_CONTENT));
+    assert_eq!(h.mock.request_count(), 1);
+}

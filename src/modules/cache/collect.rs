@@ -2,16 +2,23 @@
 //! the canonical chunks of a stream, assembled at the end. Only a successful, complete, unrefused
 //! answer is ever stored ([`storable`]).
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use serde_json::{Value, json};
 
 use crate::modules::Outcome;
+use crate::providers::anthropic::stream::Decoder;
 use crate::request::{RequestCtx, StreamEvent};
 
 #[derive(Clone, Default)]
 pub struct Collected {
     chunks: Vec<Value>,
     complete: Option<Value>,
-    /// The answer came in a form a cache does not keep (a native stream).
+    /// Decodes a native Anthropic Messages stream into canonical chunks (shared so that the
+    /// collection can sit in a request's slots, which clone).
+    anthropic: Option<Arc<Mutex<Decoder>>>,
+    /// The answer came in a form a cache does not keep (a native OpenAI Responses stream), or a
+    /// native stream that would not decode.
     unusable: bool,
 }
 
@@ -21,11 +28,11 @@ impl Collected {
         self.complete = serde_json::from_slice(body).ok();
     }
 
-    /// Keeps a canonical chunk of a stream (native streams are in a provider's own format, which
-    /// a cache does not keep).
+    /// Keeps a canonical chunk of a stream; a native Anthropic event is decoded to the chunks it
+    /// stands for, so an answer streamed natively to a Messages client serves every format.
     pub fn capture(&mut self, event: &StreamEvent) {
         if event.is_native() {
-            self.unusable = true;
+            self.capture_native(event.raw());
             return;
         }
         if let Some(json) = event.json() {
@@ -45,9 +52,45 @@ impl Collected {
         }
     }
 
+    fn capture_native(&mut self, raw: &[u8]) {
+        if self.unusable {
+            return;
+        }
+        // OpenAI's Responses events (`event: response.…`) have no decoder here.
+        let name = std::str::from_utf8(raw).ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("event:").map(str::trim))
+        });
+        if name.is_some_and(|n| n.starts_with("response.")) {
+            self.unusable = true;
+            return;
+        }
+        let decoder = self
+            .anthropic
+            .get_or_insert_with(|| Arc::new(Mutex::new(Decoder::new("", 0))));
+        let decoded = decoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_sse(raw);
+        match decoded {
+            Ok(chunks) => self.chunks.extend(chunks),
+            Err(_) => self.unusable = true,
+        }
+    }
+
     /// The answer in canonical complete form, if one arrived.
     pub fn answer(&self, ctx: &RequestCtx) -> Option<Value> {
         if self.unusable {
+            return None;
+        }
+        // A native stream that ended before `message_stop` was cut: never an answer.
+        if let Some(decoder) = &self.anthropic
+            && decoder
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .finish()
+                .is_err()
+        {
             return None;
         }
         let mut answer = match &self.complete {
