@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Harness, chat};
+use common::{ADMIN_KEY, Harness, chat, sse_data};
 use hyper::Method;
 use mock_upstream::{Behavior, MockUpstream};
 use serde_json::{Value, json};
@@ -423,4 +423,51 @@ async fn a_phone_number_split_across_chunks_is_caught_before_any_of_it_leaves() 
         text.contains("\"rule\"") || text.contains("rule phone"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_phone_number_split_across_chunks_is_redacted_whole_and_the_stream_goes_on() {
+    let (h, openai) = start("[modules.guard_pii]\nenabled = true\naction = \"redact\"\n").await;
+    let answer_text = "Sure, the desk is reachable on +44 20 7946 0958 during office hours";
+    // Translated: a Chat client, an OpenAI upstream.
+    openai.push(streamed(answer_text, 6));
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "number?", true),
+        )
+        .await;
+    let text = answer.text();
+    assert!(!text.contains("7946") && !text.contains("+44"), "{text}");
+    assert!(text.contains("[PHONE_1]"), "{text}");
+    assert!(text.contains("office hours"), "the stream went on: {text}");
+    assert!(text.contains("[DONE]"), "{text}");
+    let content: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(
+        content,
+        "Sure, the desk is reachable on [PHONE_1] during office hours"
+    );
+
+    // Native: a Messages client, an Anthropic upstream, the events passed through.
+    h.mock.push(streamed(answer_text, 6));
+    let answer = h
+        .client
+        .post(
+            "/v1/messages",
+            &messages("claude-sonnet-4-5", "number?", true),
+        )
+        .await;
+    let body = answer.text();
+    assert!(!body.contains("7946") && !body.contains("+44"), "{body}");
+    assert!(body.contains("[PHONE_1]"), "{body}");
+    assert!(body.contains("message_stop"), "{body}");
 }

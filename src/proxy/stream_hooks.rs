@@ -3,7 +3,8 @@
 //! Watchers that may hold (a window above zero) see each event as it arrives and may pass,
 //! rewrite, hold, release or end. While any of them holds, events queue here instead of going out;
 //! when the last one releases, the queue goes out in order. A holder may release all but its last
-//! few events (`ReleaseBut`), keeping a look-behind window: events older than every holder's
+//! few events (`ReleaseBut`), keeping a look-behind window, and may fold the text of the events it
+//! holds into the current one when a rewrite spans them (`Merged`): events older than every holder's
 //! oldest held one go out at once. A holder that lets the queue grow past
 //! its window ends the stream: releasing what it held back would leak exactly what it was holding
 //! (a secret, a marker), so the window fails closed. Watch-only modules (a window of zero, such as
@@ -79,6 +80,18 @@ impl StreamHooks {
                 StreamDecision::ReleaseBut(keep) => {
                     // The last `keep` events, this one included, stay held.
                     self.hold_from[i] = Some((seq + 1).saturating_sub(keep as u64));
+                }
+                StreamDecision::Merged { merged, keep } => {
+                    // The module holds the events it merged, so they are the newest held ones.
+                    for _ in 0..merged.min(self.held.len()) {
+                        if let Some((_, dropped)) = self.held.pop_back() {
+                            self.held_bytes -= dropped.raw().len();
+                        }
+                    }
+                    self.hold_from[i] = match keep {
+                        0 => None,
+                        keep => Some((seq + 1).saturating_sub(keep as u64)),
+                    };
                 }
                 StreamDecision::End(error) => {
                     return Err(self.end(error, module.name()));

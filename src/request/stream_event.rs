@@ -37,6 +37,14 @@ pub enum StreamDecision {
     /// look-behind window that keeps only what may still be part of a match. `ReleaseBut(0)` is
     /// `Release`.
     ReleaseBut(usize),
+    /// The module moved the text of the last `merged` events it holds (those before this one)
+    /// into this event, rewriting across them (a match that began in an earlier event): those
+    /// events are dropped unsent, then as `ReleaseBut(keep)`. Only events that carry nothing but
+    /// answer text may be merged.
+    Merged {
+        merged: usize,
+        keep: usize,
+    },
     /// Drop what is held and end the stream with this error, in the client's format.
     End(ApiError),
 }

@@ -103,39 +103,75 @@ fn decide<F: Family>(
                 Action::Block => return StreamDecision::End(guard.refusal(&first)),
                 Action::Flag => {}
                 Action::Redact => {
-                    // Only this event can still be rewritten; a match reaching into held events
-                    // ends the stream rather than leak its first half.
-                    if found.iter().any(|f| f.start < new_from) {
+                    // A match that began in an event still held is rewritten whole in this one,
+                    // and the held events it reached into are merged away (never sent).
+                    let reach = found.iter().map(|f| f.start).min().unwrap_or(new_from);
+                    let Some((from, merged)) = merge_start(&tail.lens, new_from, reach) else {
+                        // Something other than text sits between: end rather than leak a half.
                         return StreamDecision::End(guard.refusal(&first));
-                    }
+                    };
                     let mut local: Vec<Finding> = found
                         .into_iter()
                         .map(|mut f| {
-                            f.start -= new_from;
-                            f.end -= new_from;
+                            f.start -= from;
+                            f.end -= from;
                             f
                         })
                         .collect();
                     let mut map = ctx.slots.remove::<Placeholders>().unwrap_or_default();
-                    let redacted = map.redact(event.text(), &mut local);
+                    let redacted = map.redact(&tail.text[from..], &mut local);
                     ctx.slots.insert(map);
                     event.rewrite_text(&redacted);
-                    tail.text.truncate(new_from);
+                    tail.text.truncate(from);
                     tail.text.push_str(&redacted);
+                    tail.lens.truncate(tail.lens.len() - merged);
+                    tail.lens.push_back(tail.text.len() - from);
+                    restore(guard, ctx, event);
+                    return release(guard, tail, merged);
                 }
             }
         }
         tail.lens.push_back(tail.text.len() - new_from);
     }
-    if config.restore
+    restore(guard, ctx, event);
+    if !config.output {
+        return StreamDecision::Pass;
+    }
+    release(guard, tail, 0)
+}
+
+/// Puts back the values the request's redaction replaced, when configured.
+fn restore<F: Family>(guard: &Guard<F>, ctx: &RequestCtx, event: &mut StreamEvent) {
+    if guard.config.restore
         && let Some(map) = ctx.slots.get::<Placeholders>()
         && let Some(restored) = map.restore(event.text())
     {
         event.rewrite_text(&restored);
     }
-    if !config.output {
-        return StreamDecision::Pass;
+}
+
+/// Where a rewrite reaching back to byte `reach` of the held text begins, and how many held
+/// events (before the current one, which starts at `new_from`) it takes in; `None` when one of
+/// them carries no text (an event of another kind, which cannot be merged away).
+fn merge_start(lens: &VecDeque<usize>, new_from: usize, reach: usize) -> Option<(usize, usize)> {
+    let mut from = new_from;
+    let mut merged = 0;
+    for &len in lens.iter().rev() {
+        if from <= reach {
+            break;
+        }
+        if len == 0 {
+            return None;
+        }
+        from -= len;
+        merged += 1;
     }
+    (from <= reach).then_some((from, merged))
+}
+
+/// Releases every held event that can no longer be part of a match, after `merged` held events
+/// were folded into the current one.
+fn release<F: Family>(guard: &Guard<F>, tail: &mut Tail<F>, merged: usize) -> StreamDecision {
     let keep = guard
         .scanner
         .pending_tail(&tail.text)
@@ -149,5 +185,11 @@ fn decide<F: Family>(
         tail.text.drain(..front);
         held_len -= front;
     }
-    StreamDecision::ReleaseBut(tail.lens.len())
+    match merged {
+        0 => StreamDecision::ReleaseBut(tail.lens.len()),
+        merged => StreamDecision::Merged {
+            merged,
+            keep: tail.lens.len(),
+        },
+    }
 }
