@@ -471,3 +471,34 @@ async fn a_phone_number_split_across_chunks_is_redacted_whole_and_the_stream_goe
     assert!(body.contains("[PHONE_1]"), "{body}");
     assert!(body.contains("message_stop"), "{body}");
 }
+
+#[tokio::test]
+async fn a_placeholder_the_model_splits_across_chunks_is_restored_whole() {
+    let (h, openai) =
+        start("[modules.guard_pii]\nenabled = true\naction = \"redact\"\nrestore = true\n").await;
+    let ask = "Write to anna.k@example.com about the invoice";
+    let mark = mock_upstream::SPLIT_MARK;
+    // The placeholder arrives in three pieces, as a model's tokens would bring it.
+    let content = format!("I will write to [EM{mark}AIL_{mark}1] today.");
+    openai.push(streamed(&content, 1));
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", ask, true))
+        .await;
+    let text = answer.text();
+    let content: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(
+        content, "I will write to anna.k@example.com today.",
+        "{text}"
+    );
+    let sent = openai.requests().last().unwrap().body.to_string();
+    assert!(!sent.contains("anna.k@example.com"), "leaked: {sent}");
+}

@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 pub use anthropic::THINKING_TEXT;
 pub use bedrock::eventstream::{encode_event_frame, encode_exception_frame};
 pub use body::StreamAborted;
+pub use openai::SPLIT_MARK;
 pub use openai::models::MODELS;
 pub use record::Recorded;
 pub use script::{Behavior, DEFAULT_CHUNKS, DEFAULT_CONTENT};

@@ -83,6 +83,48 @@ impl Placeholders {
     }
 }
 
+impl Placeholders {
+    /// The start of the first known placeholder in `text` that begins before `boundary` and ends
+    /// after it (one the stream split between a held chunk and the new one).
+    pub fn spanning(&self, text: &str, boundary: usize) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let longest = self.by_placeholder.keys().map(String::len).max()?;
+        let window = boundary.saturating_sub(longest);
+        let mut at = window;
+        while let Some(open) = text.get(at..boundary).and_then(|s| s.find('[')) {
+            let start = at + open;
+            let end = text[start..].find(']').map(|close| start + close + 1);
+            if let Some(end) = end
+                && end > boundary
+                && self.by_placeholder.contains_key(&text[start..end])
+            {
+                return Some(start);
+            }
+            at = start + 1;
+        }
+        None
+    }
+
+    /// How many bytes at the end of `text` may be the beginning of a placeholder still being
+    /// written (`[EMA`), so that a stream holds them until it knows.
+    pub fn partial_at_end(&self, text: &str) -> usize {
+        let Some(longest) = self.by_placeholder.keys().map(String::len).max() else {
+            return 0;
+        };
+        let Some(open) = text.rfind('[') else {
+            return 0;
+        };
+        let rest = &text[open + 1..];
+        let could_be = rest.len() < longest
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if could_be { text.len() - open } else { 0 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +142,19 @@ mod tests {
         assert_eq!(redacted, "mail [EMAIL_1] or [EMAIL_1], not [EMAIL_2]");
         assert_eq!(map.restore(&redacted).as_deref(), Some(text));
         assert_eq!(map.restore("[OTHER_1] [x"), None);
+    }
+
+    #[test]
+    fn a_placeholder_split_at_a_boundary_is_found_and_its_start_held() {
+        let mut map = Placeholders::default();
+        let mut findings = vec![Finding::new("email", "EMAIL", 0, 6)];
+        map.redact("a@b.io", &mut findings);
+        let text = "write to [EMAIL_1] today";
+        assert_eq!(map.spanning(text, 13), Some(9));
+        assert_eq!(map.spanning(text, 9), None);
+        assert_eq!(map.spanning(text, 20), None);
+        assert_eq!(map.partial_at_end("write to [EMA"), 4);
+        assert_eq!(map.partial_at_end("write to [x"), 0);
+        assert_eq!(map.partial_at_end("done [EMAIL_1]"), 0);
     }
 }

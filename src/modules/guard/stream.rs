@@ -127,9 +127,12 @@ fn decide<F: Family>(
                     tail.lens.truncate(tail.lens.len() - merged);
                     tail.lens.push_back(tail.text.len() - from);
                     restore(guard, ctx, event);
-                    return release(guard, tail, merged);
+                    return release(guard, ctx, tail, merged);
                 }
             }
+        }
+        if let Some(decision) = restore_across(guard, ctx, event, tail, new_from) {
+            return decision;
         }
         tail.lens.push_back(tail.text.len() - new_from);
     }
@@ -137,7 +140,31 @@ fn decide<F: Family>(
     if !config.output {
         return StreamDecision::Pass;
     }
-    release(guard, tail, 0)
+    release(guard, ctx, tail, 0)
+}
+
+/// A placeholder begun in a held chunk and completed in this one: this event gets the text of
+/// both with the original put back, and the held chunks are merged away. `None` when there is
+/// none (or something other than text sits between, and the placeholder goes out as it is).
+fn restore_across<F: Family>(
+    guard: &Guard<F>,
+    ctx: &RequestCtx,
+    event: &mut StreamEvent,
+    tail: &mut Tail<F>,
+    new_from: usize,
+) -> Option<StreamDecision> {
+    if !guard.config.restore {
+        return None;
+    }
+    let map = ctx.slots.get::<Placeholders>()?;
+    let start = map.spanning(&tail.text, new_from)?;
+    let (from, merged) = merge_start(&tail.lens, new_from, start)?;
+    let text = &tail.text[from..];
+    let restored = map.restore(text).unwrap_or_else(|| text.to_string());
+    event.rewrite_text(&restored);
+    tail.lens.truncate(tail.lens.len() - merged);
+    tail.lens.push_back(tail.text.len() - from);
+    Some(release(guard, ctx, tail, merged))
 }
 
 /// Puts back the values the request's redaction replaced, when configured.
@@ -171,11 +198,22 @@ fn merge_start(lens: &VecDeque<usize>, new_from: usize, reach: usize) -> Option<
 
 /// Releases every held event that can no longer be part of a match, after `merged` held events
 /// were folded into the current one.
-fn release<F: Family>(guard: &Guard<F>, tail: &mut Tail<F>, merged: usize) -> StreamDecision {
+fn release<F: Family>(
+    guard: &Guard<F>,
+    ctx: &RequestCtx,
+    tail: &mut Tail<F>,
+    merged: usize,
+) -> StreamDecision {
+    // A placeholder still being written is held too, so that it can be restored whole.
+    let placeholder = match ctx.slots.get::<Placeholders>() {
+        Some(map) if guard.config.restore => map.partial_at_end(&tail.text),
+        _ => 0,
+    };
     let keep = guard
         .scanner
         .pending_tail(&tail.text)
-        .min(guard.scanner.max_lookbehind());
+        .min(guard.scanner.max_lookbehind())
+        .max(placeholder);
     let mut held_len = tail.text.len();
     while let Some(&front) = tail.lens.front() {
         if held_len - front < keep {

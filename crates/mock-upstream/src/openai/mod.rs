@@ -162,10 +162,17 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The mark a test puts in streamed content to split it exactly there (inside a word, say); the
+/// marks are dropped and `chunks` is ignored.
+pub const SPLIT_MARK: char = '\u{1f}';
+
 /// Splits `content` into exactly `n` pieces that concatenate back to it, word by word: each word
 /// keeps the whitespace after it, and the leading whitespace stays with the first word. Pieces
-/// past the number of words are empty.
+/// past the number of words are empty. Content with [`SPLIT_MARK`]s is split at them instead.
 pub(crate) fn split_content(content: &str, n: usize) -> Vec<&str> {
+    if content.contains(SPLIT_MARK) {
+        return content.split(SPLIT_MARK).collect();
+    }
     // Split points are the starts of every word but the first.
     let mut starts = Vec::new();
     let mut prev_ws = true;
