@@ -172,6 +172,14 @@ const STREAM_WINDOW: StreamWindow = StreamWindow {
     max_bytes: 256 * 1024,
 };
 
+/// An answer's body parsed by the first guardrail that read it, with the bytes it came from, so
+/// that the next ones need not parse it again; one that rewrites the body leaves the new one.
+#[derive(Clone)]
+struct ParsedAnswer {
+    bytes: bytes::Bytes,
+    value: Value,
+}
+
 #[async_trait]
 impl<F: Family> Module for Guard<F> {
     fn name(&self) -> &'static str {
@@ -232,8 +240,17 @@ impl<F: Family> Module for Guard<F> {
         if !(self.config.output || restore) || !self.applies(ctx) {
             return Ok(());
         }
-        let Ok(mut body) = serde_json::from_slice::<Value>(&answer.body) else {
-            return Ok(());
+        // Parsed once for every guardrail on the chain, unless one of them rewrote the body.
+        let parsed = ctx
+            .slots
+            .remove::<ParsedAnswer>()
+            .filter(|p| p.bytes == answer.body);
+        let mut body = match parsed {
+            Some(parsed) => parsed.value,
+            None => match serde_json::from_slice::<Value>(&answer.body) {
+                Ok(value) => value,
+                Err(_) => return Ok(()),
+            },
         };
         let mut found = Vec::new();
         let mut completion_bytes = 0;
@@ -267,6 +284,10 @@ impl<F: Family> Module for Guard<F> {
         }
         let redact = !found.is_empty() && self.config.action == Action::Redact;
         if !redact && !restore {
+            ctx.slots.insert(ParsedAnswer {
+                bytes: answer.body.clone(),
+                value: body,
+            });
             return Ok(());
         }
         let mut map = ctx.slots.remove::<Placeholders>().unwrap_or_default();
@@ -294,6 +315,10 @@ impl<F: Family> Module for Guard<F> {
                     module: F::NAME,
                     message: format!("cannot encode the answer: {e}"),
                 })?;
+        ctx.slots.insert(ParsedAnswer {
+            bytes: answer.body.clone(),
+            value: body,
+        });
         Ok(())
     }
 
