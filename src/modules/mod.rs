@@ -19,6 +19,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod background;
 pub mod backups;
 pub mod budgets;
 pub mod cache;

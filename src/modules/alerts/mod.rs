@@ -13,7 +13,7 @@ mod deliver;
 mod measure;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +23,7 @@ use deliver::Delivery;
 pub use deliver::generic_body;
 use measure::{RequestWindow, Sample};
 
+use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::retention::config::parse_age;
 use super::shared::Shared;
@@ -52,16 +53,13 @@ struct Policy {
 
 #[derive(Default)]
 pub struct AlertRunner {
-    policies: Mutex<Vec<Weak<Policy>>>,
-    started: Mutex<bool>,
+    policies: Policies<Policy>,
     window: RequestWindow,
 }
 
 impl AlertRunner {
     fn current(&self) -> Option<Arc<Policy>> {
-        let mut policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
-        policies.retain(|w| w.strong_count() > 0);
-        policies.iter().rev().find_map(Weak::upgrade)
+        self.policies.current()
     }
 }
 
@@ -75,11 +73,7 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     .map_err(ModuleError::Config)?;
     let policy = Arc::new(Policy { config, delivery });
     let runner = deps.shared.get_or_init(AlertRunner::default);
-    runner
-        .policies
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Arc::downgrade(&policy));
+    runner.policies.register(&policy);
     start_task(&runner, deps);
     Ok(Arc::new(Alerts { policy, runner }))
 }
@@ -126,11 +120,7 @@ fn start_task(runner: &Arc<AlertRunner>, deps: &ModuleDeps) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let mut started = runner
-        .started
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if std::mem::replace(&mut *started, true) {
+    if !runner.policies.first_start() {
         return;
     }
     let runner = Arc::downgrade(runner);

@@ -7,12 +7,13 @@
 //! module through weak handles: disable the module and the schedule stops.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::retention::config::parse_age;
 use super::{Module, ModuleDeps, ModuleError};
@@ -78,28 +79,21 @@ impl ModuleConfig for BackupsConfig {
 
 #[derive(Default)]
 pub struct BackupRunner {
-    policies: Mutex<Vec<Weak<BackupsConfig>>>,
-    started: Mutex<bool>,
+    policies: Policies<BackupsConfig>,
     /// One copy at a time.
     running: tokio::sync::Mutex<()>,
 }
 
 impl BackupRunner {
     fn current(&self) -> Option<Arc<BackupsConfig>> {
-        let mut policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
-        policies.retain(|w| w.strong_count() > 0);
-        policies.iter().rev().find_map(Weak::upgrade)
+        self.policies.current()
     }
 }
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = Arc::new(BackupsConfig::parse(config).map_err(ModuleError::Config)?);
     let runner = deps.shared.get_or_init(BackupRunner::default);
-    runner
-        .policies
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Arc::downgrade(&config));
+    runner.policies.register(&config);
     start_task(&runner, deps);
     Ok(Arc::new(Backups { _config: config }))
 }
@@ -108,11 +102,7 @@ fn start_task(runner: &Arc<BackupRunner>, deps: &ModuleDeps) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let mut started = runner
-        .started
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if std::mem::replace(&mut *started, true) {
+    if !runner.policies.first_start() {
         return;
     }
     let runner = Arc::downgrade(runner);

@@ -9,7 +9,7 @@
 
 pub mod config;
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub use config::RetentionConfig;
 
+use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError};
 use crate::store::maintenance::RetentionKind;
@@ -50,8 +51,7 @@ pub struct RetentionReport {
 /// The task's view of the chains: weak handles to each built module's config.
 #[derive(Default)]
 pub struct RetentionRunner {
-    policies: Mutex<Vec<Weak<RetentionConfig>>>,
-    started: Mutex<bool>,
+    policies: Policies<RetentionConfig>,
     /// One pass at a time: the admin route and the timer never interleave their batches.
     running: tokio::sync::Mutex<()>,
 }
@@ -59,20 +59,14 @@ pub struct RetentionRunner {
 impl RetentionRunner {
     /// The config of the newest chain that still holds this module.
     fn current(&self) -> Option<Arc<RetentionConfig>> {
-        let mut policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
-        policies.retain(|w| w.strong_count() > 0);
-        policies.iter().rev().find_map(Weak::upgrade)
+        self.policies.current()
     }
 }
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = Arc::new(RetentionConfig::parse(config).map_err(ModuleError::Config)?);
     let runner = deps.shared.get_or_init(RetentionRunner::default);
-    runner
-        .policies
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Arc::downgrade(&config));
+    runner.policies.register(&config);
     start_task(&runner, &deps.writer);
     // The response cache's size is kept by its own index (least recently used entries go
     // first, from memory and the file alike); this sets the ceiling on it.
@@ -93,14 +87,9 @@ fn start_task(runner: &Arc<RetentionRunner>, writer: &Arc<Writer>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let mut started = runner
-        .started
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if *started {
+    if !runner.policies.first_start() {
         return;
     }
-    *started = true;
     let runner = Arc::downgrade(runner);
     let writer = Arc::downgrade(writer);
     handle.spawn(async move {
