@@ -43,6 +43,19 @@ fn messages(model: &str, text: &str, stream: bool) -> String {
     .to_string()
 }
 
+/// The answer text of a Chat Completions stream, its content deltas joined.
+fn streamed_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect()
+}
+
 fn streamed(content: &str, chunks: usize) -> Behavior {
     Behavior {
         content: Some(content.to_string()),
