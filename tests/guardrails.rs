@@ -456,15 +456,7 @@ async fn a_phone_number_split_across_chunks_is_redacted_whole_and_the_stream_goe
     assert!(text.contains("[PHONE_1]"), "{text}");
     assert!(text.contains("office hours"), "the stream went on: {text}");
     assert!(text.contains("[DONE]"), "{text}");
-    let content: String = sse_data(&text)
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let content = streamed_text(&text);
     assert_eq!(
         content,
         "Sure, the desk is reachable on [PHONE_1] during office hours"
@@ -499,15 +491,7 @@ async fn a_placeholder_the_model_splits_across_chunks_is_restored_whole() {
         .post("/v1/chat/completions", &chat("gpt-4o-mini", ask, true))
         .await;
     let text = answer.text();
-    let content: String = sse_data(&text)
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let content = streamed_text(&text);
     assert_eq!(
         content, "I will write to anna.k@example.com today.",
         "{text}"
