@@ -26,6 +26,12 @@ use super::{
 use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
+mod apply;
+use apply::{
+    add_auth_failures, add_rate_counts, apply_cache, commit, maintain, note_head, publish_head,
+    record_alert, save_alert, save_breaker, save_response, wal_upkeep,
+};
+
 enum WriteOp {
     Trace(Box<TraceRecord>),
     Breaker(BreakerRecord),
@@ -504,114 +510,6 @@ async fn writer_loop(
     }
 }
 
-/// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one as soon
-/// as the WAL file passes [`WAL_TRUNCATE_BYTES`] (checked after every batch: a `stat`, so a burst
-/// can't outrun the interval). SQLite's own auto-checkpoint is off on the writer's connection,
-/// so this is the one place the WAL is managed.
-fn wal_upkeep(backend: &mut dyn WriteBackend, last: &mut std::time::Instant, stats: &WriterStats) {
-    let since = last.elapsed();
-    if since < TRUNCATE_GAP {
-        return;
-    }
-    let too_big = backend.wal_bytes() > WAL_TRUNCATE_BYTES;
-    if !too_big && since < CHECKPOINT_INTERVAL {
-        return;
-    }
-    *last = std::time::Instant::now();
-    let mut result = backend.checkpoint_wal(too_big);
-    if !too_big
-        && let Ok(done) = &result
-        && done.wal_frames > WAL_TRUNCATE_FRAMES
-    {
-        result = backend.checkpoint_wal(true);
-    }
-    match result {
-        Ok(done) => note_checkpoint(
-            stats,
-            done.wal_frames.saturating_sub(done.checkpointed_frames),
-        ),
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-    }
-}
-
-fn note_checkpoint(stats: &WriterStats, frames_left: u64) {
-    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-    stats.last_checkpoint_ms.store(now_ms(), Ordering::Relaxed);
-    stats.wal_frames.store(frames_left, Ordering::Relaxed);
-}
-
-fn maintain(
-    backend: &mut dyn WriteBackend,
-    job: MaintenanceJob,
-    stats: &WriterStats,
-) -> Result<u64, StoreError> {
-    match job {
-        MaintenanceJob::Delete {
-            kind,
-            cutoff_ms,
-            limit,
-        } => backend
-            .delete_older(kind, cutoff_ms, limit)
-            .map(|n| n as u64),
-        MaintenanceJob::Vacuum { max_pages } => backend.incremental_vacuum(max_pages),
-        MaintenanceJob::Checkpoint { truncate } => {
-            let done = backend.checkpoint_wal(truncate)?;
-            let left = done.wal_frames.saturating_sub(done.checkpointed_frames);
-            note_checkpoint(stats, left);
-            Ok(left)
-        }
-    }
-}
-
-fn note_head(head: &mut Option<Head>, result: &Result<LedgerEntry, StoreError>) {
-    if let Ok(entry) = result {
-        *head = Some(Head {
-            seq: entry.seq,
-            hash: entry.hash.clone(),
-        });
-    }
-}
-
-/// Writes the pending head, if any. A failure is logged, not fatal: the entries are committed and
-/// MACed, and the next batch publishes again.
-fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Head>) {
-    let Some(pending) = head.take() else { return };
-    if let Err(e) = backend.publish_head(&pending) {
-        tracing::error!(error = %e, seq = pending.seq, "ledger head not published");
-        *head = Some(pending);
-    }
-}
-
-fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
-    if let Err(e) = backend.record_alert(alert) {
-        tracing::warn!(error = %e, rule = %alert.rule, "alert not stored");
-    }
-}
-
-fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
-    if let Err(e) = backend.save_response(record) {
-        tracing::warn!(error = %e, id = %record.id, "response not stored");
-    }
-}
-
-fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
-    if let Err(e) = backend.add_auth_failures(counts) {
-        tracing::warn!(error = %e, buckets = counts.len(), "auth failure counts not stored");
-    }
-}
-
-fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
-    if let Err(e) = backend.record_budget_alert(alert) {
-        tracing::warn!(error = %e, subject = %alert.subject, "budget alert not stored");
-    }
-}
-
-fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
-    if let Err(e) = backend.add_rate_counts(deltas, now_ms()) {
-        tracing::warn!(error = %e, counters = deltas.len(), "rate limit counts not stored");
-    }
-}
-
 /// A change to the cache entries (see `store/cache.rs`).
 pub enum CacheOp {
     Save(Box<CacheEntry>),
@@ -619,56 +517,4 @@ pub enum CacheOp {
     Purge(CachePurge),
     /// Entries expired at this time (the caches load only live ones; this drops the rest).
     DropExpired(i64),
-}
-
-fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
-    let result = match &op {
-        CacheOp::Save(entry) => backend.save_cache_entry(entry),
-        CacheOp::Delete(keys) => backend.delete_cache_entries(keys),
-        CacheOp::Purge(purge) => backend.purge_cache(purge).map(|_| ()),
-        CacheOp::DropExpired(now_ms) => backend.drop_expired_cache(*now_ms).map(|_| ()),
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "cache change not stored");
-    }
-}
-
-fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) {
-    if let Err(e) = backend.save_breaker(record) {
-        tracing::warn!(error = %e, deployment = %record.deployment, "breaker state not saved");
-    }
-}
-
-fn commit(backend: &mut dyn WriteBackend, batch: &mut Vec<TraceRecord>, stats: &WriterStats) {
-    if batch.is_empty() {
-        return;
-    }
-    let started = std::time::Instant::now();
-    let mut result = backend.append_traces(batch);
-    if let Err(e) = &result {
-        // One retry covers a transient lock held by an outside reader past busy_timeout.
-        tracing::warn!(error = %e, rows = batch.len(), "trace batch failed; retrying once");
-        std::thread::sleep(Duration::from_millis(100));
-        result = backend.append_traces(batch);
-    }
-    match result {
-        Ok(()) => {
-            stats.histograms.batch_rows.observe(batch.len() as f64);
-            stats
-                .histograms
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            stats
-                .written
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            stats.batches.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            stats
-                .failed
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            tracing::error!(error = %e, rows = batch.len(), "trace batch lost");
-        }
-    }
-    batch.clear();
 }
