@@ -604,3 +604,22 @@ async fn a_native_anthropic_stream_is_stored_and_serves_a_chat_client() {
     assert!(replayed.text().contains(mock_upstream::DEFAULT_CONTENT));
     assert_eq!(h.mock.request_count(), 1);
 }
+
+#[tokio::test]
+async fn a_malformed_cache_header_is_a_clear_400_in_the_clients_shape() {
+    let h = start("").await;
+    let answer = chat(
+        &h,
+        &body("ttl?", false),
+        &[("x-stockyard-cache-ttl", "an hour")],
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let error = &answer.json()["error"];
+    assert_eq!(error["param"], "x-stockyard-cache-ttl", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("seconds"),
+        "{error}"
+    );
+    assert_eq!(h.mock.request_count(), 0, "nothing went upstream");
+}

@@ -5,6 +5,8 @@
 
 use hyper::HeaderMap;
 
+use crate::request::ApiError;
+
 pub const TTL_HEADER: &str = "x-stockyard-cache-ttl";
 pub const NAMESPACE_HEADER: &str = "x-stockyard-cache-namespace";
 /// The response header that says what the cache did.
@@ -21,7 +23,9 @@ pub struct Controls {
 }
 
 impl Controls {
-    pub fn from_headers(headers: &HeaderMap) -> Controls {
+    /// The controls a request's headers carry. `Cache-Control` directives that do not parse are
+    /// ignored, as HTTP asks; Stockyard's own headers that do not parse are the client's error.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Controls, ApiError> {
         let mut controls = Controls::default();
         for value in headers.get_all(hyper::header::CACHE_CONTROL) {
             let Ok(value) = value.to_str() else { continue };
@@ -38,27 +42,45 @@ impl Controls {
                 }
             }
         }
-        controls.ttl_s = headers
-            .get(TTL_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        controls.namespace = headers
-            .get(NAMESPACE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| {
+        if let Some(value) = headers.get(TTL_HEADER) {
+            let seconds = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+            controls.ttl_s = Some(seconds.ok_or_else(|| {
+                invalid(
+                    TTL_HEADER,
+                    "must be a whole number of seconds, such as 3600",
+                )
+            })?);
+        }
+        if let Some(value) = headers.get(NAMESPACE_HEADER) {
+            let name = value.to_str().ok().map(str::trim).filter(|v| {
                 !v.is_empty()
                     && v.len() <= 64
                     && v.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            })
-            .map(String::from);
-        controls
+            });
+            controls.namespace = Some(
+                name.ok_or_else(|| {
+                    invalid(
+                        NAMESPACE_HEADER,
+                        "must be 1 to 64 letters, digits, '-', '_' or '.'",
+                    )
+                })?
+                .to_string(),
+            );
+        }
+        Ok(controls)
     }
 
     /// Whether the client asked for caching outright (which overrides the temperature limit).
     pub fn asks_for_caching(&self) -> bool {
         self.ttl_s.is_some() || self.max_age_s.is_some()
+    }
+}
+
+fn invalid(header: &str, rule: &str) -> ApiError {
+    ApiError::InvalidField {
+        param: Some(header.to_string()),
+        message: format!("the {header} header {rule}"),
     }
 }
 
@@ -74,10 +96,17 @@ mod tests {
             CACHE_CONTROL,
             HeaderValue::from_static("No-Cache, max-age=30"),
         );
-        headers.insert(NAMESPACE_HEADER, HeaderValue::from_static("team-a/../b"));
-        let c = Controls::from_headers(&headers);
+        let c = Controls::from_headers(&headers).unwrap();
         assert!(c.no_cache && !c.no_store);
         assert_eq!(c.max_age_s, Some(30));
-        assert_eq!(c.namespace, None, "a name with a slash is refused");
+        headers.insert(NAMESPACE_HEADER, HeaderValue::from_static("team-a/../b"));
+        let refused = Controls::from_headers(&headers).unwrap_err();
+        assert!(
+            matches!(&refused, ApiError::InvalidField { param: Some(p), .. } if p == NAMESPACE_HEADER),
+            "{refused:?}"
+        );
+        headers.remove(NAMESPACE_HEADER);
+        headers.insert(TTL_HEADER, HeaderValue::from_static("an hour"));
+        assert!(Controls::from_headers(&headers).is_err());
     }
 }

@@ -178,7 +178,10 @@ impl ExactCache {
         if !self.config.embeddings {
             return Verdict::Continue;
         }
-        let controls = Controls::from_headers(&ctx.request.headers);
+        let controls = match Controls::from_headers(&ctx.request.headers) {
+            Ok(controls) => controls,
+            Err(error) => return Verdict::Reject(error),
+        };
         let model = key::target_model(ctx);
         let ttl_ms = self.ttl_ms(ctx, &model, &controls);
         if controls.no_store || ttl_ms == 0 {
@@ -263,7 +266,10 @@ impl Module for ExactCache {
         let Some(chat) = key::chat_request(ctx) else {
             return Ok(Verdict::Continue);
         };
-        let controls = Controls::from_headers(&ctx.request.headers);
+        let controls = match Controls::from_headers(&ctx.request.headers) {
+            Ok(controls) => controls,
+            Err(error) => return Ok(Verdict::Reject(error)),
+        };
         let model = key::target_model(ctx);
         let ttl_ms = self.ttl_ms(ctx, &model, &controls);
         if controls.no_store || ttl_ms == 0 || too_hot(ctx, self.config.max_temperature, &controls)

@@ -229,7 +229,10 @@ impl Module for SemanticCache {
         let Some(chat) = key::chat_request(ctx) else {
             return Ok(Verdict::Continue);
         };
-        let controls = Controls::from_headers(&ctx.request.headers);
+        let controls = match Controls::from_headers(&ctx.request.headers) {
+            Ok(controls) => controls,
+            Err(error) => return Ok(Verdict::Reject(error)),
+        };
         if controls.no_store || too_hot(ctx, self.config.max_temperature, &controls) {
             self.entries.stats.skips.fetch_add(1, Ordering::Relaxed);
             if ctx.result.cache.is_none() {
