@@ -623,3 +623,41 @@ async fn a_malformed_cache_header_is_a_clear_400_in_the_clients_shape() {
     );
     assert_eq!(h.mock.request_count(), 0, "nothing went upstream");
 }
+
+#[tokio::test]
+async fn a_native_responses_answer_is_stored_streamed_or_not_and_serves_a_chat_client() {
+    let h = start("").await;
+    for (text, stream) in [("responses plain", false), ("responses streamed", true)] {
+        let request = |stream: bool| {
+            json!({"model": "gpt-4o-mini", "input": text, "stream": stream,
+                "max_output_tokens": 50})
+            .to_string()
+        };
+        // A Responses client on OpenAI: the answer passes through in Responses' own format.
+        let first = h
+            .client
+            .call(Method::POST, "/v1/responses", &request(stream), &[])
+            .await;
+        assert_eq!(first.status, 200, "{}", first.text());
+        assert_eq!(outcome(&first), "miss");
+        // The other way round (streamed if it was not) is answered from what was stored.
+        let again = h
+            .client
+            .call(Method::POST, "/v1/responses", &request(!stream), &[])
+            .await;
+        assert_eq!(outcome(&again), "hit", "{text}: {}", again.text());
+        assert!(
+            again.text().contains(mock_upstream::DEFAULT_CONTENT),
+            "{}",
+            again.text()
+        );
+        // And a Chat client asking the same gets it too.
+        let as_chat = chat(&h, &body(text, false), &[]).await;
+        assert_eq!(outcome(&as_chat), "hit", "{text}: {}", as_chat.text());
+        assert_eq!(
+            as_chat.json()["choices"][0]["message"]["content"],
+            mock_upstream::DEFAULT_CONTENT
+        );
+    }
+    assert_eq!(h.mock.request_count(), 2);
+}

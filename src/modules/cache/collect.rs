@@ -23,9 +23,16 @@ pub struct Collected {
 }
 
 impl Collected {
-    /// A complete (non-streamed) answer's canonical body.
+    /// A complete (non-streamed) answer's body: canonical, or a Responses object (a Responses
+    /// client's native answer from OpenAI), kept in canonical form.
     pub fn complete(&mut self, body: &[u8]) {
-        self.complete = serde_json::from_slice(body).ok();
+        self.complete = serde_json::from_slice::<Value>(body)
+            .ok()
+            .map(|value| match value["object"].as_str() {
+                Some("response") => from_response(&value),
+                _ => Some(value),
+            })
+            .unwrap_or(None);
     }
 
     /// Keeps a canonical chunk of a stream; a native Anthropic event is decoded to the chunks it
@@ -56,13 +63,21 @@ impl Collected {
         if self.unusable {
             return;
         }
-        // OpenAI's Responses events (`event: response.…`) have no decoder here.
         let name = std::str::from_utf8(raw).ok().and_then(|text| {
             text.lines()
                 .find_map(|line| line.strip_prefix("event:").map(str::trim))
         });
-        if name.is_some_and(|n| n.starts_with("response.")) {
-            self.unusable = true;
+        // OpenAI's Responses events: the last one carries the whole response, which is the
+        // answer; the deltas before it add nothing to it.
+        if let Some(name) = name.filter(|n| n.starts_with("response.")) {
+            if name == "response.completed" {
+                let data = std::str::from_utf8(raw).ok().and_then(|text| {
+                    text.lines()
+                        .find_map(|line| line.strip_prefix("data:").map(str::trim))
+                });
+                let response = data.and_then(|d| serde_json::from_str::<Value>(d).ok());
+                self.complete = response.and_then(|r| from_response(&r["response"]));
+            }
             return;
         }
         let decoder = self
@@ -140,4 +155,32 @@ pub fn storable(ctx: &RequestCtx, outcome: Outcome, answer: Option<Value>) -> Op
             ) && !c["message"]["refusal"].is_string()
         });
     finished.then_some(answer)
+}
+
+/// A Responses object as the canonical chat completion a cache keeps: its output items become the
+/// assistant message, its status the finish reason. `None` for one that did not complete.
+fn from_response(response: &Value) -> Option<Value> {
+    if response["status"].as_str() != Some("completed") {
+        return None;
+    }
+    let message = crate::wire::responses::output_to_chat_messages(response)
+        .into_iter()
+        .next()?;
+    let finish = if message["tool_calls"].is_array() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    let usage = &response["usage"];
+    let prompt = usage["input_tokens"].as_u64().unwrap_or(0);
+    let completion = usage["output_tokens"].as_u64().unwrap_or(0);
+    Some(json!({
+        "id": response["id"],
+        "object": "chat.completion",
+        "created": response["created_at"],
+        "model": response["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion},
+    }))
 }
