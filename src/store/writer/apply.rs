@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     CHECKPOINT_INTERVAL, CacheOp, MaintenanceJob, TRUNCATE_GAP, WAL_TRUNCATE_BYTES,
-    WAL_TRUNCATE_FRAMES, WriterStats,
+    WAL_TRUNCATE_FRAMES, WriteOp, WriterStats,
 };
 use crate::ledger::{Head, LedgerEntry};
 use crate::store::alerts::AlertRecord;
@@ -15,6 +15,27 @@ use crate::store::{
     AuthFailureCount, BreakerRecord, BudgetAlert, RateCount, StoreError, StoredResponse,
     TraceRecord, WriteBackend, now_ms,
 };
+
+/// Applies a record that needs only the backend (a trace joins the batch); hands back the
+/// control operations (admin changes, maintenance, flush, shutdown), which the loop handles.
+pub(super) fn apply_record(
+    backend: &mut dyn WriteBackend,
+    batch: &mut Vec<TraceRecord>,
+    op: WriteOp,
+) -> Option<WriteOp> {
+    match op {
+        WriteOp::Trace(record) => batch.push(*record),
+        WriteOp::Breaker(record) => save_breaker(backend, &record),
+        WriteOp::Response(record) => save_response(backend, &record),
+        WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
+        WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
+        WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
+        WriteOp::Cache(op) => apply_cache(backend, op),
+        WriteOp::Alert(alert) => save_alert(backend, &alert),
+        control => return Some(control),
+    }
+    None
+}
 
 /// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one as soon
 /// as the WAL file passes [`WAL_TRUNCATE_BYTES`] (checked after every batch: a `stat`, so a burst
@@ -98,37 +119,37 @@ pub(super) fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Hea
     }
 }
 
-pub(super) fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
+fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
     if let Err(e) = backend.record_alert(alert) {
         tracing::warn!(error = %e, rule = %alert.rule, "alert not stored");
     }
 }
 
-pub(super) fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
+fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
     if let Err(e) = backend.save_response(record) {
         tracing::warn!(error = %e, id = %record.id, "response not stored");
     }
 }
 
-pub(super) fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
+fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
     if let Err(e) = backend.add_auth_failures(counts) {
         tracing::warn!(error = %e, buckets = counts.len(), "auth failure counts not stored");
     }
 }
 
-pub(super) fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
+fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
     if let Err(e) = backend.record_budget_alert(alert) {
         tracing::warn!(error = %e, subject = %alert.subject, "budget alert not stored");
     }
 }
 
-pub(super) fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
+fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
     if let Err(e) = backend.add_rate_counts(deltas, now_ms()) {
         tracing::warn!(error = %e, counters = deltas.len(), "rate limit counts not stored");
     }
 }
 
-pub(super) fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
+fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
     let result = match &op {
         CacheOp::Save(entry) => backend.save_cache_entry(entry),
         CacheOp::Delete(keys) => backend.delete_cache_entries(keys),
@@ -140,7 +161,7 @@ pub(super) fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
     }
 }
 
-pub(super) fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) {
+fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) {
     if let Err(e) = backend.save_breaker(record) {
         tracing::warn!(error = %e, deployment = %record.deployment, "breaker state not saved");
     }

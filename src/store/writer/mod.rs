@@ -27,10 +27,7 @@ use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
 mod apply;
-use apply::{
-    add_auth_failures, add_rate_counts, apply_cache, commit, maintain, note_head, publish_head,
-    record_alert, save_alert, save_breaker, save_response, wal_upkeep,
-};
+use apply::{apply_record, commit, maintain, note_head, publish_head, wal_upkeep};
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
@@ -412,64 +409,52 @@ async fn writer_loop(
         let mut next = Some(first);
         loop {
             let Some(op) = next.take() else { break };
-            match op {
-                WriteOp::Trace(record) => batch.push(*record),
-                WriteOp::Breaker(record) => save_breaker(backend, &record),
-                WriteOp::Response(record) => save_response(backend, &record),
-                WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
-                WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
-                WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
-                WriteOp::Cache(op) => apply_cache(backend, op),
-                WriteOp::Alert(alert) => save_alert(backend, &alert),
-                WriteOp::Admin {
+            match apply_record(backend, &mut batch, op) {
+                None => {}
+                Some(WriteOp::Admin {
                     change,
                     draft,
                     reply,
-                } => {
+                }) => {
                     commit(backend, &mut batch, stats);
                     let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
                     note_head(&mut head, &result);
                     let _ = reply.send(result);
                 }
-                WriteOp::Maintain { job, reply } => {
+                Some(WriteOp::Maintain { job, reply }) => {
                     commit(backend, &mut batch, stats);
                     let _ = reply.send(maintain(backend, job, stats));
                 }
-                WriteOp::Flush(reply) => {
+                Some(WriteOp::Flush(reply)) => {
                     commit(backend, &mut batch, stats);
                     publish_head(backend, &mut head);
                     let _ = reply.send(());
                 }
-                WriteOp::Shutdown(reply) => {
+                Some(WriteOp::Shutdown(reply)) => {
                     rx.close();
                     while let Ok(op) = rx.try_recv() {
-                        match op {
-                            WriteOp::Trace(record) => batch.push(*record),
-                            WriteOp::Breaker(record) => save_breaker(backend, &record),
-                            WriteOp::Response(record) => save_response(backend, &record),
-                            WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
-                            WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
-                            WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
-                            WriteOp::Cache(op) => apply_cache(backend, op),
-                            WriteOp::Alert(alert) => save_alert(backend, &alert),
-                            WriteOp::Admin {
+                        match apply_record(backend, &mut batch, op) {
+                            None => {}
+                            Some(WriteOp::Admin {
                                 change,
                                 draft,
                                 reply,
-                            } => {
+                            }) => {
                                 let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
                                 note_head(&mut head, &result);
                                 let _ = reply.send(result);
                             }
-                            WriteOp::Maintain { reply, .. } => {
+                            Some(WriteOp::Maintain { reply, .. }) => {
                                 let _ = reply.send(Err(StoreError::WriterGone));
                             }
-                            WriteOp::Flush(reply) => {
+                            Some(WriteOp::Flush(reply)) => {
                                 let _ = reply.send(());
                             }
-                            WriteOp::Shutdown(other) => {
+                            Some(WriteOp::Shutdown(other)) => {
                                 let _ = other.send(Ok(()));
                             }
+                            // `apply_record` hands back only the control operations above.
+                            Some(_) => {}
                         }
                         if batch.len() >= config.batch_size {
                             commit(backend, &mut batch, stats);
@@ -480,6 +465,8 @@ async fn writer_loop(
                     let _ = reply.send(backend.checkpoint());
                     return;
                 }
+                // `apply_record` hands back only the control operations above.
+                Some(_) => {}
             }
             if batch.len() >= config.batch_size {
                 break;
