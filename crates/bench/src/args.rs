@@ -83,6 +83,32 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, Stop> {
     })
 }
 
+/// A mode's flags that each take a positive count (`--requests 5000`), in the order of `flags`,
+/// each starting at its default; an unknown flag, a bad count or `--help` is an error carrying
+/// `usage` to print.
+pub fn counts<const N: usize>(
+    args: &[String],
+    flags: [(&str, usize); N],
+    usage: &str,
+) -> Result<[usize; N], String> {
+    let mut values = flags.map(|(_, default)| default);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(usage.to_string());
+        }
+        let Some(slot) = flags.iter().position(|(name, _)| name == flag) else {
+            return Err(format!("unknown argument {flag:?}\n\n{usage}"));
+        };
+        values[slot] = it
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{flag} needs a positive integer\n\n{usage}"))?;
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

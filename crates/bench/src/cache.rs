@@ -29,22 +29,8 @@ partition of 10k and of 100k 256-dimension vectors, p50/p99.";
 const DIMS: usize = 256;
 
 fn parse(args: &[String]) -> Result<(usize, usize), String> {
-    let (mut requests, mut queries) = (5000, 1000);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut count = || {
-            it.next()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag} needs a positive integer\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--requests" => requests = count()?,
-            "--queries" => queries = count()?,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
+    let [requests, queries] =
+        crate::args::counts(args, [("--requests", 5000), ("--queries", 1000)], USAGE)?;
     Ok((requests, queries))
 }
 

@@ -35,22 +35,14 @@ const WARM_UP: usize = 1_000;
 const SETTLE: Duration = Duration::from_millis(200);
 
 fn parse(args: &[String]) -> Result<(usize, usize), String> {
-    let (mut requests, mut rounds) = (DEFAULT_REQUESTS, DEFAULT_ROUNDS);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut count = || {
-            it.next()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag} needs a positive integer\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--requests" => requests = count()?,
-            "--rounds" => rounds = count()?,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
+    let [requests, rounds] = crate::args::counts(
+        args,
+        [
+            ("--requests", DEFAULT_REQUESTS),
+            ("--rounds", DEFAULT_ROUNDS),
+        ],
+        USAGE,
+    )?;
     Ok((requests, rounds.clamp(2, requests)))
 }
 

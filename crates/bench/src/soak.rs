@@ -26,22 +26,11 @@ const DEFAULT_REQUESTS: usize = 1_000_000;
 const DEFAULT_BLOCK: usize = 100_000;
 
 fn parse(args: &[String]) -> Result<(usize, usize), String> {
-    let (mut requests, mut block) = (DEFAULT_REQUESTS, DEFAULT_BLOCK);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut count = || {
-            it.next()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag} needs a positive integer\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--requests" => requests = count()?,
-            "--block" => block = count()?,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
+    let [requests, block] = crate::args::counts(
+        args,
+        [("--requests", DEFAULT_REQUESTS), ("--block", DEFAULT_BLOCK)],
+        USAGE,
+    )?;
     Ok((requests, block.min(requests)))
 }
 
