@@ -152,12 +152,7 @@ async fn a_chat_answer_serves_a_messages_client_and_the_reverse() {
     assert_eq!(outcome(&first), "miss");
     let as_messages = h
         .client
-        .call(
-            Method::POST,
-            "/v1/messages",
-            &messages("from chat", false),
-            &[],
-        )
+        .post("/v1/messages", &messages("from chat", false))
         .await;
     assert_eq!(as_messages.status, 200, "{}", as_messages.text());
     assert_eq!(outcome(&as_messages), "hit");
@@ -169,12 +164,7 @@ async fn a_chat_answer_serves_a_messages_client_and_the_reverse() {
 
     let stored = h
         .client
-        .call(
-            Method::POST,
-            "/v1/messages",
-            &messages("from messages", true),
-            &[],
-        )
+        .post("/v1/messages", &messages("from messages", true))
         .await;
     assert_eq!(outcome(&stored), "miss");
     assert!(stored.text().contains("message_stop"));
@@ -186,12 +176,7 @@ async fn a_chat_answer_serves_a_messages_client_and_the_reverse() {
     );
     let replayed = h
         .client
-        .call(
-            Method::POST,
-            "/v1/messages",
-            &messages("from messages", true),
-            &[],
-        )
+        .post("/v1/messages", &messages("from messages", true))
         .await;
     assert_eq!(outcome(&replayed), "hit");
     let events = replayed.text();
@@ -573,10 +558,7 @@ async fn a_native_anthropic_stream_is_stored_and_serves_a_chat_client() {
         .to_string()
     };
     // A Messages client on Anthropic: the stream passes through in Anthropic's own events.
-    let first = h
-        .client
-        .call(Method::POST, "/v1/messages", &messages(true), &[])
-        .await;
+    let first = h.client.post("/v1/messages", &messages(true)).await;
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(outcome(&first), "miss");
     assert!(first.text().contains("message_stop"));
@@ -596,10 +578,7 @@ async fn a_native_anthropic_stream_is_stored_and_serves_a_chat_client() {
         as_chat.json()["choices"][0]["message"]["content"],
         mock_upstream::DEFAULT_CONTENT
     );
-    let replayed = h
-        .client
-        .call(Method::POST, "/v1/messages", &messages(true), &[])
-        .await;
+    let replayed = h.client.post("/v1/messages", &messages(true)).await;
     assert_eq!(outcome(&replayed), "hit");
     assert!(replayed.text().contains(mock_upstream::DEFAULT_CONTENT));
     assert_eq!(h.mock.request_count(), 1);
@@ -634,17 +613,11 @@ async fn a_native_responses_answer_is_stored_streamed_or_not_and_serves_a_chat_c
             .to_string()
         };
         // A Responses client on OpenAI: the answer passes through in Responses' own format.
-        let first = h
-            .client
-            .call(Method::POST, "/v1/responses", &request(stream), &[])
-            .await;
+        let first = h.client.post("/v1/responses", &request(stream)).await;
         assert_eq!(first.status, 200, "{}", first.text());
         assert_eq!(outcome(&first), "miss");
         // The other way round (streamed if it was not) is answered from what was stored.
-        let again = h
-            .client
-            .call(Method::POST, "/v1/responses", &request(!stream), &[])
-            .await;
+        let again = h.client.post("/v1/responses", &request(!stream)).await;
         assert_eq!(outcome(&again), "hit", "{text}: {}", again.text());
         assert!(
             again.text().contains(mock_upstream::DEFAULT_CONTENT),
