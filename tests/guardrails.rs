@@ -257,7 +257,8 @@ async fn toggling_a_guardrail_works_next_request_survives_restart_and_is_audited
 
 /// An external guardrail on 127.0.0.1:0: blocks what mentions `forbidden-word` (rule
 /// `corp-rule-9`) or, at a stream's end, `verboten` (rule `late-rule`); takes 2 s over anything
-/// that mentions `slow-please`; allows the rest.
+/// that mentions `slow-please`; rewrites a request that mentions `codename-aurora` (in whatever
+/// format it came) to say `codename-withheld`; allows the rest.
 async fn guard_hook() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -297,7 +298,10 @@ async fn guard_hook() -> String {
                 if text.contains("slow-please") {
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 }
-                let verdict = if text.contains("forbidden-word") {
+                let verdict = if doc["stage"] == "request" && text.contains("codename-aurora") {
+                    let rewritten = text.replace("codename-aurora", "codename-withheld");
+                    json!({"action": "rewrite", "body": serde_json::from_str::<Value>(&rewritten).unwrap()})
+                } else if text.contains("forbidden-word") {
                     json!({"action": "block", "rule": "corp-rule-9"})
                 } else if doc["stage"] == "stream_end" && text.contains("verboten") {
                     json!({"action": "block", "rule": "late-rule"})
@@ -498,4 +502,124 @@ async fn a_placeholder_the_model_splits_across_chunks_is_restored_whole() {
     );
     let sent = openai.requests().last().unwrap().body.to_string();
     assert!(!sent.contains("anna.k@example.com"), "leaked: {sent}");
+}
+
+#[tokio::test]
+async fn a_webhook_rewrite_of_the_request_reaches_the_provider_for_every_client_format() {
+    let url = guard_hook().await;
+    let (h, openai) = start(&format!(
+        "[modules.guard_webhook]\nenabled = true\nurl = \"{url}\"\ntimeout_ms = 2000\n"
+    ))
+    .await;
+    let responses = json!({"model": "gpt-4o-mini", "input": "about codename-aurora"}).to_string();
+    // Chat, Messages and Responses clients translated to an OpenAI upstream.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat("gpt-4o-mini", "about codename-aurora", false),
+        ),
+        (
+            "/v1/messages",
+            messages("gpt-4o-mini", "about codename-aurora", false),
+        ),
+        ("/v1/responses", responses.clone()),
+    ] {
+        let answer = h.client.post(path, &body).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+        let sent = openai.requests().last().unwrap().body.to_string();
+        assert!(sent.contains("codename-withheld"), "{path}: {sent}");
+        assert!(!sent.contains("codename-aurora"), "{path}: {sent}");
+    }
+    // A Messages client on Anthropic: the native pass-through sends the rewritten body.
+    let answer = h
+        .client
+        .post(
+            "/v1/messages",
+            &messages("claude-sonnet-4-5", "about codename-aurora", false),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sent = h.mock.requests().last().unwrap().body.to_string();
+    assert!(sent.contains("codename-withheld"), "{sent}");
+    assert!(!sent.contains("codename-aurora"), "{sent}");
+    // The rewrite is in every trace's verdicts.
+    for trace in &h.traces(4).await {
+        let verdicts = trace.verdicts.as_deref().unwrap_or_default();
+        assert!(verdicts.contains("\"action\":\"rewrite\""), "{verdicts}");
+    }
+}
+
+#[tokio::test]
+async fn native_answers_off_their_schema_are_asked_again_and_answered_in_the_clients_format() {
+    let (h, openai) = start("[modules.guard_schema]\nenabled = true\nmax_retries = 1\n").await;
+    let schema =
+        json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}});
+    let says = |content: &str| Behavior {
+        content: Some(content.to_string()),
+        ..Behavior::default()
+    };
+    // A Messages client on Anthropic (native): wrong, then the retry (an internal chat call
+    // through routing, to the same provider) is right, and comes back as a Messages answer.
+    h.mock.push(says(r#"{"nom": 1}"#));
+    h.mock.push(says(r#"{"name": "Ada"}"#));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "a person"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    .to_string();
+    let answer = h.client.post("/v1/messages", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let message = answer.json();
+    assert_eq!(message["type"], "message", "{message}");
+    assert_eq!(
+        message["content"][0]["text"], r#"{"name": "Ada"}"#,
+        "{message}"
+    );
+    let sent = h.mock.requests();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[1]
+            .body
+            .to_string()
+            .contains("does not match the required JSON schema"),
+        "{}",
+        sent[1].body
+    );
+
+    // A Responses client on OpenAI (native): the retried answer is a Responses object.
+    openai.push(says(r#"{"nom": 1}"#));
+    openai.push(says(r#"{"name": "Grace"}"#));
+    let body = json!({"model": "gpt-4o-mini", "input": "a person",
+        "text": {"format": {"type": "json_schema", "name": "person", "schema": schema}}})
+    .to_string();
+    let answer = h.client.post("/v1/responses", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let response = answer.json();
+    assert_eq!(response["object"], "response", "{response}");
+    assert!(
+        response.to_string().contains(r#"{\"name\": \"Grace\"}"#),
+        "{response}"
+    );
+    assert_eq!(openai.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_e_mail_in_a_native_answer_is_redacted_before_the_client_sees_it() {
+    let (h, _openai) =
+        start("[modules.guard_pii]\nenabled = true\naction = \"redact\"\noutput = true\n").await;
+    h.mock.push(Behavior {
+        content: Some("write to grace.h@example.org today".into()),
+        ..Behavior::default()
+    });
+    let answer = h
+        .client
+        .post(
+            "/v1/messages",
+            &messages("claude-sonnet-4-5", "who?", false),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let text = answer.text();
+    assert!(!text.contains("grace.h@example.org"), "leaked: {text}");
+    assert!(text.contains("[EMAIL_1]"), "{text}");
+    assert_eq!(answer.json()["type"], "message", "{text}");
 }

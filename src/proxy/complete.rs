@@ -184,6 +184,8 @@ pub(super) async fn complete(
             });
         }
     }
+    // What the modules were given, to tell whether one of them replaced the answer.
+    let canonical = body.clone();
     let mut answer = Answer {
         status: status.as_u16(),
         body,
@@ -201,9 +203,20 @@ pub(super) async fn complete(
         }
     }
     ctx.result.status = answer.status;
+    // A native answer goes out as it came unless a module replaced it (a redaction, a retried
+    // answer). Modules saw it canonical, so the replacement is expressed in the client's format
+    // like any, unless the provider's answer already was the client's format and modules saw that.
+    let same = |a: &Bytes, b: &Bytes| a.as_ptr() == b.as_ptr() && a.len() == b.len();
+    let unchanged = same(&answer.body, &canonical);
     let body = match native_answer {
-        Some(native) => Ok(native),
-        None => egress::answer(ctx, answer.body),
+        Some(native) if unchanged => Ok(native),
+        Some(native) if same(&native, &canonical) => {
+            if ctx.result.client_answer.is_some() {
+                ctx.result.client_answer = serde_json::from_slice(&answer.body).ok();
+            }
+            Ok(answer.body)
+        }
+        _ => egress::answer(ctx, answer.body),
     }
     .map_err(|e| ApiError::Internal {
         message: format!("cannot express the answer in the client's format: {e}"),

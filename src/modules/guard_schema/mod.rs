@@ -2,7 +2,8 @@
 //! answer is validated against that schema (the `jsonschema` crate). A complete answer that fails
 //! may be asked for again, at most `max_retries` times (3 at most), through routing as an internal
 //! call that sends the model its own answer and the validation error; what still fails is refused
-//! (or flagged). A streamed answer is validated at its end, when it can only be refused.
+//! (or flagged). Native answers (a Messages client on Anthropic, a Responses client on OpenAI)
+//! are retried the same way: the retried canonical answer goes out in the client's format. A streamed answer is validated at its end, when it can only be refused.
 
 use std::sync::Arc;
 
@@ -106,6 +107,25 @@ fn check(validator: &jsonschema::Validator, text: &str) -> Option<String> {
 /// The assistant text of a canonical (OpenAI-shaped) complete answer.
 fn answer_text(body: &Value) -> Option<&str> {
     body["choices"][0]["message"]["content"].as_str()
+}
+
+/// Whether `body` is a Responses object (what modules see of a native Responses answer).
+fn is_responses_object(body: &Value) -> bool {
+    body["object"] == "response"
+}
+
+/// The assistant text of a complete answer, canonical or a Responses object.
+fn any_answer_text(body: &Value) -> String {
+    if !is_responses_object(body) {
+        return answer_text(body).unwrap_or_default().to_string();
+    }
+    let parts = body["output"].as_array().into_iter().flatten();
+    parts
+        .filter(|item| item["type"] == "message")
+        .flat_map(|item| item["content"].as_array().into_iter().flatten())
+        .filter(|part| part["type"] == "output_text")
+        .filter_map(|part| part["text"].as_str())
+        .collect()
 }
 
 impl GuardSchema {
@@ -219,22 +239,15 @@ impl Module for GuardSchema {
         let Ok(body) = serde_json::from_slice::<Value>(&answer.body) else {
             return Ok(());
         };
-        // A native answer (the client's own format, not OpenAI's) is checked but not retried.
-        let native = ctx.request.native;
-        let text = if native {
-            body["content"][0]["text"]
-                .as_str()
-                .or_else(|| answer_text(&body))
-                .unwrap_or_default()
-                .to_string()
-        } else {
-            answer_text(&body).unwrap_or_default().to_string()
-        };
+        // Modules see answers canonical (a native Messages answer included: a replacement is
+        // expressed in the client's format on the way out), except a native Responses answer,
+        // which they see as the Responses object it is.
+        let text = any_answer_text(&body);
         let Some(mut error) = check(&expected.validator, &text) else {
             return Ok(());
         };
         let mut previous = text;
-        let tries = if native || ctx.identity.internal_depth + 1 > MAX_INTERNAL_DEPTH {
+        let tries = if ctx.identity.internal_depth + 1 > MAX_INTERNAL_DEPTH {
             0
         } else {
             self.config.max_retries
@@ -256,6 +269,21 @@ impl Module for GuardSchema {
             };
             match check(&expected.validator, &new_text) {
                 None => {
+                    let new_body = if is_responses_object(&body) {
+                        // Modules saw the provider's Responses object: answer in kind.
+                        let request = ctx.request.client_request.as_deref().cloned();
+                        crate::wire::responses::response::from_chat(
+                            &new_body,
+                            &request.unwrap_or(Value::Null),
+                            ctx.request.response_id.as_deref(),
+                        )
+                        .map_err(|e| ModuleError::Failed {
+                            module: NAME,
+                            message: format!("cannot express the retried answer: {e}"),
+                        })?
+                    } else {
+                        new_body
+                    };
                     answer.body = serde_json::to_vec(&new_body).map(Into::into).map_err(|e| {
                         ModuleError::Failed {
                             module: NAME,

@@ -5,9 +5,9 @@
 //!
 //! A streamed answer is judged once it ended: its text is already out, so a block there replaces
 //! the stream's clean ending with an error event (the client's SDK raises it), and a rewrite
-//! cannot apply (it is recorded). A rewrite of the request applies to OpenAI chat clients only;
-//! for other formats it is refused, since the client's own body would still go to a provider
-//! that speaks it.
+//! cannot apply (it is recorded). The webhook sees a request in the client's own format (Chat,
+//! Messages, Responses, ...) and a rewrite comes back in that format: it replaces the client's
+//! body, its canonical form and what a native pass-through sends, so every route gets it.
 
 mod call;
 
@@ -24,7 +24,7 @@ use super::{
     Answer, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict,
 };
 use crate::request::{ApiError, RequestCtx};
-use crate::wire::openai::{Endpoint, Inbound};
+use crate::wire::openai::Inbound;
 use call::{Decision, Hook};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -183,9 +183,8 @@ impl Module for GuardWebhook {
         if !self.config.input || !self.applies(ctx) {
             return Ok(Verdict::Continue);
         }
-        let body = match &ctx.request.parsed {
-            Some(Inbound::Chat(chat)) => serde_json::to_value(chat).unwrap_or(Value::Null),
-            _ => return Ok(Verdict::Continue),
+        let Some(body) = client_body(ctx) else {
+            return Ok(Verdict::Continue);
         };
         let document = Self::document(ctx, "request", body);
         match self.ask(document).await {
@@ -195,25 +194,16 @@ impl Module for GuardWebhook {
                 Self::record(ctx, &rule, "block", "input");
                 Ok(Verdict::Reject(Self::refusal(&rule)))
             }
-            Decision::Rewrite { body } => {
-                if ctx.request.endpoint != Endpoint::ChatCompletions {
-                    Self::record(ctx, "rewrite_unsupported", "block", "input");
-                    return Ok(Verdict::Reject(Self::refusal("rewrite_unsupported")));
+            Decision::Rewrite { body } => match apply_rewrite(ctx, body) {
+                Ok(()) => {
+                    Self::record(ctx, "webhook", "rewrite", "input");
+                    Ok(Verdict::Continue)
                 }
-                let bytes = bytes::Bytes::from(body.to_string());
-                match Inbound::parse(Endpoint::ChatCompletions, &bytes) {
-                    Ok(parsed) => {
-                        Self::record(ctx, "webhook", "rewrite", "input");
-                        ctx.request.parsed = Some(parsed);
-                        ctx.request.body = bytes;
-                        Ok(Verdict::Continue)
-                    }
-                    Err(e) => Err(ModuleError::Failed {
-                        module: NAME,
-                        message: format!("the webhook's rewritten request does not parse: {e}"),
-                    }),
-                }
-            }
+                Err(message) => Err(ModuleError::Failed {
+                    module: NAME,
+                    message,
+                }),
+            },
         }
     }
 
@@ -280,4 +270,47 @@ impl Module for GuardWebhook {
             }
         }
     }
+}
+
+/// The request as the client wrote it: its own JSON for the formats answered in their own shape,
+/// else the parsed request re-encoded.
+fn client_body(ctx: &RequestCtx) -> Option<Value> {
+    if let Some(client) = &ctx.request.client_request {
+        return Some(client.as_ref().clone());
+    }
+    let parsed = ctx.request.parsed.as_ref()?;
+    let bytes = parsed.to_bytes().ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Puts the webhook's rewritten request (in the client's format) in place of the client's: the
+/// bytes, the canonical form, and the client's own JSON a native call sends. The model stays what
+/// routing already chose from, unless the rewrite names another.
+fn apply_rewrite(ctx: &mut RequestCtx, body: Value) -> Result<(), String> {
+    let bytes = bytes::Bytes::from(body.to_string());
+    let endpoint = ctx.request.endpoint;
+    let not_parsed = |e: crate::wire::openai::ParseError| {
+        format!(
+            "the webhook's rewritten request does not parse: {}",
+            e.message
+        )
+    };
+    let (parsed, refused) = if ctx.request.client_request.is_some() {
+        Inbound::from_client_format(endpoint, &body).map_err(not_parsed)?
+    } else {
+        (Inbound::parse(endpoint, &bytes).map_err(not_parsed)?, None)
+    };
+    if parsed.is_stream() != ctx.request.stream {
+        return Err("the webhook's rewritten request may not change `stream`".into());
+    }
+    if ctx.request.client_request.is_some() {
+        ctx.request.native_only = refused.map(|refused| ApiError::InvalidField {
+            param: refused.param,
+            message: refused.message,
+        });
+        ctx.request.client_request = Some(Arc::new(body));
+    }
+    ctx.request.parsed = Some(parsed);
+    ctx.request.body = bytes;
+    Ok(())
 }
