@@ -41,7 +41,7 @@ const FAMILIES: &[(&str, &str)] = &[
 
 /// Every guardrail on; the policy is the one the policy corpus is labelled for (the same as in
 /// tests/guardrails_corpus.rs); personal data blocks so a detection is visible as a 400.
-const GUARDED: &str = r#"
+pub const GUARDED: &str = r#"
 [modules.guard_policy]
 enabled = true
 detector = { deny = ["project falcon", "payroll export"], deny_regex = ['(?i)\binternal[-_ ]only\b'], allow = ["project falcon press release"], topics = { weapons = ["explosive", "detonator", "gunpowder", "shrapnel"], medical_advice = ["diagnose", "dosage", "prescription"] } }
@@ -99,6 +99,12 @@ pub fn main(args: &[String], binaries: Binaries) -> ExitCode {
 }
 
 /// About 2 KB of ordinary prose that no guardrail objects to.
+/// A non-streamed chat for `model` whose prompt is the 2 KB text.
+pub fn prompt_2kb_body(model: &str) -> String {
+    let prompt = serde_json::Value::from(prompt_2kb());
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":{prompt}}}]}}"#)
+}
+
 fn prompt_2kb() -> String {
     let sentence = "Please summarise the quarterly planning notes for the team, keeping the \
                     section headings, and list the open questions at the end. ";
@@ -106,11 +112,7 @@ fn prompt_2kb() -> String {
 }
 
 fn bodies() -> (String, String) {
-    let prompt = serde_json::Value::from(prompt_2kb());
-    let non_stream = format!(
-        r#"{{"model":"{}","messages":[{{"role":"user","content":{prompt}}}]}}"#,
-        load::MODEL
-    );
+    let non_stream = prompt_2kb_body(load::MODEL);
     let answer = serde_json::Value::from(prompt_2kb());
     let stream = format!(
         r#"{{"model":"{}","messages":[{{"role":"user","content":"Summarise the notes."}}],"stream":true,"mock":{{"content":{answer},"chunks":100}}}}"#,
