@@ -150,6 +150,8 @@ pub enum SpendGroup {
     Model,
     Provider,
     Day,
+    /// A request tag (the `tags` module); a request counts under each of its tags.
+    Tag,
 }
 
 #[derive(Debug, Args)]

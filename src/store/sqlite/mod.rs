@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_cache.sql")),
     (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
+    (14, include_str!("migrations/0014_catalogue.sql")),
 ];
 
 /// The version the newest migration produces.
