@@ -170,6 +170,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn context_windows_come_from_the_table_and_follow_overlays() {
+        let mut table = PriceTable::from_json(BUNDLED.as_bytes()).unwrap_or_default();
+        assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(128_000));
+        assert_eq!(table.context_window("openai", "no-such-model"), None);
+        let loaded = PriceTable::from_json(
+            br#"{"gpt-4o-mini": {"input_cost_per_token": 1e-7, "max_input_tokens": 1000.0}}"#,
+        )
+        .unwrap_or_default();
+        table.overlay(&loaded);
+        assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(1000));
+    }
+
+    #[test]
     fn bundled_table_parses_and_knows_current_models() {
         let table = PriceTable::from_json(BUNDLED.as_bytes()).map_err(|e| e.to_string());
         let table = table.unwrap_or_default();
