@@ -58,6 +58,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "guard_pii",
             "guard_webhook",
             "guard_schema",
+            "fan_out",
             "routing",
             "context_fit",
             "cache",

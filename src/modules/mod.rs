@@ -27,6 +27,7 @@ pub mod chain;
 pub mod context_fit;
 pub mod cost;
 pub mod estimate;
+pub mod fan_out;
 pub mod guard;
 pub mod guard_injection;
 pub mod guard_pii;

@@ -56,6 +56,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::tags::SPEC,
     super::route_rules::SPEC,
     super::context_fit::SPEC,
+    super::fan_out::SPEC,
 ];
 
 /// For modules that may always be disabled.
