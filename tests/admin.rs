@@ -50,6 +50,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "rate_limits",
             "budgets",
             "tags",
+            "prompt_templates",
             "route_rules",
             "responses",
             "guard_policy",

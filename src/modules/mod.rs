@@ -37,6 +37,7 @@ pub mod guard_secrets;
 pub mod guard_webhook;
 pub mod metrics;
 pub mod otel;
+pub mod prompt_templates;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;

@@ -57,6 +57,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::route_rules::SPEC,
     super::context_fit::SPEC,
     super::fan_out::SPEC,
+    super::prompt_templates::SPEC,
 ];
 
 /// For modules that may always be disabled.

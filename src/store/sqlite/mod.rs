@@ -14,6 +14,7 @@ mod files;
 mod keys;
 mod maintenance;
 mod pool;
+mod prompts;
 mod read;
 mod write;
 

@@ -205,6 +205,7 @@ impl LedgerWrites for SqliteWriter {
                 )?;
             }
             Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
+            Some(Persist::Prompt(write)) => super::prompts::write(&tx, write, ts_ms)?,
             Some(Persist::Keys(writes)) => super::keys::write(&tx, writes)?,
             Some(Persist::Prices { body }) => {
                 tx.execute(
