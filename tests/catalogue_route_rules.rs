@@ -86,7 +86,9 @@ async fn each_kind_of_rule_picks_the_model_and_the_trace_names_the_rule() {
     let h = Harness::start_with_modules(&admin_toml(RULES), &[&GRANTS]).await;
     let long_text = "word ".repeat(200);
     let gold = json!({"key": "k1", "limits": {}, "metadata": {"tier": "gold"}}).to_string();
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str, &str)> = vec![
+    // (model asked, text, headers, model the mock must get, rule that fires)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         ("auto", "hi".into(), vec![], "gpt-4o-mini", "short"),
         ("auto", long_text.clone(), vec![], "gpt-4o", "long"),
         (
