@@ -14,7 +14,7 @@ use hyper::Method;
 use mock_upstream::{Behavior, MockUpstream};
 use serde_json::json;
 
-const GROUPS: &str = "[modules.fan_out]\nenabled = true\n\
+const GROUPS: &str = "[modules.tags]\nenabled = true\n[modules.fan_out]\nenabled = true\n\
 [modules.fan_out.groups.duo]\nmodels = [\"gpt-4o-mini\", \"claude-sonnet-4-5\"]\n\
 [modules.fan_out.groups.both]\nmodels = [\"gpt-4o-mini\", \"claude-sonnet-4-5\"]\nmode = \"all\"\n";
 
@@ -41,7 +41,12 @@ async fn first_mode_answers_with_the_fastest_and_every_call_is_traced_and_priced
     let started = std::time::Instant::now();
     let answer = h
         .client
-        .post("/v1/chat/completions", &chat("duo", "hi", false))
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("duo", "hi", false),
+            &[("x-stockyard-tags", "exp-1")],
+        )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(
@@ -68,6 +73,8 @@ async fn first_mode_answers_with_the_fastest_and_every_call_is_traced_and_priced
     assert_eq!(calls[0].provider.as_deref(), Some("anthropic"));
     assert_eq!(calls[1].requested_model, "gpt-4o-mini");
     for call in calls {
+        // The calls carry the client's tags, so their cost counts under them.
+        assert_eq!(call.tags.as_deref(), Some(r#"["exp-1"]"#));
         assert_eq!(call.status, 200);
         assert!(call.price_known && call.cost_nanos > 0, "{call:?}");
     }
