@@ -90,6 +90,11 @@ pub enum AdminChange {
     RotateSecrets { new_key: Option<Secret<String>> },
     /// Remove cache entries (memory and file).
     PurgeCache(crate::store::CachePurge),
+    /// Store a new version of a prompt template (`{"messages": [...]}` or `{"variants": [...]}`),
+    /// in force from the next request.
+    PutPrompt { name: String, definition: Value },
+    /// Put an older version of a prompt template back in force (`None`: the one before).
+    RollbackPrompt { name: String, version: Option<u32> },
 }
 
 pub struct Admin {
@@ -232,6 +237,12 @@ impl Admin {
             AdminChange::RemoveCredential { target } => self.remove_credential(actor, target).await,
             AdminChange::RotateSecrets { new_key } => self.rotate_secrets(actor, new_key).await,
             AdminChange::PurgeCache(purge) => super::cache_http::purge(self, actor, purge).await,
+            AdminChange::PutPrompt { name, definition } => {
+                super::prompts::put(self, actor, name, definition).await
+            }
+            AdminChange::RollbackPrompt { name, version } => {
+                super::prompts::rollback(self, actor, name, version).await
+            }
         }
     }
 

@@ -15,6 +15,8 @@
 //! - `GET /admin/breakers`; `POST /admin/breakers/{deployment}/open` (`{"for_ms": N}`);
 //!   `POST /admin/breakers/{deployment}/reset`
 //! - keys, teams and admin keys: see `keys_http.rs`
+//! - `GET /admin/prompts`, `GET|PUT /admin/prompts/{name}`, `POST /admin/prompts/{name}/rollback`:
+//!   prompt templates (`prompts.rs`)
 //! - `GET|POST /admin/providers`, `DELETE /admin/providers/{id or name}`,
 //!   `POST /admin/secrets/rotate`: provider credentials (`providers_http.rs`)
 //! - `GET /admin/db/stats`, `POST /admin/retention/run`, `POST /admin/backup`: operations
@@ -100,6 +102,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (_, p) if super::keys_http::serves(p) => {
             super::keys_http::route(app, actor, &method, p, request).await
+        }
+        (_, p) if super::prompts::serves(p) => {
+            super::prompts::route(app, actor, &method, p, &query, request).await
         }
         (_, p) if super::cache_http::serves(p) => {
             super::cache_http::route(app, actor, &method, p, request).await

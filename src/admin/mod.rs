@@ -9,6 +9,7 @@ pub mod http;
 pub mod keys;
 mod keys_http;
 mod ops_http;
+pub mod prompts;
 mod providers_http;
 pub mod spend;
 

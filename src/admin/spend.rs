@@ -1,4 +1,4 @@
-//! `GET /admin/spend?by=key|team|user|model|provider|day&since=7d`: sums from the daily spend
+//! `GET /admin/spend?by=key|team|user|model|provider|day|tag&since=7d`: sums from the daily spend
 //! rollups, as `stockyard spend` prints them, plus the budget alerts of the same span.
 
 use serde_json::{Value, json};
@@ -40,7 +40,7 @@ pub async fn report(
     let by = SpendBy::parse(by_text).ok_or_else(|| {
         invalid(
             "by",
-            format!("by: {by_text:?} is not one of key, team, user, model, provider, day"),
+            format!("by: {by_text:?} is not one of key, team, user, model, provider, day, tag"),
         )
     })?;
     let since_ms =

@@ -155,6 +155,16 @@ pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
                 "label": label,
             })),
         ),
+        AdminChange::PutPrompt { name, definition } => (
+            Method::PUT,
+            format!("/admin/prompts/{name}"),
+            body(definition.clone()),
+        ),
+        AdminChange::RollbackPrompt { name, version } => (
+            Method::POST,
+            format!("/admin/prompts/{name}/rollback"),
+            body(json!({"version": version})),
+        ),
         AdminChange::RemoveCredential { target } => (
             Method::DELETE,
             format!("/admin/providers/{target}"),

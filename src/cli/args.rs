@@ -45,6 +45,8 @@ pub enum Command {
     Modules(ModulesArgs),
     /// Aliases, groups and circuit breakers.
     Routing(RoutingArgs),
+    /// Prompt templates: put a new version, get, list, roll back.
+    Prompts(PromptsArgs),
     /// Manage the price table.
     #[command(subcommand)]
     Prices(PricesCommand),
@@ -150,6 +152,8 @@ pub enum SpendGroup {
     Model,
     Provider,
     Day,
+    /// A request tag (the `tags` module); a request counts under each of its tags.
+    Tag,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +247,39 @@ pub enum RoutingCommand {
     },
     /// Reset (close) a deployment's breaker.
     Reset { deployment: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PromptsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: PromptsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromptsCommand {
+    /// Store a new version of a template from a JSON file (`{"messages": [...]}` or
+    /// `{"variants": [...]}`); it goes in force at once.
+    Put {
+        name: String,
+        /// The template as JSON.
+        file: PathBuf,
+    },
+    /// Print a version's definition (default: the one in force).
+    Get {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// List templates with their version in force and newest version.
+    List,
+    /// Put an older version back in force (default: the one before the version in force).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ mod local_server;
 mod modules_cmd;
 mod offline;
 mod prices;
+mod prompts_cmd;
 mod providers_cmd;
 mod restore;
 mod routing_cmd;
@@ -90,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Modules(args) => modules_cmd::run(&cli, args).await,
         Command::Prices(cmd) => prices::run(&cli, cmd).await,
         Command::Routing(args) => routing_cmd::run(&cli, args).await,
+        Command::Prompts(args) => prompts_cmd::run(&cli, args).await,
         Command::Keys(args) => keys_cmd::run(&cli, args).await,
         Command::Teams(args) => teams_cmd::run(&cli, args).await,
         Command::AdminKeys(args) => admin_keys_cmd::run(&cli, args).await,

@@ -1,4 +1,4 @@
-//! `stockyard spend --by key|team|user|model|provider|day --since 7d`: sums from the daily spend
+//! `stockyard spend --by key|team|user|model|provider|day|tag --since 7d`: sums from the daily spend
 //! rollups the writer keeps (never a scan of the traces), read from the database read-only.
 
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ pub fn run(cli: &Cli, args: &SpendArgs) -> Result<ExitCode, CliError> {
         SpendGroup::Model => SpendBy::Model,
         SpendGroup::Provider => SpendBy::Provider,
         SpendGroup::Day => SpendBy::Day,
+        SpendGroup::Tag => SpendBy::Tag,
     };
     let reader = open_reader(&load_config(cli)?)?;
     let rows = reader.spend.spend(by, since_ms)?;

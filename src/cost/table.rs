@@ -37,6 +37,10 @@ pub struct PriceEntry {
     pub cache_creation_input_token_cost: Option<f64>,
     #[serde(default)]
     pub output_cost_per_reasoning_token: Option<f64>,
+    /// The model's context window for input, in tokens (read by `context_fit`); a number of
+    /// any JSON kind, so an odd value in a loaded file never costs a model its price.
+    #[serde(default)]
+    pub max_input_tokens: Option<f64>,
 }
 
 impl PriceEntry {
@@ -58,6 +62,8 @@ pub struct PriceTable {
     by_model: HashMap<String, Price>,
     /// Bare model names whose entry names this provider, for `GET /v1/models`.
     by_provider: HashMap<String, Vec<String>>,
+    /// Context windows for input, in tokens, of the models whose entry gives one.
+    windows: HashMap<String, u64>,
 }
 
 impl PriceTable {
@@ -89,6 +95,12 @@ impl PriceTable {
                 model: model.clone(),
                 problem,
             })?;
+            if let Some(window) = entry
+                .max_input_tokens
+                .filter(|w| w.is_finite() && *w >= 1.0)
+            {
+                table.windows.insert(model.clone(), window as u64);
+            }
             table.insert(&model, price, entry.litellm_provider.as_deref());
         }
         Ok(table)
@@ -111,6 +123,18 @@ impl PriceTable {
         for (model, price) in &other.by_model {
             self.by_model.insert(model.clone(), *price);
         }
+        for (model, window) in &other.windows {
+            self.windows.insert(model.clone(), *window);
+        }
+    }
+
+    /// The model's context window for input, in tokens: `provider/model` first, then the bare
+    /// name; `None` when the table does not say.
+    pub fn context_window(&self, provider: &str, model: &str) -> Option<u64> {
+        self.windows
+            .get(&format!("{provider}/{model}"))
+            .or_else(|| self.windows.get(model))
+            .copied()
     }
 
     pub fn set(&mut self, model: &str, price: Price) {
@@ -144,6 +168,19 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_windows_come_from_the_table_and_follow_overlays() {
+        let mut table = PriceTable::from_json(BUNDLED.as_bytes()).unwrap_or_default();
+        assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(128_000));
+        assert_eq!(table.context_window("openai", "no-such-model"), None);
+        let loaded = PriceTable::from_json(
+            br#"{"gpt-4o-mini": {"input_cost_per_token": 1e-7, "max_input_tokens": 1000.0}}"#,
+        )
+        .unwrap_or_default();
+        table.overlay(&loaded);
+        assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(1000));
+    }
 
     #[test]
     fn bundled_table_parses_and_knows_current_models() {

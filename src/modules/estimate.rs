@@ -38,6 +38,18 @@ fn prompt<'a>(ctx: &'a mut RequestCtx, providers: &ProviderRegistry) -> &'a Prom
     })
 }
 
+/// Forgets the prompt count made so far: a module changed the model (`route_rules`) or the
+/// prompt (`context_fit`, `prompt_templates`), so the next estimate counts again.
+pub fn forget(ctx: &mut RequestCtx) {
+    ctx.slots.remove::<Prompt>();
+}
+
+/// Prompt tokens under the tokenizer of the model the request names now (counted once, kept
+/// until [`forget`]).
+pub fn prompt_tokens(ctx: &mut RequestCtx, providers: &ProviderRegistry) -> u64 {
+    prompt(ctx, providers).tokens
+}
+
 /// Prompt tokens plus the output the request allows.
 pub fn tokens(
     ctx: &mut RequestCtx,

@@ -53,6 +53,11 @@ pub static MODULES: &[ModuleSpec] = &[
     super::guard_pii::SPEC,
     super::guard_webhook::SPEC,
     super::guard_schema::SPEC,
+    super::tags::SPEC,
+    super::route_rules::SPEC,
+    super::context_fit::SPEC,
+    super::fan_out::SPEC,
+    super::prompt_templates::SPEC,
 ];
 
 /// For modules that may always be disabled.

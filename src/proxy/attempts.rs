@@ -88,9 +88,13 @@ async fn try_once(
     };
     // A client whose format the provider takes as it is: its request goes untranslated (model
     // name aside), so what the canonical form cannot carry arrives untouched.
-    let native = route
-        .provider
-        .native(ctx.request.endpoint, &route.upstream_model);
+    let native = if ctx.request.canonical_only {
+        None
+    } else {
+        route
+            .provider
+            .native(ctx.request.endpoint, &route.upstream_model)
+    };
     ctx.request.native = native.is_some();
     if !ctx.request.native
         && let Some(refused) = &ctx.request.native_only

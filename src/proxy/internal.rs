@@ -50,6 +50,7 @@ impl ModelCalls for InternalCalls {
         ctx.identity.internal = Some(call.caller);
         ctx.identity.internal_depth = call.depth;
         ctx.identity.key_id = call.key_id;
+        ctx.request.tags = call.tags;
         // If the request that made the call is dropped (its client left), this call still
         // finishes and is traced, as cancelled.
         let mut guard = FinishOnDrop::new(chain.clone(), ctx);

@@ -74,6 +74,13 @@ pub struct RequestParts {
     /// Why only a provider taking the client's format natively can serve this request (a feature
     /// only it has, an id only it may know); any other route refuses with this error.
     pub native_only: Option<super::error::ApiError>,
+    /// Tags of the request (the `tags` module: headers, key metadata, rules), for the modules
+    /// that choose by them (`route_rules`) and for the trace and spend reports.
+    pub tags: Vec<String>,
+    /// A module changed the canonical request in a way the client's own JSON does not show (a
+    /// trimmed conversation, a rendered template): no provider may take the client's body as it
+    /// is, so the request goes through the canonical form.
+    pub canonical_only: bool,
 }
 
 /// Where the request went, or who answered instead.
@@ -96,6 +103,11 @@ pub struct RouteState {
     /// The model asked for after alias resolution (left by routing), for modules that key on
     /// what will answer rather than on what the client wrote (a cache).
     pub target_model: Option<String>,
+    /// The `route_rules` rule that chose the model, if one fired.
+    pub rule: Option<String>,
+    /// The prompt template rendered into the request, `name@version` plus `#variant` under an
+    /// A/B split.
+    pub prompt: Option<String>,
 }
 
 /// What the answer used and what it cost.
@@ -173,6 +185,8 @@ impl RequestCtx {
                 native_decoder: None,
                 response_id: None,
                 native_only: None,
+                tags: Vec::new(),
+                canonical_only: false,
             },
             route: RouteState::default(),
             usage: UsageCost::default(),
@@ -227,6 +241,17 @@ impl RequestCtx {
 
     pub fn upstream_model(&self) -> Option<&str> {
         self.route.taken.as_ref().map(|r| r.upstream_model.as_str())
+    }
+
+    /// After a module changed `request.parsed`: re-encodes the body the upstream (and the trace)
+    /// gets from it, and keeps the client's own JSON, which no longer says the same, from going
+    /// upstream natively.
+    pub fn request_edited(&mut self) -> Result<(), serde_json::Error> {
+        if let Some(parsed) = &self.request.parsed {
+            self.request.body = parsed.to_bytes()?;
+        }
+        self.request.canonical_only = true;
+        Ok(())
     }
 
     /// Proxy time so far: everything except waiting on the upstream.

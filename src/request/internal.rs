@@ -21,6 +21,8 @@ pub struct InternalCall {
     pub caller: &'static str,
     /// How many internal calls deep this one is (1 for a call made for a client's request).
     pub depth: u8,
+    /// The tags of the request the call is made for, so its spend counts under them too.
+    pub tags: Vec<String>,
 }
 
 /// The deepest an internal call may nest: a module's call whose own hooks call again is refused
@@ -41,6 +43,7 @@ impl InternalCall {
             key_id: parent.identity.key_id.clone(),
             caller,
             depth: parent.identity.internal_depth + 1,
+            tags: parent.request.tags.clone(),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::breakers::BreakerRecord;
 use super::credentials::StoredCredential;
 use super::keys::KeyWrite;
 use super::modules::ModuleState;
+use super::prompts::PromptWrite;
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
 /// What an administrative change persists, in the same transaction as its ledger entry.
@@ -37,6 +38,8 @@ pub enum Persist {
         records: Vec<(String, Vec<u8>)>,
         check: Vec<u8>,
     },
+    /// A prompt template version put, or a rollback.
+    Prompt(PromptWrite),
 }
 
 /// Ledger reads. Methods block; async callers use `spawn_blocking`.

@@ -14,6 +14,7 @@
 //! | virtual keys, teams, admin keys | `keys.rs` | [`KeyStore`]; hot: `modules::auth::table` | through [`LedgerWrites`] ([`Persist::Keys`]) |
 //! | provider credentials (sealed) | `credentials.rs` | [`CredentialStore`] | through [`LedgerWrites`] |
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
+//! | prompt templates, versions | `prompts.rs` | [`prompts::PromptStore`] (start-up only) | through [`LedgerWrites`] ([`Persist::Prompt`]) |
 //! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
@@ -38,6 +39,7 @@ mod keys;
 mod ledger;
 pub mod maintenance;
 mod modules;
+pub mod prompts;
 mod rate_limits;
 mod responses;
 mod spend;
@@ -122,6 +124,7 @@ pub struct Store {
     pub cache: Arc<dyn CacheStore>,
     pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
     pub alerts: Arc<dyn alerts::AlertStore>,
+    pub prompts: Arc<dyn prompts::PromptStore>,
 }
 
 impl Store {
@@ -142,6 +145,7 @@ impl Store {
             + CacheStore
             + maintenance::MaintenanceStore
             + alerts::AlertStore
+            + prompts::PromptStore
             + 'static,
     {
         Store {
@@ -158,7 +162,8 @@ impl Store {
             health: all.clone(),
             cache: all.clone(),
             maintenance: all.clone(),
-            alerts: all,
+            alerts: all.clone(),
+            prompts: all,
         }
     }
 }

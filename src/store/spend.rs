@@ -24,6 +24,9 @@ pub enum SpendBy {
     Provider,
     /// UTC calendar day, `YYYY-MM-DD`.
     Day,
+    /// A request tag (the `tags` module); a request with several tags counts under each, so
+    /// the rows may sum to more than the total, and untagged requests are not listed.
+    Tag,
 }
 
 impl SpendBy {
@@ -35,6 +38,7 @@ impl SpendBy {
             "model" => SpendBy::Model,
             "provider" => SpendBy::Provider,
             "day" => SpendBy::Day,
+            "tag" => SpendBy::Tag,
             _ => return None,
         })
     }

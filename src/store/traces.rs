@@ -61,6 +61,13 @@ pub struct TraceRecord {
     /// Guardrail verdicts, a JSON array of `{detector, rule, action, position}`; never the text
     /// that matched.
     pub verdicts: Option<String>,
+    /// The request's tags (the `tags` module), a JSON array of strings.
+    pub tags: Option<String>,
+    /// The `route_rules` rule that chose the model.
+    pub route_rule: Option<String>,
+    /// The prompt template rendered into the request: `name@version`, plus `#variant` under a
+    /// split.
+    pub prompt: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -154,6 +154,7 @@ impl GuardSchema {
         chat: &Value,
         key_id: Option<String>,
         depth: u8,
+        tags: Vec<String>,
         previous: &str,
         error: &str,
     ) -> Option<(Value, String)> {
@@ -173,6 +174,7 @@ impl GuardSchema {
             key_id,
             caller: NAME,
             depth,
+            tags,
         };
         match self.models.call(call).await {
             Ok(answer) => {
@@ -262,7 +264,14 @@ impl Module for GuardSchema {
                 &format!("output:retry{attempt}"),
             );
             let Some((new_body, new_text)) = self
-                .retry(&expected.chat, key_id.clone(), depth, &previous, &error)
+                .retry(
+                    &expected.chat,
+                    key_id.clone(),
+                    depth,
+                    ctx.request.tags.clone(),
+                    &previous,
+                    &error,
+                )
                 .await
             else {
                 break;

@@ -177,6 +177,11 @@ impl Module for Trace {
                 .slots
                 .get::<super::guard::Verdicts>()
                 .and_then(|v| v.to_json()),
+            tags: (!ctx.request.tags.is_empty())
+                .then(|| serde_json::to_string(&ctx.request.tags).ok())
+                .flatten(),
+            route_rule: ctx.route.rule.clone(),
+            prompt: ctx.route.prompt.clone(),
         };
         self.writer.submit_trace(record).await;
     }

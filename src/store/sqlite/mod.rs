@@ -14,6 +14,7 @@ mod files;
 mod keys;
 mod maintenance;
 mod pool;
+mod prompts;
 mod read;
 mod write;
 
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_cache.sql")),
     (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
+    (14, include_str!("migrations/0014_catalogue.sql")),
 ];
 
 /// The version the newest migration produces.

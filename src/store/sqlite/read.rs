@@ -74,6 +74,9 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
         cache: r.get(35)?,
         saved_nanos: r.get(36)?,
         verdicts: r.get(37)?,
+        tags: r.get(38)?,
+        route_rule: r.get(39)?,
+        prompt: r.get(40)?,
     })
 }
 
@@ -81,7 +84,8 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \
-     answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts";
+     answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts, tags, route_rule, \
+     prompt";
 
 impl StoreHealth for SqliteReader {
     fn ping(&self) -> Result<(), StoreError> {
@@ -173,11 +177,17 @@ impl SpendStore for SqliteReader {
             SpendBy::Model => "model".to_string(),
             SpendBy::Provider => format!("COALESCE(NULLIF(provider, ''), '{none}')"),
             SpendBy::Day => "strftime('%Y-%m-%d', day_ms / 1000, 'unixepoch')".to_string(),
+            SpendBy::Tag => "tag".to_string(),
+        };
+        // Tags have rollups of their own: a request counts once under each of its tags.
+        let table = match by {
+            SpendBy::Tag => "spend_tag_daily",
+            _ => "spend_daily",
         };
         self.with(|c| {
             let sql = format!(
                 "SELECT {key} AS k, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), \
-                 SUM(cost_nanos), SUM(saved_nanos) FROM spend_daily WHERE day_ms >= ?1 GROUP BY k \
+                 SUM(cost_nanos), SUM(saved_nanos) FROM {table} WHERE day_ms >= ?1 GROUP BY k \
                  ORDER BY SUM(cost_nanos) DESC, k"
             );
             let mut stmt = c.prepare(&sql)?;

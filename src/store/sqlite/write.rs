@@ -45,9 +45,10 @@ impl TraceWrites for SqliteWriter {
                  cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
                  ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, request_id, key_id, \
                  request_body, response_body, deployment, attempts, variant, answered_by, internal_caller, \
-                 team_id, key_metadata, cache, saved_nanos, verdicts) \
+                 team_id, key_metadata, cache, saved_nanos, verdicts, tags, route_rule, prompt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, \
+                 ?39, ?40, ?41)",
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
@@ -60,6 +61,8 @@ impl TraceWrites for SqliteWriter {
                  saved_nanos = saved_nanos + excluded.saved_nanos",
             )?;
             let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
+            // A request with several tags counts once under each of them.
+            let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
             for t in traces {
                 let inserted = insert.execute(params![
                     t.id,
@@ -100,6 +103,9 @@ impl TraceWrites for SqliteWriter {
                     t.cache,
                     t.saved_nanos,
                     t.verdicts,
+                    t.tags,
+                    t.route_rule,
+                    t.prompt,
                 ])?;
                 // A row already stored (a retried batch) was counted when it first went in.
                 if inserted == 0 {
@@ -120,6 +126,21 @@ impl TraceWrites for SqliteWriter {
                 group.completion += t.tokens.completion as i64;
                 group.cost_nanos += t.cost_nanos;
                 group.saved_nanos += t.saved_nanos;
+                let tags: Vec<String> = t
+                    .tags
+                    .as_deref()
+                    .and_then(|json| serde_json::from_str(json).ok())
+                    .unwrap_or_default();
+                for tag in tags {
+                    let sum = tag_sums
+                        .entry((crate::store::day_start(t.ts_ms), tag))
+                        .or_default();
+                    sum.requests += 1;
+                    sum.prompt += t.tokens.prompt as i64;
+                    sum.completion += t.tokens.completion as i64;
+                    sum.cost_nanos += t.cost_nanos;
+                    sum.saved_nanos += t.saved_nanos;
+                }
             }
             // One upsert per group of the batch, not per row: a batch of a busy second is mostly
             // one key, model and provider.
@@ -137,6 +158,28 @@ impl TraceWrites for SqliteWriter {
                     sum.cost_nanos,
                     sum.saved_nanos,
                 ])?;
+            }
+            if !tag_sums.is_empty() {
+                let mut tag_rollup = tx.prepare_cached(
+                    "INSERT INTO spend_tag_daily (day_ms, tag, requests, prompt_tokens, \
+                     completion_tokens, cost_nanos, saved_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (day_ms, tag) DO UPDATE SET requests = requests + excluded.requests, \
+                     prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                     completion_tokens = completion_tokens + excluded.completion_tokens, \
+                     cost_nanos = cost_nanos + excluded.cost_nanos, \
+                     saved_nanos = saved_nanos + excluded.saved_nanos",
+                )?;
+                for ((day, tag), sum) in &tag_sums {
+                    tag_rollup.execute(params![
+                        day,
+                        tag,
+                        sum.requests,
+                        sum.prompt,
+                        sum.completion,
+                        sum.cost_nanos,
+                        sum.saved_nanos,
+                    ])?;
+                }
             }
         }
         tx.commit()?;
@@ -162,6 +205,7 @@ impl LedgerWrites for SqliteWriter {
                 )?;
             }
             Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
+            Some(Persist::Prompt(write)) => super::prompts::write(&tx, write, ts_ms)?,
             Some(Persist::Keys(writes)) => super::keys::write(&tx, writes)?,
             Some(Persist::Prices { body }) => {
                 tx.execute(
