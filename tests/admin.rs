@@ -47,7 +47,10 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
         [
             "auth",
             "request_limits",
+            "defaults_and_overrides",
             "rate_limits",
+            "session_limits",
+            "cost_guard",
             "budgets",
             "responses",
             "guard_policy",

@@ -25,6 +25,8 @@ pub mod budgets;
 pub mod cache;
 pub mod chain;
 pub mod cost;
+pub mod cost_guard;
+pub mod defaults_and_overrides;
 pub mod estimate;
 pub mod guard;
 pub mod guard_injection;
@@ -42,6 +44,7 @@ pub mod responses;
 pub mod retention;
 pub mod routing;
 pub mod semantic_cache;
+pub mod session_limits;
 pub mod shared;
 pub mod trace;
 

@@ -53,6 +53,9 @@ pub static MODULES: &[ModuleSpec] = &[
     super::guard_pii::SPEC,
     super::guard_webhook::SPEC,
     super::guard_schema::SPEC,
+    super::defaults_and_overrides::SPEC,
+    super::cost_guard::SPEC,
+    super::session_limits::SPEC,
 ];
 
 /// For modules that may always be disabled.
