@@ -46,6 +46,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
         names,
         [
             "auth",
+            "ip_filter",
             "request_limits",
             "defaults_and_overrides",
             "rate_limits",

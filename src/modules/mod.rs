@@ -35,6 +35,7 @@ pub mod guard_policy;
 pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
+pub mod ip_filter;
 pub mod metrics;
 pub mod otel;
 pub mod rate_limits;

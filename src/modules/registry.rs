@@ -56,6 +56,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::defaults_and_overrides::SPEC,
     super::cost_guard::SPEC,
     super::session_limits::SPEC,
+    super::ip_filter::SPEC,
 ];
 
 /// For modules that may always be disabled.
