@@ -28,6 +28,7 @@ pub mod cost;
 pub mod cost_guard;
 pub mod defaults_and_overrides;
 pub mod estimate;
+pub mod fixtures;
 pub mod guard;
 pub mod guard_injection;
 pub mod guard_pii;

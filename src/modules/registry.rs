@@ -57,6 +57,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::cost_guard::SPEC,
     super::session_limits::SPEC,
     super::ip_filter::SPEC,
+    super::fixtures::SPEC,
 ];
 
 /// For modules that may always be disabled.
