@@ -65,6 +65,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "cache",
             "semantic_cache",
             "cost",
+            "request_log",
             "trace",
             "metrics",
             "retention",

@@ -42,6 +42,7 @@ pub mod otel;
 pub mod rate_limits;
 pub mod registry;
 pub mod request_limits;
+pub mod request_log;
 pub mod responses;
 pub mod retention;
 pub mod routing;

@@ -58,6 +58,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::session_limits::SPEC,
     super::ip_filter::SPEC,
     super::fixtures::SPEC,
+    super::request_log::SPEC,
 ];
 
 /// For modules that may always be disabled.
