@@ -52,12 +52,13 @@ fn client_name(endpoint: Endpoint, name: &str) -> Option<&str> {
     }
 }
 
-/// Applies `rule` to a parameter map in the canonical form.
-fn edit_params(rest: &mut Map<String, Value>, rule: &Rule) {
+/// Applies `rule` to a parameter map in the canonical form; whether anything changed.
+fn edit_params(rest: &mut Map<String, Value>, rule: &Rule) -> bool {
+    let mut changed = false;
     for name in &rule.strip {
-        rest.remove(name.as_str());
+        changed |= rest.remove(name.as_str()).is_some();
         for alias in canonical_names(name) {
-            rest.remove(*alias);
+            changed |= rest.remove(*alias).is_some();
         }
     }
     for (name, value) in &rule.defaults {
@@ -65,6 +66,7 @@ fn edit_params(rest: &mut Map<String, Value>, rule: &Rule) {
         let present = rest.contains_key(name.as_str()) || aliases.iter().any(|a| rest.contains_key(*a));
         if !present {
             rest.insert(name.clone(), value.clone());
+            changed = true;
         }
     }
     for (name, value) in &rule.force {
@@ -73,16 +75,22 @@ fn edit_params(rest: &mut Map<String, Value>, rule: &Rule) {
             .iter()
             .find(|a| rest.contains_key(**a))
             .map_or(name.as_str(), |a| *a);
-        rest.insert(target.to_string(), value.clone());
+        if rest.get(target) != Some(value) {
+            rest.insert(target.to_string(), value.clone());
+            changed = true;
+        }
     }
+    changed
 }
 
-/// Applies `rule` to the canonical request.
-pub fn canonical(request: &mut Inbound, rule: &Rule) {
+/// Applies `rule` to the canonical request; whether anything changed (else the client's bytes
+/// still stand for it).
+pub fn canonical(request: &mut Inbound, rule: &Rule) -> bool {
     match request {
         Inbound::Chat(chat) => {
-            edit_params(&mut chat.rest, rule);
+            let mut changed = edit_params(&mut chat.rest, rule);
             if let Some(prompt) = &rule.system_prompt {
+                changed = true;
                 chat.messages.insert(
                     0,
                     ChatMessage {
@@ -92,10 +100,11 @@ pub fn canonical(request: &mut Inbound, rule: &Rule) {
                     },
                 );
             }
+            changed
         }
         Inbound::Completion(completion) => edit_params(&mut completion.rest, rule),
         // Embeddings take no sampling parameters and no system prompt.
-        Inbound::Embedding(_) => {}
+        Inbound::Embedding(_) => false,
     }
 }
 
@@ -152,10 +161,12 @@ mod tests {
     fn output_bounds_are_one_parameter_under_their_names() {
         let mut rest = Map::new();
         rest.insert("max_completion_tokens".into(), json!(900));
-        edit_params(
+        let changed = edit_params(
             &mut rest,
             &rule(json!({"defaults": {"max_tokens": 10}, "force": {"temperature": 0}})),
         );
+        assert!(changed);
+        assert!(!edit_params(&mut rest, &rule(json!({"strip": ["logit_bias"], "force": {"temperature": 0}}))));
         assert_eq!(rest.get("max_completion_tokens"), Some(&json!(900)));
         assert!(!rest.contains_key("max_tokens"));
         edit_params(&mut rest, &rule(json!({"force": {"max_tokens": 5}})));

@@ -56,9 +56,8 @@ impl Module for DefaultsAndOverrides {
             if !scope.covers(ctx) {
                 continue;
             }
-            changed = true;
             if let Some(parsed) = ctx.request.parsed.as_mut() {
-                edit::canonical(parsed, rule);
+                changed |= edit::canonical(parsed, rule);
             }
             let endpoint = ctx.request.endpoint;
             if let Some(client) = ctx.request.client_request.as_mut() {
