@@ -40,7 +40,10 @@ async fn start(extra: &str) -> (Harness, MockUpstream) {
         claude.base_url()
     ));
     let config = common::config_for(&toml, &openai.base_url(), &dir);
-    (Harness::start_on_with(config, claude, dir, &[&GRANTS]).await, openai)
+    (
+        Harness::start_on_with(config, claude, dir, &[&GRANTS]).await,
+        openai,
+    )
 }
 
 fn last_body(mock: &MockUpstream) -> Value {
@@ -53,7 +56,10 @@ async fn chat_and_messages_clients_get_defaults_forced_values_strips_and_the_sys
     // Chat: the client's temperature stays, max_tokens is filled, top_p forced, logit_bias gone.
     let body = json!({"model": "gpt-4o-mini", "temperature": 0.9, "top_p": 1,
         "logit_bias": {"50256": -100}, "messages": [{"role": "user", "content": "hi"}]});
-    let answer = h.client.post("/v1/chat/completions", &body.to_string()).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &body.to_string())
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let sent = last_body(&openai);
     assert_eq!(sent["temperature"], 0.9);
@@ -100,7 +106,12 @@ async fn a_rule_for_one_key_leaves_other_keys_alone() {
         let header = grant(key, json!({}), None);
         let answer = h
             .client
-            .call(Method::POST, "/v1/chat/completions", &body, &[("x-test-grant", &header)])
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &body,
+                &[("x-test-grant", &header)],
+            )
             .await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert_eq!(last_body(&openai)["temperature"], want, "key {key}");
@@ -111,11 +122,31 @@ async fn a_rule_for_one_key_leaves_other_keys_alone() {
 async fn config_errors_name_the_field_and_a_toggle_applies_next_request_and_is_audited() {
     let (h, openai) = start("").await;
     assert!(!listed_enabled(&h, NAME).await, "disabled by default");
-    assert_config_refused(&h, NAME, json!({"rules": [{"force": {"model": "x"}}]}), "rules[0].force.model").await;
-    assert_config_refused(&h, NAME, json!({"rules": [{"strip": ["seed"]}, {"keys": ["k"]}]}), "rules[1]").await;
-    assert_config_refused(&h, NAME, json!({"rules": [{"sytem_prompt": "x"}]}), "sytem_prompt").await;
+    assert_config_refused(
+        &h,
+        NAME,
+        json!({"rules": [{"force": {"model": "x"}}]}),
+        "rules[0].force.model",
+    )
+    .await;
+    assert_config_refused(
+        &h,
+        NAME,
+        json!({"rules": [{"strip": ["seed"]}, {"keys": ["k"]}]}),
+        "rules[1]",
+    )
+    .await;
+    assert_config_refused(
+        &h,
+        NAME,
+        json!({"rules": [{"sytem_prompt": "x"}]}),
+        "sytem_prompt",
+    )
+    .await;
 
-    h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false)).await;
+    h.client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
     assert!(last_body(&openai).get("seed").is_none());
     let answer = change(
         &h,
@@ -124,17 +155,27 @@ async fn config_errors_name_the_field_and_a_toggle_applies_next_request_and_is_a
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
-    h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false)).await;
+    h.client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
     assert_eq!(last_body(&openai)["seed"], 7);
     assert!(listed_enabled(&h, NAME).await);
 
-    assert_eq!(change(&h, NAME, json!({"enabled": false})).await.status, 200);
-    h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false)).await;
+    assert_eq!(
+        change(&h, NAME, json!({"enabled": false})).await.status,
+        200
+    );
+    h.client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
     assert!(last_body(&openai).get("seed").is_none());
 
     let entries = audit_entries(&h, NAME).await;
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[0]["details"]["after"]["enabled"], true);
-    assert_eq!(entries[0]["details"]["after"]["config"]["rules"][0]["force"]["seed"], 7);
+    assert_eq!(
+        entries[0]["details"]["after"]["config"]["rules"][0]["force"]["seed"],
+        7
+    );
     assert_eq!(entries[1]["details"]["after"]["enabled"], false);
 }

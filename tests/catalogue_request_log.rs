@@ -35,10 +35,17 @@ async fn bodies_are_stored_redacted_for_complete_and_streamed_answers() {
     let ask = format!("Mail {EMAIL} my key {AWS_KEY}");
     for stream in [false, true] {
         h.mock.push(leaky_answer());
-        let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", &ask, stream)).await;
+        let answer = h
+            .client
+            .post("/v1/chat/completions", &chat("gpt-4o-mini", &ask, stream))
+            .await;
         assert_eq!(answer.status, 200);
         // The client gets the answer as it was: redaction is for storage only.
-        assert!(answer.text().contains(EMAIL) || answer.text().contains("anna.k@"), "{}", answer.text());
+        assert!(
+            answer.text().contains(EMAIL) || answer.text().contains("anna.k@"),
+            "{}",
+            answer.text()
+        );
     }
     for row in h.traces(2).await {
         let request = row.request_body.clone().unwrap();
@@ -47,7 +54,10 @@ async fn bodies_are_stored_redacted_for_complete_and_streamed_answers() {
             assert!(!body.contains(EMAIL), "email stored: {body}");
             assert!(!body.contains(AWS_KEY), "key stored: {body}");
         }
-        assert!(request.contains("[EMAIL_1]") && request.contains("gpt-4o-mini"), "{request}");
+        assert!(
+            request.contains("[EMAIL_1]") && request.contains("gpt-4o-mini"),
+            "{request}"
+        );
         assert!(response.contains("[EMAIL_1]"), "{response}");
     }
 }
@@ -68,11 +78,17 @@ async fn an_address_split_between_two_stream_events_is_still_redacted() {
         chunks: Some(6),
         ..Behavior::default()
     });
-    let answer = h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", "who?", true)).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "who?", true))
+        .await;
     assert_eq!(answer.status, 200);
     let row = &h.traces(1).await[0];
     let response = row.response_body.as_deref().unwrap();
-    assert!(!response.contains("example.com") && !response.contains("anna.k"), "{response}");
+    assert!(
+        !response.contains("example.com") && !response.contains("anna.k"),
+        "{response}"
+    );
     assert!(response.contains("[EMAIL_1]"), "{response}");
 }
 
@@ -89,7 +105,12 @@ async fn only_opted_in_keys_are_logged() {
         let header = grant_with(key, metadata);
         let answer = h
             .client
-            .call(Method::POST, "/v1/chat/completions", &body, &[("x-test-grant", &header)])
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &body,
+                &[("x-test-grant", &header)],
+            )
             .await;
         assert_eq!(answer.status, 200);
     }
@@ -109,7 +130,13 @@ async fn only_opted_in_keys_are_logged() {
             (None, false)
         ]
     );
-    assert!(rows[0].response_body.as_deref().unwrap().contains("Hello from the mock upstream."));
+    assert!(
+        rows[0]
+            .response_body
+            .as_deref()
+            .unwrap()
+            .contains("Hello from the mock upstream.")
+    );
 }
 
 #[tokio::test]
@@ -118,31 +145,53 @@ async fn the_redacted_log_wins_over_trace_s_older_switch() {
         "[modules.trace]\ncapture_bodies = true\n[modules.request_log]\nenabled = true\ncapture = \"all\"\n",
     ))
     .await;
-    h.client.post("/v1/chat/completions", &chat("gpt-4o-mini", &format!("to {EMAIL}"), false)).await;
+    h.client
+        .post(
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", &format!("to {EMAIL}"), false),
+        )
+        .await;
     let row = &h.traces(1).await[0];
     let request = row.request_body.as_deref().unwrap();
-    assert!(!request.contains(EMAIL) && request.contains("[EMAIL_1]"), "{request}");
+    assert!(
+        !request.contains(EMAIL) && request.contains("[EMAIL_1]"),
+        "{request}"
+    );
 }
 
 #[tokio::test]
 async fn config_errors_name_the_field_and_a_toggle_applies_next_request_and_is_audited() {
     let h = Harness::start_with(&admin_toml("")).await;
     assert!(!listed_enabled(&h, NAME).await, "disabled by default");
-    assert_config_refused(&h, NAME, json!({"max_body_capture_bytes": 0}), "max_body_capture_bytes").await;
+    assert_config_refused(
+        &h,
+        NAME,
+        json!({"max_body_capture_bytes": 0}),
+        "max_body_capture_bytes",
+    )
+    .await;
     assert_config_refused(&h, NAME, json!({"capture": "everything"}), "capture").await;
     assert_config_refused(&h, NAME, json!({"keys": ["k", ""]}), "keys[1]").await;
 
     let body = chat("gpt-4o-mini", &format!("to {EMAIL}"), false);
     h.client.post("/v1/chat/completions", &body).await;
     assert!(h.traces(1).await[0].request_body.is_none());
-    let answer = change(&h, NAME, json!({"enabled": true, "config": {"capture": "all", "max_body_capture_bytes": 64}})).await;
+    let answer = change(
+        &h,
+        NAME,
+        json!({"enabled": true, "config": {"capture": "all", "max_body_capture_bytes": 64}}),
+    )
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     h.client.post("/v1/chat/completions", &body).await;
     let row = &h.traces(2).await[1];
     let request = row.request_body.as_deref().unwrap();
     assert!(request.len() <= 64 + 16, "cut at the cap: {request}");
     assert!(!request.contains(EMAIL), "{request}");
-    assert_eq!(change(&h, NAME, json!({"enabled": false})).await.status, 200);
+    assert_eq!(
+        change(&h, NAME, json!({"enabled": false})).await.status,
+        200
+    );
     h.client.post("/v1/chat/completions", &body).await;
     assert!(h.traces(3).await[2].request_body.is_none());
     let entries = audit_entries(&h, NAME).await;

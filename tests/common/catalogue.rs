@@ -14,7 +14,11 @@ pub fn admin_toml(extra: &str) -> String {
 /// `PUT /admin/modules/{name}` with `change` (`{"enabled": .., "config": ..}`).
 pub async fn change(h: &Harness, name: &str, change: Value) -> Answer {
     h.client
-        .admin(Method::PUT, &format!("/admin/modules/{name}"), &change.to_string())
+        .admin(
+            Method::PUT,
+            &format!("/admin/modules/{name}"),
+            &change.to_string(),
+        )
         .await
 }
 
@@ -29,7 +33,11 @@ pub async fn assert_config_refused(h: &Harness, name: &str, config: Value, field
         .unwrap_or_default()
         .to_string();
     assert!(message.contains(field), "{field} not named in: {message}");
-    assert_eq!(audit_entries(h, name).await.len(), before, "a refused change is not audited");
+    assert_eq!(
+        audit_entries(h, name).await.len(),
+        before,
+        "a refused change is not audited"
+    );
 }
 
 /// The ledger's `module.update` entries for module `name`, oldest first.
@@ -47,7 +55,11 @@ pub async fn audit_entries(h: &Harness, name: &str) -> Vec<Value> {
 
 /// Whether `GET /admin/modules` lists `name` as enabled.
 pub async fn listed_enabled(h: &Harness, name: &str) -> bool {
-    let modules = h.client.admin(Method::GET, "/admin/modules", "").await.json();
+    let modules = h
+        .client
+        .admin(Method::GET, "/admin/modules", "")
+        .await
+        .json();
     modules["modules"]
         .as_array()
         .into_iter()

@@ -169,7 +169,10 @@ mod tests {
     fn every_catalogue_module_gets_its_own_enabled_table() {
         let toml = catalogue_toml();
         for (name, _) in CATALOGUE {
-            assert!(toml.contains(&format!("[modules.{name}]\nenabled = true")), "{toml}");
+            assert!(
+                toml.contains(&format!("[modules.{name}]\nenabled = true")),
+                "{toml}"
+            );
         }
     }
 }

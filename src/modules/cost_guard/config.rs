@@ -59,8 +59,14 @@ impl ModuleConfig for CostGuardConfig {
             ));
         }
         for (model, c) in &self.models {
-            positive(&format!("models.{model}.max_request_nanos"), c.max_request_nanos)?;
-            positive(&format!("models.{model}.max_stream_nanos"), c.max_stream_nanos)?;
+            positive(
+                &format!("models.{model}.max_request_nanos"),
+                c.max_request_nanos,
+            )?;
+            positive(
+                &format!("models.{model}.max_stream_nanos"),
+                c.max_stream_nanos,
+            )?;
         }
         Ok(())
     }

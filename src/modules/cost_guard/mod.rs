@@ -70,17 +70,26 @@ pub fn usd(nanos: i64) -> String {
     format!("${}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
+/// A ceiling in nano-dollars and the config field that sets it.
+type Ceiling = (i64, String);
+
 impl CostGuard {
     /// The ceilings for the request's model, and the config field each comes from.
-    fn ceilings(&self, model: &str) -> (Option<(i64, String)>, Option<(i64, String)>) {
+    fn ceilings(&self, model: &str) -> (Option<Ceiling>, Option<Ceiling>) {
         let named = |field: String, v: Option<i64>| v.map(|v| (v, field));
         match self.config.models.get(model) {
             Some(Ceilings {
                 max_request_nanos,
                 max_stream_nanos,
             }) => (
-                named(format!("models.{model}.max_request_nanos"), *max_request_nanos),
-                named(format!("models.{model}.max_stream_nanos"), *max_stream_nanos),
+                named(
+                    format!("models.{model}.max_request_nanos"),
+                    *max_request_nanos,
+                ),
+                named(
+                    format!("models.{model}.max_stream_nanos"),
+                    *max_stream_nanos,
+                ),
             ),
             None => (
                 named("max_request_nanos".into(), self.config.max_request_nanos),
@@ -108,7 +117,8 @@ impl Module for CostGuard {
             return Ok(Verdict::Continue);
         };
         if let Some((ceiling, field)) = request_ceiling {
-            let tokens = super::estimate::tokens(ctx, &self.providers, self.config.default_max_tokens);
+            let tokens =
+                super::estimate::tokens(ctx, &self.providers, self.config.default_max_tokens);
             let estimate = price.cost_nanos(&tokens);
             if estimate > ceiling {
                 let message = format!(
@@ -136,7 +146,11 @@ impl Module for CostGuard {
 
     fn stream_window(&self) -> Option<StreamWindow> {
         let any_stream_ceiling = self.config.max_stream_nanos.is_some()
-            || self.config.models.values().any(|c| c.max_stream_nanos.is_some());
+            || self
+                .config
+                .models
+                .values()
+                .any(|c| c.max_stream_nanos.is_some());
         any_stream_ceiling.then_some(StreamWindow::WATCH)
     }
 

@@ -9,7 +9,14 @@ use super::super::guard::Scope;
 use super::super::registry::ModuleConfig;
 
 /// Parameters no rule may set or strip: they say what the request is, not how to answer it.
-pub const RESERVED: &[&str] = &["model", "messages", "stream", "stream_options", "prompt", "input"];
+pub const RESERVED: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "prompt",
+    "input",
+];
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -76,7 +83,11 @@ impl ModuleConfig for DefaultsConfig {
                     ));
                 }
             }
-            if rule.system_prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            if rule
+                .system_prompt
+                .as_deref()
+                .is_some_and(|p| p.trim().is_empty())
+            {
                 return Err(format!("rules[{i}].system_prompt: must not be empty"));
             }
             if rule.defaults.is_empty()

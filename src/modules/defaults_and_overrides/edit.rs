@@ -24,13 +24,24 @@ fn canonical_names(name: &str) -> &[&str] {
 /// What the client's own format calls `name`, when it takes it at all (a parameter the format
 /// does not know is left to the canonical request: adding it would make the provider refuse).
 fn client_name(endpoint: Endpoint, name: &str) -> Option<&str> {
-    let output = matches!(name, "max_tokens" | "max_completion_tokens" | "max_output_tokens");
+    let output = matches!(
+        name,
+        "max_tokens" | "max_completion_tokens" | "max_output_tokens"
+    );
     match endpoint {
         Endpoint::Messages if output => Some("max_tokens"),
         Endpoint::Messages if name == "stop" => Some("stop_sequences"),
-        Endpoint::Messages => ["temperature", "top_p", "top_k", "stop_sequences", "metadata", "tool_choice", "thinking"]
-            .contains(&name)
-            .then_some(name),
+        Endpoint::Messages => [
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop_sequences",
+            "metadata",
+            "tool_choice",
+            "thinking",
+        ]
+        .contains(&name)
+        .then_some(name),
         Endpoint::Responses if output => Some("max_output_tokens"),
         Endpoint::Responses => [
             "temperature",
@@ -63,7 +74,8 @@ fn edit_params(rest: &mut Map<String, Value>, rule: &Rule) -> bool {
     }
     for (name, value) in &rule.defaults {
         let aliases = canonical_names(name);
-        let present = rest.contains_key(name.as_str()) || aliases.iter().any(|a| rest.contains_key(*a));
+        let present =
+            rest.contains_key(name.as_str()) || aliases.iter().any(|a| rest.contains_key(*a));
         if !present {
             rest.insert(name.clone(), value.clone());
             changed = true;
@@ -166,7 +178,10 @@ mod tests {
             &rule(json!({"defaults": {"max_tokens": 10}, "force": {"temperature": 0}})),
         );
         assert!(changed);
-        assert!(!edit_params(&mut rest, &rule(json!({"strip": ["logit_bias"], "force": {"temperature": 0}}))));
+        assert!(!edit_params(
+            &mut rest,
+            &rule(json!({"strip": ["logit_bias"], "force": {"temperature": 0}}))
+        ));
         assert_eq!(rest.get("max_completion_tokens"), Some(&json!(900)));
         assert!(!rest.contains_key("max_tokens"));
         edit_params(&mut rest, &rule(json!({"force": {"max_tokens": 5}})));
@@ -181,14 +196,20 @@ mod tests {
         client(
             Endpoint::Messages,
             &mut body,
-            &rule(json!({"system_prompt": "first", "force": {"max_tokens": 3, "frequency_penalty": 1}})),
+            &rule(
+                json!({"system_prompt": "first", "force": {"max_tokens": 3, "frequency_penalty": 1}}),
+            ),
         );
         assert_eq!(body["system"][0]["text"], "first");
         assert_eq!(body["system"][1]["text"], "own");
         assert_eq!(body["max_tokens"], 3);
         assert!(body.get("frequency_penalty").is_none());
         let mut body = json!({"instructions": "own"});
-        client(Endpoint::Responses, &mut body, &rule(json!({"system_prompt": "first"})));
+        client(
+            Endpoint::Responses,
+            &mut body,
+            &rule(json!({"system_prompt": "first"})),
+        );
         assert_eq!(body["instructions"], "first\n\nown");
     }
 }

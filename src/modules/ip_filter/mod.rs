@@ -170,8 +170,8 @@ impl Module for IpFilter {
         let key_lists = key.and_then(|k| p.keys.get(k).map(|l| (k, l)));
         let Some(peer) = ctx.identity.client_addr else {
             // No address to judge (not a TCP client): only an allow list must refuse it.
-            let restricted = !p.global.allow.is_empty()
-                || key_lists.is_some_and(|(_, l)| !l.allow.is_empty());
+            let restricted =
+                !p.global.allow.is_empty() || key_lists.is_some_and(|(_, l)| !l.allow.is_empty());
             return Ok(match restricted {
                 true => Verdict::Reject(ApiError::AddressNotAllowed {
                     message: "the client's address is unknown and an allow list is set".into(),
@@ -220,12 +220,21 @@ mod tests {
             (json!({"allow": ["10.0.0.0/8", "nope"]}), "allow[1]"),
             (json!({"deny": ["10.0.0.0/40"]}), "deny[0]"),
             (json!({"trusted_proxies": ["x"]}), "trusted_proxies[0]"),
-            (json!({"keys": {"k1": {"allow": ["1.2.3"]}}}), "keys.k1.allow[0]"),
-            (json!({"client_ip_header": "bad header"}), "client_ip_header"),
+            (
+                json!({"keys": {"k1": {"allow": ["1.2.3"]}}}),
+                "keys.k1.allow[0]",
+            ),
+            (
+                json!({"client_ip_header": "bad header"}),
+                "client_ip_header",
+            ),
             (json!({"alow": []}), "alow"),
         ] {
             let err = IpFilterConfig::check(&config).err().unwrap_or_default();
-            assert!(err.starts_with(field) || err.contains(field), "{field}: {err}");
+            assert!(
+                err.starts_with(field) || err.contains(field),
+                "{field}: {err}"
+            );
         }
     }
 }

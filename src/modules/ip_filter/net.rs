@@ -41,11 +41,15 @@ impl Net {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -87,7 +91,10 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     if let Ok(sock) = hop.parse::<std::net::SocketAddr>() {
         return Some(sock.ip());
     }
-    hop.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    hop.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -115,9 +122,21 @@ mod tests {
     fn forwarded_addresses_count_only_behind_trusted_proxies() {
         let trusted = vec![Net::parse("127.0.0.1").unwrap()];
         let header = Some("6.6.6.6, 198.51.100.4, 127.0.0.1");
-        assert_eq!(client_address(ip("127.0.0.1"), header, &trusted), ip("198.51.100.4"));
-        assert_eq!(client_address(ip("192.0.2.1"), header, &trusted), ip("192.0.2.1"));
-        assert_eq!(client_address(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
-        assert_eq!(client_address(ip("127.0.0.1"), Some("[2001:db8::5]:443"), &trusted), ip("2001:db8::5"));
+        assert_eq!(
+            client_address(ip("127.0.0.1"), header, &trusted),
+            ip("198.51.100.4")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.1"), header, &trusted),
+            ip("192.0.2.1")
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), None, &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), Some("[2001:db8::5]:443"), &trusted),
+            ip("2001:db8::5")
+        );
     }
 }

@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn config_errors_name_the_field() {
         for (config, field) in [
-            (json!({"max_body_capture_bytes": 0}), "max_body_capture_bytes"),
+            (
+                json!({"max_body_capture_bytes": 0}),
+                "max_body_capture_bytes",
+            ),
             (json!({"capture": "some"}), "capture"),
             (json!({"keys": ["a", ""]}), "keys[1]"),
             (json!({"redact": true}), "redact"),

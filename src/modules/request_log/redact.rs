@@ -72,7 +72,9 @@ impl Redactor {
         if let Ok(mut value) = serde_json::from_str::<Value>(&body)
             && (value.is_object() || value.is_array())
         {
-            each_text_mut(&mut value, &mut |text| self.text(text, &mut map, &mut found));
+            each_text_mut(&mut value, &mut |text| {
+                self.text(text, &mut map, &mut found)
+            });
             return value.to_string();
         }
         self.text(&body, &mut map, &mut found).unwrap_or(body)
@@ -88,12 +90,21 @@ mod tests {
         let redactor = Redactor::new(true, true).unwrap_or_else(|e| panic!("{e}"));
         let body = r#"{"created":1712345678,"messages":[{"content":"mail anna@example.com, key AKIAIOSFODNN7EXAMPLX"}]}"#;
         let out = redactor.body(body.to_string());
-        assert!(!out.contains("anna@example.com") && !out.contains("AKIAIOSFODNN7EXAMPLX"), "{out}");
-        assert!(out.contains("[EMAIL_1]") && out.contains("1712345678"), "{out}");
+        assert!(
+            !out.contains("anna@example.com") && !out.contains("AKIAIOSFODNN7EXAMPLX"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[EMAIL_1]") && out.contains("1712345678"),
+            "{out}"
+        );
         let out = redactor.body("data: {\"delta\":\"anna@example.com\"}\n\n".to_string());
         assert!(!out.contains("anna@example.com"), "{out}");
         let events = "data: {\"delta\":\"anna@exa\"}\n\ndata: {\"delta\":\"mple.com\"}\n\n";
         let out = redactor.stream(events.to_string(), "anna@example.com");
-        assert!(out.contains("[EMAIL_1]") && !out.contains("mple.com"), "{out}");
+        assert!(
+            out.contains("[EMAIL_1]") && !out.contains("mple.com"),
+            "{out}"
+        );
     }
 }

@@ -38,7 +38,10 @@ impl Default for SessionLimitsConfig {
 impl ModuleConfig for SessionLimitsConfig {
     fn validate(&self) -> Result<(), String> {
         if hyper::header::HeaderName::from_bytes(self.header.as_bytes()).is_err() {
-            return Err(format!("header: {:?} is not a valid header name", self.header));
+            return Err(format!(
+                "header: {:?} is not a valid header name",
+                self.header
+            ));
         }
         if self.metadata_field.is_empty() {
             return Err("metadata_field: must not be empty".into());

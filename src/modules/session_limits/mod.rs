@@ -131,15 +131,28 @@ impl Module for SessionLimits {
         let minutes = self.config.window_ms as f64 / 60_000.0;
         let per = format!("per {minutes} min window");
         for (kind, limit, field) in [
-            ("tokens", self.config.max_tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX)), "max_tokens"),
+            (
+                "tokens",
+                self.config
+                    .max_tokens
+                    .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                "max_tokens",
+            ),
             ("cost", self.config.max_cost_nanos, "max_cost_nanos"),
         ] {
             let Some(limit) = limit else { continue };
-            let used = counters.read(&Self::counter(kind, &id), window).await.unwrap_or(0);
+            let used = counters
+                .read(&Self::counter(kind, &id), window)
+                .await
+                .unwrap_or(0);
             if used >= limit {
                 let what = format!(
                     "session {session:?} used {used} {} of its {limit} {per} (modules.session_limits.{field})",
-                    if kind == "cost" { "nano-dollars" } else { "tokens" }
+                    if kind == "cost" {
+                        "nano-dollars"
+                    } else {
+                        "tokens"
+                    }
                 );
                 return Ok(Verdict::Reject(self.refusal(what, reset_ms)));
             }
@@ -147,7 +160,10 @@ impl Module for SessionLimits {
         let mut hold = None;
         if let Some(limit) = self.config.max_requests {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            match counters.reserve(&Self::counter("requests", &id), 1, limit, window).await {
+            match counters
+                .reserve(&Self::counter("requests", &id), 1, limit, window)
+                .await
+            {
                 Ok(reservation) => hold = Some(reservation),
                 Err(ReserveError::Exceeded(over)) => {
                     let what = format!(
@@ -179,14 +195,24 @@ impl Module for SessionLimits {
         if matches!(outcome, Outcome::Refused { .. }) {
             return;
         }
-        let tokens = ctx.usage.tokens.prompt.saturating_add(ctx.usage.tokens.completion);
+        let tokens = ctx
+            .usage
+            .tokens
+            .prompt
+            .saturating_add(ctx.usage.tokens.completion);
         if self.config.max_tokens.is_some() && tokens > 0 {
             let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-            let _ = counters.add(&Self::counter("tokens", &session.id), tokens, window).await;
+            let _ = counters
+                .add(&Self::counter("tokens", &session.id), tokens, window)
+                .await;
         }
         if self.config.max_cost_nanos.is_some() && ctx.usage.cost_nanos > 0 {
             let _ = counters
-                .add(&Self::counter("cost", &session.id), ctx.usage.cost_nanos, window)
+                .add(
+                    &Self::counter("cost", &session.id),
+                    ctx.usage.cost_nanos,
+                    window,
+                )
                 .await;
         }
     }
@@ -206,7 +232,9 @@ mod tests {
             (json!({"header": "bad header"}), "header"),
             (json!({"max_request": 3}), "max_request"),
         ] {
-            let err = SessionLimitsConfig::check(&config).err().unwrap_or_default();
+            let err = SessionLimitsConfig::check(&config)
+                .err()
+                .unwrap_or_default();
             assert!(err.contains(field), "{field}: {err}");
         }
     }

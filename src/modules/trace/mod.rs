@@ -11,10 +11,10 @@ use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
+use super::request_log::{LoggedBodies, capture};
 use super::{
     Answer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent, StreamWindow,
 };
-use super::request_log::{LoggedBodies, capture};
 use crate::request::RequestCtx;
 use crate::store::TraceRecord;
 use crate::store::writer::Writer;
