@@ -128,8 +128,11 @@ impl Module for SessionLimits {
         let counters = &self.sessions.0;
         let now = crate::store::now_ms();
         let reset_ms = window.resets_at(now) - now;
-        let minutes = self.config.window_ms as f64 / 60_000.0;
-        let per = format!("per {minutes} min window");
+        let per = match self.config.window_ms {
+            ms if ms % 60_000 == 0 => format!("per {} min window", ms / 60_000),
+            ms if ms % 1000 == 0 => format!("per {} s window", ms / 1000),
+            ms => format!("per {ms} ms window"),
+        };
         for (kind, limit, field) in [
             (
                 "tokens",
