@@ -203,7 +203,7 @@ pub enum ModulesCommand {
     Enable { name: String },
     /// Disable a module.
     Disable { name: String },
-    /// Set config fields: `stockyard modules set trace capture_bodies=true`.
+    /// Set config fields: `stockyard modules set request_log capture=all`.
     Set {
         name: String,
         /// KEY=VALUE pairs; VALUE is read as JSON when it parses, else as a string.

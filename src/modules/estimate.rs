@@ -4,7 +4,7 @@
 //! default when the client set none). The prompt count is made once per request and kept in the
 //! request's slots, whichever module asks first.
 
-use crate::cost::{PriceTable, Tokens};
+use crate::cost::{Price, PriceTable, Tokens};
 use crate::providers::ProviderRegistry;
 use crate::request::RequestCtx;
 
@@ -84,6 +84,21 @@ pub fn cost_nanos(
         .lookup(&prompt.provider, &prompt.upstream_model)
         .or_else(|| prices.lookup(&prompt.provider, &requested))?;
     Some(price.cost_nanos(&tokens))
+}
+
+/// The prompt's token count and the price of the model the request resolves to by default;
+/// `None` when the model has no price.
+pub fn prompt_and_price(
+    ctx: &mut RequestCtx,
+    providers: &ProviderRegistry,
+    prices: &PriceTable,
+) -> Option<(u64, Price)> {
+    let requested = ctx.request.requested_model.clone();
+    let prompt = prompt(ctx, providers);
+    let price = prices
+        .lookup(&prompt.provider, &prompt.upstream_model)
+        .or_else(|| prices.lookup(&prompt.provider, &requested))?;
+    Some((prompt.tokens, *price))
 }
 
 /// Starts loading the tokenizers in the background when requests will need estimates: when

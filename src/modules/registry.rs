@@ -58,6 +58,12 @@ pub static MODULES: &[ModuleSpec] = &[
     super::context_fit::SPEC,
     super::fan_out::SPEC,
     super::prompt_templates::SPEC,
+    super::defaults_and_overrides::SPEC,
+    super::cost_guard::SPEC,
+    super::session_limits::SPEC,
+    super::ip_filter::SPEC,
+    super::fixtures::SPEC,
+    super::request_log::SPEC,
 ];
 
 /// For modules that may always be disabled.

@@ -38,6 +38,8 @@ pub enum ErrorCode {
     TooManyMessages,
     RequestTimeout,
     ContentPolicyViolation,
+    CostLimitExceeded,
+    AddressNotAllowed,
     Cancelled,
     Overloaded,
     UpstreamUnreachable,
@@ -73,6 +75,8 @@ impl ErrorCode {
             ErrorCode::TooManyMessages => "too_many_messages",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::ContentPolicyViolation => "content_policy_violation",
+            ErrorCode::CostLimitExceeded => "cost_limit_exceeded",
+            ErrorCode::AddressNotAllowed => "address_not_allowed",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::UpstreamUnreachable => "upstream_unreachable",
@@ -153,6 +157,15 @@ pub enum ApiError {
         detector: &'static str,
         rule: String,
     },
+    /// The request's estimated cost, or a stream's running cost, passes a ceiling; `message`
+    /// names the ceiling and where it is set.
+    CostLimit {
+        message: String,
+    },
+    /// The client's address may not use this proxy (or this key); `message` says which list.
+    AddressNotAllowed {
+        message: String,
+    },
     /// The client did not finish sending its body in time.
     BodyTimeout {
         timeout_ms: u64,
@@ -202,6 +215,7 @@ impl ApiError {
             ApiError::InvalidJson { .. }
             | ApiError::InvalidField { .. }
             | ApiError::TooManyMessages { .. }
+            | ApiError::CostLimit { .. }
             | ApiError::ContentPolicy { .. } => StatusCode::BAD_REQUEST,
             ApiError::AdminInvalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::MissingKey
@@ -211,6 +225,7 @@ impl ApiError {
             | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled
             | ApiError::AdminReadOnly
+            | ApiError::AddressNotAllowed { .. }
             | ApiError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::BudgetExceeded { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -240,6 +255,7 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::TooManyMessages { .. }
             | ApiError::ContentPolicy { .. }
+            | ApiError::CostLimit { .. }
             | ApiError::UnknownModel { .. }
             | ApiError::NotFound { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -255,6 +271,7 @@ impl ApiError {
             | ApiError::AdminUnauthorized => "authentication_error",
             ApiError::AdminDisabled
             | ApiError::AdminReadOnly
+            | ApiError::AddressNotAllowed { .. }
             | ApiError::ModelNotAllowed { .. } => "permission_error",
             ApiError::BudgetExceeded { .. } => "insufficient_quota",
             ApiError::RateLimited { .. } => "rate_limit_error",
@@ -290,6 +307,8 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
             ApiError::TooManyMessages { .. } => ErrorCode::TooManyMessages,
             ApiError::ContentPolicy { .. } => ErrorCode::ContentPolicyViolation,
+            ApiError::CostLimit { .. } => ErrorCode::CostLimitExceeded,
+            ApiError::AddressNotAllowed { .. } => ErrorCode::AddressNotAllowed,
             ApiError::BodyTimeout { .. } => ErrorCode::RequestTimeout,
             ApiError::ClientClosed => ErrorCode::Cancelled,
             ApiError::Overloaded { .. } => ErrorCode::Overloaded,
@@ -334,6 +353,8 @@ impl ApiError {
             | ApiError::InvalidField { message, .. }
             | ApiError::UnknownModel { message }
             | ApiError::BudgetExceeded { message }
+            | ApiError::CostLimit { message }
+            | ApiError::AddressNotAllowed { message }
             | ApiError::RateLimited { message, .. }
             | ApiError::UpstreamUnreachable { message }
             | ApiError::UpstreamTimeout { message }

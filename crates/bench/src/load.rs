@@ -51,6 +51,8 @@ pub struct Target {
     stream_body: Bytes,
     /// The `authorization` header every request carries, when the proxy requires a key.
     authorization: Option<HeaderValue>,
+    /// Other headers every request carries (a session id).
+    extra_headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     /// Every request handed to a connection, warm-ups and failures included; compared with the
     /// proxy's trace rows at the end.
     pub sent: AtomicU64,
@@ -103,6 +105,7 @@ impl Target {
             non_stream_body: body(""),
             stream_body: body(r#","stream":true"#),
             authorization: None,
+            extra_headers: Vec::new(),
             sent: AtomicU64::new(0),
         })
     }
@@ -112,6 +115,15 @@ impl Target {
         self.non_stream_body = Bytes::from(non_stream);
         self.stream_body = Bytes::from(stream);
         self
+    }
+
+    /// The same target, sending header `name: value` with every request.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Result<Target, String> {
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| format!("{}: {name} is not a valid header value: {e}", self.label))?;
+        self.extra_headers
+            .push((hyper::header::HeaderName::from_static(name), value));
+        Ok(self)
     }
 
     /// The same target, sending `key` as a bearer token.
@@ -284,6 +296,9 @@ impl Client {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.target.authorization {
             req.headers_mut().insert(AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in &self.target.extra_headers {
+            req.headers_mut().insert(name.clone(), value.clone());
         }
 
         let start = Instant::now();

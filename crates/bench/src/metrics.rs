@@ -65,16 +65,16 @@ pub fn main(args: &[String], binaries: Binaries) -> ExitCode {
 }
 
 /// One proxy under test: its process, its target, its CPU source and what it was charged.
-struct Side {
-    label: &'static str,
-    proc: Proc,
-    addr: SocketAddr,
-    target: Arc<Target>,
-    cpu: CpuSource,
+pub(crate) struct Side {
+    pub label: &'static str,
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub target: Arc<Target>,
+    pub cpu: CpuSource,
 }
 
 impl Side {
-    fn start(
+    pub(crate) fn start(
         label: &'static str,
         binaries: &Binaries,
         scratch: &Scratch,
@@ -128,8 +128,6 @@ fn run(requests: usize, rounds: usize, binaries: &Binaries) -> Result<bool, Stri
         .enable_all()
         .build()
         .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
-    let probe = CpuSnapshot::default;
-
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -138,96 +136,7 @@ fn run(requests: usize, rounds: usize, binaries: &Binaries) -> Result<bool, Stri
     let _ = writeln!(report, "|---|---:|---:|---:|");
     let mut failed = false;
     for mode in [Mode::NonStream, Mode::Stream] {
-        let mut results = [
-            (Measurement::default(), CpuCharge::default()),
-            (Measurement::default(), CpuCharge::default()),
-        ];
-        for side in [&on, &off] {
-            let mut warm = Measurement::default();
-            runtime.block_on(load::throughput(
-                side.target.clone(),
-                mode,
-                WARM_UP,
-                THROUGHPUT_CONCURRENCY,
-                &probe,
-                &mut warm,
-            ));
-        }
-        let per_round = requests / rounds;
-        for round in 0..rounds {
-            // ABBA: off, on, on, off, off, on, ...
-            let first_off = round % 2 == 0;
-            let order: [(usize, &Side); 2] = if first_off {
-                [(0, &off), (1, &on)]
-            } else {
-                [(1, &on), (0, &off)]
-            };
-            for (slot, side) in order {
-                let (measured, charge) = &mut results[slot];
-                let sent_before = side.target.sent.load(Ordering::Relaxed);
-                let before = side.cpu.read_ns(side.proc.pid());
-                runtime.block_on(load::throughput(
-                    side.target.clone(),
-                    mode,
-                    per_round,
-                    THROUGHPUT_CONCURRENCY,
-                    &probe,
-                    measured,
-                ));
-                std::thread::sleep(SETTLE);
-                let after = side.cpu.read_ns(side.proc.pid());
-                let sent = side.target.sent.load(Ordering::Relaxed) - sent_before;
-                match before.zip(after) {
-                    Some((b, a)) => {
-                        charge.ns += a.saturating_sub(b);
-                        charge.requests += sent;
-                    }
-                    None => return Err(format!("{}: CPU time could not be read", side.label)),
-                }
-            }
-        }
-        let [(off_m, off_cpu), (on_m, on_cpu)] = &results;
-        failed |= off_m.errors + on_m.errors > 0;
-        for (m, label) in [(off_m, off.label), (on_m, on.label)] {
-            if let Some(first) = &m.first_error {
-                eprintln!(
-                    "bench metrics: {label}: {} errors; first: {first}",
-                    m.errors
-                );
-            }
-        }
-        let cell = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if a > 0.0 => format!("{:.3}", b / a),
-            _ => "–".into(),
-        };
-        let (a, b) = (off_cpu.us_per_request(), on_cpu.us_per_request());
-        let _ = writeln!(
-            report,
-            "| {} proxy CPU µs/request | {} | {} | {} |",
-            mode.label(),
-            cell(a, 1),
-            cell(b, 1),
-            ratio(a, b)
-        );
-        let (a, b) = (off_m.requests_per_s(), on_m.requests_per_s());
-        let _ = writeln!(
-            report,
-            "| {} req/s | {} | {} | {} |",
-            mode.label(),
-            cell(a, 0),
-            cell(b, 0),
-            ratio(a, b)
-        );
-        let p50 = |m: &Measurement| m.latency_percentile(50.0).map(|v| v as f64);
-        let _ = writeln!(
-            report,
-            "| {} p50 µs | {} | {} | {} |",
-            mode.label(),
-            cell(p50(off_m), 0),
-            cell(p50(on_m), 0),
-            ratio(p50(off_m), p50(on_m))
-        );
+        failed |= compare(&runtime, [&off, &on], mode, requests, rounds, &mut report)?;
         mock.check_alive()?;
         on.proc.check_alive()?;
         off.proc.check_alive()?;
@@ -243,6 +152,107 @@ fn run(requests: usize, rounds: usize, binaries: &Binaries) -> Result<bool, Stri
     off.proc.terminate(SHUTDOWN_TIMEOUT)?;
     print!("{report}");
     Ok(!failed)
+}
+
+/// Runs `mode` on `[off, on]` at concurrency 64 in alternating (ABBA) rounds after a warm-up,
+/// charging each round's CPU to that side's process, and adds the rows (CPU per request, req/s,
+/// p50) to `report`; whether any request failed.
+pub(crate) fn compare(
+    runtime: &tokio::runtime::Runtime,
+    [off, on]: [&Side; 2],
+    mode: Mode,
+    requests: usize,
+    rounds: usize,
+    report: &mut String,
+) -> Result<bool, String> {
+    let probe = CpuSnapshot::default;
+    let mut results = [
+        (Measurement::default(), CpuCharge::default()),
+        (Measurement::default(), CpuCharge::default()),
+    ];
+    for side in [on, off] {
+        let mut warm = Measurement::default();
+        runtime.block_on(load::throughput(
+            side.target.clone(),
+            mode,
+            WARM_UP,
+            THROUGHPUT_CONCURRENCY,
+            &probe,
+            &mut warm,
+        ));
+    }
+    let per_round = requests / rounds;
+    for round in 0..rounds {
+        // ABBA: off, on, on, off, off, on, ...
+        let first_off = round % 2 == 0;
+        let order: [(usize, &Side); 2] = if first_off {
+            [(0, off), (1, on)]
+        } else {
+            [(1, on), (0, off)]
+        };
+        for (slot, side) in order {
+            let (measured, charge) = &mut results[slot];
+            let sent_before = side.target.sent.load(Ordering::Relaxed);
+            let before = side.cpu.read_ns(side.proc.pid());
+            runtime.block_on(load::throughput(
+                side.target.clone(),
+                mode,
+                per_round,
+                THROUGHPUT_CONCURRENCY,
+                &probe,
+                measured,
+            ));
+            std::thread::sleep(SETTLE);
+            let after = side.cpu.read_ns(side.proc.pid());
+            let sent = side.target.sent.load(Ordering::Relaxed) - sent_before;
+            match before.zip(after) {
+                Some((b, a)) => {
+                    charge.ns += a.saturating_sub(b);
+                    charge.requests += sent;
+                }
+                None => return Err(format!("{}: CPU time could not be read", side.label)),
+            }
+        }
+    }
+    let [(off_m, off_cpu), (on_m, on_cpu)] = &results;
+    for (m, label) in [(off_m, off.label), (on_m, on.label)] {
+        if let Some(first) = &m.first_error {
+            eprintln!("bench: {label}: {} errors; first: {first}", m.errors);
+        }
+    }
+    let cell = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 => format!("{:.3}", b / a),
+        _ => "–".into(),
+    };
+    let (a, b) = (off_cpu.us_per_request(), on_cpu.us_per_request());
+    let _ = writeln!(
+        report,
+        "| {} proxy CPU µs/request | {} | {} | {} |",
+        mode.label(),
+        cell(a, 1),
+        cell(b, 1),
+        ratio(a, b)
+    );
+    let (a, b) = (off_m.requests_per_s(), on_m.requests_per_s());
+    let _ = writeln!(
+        report,
+        "| {} req/s | {} | {} | {} |",
+        mode.label(),
+        cell(a, 0),
+        cell(b, 0),
+        ratio(a, b)
+    );
+    let p50 = |m: &Measurement| m.latency_percentile(50.0).map(|v| v as f64);
+    let _ = writeln!(
+        report,
+        "| {} p50 µs | {} | {} | {} |",
+        mode.label(),
+        cell(p50(off_m), 0),
+        cell(p50(on_m), 0),
+        ratio(p50(off_m), p50(on_m))
+    );
+    Ok(off_m.errors + on_m.errors > 0)
 }
 
 /// The sum of `stockyard_requests_total` over its label sets, from `GET /metrics`.

@@ -1,13 +1,17 @@
-//! `trace`: turns each finished request into one trace row and queues it for the writer. Bodies are
-//! captured only when `capture_bodies` is on, each cut at `max_body_capture_bytes`. Runs last.
+//! `trace`: turns each finished request into one trace row and queues it for the writer. Runs
+//! last. Bodies are the `request_log` module's job: the row carries what it left (redacted, for
+//! opted-in keys). `capture_bodies` here is the older switch, kept so existing configs go on
+//! working: it stores every request's bodies, unredacted, each cut at `max_body_capture_bytes`,
+//! when `request_log` left none.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
+use super::request_log::{LoggedBodies, capture};
 use super::{
     Answer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent, StreamWindow,
 };
@@ -30,7 +34,8 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TraceConfig {
-    /// Store request and response bodies with each trace. Default off.
+    /// Deprecated: use the `request_log` module (redacted, per key). Stores every request's and
+    /// answer's bodies, unredacted, with each trace. Default off.
     pub capture_bodies: bool,
     /// Longest captured body, in bytes; the rest is cut. Default 16384.
     pub max_body_capture_bytes: usize,
@@ -78,15 +83,7 @@ impl Trace {
     fn capture(&self, ctx: &mut RequestCtx, bytes: &[u8]) {
         let cap = self.config.max_body_capture_bytes;
         let captured = ctx.slots.get_or_insert_default::<Captured>();
-        let room = cap.saturating_sub(captured.0.len());
-        captured
-            .0
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-
-    fn cut(&self, bytes: &Bytes) -> String {
-        let end = bytes.len().min(self.config.max_body_capture_bytes);
-        String::from_utf8_lossy(&bytes[..end]).into_owned()
+        capture::append(&mut captured.0, cap, bytes);
     }
 }
 
@@ -122,14 +119,17 @@ impl Module for Trace {
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
-        let (request_body, response_body) = if self.config.capture_bodies {
-            let response = ctx
-                .slots
-                .remove::<Captured>()
-                .map(|c| String::from_utf8_lossy(&c.0).into_owned());
-            (Some(self.cut(&ctx.request.body)), response)
-        } else {
-            (None, None)
+        let legacy = ctx.slots.remove::<Captured>();
+        let (request_body, response_body) = match ctx.slots.remove::<LoggedBodies>() {
+            Some(logged) => (logged.request, logged.response),
+            None if self.config.capture_bodies => (
+                Some(capture::cut(
+                    &ctx.request.body,
+                    self.config.max_body_capture_bytes,
+                )),
+                legacy.map(|c| String::from_utf8_lossy(&c.0).into_owned()),
+            ),
+            None => (None, None),
         };
         let micros = |d: std::time::Duration| d.as_micros() as i64;
         let grant = ctx.identity.grant.as_deref();
