@@ -16,6 +16,7 @@
 //! | liveness, schema | `health.rs` | [`StoreHealth`] | |
 //! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
+//! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
@@ -32,6 +33,7 @@ mod breakers;
 mod cache;
 pub mod counters;
 mod credentials;
+pub mod dashboard;
 mod error;
 mod health;
 mod keys;
@@ -65,6 +67,7 @@ pub use counters::{
     SystemClock, Window,
 };
 pub use credentials::{CredentialStore, StoredCredential};
+pub use dashboard::DashboardStore;
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
@@ -122,6 +125,8 @@ pub struct Store {
     pub cache: Arc<dyn CacheStore>,
     pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
     pub alerts: Arc<dyn alerts::AlertStore>,
+    /// The web console's trace list and overview.
+    pub dashboard: Arc<dyn DashboardStore>,
 }
 
 impl Store {
@@ -142,6 +147,7 @@ impl Store {
             + CacheStore
             + maintenance::MaintenanceStore
             + alerts::AlertStore
+            + DashboardStore
             + 'static,
     {
         Store {
@@ -158,7 +164,8 @@ impl Store {
             health: all.clone(),
             cache: all.clone(),
             maintenance: all.clone(),
-            alerts: all,
+            alerts: all.clone(),
+            dashboard: all,
         }
     }
 }

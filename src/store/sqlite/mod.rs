@@ -9,6 +9,7 @@
 
 mod alerts;
 mod cache;
+mod dashboard;
 mod error;
 mod files;
 mod keys;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_cache.sql")),
     (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
+    (16, include_str!("migrations/0016_dashboard.sql")),
 ];
 
 /// The version the newest migration produces.

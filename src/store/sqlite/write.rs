@@ -60,6 +60,7 @@ impl TraceWrites for SqliteWriter {
                  saved_nanos = saved_nanos + excluded.saved_nanos",
             )?;
             let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
+            let mut stored: Vec<&TraceRecord> = Vec::with_capacity(traces.len());
             for t in traces {
                 let inserted = insert.execute(params![
                     t.id,
@@ -105,6 +106,7 @@ impl TraceWrites for SqliteWriter {
                 if inserted == 0 {
                     continue;
                 }
+                stored.push(t);
                 let group = sums
                     .entry((
                         crate::store::day_start(t.ts_ms),
@@ -138,6 +140,7 @@ impl TraceWrites for SqliteWriter {
                     sum.saved_nanos,
                 ])?;
             }
+            super::dashboard::add_rollups(&tx, &stored)?;
         }
         tx.commit()?;
         Ok(())

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::alerts::AlertRecord;
+use super::dashboard::TraceSummary;
 use super::maintenance::RetentionKind;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
@@ -162,7 +163,14 @@ pub struct Writer {
     /// Wakes the writer out of its batch wait for what someone is waiting on (an admin change, a
     /// flush, shutdown), so those never wait out a batch interval.
     urgent: Arc<Notify>,
+    /// Finished traces as they are queued, for whoever watches live (the console's Live page).
+    /// With no subscriber a trace costs one atomic load here.
+    live: tokio::sync::broadcast::Sender<Arc<TraceSummary>>,
 }
+
+/// Traces a slow live watcher may fall behind by before it skips ahead (and is told how many it
+/// missed).
+const LIVE_BACKLOG: usize = 1024;
 
 impl Writer {
     pub fn start(
@@ -185,11 +193,16 @@ impl Writer {
             capacity: config.queue_capacity,
             thread: std::sync::Mutex::new(Some(thread)),
             urgent,
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         })
     }
 
     /// Queues a trace. Never waits on disk; waits on a full queue only as long as the policy allows.
     pub async fn submit_trace(&self, record: TraceRecord) {
+        if self.live.receiver_count() > 0 {
+            // A send fails only when the last watcher left meanwhile: nothing to do then.
+            let _ = self.live.send(Arc::new(TraceSummary::of(&record)));
+        }
         let op = WriteOp::Trace(Box::new(record));
         let result = match self.tx.try_send(op) {
             Ok(()) => return,
@@ -210,6 +223,11 @@ impl Writer {
                 tracing::warn!(dropped, why, "trace record dropped");
             }
         }
+    }
+
+    /// Finished traces from now on, as they are queued (before they are stored).
+    pub fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<Arc<TraceSummary>> {
+        self.live.subscribe()
     }
 
     /// Queues a breaker's new phase. Never waits: a breaker change is worth less than the request
