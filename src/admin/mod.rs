@@ -9,7 +9,7 @@ pub mod http;
 pub mod keys;
 mod keys_http;
 mod ops_http;
-mod providers_http;
+pub(crate) mod providers_http;
 pub mod spend;
 
 pub use apply::{Admin, AdminChange, AdminError};

@@ -17,13 +17,13 @@ mod assets;
 mod audit;
 mod charts;
 mod html;
-// mod keys;
+mod keys;
 mod live;
-// mod modules_page;
+mod modules_page;
 mod overview;
-// mod routing_page;
+mod routing_page;
 mod session;
-// mod spend;
+mod spend;
 mod trace_detail;
 mod traces;
 
@@ -175,6 +175,10 @@ async fn get(ctx: &Ctx<'_>, path: &str, query: &Form) -> Response<ProxyBody> {
         }
         "/ui/live" => live::page(ctx),
         "/ui/live/events" => live::events(ctx),
+        "/ui/spend" => spend::page(ctx, query).await,
+        "/ui/keys" => keys::page(ctx, None),
+        "/ui/routing" => routing_page::page(ctx, None),
+        "/ui/modules" => modules_page::page(ctx, None),
         "/ui/audit" => audit::page(ctx, query).await,
         _ => error_page(StatusCode::NOT_FOUND, "no such page"),
     }
@@ -183,6 +187,9 @@ async fn get(ctx: &Ctx<'_>, path: &str, query: &Form) -> Response<ProxyBody> {
 async fn post(ctx: &Ctx<'_>, path: &str, form: Form) -> Response<ProxyBody> {
     let segments: Vec<&str> = path.trim_start_matches("/ui/").split('/').collect();
     match segments.as_slice() {
+        ["keys", ..] | ["teams", ..] | ["providers", ..] => keys::post(ctx, &segments, form).await,
+        ["routing", ..] => routing_page::post(ctx, &segments, form).await,
+        ["modules", name] => modules_page::post(ctx, name, form).await,
         _ => error_page(StatusCode::NOT_FOUND, "no such action"),
     }
 }
