@@ -104,12 +104,22 @@ pub fn lines(
     let mut legend = String::from("<p class=\"hint\">");
     for s in series {
         let mut path = String::new();
+        let mut dots = String::new();
         let mut pen_down = false;
         for (x, y) in &s.points {
             match y {
                 Some(y) => {
+                    let (px, py) = (x_of(*x, x0, x1), y_of(*y, max));
                     let cmd = if pen_down { 'L' } else { 'M' };
-                    let _ = write!(path, "{cmd}{:.1},{:.1} ", x_of(*x, x0, x1), y_of(*y, max));
+                    let _ = write!(path, "{cmd}{px:.1},{py:.1} ");
+                    // A dot per point, so a lone point (one hour of data) shows too.
+                    let _ = write!(
+                        dots,
+                        "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2\" fill=\"{}\"><title>{} · {}</title></circle>",
+                        s.color,
+                        html::ts(*x),
+                        esc(&fmt(*y))
+                    );
                     pen_down = true;
                 }
                 None => pen_down = false,
@@ -117,7 +127,7 @@ pub fn lines(
         }
         let _ = write!(
             inner,
-            "<path d=\"{path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>",
+            "<path d=\"{path}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>{dots}",
             s.color
         );
         let _ = write!(

@@ -9,6 +9,7 @@ pub mod grants;
 pub mod prom;
 pub mod receiver;
 pub mod test_modules;
+pub mod webdriver;
 
 use std::time::Duration;
 
