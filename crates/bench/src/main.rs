@@ -26,6 +26,7 @@
 
 mod args;
 mod cache;
+mod dashboard;
 mod governance;
 mod group;
 mod guardrails;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         Some("cache") => Some(cache::main),
         Some("metrics") => Some(metrics::main),
         Some("guardrails") => Some(guardrails::main),
+        Some("dashboard") => Some(dashboard::main),
         _ => None,
     };
     if let Some(mode) = mode {
