@@ -40,6 +40,8 @@ async fn the_console_works_in_a_real_browser() {
     assert_eq!(chat_as(&h, None, "gpt-4o-mini", "first").await.status, 200);
     assert_eq!(chat_as(&h, None, "gpt-4o", "second").await.status, 200);
     let traces = h.traces(2).await;
+    // The overview's roll-ups are written about once a second; a flush writes them now.
+    h.server.app.writer.flush().await.unwrap();
     let (mini, big) = (&traces[0], &traces[1]);
     let browser = Browser::start().await;
 

@@ -47,6 +47,8 @@ mod sqlite;
 #[cfg(test)]
 mod suite;
 #[cfg(test)]
+mod suite_dashboard;
+#[cfg(test)]
 mod suite_spend;
 mod traces;
 mod url;

@@ -31,6 +31,7 @@ pub fn page(ctx: &Ctx<'_>) -> Response<ProxyBody> {
 pub fn events(ctx: &Ctx<'_>) -> Response<ProxyBody> {
     let mut feed = ctx.app.writer.subscribe_live();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let app = ctx.app.clone();
     tokio::spawn(async move {
         // The first bytes open the stream in the browser at once.
         if tx.send(Bytes::from_static(b": live\n\n")).await.is_err() {
@@ -47,6 +48,8 @@ pub fn events(ctx: &Ctx<'_>) -> Response<ProxyBody> {
                     Err(RecvError::Closed) => return,
                 },
                 _ = tokio::time::sleep(KEEP_ALIVE) => ": keep-alive\n\n".to_string(),
+                // A live page must not hold the server's exit up for its grace period.
+                () = app.proxy.admission.shutdown_begun() => return,
             };
             // The browser went away: the body (the receiver) was dropped.
             if tx.send(Bytes::from(event)).await.is_err() {

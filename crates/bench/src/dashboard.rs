@@ -25,17 +25,14 @@ const ADMIN_KEY: &str = "bench-dashboard-admin-key-0123456789";
 const AIM_MS: f64 = 200.0;
 
 pub fn main(args: &[String], binaries: Binaries) -> ExitCode {
-    let [traces, runs] = match crate::args::counts(
-        args,
-        [("--traces", 1_000_000), ("--runs", 7)],
-        USAGE,
-    ) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let [traces, runs] =
+        match crate::args::counts(args, [("--traces", 1_000_000), ("--runs", 7)], USAGE) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        };
     match run(traces as u64, runs, &binaries) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -53,7 +50,13 @@ struct Answer {
     body: String,
 }
 
-fn http(addr: SocketAddr, method: &str, path: &str, cookie: &str, body: &str) -> Result<Answer, String> {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> Result<Answer, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("{path}: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -168,18 +171,45 @@ fn run(traces: u64, runs: usize, binaries: &Binaries) -> Result<bool, String> {
         ("overview, 24 h, by model", "/ui?range=24h".into()),
         ("overview, 7 days, by key", "/ui?range=7d&by=key".into()),
         ("overview, 30 days, by model", "/ui?range=30d".into()),
-        ("overview, 30 days, by team, one model", "/ui?range=30d&by=team&model=gpt-4o".into()),
-        ("overview, all time, by provider", "/ui?range=all&by=provider".into()),
+        (
+            "overview, 30 days, by team, one model",
+            "/ui?range=30d&by=team&model=gpt-4o".into(),
+        ),
+        (
+            "overview, all time, by provider",
+            "/ui?range=all&by=provider".into(),
+        ),
         ("traces, newest page", "/ui/traces?range=30d".into()),
         ("traces, 21st page (keyset)", deep.clone()),
-        ("traces, one key", "/ui/traces?range=30d&key=vk_seed07".into()),
-        ("traces, one team and model", "/ui/traces?range=30d&team=growth&model=gpt-4o".into()),
-        ("traces, one provider", "/ui/traces?range=30d&provider=groq".into()),
-        ("traces, errors", "/ui/traces?range=30d&status=errors".into()),
-        ("traces, status 504", "/ui/traces?range=30d&status=504".into()),
-        ("traces, semantic cache hits", "/ui/traces?range=30d&cache=semantic-hit".into()),
+        (
+            "traces, one key",
+            "/ui/traces?range=30d&key=vk_seed07".into(),
+        ),
+        (
+            "traces, one team and model",
+            "/ui/traces?range=30d&team=growth&model=gpt-4o".into(),
+        ),
+        (
+            "traces, one provider",
+            "/ui/traces?range=30d&provider=groq".into(),
+        ),
+        (
+            "traces, errors",
+            "/ui/traces?range=30d&status=errors".into(),
+        ),
+        (
+            "traces, status 504",
+            "/ui/traces?range=30d&status=504".into(),
+        ),
+        (
+            "traces, semantic cache hits",
+            "/ui/traces?range=30d&cache=semantic-hit".into(),
+        ),
         ("traces, last hour", "/ui/traces?range=1h".into()),
-        ("traces, text in bodies", "/ui/traces?range=30d&q=refund".into()),
+        (
+            "traces, text in bodies",
+            "/ui/traces?range=30d&q=refund".into(),
+        ),
         ("trace detail", detail),
     ];
     let mut report = format!(

@@ -337,30 +337,151 @@ impl DashboardStore for SqliteReader {
 }
 
 /// A roll-up row's key: grain, start, key, team, model, provider.
-type RollupKey<'a> = (i64, i64, &'a str, &'a str, &'a str, &'a str);
+type RollupKey = (i64, i64, String, String, String, String);
 
-/// Adds the batch's newly stored traces to `trace_rollup`, hourly and daily, one read and one
-/// upsert per row touched: the histograms are merged here, since SQL cannot add them.
-pub(super) fn add_rollups(tx: &Transaction<'_>, traces: &[&TraceRecord]) -> Result<(), StoreError> {
-    if traces.is_empty() {
-        return Ok(());
-    }
-    let mut groups: BTreeMap<RollupKey<'_>, Stats> = BTreeMap::new();
-    for t in traces {
-        for grain in [HOUR_MS, DAY_MS] {
-            groups
-                .entry((
-                    grain,
-                    t.ts_ms - t.ts_ms.rem_euclid(grain),
-                    t.key_id.as_deref().unwrap_or_default(),
-                    t.team_id.as_deref().unwrap_or_default(),
-                    t.requested_model.as_str(),
-                    t.provider.as_deref().unwrap_or_default(),
-                ))
-                .or_default()
-                .add(t);
+/// Pending roll-ups are written once this many traces wait, or after [`FLUSH_EVERY`].
+const FLUSH_ROWS: usize = 50_000;
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The roll-up sums of traces already stored but not yet added to `trace_rollup`: summing in
+/// memory and writing once a second keeps the roll-ups off each request's commit (a batch of one
+/// at low load). `rollup_state.last_rowid` says which traces the table holds, written in the same
+/// transaction as the sums, so after a crash [`catch_up`] adds the rest from the traces.
+pub struct PendingRollups {
+    groups: HashMap<RollupKey, Stats>,
+    last_rowid: i64,
+    rows: usize,
+    since: std::time::Instant,
+}
+
+impl Default for PendingRollups {
+    fn default() -> Self {
+        PendingRollups {
+            groups: HashMap::new(),
+            last_rowid: 0,
+            rows: 0,
+            since: std::time::Instant::now(),
         }
     }
+}
+
+impl PendingRollups {
+    /// Counts a trace stored at `rowid` (once its batch committed).
+    pub fn add(&mut self, t: &TraceRecord, rowid: i64) {
+        for grain in [HOUR_MS, DAY_MS] {
+            let key = (
+                grain,
+                t.ts_ms - t.ts_ms.rem_euclid(grain),
+                t.key_id.clone().unwrap_or_default(),
+                t.team_id.clone().unwrap_or_default(),
+                t.requested_model.clone(),
+                t.provider.clone().unwrap_or_default(),
+            );
+            self.groups.entry(key).or_default().add(t);
+        }
+        self.last_rowid = self.last_rowid.max(rowid);
+        if self.rows == 0 {
+            self.since = std::time::Instant::now();
+        }
+        self.rows += 1;
+    }
+
+    pub fn due(&self) -> bool {
+        self.rows >= FLUSH_ROWS || (self.rows > 0 && self.since.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// Adds the sums to `trace_rollup` in one transaction, with the cursor.
+    pub fn flush(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let tx = conn.transaction()?;
+        write_groups(&tx, &self.groups, self.last_rowid)?;
+        tx.commit()?;
+        self.groups.clear();
+        self.rows = 0;
+        Ok(())
+    }
+}
+
+/// Moves the cursor to the newest trace, after a `VACUUM` (which may renumber rowids) of a file
+/// whose roll-ups hold its traces: a compaction of a stopped server's file, or a backup copy (a
+/// hot backup then lacks at most the second of roll-ups still in the server's memory).
+pub(super) fn reset_cursor(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'rollup_state'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has {
+        conn.execute(
+            "INSERT INTO rollup_state (name, last_rowid) \
+             VALUES ('trace_rollup', (SELECT COALESCE(MAX(rowid), 0) FROM traces)) \
+             ON CONFLICT (name) DO UPDATE SET last_rowid = excluded.last_rowid",
+            [],
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the traces the roll-ups do not hold yet (after a crash, or every stored trace when the
+/// table is new) and writes them; the writer's connection calls this once at open.
+pub(super) fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
+    let cursor: i64 = conn
+        .query_row(
+            "SELECT last_rowid FROM rollup_state WHERE name = 'trace_rollup'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut pending = PendingRollups::default();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT rowid, ts_ms, key_id, team_id, requested_model, provider, status, cache, \
+             prompt_tokens, completion_tokens, cost_nanos, saved_nanos, latency_us, ttft_us \
+             FROM traces WHERE rowid > ?1",
+        )?;
+        let mut rows = stmt.query([cursor])?;
+        while let Some(r) = rows.next()? {
+            let t = TraceRecord {
+                ts_ms: r.get(1)?,
+                key_id: r.get(2)?,
+                team_id: r.get(3)?,
+                requested_model: r.get(4)?,
+                provider: r.get(5)?,
+                status: r.get(6)?,
+                cache: r.get(7)?,
+                tokens: crate::cost::Tokens {
+                    prompt: r.get::<_, i64>(8)?.max(0) as u64,
+                    completion: r.get::<_, i64>(9)?.max(0) as u64,
+                    ..Default::default()
+                },
+                cost_nanos: r.get(10)?,
+                saved_nanos: r.get(11)?,
+                latency_us: r.get(12)?,
+                ttft_us: r.get(13)?,
+                ..TraceRecord::default()
+            };
+            pending.add(&t, r.get(0)?);
+        }
+    }
+    if pending.rows > 0 {
+        tracing::info!(
+            traces = pending.rows,
+            "adding traces to the console's roll-ups"
+        );
+    }
+    pending.flush(conn)
+}
+
+/// Adds `groups` to `trace_rollup`, one read and one upsert per row touched (the histograms are
+/// merged here, since SQL cannot add them), and moves the cursor to `last_rowid`.
+fn write_groups(
+    tx: &Transaction<'_>,
+    groups: &HashMap<RollupKey, Stats>,
+    last_rowid: i64,
+) -> Result<(), StoreError> {
     let mut read = tx.prepare_cached(
         "SELECT latency_hist, ttft_hist FROM trace_rollup WHERE grain_ms = ?1 AND start_ms = ?2 \
          AND key_id = ?3 AND team_id = ?4 AND model = ?5 AND provider = ?6",
@@ -380,7 +501,8 @@ pub(super) fn add_rollups(tx: &Transaction<'_>, traces: &[&TraceRecord]) -> Resu
          ttft_us_sum = ttft_us_sum + excluded.ttft_us_sum, ttft_count = ttft_count + excluded.ttft_count, \
          latency_hist = excluded.latency_hist, ttft_hist = excluded.ttft_hist",
     )?;
-    for ((grain, start, key, team, model, provider), mut s) in groups {
+    for ((grain, start, key, team, model, provider), s) in groups {
+        let mut s = s.clone();
         let stored: Option<(Vec<u8>, Vec<u8>)> = read
             .query_row(
                 rusqlite::params![grain, start, key, team, model, provider],
@@ -412,5 +534,10 @@ pub(super) fn add_rollups(tx: &Transaction<'_>, traces: &[&TraceRecord]) -> Resu
             s.ttft.encode(),
         ])?;
     }
+    tx.execute(
+        "INSERT INTO rollup_state (name, last_rowid) VALUES ('trace_rollup', ?1) \
+         ON CONFLICT (name) DO UPDATE SET last_rowid = max(last_rowid, excluded.last_rowid)",
+        [last_rowid],
+    )?;
     Ok(())
 }

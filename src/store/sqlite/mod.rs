@@ -71,6 +71,7 @@ impl SqliteStore {
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
+        dashboard::catch_up(&mut conn)?;
         // The writer thread checkpoints (store/writer.rs); SQLite's own auto-checkpoint would run
         // inside a trace batch's commit, on the request load's clock. The size limit truncates a
         // WAL that a burst grew once it is reset.
@@ -84,6 +85,7 @@ impl SqliteStore {
                 key,
                 db_path: path.to_path_buf(),
                 published,
+                rollups: dashboard::PendingRollups::default(),
             },
             Arc::new(SqliteReader { pool }),
         ))
@@ -176,6 +178,7 @@ impl SqliteStore {
     pub fn backup_into(path: &Path, out: &Path) -> Result<(), StoreError> {
         let conn = connect_read_only(path)?;
         conn.execute("VACUUM INTO ?1", [out.to_string_lossy()])?;
+        dashboard::reset_cursor(&Connection::open(out)?)?;
         Ok(())
     }
 }

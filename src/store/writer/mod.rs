@@ -70,6 +70,9 @@ pub enum MaintenanceJob {
     Checkpoint { truncate: bool },
 }
 
+/// After this long with nothing queued, the backend writes what it holds back (roll-ups).
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
+
 /// At most one passive checkpoint per this interval: each one scans the WAL index, and a
 /// checkpoint per batch would cost more than the batch under load.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -422,7 +425,19 @@ async fn writer_loop(
     // The newest ledger entry committed since the head was last published.
     let mut head: Option<Head> = None;
     let mut last_checkpoint = std::time::Instant::now();
-    while let Some(first) = rx.recv().await {
+    loop {
+        // Idle for a while: write what the backend holds back (the console's roll-ups), so a
+        // quiet proxy's overview is never more than this behind.
+        let first = match tokio::time::timeout(IDLE_FLUSH, rx.recv()).await {
+            Ok(Some(op)) => op,
+            Ok(None) => break,
+            Err(_) => {
+                if let Err(e) = backend.flush_rollups() {
+                    tracing::warn!(error = %e, "roll-up flush failed");
+                }
+                continue;
+            }
+        };
         let deadline = Instant::now() + config.batch_interval;
         let mut next = Some(first);
         loop {
@@ -446,6 +461,9 @@ async fn writer_loop(
                 Some(WriteOp::Flush(reply)) => {
                     commit(backend, &mut batch, stats);
                     publish_head(backend, &mut head);
+                    if let Err(e) = backend.flush_rollups() {
+                        tracing::warn!(error = %e, "roll-up flush failed");
+                    }
                     let _ = reply.send(());
                 }
                 Some(WriteOp::Shutdown(reply)) => {

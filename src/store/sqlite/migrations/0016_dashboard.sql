@@ -1,13 +1,13 @@
 -- 0016: the web console (/ui). Indexes for the trace list's filters, each ending in ts_ms so a
 -- filtered page is read newest first straight off the index (keyset pagination on
 -- (ts_ms, rowid), which every SQLite index carries), and hourly and daily roll-ups that the writer keeps
--- in the trace batch's transaction, so the overview over a month reads some thousands of rows
+-- (summed in memory, written about once a second), so the overview over a month reads some thousands of rows
 -- instead of a million traces.
 -- (0014 and 0015 belong to other changes; versions are explicit, so the gap is harmless.)
 
 CREATE INDEX traces_key_ts ON traces (key_id, ts_ms);
 CREATE INDEX traces_team_ts ON traces (team_id, ts_ms);
-CREATE INDEX traces_provider_ts ON traces (provider, ts_ms);
+-- No provider index: providers are few, so a provider's page is a short walk down traces_ts.
 -- Errors and cache outcomes are rare among traces: partial indexes hold only those rows, so they
 -- cost a successful, uncached request nothing.
 CREATE INDEX traces_errors_ts ON traces (ts_ms) WHERE status >= 400;
@@ -39,13 +39,10 @@ CREATE TABLE trace_rollup (
     PRIMARY KEY (grain_ms, start_ms, key_id, team_id, model, provider)
 ) STRICT;
 
--- What the traces already hold: sums only (the histograms start empty, so percentiles of time
--- before this migration read as unknown rather than wrong).
-INSERT INTO trace_rollup
-SELECT g.grain, ts_ms - (ts_ms % g.grain), COALESCE(key_id, ''), COALESCE(team_id, ''),
-       requested_model, COALESCE(provider, ''), COUNT(*), SUM(status >= 400),
-       SUM(COALESCE(cache IN ('hit', 'semantic-hit'), 0)), SUM(prompt_tokens),
-       SUM(completion_tokens), SUM(cost_nanos), SUM(saved_nanos), SUM(latency_us),
-       SUM(COALESCE(ttft_us, 0)), SUM(ttft_us IS NOT NULL), X'', X''
-FROM traces, (SELECT 3600000 AS grain UNION ALL SELECT 86400000) AS g
-GROUP BY 1, 2, 3, 4, 5, 6;
+-- Which traces the roll-ups hold: the writer sums new traces in memory and adds them about once
+-- a second, moving this cursor in the same transaction; at open it adds every trace past it
+-- (after a crash; and, the first time, every trace already stored, histograms included).
+CREATE TABLE rollup_state (
+    name       TEXT PRIMARY KEY,
+    last_rowid INTEGER NOT NULL
+) STRICT;
