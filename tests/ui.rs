@@ -332,6 +332,9 @@ async fn seed(h: &Harness, n: usize) {
     h.server.app.writer.flush().await.unwrap();
 }
 
+/// Whether a trace matches a filter, as the test computes it from the rows.
+type Matches = dyn Fn(&stockyard::store::TraceRecord) -> bool;
+
 fn row_ids(page: &str) -> Vec<String> {
     page.split("data-id=\"")
         .skip(1)
@@ -391,7 +394,7 @@ async fn the_trace_list_filters_and_pages_by_keyset_through_every_row() {
         .unwrap();
     let expected: Vec<String> = {
         let mut rows = all.clone();
-        rows.sort_by(|a, b| b.ts_ms.cmp(&a.ts_ms));
+        rows.sort_by_key(|t| std::cmp::Reverse(t.ts_ms));
         rows.iter().map(|t| t.id.clone()).collect()
     };
     assert_eq!(seen, expected, "newest first by time");
@@ -400,7 +403,7 @@ async fn the_trace_list_filters_and_pages_by_keyset_through_every_row() {
     let count = |f: &dyn Fn(&stockyard::store::TraceRecord) -> bool| {
         all.iter().filter(|t| f(t)).count().min(50)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&stockyard::store::TraceRecord) -> bool>)> = vec![
+    let cases: Vec<(&str, Box<Matches>)> = vec![
         ("model=gpt-4o", Box::new(|t| t.requested_model == "gpt-4o")),
         (
             "provider=anthropic",

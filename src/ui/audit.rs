@@ -28,14 +28,13 @@ pub async fn page(ctx: &Ctx<'_>, query: &Form) -> Response<ProxyBody> {
             let _ = write!(
                 body,
                 "<p class=\"flash ok\" id=\"verify-result\">The ledger verifies: {} entries chained, \
-                 head {} ({}), {} written before the ledger key.</p>",
+                 head hash {}…, {} written before the ledger key.</p>",
                 v["head_seq"],
                 esc(v["head"]
                     .as_str()
                     .unwrap_or_default()
                     .get(..16)
                     .unwrap_or_default()),
-                "hash prefix",
                 v["unanchored"]
             );
         } else {

@@ -57,7 +57,7 @@ pub fn page(ctx: &Ctx<'_>, issued: Option<(&str, &str)>) -> Response<ProxyBody> 
          <th>Limits</th><th></th></tr></thead><tbody>",
     );
     let mut list: Vec<_> = state.keys.values().collect();
-    list.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    list.sort_by_key(|k| std::cmp::Reverse(k.created_ms));
     let now = now_ms();
     for k in list {
         let status = crate::admin::keys::key_json(k, now)["status"]
