@@ -348,10 +348,14 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// at low load). `rollup_state.last_rowid` says which traces the table holds, written in the same
 /// transaction as the sums, so after a crash [`catch_up`] adds the rest from the traces.
 pub struct PendingRollups {
-    groups: HashMap<RollupKey, Stats>,
+    /// By the row's key written out as text (see [`PendingRollups::add`]), so that finding an
+    /// existing group allocates nothing; the key's parts are kept beside the sums.
+    groups: HashMap<String, (RollupKey, Stats)>,
     last_rowid: i64,
     rows: usize,
     since: std::time::Instant,
+    /// Reused for each lookup's text key.
+    scratch: String,
 }
 
 impl Default for PendingRollups {
@@ -361,23 +365,44 @@ impl Default for PendingRollups {
             last_rowid: 0,
             rows: 0,
             since: std::time::Instant::now(),
+            scratch: String::new(),
         }
     }
 }
 
 impl PendingRollups {
-    /// Counts a trace stored at `rowid` (once its batch committed).
+    /// Counts a trace stored at `rowid` (once its batch committed). Runs once per trace on the
+    /// writer thread: an existing group is found without allocating.
     pub fn add(&mut self, t: &TraceRecord, rowid: i64) {
+        use std::fmt::Write as _;
+        let key = t.key_id.as_deref().unwrap_or_default();
+        let team = t.team_id.as_deref().unwrap_or_default();
+        let provider = t.provider.as_deref().unwrap_or_default();
         for grain in [HOUR_MS, DAY_MS] {
-            let key = (
-                grain,
-                t.ts_ms - t.ts_ms.rem_euclid(grain),
-                t.key_id.clone().unwrap_or_default(),
-                t.team_id.clone().unwrap_or_default(),
-                t.requested_model.clone(),
-                t.provider.clone().unwrap_or_default(),
+            let start = t.ts_ms - t.ts_ms.rem_euclid(grain);
+            self.scratch.clear();
+            // NUL never appears in these names, so the text key is unambiguous.
+            let _ = write!(
+                self.scratch,
+                "{grain}\0{start}\0{key}\0{team}\0{}\0{provider}",
+                t.requested_model
             );
-            self.groups.entry(key).or_default().add(t);
+            match self.groups.get_mut(self.scratch.as_str()) {
+                Some((_, stats)) => stats.add(t),
+                None => {
+                    let parts = (
+                        grain,
+                        start,
+                        key.to_string(),
+                        team.to_string(),
+                        t.requested_model.clone(),
+                        provider.to_string(),
+                    );
+                    let mut stats = Stats::default();
+                    stats.add(t);
+                    self.groups.insert(self.scratch.clone(), (parts, stats));
+                }
+            }
         }
         self.last_rowid = self.last_rowid.max(rowid);
         if self.rows == 0 {
@@ -479,7 +504,7 @@ pub(super) fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
 /// merged here, since SQL cannot add them), and moves the cursor to `last_rowid`.
 fn write_groups(
     tx: &Transaction<'_>,
-    groups: &HashMap<RollupKey, Stats>,
+    groups: &HashMap<String, (RollupKey, Stats)>,
     last_rowid: i64,
 ) -> Result<(), StoreError> {
     let mut read = tx.prepare_cached(
@@ -501,7 +526,7 @@ fn write_groups(
          ttft_us_sum = ttft_us_sum + excluded.ttft_us_sum, ttft_count = ttft_count + excluded.ttft_count, \
          latency_hist = excluded.latency_hist, ttft_hist = excluded.ttft_hist",
     )?;
-    for ((grain, start, key, team, model, provider), s) in groups {
+    for ((grain, start, key, team, model, provider), s) in groups.values() {
         let mut s = s.clone();
         let stored: Option<(Vec<u8>, Vec<u8>)> = read
             .query_row(
