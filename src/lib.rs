@@ -20,6 +20,7 @@
 //! | [`cost`] | the price table in integer nano-dollars |
 //! | [`admin`] | the one function every administrative change goes through, and its HTTP API |
 //! | [`telemetry`] | logging set-up |
+//! | [`ui`] | the web console at `/ui`: server-rendered pages over the admin changes and the store |
 
 pub mod admin;
 pub mod cli;
@@ -36,4 +37,5 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod wire;

@@ -124,9 +124,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
 }
 
 /// Who called, as the ledger names them, and whether they may only read.
-struct Caller {
-    actor: String,
-    read_only: bool,
+pub(crate) struct Caller {
+    pub actor: String,
+    pub read_only: bool,
 }
 
 /// The CLI on this machine (the local token) says which user runs it in this header; it is
@@ -150,6 +150,13 @@ fn authorize(app: &App, request: &Request<Incoming>) -> Result<Caller, ApiError>
             .unwrap_or("cli");
         return caller(actor.to_string(), false);
     }
+    admin_key_caller(app, presented)
+}
+
+/// The caller an admin key names: the configured key (`admin`), or a stored admin key
+/// (`admin-key:NAME`, with its role). The web console logs in with this too.
+pub(crate) fn admin_key_caller(app: &App, presented: &str) -> Result<Caller, ApiError> {
+    let caller = |actor: String, read_only| Ok(Caller { actor, read_only });
     if let Some(key) = &app.config.admin_key
         && key.matches(presented)
     {
@@ -195,7 +202,7 @@ struct ModuleUpdate {
     config: Option<Value>,
 }
 
-pub(super) fn admin_error(err: AdminError) -> ApiError {
+pub(crate) fn admin_error(err: AdminError) -> ApiError {
     match err {
         AdminError::UnknownModule { .. }
         | AdminError::UnknownDeployment { .. }
@@ -289,7 +296,7 @@ async fn traces(app: &Arc<App>, query: &str) -> Result<Value, ApiError> {
     Ok(json!({"traces": rows}))
 }
 
-async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
+pub(crate) async fn audit(app: &Arc<App>) -> Result<Value, ApiError> {
     let ledger = app.store.ledger.clone();
     let entries = blocking(move || ledger.ledger()).await?;
     let verification = match ledger::verify(&entries, Some(&app.ledger_key)) {
@@ -309,7 +316,7 @@ async fn apply_change(app: &Arc<App>, actor: &str, change: AdminChange) -> Resul
 }
 
 /// The routing module's aliases, groups and default retry, as configured.
-fn routing(app: &App) -> Value {
+pub(crate) fn routing(app: &App) -> Value {
     let chain = app.admin.chain().load();
     let config = chain
         .states()
@@ -352,7 +359,7 @@ async fn set_group(
     apply_change(app, actor, AdminChange::SetGroup { name, group }).await
 }
 
-fn breakers(app: &App) -> Value {
+pub(crate) fn breakers(app: &App) -> Value {
     let now = crate::store::now_ms();
     let list: Vec<Value> = app
         .admin

@@ -10,7 +10,7 @@ pub mod keys;
 mod keys_http;
 mod ops_http;
 pub mod prompts;
-mod providers_http;
+pub(crate) mod providers_http;
 pub mod spend;
 
 pub use apply::{Admin, AdminChange, AdminError};

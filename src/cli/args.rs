@@ -80,6 +80,23 @@ pub enum Command {
     /// Database upkeep: sizes, and converting a file so that retention shrinks it.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Tools for developing and measuring Stockyard.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Fill the database with synthetic traces (keys, teams, models, errors, cache hits) spread
+    /// over the last days, to try the console at scale; no server may be running on it.
+    Seed {
+        /// How many traces.
+        #[arg(long)]
+        traces: u64,
+        /// Over how many days back from now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Args)]

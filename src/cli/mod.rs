@@ -11,6 +11,7 @@ mod cache_cmd;
 mod change;
 mod config_cmd;
 mod db_cmd;
+pub mod dev_seed;
 mod keys_api;
 mod keys_cmd;
 mod limits;
@@ -102,6 +103,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cache(args) => cache_cmd::run(&cli, args).await,
         Command::Restore { file } => restore::run(&cli, file).await,
         Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
+        Command::Dev(cmd) => dev_seed::run(&cli, cmd),
         Command::Alerts(args) => alerts_cmd::run(&cli, args),
     }
 }

@@ -29,6 +29,18 @@ pub struct RawConfig {
     pub server: RawServer,
     /// Price overrides by model name, in USD per million tokens.
     pub prices: BTreeMap<String, RawPrice>,
+    pub ui: RawUi,
+}
+
+/// The web console at `/ui` on the proxy's port.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUi {
+    /// Serve the console. Default true (logging in still takes an admin key). Also
+    /// `STOCKYARD_UI__ENABLED`.
+    pub enabled: Option<bool>,
+    /// Minutes a console session lasts without use. Default 60.
+    pub session_idle_minutes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -144,6 +144,17 @@ impl Admission {
             })
     }
 
+    /// Resolves once shutdown has begun: for a long-lived answer (an event stream that is not a
+    /// proxied request) to end itself instead of holding the exit up for the grace period.
+    pub async fn shutdown_begun(&self) {
+        // Made before the flag is read, so a shutdown between the two still wakes it.
+        let notified = self.shutdown.notified();
+        if self.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
     /// Cuts short every body still being read, and refuses new ones.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);

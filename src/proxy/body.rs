@@ -16,6 +16,10 @@ pub enum ProxyBody {
     Stream(Box<Relay>),
     /// Nothing yet (a response whose body is set after its head).
     Empty,
+    /// Chunks sent by a task of the handler's (an event stream that is not a proxied answer,
+    /// such as the console's live view); it ends when the sender is dropped, and dropping the
+    /// body (the client went away) closes the channel, which ends the task's sends.
+    Channel(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl ProxyBody {
@@ -40,6 +44,9 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            ProxyBody::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
             ProxyBody::Empty => Poll::Ready(None),
         }
     }
@@ -52,7 +59,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Full(None) | ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Stream(_) => SizeHint::default(),
+            ProxyBody::Stream(_) | ProxyBody::Channel(_) => SizeHint::default(),
         }
     }
 }

@@ -53,6 +53,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
             crate::admin::http::route(app, request).await
         }
+        (_, p) if p == "/ui" || p.starts_with("/ui/") => crate::ui::route(app, request).await,
         (method, "/v1/models" | "/health" | "/ready") => ApiError::MethodNotAllowed {
             method: method.to_string(),
             path,

@@ -17,6 +17,7 @@
 //! | prompt templates, versions | `prompts.rs` | [`prompts::PromptStore`] (start-up only) | through [`LedgerWrites`] ([`Persist::Prompt`]) |
 //! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
+//! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
@@ -33,6 +34,7 @@ mod breakers;
 mod cache;
 pub mod counters;
 mod credentials;
+pub mod dashboard;
 mod error;
 mod health;
 mod keys;
@@ -46,6 +48,8 @@ mod spend;
 mod sqlite;
 #[cfg(test)]
 mod suite;
+#[cfg(test)]
+mod suite_dashboard;
 #[cfg(test)]
 mod suite_spend;
 mod traces;
@@ -67,6 +71,7 @@ pub use counters::{
     SystemClock, Window,
 };
 pub use credentials::{CredentialStore, StoredCredential};
+pub use dashboard::DashboardStore;
 pub use error::StoreError;
 pub use health::StoreHealth;
 pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
@@ -125,6 +130,8 @@ pub struct Store {
     pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
     pub alerts: Arc<dyn alerts::AlertStore>,
     pub prompts: Arc<dyn prompts::PromptStore>,
+    /// The web console's trace list and overview.
+    pub dashboard: Arc<dyn DashboardStore>,
 }
 
 impl Store {
@@ -146,6 +153,7 @@ impl Store {
             + maintenance::MaintenanceStore
             + alerts::AlertStore
             + prompts::PromptStore
+            + DashboardStore
             + 'static,
     {
         Store {
@@ -163,7 +171,8 @@ impl Store {
             cache: all.clone(),
             maintenance: all.clone(),
             alerts: all.clone(),
-            prompts: all,
+            prompts: all.clone(),
+            dashboard: all,
         }
     }
 }

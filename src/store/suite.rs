@@ -8,6 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::ledger::{self, LedgerDraft, LedgerKey};
 
+pub use super::suite_dashboard::dashboard_pages_by_keyset_and_rolls_up_hours_and_days;
 pub use super::suite_spend::{
     budget_alerts_are_recorded_once, rate_counts_add_up_and_expire,
     spend_rolls_up_by_every_dimension,
@@ -570,6 +571,7 @@ macro_rules! store_suite {
                 rate_counts_add_up_and_expire,
                 keys_teams_and_admin_keys_save_and_load,
                 credentials_add_remove_and_reseal_in_one_transaction,
+                dashboard_pages_by_keyset_and_rolls_up_hours_and_days,
             );
         }
     };

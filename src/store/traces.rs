@@ -1,5 +1,6 @@
 //! Traces: one row per proxied request. The writer thread appends ([`TraceWrites`]) in batches,
-//! adding each new row to the spend rollups in the same transaction (`spend.rs`); the CLI, the
+//! adding each new row to the spend rollups in the same transaction (`spend.rs`) and to the
+//! console's roll-ups shortly after (`dashboard.rs`); the CLI, the
 //! admin API and tests query ([`TraceStore`]) on read connections of their own.
 
 use serde::Serialize;
@@ -90,4 +91,12 @@ pub trait TraceWrites {
     /// record whose id is already stored is skipped (rollups included), so a retried batch never
     /// doubles a row or a sum.
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError>;
+
+    /// Writes what the backend holds back from the trace batches (the console's roll-ups, which
+    /// are summed in memory and written at most about once a second); the writer calls it when
+    /// idle, on a flush and before its last checkpoint. A crash before it loses nothing: the
+    /// backend rebuilds what was held back from the traces when it next opens.
+    fn flush_rollups(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

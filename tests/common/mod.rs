@@ -5,10 +5,12 @@
 
 pub mod binary;
 pub mod catalogue;
+pub mod console;
 pub mod grants;
 pub mod prom;
 pub mod receiver;
 pub mod test_modules;
+pub mod webdriver;
 
 use std::time::Duration;
 

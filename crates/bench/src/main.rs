@@ -27,6 +27,7 @@
 mod args;
 mod cache;
 mod catalogue;
+mod dashboard;
 mod governance;
 mod group;
 mod guardrails;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Some("metrics") => Some(metrics::main),
         Some("guardrails") => Some(guardrails::main),
         Some("catalogue") => Some(catalogue::main),
+        Some("dashboard") => Some(dashboard::main),
         _ => None,
     };
     if let Some(mode) = mode {

@@ -47,6 +47,10 @@ pub struct ValidConfig {
     pub store: StoreConfig,
     pub limits: ServerLimits,
     pub price_overrides: Vec<(String, Price)>,
+    /// The web console at `/ui` (`[ui] enabled`, default on; it still needs an admin key to log in).
+    pub ui_enabled: bool,
+    /// Minutes a console session lasts without use (`[ui] session_idle_minutes`, default 60).
+    pub ui_session_idle: Duration,
 }
 
 impl ValidConfig {
@@ -344,6 +348,11 @@ pub fn validate(
         }
     }
 
+    let ui_idle_minutes = raw.ui.session_idle_minutes.unwrap_or(60);
+    if ui_idle_minutes == 0 {
+        errors.push("ui.session_idle_minutes", "must be at least 1");
+    }
+
     if !errors.0.is_empty() {
         return Err(errors);
     }
@@ -363,6 +372,8 @@ pub fn validate(
         store,
         limits,
         price_overrides,
+        ui_enabled: raw.ui.enabled.unwrap_or(true),
+        ui_session_idle: Duration::from_secs(60 * ui_idle_minutes),
     })
 }
 

@@ -53,6 +53,7 @@ impl SqliteStore {
         let conn = connect(path, false)?;
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.execute_batch("VACUUM")?;
+        super::dashboard::reset_cursor(&conn)?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         drop(conn);
         Ok((before, size(path)))

@@ -98,6 +98,7 @@ impl MaintenanceStore for SqliteReader {
     fn backup_into(&self, out: &std::path::Path) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute("VACUUM INTO ?1", [out.to_string_lossy()])?;
+            super::dashboard::reset_cursor(&Connection::open(out)?)?;
             Ok(())
         })
     }

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod cache;
+mod dashboard;
 mod error;
 mod files;
 mod keys;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
     (14, include_str!("migrations/0014_catalogue.sql")),
+    (16, include_str!("migrations/0016_dashboard.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -71,6 +73,7 @@ impl SqliteStore {
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
         migrate(&mut conn)?;
+        dashboard::catch_up(&mut conn)?;
         // The writer thread checkpoints (store/writer.rs); SQLite's own auto-checkpoint would run
         // inside a trace batch's commit, on the request load's clock. The size limit truncates a
         // WAL that a burst grew once it is reset.
@@ -84,6 +87,7 @@ impl SqliteStore {
                 key,
                 db_path: path.to_path_buf(),
                 published,
+                rollups: dashboard::PendingRollups::default(),
             },
             Arc::new(SqliteReader { pool }),
         ))
@@ -176,6 +180,7 @@ impl SqliteStore {
     pub fn backup_into(path: &Path, out: &Path) -> Result<(), StoreError> {
         let conn = connect_read_only(path)?;
         conn.execute("VACUUM INTO ?1", [out.to_string_lossy()])?;
+        dashboard::reset_cursor(&Connection::open(out)?)?;
         Ok(())
     }
 }

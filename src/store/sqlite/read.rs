@@ -31,7 +31,7 @@ impl SqliteReader {
     }
 }
 
-fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
+pub(super) fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
     let u = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     Ok(TraceRecord {
         id: r.get(0)?,
@@ -80,7 +80,7 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceRecord> {
     })
 }
 
-const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, status, error_class, \
+pub(super) const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, status, error_class, \
      stream, prompt_tokens, completion_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, \
      usage_estimated, cost_nanos, price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, \
      bytes_out, user, request_id, key_id, request_body, response_body, deployment, attempts, variant, \

@@ -20,6 +20,8 @@ pub struct SqliteWriter {
     pub(super) db_path: PathBuf,
     /// The head last published beside the database; the ledger must never fall behind it.
     pub(super) published: Option<Head>,
+    /// The console's roll-up sums of stored traces, written about once a second.
+    pub(super) rollups: super::dashboard::PendingRollups,
 }
 
 /// A spend rollup row's key: UTC day, key, team, user, model, provider.
@@ -36,8 +38,13 @@ struct SpendSum {
 }
 
 impl TraceWrites for SqliteWriter {
+    fn flush_rollups(&mut self) -> Result<(), StoreError> {
+        self.flush_pending_rollups()
+    }
+
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        let mut stored: Vec<(i64, &TraceRecord)> = Vec::with_capacity(traces.len());
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO traces (id, ts_ms, endpoint, requested_model, provider, upstream_model, \
@@ -111,6 +118,7 @@ impl TraceWrites for SqliteWriter {
                 if inserted == 0 {
                     continue;
                 }
+                stored.push((tx.last_insert_rowid(), t));
                 let group = sums
                     .entry((
                         crate::store::day_start(t.ts_ms),
@@ -183,7 +191,20 @@ impl TraceWrites for SqliteWriter {
             }
         }
         tx.commit()?;
+        // Counted only once their batch is in: a failed batch, retried, is not counted twice.
+        for (rowid, t) in stored {
+            self.rollups.add(t, rowid);
+        }
+        if self.rollups.due() {
+            self.rollups.flush(&mut self.conn)?;
+        }
         Ok(())
+    }
+}
+
+impl SqliteWriter {
+    pub(super) fn flush_pending_rollups(&mut self) -> Result<(), StoreError> {
+        self.rollups.flush(&mut self.conn)
     }
 }
 
@@ -488,6 +509,7 @@ impl RateLimitWrites for SqliteWriter {
 
 impl WriteBackend for SqliteWriter {
     fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.rollups.flush(&mut self.conn)?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::alerts::AlertRecord;
+use super::dashboard::TraceSummary;
 use super::maintenance::RetentionKind;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
@@ -68,6 +69,9 @@ pub enum MaintenanceJob {
     /// WAL frames left after a checkpoint (truncating, which waits out readers, or passive).
     Checkpoint { truncate: bool },
 }
+
+/// After this long with nothing queued, the backend writes what it holds back (roll-ups).
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
 
 /// At most one passive checkpoint per this interval: each one scans the WAL index, and a
 /// checkpoint per batch would cost more than the batch under load.
@@ -162,7 +166,14 @@ pub struct Writer {
     /// Wakes the writer out of its batch wait for what someone is waiting on (an admin change, a
     /// flush, shutdown), so those never wait out a batch interval.
     urgent: Arc<Notify>,
+    /// Finished traces as they are queued, for whoever watches live (the console's Live page).
+    /// With no subscriber a trace costs one atomic load here.
+    live: tokio::sync::broadcast::Sender<Arc<TraceSummary>>,
 }
+
+/// Traces a slow live watcher may fall behind by before it skips ahead (and is told how many it
+/// missed).
+const LIVE_BACKLOG: usize = 1024;
 
 impl Writer {
     pub fn start(
@@ -185,11 +196,16 @@ impl Writer {
             capacity: config.queue_capacity,
             thread: std::sync::Mutex::new(Some(thread)),
             urgent,
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         })
     }
 
     /// Queues a trace. Never waits on disk; waits on a full queue only as long as the policy allows.
     pub async fn submit_trace(&self, record: TraceRecord) {
+        if self.live.receiver_count() > 0 {
+            // A send fails only when the last watcher left meanwhile: nothing to do then.
+            let _ = self.live.send(Arc::new(TraceSummary::of(&record)));
+        }
         let op = WriteOp::Trace(Box::new(record));
         let result = match self.tx.try_send(op) {
             Ok(()) => return,
@@ -210,6 +226,11 @@ impl Writer {
                 tracing::warn!(dropped, why, "trace record dropped");
             }
         }
+    }
+
+    /// Finished traces from now on, as they are queued (before they are stored).
+    pub fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<Arc<TraceSummary>> {
+        self.live.subscribe()
     }
 
     /// Queues a breaker's new phase. Never waits: a breaker change is worth less than the request
@@ -404,7 +425,19 @@ async fn writer_loop(
     // The newest ledger entry committed since the head was last published.
     let mut head: Option<Head> = None;
     let mut last_checkpoint = std::time::Instant::now();
-    while let Some(first) = rx.recv().await {
+    loop {
+        // Idle for a while: write what the backend holds back (the console's roll-ups), so a
+        // quiet proxy's overview is never more than this behind.
+        let first = match tokio::time::timeout(IDLE_FLUSH, rx.recv()).await {
+            Ok(Some(op)) => op,
+            Ok(None) => break,
+            Err(_) => {
+                if let Err(e) = backend.flush_rollups() {
+                    tracing::warn!(error = %e, "roll-up flush failed");
+                }
+                continue;
+            }
+        };
         let deadline = Instant::now() + config.batch_interval;
         let mut next = Some(first);
         loop {
@@ -428,6 +461,9 @@ async fn writer_loop(
                 Some(WriteOp::Flush(reply)) => {
                     commit(backend, &mut batch, stats);
                     publish_head(backend, &mut head);
+                    if let Err(e) = backend.flush_rollups() {
+                        tracing::warn!(error = %e, "roll-up flush failed");
+                    }
                     let _ = reply.send(());
                 }
                 Some(WriteOp::Shutdown(reply)) => {
