@@ -33,6 +33,7 @@ pub mod guard_policy;
 pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
+pub mod mcp;
 pub mod metrics;
 pub mod otel;
 pub mod rate_limits;

@@ -37,6 +37,7 @@ mod health;
 mod keys;
 mod ledger;
 pub mod maintenance;
+pub mod mcp;
 mod modules;
 mod rate_limits;
 mod responses;
@@ -97,6 +98,7 @@ pub trait WriteBackend:
     + CacheWrites
     + maintenance::MaintenanceWrites
     + alerts::AlertWrites
+    + mcp::McpCallWrites
     + Send
     + 'static
 {
@@ -122,6 +124,7 @@ pub struct Store {
     pub cache: Arc<dyn CacheStore>,
     pub maintenance: Arc<dyn maintenance::MaintenanceStore>,
     pub alerts: Arc<dyn alerts::AlertStore>,
+    pub mcp: Arc<dyn mcp::McpCallStore>,
 }
 
 impl Store {
@@ -142,6 +145,7 @@ impl Store {
             + CacheStore
             + maintenance::MaintenanceStore
             + alerts::AlertStore
+            + mcp::McpCallStore
             + 'static,
     {
         Store {
@@ -158,7 +162,8 @@ impl Store {
             health: all.clone(),
             cache: all.clone(),
             maintenance: all.clone(),
-            alerts: all,
+            alerts: all.clone(),
+            mcp: all,
         }
     }
 }

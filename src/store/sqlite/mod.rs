@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod keys;
 mod maintenance;
+mod mcp;
 mod pool;
 mod read;
 mod write;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_cache.sql")),
     (12, include_str!("migrations/0012_guard_verdicts.sql")),
     (13, include_str!("migrations/0013_ops.sql")),
+    (18, include_str!("migrations/0018_mcp_calls.sql")),
 ];
 
 /// The version the newest migration produces.

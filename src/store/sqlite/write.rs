@@ -201,45 +201,7 @@ impl LedgerWrites for SqliteWriter {
             Some(Persist::Reseal { records, check }) => reseal(&tx, records, check)?,
             None => {}
         }
-        let prev: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        // Appending after a cut tail would publish a new head over the cut and hide it; refuse
-        // the change (nothing is applied) until someone looks at `audit verify`.
-        if let Some(published) = &self.published {
-            let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
-            if newest < published.seq {
-                return Err(StoreError::LedgerBehindHead {
-                    newest,
-                    published: published.seq,
-                });
-            }
-        }
-        let entry = LedgerEntry::seal(
-            draft,
-            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
-            ts_ms,
-            &self.key,
-        );
-        tx.execute(
-            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                entry.seq,
-                entry.ts_ms,
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.details.to_string(),
-                entry.prev_hash,
-                entry.hash,
-                entry.mac
-            ],
-        )?;
+        let entry = append_entry(&tx, &self.key, self.published.as_ref(), draft, ts_ms)?;
         tx.commit()?;
         Ok(entry)
     }
@@ -252,6 +214,58 @@ impl LedgerWrites for SqliteWriter {
         self.published = Some(head.clone());
         Ok(())
     }
+}
+
+/// Seals `draft` as the entry after the newest one and inserts it, inside `tx` (the caller's
+/// transaction, which holds whatever the entry records). Refuses when the stored ledger ends
+/// before the published head `published`.
+pub(super) fn append_entry(
+    tx: &rusqlite::Transaction<'_>,
+    key: &LedgerKey,
+    published: Option<&Head>,
+    draft: &LedgerDraft,
+    ts_ms: i64,
+) -> Result<LedgerEntry, StoreError> {
+    let prev: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    // Appending after a cut tail would publish a new head over the cut and hide it; refuse
+    // the change (nothing is applied) until someone looks at `audit verify`.
+    if let Some(published) = published {
+        let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        if newest < published.seq {
+            return Err(StoreError::LedgerBehindHead {
+                newest,
+                published: published.seq,
+            });
+        }
+    }
+    let entry = LedgerEntry::seal(
+        draft,
+        prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+        ts_ms,
+        key,
+    );
+    tx.execute(
+        "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            entry.seq,
+            entry.ts_ms,
+            entry.actor,
+            entry.action,
+            entry.target,
+            entry.details.to_string(),
+            entry.prev_hash,
+            entry.hash,
+            entry.mac
+        ],
+    )?;
+    Ok(entry)
 }
 
 /// The writing open's ledger step, before the writer thread starts: MAC the entries written

@@ -1,0 +1,438 @@
+//! `/mcp`: the gateway's side of the Streamable HTTP transport. Each POST carries one JSON-RPC
+//! message (or a batch); requests are answered in the POST's response, as JSON or, for a client
+//! that accepts only event streams, as one `message` event; notifications get 202. `initialize`
+//! opens a session (`Mcp-Session-Id`), bound to the key that opened it: a later request naming
+//! an unknown session, or another key's, gets 404 as the transport requires. A request without
+//! a session header is served too (clients of revisions without sessions send none). GET (the
+//! server-to-client stream) answers 405: the gateway sends no requests of its own. DELETE ends a
+//! session. `notifications/cancelled` stops the named request, which abandons its upstream call.
+//!
+//! Who the client is was settled before this (the chain's `on_headers`, as for `/v1`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::gateway::{Gateway, Installed, RpcError, SEPARATOR};
+use super::policy::Caller;
+use super::upstream::{PROTOCOL_VERSIONS, UpstreamError};
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+
+/// The most sessions kept; the oldest is forgotten past it (a client that comes back with it
+/// gets 404 and starts a new one, as the transport prescribes).
+const MAX_SESSIONS: usize = 10_000;
+
+/// What `/mcp` answers; the route turns it into an HTTP response.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `None`: no body. Content type `application/json` unless `event_stream`.
+    pub body: Option<Bytes>,
+    pub event_stream: bool,
+}
+
+impl Answer {
+    fn status(status: StatusCode) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: None,
+            event_stream: false,
+        }
+    }
+
+    /// A JSON-RPC error outside any request (bad transport use), with its HTTP status.
+    pub fn error(status: StatusCode, code: i64, message: &str) -> Answer {
+        let body =
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: Some(Bytes::from(body.to_string())),
+            event_stream: false,
+        }
+    }
+}
+
+struct Session {
+    /// The key that opened it (`None` in local mode).
+    key_id: Option<String>,
+    created_ms: i64,
+}
+
+/// Open sessions and the requests in flight (so a cancellation can reach them).
+#[derive(Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<String, Session>>,
+    in_flight: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Sessions {
+    fn open(&self, caller: &Caller) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.len() >= MAX_SESSIONS
+            && let Some(oldest) = open
+                .iter()
+                .min_by_key(|(_, s)| s.created_ms)
+                .map(|(k, _)| k.clone())
+        {
+            open.remove(&oldest);
+        }
+        open.insert(
+            id.clone(),
+            Session {
+                key_id: caller.key_id.clone(),
+                created_ms: crate::store::now_ms(),
+            },
+        );
+        id
+    }
+
+    fn belongs(&self, id: &str, caller: &Caller) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|s| s.key_id == caller.key_id)
+    }
+
+    fn close(&self, id: &str) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+            .is_some()
+    }
+
+    fn start(&self, key: String) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, notify.clone());
+        notify
+    }
+
+    fn end(&self, key: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn cancel(&self, key: &str) {
+        if let Some(notify) = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key)
+        {
+            notify.notify_one();
+        }
+    }
+}
+
+/// Serves one HTTP exchange on `/mcp`.
+pub async fn handle(
+    gateway: &Gateway,
+    installed: &Installed,
+    caller: &Caller,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Answer {
+    let session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(version) = headers.get("mcp-protocol-version") {
+        let known = version
+            .to_str()
+            .is_ok_and(|v| PROTOCOL_VERSIONS.contains(&v));
+        if !known {
+            return Answer::error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                &format!(
+                    "unsupported MCP-Protocol-Version {version:?}; supported: {}",
+                    PROTOCOL_VERSIONS.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(id) = &session
+        && !gateway.sessions.belongs(id, caller)
+    {
+        return Answer::error(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "unknown or expired Mcp-Session-Id; send initialize again",
+        );
+    }
+    match *method {
+        Method::POST => {}
+        Method::DELETE => {
+            return match session {
+                Some(id) if gateway.sessions.close(&id) => Answer::status(StatusCode::NO_CONTENT),
+                _ => Answer::error(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_REQUEST,
+                    "DELETE needs the Mcp-Session-Id of an open session",
+                ),
+            };
+        }
+        _ => {
+            let mut answer = Answer::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                INVALID_REQUEST,
+                "this endpoint takes POST (and DELETE to end a session); the gateway opens no server-to-client stream",
+            );
+            answer.headers.push((
+                hyper::header::ALLOW,
+                HeaderValue::from_static("POST, DELETE"),
+            ));
+            return answer;
+        }
+    }
+    let message: Value = match serde_json::from_slice(body) {
+        Ok(message) => message,
+        Err(e) => {
+            return Answer::error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                &format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    let accepts_json = headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.contains("application/json") || a.contains("*/*"));
+    let scope = session.clone().unwrap_or_default();
+    let mut new_session = None;
+    let reply = match message {
+        Value::Array(batch) if !batch.is_empty() => {
+            let mut replies = Vec::new();
+            for item in batch {
+                if let Some(r) =
+                    one(gateway, installed, caller, &scope, item, &mut new_session).await
+                {
+                    replies.push(r);
+                }
+            }
+            (!replies.is_empty()).then_some(Value::Array(replies))
+        }
+        item @ Value::Object(_) => {
+            one(gateway, installed, caller, &scope, item, &mut new_session).await
+        }
+        _ => {
+            return Answer::error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "the body must be a JSON-RPC message (an object) or a batch of them",
+            );
+        }
+    };
+    let mut answer = match reply {
+        None => Answer::status(StatusCode::ACCEPTED),
+        Some(reply) if accepts_json => Answer {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Some(Bytes::from(reply.to_string())),
+            event_stream: false,
+        },
+        Some(reply) => Answer {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Some(Bytes::from(format!("event: message\ndata: {reply}\n\n"))),
+            event_stream: true,
+        },
+    };
+    if let Some(id) = new_session
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
+        answer
+            .headers
+            .push((HeaderName::from_static("mcp-session-id"), value));
+    }
+    answer
+}
+
+/// One message: its answer, or `None` for a notification or a client's answer.
+async fn one(
+    gateway: &Gateway,
+    installed: &Installed,
+    caller: &Caller,
+    scope: &str,
+    message: Value,
+    new_session: &mut Option<String>,
+) -> Option<Value> {
+    let id = message.get("id").cloned();
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        // A client's answer to a server request (the gateway sends none) or junk.
+        return id.map(|id| {
+            error_reply(
+                id,
+                &RpcError::new(INVALID_REQUEST, "not a JSON-RPC request"),
+            )
+        });
+    };
+    let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
+    let Some(id) = id else {
+        if method == "notifications/cancelled"
+            && let Some(request) = params.get("requestId")
+        {
+            gateway.sessions.cancel(&format!("{scope}/{request}"));
+        }
+        return None;
+    };
+    let key = format!("{scope}/{id}");
+    let cancelled = gateway.sessions.start(key.clone());
+    let work = dispatch(gateway, installed, caller, method, &params, new_session);
+    let result = tokio::select! {
+        result = work => result,
+        () = cancelled.notified() => Err(RpcError::new(-32800, "request cancelled")),
+    };
+    gateway.sessions.end(&key);
+    Some(match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(error) => error_reply(id, &error),
+    })
+}
+
+fn error_reply(id: Value, error: &RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()})
+}
+
+async fn dispatch(
+    gateway: &Gateway,
+    installed: &Installed,
+    caller: &Caller,
+    method: &str,
+    params: &Value,
+    new_session: &mut Option<String>,
+) -> Result<Value, RpcError> {
+    match method {
+        "initialize" => {
+            let asked = params["protocolVersion"].as_str().unwrap_or_default();
+            let version = PROTOCOL_VERSIONS
+                .iter()
+                .find(|v| **v == asked)
+                .copied()
+                .unwrap_or(PROTOCOL_VERSIONS[0]);
+            *new_session = Some(gateway.sessions.open(caller));
+            Ok(json!({
+                "protocolVersion": version,
+                "capabilities": {
+                    "tools": {"listChanged": false},
+                    "resources": {"listChanged": false},
+                    "prompts": {"listChanged": false},
+                },
+                "serverInfo": {"name": "stockyard", "version": env!("CARGO_PKG_VERSION")},
+                "instructions": "Tools of several MCP servers, named server__tool.",
+            }))
+        }
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({"tools": gateway.list_tools(installed, caller).await})),
+        "tools/call" => gateway.call_tool(installed, caller, params).await,
+        "resources/list" => list_of(installed, caller, "resources/list", "resources", "uri").await,
+        "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
+        "prompts/list" => list_of(installed, caller, "prompts/list", "prompts", "name").await,
+        "resources/read" => forward(installed, caller, "resources/read", params, "uri").await,
+        "prompts/get" => forward(installed, caller, "prompts/get", params, "name").await,
+        other => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("method not found: {other}"),
+        )),
+    }
+}
+
+/// Whether `caller` may use a server at all (some rule allows some tool of it): resources and
+/// prompts are shown per server.
+fn may_use(installed: &Installed, caller: &Caller, server: &str) -> bool {
+    installed.policy.may_use_server(caller, server)
+}
+
+/// Resources or prompts of every server `caller` may use, their `field` namespaced like tools.
+async fn list_of(
+    installed: &Installed,
+    caller: &Caller,
+    method: &str,
+    list: &str,
+    field: &str,
+) -> Result<Value, RpcError> {
+    let servers: Vec<_> = installed
+        .servers
+        .all()
+        .into_iter()
+        .filter(|s| may_use(installed, caller, &s.name))
+        .collect();
+    let answers =
+        futures_util::future::join_all(servers.iter().map(|s| s.request(method, json!({})))).await;
+    let mut out = Vec::new();
+    for (server, answer) in servers.iter().zip(answers) {
+        // A server without resources or prompts answers "method not found": nothing to show.
+        let Ok(answer) = answer else { continue };
+        for item in answer[list].as_array().into_iter().flatten() {
+            let mut item = item.clone();
+            if let Some(value) = item[field].as_str() {
+                item[field] = Value::String(format!("{}{SEPARATOR}{value}", server.name));
+            }
+            out.push(item);
+        }
+    }
+    Ok(json!({ list: out }))
+}
+
+/// A read or get to the server its namespaced `field` names.
+async fn forward(
+    installed: &Installed,
+    caller: &Caller,
+    method: &str,
+    params: &Value,
+    field: &str,
+) -> Result<Value, RpcError> {
+    let named = params[field].as_str().unwrap_or_default();
+    let unknown = || {
+        RpcError::new(
+            -32602,
+            format!("params.{field}: unknown {named:?}; names are server{SEPARATOR}name"),
+        )
+    };
+    let (server_name, own) = named.split_once(SEPARATOR).ok_or_else(unknown)?;
+    let server = installed.servers.get(server_name).ok_or_else(unknown)?;
+    if !may_use(installed, caller, server_name) {
+        return Err(unknown());
+    }
+    let mut params = params.clone();
+    params[field] = Value::String(own.to_string());
+    match server.request(method, params).await {
+        Ok(mut result) => {
+            installed.guard.apply(&mut result);
+            Ok(result)
+        }
+        Err(UpstreamError::Rpc {
+            code,
+            message,
+            data,
+            ..
+        }) => Err(RpcError {
+            code,
+            message,
+            data,
+        }),
+        Err(e) => Err(RpcError::new(
+            super::gateway::codes::UNAVAILABLE,
+            e.to_string(),
+        )),
+    }
+}
