@@ -90,6 +90,8 @@ pub enum AdminChange {
     RotateSecrets { new_key: Option<Secret<String>> },
     /// Remove cache entries (memory and file).
     PurgeCache(crate::store::CachePurge),
+    /// A change of the MCP gateway's servers or rules (see `mcp.rs`).
+    Mcp(super::mcp::McpChange),
 }
 
 pub struct Admin {
@@ -232,12 +234,13 @@ impl Admin {
             AdminChange::RemoveCredential { target } => self.remove_credential(actor, target).await,
             AdminChange::RotateSecrets { new_key } => self.rotate_secrets(actor, new_key).await,
             AdminChange::PurgeCache(purge) => super::cache_http::purge(self, actor, purge).await,
+            AdminChange::Mcp(change) => super::mcp::apply(self, actor, change).await,
         }
     }
 
     /// Changes one module's state through `edit`, then validates, builds the new chain, persists
     /// and audits (as `action` on `target`), and swaps the chain in.
-    async fn change_module(
+    pub(super) async fn change_module(
         &self,
         actor: &str,
         name: &str,

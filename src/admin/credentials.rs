@@ -82,6 +82,24 @@ impl Vault {
         Ok(vault)
     }
 
+    /// `text` sealed under the master key in force for the record `id`, as hex (what a module
+    /// config may hold: an MCP server's bearer token).
+    pub fn seal_text(&self, id: &str, text: &str) -> Result<String, String> {
+        self.master
+            .load()
+            .seal(id, text.as_bytes())
+            .map(hex::encode)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The text [`Vault::seal_text`] sealed for `id`; `None` when it does not open (another
+    /// master key, an edited value).
+    pub fn open_text(&self, id: &str, sealed_hex: &str) -> Option<Secret<String>> {
+        let sealed = hex::decode(sealed_hex).ok()?;
+        let bytes = self.master.load().open(id, &sealed).ok()?;
+        String::from_utf8(bytes).ok().map(Secret::new)
+    }
+
     /// Where the master key in force comes from.
     pub fn source(&self) -> &KeySource {
         &self.source

@@ -86,9 +86,9 @@ pub struct ServerConfig {
     pub url: Option<String>,
     /// The environment variable holding a bearer token for a remote server.
     pub bearer_env: Option<String>,
-    /// The id of a stored, sealed credential (`stockyard mcp servers add --token`) sent as a
-    /// bearer token; set by the admin path, never written by hand.
-    pub credential: Option<String>,
+    /// A bearer token sealed under the master key (hex), as the admin path stores it
+    /// (`stockyard mcp servers add NAME --url URL --token ...`); never written by hand.
+    pub sealed_token: Option<String>,
     /// Overrides the module's `timeout_ms` for this server.
     pub timeout_ms: Option<u64>,
 }

@@ -41,9 +41,15 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     build,
 };
 
-/// Opens the bearer token a server config names: a sealed credential, else an environment
-/// variable. Set by the server start-up (which holds the vault); absent in tests of the config.
-pub type TokenSource = dyn Fn(&config::ServerConfig) -> Option<Secret<String>> + Send + Sync;
+/// Opens a server's sealed bearer token (by server name and config). Installed by the server
+/// start-up, which holds the master key.
+pub type TokenSource = dyn Fn(&str, &config::ServerConfig) -> Option<Secret<String>> + Send + Sync;
+
+/// The id a server's token is sealed under (the associated data: a sealed token copied to
+/// another server does not open).
+pub fn token_id(server: &str) -> String {
+    format!("mcp:{server}")
+}
 
 /// How a server's token is opened; installed once by whoever holds the master key.
 #[derive(Default)]
@@ -53,12 +59,13 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn install(&self, source: Box<TokenSource>) {
+        // Once per proxy: the vault is the same for every chain.
         let _ = self.source.set(source);
     }
 
-    fn open(&self, server: &config::ServerConfig) -> Option<Secret<String>> {
+    fn open(&self, name: &str, server: &config::ServerConfig) -> Option<Secret<String>> {
         if let Some(source) = self.source.get()
-            && let Some(token) = source(server)
+            && let Some(token) = source(name, server)
         {
             return Some(token);
         }
@@ -76,10 +83,11 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
         .get_or_init(|| Gateway::new(deps.writer.clone()));
     let tokens = deps.shared.get_or_init(Tokens::default);
     let previous = gateway.current();
-    let servers =
-        servers::Servers::build(previous.as_ref().map(|p| &p.servers), &config, &|server| {
-            tokens.open(server)
-        });
+    let servers = servers::Servers::build(
+        previous.as_ref().map(|p| &p.servers),
+        &config,
+        &|name, server| tokens.open(name, server),
+    );
     let installed = Arc::new(gateway::Installed {
         config,
         policy,

@@ -175,7 +175,7 @@ impl Servers {
     pub fn build(
         previous: Option<&Servers>,
         config: &McpConfig,
-        token: &dyn Fn(&ServerConfig) -> Option<Secret<String>>,
+        token: &dyn Fn(&str, &ServerConfig) -> Option<Secret<String>>,
     ) -> Servers {
         let by_name = previous
             .map(|p| {
@@ -196,7 +196,7 @@ impl Servers {
             });
             let entry = match kept {
                 Some(kept) => kept.clone(),
-                None => Arc::new(Server::new(name, server, config, token(server))),
+                None => Arc::new(Server::new(name, server, config, token(name, server))),
             };
             next.insert(name.clone(), entry);
         }
