@@ -94,6 +94,7 @@ async fn apply(app: &Arc<App>, actor: &str, change: McpChange) -> Result<Value, 
         "action": entry.action,
         "target": entry.target,
         "revision": entry.details["after"]["config"]["revision"],
+        "details": entry.details,
     }))
 }
 
