@@ -610,8 +610,7 @@ fn config_errors_name_the_field() {
                [modules.mcp.servers.neither]\n[[modules.mcp.rules]]\nid = \"r\"\neffect = \"deny\"\narguments = { type = \"object\" }\n";
     let raw = stockyard::config::load_from_str(bad).unwrap();
     let err = stockyard::config::validate(&raw, &|_: &str| None)
-        .err()
-        .expect("invalid config")
+        .expect_err("invalid config")
         .to_string();
     assert!(err.contains("modules.mcp: servers.a__b: name"), "{err}");
     assert!(err.contains("servers.neither: needs a command"), "{err}");

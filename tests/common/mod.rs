@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod grants;
 pub mod prom;
+pub mod python;
 pub mod receiver;
 pub mod test_modules;
 
