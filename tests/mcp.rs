@@ -619,3 +619,50 @@ fn config_errors_name_the_field() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_older_sse_transport_answers_on_its_stream() {
+    use http_body_util::BodyExt;
+    let tables = format!(
+        "{}[[modules.mcp.rules]]\nid = \"all\"\n",
+        stdio_server("local", "")
+    );
+    let h = Harness::start_with(&toml("", &tables)).await;
+    let response = h.client.send(Method::GET, "/mcp/sse", "", &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut next_event = async || {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("no event within 10 s")
+            .unwrap()
+            .unwrap();
+        String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
+    };
+    let endpoint = next_event().await;
+    let path = endpoint
+        .strip_prefix("event: endpoint\ndata: ")
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(path.starts_with("/mcp/messages?session_id="), "{endpoint}");
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                      "params": {"name": "local__echo", "arguments": {"text": "old"}}});
+    let posted = h.client.post(&path, &call.to_string()).await;
+    assert_eq!(posted.status, 202);
+    let event = next_event().await;
+    let data: Value =
+        serde_json::from_str(event.strip_prefix("event: message\ndata: ").unwrap().trim()).unwrap();
+    assert_eq!(data["id"], json!(5));
+    assert_eq!(text_of(&data), "local: old");
+    // A made-up session is refused.
+    let stray = h
+        .client
+        .post("/mcp/messages?session_id=nope", &call.to_string())
+        .await;
+    assert_eq!(stray.status, 404);
+}

@@ -1,7 +1,8 @@
 //! The official MCP Python SDK (`mcp`, pinned in `tests/sdk/mcp-requirements.txt`) runs a session
 //! through `/mcp` unchanged but for URL and key: it connects (its own negotiation, falling back
 //! to the `initialize` handshake), lists the tools its key may see, calls an allowed one and gets
-//! a refusal naming the rule for another. Then the calls are in the ledger. Skipped, reason
+//! a refusal naming the rule for another; then the same over the older SSE transport
+//! (`/mcp/sse`). Then the calls are in the ledger. Skipped, reason
 //! printed, without a usable `python3`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -73,6 +74,7 @@ async fn the_official_python_sdk_runs_a_session_through_the_gateway() {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {ran}"));
     assert_eq!(seen["tools"], json!(["local__echo"]), "{seen}");
     assert_eq!(seen["echo"], json!(["local: from python"]), "{seen}");
+    assert_eq!(seen["sse_echo"], json!(["local: over sse"]), "{seen}");
     let refusal = seen["refusal"].to_string();
     assert!(refusal.contains("default"), "{refusal}");
 
@@ -86,6 +88,7 @@ async fn the_official_python_sdk_runs_a_session_through_the_gateway() {
     assert_eq!(
         decided,
         [
+            ("echo".to_string(), "python-echo".to_string()),
             ("echo".to_string(), "python-echo".to_string()),
             ("leak_secret".to_string(), "default".to_string())
         ]

@@ -1,6 +1,7 @@
 //! `ProxyBody`: the response body type of every route. A ready body is one frame with an exact
 //! length, so hyper writes headers and body together; a stream is the relay itself, polled by
-//! hyper, so dropping the body (the client went away) is the relay's own drop.
+//! hyper, so dropping the body (the client went away) is the relay's own drop; a channel carries
+//! frames a route's own task writes.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,6 +17,9 @@ pub enum ProxyBody {
     Stream(Box<Relay>),
     /// Nothing yet (a response whose body is set after its head).
     Empty,
+    /// Frames a task sends as it goes (an event stream a route writes itself); ends when the
+    /// sender is dropped, and dropping the body (the client went away) closes the channel.
+    Channel(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl ProxyBody {
@@ -41,6 +45,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Empty => Poll::Ready(None),
+            ProxyBody::Channel(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -52,7 +57,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Full(None) | ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Stream(_) => SizeHint::default(),
+            ProxyBody::Stream(_) | ProxyBody::Channel(_) => SizeHint::default(),
         }
     }
 }

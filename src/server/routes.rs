@@ -50,7 +50,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (Method::GET, "/ready") => ready(app).await,
         (Method::GET, "/metrics") => metrics(app),
-        (_, "/mcp") => mcp(app, request).await,
+        (_, "/mcp" | "/mcp/sse" | "/mcp/messages") => mcp(app, request).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
             crate::admin::http::route(app, request).await
         }
@@ -144,10 +144,28 @@ async fn mcp(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
         );
     };
     let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
     let (ctx, body) = match gate(app, Endpoint::ChatCompletions, request) {
         Ok(admitted) => admitted,
         Err(err) => return rpc_error(err.status(), &err.message()),
     };
+    let grant = ctx.identity.grant.as_ref();
+    let caller = crate::modules::mcp::Caller {
+        key_id: grant
+            .map(|g| g.key_id.clone())
+            .or_else(|| ctx.identity.key_id.clone()),
+        team_id: grant.and_then(|g| g.team_id().map(str::to_string)),
+    };
+    if path == "/mcp/sse" {
+        return match method {
+            hyper::Method::GET => render_mcp(server::open_event_stream(&gateway, &caller)),
+            _ => rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET /mcp/sse opens the stream",
+            ),
+        };
+    }
     let limit = app.proxy.chain.load().max_body_bytes();
     let body = match app
         .proxy
@@ -158,13 +176,17 @@ async fn mcp(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
         Ok((body, _permit)) => body,
         Err(err) => return rpc_error(err.status(), &err.message()),
     };
-    let grant = ctx.identity.grant.as_ref();
-    let caller = crate::modules::mcp::Caller {
-        key_id: grant
-            .map(|g| g.key_id.clone())
-            .or_else(|| ctx.identity.key_id.clone()),
-        team_id: grant.and_then(|g| g.team_id().map(str::to_string)),
-    };
+    if path == "/mcp/messages" {
+        return match method {
+            hyper::Method::POST => render_mcp(server::post_message(
+                gateway, installed, caller, &query, &body,
+            )),
+            _ => rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /mcp/messages sends a message",
+            ),
+        };
+    }
     let answer = server::handle(
         &gateway,
         &installed,
@@ -183,8 +205,12 @@ fn render_mcp(answer: crate::modules::mcp::server::Answer) -> Response<ProxyBody
     } else {
         "application/json"
     };
-    let has_body = answer.body.is_some();
-    let mut response = Response::new(answer.body.map_or_else(ProxyBody::empty, ProxyBody::full));
+    let has_body = answer.body.is_some() || answer.stream.is_some();
+    let body = match (answer.stream, answer.body) {
+        (Some(stream), _) => ProxyBody::Channel(stream),
+        (None, body) => body.map_or_else(ProxyBody::empty, ProxyBody::full),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = answer.status;
     if has_body {
         response.headers_mut().insert(

@@ -1,7 +1,8 @@
 """The official MCP Python SDK against Stockyard's /mcp, unchanged but for URL and key.
 
-argv: the /mcp URL and a client key. Lists tools, calls an allowed tool and a refused one, and
-prints what it saw as one JSON object for tests/mcp_sdk.rs to check.
+argv: the /mcp URL and a client key. Over Streamable HTTP: lists tools, calls an allowed tool and
+a refused one; over the older SSE transport (/mcp/sse): calls the allowed tool again. Prints what
+it saw as one JSON object for tests/mcp_sdk.rs to check.
 """
 
 import asyncio
@@ -10,6 +11,7 @@ import sys
 
 import httpx2
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 
@@ -27,7 +29,12 @@ async def main(url: str, key: str) -> None:
                            "text": [part.text for part in refused.content]}
             except Exception as error:  # the SDK raises JSON-RPC errors
                 refusal = {"raised": True, "message": str(error)}
-    print(json.dumps({"tools": names, "echo": texts, "refusal": refusal}))
+    # The older HTTP+SSE transport, for clients that still speak only it.
+    sse_url = url.rsplit("/mcp", 1)[0] + "/mcp/sse"
+    async with Client(sse_client(sse_url, headers=headers)) as client:
+        old = await client.call_tool("local__echo", {"text": "over sse"})
+        sse_texts = [part.text for part in old.content]
+    print(json.dumps({"tools": names, "echo": texts, "refusal": refusal, "sse_echo": sse_texts}))
 
 
 if __name__ == "__main__":

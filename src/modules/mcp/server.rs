@@ -7,6 +7,11 @@
 //! server-to-client stream) answers 405: the gateway sends no requests of its own. DELETE ends a
 //! session. `notifications/cancelled` stops the named request, which abandons its upstream call.
 //!
+//! The older HTTP+SSE transport (revision 2024-11-05) is served too, for clients that still
+//! speak only it: `GET /mcp/sse` opens an event stream whose first `endpoint` event names
+//! `/mcp/messages?session_id=...`; each message POSTed there gets 202 and its answer goes out on
+//! that stream.
+//!
 //! Who the client is was settled before this (the chain's `on_headers`, as for `/v1`).
 
 use std::collections::HashMap;
@@ -16,7 +21,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use super::gateway::{Gateway, Installed, RpcError, SEPARATOR};
 use super::policy::Caller;
@@ -37,6 +42,8 @@ pub struct Answer {
     /// `None`: no body. Content type `application/json` unless `event_stream`.
     pub body: Option<Bytes>,
     pub event_stream: bool,
+    /// An open event stream (the older SSE transport), instead of `body`.
+    pub stream: Option<mpsc::Receiver<Bytes>>,
 }
 
 impl Answer {
@@ -46,6 +53,7 @@ impl Answer {
             headers: Vec::new(),
             body: None,
             event_stream: false,
+            stream: None,
         }
     }
 
@@ -58,6 +66,7 @@ impl Answer {
             headers: Vec::new(),
             body: Some(Bytes::from(body.to_string())),
             event_stream: false,
+            stream: None,
         }
     }
 }
@@ -66,6 +75,8 @@ struct Session {
     /// The key that opened it (`None` in local mode).
     key_id: Option<String>,
     created_ms: i64,
+    /// The event stream of an older-transport session, where its answers go.
+    events: Option<mpsc::Sender<Bytes>>,
 }
 
 /// Open sessions and the requests in flight (so a cancellation can reach them).
@@ -77,6 +88,10 @@ pub struct Sessions {
 
 impl Sessions {
     fn open(&self, caller: &Caller) -> String {
+        self.open_with(caller, None)
+    }
+
+    fn open_with(&self, caller: &Caller, events: Option<mpsc::Sender<Bytes>>) -> String {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.len() >= MAX_SESSIONS
@@ -92,6 +107,7 @@ impl Sessions {
             Session {
                 key_id: caller.key_id.clone(),
                 created_ms: crate::store::now_ms(),
+                events,
             },
         );
         id
@@ -103,6 +119,16 @@ impl Sessions {
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
             .is_some_and(|s| s.key_id == caller.key_id)
+    }
+
+    /// The event stream of `caller`'s older-transport session `id`.
+    fn events(&self, id: &str, caller: &Caller) -> Option<mpsc::Sender<Bytes>> {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .filter(|s| s.key_id == caller.key_id)
+            .and_then(|s| s.events.clone())
     }
 
     fn close(&self, id: &str) -> bool {
@@ -249,12 +275,14 @@ pub async fn handle(
             headers: Vec::new(),
             body: Some(Bytes::from(reply.to_string())),
             event_stream: false,
+            stream: None,
         },
         Some(reply) => Answer {
             status: StatusCode::OK,
             headers: Vec::new(),
             body: Some(Bytes::from(format!("event: message\ndata: {reply}\n\n"))),
             event_stream: true,
+            stream: None,
         },
     };
     if let Some(id) = new_session
@@ -265,6 +293,84 @@ pub async fn handle(
             .push((HeaderName::from_static("mcp-session-id"), value));
     }
     answer
+}
+
+/// `GET /mcp/sse` (the older transport): an event stream whose first event names where to POST.
+pub fn open_event_stream(gateway: &Gateway, caller: &Caller) -> Answer {
+    // Room for a burst of answers; a client that stops reading loses its session's answers
+    // (the sender sees the stream full or closed) rather than holding the gateway's memory.
+    let (tx, rx) = mpsc::channel(64);
+    let id = gateway.sessions.open_with(caller, Some(tx.clone()));
+    let first = format!("event: endpoint\ndata: /mcp/messages?session_id={id}\n\n");
+    if tx.try_send(Bytes::from(first)).is_err() {
+        return Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            -32603,
+            "stream not opened",
+        );
+    }
+    let mut answer = Answer::status(StatusCode::OK);
+    answer.event_stream = true;
+    answer.stream = Some(rx);
+    answer
+}
+
+/// `POST /mcp/messages?session_id=...` (the older transport): 202 at once; the answer goes out
+/// on the session's event stream when it is ready.
+pub fn post_message(
+    gateway: Arc<Gateway>,
+    installed: Arc<Installed>,
+    caller: Caller,
+    query: &str,
+    body: &Bytes,
+) -> Answer {
+    let Some(id) = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("session_id="))
+        .map(str::to_string)
+    else {
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "session_id: required (from the endpoint event of GET /mcp/sse)",
+        );
+    };
+    let Some(events) = gateway.sessions.events(&id, &caller) else {
+        return Answer::error(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "unknown session_id; open GET /mcp/sse again",
+        );
+    };
+    let message: Value = match serde_json::from_slice(body) {
+        Ok(message @ Value::Object(_)) => message,
+        Ok(_) => {
+            return Answer::error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "the body must be one JSON-RPC message",
+            );
+        }
+        Err(e) => {
+            return Answer::error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                &format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    tokio::spawn(async move {
+        let mut unused = None;
+        let reply = one(&gateway, &installed, &caller, &id, message, &mut unused).await;
+        if let Some(reply) = reply {
+            let event = Bytes::from(format!("event: message\ndata: {reply}\n\n"));
+            if events.send(event).await.is_err() {
+                // The client closed the stream: its session ends with it.
+                gateway.sessions.close(&id);
+            }
+        }
+    });
+    Answer::status(StatusCode::ACCEPTED)
 }
 
 /// One message: its answer, or `None` for a notification or a client's answer.
