@@ -198,8 +198,10 @@ async fn a_key_sees_and_calls_only_what_its_rules_allow() {
     assert_eq!(
         a.tool_names().await,
         [
+            "local__count",
             "local__echo",
             "local__leak_secret",
+            "remote__count",
             "remote__echo",
             "remote__leak_secret"
         ]
@@ -573,7 +575,7 @@ async fn a_remote_server_gets_its_sealed_token_and_nothing_stores_it_in_clear() 
     .await;
     let mut c = Client::new(&h, None);
     c.initialize().await;
-    assert_eq!(c.tool_names().await.len(), 3);
+    assert_eq!(c.tool_names().await.len(), 4);
     assert_eq!(
         text_of(&c.call("remote__echo", json!({"text": "t"})).await),
         "remote: t"
@@ -665,4 +667,57 @@ async fn the_older_sse_transport_answers_on_its_stream() {
         .post("/mcp/messages?session_id=nope", &call.to_string())
         .await;
     assert_eq!(stray.status, 404);
+}
+
+#[tokio::test]
+async fn progress_notifications_reach_the_client_under_its_own_token() {
+    let remote = MockMcp::start("remote").await.unwrap();
+    let tables = format!(
+        "{}{}[[modules.mcp.rules]]\nid = \"all\"\n",
+        stdio_server("local", ""),
+        http_server("remote", &remote.url())
+    );
+    let h = Harness::start_with(&toml("", &tables)).await;
+    for (tool, token) in [("local__count", json!("p-1")), ("remote__count", json!(7))] {
+        let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": tool, "arguments": {"n": 3}, "_meta": {"progressToken": token}}});
+        let answer = h
+            .client
+            .call(
+                Method::POST,
+                "/mcp",
+                &call.to_string(),
+                &[("accept", "application/json, text/event-stream")],
+            )
+            .await;
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/event-stream"),
+            "{tool}"
+        );
+        let events: Vec<Value> = answer
+            .text()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("event: message\ndata: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(events.len(), 4, "{tool}: {}", answer.text());
+        for (step, note) in events[..3].iter().enumerate() {
+            assert_eq!(note["method"], "notifications/progress");
+            assert_eq!(
+                note["params"]["progressToken"], token,
+                "{tool}: the client's token"
+            );
+            assert_eq!(note["params"]["progress"], json!(step + 1));
+        }
+        assert_eq!(events[3]["id"], json!(3));
+        assert_eq!(text_of(&events[3]), "counted to 3");
+    }
+    // Without a token, the same call is one JSON answer.
+    let mut c = Client::new(&h, None);
+    c.initialize().await;
+    assert_eq!(
+        text_of(&c.call("local__count", json!({"n": 2})).await),
+        "counted to 2"
+    );
 }

@@ -141,7 +141,12 @@ async fn the_cli_manages_servers_and_rules_offline_and_beside_a_server() {
     let tools = ok(&db, &["mcp", "tools"]);
     assert_eq!(
         tools.lines().collect::<Vec<_>>(),
-        ["local__echo", "local__leak_secret", "local__stall"]
+        [
+            "local__echo",
+            "local__leak_secret",
+            "local__stall",
+            "local__count"
+        ]
     );
 
     let client = TestClient::new(url);

@@ -188,8 +188,8 @@ async fn mcp(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
         };
     }
     let answer = server::handle(
-        &gateway,
-        &installed,
+        gateway,
+        installed,
         &caller,
         &method,
         &ctx.request.headers,

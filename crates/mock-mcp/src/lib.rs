@@ -2,7 +2,8 @@
 //! ([`MockMcp::start`]). Its tools:
 //! - `echo {text}`: answers `"<server>: <text>"`, so a test sees which server answered;
 //! - `leak_secret`: answers text holding an AWS-shaped access key id (for guardrail tests);
-//! - `stall {ms}`: answers after `ms` milliseconds (default 60 s), for timeout tests.
+//! - `stall {ms}`: answers after `ms` milliseconds (default 60 s), for timeout tests;
+//! - `count {n}`: sends `n` progress notifications (to the call's `progressToken`), then answers.
 //!
 //! Requests are answered concurrently (a stalled call holds nobody else up), and the HTTP server
 //! records the `authorization` header of each request so tests can check stored credentials.
@@ -23,14 +24,26 @@ use serde_json::{Value, json};
 /// The secret `leak_secret` returns: shaped like an AWS access key id.
 pub const SECRET: &str = "AKIAZ7Q3R5T2W9X4Y6PL";
 
-/// The answer to one JSON-RPC message (`None` for notifications), after `delay`.
-fn answer(server: &str, message: &Value) -> (Option<Value>, Duration) {
+/// What one JSON-RPC message gets: notifications sent first, then the answer (`None` for a
+/// notification), after `delay`.
+struct Reply {
+    notes: Vec<Value>,
+    answer: Option<Value>,
+    delay: Duration,
+}
+
+fn answer(server: &str, message: &Value) -> Reply {
     let id = message.get("id").cloned();
     let method = message["method"].as_str().unwrap_or_default();
     let Some(id) = id else {
-        return (None, Duration::ZERO);
+        return Reply {
+            notes: Vec::new(),
+            answer: None,
+            delay: Duration::ZERO,
+        };
     };
     let mut delay = Duration::ZERO;
+    let mut notes = Vec::new();
     let result = match method {
         "initialize" => Ok(json!({
             "protocolVersion": message["params"]["protocolVersion"].as_str().unwrap_or("2025-06-18"),
@@ -45,6 +58,8 @@ fn answer(server: &str, message: &Value) -> (Option<Value>, Duration) {
              "inputSchema": {"type": "object", "properties": {}}},
             {"name": "stall", "description": "answers after ms milliseconds",
              "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer"}}}},
+            {"name": "count", "description": "reports n steps of progress, then answers",
+             "inputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}}},
         ]})),
         "tools/call" => {
             let args = &message["params"]["arguments"];
@@ -56,6 +71,17 @@ fn answer(server: &str, message: &Value) -> (Option<Value>, Duration) {
                 "leak_secret" => Ok(text_result(&format!(
                     "the deploy key is {SECRET} keep it safe"
                 ))),
+                "count" => {
+                    let n = args["n"].as_u64().unwrap_or(3);
+                    if let Some(token) = message["params"]["_meta"].get("progressToken") {
+                        for step in 1..=n {
+                            notes
+                                .push(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                                "params": {"progressToken": token, "progress": step, "total": n}}));
+                        }
+                    }
+                    Ok(text_result(&format!("counted to {n}")))
+                }
                 "stall" => {
                     delay = Duration::from_millis(args["ms"].as_u64().unwrap_or(60_000));
                     Ok(text_result("finally"))
@@ -79,7 +105,11 @@ fn answer(server: &str, message: &Value) -> (Option<Value>, Duration) {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
     };
-    (Some(body), delay)
+    Reply {
+        notes,
+        answer: Some(body),
+        delay,
+    }
 }
 
 fn text_result(text: &str) -> Value {
@@ -98,12 +128,16 @@ pub fn run_stdio(server: &str) -> ! {
         let stdout = stdout.clone();
         let server = server.to_string();
         std::thread::spawn(move || {
-            let (reply, delay) = answer(&server, &message);
-            if let Some(reply) = reply {
-                std::thread::sleep(delay);
+            let reply = answer(&server, &message);
+            let write = |line: &Value| {
                 let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(out, "{reply}");
+                let _ = writeln!(out, "{line}");
                 let _ = out.flush();
+            };
+            reply.notes.iter().for_each(write);
+            if let Some(answer) = reply.answer {
+                std::thread::sleep(reply.delay);
+                write(&answer);
             }
         });
     }
@@ -183,17 +217,24 @@ async fn handle(
     };
     let is_call = message["method"] == "tools/call";
     let is_init = message["method"] == "initialize";
-    let (reply, delay) = answer(&server, &message);
+    let Reply {
+        notes,
+        answer: reply,
+        delay,
+    } = answer(&server, &message);
     tokio::time::sleep(delay).await;
     let Some(reply) = reply else {
         return Ok(status_only(StatusCode::ACCEPTED));
     };
-    // Tool calls answer as an event stream, the rest as JSON: a client must take both.
+    // Tool calls answer as an event stream (progress first), the rest as JSON: a client must
+    // take both.
     let (content_type, body) = if is_call {
-        (
-            "text/event-stream",
-            format!("event: message\ndata: {reply}\n\n"),
-        )
+        let mut events: String = notes
+            .iter()
+            .map(|n| format!("event: message\ndata: {n}\n\n"))
+            .collect();
+        events.push_str(&format!("event: message\ndata: {reply}\n\n"));
+        ("text/event-stream", events)
     } else {
         ("application/json", reply.to_string())
     };

@@ -12,7 +12,7 @@ use super::config::{GuardAction, McpConfig};
 use super::guard::ResultGuard;
 use super::policy::{Caller, Decision, Policy};
 use super::servers::Servers;
-use super::upstream::UpstreamError;
+use super::upstream::{Progress, UpstreamError};
 use crate::ledger::LedgerDraft;
 use crate::modules::background::Policies;
 use crate::store::counters::{HotCounters, MemoryCounters, ReserveError, Window};
@@ -125,11 +125,14 @@ impl Gateway {
     }
 
     /// Calls a namespaced tool for `caller`, deciding, limiting, guarding and recording it.
+    /// With `progress`, and a `progressToken` in the call's `_meta`, the upstream server's
+    /// progress notifications reach the client (as whole notifications, under its own token).
     pub async fn call_tool(
         &self,
         installed: &Installed,
         caller: &Caller,
         params: &Value,
+        progress: Option<tokio::sync::mpsc::Sender<Value>>,
     ) -> Result<Value, RpcError> {
         let started = Instant::now();
         let Some(name) = params["name"].as_str() else {
@@ -189,7 +192,18 @@ impl Gateway {
         if let Some(meta) = params.get("_meta") {
             upstream_params["_meta"] = meta.clone();
         }
-        let result = server.request("tools/call", upstream_params).await;
+        let relay = match (progress, params["_meta"].get("progressToken")) {
+            (Some(client), Some(token)) => {
+                // A token of our own upstream: two clients may both use `1`.
+                let ours = format!("stockyard-{}", uuid::Uuid::new_v4().simple());
+                upstream_params["_meta"]["progressToken"] = Value::String(ours.clone());
+                Some(relay_progress(ours, token.clone(), client))
+            }
+            _ => None,
+        };
+        let result = server
+            .request_with("tools/call", upstream_params, relay)
+            .await;
         match result {
             Ok(mut result) => {
                 let found = installed.guard.apply(&mut result);
@@ -246,6 +260,27 @@ impl Gateway {
     fn record(&self, write: McpCallWrite) {
         self.writer.submit_mcp_call(write);
     }
+}
+
+/// A progress channel for the upstream request whose notifications a task re-addresses to the
+/// client's token and passes on; the task ends when the request drops its end.
+fn relay_progress(
+    ours: String,
+    theirs: Value,
+    client: tokio::sync::mpsc::Sender<Value>,
+) -> Progress {
+    let (sink, mut notes) = tokio::sync::mpsc::channel::<Value>(32);
+    tokio::spawn(async move {
+        while let Some(mut params) = notes.recv().await {
+            params["progressToken"] = theirs.clone();
+            let note =
+                json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": params});
+            if client.send(note).await.is_err() {
+                break;
+            }
+        }
+    });
+    Progress { token: ours, sink }
 }
 
 fn unknown_tool(name: &str) -> RpcError {

@@ -169,8 +169,8 @@ impl Sessions {
 
 /// Serves one HTTP exchange on `/mcp`.
 pub async fn handle(
-    gateway: &Gateway,
-    installed: &Installed,
+    gateway: Arc<Gateway>,
+    installed: Arc<Installed>,
     caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
@@ -243,22 +243,46 @@ pub async fn handle(
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|a| a.contains("application/json") || a.contains("*/*"));
+    let accepts_events = headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
     let scope = session.clone().unwrap_or_default();
     let mut new_session = None;
     let reply = match message {
         Value::Array(batch) if !batch.is_empty() => {
             let mut replies = Vec::new();
             for item in batch {
-                if let Some(r) =
-                    one(gateway, installed, caller, &scope, item, &mut new_session).await
+                if let Some(r) = one(
+                    &gateway,
+                    &installed,
+                    caller,
+                    &scope,
+                    item,
+                    &mut new_session,
+                    None,
+                )
+                .await
                 {
                     replies.push(r);
                 }
             }
             (!replies.is_empty()).then_some(Value::Array(replies))
         }
+        item @ Value::Object(_) if accepts_events && wants_progress(&item) => {
+            return progress_stream(gateway, installed, caller.clone(), scope, item);
+        }
         item @ Value::Object(_) => {
-            one(gateway, installed, caller, &scope, item, &mut new_session).await
+            one(
+                &gateway,
+                &installed,
+                caller,
+                &scope,
+                item,
+                &mut new_session,
+                None,
+            )
+            .await
         }
         _ => {
             return Answer::error(
@@ -292,6 +316,59 @@ pub async fn handle(
             .headers
             .push((HeaderName::from_static("mcp-session-id"), value));
     }
+    answer
+}
+
+/// A tool call that asks for progress (`_meta.progressToken`).
+fn wants_progress(message: &Value) -> bool {
+    message["method"] == "tools/call"
+        && message.get("id").is_some()
+        && message["params"]["_meta"].get("progressToken").is_some()
+}
+
+/// Answers a tool call as an event stream: its progress notifications as they come, then its
+/// answer, then the end of the stream.
+fn progress_stream(
+    gateway: Arc<Gateway>,
+    installed: Arc<Installed>,
+    caller: Caller,
+    scope: String,
+    message: Value,
+) -> Answer {
+    let (events, stream) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let (notes, mut incoming) = mpsc::channel::<Value>(32);
+        let relay_events = events.clone();
+        let relay = tokio::spawn(async move {
+            while let Some(note) = incoming.recv().await {
+                let event = Bytes::from(format!("event: message\ndata: {note}\n\n"));
+                if relay_events.send(event).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut unused = None;
+        let reply = one(
+            &gateway,
+            &installed,
+            &caller,
+            &scope,
+            message,
+            &mut unused,
+            Some(notes),
+        )
+        .await;
+        // Every progress note is out before the answer: the call's end dropped the last sender.
+        let _ = relay.await;
+        if let Some(reply) = reply {
+            let _ = events
+                .send(Bytes::from(format!("event: message\ndata: {reply}\n\n")))
+                .await;
+        }
+    });
+    let mut answer = Answer::status(StatusCode::OK);
+    answer.event_stream = true;
+    answer.stream = Some(stream);
     answer
 }
 
@@ -361,7 +438,16 @@ pub fn post_message(
     };
     tokio::spawn(async move {
         let mut unused = None;
-        let reply = one(&gateway, &installed, &caller, &id, message, &mut unused).await;
+        let reply = one(
+            &gateway,
+            &installed,
+            &caller,
+            &id,
+            message,
+            &mut unused,
+            None,
+        )
+        .await;
         if let Some(reply) = reply {
             let event = Bytes::from(format!("event: message\ndata: {reply}\n\n"));
             if events.send(event).await.is_err() {
@@ -381,6 +467,7 @@ async fn one(
     scope: &str,
     message: Value,
     new_session: &mut Option<String>,
+    progress: Option<mpsc::Sender<Value>>,
 ) -> Option<Value> {
     let id = message.get("id").cloned();
     let Some(method) = message.get("method").and_then(Value::as_str) else {
@@ -403,7 +490,15 @@ async fn one(
     };
     let key = format!("{scope}/{id}");
     let cancelled = gateway.sessions.start(key.clone());
-    let work = dispatch(gateway, installed, caller, method, &params, new_session);
+    let work = dispatch(
+        gateway,
+        installed,
+        caller,
+        method,
+        &params,
+        new_session,
+        progress,
+    );
     let result = tokio::select! {
         result = work => result,
         () = cancelled.notified() => Err(RpcError::new(-32800, "request cancelled")),
@@ -426,6 +521,7 @@ async fn dispatch(
     method: &str,
     params: &Value,
     new_session: &mut Option<String>,
+    progress: Option<mpsc::Sender<Value>>,
 ) -> Result<Value, RpcError> {
     match method {
         "initialize" => {
@@ -449,7 +545,7 @@ async fn dispatch(
         }
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({"tools": gateway.list_tools(installed, caller).await})),
-        "tools/call" => gateway.call_tool(installed, caller, params).await,
+        "tools/call" => gateway.call_tool(installed, caller, params, progress).await,
         "resources/list" => list_of(installed, caller, "resources/list", "resources", "uri").await,
         "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
         "prompts/list" => list_of(installed, caller, "prompts/list", "prompts", "name").await,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::config::{McpConfig, ServerConfig};
 use super::upstream::http::HttpTransport;
 use super::upstream::stdio::StdioTransport;
-use super::upstream::{Transport, UpstreamError, handshake};
+use super::upstream::{Progress, Transport, UpstreamError, handshake};
 use crate::secret::Secret;
 
 /// Opens a breaker after `failures` consecutive failures, for `open_for`; after that one call
@@ -109,6 +109,16 @@ impl Server {
 
     /// One request through the breaker and the deadline, counted by the breaker.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        self.request_with(method, params, None).await
+    }
+
+    /// Like [`Server::request`], passing the request's progress notifications to `progress`.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        params: Value,
+        progress: Option<Progress>,
+    ) -> Result<Value, UpstreamError> {
         self.admit()?;
         let result = match tokio::time::timeout(self.timeout, self.connection()).await {
             Err(_) => Err(UpstreamError::Timeout {
@@ -116,7 +126,11 @@ impl Server {
                 after_ms: self.timeout.as_millis() as u64,
             }),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(connection)) => connection.request(method, params, self.timeout).await,
+            Ok(Ok(connection)) => {
+                connection
+                    .request(method, params, self.timeout, progress)
+                    .await
+            }
         };
         if matches!(result, Err(UpstreamError::Unavailable { .. }))
             && let Ok(mut slot) = self.connection.try_lock()

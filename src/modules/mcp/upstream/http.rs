@@ -64,8 +64,14 @@ impl HttpTransport {
         }
     }
 
-    /// Posts one message; returns the answer with `id` (`None` for a notification).
-    async fn post(&self, message: &Value, id: Option<i64>) -> Result<Option<Value>, UpstreamError> {
+    /// Posts one message; returns the answer with `id` (`None` for a notification). Progress
+    /// notifications on the answer's event stream go to `progress`.
+    async fn post(
+        &self,
+        message: &Value,
+        id: Option<i64>,
+        progress: Option<&tokio::sync::mpsc::Sender<Value>>,
+    ) -> Result<Option<Value>, UpstreamError> {
         let mut builder = hyper::Request::post(self.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
@@ -130,12 +136,20 @@ impl HttpTransport {
             if buffer.len() > MAX_ANSWER_BYTES {
                 return Err(self.unavailable("the answer is too large".into()));
             }
-            if is_stream && let Some(answer) = answer_in_events(&buffer, id) {
-                return Ok(Some(answer));
+            if is_stream {
+                for event in take_events(&mut buffer) {
+                    if let Some(answer) = sort_event(event, id, progress) {
+                        return Ok(Some(answer));
+                    }
+                }
             }
         }
         let answer = if is_stream {
-            answer_in_events(&buffer, id)
+            // A stream that ended without a blank line after its last event.
+            buffer.extend_from_slice(b"\n\n");
+            take_events(&mut buffer)
+                .into_iter()
+                .find_map(|event| sort_event(event, id, progress))
         } else {
             serde_json::from_slice::<Value>(&buffer).ok()
         };
@@ -145,21 +159,47 @@ impl HttpTransport {
     }
 }
 
-/// The JSON-RPC answer with `id` among the complete events of an event stream, if there.
-fn answer_in_events(buffer: &[u8], id: i64) -> Option<Value> {
-    let text = String::from_utf8_lossy(buffer).replace("\r\n", "\n");
-    let complete = text.rfind("\n\n").map(|end| &text[..end])?;
-    complete.split("\n\n").find_map(|event| {
+/// The JSON messages of the complete events at the start of `buffer`, which keeps the rest.
+fn take_events(buffer: &mut BytesMut) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(buffer);
+        let end = [("\n\n", 2), ("\r\n\r\n", 4)]
+            .iter()
+            .filter_map(|(sep, len)| text.find(sep).map(|at| (at, *len)))
+            .min();
+        let Some((at, len)) = end else { break };
+        let event = text[..at].to_string();
+        let _ = buffer.split_to(at + len);
         let data: Vec<&str> = event
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .map(|d| d.strip_prefix(' ').unwrap_or(d))
             .collect();
-        let message: Value = serde_json::from_str(&data.join("\n")).ok()?;
-        (message["id"].as_i64() == Some(id)
-            && (message.get("result").is_some() || message.get("error").is_some()))
-        .then_some(message)
-    })
+        if let Ok(message) = serde_json::from_str::<Value>(&data.join("\n")) {
+            out.push(message);
+        }
+    }
+    out
+}
+
+/// The answer to `id`, if `event` is it; a progress notification goes to `progress`.
+fn sort_event(
+    event: Value,
+    id: i64,
+    progress: Option<&tokio::sync::mpsc::Sender<Value>>,
+) -> Option<Value> {
+    if event["id"].as_i64() == Some(id)
+        && (event.get("result").is_some() || event.get("error").is_some())
+    {
+        return Some(event);
+    }
+    if event["method"] == "notifications/progress"
+        && let Some(progress) = progress
+    {
+        let _ = progress.try_send(event["params"].clone());
+    }
+    None
 }
 
 #[async_trait]
@@ -169,10 +209,13 @@ impl Transport for HttpTransport {
         method: &str,
         params: Value,
         timeout: Duration,
+        progress: Option<super::Progress>,
     ) -> Result<Value, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let answer = match tokio::time::timeout(timeout, self.post(&message, Some(id))).await {
+        let sink = progress.map(|p| p.sink);
+        let post = self.post(&message, Some(id), sink.as_ref());
+        let answer = match tokio::time::timeout(timeout, post).await {
             Err(_) => {
                 return Err(UpstreamError::Timeout {
                     server: self.server.clone(),
@@ -195,7 +238,8 @@ impl Transport for HttpTransport {
     async fn notify(&self, method: &str, params: Value) {
         let message = json!({"jsonrpc": "2.0", "method": method, "params": params});
         // Bounded: a notification must not outlive the call that sent it by much.
-        let sent = tokio::time::timeout(Duration::from_secs(5), self.post(&message, None)).await;
+        let sent =
+            tokio::time::timeout(Duration::from_secs(5), self.post(&message, None, None)).await;
         if let Ok(Err(e)) = sent {
             tracing::debug!(error = %e, method, "mcp notification not delivered");
         }
@@ -207,13 +251,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_answer_is_found_among_events() {
-        let stream = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
+    fn events_are_sorted_into_the_answer_and_progress() {
+        let stream = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\r\n\r\nevent: mess";
+        let mut buffer = BytesMut::from(&stream[..]);
+        let events = take_events(&mut buffer);
+        assert_eq!(events.len(), 2);
+        assert_eq!(&buffer[..], b"event: mess");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let mut found = None;
+        for event in events {
+            found = found.or(sort_event(event, 3, Some(&tx)));
+        }
         assert_eq!(
-            answer_in_events(stream, 3),
-            Some(json!({"jsonrpc":"2.0","id":3,"result":{}}))
+            found,
+            Some(json!({"jsonrpc": "2.0", "id": 3, "result": {}}))
         );
-        assert_eq!(answer_in_events(stream, 4), None);
-        assert_eq!(answer_in_events(&stream[..stream.len() - 1], 3), None);
+        assert_eq!(rx.try_recv().ok(), Some(json!({"progress": 1})));
     }
 }

@@ -33,15 +33,33 @@ pub enum UpstreamError {
     },
 }
 
+/// Where the progress notifications of one request go: the `progressToken` the request carries
+/// upstream (unique to the gateway, so two clients' tokens can't collide), and the channel that
+/// takes each notification's `params`. Progress is worth less than the call: a full channel
+/// drops a notification rather than hold the connection up.
+pub struct Progress {
+    pub token: String,
+    pub sink: tokio::sync::mpsc::Sender<Value>,
+}
+
+/// The key a progress token is filed under (tokens are strings or numbers).
+pub fn token_key(token: &Value) -> String {
+    match token {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[async_trait]
 pub trait Transport: Send + Sync {
-    /// Sends a request and waits for its answer, at most `timeout`. Cancel-safe: dropping the
-    /// future abandons the request.
+    /// Sends a request and waits for its answer, at most `timeout`, passing its progress
+    /// notifications to `progress`. Cancel-safe: dropping the future abandons the request.
     async fn request(
         &self,
         method: &str,
         params: Value,
         timeout: Duration,
+        progress: Option<Progress>,
     ) -> Result<Value, UpstreamError>;
     /// Sends a notification (no answer).
     async fn notify(&self, method: &str, params: Value);
@@ -61,7 +79,9 @@ pub async fn handshake(
         "capabilities": {},
         "clientInfo": {"name": "stockyard", "version": env!("CARGO_PKG_VERSION")},
     });
-    let result = transport.request("initialize", params, timeout).await?;
+    let result = transport
+        .request("initialize", params, timeout, None)
+        .await?;
     transport
         .notify("notifications/initialized", json!({}))
         .await;

@@ -18,12 +18,15 @@ use super::{Transport, UpstreamError, into_result};
 use crate::modules::mcp::config::ServerConfig;
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>;
+/// Progress channels by the token their request carries.
+type Listeners = Arc<Mutex<HashMap<String, tokio::sync::mpsc::Sender<Value>>>>;
 
 pub struct StdioTransport {
     server: String,
     child: Mutex<Option<Child>>,
     lines: std::sync::mpsc::Sender<String>,
     pending: Pending,
+    listeners: Listeners,
     next_id: AtomicI64,
     alive: Arc<AtomicBool>,
 }
@@ -68,13 +71,20 @@ impl StdioTransport {
                 }
             })
             .map_err(|e| unavailable(format!("cannot start a writer thread: {e}")))?;
+        let listeners: Listeners = Arc::default();
+        let reader_listeners = listeners.clone();
         let reader_pending = pending.clone();
         let reader_alive = alive.clone();
         let reader_lines = lines.clone();
         std::thread::Builder::new()
             .name(format!("mcp-{server}-out"))
             .spawn(move || {
-                read_loop(BufReader::new(stdout), &reader_pending, &reader_lines);
+                read_loop(
+                    BufReader::new(stdout),
+                    &reader_pending,
+                    &reader_listeners,
+                    &reader_lines,
+                );
                 reader_alive.store(false, Ordering::SeqCst);
                 // Whoever still waits gets "closed" now rather than at its deadline.
                 reader_pending
@@ -88,13 +98,19 @@ impl StdioTransport {
             child: Mutex::new(Some(child)),
             lines,
             pending,
+            listeners,
             next_id: AtomicI64::new(1),
             alive,
         })
     }
 }
 
-fn read_loop(stdout: impl BufRead, pending: &Pending, lines: &std::sync::mpsc::Sender<String>) {
+fn read_loop(
+    stdout: impl BufRead,
+    pending: &Pending,
+    listeners: &Listeners,
+    lines: &std::sync::mpsc::Sender<String>,
+) {
     for line in stdout.lines() {
         let Ok(line) = line else { break };
         let Ok(message) = serde_json::from_str::<Value>(&line) else {
@@ -118,6 +134,17 @@ fn read_loop(stdout: impl BufRead, pending: &Pending, lines: &std::sync::mpsc::S
                     "error": {"code": -32601, "message": "not supported by the stockyard gateway"}});
                 let _ = lines.send(refusal.to_string());
             }
+            _ if message["method"] == "notifications/progress" => {
+                let key = super::token_key(&message["params"]["progressToken"]);
+                let listener = listeners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&key)
+                    .cloned();
+                if let Some(listener) = listener {
+                    let _ = listener.try_send(message["params"].clone());
+                }
+            }
             _ => {}
         }
     }
@@ -130,8 +157,10 @@ impl Transport for StdioTransport {
         method: &str,
         params: Value,
         timeout: Duration,
+        progress: Option<super::Progress>,
     ) -> Result<Value, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _listening = progress.map(|p| Listening::new(&self.listeners, p));
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
@@ -177,6 +206,35 @@ impl Transport for StdioTransport {
 
     fn alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+}
+
+/// A progress listener, filed while its request runs and removed when it ends (answered, timed
+/// out or dropped).
+struct Listening {
+    listeners: Listeners,
+    token: String,
+}
+
+impl Listening {
+    fn new(listeners: &Listeners, progress: super::Progress) -> Listening {
+        listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(progress.token.clone(), progress.sink);
+        Listening {
+            listeners: listeners.clone(),
+            token: progress.token,
+        }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
     }
 }
 
