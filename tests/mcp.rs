@@ -601,6 +601,30 @@ async fn a_remote_server_gets_its_sealed_token_and_nothing_stores_it_in_clear() 
             "the token is in a file in clear"
         );
     }
+    // Rotating the master key re-seals the token: the server still gets it, and the ledger
+    // entry counts it.
+    let rotated = admin(&h, Method::POST, "/admin/secrets/rotate", json!({})).await;
+    let audit = admin(&h, Method::GET, "/admin/audit", Value::Null).await;
+    let rotation = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["seq"] == rotated["ledger_seq"])
+        .unwrap();
+    assert_eq!(rotation["details"]["mcp_tokens"], json!(1), "{rotation}");
+    let before = remote.authorizations().len();
+    assert_eq!(
+        text_of(&c.call("remote__echo", json!({"text": "r"})).await),
+        "remote: r"
+    );
+    let after = remote.authorizations();
+    assert!(after.len() > before);
+    assert!(
+        after[before..]
+            .iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {token}")[..]))
+    );
+
     // Removing the server removes its tools at once.
     admin(&h, Method::DELETE, "/admin/mcp/servers/remote", Value::Null).await;
     assert!(c.tool_names().await.is_empty());

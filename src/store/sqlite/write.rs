@@ -153,14 +153,7 @@ impl LedgerWrites for SqliteWriter {
     ) -> Result<LedgerEntry, StoreError> {
         let tx = self.conn.transaction()?;
         match change {
-            Some(Persist::ModuleState(state)) => {
-                tx.execute(
-                    "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
-                     updated_ms = excluded.updated_ms",
-                    params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
-                )?;
-            }
+            Some(Persist::ModuleState(state)) => save_module_state(&tx, state, ts_ms)?,
             Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
             Some(Persist::Keys(writes)) => super::keys::write(&tx, writes)?,
             Some(Persist::Prices { body }) => {
@@ -198,7 +191,16 @@ impl LedgerWrites for SqliteWriter {
                     }
                 }
             }
-            Some(Persist::Reseal { records, check }) => reseal(&tx, records, check)?,
+            Some(Persist::Reseal {
+                records,
+                check,
+                modules,
+            }) => {
+                reseal(&tx, records, check)?;
+                for state in modules {
+                    save_module_state(&tx, state, ts_ms)?;
+                }
+            }
             None => {}
         }
         let entry = append_entry(&tx, &self.key, self.published.as_ref(), draft, ts_ms)?;
@@ -343,6 +345,20 @@ pub(super) fn anchor_at_open(
 
 /// Every record under the new key, or nothing: a record the caller did not re-seal would be left
 /// under a key that is about to be gone.
+fn save_module_state(
+    tx: &rusqlite::Transaction<'_>,
+    state: &crate::store::ModuleState,
+    ts_ms: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
+         updated_ms = excluded.updated_ms",
+        params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
+    )?;
+    Ok(())
+}
+
 fn reseal(
     tx: &rusqlite::Transaction<'_>,
     records: &[(String, Vec<u8>)],
