@@ -12,6 +12,7 @@
 pub mod config;
 pub mod gateway;
 mod guard;
+mod methods;
 pub mod policy;
 pub mod server;
 mod servers;
