@@ -75,6 +75,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "metrics",
             "retention",
             "backups",
+            "mcp",
             "alerts",
             "otel"
         ]

@@ -95,6 +95,8 @@ pub enum AdminChange {
     PutPrompt { name: String, definition: Value },
     /// Put an older version of a prompt template back in force (`None`: the one before).
     RollbackPrompt { name: String, version: Option<u32> },
+    /// A change of the MCP gateway's servers or rules (see `mcp.rs`).
+    Mcp(super::mcp::McpChange),
 }
 
 pub struct Admin {
@@ -243,12 +245,13 @@ impl Admin {
             AdminChange::RollbackPrompt { name, version } => {
                 super::prompts::rollback(self, actor, name, version).await
             }
+            AdminChange::Mcp(change) => super::mcp::apply(self, actor, change).await,
         }
     }
 
     /// Changes one module's state through `edit`, then validates, builds the new chain, persists
     /// and audits (as `action` on `target`), and swaps the chain in.
-    async fn change_module(
+    pub(super) async fn change_module(
         &self,
         actor: &str,
         name: &str,

@@ -24,7 +24,7 @@ use crate::providers::ProviderRegistry;
 use crate::providers::registry::OpenedCredential;
 use crate::secret::Secret;
 use crate::secrets::{self, KeySource, MasterKey, SealError};
-use crate::store::{CredentialStore, Persist, StoredCredential};
+use crate::store::{CredentialStore, ModuleState, Persist, StoredCredential};
 
 /// The master key in force and the stored credentials, opened. Shared by the app and its admin.
 pub struct Vault {
@@ -80,6 +80,24 @@ impl Vault {
             .prepare(&vault.opened_credentials(&vault.list()))?;
         vault.providers.install(prepared);
         Ok(vault)
+    }
+
+    /// `text` sealed under the master key in force for the record `id`, as hex (what a module
+    /// config may hold: an MCP server's bearer token).
+    pub fn seal_text(&self, id: &str, text: &str) -> Result<String, String> {
+        self.master
+            .load()
+            .seal(id, text.as_bytes())
+            .map(hex::encode)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The text [`Vault::seal_text`] sealed for `id`; `None` when it does not open (another
+    /// master key, an edited value).
+    pub fn open_text(&self, id: &str, sealed_hex: &str) -> Option<Secret<String>> {
+        let sealed = hex::decode(sealed_hex).ok()?;
+        let bytes = self.master.load().open(id, &sealed).ok()?;
+        String::from_utf8(bytes).ok().map(Secret::new)
     }
 
     /// Where the master key in force comes from.
@@ -385,6 +403,7 @@ impl Admin {
             records.push((record.id.clone(), sealed));
         }
         let check = new.check_value().map_err(|e| invalid(e.to_string()))?;
+        let (modules, mcp_tokens) = self.resealed_module_states(&old, &new)?;
         let key_file = match &vault.source {
             KeySource::File(path) => {
                 MasterKey::stage(&vault.db_path, &bytes).map_err(|e| invalid(e.to_string()))?;
@@ -398,13 +417,21 @@ impl Admin {
             target: "master-key".into(),
             details: json!({
                 "credentials": records.len(),
+                "mcp_tokens": mcp_tokens,
                 "key_file": key_file,
                 "env": key_file.is_none(),
             }),
         };
         let persisted = self
             .writer
-            .admin(Some(Persist::Reseal { records, check }), draft)
+            .admin(
+                Some(Persist::Reseal {
+                    records,
+                    check,
+                    modules: modules.clone(),
+                }),
+                draft,
+            )
             .await;
         let entry = match persisted {
             Ok(entry) => entry,
@@ -422,8 +449,63 @@ impl Admin {
             tracing::error!(error = %e, "master key rotated but its file not yet replaced");
         }
         vault.master.store(Arc::new(new));
+        if !modules.is_empty() {
+            // The new sealed values open under the new key only: build after the swap.
+            let mut states = self.chain.load().states().to_vec();
+            for changed in modules {
+                if let Some(state) = states.iter_mut().find(|s| s.name == changed.name) {
+                    *state = changed;
+                }
+            }
+            match Chain::build(&states, &self.deps) {
+                Ok(chain) => self.chain.store(Arc::new(chain)),
+                Err(e) => tracing::error!(error = %e, "chain not rebuilt after the rotation"),
+            }
+        }
         tracing::info!(seq = entry.seq, "master key rotated");
         Ok(entry)
+    }
+
+    /// The `mcp` module's state with every server token re-sealed under `new`, if it holds any,
+    /// and how many tokens that is. A token that does not open under `old` stops the rotation.
+    fn resealed_module_states(
+        &self,
+        old: &MasterKey,
+        new: &MasterKey,
+    ) -> Result<(Vec<ModuleState>, usize), AdminError> {
+        let chain = self.chain.load();
+        let Some(state) = chain.states().iter().find(|s| s.name == "mcp") else {
+            return Ok((Vec::new(), 0));
+        };
+        let mut state = state.clone();
+        let mut count = 0;
+        let servers = state
+            .config
+            .get_mut("servers")
+            .and_then(|s| s.as_object_mut());
+        for (name, server) in servers.into_iter().flatten() {
+            let Some(sealed) = server.get("sealed_token").and_then(|t| t.as_str()) else {
+                continue;
+            };
+            let id = crate::modules::mcp::token_id(name);
+            let opened = hex::decode(sealed)
+                .ok()
+                .and_then(|bytes| old.open(&id, &bytes).ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the token of MCP server {name} does not open; add the server again \
+                         (`stockyard mcp servers add {name} ... --token-stdin`) before rotating"
+                    ))
+                })?;
+            let resealed = new.seal(&id, &opened).map_err(|e| invalid(e.to_string()))?;
+            server["sealed_token"] = serde_json::Value::String(hex::encode(resealed));
+            count += 1;
+        }
+        Ok(if count > 0 {
+            (vec![state], count)
+        } else {
+            (Vec::new(), 0)
+        })
     }
 }
 

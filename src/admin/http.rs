@@ -19,6 +19,8 @@
 //!   prompt templates (`prompts.rs`)
 //! - `GET|POST /admin/providers`, `DELETE /admin/providers/{id or name}`,
 //!   `POST /admin/secrets/rotate`: provider credentials (`providers_http.rs`)
+//! - `GET /admin/mcp`, `/admin/mcp/tools`, `/admin/mcp/calls`; `PUT|DELETE
+//!   /admin/mcp/servers/{name}` and `/admin/mcp/rules/{id}`: the MCP gateway (`mcp_http.rs`)
 //! - `GET /admin/db/stats`, `POST /admin/retention/run`, `POST /admin/backup`: operations
 //!   (`ops_http.rs`)
 
@@ -111,6 +113,9 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (method, p) if super::ops_http::serves(p) => {
             super::ops_http::route(app, &method, p, request).await
+        }
+        (method, p) if super::mcp_http::serves(p) => {
+            super::mcp_http::route(app, actor, &method, p, &query, request).await
         }
         (method, p) if super::providers_http::serves(p) => {
             super::providers_http::route(app, actor, method, p, request).await

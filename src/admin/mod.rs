@@ -8,6 +8,8 @@ pub mod credentials;
 pub mod http;
 pub mod keys;
 mod keys_http;
+pub mod mcp;
+mod mcp_http;
 mod ops_http;
 pub mod prompts;
 pub(crate) mod providers_http;

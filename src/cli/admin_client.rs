@@ -170,10 +170,51 @@ pub fn request_for(change: &AdminChange) -> (Method, String, Bytes) {
             format!("/admin/providers/{target}"),
             Bytes::new(),
         ),
+        AdminChange::Mcp(change) => mcp_request(change),
         AdminChange::RotateSecrets { new_key } => (
             Method::POST,
             "/admin/secrets/rotate".into(),
             body(json!({"new_key": new_key.as_ref().map(|k| k.expose())})),
+        ),
+    }
+}
+
+/// The `/admin/mcp` call for an MCP gateway change; a token goes in the body, never the URL.
+fn mcp_request(change: &crate::admin::mcp::McpChange) -> (Method, String, Bytes) {
+    use crate::admin::mcp::McpChange;
+    match change {
+        McpChange::SetServer {
+            name,
+            server,
+            token,
+        } => {
+            let mut server = server.clone();
+            if let Some(token) = token {
+                server["token"] = Value::String(token.expose().clone());
+            }
+            (
+                Method::PUT,
+                format!("/admin/mcp/servers/{name}"),
+                Bytes::from(server.to_string()),
+            )
+        }
+        McpChange::RemoveServer { name } => (
+            Method::DELETE,
+            format!("/admin/mcp/servers/{name}"),
+            Bytes::new(),
+        ),
+        McpChange::SetRule { rule } => (
+            Method::PUT,
+            format!(
+                "/admin/mcp/rules/{}",
+                rule["id"].as_str().unwrap_or_default()
+            ),
+            Bytes::from(rule.to_string()),
+        ),
+        McpChange::RemoveRule { id } => (
+            Method::DELETE,
+            format!("/admin/mcp/rules/{id}"),
+            Bytes::new(),
         ),
     }
 }

@@ -58,6 +58,8 @@ pub enum Command {
     AdminKeys(AdminKeysArgs),
     /// Provider credentials stored encrypted in the database.
     Providers(ProvidersArgs),
+    /// The MCP gateway: upstream MCP servers, their tools, and who may call them.
+    Mcp(McpArgs),
     /// The master key that encrypts provider credentials.
     Secrets(SecretsArgs),
     /// Print the version and the database schema version.
@@ -571,4 +573,82 @@ pub enum CacheCommand {
         #[arg(long, conflicts_with_all = ["model", "key"])]
         all: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: McpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// List, add or remove upstream MCP servers (no subcommand: list).
+    Servers {
+        #[command(subcommand)]
+        action: Option<McpServersAction>,
+    },
+    /// Every upstream server's tools, asked of the running server.
+    Tools {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add (or replace) a rule that allows tools: `stockyard mcp allow ci-echo --key KEY_ID
+    /// --mcp-server github --tool 'search_*'`.
+    Allow(McpRuleArgs),
+    /// Add (or replace) a rule that refuses tools, evaluated in order with the others.
+    Deny(McpRuleArgs),
+    /// Remove a rule by id.
+    Unrule { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpServersAction {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A local server run over stdio (`stockyard mcp servers add files -- npx -y server-files`)
+    /// or a remote one over Streamable HTTP (`--url`).
+    Add {
+        name: String,
+        #[arg(long)]
+        url: Option<String>,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+        /// Read a bearer token for a remote server from standard input; it is stored sealed.
+        #[arg(long)]
+        token_stdin: bool,
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct McpRuleArgs {
+    /// The rule's id, named in refusals and in the ledger.
+    pub id: String,
+    /// Key ids the rule is for (repeatable); with no --key and no --team, everyone.
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Team ids the rule is for (repeatable).
+    #[arg(long = "team")]
+    pub teams: Vec<String>,
+    /// MCP server name globs (repeatable; none: every server). Not `--server`, which names the
+    /// running stockyard server.
+    #[arg(long = "mcp-server")]
+    pub servers: Vec<String>,
+    /// Tool name globs, without the server prefix (repeatable; none: every tool).
+    #[arg(long = "tool")]
+    pub tools: Vec<String>,
+    /// A JSON Schema the arguments must satisfy (allow rules only).
+    #[arg(long)]
+    pub arguments: Option<String>,
 }

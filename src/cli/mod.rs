@@ -16,6 +16,7 @@ mod keys_api;
 mod keys_cmd;
 mod limits;
 mod local_server;
+mod mcp_cmd;
 mod modules_cmd;
 mod offline;
 mod prices;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Teams(args) => teams_cmd::run(&cli, args).await,
         Command::AdminKeys(args) => admin_keys_cmd::run(&cli, args).await,
         Command::Providers(args) => providers_cmd::run(&cli, args).await,
+        Command::Mcp(args) => mcp_cmd::run(&cli, args).await,
         Command::Secrets(args) => secrets_cmd::run(&cli, args).await,
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),

@@ -39,6 +39,7 @@ pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
 pub mod ip_filter;
+pub mod mcp;
 pub mod metrics;
 pub mod otel;
 pub mod prompt_templates;

@@ -64,6 +64,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::ip_filter::SPEC,
     super::fixtures::SPEC,
     super::request_log::SPEC,
+    super::mcp::SPEC,
 ];
 
 /// For modules that may always be disabled.

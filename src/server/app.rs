@@ -115,6 +115,7 @@ impl App {
             store.credentials.as_ref(),
         )
         .map_err(StartError::Providers)?;
+        let vault = Arc::new(vault);
         let models = Arc::new(InternalCalls::default());
         let deps = ModuleDeps {
             auth_keys: Arc::new(config.auth_keys.clone()),
@@ -126,6 +127,14 @@ impl App {
             shared: Arc::default(),
             catalogue: Arc::new(Catalogue::with(extra_modules)),
         };
+        // Before the first chain: MCP servers' sealed tokens open under the master key.
+        let token_vault = vault.clone();
+        deps.shared
+            .get_or_init(crate::modules::mcp::Tokens::default)
+            .install(Box::new(move |name, server| {
+                let sealed = server.sealed_token.as_deref()?;
+                token_vault.open_text(&crate::modules::mcp::token_id(name), sealed)
+            }));
         // Before the first chain: the auth module's `required` and `build` read the key table.
         let keys = KeyState::new(
             store.keys.teams()?,
@@ -136,8 +145,7 @@ impl App {
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
-        let admin =
-            Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(Arc::new(vault));
+        let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(vault);
         Ok(App {
             proxy: Proxy {
                 chain,

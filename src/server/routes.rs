@@ -50,6 +50,7 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         (Method::GET, "/ready") => ready(app).await,
         (Method::GET, "/metrics") => metrics(app),
+        (_, "/mcp" | "/mcp/sse" | "/mcp/messages") => mcp(app, request).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => {
             crate::admin::http::route(app, request).await
         }
@@ -126,6 +127,102 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
         });
     }
     ok_json(json!({"object": "list", "data": data}))
+}
+
+/// `/mcp`, the MCP gateway (`modules/mcp`): authenticated and admitted like `/v1`, then served
+/// by the module while it is enabled. Errors are JSON-RPC error objects with their HTTP status.
+async fn mcp(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
+    use crate::modules::mcp::server::{self, Answer};
+    let rpc_error =
+        |status: StatusCode, message: &str| render_mcp(Answer::error(status, -32001, message));
+    let deps = app.admin.deps();
+    let Some((gateway, installed)) =
+        crate::modules::mcp::gateway(deps).and_then(|g| g.current().map(|i| (g, i)))
+    else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            "the MCP gateway is off; enable it with `stockyard modules enable mcp`",
+        );
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let (ctx, body) = match gate(app, Endpoint::ChatCompletions, request) {
+        Ok(admitted) => admitted,
+        Err(err) => return rpc_error(err.status(), &err.message()),
+    };
+    let grant = ctx.identity.grant.as_ref();
+    let caller = crate::modules::mcp::Caller {
+        key_id: grant
+            .map(|g| g.key_id.clone())
+            .or_else(|| ctx.identity.key_id.clone()),
+        team_id: grant.and_then(|g| g.team_id().map(str::to_string)),
+    };
+    if path == "/mcp/sse" {
+        return match method {
+            hyper::Method::GET => render_mcp(server::open_event_stream(&gateway, &caller)),
+            _ => rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET /mcp/sse opens the stream",
+            ),
+        };
+    }
+    let limit = app.proxy.chain.load().max_body_bytes();
+    let body = match app
+        .proxy
+        .admission
+        .read_body(body, &ctx.request.headers, limit)
+        .await
+    {
+        Ok((body, _permit)) => body,
+        Err(err) => return rpc_error(err.status(), &err.message()),
+    };
+    if path == "/mcp/messages" {
+        return match method {
+            hyper::Method::POST => render_mcp(server::post_message(
+                gateway, installed, caller, &query, &body,
+            )),
+            _ => rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /mcp/messages sends a message",
+            ),
+        };
+    }
+    let answer = server::handle(
+        gateway,
+        installed,
+        &caller,
+        &method,
+        &ctx.request.headers,
+        &body,
+    )
+    .await;
+    render_mcp(answer)
+}
+
+fn render_mcp(answer: crate::modules::mcp::server::Answer) -> Response<ProxyBody> {
+    let content_type = if answer.event_stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let has_body = answer.body.is_some() || answer.stream.is_some();
+    let body = match (answer.stream, answer.body) {
+        (Some(stream), _) => ProxyBody::Channel(stream),
+        (None, body) => body.map_or_else(ProxyBody::empty, ProxyBody::full),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = answer.status;
+    if has_body {
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+    }
+    for (name, value) in answer.headers {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// The provider name the bundled price table files a provider's models under.

@@ -37,6 +37,9 @@ pub enum Persist {
     Reseal {
         records: Vec<(String, Vec<u8>)>,
         check: Vec<u8>,
+        /// Module states whose configs hold values sealed under the master key (MCP servers'
+        /// tokens), re-sealed in the same transaction.
+        modules: Vec<ModuleState>,
     },
     /// A prompt template version put, or a rollback.
     Prompt(PromptWrite),

@@ -40,6 +40,7 @@ mod health;
 mod keys;
 mod ledger;
 pub mod maintenance;
+pub mod mcp;
 mod modules;
 pub mod prompts;
 mod rate_limits;
@@ -104,6 +105,7 @@ pub trait WriteBackend:
     + CacheWrites
     + maintenance::MaintenanceWrites
     + alerts::AlertWrites
+    + mcp::McpCallWrites
     + Send
     + 'static
 {
@@ -132,6 +134,7 @@ pub struct Store {
     pub prompts: Arc<dyn prompts::PromptStore>,
     /// The web console's trace list and overview.
     pub dashboard: Arc<dyn DashboardStore>,
+    pub mcp: Arc<dyn mcp::McpCallStore>,
 }
 
 impl Store {
@@ -154,6 +157,7 @@ impl Store {
             + alerts::AlertStore
             + prompts::PromptStore
             + DashboardStore
+            + mcp::McpCallStore
             + 'static,
     {
         Store {
@@ -173,6 +177,7 @@ impl Store {
             alerts: all.clone(),
             prompts: all.clone(),
             dashboard: all,
+            mcp: all,
         }
     }
 }

@@ -497,6 +497,7 @@ pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
     let partial = Persist::Reseal {
         records: vec![("cred_a".into(), vec![9]), ("cred_b".into(), vec![9])],
         check: vec![9],
+        modules: Vec::new(),
     };
     assert!(
         writes
@@ -512,6 +513,7 @@ pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
             .map(|id| (id.to_string(), vec![7, 7]))
             .collect(),
         check: vec![7],
+        modules: Vec::new(),
     };
     writes
         .apply_admin(Some(&whole), &draft("secrets.rotate", "secrets"), 5)

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod console;
 pub mod grants;
 pub mod prom;
+pub mod python;
 pub mod receiver;
 pub mod test_modules;
 pub mod webdriver;

@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod keys;
 mod maintenance;
+mod mcp;
 mod pool;
 mod prompts;
 mod read;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("migrations/0013_ops.sql")),
     (14, include_str!("migrations/0014_catalogue.sql")),
     (16, include_str!("migrations/0016_dashboard.sql")),
+    (18, include_str!("migrations/0018_mcp_calls.sql")),
 ];
 
 /// The version the newest migration produces.

@@ -217,14 +217,7 @@ impl LedgerWrites for SqliteWriter {
     ) -> Result<LedgerEntry, StoreError> {
         let tx = self.conn.transaction()?;
         match change {
-            Some(Persist::ModuleState(state)) => {
-                tx.execute(
-                    "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
-                     updated_ms = excluded.updated_ms",
-                    params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
-                )?;
-            }
+            Some(Persist::ModuleState(state)) => save_module_state(&tx, state, ts_ms)?,
             Some(Persist::Breaker(record)) => save_breaker(&tx, record)?,
             Some(Persist::Prompt(write)) => super::prompts::write(&tx, write, ts_ms)?,
             Some(Persist::Keys(writes)) => super::keys::write(&tx, writes)?,
@@ -263,48 +256,19 @@ impl LedgerWrites for SqliteWriter {
                     }
                 }
             }
-            Some(Persist::Reseal { records, check }) => reseal(&tx, records, check)?,
+            Some(Persist::Reseal {
+                records,
+                check,
+                modules,
+            }) => {
+                reseal(&tx, records, check)?;
+                for state in modules {
+                    save_module_state(&tx, state, ts_ms)?;
+                }
+            }
             None => {}
         }
-        let prev: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        // Appending after a cut tail would publish a new head over the cut and hide it; refuse
-        // the change (nothing is applied) until someone looks at `audit verify`.
-        if let Some(published) = &self.published {
-            let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
-            if newest < published.seq {
-                return Err(StoreError::LedgerBehindHead {
-                    newest,
-                    published: published.seq,
-                });
-            }
-        }
-        let entry = LedgerEntry::seal(
-            draft,
-            prev.as_ref().map(|(s, h)| (*s, h.as_str())),
-            ts_ms,
-            &self.key,
-        );
-        tx.execute(
-            "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                entry.seq,
-                entry.ts_ms,
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.details.to_string(),
-                entry.prev_hash,
-                entry.hash,
-                entry.mac
-            ],
-        )?;
+        let entry = append_entry(&tx, &self.key, self.published.as_ref(), draft, ts_ms)?;
         tx.commit()?;
         Ok(entry)
     }
@@ -317,6 +281,58 @@ impl LedgerWrites for SqliteWriter {
         self.published = Some(head.clone());
         Ok(())
     }
+}
+
+/// Seals `draft` as the entry after the newest one and inserts it, inside `tx` (the caller's
+/// transaction, which holds whatever the entry records). Refuses when the stored ledger ends
+/// before the published head `published`.
+pub(super) fn append_entry(
+    tx: &rusqlite::Transaction<'_>,
+    key: &LedgerKey,
+    published: Option<&Head>,
+    draft: &LedgerDraft,
+    ts_ms: i64,
+) -> Result<LedgerEntry, StoreError> {
+    let prev: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    // Appending after a cut tail would publish a new head over the cut and hide it; refuse
+    // the change (nothing is applied) until someone looks at `audit verify`.
+    if let Some(published) = published {
+        let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        if newest < published.seq {
+            return Err(StoreError::LedgerBehindHead {
+                newest,
+                published: published.seq,
+            });
+        }
+    }
+    let entry = LedgerEntry::seal(
+        draft,
+        prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+        ts_ms,
+        key,
+    );
+    tx.execute(
+        "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            entry.seq,
+            entry.ts_ms,
+            entry.actor,
+            entry.action,
+            entry.target,
+            entry.details.to_string(),
+            entry.prev_hash,
+            entry.hash,
+            entry.mac
+        ],
+    )?;
+    Ok(entry)
 }
 
 /// The writing open's ledger step, before the writer thread starts: MAC the entries written
@@ -394,6 +410,20 @@ pub(super) fn anchor_at_open(
 
 /// Every record under the new key, or nothing: a record the caller did not re-seal would be left
 /// under a key that is about to be gone.
+fn save_module_state(
+    tx: &rusqlite::Transaction<'_>,
+    state: &crate::store::ModuleState,
+    ts_ms: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO module_state (name, scope, enabled, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (name, scope) DO UPDATE SET enabled = excluded.enabled, config = excluded.config, \
+         updated_ms = excluded.updated_ms",
+        params![state.name, state.scope, state.enabled, state.config.to_string(), ts_ms],
+    )?;
+    Ok(())
+}
+
 fn reseal(
     tx: &rusqlite::Transaction<'_>,
     records: &[(String, Vec<u8>)],

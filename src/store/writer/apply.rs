@@ -11,6 +11,7 @@ use super::{
 };
 use crate::ledger::{Head, LedgerEntry};
 use crate::store::alerts::AlertRecord;
+use crate::store::mcp::McpCallWrite;
 use crate::store::{
     AuthFailureCount, BreakerRecord, BudgetAlert, RateCount, StoreError, StoredResponse,
     TraceRecord, WriteBackend, now_ms,
@@ -98,6 +99,36 @@ pub(super) fn maintain(
             Ok(left)
         }
     }
+}
+
+/// Commits the queued MCP calls with their ledger entries (one transaction), and notes the new
+/// head. A failed batch is retried once, then logged and counted: like a trace batch, it must
+/// not stop the writer.
+pub(super) fn commit_mcp(
+    backend: &mut dyn WriteBackend,
+    calls: &mut Vec<McpCallWrite>,
+    head: &mut Option<Head>,
+) {
+    if calls.is_empty() {
+        return;
+    }
+    let mut result = backend.append_mcp_calls(calls);
+    if result.is_err() {
+        std::thread::sleep(Duration::from_millis(100));
+        result = backend.append_mcp_calls(calls);
+    }
+    match result {
+        Ok(entries) => {
+            if let Some(last) = entries.last() {
+                *head = Some(Head {
+                    seq: last.seq,
+                    hash: last.hash.clone(),
+                });
+            }
+        }
+        Err(e) => tracing::error!(error = %e, calls = calls.len(), "mcp call batch lost"),
+    }
+    calls.clear();
 }
 
 pub(super) fn note_head(head: &mut Option<Head>, result: &Result<LedgerEntry, StoreError>) {

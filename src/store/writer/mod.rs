@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::alerts::AlertRecord;
 use super::dashboard::TraceSummary;
 use super::maintenance::RetentionKind;
+use super::mcp::McpCallWrite;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
     RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
@@ -28,7 +29,7 @@ use crate::config::{QueueFullPolicy, StoreConfig};
 use crate::ledger::{Head, LedgerDraft, LedgerEntry};
 
 mod apply;
-use apply::{apply_record, commit, maintain, note_head, publish_head, wal_upkeep};
+use apply::{apply_record, commit, commit_mcp, maintain, note_head, publish_head, wal_upkeep};
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
@@ -39,6 +40,8 @@ enum WriteOp {
     RateCounts(Vec<RateCount>),
     Cache(CacheOp),
     Alert(Box<AlertRecord>),
+    /// An MCP tool call and its ledger entry, committed with the next batch.
+    McpCall(Box<McpCallWrite>),
     Admin {
         change: Option<Persist>,
         draft: LedgerDraft,
@@ -295,6 +298,29 @@ impl Writer {
         self.submit_now(WriteOp::Cache(op), "cache entry");
     }
 
+    /// Queues an MCP tool call's record and ledger entry. Never waits and never drops: the entry
+    /// is part of the audit trail, so when the queue is full a task waits for room instead of
+    /// the caller (the request path). Its sequence number is assigned at commit, in queue order.
+    pub fn submit_mcp_call(&self, call: McpCallWrite) {
+        match self.tx.try_send(WriteOp::McpCall(Box::new(call))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(op)) => {
+                let tx = self.tx.clone();
+                let stats = self.stats.clone();
+                tokio::spawn(async move {
+                    if tx.send(op).await.is_err() {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!("mcp call record lost: writer stopped");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("mcp call record lost: writer stopped");
+            }
+        }
+    }
+
     /// Persists `change` and appends its ledger entry, in one transaction; returns the entry.
     pub async fn admin(
         &self,
@@ -422,6 +448,8 @@ async fn writer_loop(
     urgent: &Notify,
 ) {
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
+    // MCP calls wait with the trace batch and commit with their ledger entries after it.
+    let mut mcp: Vec<McpCallWrite> = Vec::new();
     // The newest ledger entry committed since the head was last published.
     let mut head: Option<Head> = None;
     let mut last_checkpoint = std::time::Instant::now();
@@ -450,16 +478,20 @@ async fn writer_loop(
                     reply,
                 }) => {
                     commit(backend, &mut batch, stats);
+                    commit_mcp(backend, &mut mcp, &mut head);
                     let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
                     note_head(&mut head, &result);
                     let _ = reply.send(result);
                 }
+                Some(WriteOp::McpCall(call)) => mcp.push(*call),
                 Some(WriteOp::Maintain { job, reply }) => {
                     commit(backend, &mut batch, stats);
+                    commit_mcp(backend, &mut mcp, &mut head);
                     let _ = reply.send(maintain(backend, job, stats));
                 }
                 Some(WriteOp::Flush(reply)) => {
                     commit(backend, &mut batch, stats);
+                    commit_mcp(backend, &mut mcp, &mut head);
                     publish_head(backend, &mut head);
                     if let Err(e) = backend.flush_rollups() {
                         tracing::warn!(error = %e, "roll-up flush failed");
@@ -480,6 +512,7 @@ async fn writer_loop(
                                 note_head(&mut head, &result);
                                 let _ = reply.send(result);
                             }
+                            Some(WriteOp::McpCall(call)) => mcp.push(*call),
                             Some(WriteOp::Maintain { reply, .. }) => {
                                 let _ = reply.send(Err(StoreError::WriterGone));
                             }
@@ -492,11 +525,13 @@ async fn writer_loop(
                             // `apply_record` hands back only the control operations above.
                             Some(_) => {}
                         }
-                        if batch.len() >= config.batch_size {
+                        if batch.len() + mcp.len() >= config.batch_size {
                             commit(backend, &mut batch, stats);
+                            commit_mcp(backend, &mut mcp, &mut head);
                         }
                     }
                     commit(backend, &mut batch, stats);
+                    commit_mcp(backend, &mut mcp, &mut head);
                     publish_head(backend, &mut head);
                     let _ = reply.send(backend.checkpoint());
                     return;
@@ -504,14 +539,14 @@ async fn writer_loop(
                 // `apply_record` hands back only the control operations above.
                 Some(_) => {}
             }
-            if batch.len() >= config.batch_size {
+            if batch.len() + mcp.len() >= config.batch_size {
                 break;
             }
             // Take what is already queued; when the queue runs dry, sleep out the batch interval
             // instead of waking for every record (one wake-up per batch, not per request).
             next = match rx.try_recv() {
                 Ok(op) => Some(op),
-                Err(_) if batch.is_empty() => None,
+                Err(_) if batch.is_empty() && mcp.is_empty() => None,
                 Err(_) if Instant::now() < deadline => {
                     tokio::select! {
                         () = tokio::time::sleep_until(deadline) => {}
@@ -523,10 +558,12 @@ async fn writer_loop(
             };
         }
         commit(backend, &mut batch, stats);
+        commit_mcp(backend, &mut mcp, &mut head);
         publish_head(backend, &mut head);
         wal_upkeep(backend, &mut last_checkpoint, stats);
     }
     commit(backend, &mut batch, stats);
+    commit_mcp(backend, &mut mcp, &mut head);
     publish_head(backend, &mut head);
     if let Err(e) = backend.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
