@@ -14,6 +14,8 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     /// A stream, relayed as hyper polls for it.
     Stream(Box<Relay>),
+    /// Raw bytes relayed as they arrive (speech audio).
+    Bytes(Box<super::bytes_relay::BytesRelay>),
     /// Nothing yet (a response whose body is set after its head).
     Empty,
 }
@@ -40,6 +42,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            ProxyBody::Bytes(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Empty => Poll::Ready(None),
         }
     }
@@ -52,7 +55,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Full(None) | ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Stream(_) => SizeHint::default(),
+            ProxyBody::Stream(_) | ProxyBody::Bytes(_) => SizeHint::default(),
         }
     }
 }

@@ -20,6 +20,14 @@ const PROXIED: &[(&str, Endpoint)] = &[
     ("/v1/embeddings", Endpoint::Embeddings),
     ("/v1/messages", Endpoint::Messages),
     ("/v1/responses", Endpoint::Responses),
+    ("/v1/images/generations", Endpoint::ImagesGenerations),
+    ("/v1/images/edits", Endpoint::ImagesEdits),
+    ("/v1/images/variations", Endpoint::ImagesVariations),
+    ("/v1/audio/speech", Endpoint::AudioSpeech),
+    ("/v1/audio/transcriptions", Endpoint::AudioTranscriptions),
+    ("/v1/audio/translations", Endpoint::AudioTranslations),
+    ("/v1/moderations", Endpoint::Moderations),
+    ("/v1/rerank", Endpoint::Rerank),
 ];
 
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
