@@ -92,7 +92,10 @@ async fn try_once(
     // name aside), so what the canonical form cannot carry arrives untouched.
     let native = route
         .provider
-        .native(ctx.request.endpoint, &route.upstream_model);
+        .native(ctx.request.endpoint, &route.upstream_model)
+        .filter(|_| {
+            crate::wire::native_allowed(ctx.request.endpoint, &ctx.request.uri, ctx.request.stream)
+        });
     ctx.request.native = native.is_some();
     if !ctx.request.native
         && let Some(refused) = &ctx.request.native_only

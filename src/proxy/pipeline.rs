@@ -258,10 +258,12 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
         Inbound::parse(ctx.request.endpoint, &ctx.request.body).map_err(parse_error)?
     } else {
         // Parsed once: the client's own JSON is kept for answers in its format and native calls.
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_slice(&ctx.request.body).map_err(|e| ApiError::InvalidJson {
                 message: format!("request body is not valid JSON: {e}"),
             })?;
+        // Formats that name the model (and streaming) in the URL carry them into the body here.
+        crate::wire::add_path_facts(ctx.request.endpoint, &ctx.request.uri, &mut value);
         let (request, refused) =
             Inbound::from_client_format(ctx.request.endpoint, &value).map_err(parse_error)?;
         if let Some(refused) = refused {

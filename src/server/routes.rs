@@ -43,6 +43,26 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         .into_response();
     }
+    if let Some((_, call)) = crate::wire::gemini::target(&path) {
+        return match (&method, call) {
+            (&Method::POST, "generateContent" | "streamGenerateContent") => {
+                let request = query_key_to_header(request);
+                pipeline::handle(&app.proxy, Endpoint::GenerateContent, request).await
+            }
+            _ => {
+                let status = StatusCode::NOT_FOUND;
+                let body = crate::wire::gemini::error(
+                    status.as_u16(),
+                    json!({"error": {"message": format!(
+                        "{method} {path} is not served; Stockyard serves POST :generateContent and :streamGenerateContent"
+                    )}})
+                    .to_string()
+                    .as_bytes(),
+                );
+                json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+            }
+        };
+    }
     match (method, path.as_str()) {
         (Method::GET, "/v1/models") => models(app, request).await,
         (Method::POST, "/v1/messages/count_tokens") => count_tokens(app, request).await,
@@ -68,6 +88,42 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         .into_response(),
         _ => ApiError::NotFound { path }.into_response(),
     }
+}
+
+/// Google's clients may send the key as `?key=`: it becomes the `x-goog-api-key` header (which
+/// authentication reads) and leaves the URI, so no log line or trace carries it.
+fn query_key_to_header(request: Request<Incoming>) -> Request<Incoming> {
+    let (mut parts, body) = request.into_parts();
+    let Some(query) = parts.uri.query() else {
+        return Request::from_parts(parts, body);
+    };
+    let mut key = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("key=") {
+            Some(value) => {
+                key = Some(value.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if let Some(key) = key {
+        if !parts.headers.contains_key("x-goog-api-key")
+            && let Ok(value) = hyper::header::HeaderValue::from_str(&key)
+        {
+            parts.headers.insert("x-goog-api-key", value);
+        }
+        let path_and_query = if kept.is_empty() {
+            parts.uri.path().to_string()
+        } else {
+            format!("{}?{}", parts.uri.path(), kept.join("&"))
+        };
+        if let Ok(uri) = path_and_query.parse() {
+            parts.uri = uri;
+        }
+    }
+    Request::from_parts(parts, body)
 }
 
 pub fn ok_json(value: serde_json::Value) -> Response<ProxyBody> {

@@ -154,8 +154,19 @@ impl Provider for Gemini {
     }
 
     fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
-        let decoder = StreamDecoder(stream::Decoder::new(upstream_model));
-        Some(Box::new(SseFraming::new(decoder)))
+        Some(sse_decoder(upstream_model))
+    }
+
+    /// A Gemini-format client's body goes to Gemini and Vertex AI as it is.
+    fn native(
+        &self,
+        endpoint: Endpoint,
+        upstream_model: &str,
+    ) -> Option<Box<dyn crate::providers::NativeCall>> {
+        (endpoint == Endpoint::GenerateContent).then(|| {
+            Box::new(super::native::GenerateContent::new(upstream_model))
+                as Box<dyn crate::providers::NativeCall>
+        })
     }
 
     fn build_request(
@@ -210,6 +221,13 @@ impl Provider for Gemini {
             Some(self.keys.clone()),
         )?))
     }
+}
+
+/// Gemini's SSE stream as canonical chunks.
+pub(super) fn sse_decoder(upstream_model: &str) -> Box<dyn ChatStreamDecoder> {
+    Box::new(SseFraming::new(StreamDecoder(stream::Decoder::new(
+        upstream_model,
+    ))))
 }
 
 struct StreamDecoder(stream::Decoder);

@@ -18,6 +18,7 @@ pub mod adapter;
 pub mod embeddings;
 pub mod error;
 mod messages;
+mod native;
 pub mod request;
 pub mod response;
 pub mod schema;

@@ -192,6 +192,11 @@ impl Inbound {
                     Ok((Inbound::Chat(chat), Some(refused)))
                 }
             },
+            Endpoint::GenerateContent => match from_gemini(value, false) {
+                Ok(chat) => Ok((Inbound::Chat(chat), None)),
+                // What only Gemini honours: dropped for a lenient reading, refused elsewhere.
+                Err(refused) => Ok((Inbound::Chat(from_gemini(value, true)?), Some(refused))),
+            },
             _ => Ok((Inbound::Chat(from_anthropic(value)?), None)),
         }
     }
@@ -334,6 +339,27 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
 fn from_anthropic(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
     let options = crate::wire::translate::TranslateOptions::default();
     let chat = crate::wire::anthropic::request::to_chat(value, &options).map_err(|e| {
+        use crate::wire::translate::TranslateError;
+        match e {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => ParseError {
+                message: format!("invalid request: {param}: {message}"),
+                param: Some(param),
+            },
+            other => ParseError {
+                message: format!("invalid request: {other}"),
+                param: None,
+            },
+        }
+    })?;
+    let bytes = serde_json::to_vec(&chat).map_err(|e| syntax_error(&e))?;
+    parse_typed(&bytes)
+}
+
+/// A Gemini `generateContent` body (model and stream laid in from the URL), as the canonical
+/// chat request; `lenient` drops what only Gemini honours.
+fn from_gemini(value: &serde_json::Value, lenient: bool) -> Result<ChatRequest, ParseError> {
+    let chat = crate::wire::gemini::request::to_chat(value, lenient).map_err(|e| {
         use crate::wire::translate::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }
