@@ -409,3 +409,30 @@ async fn operations_are_refused_past_the_body_limit() {
     assert_eq!(status, 413);
     assert_eq!(h.mock.request_count(), 0);
 }
+
+#[tokio::test]
+async fn moderations_are_answered_by_the_guardrails_when_the_moderations_module_is_on() {
+    let h = Harness::start_with(
+        "[modules.guard_pii]\nenabled = true\naction = \"block\"\n\
+         [modules.guard_secrets]\nenabled = true\n[modules.moderations]\nenabled = true\n",
+    )
+    .await;
+    let body = json!({"model": "omni-moderation-latest",
+        "input": ["write to anna.k@example.com", "nothing here", "key AKIAIOSFODNN7EXAMPLE"]});
+    let answer = h.client.post("/v1/moderations", &body.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let json = answer.json();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["flagged"], true);
+    assert_eq!(results[0]["categories"]["guard_pii"], true);
+    assert_eq!(results[0]["categories"]["guard_secrets"], false);
+    assert_eq!(results[0]["categories"]["violence"], false);
+    assert_eq!(results[1]["flagged"], false);
+    assert_eq!(results[2]["categories"]["guard_secrets"], true);
+    // Judged, not blocked, and no provider asked.
+    assert_eq!(h.mock.request_count(), 0);
+    let trace = &h.traces(1).await[0];
+    assert_eq!(trace.answered_by.as_deref(), Some("moderations"));
+    assert_eq!(trace.cost_nanos, 0);
+}

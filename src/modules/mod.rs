@@ -34,6 +34,7 @@ pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
 pub mod metrics;
+pub mod moderations;
 pub mod otel;
 pub mod rate_limits;
 pub mod registry;

@@ -53,6 +53,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::guard_pii::SPEC,
     super::guard_webhook::SPEC,
     super::guard_schema::SPEC,
+    super::moderations::SPEC,
 ];
 
 /// For modules that may always be disabled.
