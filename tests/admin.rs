@@ -56,6 +56,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "guard_pii",
             "guard_webhook",
             "guard_schema",
+            "moderations",
             "routing",
             "cache",
             "semantic_cache",

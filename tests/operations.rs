@@ -436,3 +436,28 @@ async fn moderations_are_answered_by_the_guardrails_when_the_moderations_module_
     assert_eq!(trace.answered_by.as_deref(), Some("moderations"));
     assert_eq!(trace.cost_nanos, 0);
 }
+
+#[tokio::test]
+async fn models_lists_routing_aliases_and_groups_for_the_sdks() {
+    let h = Harness::start_with(
+        "[modules.routing.aliases]\nears = \"openai/whisper-1\"\n\
+         [modules.routing.groups.pool]\n[[modules.routing.groups.pool.deployments]]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n",
+    )
+    .await;
+    let models = h.client.get("/v1/models").await.json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"ears") && ids.contains(&"pool"), "{ids:?}");
+    let ears = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "ears")
+        .unwrap();
+    assert_eq!(ears["object"], "model");
+    assert_eq!(ears["owned_by"], "stockyard");
+}

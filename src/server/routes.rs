@@ -164,6 +164,25 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
     for model in registry.models() {
         push(model.name.clone(), &model.provider);
     }
+    // The routing module's aliases and deployment groups, as configured now (admin changes
+    // included): names a client may send like any model.
+    let chain = app.proxy.chain.load();
+    if let Some(routing) = chain
+        .states()
+        .iter()
+        .find(|s| s.name == "routing" && s.enabled)
+    {
+        for table in ["aliases", "groups"] {
+            for name in routing.config[table]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                push(name.clone(), "stockyard");
+            }
+        }
+    }
     let prices = app.admin.prices().load();
     for provider in registry.providers() {
         let mut names: Vec<String> = provider.declared_models().to_vec();
@@ -181,6 +200,8 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    data.retain(|m| seen.insert(m["id"].as_str().unwrap_or_default().to_string()));
     if let Some(grant) = grant {
         data.retain(|m| {
             m["id"]
