@@ -461,3 +461,38 @@ async fn models_lists_routing_aliases_and_groups_for_the_sdks() {
     assert_eq!(ears["object"], "model");
     assert_eq!(ears["owned_by"], "stockyard");
 }
+
+#[tokio::test]
+async fn image_generation_on_imagen_is_translated_both_ways_and_priced_per_image() {
+    let h = start_with_upstream(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n")
+    })
+    .await;
+    let body = json!({"model": "gemini/imagen-4.0-generate-001", "prompt": "a red barn", "n": 2, "size": "1792x1024"});
+    let answer = h
+        .client
+        .post("/v1/images/generations", &body.to_string())
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let data = answer.json()["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 2);
+    assert!(data[0]["b64_json"].is_string());
+    let sent = &h.mock.requests()[0];
+    assert_eq!(sent.path, "/v1beta/models/imagen-4.0-generate-001:predict");
+    assert_eq!(sent.body["instances"][0]["prompt"], "a red barn");
+    assert_eq!(sent.body["parameters"]["aspectRatio"], "16:9");
+    let trace = &h.traces(1).await[0];
+    assert_eq!(trace.provider.as_deref(), Some("gemini"));
+    assert_eq!(trace.cost_nanos, 2 * 40_000_000);
+    assert!(trace.price_known);
+    // Imagen sends bytes only: a URL request is refused by name.
+    let url_body =
+        json!({"model": "gemini/imagen-4.0-generate-001", "prompt": "x", "response_format": "url"});
+    let answer = h
+        .client
+        .post("/v1/images/generations", &url_body.to_string())
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["param"], "response_format");
+}

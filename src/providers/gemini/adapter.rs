@@ -157,6 +157,27 @@ impl Provider for Gemini {
         Some(sse_decoder(upstream_model))
     }
 
+    /// Image generation on Imagen.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::ImagesGenerations
+    }
+
+    fn operation_body(
+        &self,
+        request: &crate::wire::openai::OperationRequest,
+    ) -> Result<Bytes, Untranslatable> {
+        let map = request.json().ok_or_else(|| Untranslatable {
+            param: "body".into(),
+            message: "Imagen takes a JSON body".into(),
+        })?;
+        let body = super::images::to_imagen(map)?;
+        Ok(Bytes::from(body.to_string()))
+    }
+
+    fn operation_answer(&self, _endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+        answer_body(&body, super::images::from_imagen)
+    }
+
     /// A Gemini-format client's body goes to Gemini and Vertex AI as it is.
     fn native(
         &self,
@@ -188,6 +209,9 @@ impl Provider for Gemini {
             ),
             Endpoint::Embeddings => {
                 embeddings::url(&self.base_url, call.model, self.vertex.as_ref())
+            }
+            Endpoint::ImagesGenerations => {
+                request::model_url(&self.base_url, call.model, "predict", self.vertex.as_ref())
             }
             other => {
                 return Err(build_error(format!(

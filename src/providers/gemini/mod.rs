@@ -17,6 +17,7 @@
 pub mod adapter;
 pub mod embeddings;
 pub mod error;
+mod images;
 mod messages;
 mod native;
 pub mod request;
