@@ -496,3 +496,38 @@ async fn image_generation_on_imagen_is_translated_both_ways_and_priced_per_image
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["error"]["param"], "response_format");
 }
+
+#[tokio::test]
+async fn azure_takes_audio_on_its_own_paths_and_refuses_moderations() {
+    let h = start_with_upstream(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!("[providers.azure]\nbase_url = \"{root}\"\napi_key = \"az-key-1\"\n")
+    })
+    .await;
+    let (ct, body) = form(&[("model", "azure/my-whisper")], "file", "a.wav", &wav(1));
+    let _ = post_bytes(&h, "/v1/audio/transcriptions", &ct, body).await;
+    let sent = &h.mock.requests()[0];
+    assert_eq!(sent.path, "/openai/v1/audio/transcriptions");
+    assert_eq!(sent.header("api-key"), Some("az-key-1"));
+    assert_eq!(sent.header("content-type"), Some(ct.as_str()));
+    // The deployment name goes in the form's model field.
+    let raw = String::from_utf8_lossy(&sent.raw_body).into_owned();
+    assert!(
+        raw.contains("name=\"model\"\r\n\r\nmy-whisper\r\n"),
+        "{raw}"
+    );
+    let answer = h
+        .client
+        .post(
+            "/v1/moderations",
+            &json!({"model": "azure/mod", "input": "hi"}).to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(
+        answer
+            .text()
+            .contains("provider azure does not serve moderations")
+    );
+    assert_eq!(h.mock.request_count(), 1);
+}
