@@ -64,6 +64,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "guard_webhook",
             "guard_schema",
             "fixtures",
+            "moderations",
             "fan_out",
             "routing",
             "context_fit",

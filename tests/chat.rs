@@ -169,6 +169,11 @@ async fn models_health_and_ready() {
         .collect();
     assert!(ids.contains(&"fast"));
     assert!(ids.contains(&"gpt-4o-mini"));
+    // Operations' models too, and each once.
+    assert!(ids.contains(&"whisper-1") && ids.contains(&"dall-e-3"));
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+    assert!(models["data"][0]["created"].is_number() && models["data"][0]["object"] == "model");
     assert!(ids.contains(&"openai/gpt-4o-mini"));
 
     let health = h.client.get("/health").await;

@@ -140,6 +140,81 @@ const EXPECTED_TRACES: &[Expected] = &[
     canned(MESSAGES, true),
 ];
 
+/// The trace rows of operations.py's requests, in its order, and what each cost in nano-dollars
+/// (`None`: refused before a provider was chosen).
+const OPERATION_TRACES: &[(&str, &str, u16, Option<i64>)] = &[
+    // hd 1024x1024 dall-e-3: $0.08.
+    ("images_generations", "dall-e-3", 200, Some(80_000_000)),
+    // Two 512x512 dall-e-2 edits: $0.018 each.
+    ("images_edits", "dall-e-2", 200, Some(36_000_000)),
+    // tts-1: 22 characters at $15 / M.
+    ("audio_speech", "tts-1", 200, Some(22 * 15_000)),
+    // whisper-1: 2 s, then 1 s, at $0.0001 a second.
+    ("audio_transcriptions", "whisper-1", 200, Some(200_000)),
+    ("audio_translations", "whisper-1", 200, Some(100_000)),
+    ("moderations", "omni-moderation-latest", 200, Some(0)),
+    ("generate_content", GPT, 200, None),
+    ("generate_content", GPT, 200, None),
+    ("generate_content", GPT, 400, None),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdks_cover_images_audio_moderations_and_geminis_format() {
+    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
+        Ok(python) => python,
+        Err(reason) => {
+            eprintln!("skipping SDK test: {reason}");
+            return;
+        }
+    };
+    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
+    let h = Harness::start_with(&toml).await;
+    let script = manifest_dir().join("tests/sdk/operations.py");
+    let url = h.server.url();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .env("STOCKYARD_URL", url)
+            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        run(&mut command, SCRIPT_TIMEOUT)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("could not run tests/sdk/operations.py: {e}"));
+    assert!(ran.success(), "tests/sdk/operations.py failed: {ran}");
+    println!("{}", ran.stdout.trim_end());
+
+    let rows = h.traces(OPERATION_TRACES.len()).await;
+    assert_eq!(h.trace_count_settled().await, OPERATION_TRACES.len() as i64);
+    for (i, (row, (endpoint, model, status, cost))) in rows.iter().zip(OPERATION_TRACES).enumerate()
+    {
+        assert_eq!(
+            (
+                row.endpoint.as_str(),
+                row.requested_model.as_str(),
+                row.status
+            ),
+            (*endpoint, *model, *status),
+            "trace row {i}"
+        );
+        if *status == 200 {
+            assert_eq!(row.provider.as_deref(), Some("openai"), "row {i}");
+            assert!(row.price_known, "row {i}: no price: {row:?}");
+            match cost {
+                Some(cost) => assert_eq!(row.cost_nanos, *cost, "row {i}: {row:?}"),
+                None => assert!(
+                    row.cost_nanos > 0 && !row.usage_estimated,
+                    "row {i}: {row:?}"
+                ),
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdks_work_unchanged_against_stockyard() {
     let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
@@ -252,6 +327,9 @@ fn manifest_dir() -> &'static Path {
 /// When `pip install` fails or times out: with a working Python, that is a failure to report
 /// (no network, a bad pin), not a reason to skip.
 fn prepare_venv() -> Result<PathBuf, String> {
+    // The tests of this file run at once: one of them installs, the other waits.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     match run(Command::new("python3").arg("--version"), PROBE_TIMEOUT) {
         Ok(ran) if ran.success() => {}
         Ok(ran) => return Err(format!("`python3 --version` failed: {ran}")),

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Price, to_nanos_per_million};
+use super::{Price, to_nanos_per_million, unit_to_nanos_per_million};
 
 static BUNDLED: &str = include_str!("../../data/model_prices.json");
 
@@ -41,19 +41,62 @@ pub struct PriceEntry {
     /// any JSON kind, so an odd value in a loaded file never costs a model its price.
     #[serde(default)]
     pub max_input_tokens: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_image: Option<f64>,
+    #[serde(default)]
+    pub output_cost_per_image: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_pixel: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_second: Option<f64>,
+    #[serde(default)]
+    pub output_cost_per_second: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_character: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_query: Option<f64>,
+    #[serde(default)]
+    pub input_cost_per_token_batches: Option<f64>,
+    #[serde(default)]
+    pub output_cost_per_token_batches: Option<f64>,
 }
 
 impl PriceEntry {
     fn to_price(&self) -> Result<Price, String> {
         let per_token = |v: f64| to_nanos_per_million(v, 1.0);
         let opt = |v: Option<f64>| v.map(per_token).transpose();
+        let unit = |v: Option<f64>| v.map(unit_to_nanos_per_million).transpose();
         Ok(Price {
             input: per_token(self.input_cost_per_token.unwrap_or(0.0))?,
             cached_input: opt(self.cache_read_input_token_cost)?,
             cache_write: opt(self.cache_creation_input_token_cost)?,
             output: per_token(self.output_cost_per_token.unwrap_or(0.0))?,
             reasoning: opt(self.output_cost_per_reasoning_token)?,
+            per_image: unit(self.output_cost_per_image.or(self.input_cost_per_image))?,
+            per_pixel: unit(self.input_cost_per_pixel)?,
+            // The file gives whisper both; a second of audio is billed once.
+            per_audio_second: unit(self.input_cost_per_second.or(self.output_cost_per_second))?,
+            per_character: unit(self.input_cost_per_character)?,
+            per_query: unit(self.input_cost_per_query)?,
+            batch_input: opt(self.input_cost_per_token_batches)?,
+            batch_output: opt(self.output_cost_per_token_batches)?,
         })
+    }
+
+    /// Whether the entry prices anything at all.
+    fn has_price(&self) -> bool {
+        [
+            self.input_cost_per_token,
+            self.input_cost_per_image,
+            self.output_cost_per_image,
+            self.input_cost_per_pixel,
+            self.input_cost_per_second,
+            self.output_cost_per_second,
+            self.input_cost_per_character,
+            self.input_cost_per_query,
+        ]
+        .iter()
+        .any(Option::is_some)
     }
 }
 
@@ -79,8 +122,10 @@ impl PriceTable {
             .clone()
     }
 
-    /// Parses a whole file of the bundled format. Entries without an input price (images, audio,
-    /// the format's own `sample_spec`) are skipped; a malformed price is an error naming the model.
+    /// Parses a whole file of the bundled format. Entries with no price at all (the format's own
+    /// `sample_spec`) are skipped; a malformed price is an error naming the model. Images are
+    /// priced per image or pixel (`{quality}/{W}-x-{H}/{model}` entries), audio per second, speech
+    /// per character, rerank per query.
     pub fn from_json(bytes: &[u8]) -> Result<PriceTable, PriceError> {
         let raw: HashMap<String, serde_json::Value> = serde_json::from_slice(bytes)?;
         let mut table = PriceTable::default();
@@ -88,7 +133,7 @@ impl PriceTable {
             let Ok(entry) = serde_json::from_value::<PriceEntry>(value) else {
                 continue;
             };
-            if entry.input_cost_per_token.is_none() {
+            if !entry.has_price() {
                 continue;
             }
             let price = entry.to_price().map_err(|problem| PriceError::Entry {
@@ -195,6 +240,24 @@ mod tests {
         assert_eq!(mini.output, 600_000_000);
         assert_eq!(mini.cached_input, Some(75_000_000));
         assert!(table.models_of("openai").iter().any(|m| m == "gpt-4o"));
+        // Units: an image, a second of audio, a character, a search.
+        let image = table.lookup("openai", "hd/1024-x-1024/dall-e-3").copied();
+        assert_eq!(
+            image.and_then(|p| p.per_image),
+            Some(80_000_000 * 1_000_000)
+        );
+        let whisper = table.lookup("openai", "whisper-1").copied();
+        assert_eq!(
+            whisper.and_then(|p| p.per_audio_second),
+            Some(100_000 * 1_000_000)
+        );
+        let tts = table.lookup("openai", "tts-1").copied();
+        assert_eq!(tts.and_then(|p| p.per_character), Some(15_000 * 1_000_000));
+        let rerank = table.lookup("cohere", "rerank-v3.5").copied();
+        assert_eq!(
+            rerank.and_then(|p| p.per_query),
+            Some(2_000_000 * 1_000_000)
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod guard_webhook;
 pub mod ip_filter;
 pub mod mcp;
 pub mod metrics;
+pub mod moderations;
 pub mod otel;
 pub mod prompt_templates;
 pub mod rate_limits;

@@ -65,6 +65,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::fixtures::SPEC,
     super::request_log::SPEC,
     super::mcp::SPEC,
+    super::moderations::SPEC,
 ];
 
 /// For modules that may always be disabled.

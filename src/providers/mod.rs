@@ -30,7 +30,7 @@ pub use native::{FINAL_RESPONSE_FIELD, NativeCall, ReframeError, Reframed, Strea
 pub use registry::{ProviderRegistry, ResolveError, Route};
 
 use crate::config::{ProviderKind, Timeouts};
-use crate::wire::openai::{Endpoint, Inbound};
+use crate::wire::openai::{Endpoint, Inbound, OperationRequest};
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
@@ -57,6 +57,8 @@ pub struct UpstreamCall<'a> {
     /// The body is in the client's own format (a [`NativeCall`]), not the provider's canonical
     /// one.
     pub native: bool,
+    /// The body's content type when it is not JSON (an operation's multipart form).
+    pub content_type: Option<&'a str>,
 }
 
 /// A request the provider's format cannot express; becomes a 400 naming `param`.
@@ -199,6 +201,24 @@ pub trait Provider: Send + Sync {
     /// For another format: a native error body in the OpenAI error shape.
     fn translate_error(&self, _status: u16, body: &[u8]) -> Bytes {
         Bytes::copy_from_slice(body)
+    }
+    /// Whether it serves `endpoint`, an operation (images, audio, moderations, rerank). A
+    /// provider that does not is refused with a 400 saying so, before any call.
+    fn serves(&self, _endpoint: Endpoint) -> bool {
+        false
+    }
+    /// An operation's body as this provider takes it: by default the client's own (the upstream
+    /// model already named in it).
+    fn operation_body(&self, request: &OperationRequest) -> Result<Bytes, Untranslatable> {
+        request.to_bytes().map_err(|e| Untranslatable {
+            param: "model".into(),
+            message: e.to_string(),
+        })
+    }
+    /// A successful operation answer in OpenAI's (or the common rerank) shape: by default as it
+    /// came.
+    fn operation_answer(&self, _endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+        Ok(body)
     }
     /// For another format: a decoder of its chat stream.
     fn chat_stream_decoder(&self, _upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {

@@ -29,6 +29,8 @@ pub(super) enum Committed {
         upstream: Response<UpstreamBody>,
         prefix: Vec<Bytes>,
     },
+    /// Bytes relayed as they arrive (speech audio), not events.
+    Bytes(Response<UpstreamBody>),
 }
 
 /// Steps 5 to 7: ask the plan (a module's, else the model's default route) for attempts until one
@@ -94,6 +96,13 @@ async fn try_once(
         route
             .provider
             .native(ctx.request.endpoint, &route.upstream_model)
+            .filter(|_| {
+                crate::wire::native_allowed(
+                    ctx.request.endpoint,
+                    &ctx.request.uri,
+                    ctx.request.stream,
+                )
+            })
     };
     ctx.request.native = native.is_some();
     if !ctx.request.native
@@ -101,8 +110,21 @@ async fn try_once(
     {
         return Err(final_error(refused.clone()));
     }
+    let endpoint = ctx.request.endpoint;
+    if endpoint.is_operation() && !route.provider.serves(endpoint) {
+        return Err(final_error(ApiError::InvalidField {
+            param: Some("model".into()),
+            message: format!(
+                "provider {} does not serve {} (model {:?}); route this model to a provider that does",
+                route.provider.name(),
+                endpoint.path().trim_start_matches('/'),
+                ctx.request.requested_model
+            ),
+        }));
+    }
     let upstream_body = match &native {
         Some(native) => native_body(ctx, native.as_ref()),
+        None if endpoint.is_operation() => operation_body(ctx, route),
         None if route
             .provider
             .passes_openai_body(ctx.request.parsed.as_ref()) =>
@@ -112,6 +134,10 @@ async fn try_once(
         None => translated_body(ctx, route),
     }
     .map_err(final_error)?;
+    let content_type = match &ctx.request.parsed {
+        Some(Inbound::Operation(op)) if endpoint.is_multipart() => Some(op.content_type()),
+        _ => None,
+    };
     let upstream_request = route
         .provider
         .build_request(
@@ -124,6 +150,7 @@ async fn try_once(
                 model: &route.upstream_model,
                 stream: ctx.request.stream,
                 native: ctx.request.native,
+                content_type: content_type.as_deref(),
             },
             upstream_body,
             &ctx.request.headers,
@@ -172,6 +199,9 @@ async fn try_once(
         _ => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
+    if endpoint.answers_with_bytes() && status.is_success() {
+        return Ok(Committed::Bytes(upstream));
+    }
     if ctx.request.stream && status.is_success() {
         // A native stream is not read ahead: the relay's side decoder is what understands it.
         let late_commit = late_commit.filter(|_| !ctx.request.native);
@@ -222,6 +252,29 @@ fn native_body(ctx: &RequestCtx, native: &dyn NativeCall) -> Result<Bytes, ApiEr
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal {
             message: format!("cannot encode the request: {e}"),
+        })
+}
+
+/// An operation's body for its provider: the client's own, upstream model named.
+fn operation_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
+    let Some(Inbound::Operation(request)) = &ctx.request.parsed else {
+        return Err(ApiError::Internal {
+            message: "operation request was not parsed".into(),
+        });
+    };
+    let mut request = request.clone();
+    if request.model != route.upstream_model {
+        request.set_model(&route.upstream_model);
+    }
+    route
+        .provider
+        .operation_body(&request)
+        .map_err(|e| ApiError::InvalidField {
+            message: format!(
+                "provider {} cannot take this request: {e}",
+                route.provider.name()
+            ),
+            param: Some(e.param),
         })
 }
 

@@ -14,6 +14,8 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     /// A stream, relayed as hyper polls for it.
     Stream(Box<Relay>),
+    /// Raw bytes relayed as they arrive (speech audio).
+    Bytes(Box<super::bytes_relay::BytesRelay>),
     /// Nothing yet (a response whose body is set after its head).
     Empty,
     /// Chunks sent by a task of the handler's (an event stream that is not a proxied answer,
@@ -47,6 +49,7 @@ impl Body for ProxyBody {
             ProxyBody::Channel(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Bytes(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Empty => Poll::Ready(None),
         }
     }
@@ -59,7 +62,9 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Full(None) | ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Stream(_) | ProxyBody::Channel(_) => SizeHint::default(),
+            ProxyBody::Stream(_) | ProxyBody::Channel(_) | ProxyBody::Bytes(_) => {
+                SizeHint::default()
+            }
         }
     }
 }

@@ -122,6 +122,10 @@ pub(super) async fn complete(
             headers: Box::new(headers),
         });
     }
+    if let Some(Inbound::Operation(request)) = &ctx.request.parsed {
+        let request = request.clone();
+        return operation_answer(chain, ctx, status, headers, body, &request).await;
+    }
     // A native answer goes to the client as it came; its canonical form serves usage only.
     let native_answer = ctx.request.native.then(|| body.clone());
     let body = match (native, &foreign) {
@@ -225,6 +229,61 @@ pub(super) async fn complete(
     Ok(json_response(
         StatusCode::from_u16(answer.status).unwrap_or(status),
         body,
+        headers,
+    ))
+}
+
+/// Step 7 for an operation (images, audio, moderations, rerank): the answer in the common shape
+/// (a provider's own dialect translated back), what it bills, `on_response`, and the answer as it
+/// came otherwise (its content type kept: a transcription may be plain text or subtitles).
+async fn operation_answer(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    request: &crate::wire::openai::OperationRequest,
+) -> Result<Response<ProxyBody>, ApiError> {
+    let provider = ctx.provider_name().unwrap_or_default().to_string();
+    let body = match &ctx.route.taken {
+        Some(route) => route
+            .provider
+            .operation_answer(ctx.request.endpoint, body)
+            .map_err(|e| ApiError::UpstreamProtocol {
+                message: format!(
+                    "provider {provider} answered with a body that does not translate: {e}"
+                ),
+            })?,
+        None => body,
+    };
+    let metered = request.meter(&body);
+    ctx.usage.units = metered.units;
+    ctx.usage.price_name = metered.price_name;
+    ctx.usage.tokens.prompt = metered.prompt_tokens.unwrap_or(0);
+    ctx.usage.tokens.completion = metered.completion_tokens.unwrap_or(0);
+    // What the operation bills is counted, never estimated from text.
+    ctx.usage.reported = true;
+    let mut answer = Answer {
+        status: status.as_u16(),
+        body,
+    };
+    for module in chain.modules() {
+        match module.on_response(ctx, &mut answer).await {
+            Ok(()) => {}
+            Err(ModuleError::Refused(refusal)) => return Err(refusal),
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    ctx.result.status = answer.status;
+    ctx.result.bytes_out = answer.body.len() as u64;
+    Ok(json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(status),
+        answer.body,
         headers,
     ))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::RequestCtx;
 use crate::wire::openai::Endpoint;
-use crate::wire::{anthropic, responses};
+use crate::wire::{anthropic, gemini, responses};
 
 /// Per-stream state of the client's format.
 pub enum StreamEgress {
@@ -18,6 +18,8 @@ pub enum StreamEgress {
     Native(Endpoint),
     Anthropic(Box<anthropic::stream::Encoder>),
     Responses(Box<responses::stream::Encoder>),
+    /// Gemini's streamed responses, as SSE or one JSON array.
+    Gemini(Box<gemini::stream::Encoder>),
 }
 
 impl StreamEgress {
@@ -40,6 +42,9 @@ impl StreamEgress {
                     responses::stream::Encoder::new(&request, ctx.request.response_id.as_deref());
                 StreamEgress::Responses(Box::new(encoder))
             }
+            Endpoint::GenerateContent => StreamEgress::Gemini(Box::new(
+                gemini::stream::Encoder::new(gemini::wants_sse(ctx.request.uri.query())),
+            )),
             _ => StreamEgress::OpenAi,
         }
     }
@@ -79,6 +84,11 @@ impl StreamEgress {
                 out.extend_from_slice(responses::stream::to_sse(&events).as_bytes());
                 Ok(())
             }
+            StreamEgress::Gemini(encoder) => {
+                let Some(json) = json else { return Ok(()) };
+                out.extend_from_slice(encoder.push(json).as_bytes());
+                Ok(())
+            }
         }
     }
 
@@ -98,6 +108,7 @@ impl StreamEgress {
                 ctx.result.client_answer = encoder.final_response().cloned();
                 Bytes::from(responses::stream::to_sse(&events))
             }
+            StreamEgress::Gemini(encoder) => Bytes::from(encoder.finish()),
         }
     }
 
@@ -125,6 +136,18 @@ impl StreamEgress {
             StreamEgress::Native(Endpoint::Responses) => {
                 let event = serde_json::json!({"type": "error", "code": responses_code, "message": message, "param": null});
                 Bytes::from(format!("event: error\ndata: {event}\n\n"))
+            }
+            StreamEgress::Native(Endpoint::GenerateContent) => {
+                let error = gemini::error(
+                    502,
+                    serde_json::json!({"error": {"message": message}})
+                        .to_string()
+                        .as_bytes(),
+                );
+                Bytes::from(format!("data: {error}\r\n\r\n"))
+            }
+            StreamEgress::Gemini(encoder) => {
+                Bytes::from(encoder.fail(if code.is_some() { 400 } else { 502 }, message))
             }
             StreamEgress::Anthropic(_) | StreamEgress::Native(_) => {
                 let event = anthropic::stream::error_event(message, anthropic_type);
@@ -164,6 +187,12 @@ pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
             ctx.result.client_answer = Some(response);
             Ok(bytes)
         }
+        Endpoint::GenerateContent => {
+            let chat: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            serde_json::to_vec(&gemini::response::from_chat(&chat))
+                .map(Bytes::from)
+                .map_err(|e| e.to_string())
+        }
         _ => Ok(body),
     }
 }
@@ -172,6 +201,7 @@ pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
 pub fn error(endpoint: Endpoint, status: u16, body: Bytes) -> Bytes {
     match endpoint {
         Endpoint::Messages => Bytes::from(anthropic::error::from_openai(status, &body).to_string()),
+        Endpoint::GenerateContent => Bytes::from(gemini::error(status, &body).to_string()),
         _ => body,
     }
 }

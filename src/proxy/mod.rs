@@ -4,6 +4,7 @@
 pub mod admission;
 mod attempts;
 pub mod body;
+mod bytes_relay;
 pub mod complete;
 pub mod egress;
 pub mod internal;

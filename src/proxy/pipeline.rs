@@ -38,7 +38,7 @@ use crate::modules::{Chain, ChainHandle};
 use crate::providers::ProviderRegistry;
 use crate::request::ApiError;
 use crate::request::{CanonicalAnswer, ErrorCode, Outcome, Verdict};
-use crate::wire::openai::{Endpoint, Inbound};
+use crate::wire::openai::{Endpoint, Inbound, OperationRequest};
 
 /// What every request shares.
 pub struct Proxy {
@@ -106,6 +106,15 @@ async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> R
             }
             .into_response();
         }
+        Ok(Committed::Bytes(upstream)) => {
+            if let Some(ctx) = guard.ctx.take() {
+                return super::bytes_relay::start(chain, ctx, upstream);
+            }
+            return ApiError::Internal {
+                message: "request context missing".into(),
+            }
+            .into_response();
+        }
         Ok(Committed::Complete(response)) => response,
         Err(err) => error_response(ctx, err),
     };
@@ -121,12 +130,14 @@ async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> R
 /// request's extensions).
 pub fn context_for(endpoint: Endpoint, parts: hyper::http::request::Parts) -> RequestCtx {
     let client_addr = parts.extensions.get::<ClientAddr>().map(|a| a.0);
-    RequestCtx::new(
+    let mut ctx = RequestCtx::new(
         endpoint,
         request_id(&parts.headers),
         parts.headers,
         client_addr,
-    )
+    );
+    ctx.request.uri = parts.uri;
+    ctx
 }
 
 /// The client's address, as the listener saw it.
@@ -231,14 +242,28 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
             message: e.message,
         },
     };
-    let mut request = if ctx.request.endpoint.is_openai() {
+    let mut request = if ctx.request.endpoint.is_operation() {
+        // Images, audio and the like: the content type tells a form from JSON.
+        let content_type = ctx
+            .request
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        Inbound::Operation(
+            OperationRequest::parse(ctx.request.endpoint, content_type, &ctx.request.body)
+                .map_err(parse_error)?,
+        )
+    } else if ctx.request.endpoint.is_openai() {
         Inbound::parse(ctx.request.endpoint, &ctx.request.body).map_err(parse_error)?
     } else {
         // Parsed once: the client's own JSON is kept for answers in its format and native calls.
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_slice(&ctx.request.body).map_err(|e| ApiError::InvalidJson {
                 message: format!("request body is not valid JSON: {e}"),
             })?;
+        // Formats that name the model (and streaming) in the URL carry them into the body here.
+        crate::wire::add_path_facts(ctx.request.endpoint, &ctx.request.uri, &mut value);
         let (request, refused) =
             Inbound::from_client_format(ctx.request.endpoint, &value).map_err(parse_error)?;
         if let Some(refused) = refused {
@@ -309,7 +334,7 @@ pub async fn run_internal(
     };
     let response = match committed {
         Ok(Committed::Complete(response)) => response,
-        Ok(Committed::Stream { .. }) => {
+        Ok(Committed::Stream { .. } | Committed::Bytes(_)) => {
             return Err(ApiError::Internal {
                 message: "an internal model call answered with a stream".into(),
             });

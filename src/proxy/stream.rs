@@ -36,7 +36,17 @@ pub fn start(
     prefix: Vec<Bytes>,
 ) -> Response<ProxyBody> {
     let mut headers = passthrough_headers(upstream.headers());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    // Gemini's default stream is one JSON array, not SSE.
+    let array = ctx.request.endpoint == crate::wire::openai::Endpoint::GenerateContent
+        && !crate::wire::gemini::wants_sse(ctx.request.uri.query());
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if array {
+            "application/json"
+        } else {
+            "text/event-stream"
+        }),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let status = upstream.status();
     ctx.result.status = status.as_u16();

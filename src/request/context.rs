@@ -53,6 +53,9 @@ pub struct Identity {
 /// What was asked, as received and as parsed.
 pub struct RequestParts {
     pub endpoint: Endpoint,
+    /// The request's URI: some formats name the model and streaming in the path (Gemini's
+    /// `models/{model}:streamGenerateContent?alt=sse`).
+    pub uri: hyper::Uri,
     pub headers: HeaderMap,
     /// The request body as received.
     pub body: Bytes,
@@ -114,6 +117,13 @@ pub struct RouteState {
 #[derive(Default)]
 pub struct UsageCost {
     pub tokens: Tokens,
+    /// Images, audio seconds, characters, queries: what operations bill besides tokens.
+    pub units: crate::cost::Units,
+    /// A price-file name more specific than the model's, tried first (an image's
+    /// `hd/1024-x-1024/dall-e-3`).
+    pub price_name: Option<String>,
+    /// Billed at batch prices.
+    pub batch: bool,
     /// Whether the upstream reported usage (else `tokens` are estimated at finish).
     pub reported: bool,
     pub estimated: bool,
@@ -174,6 +184,7 @@ impl RequestCtx {
             },
             request: RequestParts {
                 endpoint,
+                uri: hyper::Uri::default(),
                 headers,
                 body: Bytes::new(),
                 parsed: None,

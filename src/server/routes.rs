@@ -20,6 +20,14 @@ const PROXIED: &[(&str, Endpoint)] = &[
     ("/v1/embeddings", Endpoint::Embeddings),
     ("/v1/messages", Endpoint::Messages),
     ("/v1/responses", Endpoint::Responses),
+    ("/v1/images/generations", Endpoint::ImagesGenerations),
+    ("/v1/images/edits", Endpoint::ImagesEdits),
+    ("/v1/images/variations", Endpoint::ImagesVariations),
+    ("/v1/audio/speech", Endpoint::AudioSpeech),
+    ("/v1/audio/transcriptions", Endpoint::AudioTranscriptions),
+    ("/v1/audio/translations", Endpoint::AudioTranslations),
+    ("/v1/moderations", Endpoint::Moderations),
+    ("/v1/rerank", Endpoint::Rerank),
 ];
 
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
@@ -34,6 +42,26 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             path,
         }
         .into_response();
+    }
+    if let Some((_, call)) = crate::wire::gemini::target(&path) {
+        return match (&method, call) {
+            (&Method::POST, "generateContent" | "streamGenerateContent") => {
+                let request = query_key_to_header(request);
+                pipeline::handle(&app.proxy, Endpoint::GenerateContent, request).await
+            }
+            _ => {
+                let status = StatusCode::NOT_FOUND;
+                let body = crate::wire::gemini::error(
+                    status.as_u16(),
+                    json!({"error": {"message": format!(
+                        "{method} {path} is not served; Stockyard serves POST :generateContent and :streamGenerateContent"
+                    )}})
+                    .to_string()
+                    .as_bytes(),
+                );
+                json_response(status, Bytes::from(body.to_string()), HeaderMap::new())
+            }
+        };
     }
     match (method, path.as_str()) {
         (Method::GET, "/v1/models") => models(app, request).await,
@@ -62,6 +90,42 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         .into_response(),
         _ => ApiError::NotFound { path }.into_response(),
     }
+}
+
+/// Google's clients may send the key as `?key=`: it becomes the `x-goog-api-key` header (which
+/// authentication reads) and leaves the URI, so no log line or trace carries it.
+fn query_key_to_header(request: Request<Incoming>) -> Request<Incoming> {
+    let (mut parts, body) = request.into_parts();
+    let Some(query) = parts.uri.query() else {
+        return Request::from_parts(parts, body);
+    };
+    let mut key = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("key=") {
+            Some(value) => {
+                key = Some(value.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if let Some(key) = key {
+        if !parts.headers.contains_key("x-goog-api-key")
+            && let Ok(value) = hyper::header::HeaderValue::from_str(&key)
+        {
+            parts.headers.insert("x-goog-api-key", value);
+        }
+        let path_and_query = if kept.is_empty() {
+            parts.uri.path().to_string()
+        } else {
+            format!("{}?{}", parts.uri.path(), kept.join("&"))
+        };
+        if let Ok(uri) = path_and_query.parse() {
+            parts.uri = uri;
+        }
+    }
+    Request::from_parts(parts, body)
 }
 
 pub fn ok_json(value: serde_json::Value) -> Response<ProxyBody> {
@@ -102,6 +166,25 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
     for model in registry.models() {
         push(model.name.clone(), &model.provider);
     }
+    // The routing module's aliases and deployment groups, as configured now (admin changes
+    // included): names a client may send like any model.
+    let chain = app.proxy.chain.load();
+    if let Some(routing) = chain
+        .states()
+        .iter()
+        .find(|s| s.name == "routing" && s.enabled)
+    {
+        for table in ["aliases", "groups"] {
+            for name in routing.config[table]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                push(name.clone(), "stockyard");
+            }
+        }
+    }
     let prices = app.admin.prices().load();
     for provider in registry.providers() {
         let mut names: Vec<String> = provider.declared_models().to_vec();
@@ -119,6 +202,8 @@ async fn models(app: &App, request: Request<Incoming>) -> Response<ProxyBody> {
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    data.retain(|m| seen.insert(m["id"].as_str().unwrap_or_default().to_string()));
     if let Some(grant) = grant {
         data.retain(|m| {
             m["id"]

@@ -109,15 +109,18 @@ async fn handle(
     }
     let reply = match override_error {
         Some(reply) => reply,
-        None => route(
-            api,
-            &parts.method,
-            parts.uri.path(),
-            parts.uri.query(),
-            &parsed,
-            &behavior,
-            n,
-        ),
+        None => match multipart(&parts, &raw) {
+            Some(reply) => reply,
+            None => route(
+                api,
+                &parts.method,
+                parts.uri.path(),
+                parts.uri.query(),
+                &parsed,
+                &behavior,
+                n,
+            ),
+        },
     };
 
     if shared.recorder.enabled() {
@@ -143,6 +146,35 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(behavior.headers_delay_ms)).await;
     }
     Ok(api.finish(respond(reply, &behavior), n))
+}
+
+/// The answer of an OpenAI endpoint that takes `multipart/form-data`, if the path is one.
+fn multipart(parts: &hyper::http::request::Parts, raw: &Bytes) -> Option<Reply> {
+    use crate::openai::operations::{self, Form};
+    let path = parts.uri.path();
+    let known = [
+        "/v1/images/edits",
+        "/v1/images/variations",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+    ];
+    if parts.method != Method::POST || !known.contains(&path) {
+        return None;
+    }
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let form = match Form::parse(content_type, raw) {
+        Ok(form) => form,
+        Err(message) => return Some(error::bad_request(&message, "invalid_multipart")),
+    };
+    Some(match path {
+        "/v1/audio/transcriptions" => operations::transcription(&form, false),
+        "/v1/audio/translations" => operations::transcription(&form, true),
+        _ => operations::image_form(&form),
+    })
 }
 
 /// Which API a path belongs to, which decides the shape of its errors.
@@ -262,6 +294,18 @@ fn route(
             with_body(&|req| openai::responses::reply(req, behavior, n))
         }
         (&Method::GET, "/v1/models") => openai::models::reply(),
+        (&Method::POST, "/v1/images/generations") => {
+            with_body(&openai::operations::image_generation)
+        }
+        (&Method::POST, "/v1/audio/speech") => {
+            with_body(&|req| openai::operations::speech(req, behavior))
+        }
+        (&Method::POST, "/v1/moderations") => {
+            with_body(&|req| openai::operations::moderation(req, n))
+        }
+        (&Method::POST, "/v1/rerank" | "/v2/rerank") => {
+            with_body(&|req| openai::operations::rerank(req, n))
+        }
         (&Method::POST, "/v1/messages") => {
             with_body(&|req| anthropic::messages::reply(req, behavior, n))
         }
@@ -307,6 +351,16 @@ fn respond(reply: Reply, behavior: &Behavior) -> Response<MockBody> {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/vnd.amazon.eventstream"),
             );
+            response
+        }
+        Reply::Raw {
+            content_type,
+            steps,
+        } => {
+            let mut response = stream_response(steps, behavior);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
         Reply::WithHeaders(reply, headers) => {

@@ -22,6 +22,11 @@ const OPENAI_PREFIXES: &[&str] = &[
     "text-embedding-",
     "davinci-",
     "babbage-",
+    "dall-e-",
+    "whisper-",
+    "tts-",
+    "omni-moderation-",
+    "text-moderation-",
 ];
 const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
 const ANTHROPIC_DEFAULT_BASE: &str = "https://api.anthropic.com/v1";

@@ -53,14 +53,23 @@ impl Module for Cost {
             return;
         };
         let prices = self.prices.load();
-        // The price of the model actually called; a configured alias may be priced by its own name.
-        let price = prices
-            .lookup(provider, model)
+        // The most specific name first (an image's size and quality), then the model actually
+        // called; a configured alias may be priced by its own name.
+        let price = ctx
+            .usage
+            .price_name
+            .as_deref()
+            .and_then(|name| prices.lookup(provider, name))
+            .or_else(|| prices.lookup(provider, model))
             .or_else(|| prices.lookup(provider, &ctx.request.requested_model));
         match price {
             Some(price) => {
-                ctx.usage.cost_nanos = price.cost_nanos(&ctx.usage.tokens);
-                ctx.usage.price_known = true;
+                ctx.usage.cost_nanos =
+                    price.cost_of(&ctx.usage.tokens, &ctx.usage.units, ctx.usage.batch);
+                // Units the price does not cover (and no token count to price instead) would
+                // cost 0 silently: the price is then unknown.
+                ctx.usage.price_known =
+                    ctx.usage.units.is_zero() || price.prices_units() || ctx.usage.reported;
             }
             None => {
                 ctx.usage.cost_nanos = 0;

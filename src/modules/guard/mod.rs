@@ -190,6 +190,24 @@ impl<F: Family> Module for Guard<F> {
         if !self.applies(ctx) {
             return Ok(Verdict::Continue);
         }
+        // A moderation request is judged, never blocked: what matched goes to the answer.
+        if ctx.request.endpoint == crate::wire::openai::Endpoint::Moderations {
+            let mut buf = Vec::new();
+            let mut scan = ctx
+                .slots
+                .remove::<super::moderations::ModerationScan>()
+                .unwrap_or_default();
+            scan.detectors.push(F::NAME);
+            for (i, text) in super::moderations::inputs(ctx).iter().enumerate() {
+                buf.clear();
+                self.scanner.scan(text, &mut buf);
+                for finding in buf.drain(..) {
+                    scan.matches.push((i, F::NAME, finding.rule.to_string()));
+                }
+            }
+            ctx.slots.insert(scan);
+            return Ok(Verdict::Continue);
+        }
         // Request-wide rules (models, sizes) refuse whatever the action: there is nothing to
         // redact in a model name.
         if let Some(finding) = self.scanner.check_request(ctx) {

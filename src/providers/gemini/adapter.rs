@@ -154,8 +154,40 @@ impl Provider for Gemini {
     }
 
     fn chat_stream_decoder(&self, upstream_model: &str) -> Option<Box<dyn ChatStreamDecoder>> {
-        let decoder = StreamDecoder(stream::Decoder::new(upstream_model));
-        Some(Box::new(SseFraming::new(decoder)))
+        Some(sse_decoder(upstream_model))
+    }
+
+    /// Image generation on Imagen.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::ImagesGenerations
+    }
+
+    fn operation_body(
+        &self,
+        request: &crate::wire::openai::OperationRequest,
+    ) -> Result<Bytes, Untranslatable> {
+        let map = request.json().ok_or_else(|| Untranslatable {
+            param: "body".into(),
+            message: "Imagen takes a JSON body".into(),
+        })?;
+        let body = super::images::to_imagen(map)?;
+        Ok(Bytes::from(body.to_string()))
+    }
+
+    fn operation_answer(&self, _endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+        answer_body(&body, super::images::from_imagen)
+    }
+
+    /// A Gemini-format client's body goes to Gemini and Vertex AI as it is.
+    fn native(
+        &self,
+        endpoint: Endpoint,
+        upstream_model: &str,
+    ) -> Option<Box<dyn crate::providers::NativeCall>> {
+        (endpoint == Endpoint::GenerateContent).then(|| {
+            Box::new(super::native::GenerateContent::new(upstream_model))
+                as Box<dyn crate::providers::NativeCall>
+        })
     }
 
     fn build_request(
@@ -177,6 +209,9 @@ impl Provider for Gemini {
             ),
             Endpoint::Embeddings => {
                 embeddings::url(&self.base_url, call.model, self.vertex.as_ref())
+            }
+            Endpoint::ImagesGenerations => {
+                request::model_url(&self.base_url, call.model, "predict", self.vertex.as_ref())
             }
             other => {
                 return Err(build_error(format!(
@@ -210,6 +245,13 @@ impl Provider for Gemini {
             Some(self.keys.clone()),
         )?))
     }
+}
+
+/// Gemini's SSE stream as canonical chunks.
+pub(super) fn sse_decoder(upstream_model: &str) -> Box<dyn ChatStreamDecoder> {
+    Box::new(SseFraming::new(StreamDecoder(stream::Decoder::new(
+        upstream_model,
+    ))))
 }
 
 struct StreamDecoder(stream::Decoder);

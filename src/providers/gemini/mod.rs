@@ -17,7 +17,9 @@
 pub mod adapter;
 pub mod embeddings;
 pub mod error;
+mod images;
 mod messages;
+mod native;
 pub mod request;
 pub mod response;
 pub mod schema;

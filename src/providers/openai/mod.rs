@@ -3,6 +3,7 @@
 //! Reference: https://platform.openai.com/docs/api-reference/chat
 
 pub mod native;
+mod operations;
 pub mod presets;
 pub mod responses_side;
 
@@ -119,6 +120,48 @@ impl Provider for OpenAi {
             .then(|| Box::new(native::Responses::new(upstream_model)) as Box<dyn NativeCall>)
     }
 
+    /// OpenAI's own operations; a preset's row; a compatible server without a row is taken at its
+    /// word (it serves what it serves, and says so itself).
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        match (self.kind, self.config.preset) {
+            (_, Some(preset)) => preset.operations.contains(&endpoint),
+            (ProviderKind::OpenAi, None) => presets::OPENAI_OPERATIONS.contains(&endpoint),
+            (_, None) => endpoint.is_operation(),
+        }
+    }
+
+    fn operation_body(
+        &self,
+        request: &crate::wire::openai::OperationRequest,
+    ) -> Result<Bytes, Untranslatable> {
+        let voyage = self
+            .config
+            .preset
+            .is_some_and(|p| p.rerank == presets::RerankShape::Voyage);
+        match request.json() {
+            Some(map) if voyage && request.endpoint == Endpoint::Rerank => {
+                Ok(Bytes::from(operations::rerank_to_voyage(map).to_string()))
+            }
+            _ => request.to_bytes().map_err(|e| Untranslatable {
+                param: "model".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn operation_answer(&self, endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+        let voyage = self
+            .config
+            .preset
+            .is_some_and(|p| p.rerank == presets::RerankShape::Voyage);
+        if voyage && endpoint == Endpoint::Rerank {
+            return super::answer_body(&body, |v| {
+                Ok::<_, String>(operations::rerank_from_voyage(v))
+            });
+        }
+        Ok(body)
+    }
+
     fn translate_chat(&self, chat: &Value, upstream_model: &str) -> Result<Bytes, Untranslatable> {
         let Some(preset) = self.config.preset else {
             return serde_json::to_vec(chat)
@@ -185,8 +228,14 @@ impl Provider for OpenAi {
             }
             None => format!("{}{}", self.base_url, call.endpoint.path()),
         };
-        let builder = hyper::Request::post(url)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let content_type = match call.content_type {
+            Some(form) => HeaderValue::from_str(form).map_err(|e| UpstreamError::Build {
+                provider: self.name.clone(),
+                detail: format!("content type: {e}"),
+            })?,
+            None => HeaderValue::from_static("application/json"),
+        };
+        let builder = hyper::Request::post(url).header(CONTENT_TYPE, content_type);
         let mut request = builder
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Build {

@@ -4,11 +4,13 @@
 mod chat;
 mod completions;
 mod embeddings;
+pub mod operation;
 mod usage;
 
 pub use chat::{ChatMessage, ChatRequest, Role, StreamOptions};
 pub use completions::CompletionRequest;
 pub use embeddings::EmbeddingRequest;
+pub use operation::{OperationBody, OperationRequest};
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
 use bytes::Bytes;
@@ -26,6 +28,19 @@ pub enum Endpoint {
     Messages,
     /// OpenAI Responses (`/v1/responses`), served through the canonical chat form.
     Responses,
+    /// Gemini's `models/{model}:generateContent` and `:streamGenerateContent`, served through
+    /// the canonical chat form (the model and streaming are in the URL).
+    GenerateContent,
+    /// Operations whose body passes through (model aside): see [`operation`].
+    ImagesGenerations,
+    ImagesEdits,
+    ImagesVariations,
+    AudioSpeech,
+    AudioTranscriptions,
+    AudioTranslations,
+    Moderations,
+    /// The common rerank shape (`query`, `documents`, `top_n`), Cohere's and its peers'.
+    Rerank,
 }
 
 impl Endpoint {
@@ -37,21 +52,67 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/messages",
             Endpoint::Responses => "/responses",
+            Endpoint::GenerateContent => "/chat/completions",
+            Endpoint::ImagesGenerations => "/images/generations",
+            Endpoint::ImagesEdits => "/images/edits",
+            Endpoint::ImagesVariations => "/images/variations",
+            Endpoint::AudioSpeech => "/audio/speech",
+            Endpoint::AudioTranscriptions => "/audio/transcriptions",
+            Endpoint::AudioTranslations => "/audio/translations",
+            Endpoint::Moderations => "/moderations",
+            Endpoint::Rerank => "/rerank",
         }
+    }
+
+    /// An operation whose body passes through ([`OperationRequest`]), not a text or embeddings
+    /// call.
+    pub fn is_operation(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ImagesGenerations
+                | Endpoint::ImagesEdits
+                | Endpoint::ImagesVariations
+                | Endpoint::AudioSpeech
+                | Endpoint::AudioTranscriptions
+                | Endpoint::AudioTranslations
+                | Endpoint::Moderations
+                | Endpoint::Rerank
+        )
+    }
+
+    /// The operation takes `multipart/form-data`.
+    pub fn is_multipart(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ImagesEdits
+                | Endpoint::ImagesVariations
+                | Endpoint::AudioTranscriptions
+                | Endpoint::AudioTranslations
+        )
+    }
+
+    /// The answer is bytes to relay as they arrive (audio), not a JSON document.
+    pub fn answers_with_bytes(self) -> bool {
+        self == Endpoint::AudioSpeech
     }
 
     /// The endpoint the upstream is called on (inbound formats other than OpenAI's are served
     /// through the canonical chat endpoint).
     pub fn upstream(self) -> Endpoint {
         match self {
-            Endpoint::Messages | Endpoint::Responses => Endpoint::ChatCompletions,
+            Endpoint::Messages | Endpoint::Responses | Endpoint::GenerateContent => {
+                Endpoint::ChatCompletions
+            }
             other => other,
         }
     }
 
     /// Whether the client speaks the OpenAI format itself (its bytes may go upstream as they are).
     pub fn is_openai(self) -> bool {
-        !matches!(self, Endpoint::Messages | Endpoint::Responses)
+        !matches!(
+            self,
+            Endpoint::Messages | Endpoint::Responses | Endpoint::GenerateContent
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +122,15 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::Responses => "responses",
+            Endpoint::GenerateContent => "generate_content",
+            Endpoint::ImagesGenerations => "images_generations",
+            Endpoint::ImagesEdits => "images_edits",
+            Endpoint::ImagesVariations => "images_variations",
+            Endpoint::AudioSpeech => "audio_speech",
+            Endpoint::AudioTranscriptions => "audio_transcriptions",
+            Endpoint::AudioTranslations => "audio_translations",
+            Endpoint::Moderations => "moderations",
+            Endpoint::Rerank => "rerank",
         }
     }
 }
@@ -80,6 +150,8 @@ pub enum Inbound {
     Chat(ChatRequest),
     Completion(CompletionRequest),
     Embedding(EmbeddingRequest),
+    /// Images, audio, moderations, rerank: the body passes through.
+    Operation(OperationRequest),
 }
 
 impl Inbound {
@@ -88,7 +160,12 @@ impl Inbound {
             Endpoint::ChatCompletions => Inbound::Chat(parse_typed(body)?),
             Endpoint::Completions => Inbound::Completion(parse_typed(body)?),
             Endpoint::Embeddings => Inbound::Embedding(parse_typed(body)?),
-            Endpoint::Messages | Endpoint::Responses => {
+            op if op.is_operation() => Inbound::Operation(OperationRequest::parse(
+                op,
+                "application/json",
+                &Bytes::copy_from_slice(body),
+            )?),
+            _ => {
                 let value: serde_json::Value =
                     serde_json::from_slice(body).map_err(|e| syntax_error(&e))?;
                 Inbound::from_client_format(endpoint, &value)?.0
@@ -115,6 +192,11 @@ impl Inbound {
                     Ok((Inbound::Chat(chat), Some(refused)))
                 }
             },
+            Endpoint::GenerateContent => match from_gemini(value, false) {
+                Ok(chat) => Ok((Inbound::Chat(chat), None)),
+                // What only Gemini honours: dropped for a lenient reading, refused elsewhere.
+                Err(refused) => Ok((Inbound::Chat(from_gemini(value, true)?), Some(refused))),
+            },
             _ => Ok((Inbound::Chat(from_anthropic(value)?), None)),
         }
     }
@@ -124,11 +206,13 @@ impl Inbound {
             Inbound::Chat(r) => &r.model,
             Inbound::Completion(r) => &r.model,
             Inbound::Embedding(r) => &r.model,
+            Inbound::Operation(r) => &r.model,
         }
     }
 
     pub fn set_model(&mut self, model: &str) {
         let slot = match self {
+            Inbound::Operation(r) => return r.set_model(model),
             Inbound::Chat(r) => &mut r.model,
             Inbound::Completion(r) => &mut r.model,
             Inbound::Embedding(r) => &mut r.model,
@@ -140,7 +224,7 @@ impl Inbound {
         match self {
             Inbound::Chat(r) => r.stream.unwrap_or(false),
             Inbound::Completion(r) => r.stream.unwrap_or(false),
-            Inbound::Embedding(_) => false,
+            Inbound::Embedding(_) | Inbound::Operation(_) => false,
         }
     }
 
@@ -149,7 +233,7 @@ impl Inbound {
         let options = match self {
             Inbound::Chat(r) => r.stream_options.as_ref(),
             Inbound::Completion(r) => r.stream_options.as_ref(),
-            Inbound::Embedding(_) => None,
+            Inbound::Embedding(_) | Inbound::Operation(_) => None,
         };
         options.and_then(|o| o.include_usage).unwrap_or(false)
     }
@@ -160,7 +244,7 @@ impl Inbound {
         let options = match self {
             Inbound::Chat(r) => &mut r.stream_options,
             Inbound::Completion(r) => &mut r.stream_options,
-            Inbound::Embedding(_) => return,
+            Inbound::Embedding(_) | Inbound::Operation(_) => return,
         };
         options
             .get_or_insert_with(StreamOptions::default)
@@ -172,6 +256,7 @@ impl Inbound {
             Inbound::Chat(r) => r.user.as_deref(),
             Inbound::Completion(r) => r.user.as_deref(),
             Inbound::Embedding(r) => r.user.as_deref(),
+            Inbound::Operation(r) => r.user(),
         }
     }
 
@@ -194,14 +279,14 @@ impl Inbound {
         match self {
             Inbound::Chat(r) => bounded(&r.rest),
             Inbound::Completion(r) => bounded(&r.rest),
-            Inbound::Embedding(_) => Some(0),
+            Inbound::Embedding(_) | Inbound::Operation(_) => Some(0),
         }
     }
 
     pub fn message_count(&self) -> usize {
         match self {
             Inbound::Chat(r) => r.messages.len(),
-            Inbound::Completion(_) | Inbound::Embedding(_) => 0,
+            Inbound::Completion(_) | Inbound::Embedding(_) | Inbound::Operation(_) => 0,
         }
     }
 
@@ -211,6 +296,7 @@ impl Inbound {
             Inbound::Chat(r) => r.messages.iter().flat_map(ChatMessage::texts).collect(),
             Inbound::Completion(r) => json_strings(r.prompt.as_ref()),
             Inbound::Embedding(r) => json_strings(Some(&r.input)),
+            Inbound::Operation(r) => r.texts(),
         }
     }
 
@@ -219,6 +305,7 @@ impl Inbound {
             Inbound::Chat(r) => serde_json::to_vec(r)?,
             Inbound::Completion(r) => serde_json::to_vec(r)?,
             Inbound::Embedding(r) => serde_json::to_vec(r)?,
+            Inbound::Operation(r) => return r.to_bytes(),
         };
         Ok(Bytes::from(vec))
     }
@@ -252,6 +339,27 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
 fn from_anthropic(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
     let options = crate::wire::translate::TranslateOptions::default();
     let chat = crate::wire::anthropic::request::to_chat(value, &options).map_err(|e| {
+        use crate::wire::translate::TranslateError;
+        match e {
+            TranslateError::Unsupported { param, message }
+            | TranslateError::Invalid { param, message } => ParseError {
+                message: format!("invalid request: {param}: {message}"),
+                param: Some(param),
+            },
+            other => ParseError {
+                message: format!("invalid request: {other}"),
+                param: None,
+            },
+        }
+    })?;
+    let bytes = serde_json::to_vec(&chat).map_err(|e| syntax_error(&e))?;
+    parse_typed(&bytes)
+}
+
+/// A Gemini `generateContent` body (model and stream laid in from the URL), as the canonical
+/// chat request; `lenient` drops what only Gemini honours.
+fn from_gemini(value: &serde_json::Value, lenient: bool) -> Result<ChatRequest, ParseError> {
+    let chat = crate::wire::gemini::request::to_chat(value, lenient).map_err(|e| {
         use crate::wire::translate::TranslateError;
         match e {
             TranslateError::Unsupported { param, message }

@@ -77,6 +77,20 @@ pub(crate) fn batch(req: &Value) -> Reply {
 }
 
 pub(crate) fn predict(req: &Value) -> Reply {
+    // Imagen: `{"instances": [{"prompt"}], "parameters": {"sampleCount"}}` gets `sampleCount`
+    // images, each the bytes `mock-image-{i}` in base64.
+    if let Some(prompt) = req["instances"][0]["prompt"].as_str() {
+        let n = req["parameters"]["sampleCount"].as_u64().unwrap_or(1);
+        let predictions: Vec<Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({"bytesBase64Encoded": crate::base64::encode(format!("mock-image-{i}").as_bytes()),
+                    "mimeType": "image/png", "prompt": prompt})
+            })
+            .collect();
+        return Reply::Json(Bytes::from(
+            serde_json::json!({"predictions": predictions}).to_string(),
+        ));
+    }
     let instances = req
         .get("instances")
         .and_then(Value::as_array)

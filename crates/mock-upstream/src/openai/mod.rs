@@ -21,6 +21,7 @@ pub(crate) mod completions;
 pub(crate) mod embeddings;
 pub(crate) mod error;
 pub(crate) mod models;
+pub(crate) mod operations;
 pub(crate) mod responses;
 
 use std::collections::VecDeque;
@@ -52,6 +53,12 @@ pub(crate) enum Reply {
     /// A binary `application/vnd.amazon.eventstream` body already framed, with the behaviour's
     /// faults applied (Bedrock's ConverseStream).
     EventStream(VecDeque<Step>),
+    /// A body that is not JSON (speech audio, a plain-text transcription), in steps
+    /// `chunk_delay_ms` apart.
+    Raw {
+        content_type: &'static str,
+        steps: VecDeque<Step>,
+    },
     /// Another reply with extra response headers (Bedrock's `x-amzn-ErrorType`, its token-count
     /// headers).
     WithHeaders(Box<Reply>, Vec<(HeaderName, HeaderValue)>),

@@ -18,6 +18,9 @@
 //! | `ollama` | `http://localhost:11434/v1` | `OLLAMA_API_KEY` (optional) | `OLLAMA_BASE_URL` | - | `max_tokens` |
 //! | `vllm` | none: set `VLLM_BASE_URL` | `VLLM_API_KEY` (optional) | `VLLM_BASE_URL` | - | - |
 //! | `lmstudio` | `http://localhost:1234/v1` | `LMSTUDIO_API_KEY` (optional) | `LMSTUDIO_BASE_URL` | - | `max_tokens`; no usage in streams |
+//! | `cohere` | `https://api.cohere.com/v2` | `COHERE_API_KEY` | - | `rerank-v`, `rerank-english`, `rerank-multilingual` | rerank only |
+//! | `jina` | `https://api.jina.ai/v1` | `JINA_API_KEY` | - | `jina-` | rerank (and embeddings) |
+//! | `voyage` | `https://api.voyageai.com/v1` | `VOYAGE_API_KEY` | - | `voyage-`, `rerank-2`, `rerank-lite` | rerank takes `top_k` and answers in `data` |
 //! | `azure` ([`AZURE`]) | none: `{endpoint}/openai/v1` from `AZURE_OPENAI_ENDPOINT` | `AZURE_OPENAI_API_KEY` | `AZURE_OPENAI_ENDPOINT` | - | `api-key` header; see [`azure_url`] |
 //!
 //! Every row (not OpenAI or Azure) also maps `developer` to `system`: `developer` is OpenAI's newer
@@ -36,10 +39,17 @@
 //! docs.vllm.ai (OpenAI-compatible server); lmstudio.ai/docs/api/openai-api and
 //! lmstudio-bug-tracker#713; learn.microsoft.com/azure/foundry/openai/api-version-lifecycle.
 //!
+//! Operations besides text and embeddings ([`Preset::operations`]): OpenAI all of images, audio
+//! and moderations; Azure images (no variations) and audio; Groq audio; Together images, speech,
+//! transcriptions and rerank; xAI image generation; vLLM transcriptions and rerank; Cohere, Jina
+//! and Voyage rerank. A configured compatible server without a preset is taken to serve them all.
+//!
 //! This file holds the rows (the table above as [`PRESETS`] and [`AZURE`]), their lookups and the
 //! Azure URLs; `quirks.rs` holds the [`Quirks`] a row carries and the code that applies them.
 
 mod quirks;
+
+use crate::wire::openai::Endpoint;
 
 pub use quirks::{
     MaxTokensField, Quirks, StreamUsage, apply_quirks, drop_unsupported_params, normalize_usage,
@@ -74,9 +84,33 @@ pub struct Preset {
     /// Bare model names starting with one of these route here (only names no other provider uses).
     pub model_prefixes: &'static [&'static str],
     pub quirks: Quirks,
+    /// The operations besides chat, completions and embeddings it serves (images, audio,
+    /// moderations, rerank), on OpenAI's paths below its base URL.
+    pub operations: &'static [Endpoint],
+    /// How its rerank body and answer are shaped.
+    pub rerank: RerankShape,
     /// Where the facts above come from.
     pub docs: &'static str,
 }
+
+/// The two rerank dialects: Cohere's (`top_n` in, `results` out; Jina and Together too) and
+/// Voyage's (`top_k` in, `data` out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RerankShape {
+    Cohere,
+    Voyage,
+}
+
+/// Every operation OpenAI itself serves.
+pub const OPENAI_OPERATIONS: &[Endpoint] = &[
+    Endpoint::ImagesGenerations,
+    Endpoint::ImagesEdits,
+    Endpoint::ImagesVariations,
+    Endpoint::AudioSpeech,
+    Endpoint::AudioTranscriptions,
+    Endpoint::AudioTranslations,
+    Endpoint::Moderations,
+];
 
 impl Preset {
     /// The base URL: the override from `env` (its base-URL variable) if set, else the default.
@@ -117,6 +151,8 @@ const fn row(
         optional_headers: &[],
         model_prefixes: &[],
         quirks: Quirks::COMPATIBLE,
+        operations: &[],
+        rerank: RerankShape::Cohere,
         docs,
     }
 }
@@ -129,6 +165,11 @@ pub const PRESETS: &[Preset] = &[
             unsupported_params: &["logprobs", "logit_bias", "top_logprobs", "n"],
             ..Quirks::COMPATIBLE
         },
+        operations: &[
+            Endpoint::AudioTranscriptions,
+            Endpoint::AudioTranslations,
+            Endpoint::AudioSpeech,
+        ],
         ..row(
             "groq",
             Some("https://api.groq.com/openai/v1"),
@@ -175,6 +216,12 @@ pub const PRESETS: &[Preset] = &[
             max_tokens_field: MaxTokensField::MaxTokens,
             ..Quirks::COMPATIBLE
         },
+        operations: &[
+            Endpoint::ImagesGenerations,
+            Endpoint::AudioSpeech,
+            Endpoint::AudioTranscriptions,
+            Endpoint::Rerank,
+        ],
         ..row(
             "together",
             Some("https://api.together.ai/v1"),
@@ -221,6 +268,7 @@ pub const PRESETS: &[Preset] = &[
             completion_excludes_reasoning: true,
             ..Quirks::COMPATIBLE
         },
+        operations: &[Endpoint::ImagesGenerations],
         ..row(
             "xai",
             Some("https://api.x.ai/v1"),
@@ -297,6 +345,11 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         key_required: false,
         base_url_env: Some("VLLM_BASE_URL"),
+        operations: &[
+            Endpoint::AudioTranscriptions,
+            Endpoint::AudioTranslations,
+            Endpoint::Rerank,
+        ],
         ..row(
             "vllm",
             None,
@@ -319,6 +372,39 @@ pub const PRESETS: &[Preset] = &[
             "https://lmstudio.ai/docs/api/openai-api",
         )
     },
+    // Rerank services. Cohere's v2 API (chat there is Cohere's own format, which Stockyard does
+    // not translate; its rerank and embeddings are what this row is for).
+    Preset {
+        model_prefixes: &["rerank-v", "rerank-english", "rerank-multilingual"],
+        operations: &[Endpoint::Rerank],
+        ..row(
+            "cohere",
+            Some("https://api.cohere.com/v2"),
+            "COHERE_API_KEY",
+            "https://docs.cohere.com/reference/rerank",
+        )
+    },
+    Preset {
+        model_prefixes: &["jina-"],
+        operations: &[Endpoint::Rerank],
+        ..row(
+            "jina",
+            Some("https://api.jina.ai/v1"),
+            "JINA_API_KEY",
+            "https://jina.ai/reranker/",
+        )
+    },
+    Preset {
+        model_prefixes: &["voyage-", "rerank-2", "rerank-lite"],
+        operations: &[Endpoint::Rerank],
+        rerank: RerankShape::Voyage,
+        ..row(
+            "voyage",
+            Some("https://api.voyageai.com/v1"),
+            "VOYAGE_API_KEY",
+            "https://docs.voyageai.com/reference/reranker-api",
+        )
+    },
 ];
 
 /// Azure OpenAI. Its base URL is built from the resource endpoint: [`azure_v1_url`] (the v1 API,
@@ -334,6 +420,16 @@ pub const AZURE: Preset = Preset {
     optional_headers: &[],
     model_prefixes: &[],
     quirks: Quirks::OPENAI,
+    // Azure OpenAI has no moderations endpoint (content filters run on every call) and no
+    // image variations.
+    operations: &[
+        Endpoint::ImagesGenerations,
+        Endpoint::ImagesEdits,
+        Endpoint::AudioSpeech,
+        Endpoint::AudioTranscriptions,
+        Endpoint::AudioTranslations,
+    ],
+    rerank: RerankShape::Cohere,
     docs: "https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle",
 };
 
@@ -434,7 +530,7 @@ mod tests {
                 .is_none_or(|u| u.starts_with("http://localhost"));
             assert_eq!(p.key_required, !local || p.name == "azure", "{}", p.name);
         }
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 16);
     }
 
     #[test]
@@ -453,6 +549,9 @@ mod tests {
             ("ollama", Some("http://localhost:11434/v1")),
             ("vllm", None),
             ("lmstudio", Some("http://localhost:1234/v1")),
+            ("cohere", Some("https://api.cohere.com/v2")),
+            ("jina", Some("https://api.jina.ai/v1")),
+            ("voyage", Some("https://api.voyageai.com/v1")),
             ("azure", None),
         ];
         for (name, url) in want {
