@@ -167,7 +167,7 @@ async fn restore_migrates_an_older_backup_forward() {
     // An older schema: the version number moved back, as a backup from an older build has it.
     let old = dir.path().join("old.db");
     std::fs::copy(&db, &old).unwrap();
-    set_user_version(&old, stockyard::store::SCHEMA_VERSION - 1);
+    set_user_version(&old, 16);
     let restored = stockyard(&db)
         .args(["restore", old.to_str().unwrap()])
         .output()
@@ -180,13 +180,12 @@ async fn restore_migrates_an_older_backup_forward() {
     );
 }
 
-/// Undoes the newest migration (0013) on a copy: drops what it adds and moves the schema version
+/// Undoes the newest migration (0018, the MCP calls table) on a copy: drops what it adds and moves the schema version
 /// back to the one before it, so the copy is an honest file of the previous version.
 fn set_user_version(path: &std::path::Path, version: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
-        "DROP TABLE alerts; DROP TABLE alert_state; DROP INDEX responses_created; \
-         PRAGMA user_version = {version};"
+        "DROP TABLE mcp_calls; PRAGMA user_version = {version};"
     ))
     .unwrap();
 }

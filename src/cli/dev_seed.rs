@@ -178,6 +178,9 @@ pub fn synthetic(rng: &mut fastrand::Rng, ts_ms: i64) -> TraceRecord {
         key_id: Some(key_id),
         team_id: team,
         key_metadata: None,
+        tags: None,
+        route_rule: None,
+        prompt: None,
         request_body: captured.then(|| {
             format!(
                 "{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"help me with a {topic}\"}}]}}"

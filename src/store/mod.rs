@@ -176,7 +176,7 @@ impl Store {
             maintenance: all.clone(),
             alerts: all.clone(),
             prompts: all.clone(),
-            dashboard: all,
+            dashboard: all.clone(),
             mcp: all,
         }
     }

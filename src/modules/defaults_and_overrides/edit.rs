@@ -115,8 +115,9 @@ pub fn canonical(request: &mut Inbound, rule: &Rule) -> bool {
             changed
         }
         Inbound::Completion(completion) => edit_params(&mut completion.rest, rule),
-        // Embeddings take no sampling parameters and no system prompt.
-        Inbound::Embedding(_) => false,
+        // Embeddings and other operations (images, audio, ...) take no sampling parameters and
+        // no system prompt.
+        Inbound::Embedding(_) | Inbound::Operation(_) => false,
     }
 }
 
