@@ -617,3 +617,41 @@ async fn the_audit_page_verifies_the_ledger_and_names_a_bad_entry() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn the_trace_list_filters_by_a_whole_tag() {
+    let h = Harness::start_with(&format!("{}[modules.tags]\nenabled = true\n", admin_toml())).await;
+    for tags in ["alpha", "beta,alpha", "alphabet", ""] {
+        let headers: Vec<(&str, &str)> = if tags.is_empty() {
+            Vec::new()
+        } else {
+            vec![("x-stockyard-tags", tags)]
+        };
+        let answer = h
+            .client
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &chat("gpt-4o-mini", "tag me", false),
+                &headers,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let traces = h.traces(4).await;
+    let expected: std::collections::BTreeSet<String> = traces
+        .iter()
+        .filter(|t| {
+            let tags: Vec<String> =
+                serde_json::from_str(t.tags.as_deref().unwrap_or("[]")).unwrap_or_default();
+            tags.iter().any(|tag| tag == "alpha")
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    assert_eq!(expected.len(), 2, "{traces:?}");
+    let console = Console::login(&h.client, ADMIN_KEY).await;
+    let page = console.get("/ui/traces?range=1h&tag=alpha").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let shown: std::collections::BTreeSet<String> = row_ids(&page.text()).into_iter().collect();
+    assert_eq!(shown, expected, "alpha, not alphabet nor the untagged");
+}

@@ -30,6 +30,8 @@ pub struct TraceFilter {
     pub provider: Option<String>,
     pub key_id: Option<String>,
     pub team_id: Option<String>,
+    /// One of the request's tags (the `tags` module).
+    pub tag: Option<String>,
     pub status: Option<StatusFilter>,
     /// `hit`, `semantic-hit`, `miss` or `skip`.
     pub cache: Option<String>,

@@ -2,7 +2,7 @@
 //! `(ts_ms, rowid)` travels in `after`; there is no OFFSET, so page 1000 costs what page 1 does).
 //!
 //! Filters are read from the query string by [`filter_from`]; the exact-match ones are rows of
-//! [`EXACT`], so a new one (a tag) is a row there plus a field of `TraceFilter`.
+//! [`EXACT`], so a new one is a row there plus a field of `TraceFilter`.
 
 use std::fmt::Write;
 use std::time::Instant;
@@ -35,6 +35,7 @@ const EXACT: &[(&str, &str, Setter)] = &[
     ("provider", "Provider", |f, v| f.provider = Some(v)),
     ("key", "Key id", |f, v| f.key_id = Some(v)),
     ("team", "Team", |f, v| f.team_id = Some(v)),
+    ("tag", "Tag", |f, v| f.tag = Some(v)),
 ];
 
 const CACHE_OUTCOMES: &[&str] = &["hit", "semantic-hit", "miss", "skip"];

@@ -2,7 +2,7 @@
 //! it is. Two Stockyard processes run side by side on the same mock, identical but for the
 //! modules in [`CATALOGUE`], each enabled with a configuration that does its per-request work
 //! (matching rules, estimating cost, counting the session, checking the address, looking for a
-//! fixture, deciding whether to log) without changing what goes upstream or comes back. Both get
+//! fixture, deciding whether to log, tagging, counting the context) without changing what goes upstream or comes back. Both get
 //! the same requests at concurrency 64 in alternating (ABBA) rounds, non-streamed then streamed,
 //! each carrying an `x-stockyard-session` header; the table gives each proxy's CPU per request
 //! (its whole process, trace writer included), its throughput and p50, and the ratio.
@@ -59,6 +59,27 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "request_log",
         // Opted in for a key the bench does not use: decided per request, nothing stored.
         "keys = [\"not-the-bench-key\"]\n",
+    ),
+    (
+        "tags",
+        // Every request gets a tag from a rule: it goes in the trace, not upstream.
+        "[[modules.tags.rules]]\ntag = \"bench\"\nmodel = \"gpt-4o-mini\"\n",
+    ),
+    (
+        "route_rules",
+        // Evaluated on every request (a regex on the last user message), matched by none.
+        "[[modules.route_rules.rules]]\nname = \"never\"\nmodel = \"gpt-4o\"\nlast_user_matches = \"a phrase the bench never sends\"\n",
+    ),
+    (
+        "context_fit",
+        // Every conversation is counted against the model's window; none exceeds it.
+        "strategy = \"drop_oldest\"\n",
+    ),
+    ("prompt_templates", ""),
+    (
+        "fan_out",
+        // A group the bench never asks for: looked up per request, never taken.
+        "[modules.fan_out.groups.unused]\nmodels = [\"gpt-4o-mini\", \"gpt-4o\"]\n",
     ),
 ];
 

@@ -64,6 +64,13 @@ fn where_terms(filter: &TraceFilter, after: Option<TraceCursor>) -> (String, Vec
     text_eq(&mut terms, "provider", &filter.provider);
     text_eq(&mut terms, "key_id", &filter.key_id);
     text_eq(&mut terms, "team_id", &filter.team_id);
+    if let Some(tag) = &filter.tag {
+        // Tags are a JSON array per row; a tag matches whole, never as a substring of another.
+        terms.push(
+            "tags IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)".into(),
+        );
+        params.push(SqlValue::Text(tag.clone()));
+    }
     match &filter.cache {
         Some(c) if c != "miss" => {
             terms.push("cache = ?".into());
