@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::Harness;
+use common::python::run;
 use mock_upstream::MockUpstream;
 
 const VENV_TIMEOUT: Duration = Duration::from_secs(120);
@@ -407,81 +406,4 @@ fn prepare_venv() -> Result<PathBuf, String> {
         "pip install succeeded but the pins don't hold: {after}"
     );
     Ok(python)
-}
-
-/// What a child process did: its exit status (`None` when killed at the time limit) and output.
-struct Ran {
-    status: Option<ExitStatus>,
-    limit: Duration,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(status) => write!(f, "{status}")?,
-            None => write!(f, "killed after {} s", self.limit.as_secs())?,
-        }
-        write!(
-            f,
-            "\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout.trim_end(),
-            self.stderr.trim_end()
-        )
-    }
-}
-
-/// Runs `command` to its end, or kills it once `limit` has passed. `Err` only when it can't start.
-fn run(command: &mut Command, limit: Duration) -> std::io::Result<Ran> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Read both pipes as they fill, or a chatty child blocks on a full pipe and never exits.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // A grandchild (pip's build step) may still hold a pipe open: wait for the output briefly.
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
-        let bytes = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Ok(Ran {
-        status,
-        limit,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-    })
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // Whatever was read before an error is still worth showing.
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        let _ = tx.send(bytes);
-    });
-    rx
 }

@@ -194,18 +194,7 @@ pub(super) async fn complete(
         status: status.as_u16(),
         body,
     };
-    for module in chain.modules() {
-        match module.on_response(ctx, &mut answer).await {
-            Ok(()) => {}
-            Err(ModuleError::Refused(refusal)) => return Err(refusal),
-            Err(err) if hook_failed(module.as_ref(), &err) => {
-                return Err(ApiError::Internal {
-                    message: err.to_string(),
-                });
-            }
-            Err(_) => {}
-        }
-    }
+    run_on_response(chain, ctx, &mut answer).await?;
     ctx.result.status = answer.status;
     // A native answer goes out as it came unless a module replaced it (a redaction, a retried
     // answer). Modules saw it canonical, so the replacement is expressed in the client's format
@@ -267,18 +256,7 @@ async fn operation_answer(
         status: status.as_u16(),
         body,
     };
-    for module in chain.modules() {
-        match module.on_response(ctx, &mut answer).await {
-            Ok(()) => {}
-            Err(ModuleError::Refused(refusal)) => return Err(refusal),
-            Err(err) if hook_failed(module.as_ref(), &err) => {
-                return Err(ApiError::Internal {
-                    message: err.to_string(),
-                });
-            }
-            Err(_) => {}
-        }
-    }
+    run_on_response(chain, ctx, &mut answer).await?;
     ctx.result.status = answer.status;
     ctx.result.bytes_out = answer.body.len() as u64;
     Ok(json_response(
@@ -427,4 +405,26 @@ mod tests {
         assert!(kept.get("set-cookie").is_none());
         assert_eq!(kept["anthropic-ratelimit-tokens-remaining"], "1000");
     }
+}
+
+/// Every module's `on_response`, in chain order: a refusal or a failed hook (by the module's fail
+/// policy) ends the request with its error.
+async fn run_on_response(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    answer: &mut Answer,
+) -> Result<(), ApiError> {
+    for module in chain.modules() {
+        match module.on_response(ctx, answer).await {
+            Ok(()) => {}
+            Err(ModuleError::Refused(refusal)) => return Err(refusal),
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
