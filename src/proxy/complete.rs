@@ -381,6 +381,28 @@ pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// Every module's `on_response`, in chain order: a refusal or a failed hook (by the module's fail
+/// policy) ends the request with its error.
+async fn run_on_response(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    answer: &mut Answer,
+) -> Result<(), ApiError> {
+    for module in chain.modules() {
+        match module.on_response(ctx, answer).await {
+            Ok(()) => {}
+            Err(ModuleError::Refused(refusal)) => return Err(refusal),
+            Err(err) if hook_failed(module.as_ref(), &err) => {
+                return Err(ApiError::Internal {
+                    message: err.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,26 +427,4 @@ mod tests {
         assert!(kept.get("set-cookie").is_none());
         assert_eq!(kept["anthropic-ratelimit-tokens-remaining"], "1000");
     }
-}
-
-/// Every module's `on_response`, in chain order: a refusal or a failed hook (by the module's fail
-/// policy) ends the request with its error.
-async fn run_on_response(
-    chain: &Chain,
-    ctx: &mut RequestCtx,
-    answer: &mut Answer,
-) -> Result<(), ApiError> {
-    for module in chain.modules() {
-        match module.on_response(ctx, answer).await {
-            Ok(()) => {}
-            Err(ModuleError::Refused(refusal)) => return Err(refusal),
-            Err(err) if hook_failed(module.as_ref(), &err) => {
-                return Err(ApiError::Internal {
-                    message: err.to_string(),
-                });
-            }
-            Err(_) => {}
-        }
-    }
-    Ok(())
 }

@@ -93,9 +93,6 @@ pub fn main(args: &[String], binaries: Binaries) -> ExitCode {
     }
 }
 
-/// The model name the guardrails are scoped to (the mock answers any name).
-const GUARDED_MODEL: &str = "gpt-4o";
-
 fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     let valgrind = find_on_path("valgrind")
         .ok_or("valgrind is not on PATH (Debian: apt-get install valgrind)")?;
@@ -104,15 +101,6 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     let scratch = Scratch::create(options.keep_tmp)?;
     let (_mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, None)?;
     let config = group::write_config(&scratch.path, mock_addr)?;
-    // The full guardrail set, scoped to one model name, so one process counts both the plain
-    // requests and a guarded 2 KB prompt.
-    let guarded = crate::guardrails::GUARDED.replace(
-        "enabled = true",
-        &format!("enabled = true\nscope = {{ models = [\"{GUARDED_MODEL}\"] }}"),
-    );
-    let mut toml = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-    toml.push_str(&guarded);
-    std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
     let db = scratch.path.join("icount.db");
     let governed_key = crate::governance::create_key(&binaries.stockyard, &db)?;
     let out_file = scratch.path.join("callgrind.out");
@@ -161,24 +149,8 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
             governed_key.as_str(),
         ),
     ];
-    let guarded_body = crate::guardrails::prompt_2kb_body(GUARDED_MODEL);
-    let scenarios = scenarios
-        .into_iter()
-        .map(|(label, mode, key)| (label, mode, key, None))
-        .chain([(
-            "guarded non-stream (2 KB prompt)",
-            Mode::NonStream,
-            crate::governance::STATIC_KEY,
-            Some(guarded_body),
-        )]);
-    for (dump, (label, mode, key, body)) in scenarios.enumerate() {
-        let target = match body {
-            None => Target::stockyard(proxy_addr, key)?,
-            Some(body) => Target::new("stockyard", proxy_addr, None, None)?
-                .with_bearer(key)?
-                .with_bodies(body.clone(), body),
-        };
-        let target = Arc::new(target);
+    for (dump, (label, mode, key)) in scenarios.into_iter().enumerate() {
+        let target = Arc::new(Target::stockyard(proxy_addr, key)?);
         let mut measured = Measurement::default();
         runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
         std::thread::sleep(SETTLE);
