@@ -20,29 +20,7 @@ use common::Harness;
 use common::python::run;
 use mock_upstream::MockUpstream;
 
-const VENV_TIMEOUT: Duration = Duration::from_secs(120);
-const PIP_TIMEOUT: Duration = Duration::from_secs(300);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-/// `python3 --version` and the pin check.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Exits non-zero, naming the first difference, unless every `name==version` line of the
-/// requirements file (argv[1]) is installed at exactly that version.
-const PINS_HELD: &str = r##"
-import sys
-from importlib import metadata
-for line in open(sys.argv[1]):
-    spec = line.split("#")[0].strip()
-    if not spec:
-        continue
-    name, _, version = spec.partition("==")
-    try:
-        have = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        have = None
-    if have != version:
-        sys.exit(f"{name}: pinned {version or '(unpinned)'}, installed {have}")
-"##;
 
 const CHAT: &str = "chat_completions";
 const MESSAGES: &str = "messages";
@@ -329,81 +307,5 @@ fn prepare_venv() -> Result<PathBuf, String> {
     // The tests of this file run at once: one of them installs, the other waits.
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    match run(Command::new("python3").arg("--version"), PROBE_TIMEOUT) {
-        Ok(ran) if ran.success() => {}
-        Ok(ran) => return Err(format!("`python3 --version` failed: {ran}")),
-        Err(e) => return Err(format!("python3 is not on PATH ({e})")),
-    }
-    // target/sdk-venv, wherever the target directory is (CARGO_TARGET_TMPDIR is target/tmp).
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")))
-        .join("sdk-venv");
-    let python = if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    };
-    if !python.exists() {
-        let created = run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            VENV_TIMEOUT,
-        );
-        match created {
-            Ok(ran) if ran.success() => {}
-            failed => {
-                // Without ensurepip (Debian's python3 without python3-venv) the venv is half made:
-                // gone, the next run tries again instead of finding a python without pip.
-                let _ = std::fs::remove_dir_all(&venv);
-                let why = match failed {
-                    Ok(ran) => ran.to_string(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(format!(
-                    "`python3 -m venv {}` failed (is the venv module installed? \
-                     e.g. apt install python3-venv): {why}",
-                    venv.display()
-                ));
-            }
-        }
-    }
-
-    let requirements = manifest_dir().join("tests/sdk/requirements.txt");
-    let pins_held = || {
-        run(
-            Command::new(&python)
-                .arg("-c")
-                .arg(PINS_HELD)
-                .arg(&requirements),
-            PROBE_TIMEOUT,
-        )
-        .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()))
-    };
-    let before = pins_held();
-    if before.success() {
-        return Ok(python);
-    }
-    eprintln!(
-        "installing the Python SDKs into {} ({})",
-        venv.display(),
-        before.stderr.trim()
-    );
-    let installed = run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-            .arg("-r")
-            .arg(&requirements),
-        PIP_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("could not run pip: {e}"));
-    assert!(
-        installed.success(),
-        "pip install -r tests/sdk/requirements.txt failed: {installed}"
-    );
-    let after = pins_held();
-    assert!(
-        after.success(),
-        "pip install succeeded but the pins don't hold: {after}"
-    );
-    Ok(python)
+    common::python::venv("sdk-venv", "tests/sdk/requirements.txt")
 }
