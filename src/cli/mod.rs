@@ -12,6 +12,7 @@ mod change;
 mod config_cmd;
 mod db_cmd;
 pub mod dev_seed;
+mod governance_args;
 mod keys_api;
 mod keys_cmd;
 mod limits;
