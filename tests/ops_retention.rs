@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use common::{ADMIN_KEY, Harness, chat};
 use hyper::{Method, StatusCode};
+use stockyard::ledger::LedgerDraft;
+use stockyard::store::mcp::{McpCallRecord, McpCallWrite};
 use stockyard::store::writer::MaintenanceJob;
 use stockyard::store::{TraceRecord, now_ms};
 
@@ -32,6 +34,28 @@ fn record(i: usize, ts_ms: i64, body: &str) -> TraceRecord {
     }
 }
 
+fn mcp_call(i: usize, ts_ms: i64) -> McpCallWrite {
+    McpCallWrite {
+        record: McpCallRecord {
+            id: format!("mcp-{i}"),
+            ts_ms,
+            server: "files".into(),
+            tool: "read".into(),
+            decision: "allow".into(),
+            rule: "default".into(),
+            outcome: "ok".into(),
+            args_sha256: "0".repeat(64),
+            ..McpCallRecord::default()
+        },
+        draft: LedgerDraft {
+            actor: "key:test".into(),
+            action: "mcp.call".into(),
+            target: "files__read".into(),
+            details: serde_json::json!({"decision": "allow"}),
+        },
+    }
+}
+
 fn db_bytes(h: &Harness) -> u64 {
     std::fs::metadata(h.dir.path().join("stockyard.db"))
         .map(|m| m.len())
@@ -41,7 +65,7 @@ fn db_bytes(h: &Harness) -> u64 {
 #[tokio::test]
 async fn retention_removes_exactly_what_is_older_and_the_file_shrinks() {
     let h = Harness::start_with(&config(
-        "traces = \"30d\"\nbodies = \"7d\"\nresponses = \"30d\"\nbatch_rows = 500",
+        "traces = \"30d\"\nbodies = \"7d\"\nresponses = \"30d\"\nmcp_calls = \"30d\"\nbatch_rows = 500",
     ))
     .await;
     // An admin change, so the ledger has something to verify afterwards.
@@ -73,6 +97,10 @@ async fn retention_removes_exactly_what_is_older_and_the_file_shrinks() {
     for i in 0..100 {
         writer.submit_trace(record(i, now - DAY_MS, &body)).await;
     }
+    // MCP tool calls: 3 past 30 days (deleted, their ledger entries stay), 2 recent (kept).
+    for (i, age) in [40, 40, 40, 1, 1].into_iter().enumerate() {
+        writer.submit_mcp_call(mcp_call(i, now - age * DAY_MS));
+    }
     let answer = h
         .client
         .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
@@ -99,6 +127,10 @@ async fn retention_removes_exactly_what_is_older_and_the_file_shrinks() {
     assert_eq!(report["traces_deleted"], 2_600, "{report}");
     // Bodies are cleared first, so the rows past 30 days were blanked too before going.
     assert_eq!(report["bodies_cleared"], 2_900, "{report}");
+    assert_eq!(report["mcp_calls_deleted"], 3, "{report}");
+    let calls = h.store().mcp.mcp_calls(100).unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.ts_ms >= now - 30 * DAY_MS));
     assert!(report["pages_freed"].as_u64().unwrap() > 100, "{report}");
 
     let rows = h.store().traces.trace_count().unwrap();

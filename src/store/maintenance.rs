@@ -20,6 +20,8 @@ pub enum RetentionKind {
     Bodies,
     /// Stored Responses API answers.
     Responses,
+    /// MCP tool-call rows (their audit ledger entries stay).
+    McpCalls,
 }
 
 impl RetentionKind {
@@ -28,6 +30,7 @@ impl RetentionKind {
             RetentionKind::Traces => "traces",
             RetentionKind::Bodies => "bodies",
             RetentionKind::Responses => "responses",
+            RetentionKind::McpCalls => "mcp_calls",
         }
     }
 }

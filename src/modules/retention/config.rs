@@ -16,6 +16,8 @@ pub struct RetentionConfig {
     pub bodies: Option<String>,
     /// Stored Responses API answers older than this are deleted.
     pub responses: Option<String>,
+    /// MCP tool-call rows older than this are deleted; their audit ledger entries stay.
+    pub mcp_calls: Option<String>,
     /// Largest size of the response cache (`2GB`, `500MB`): a ceiling on the cache module's own
     /// byte budget, enforced by evicting the least recently used entries.
     pub cache: Option<String>,
@@ -32,6 +34,7 @@ impl Default for RetentionConfig {
             traces: None,
             bodies: None,
             responses: None,
+            mcp_calls: None,
             cache: None,
             interval: "1h".into(),
             batch_rows: 500,
@@ -86,6 +89,7 @@ impl ModuleConfig for RetentionConfig {
             ("traces", &self.traces),
             ("bodies", &self.bodies),
             ("responses", &self.responses),
+            ("mcp_calls", &self.mcp_calls),
         ] {
             if let Some(v) = value
                 && parse_age(v).is_none_or(|d| d.is_zero())

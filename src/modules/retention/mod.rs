@@ -45,6 +45,7 @@ pub struct RetentionReport {
     pub traces_deleted: u64,
     pub bodies_cleared: u64,
     pub responses_deleted: u64,
+    pub mcp_calls_deleted: u64,
     pub pages_freed: u64,
 }
 
@@ -149,6 +150,7 @@ pub async fn pass(
         (RetentionKind::Bodies, &config.bodies),
         (RetentionKind::Traces, &config.traces),
         (RetentionKind::Responses, &config.responses),
+        (RetentionKind::McpCalls, &config.mcp_calls),
     ] {
         let Some(age) = limit.as_deref().and_then(config::parse_age) else {
             continue;
@@ -173,6 +175,7 @@ pub async fn pass(
             RetentionKind::Bodies => report.bodies_cleared = total,
             RetentionKind::Traces => report.traces_deleted = total,
             RetentionKind::Responses => report.responses_deleted = total,
+            RetentionKind::McpCalls => report.mcp_calls_deleted = total,
         }
     }
     loop {

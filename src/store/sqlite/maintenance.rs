@@ -70,6 +70,10 @@ impl MaintenanceWrites for SqliteWriter {
                 "DELETE FROM responses WHERE rowid IN \
                  (SELECT rowid FROM responses WHERE created_ms < ?1 LIMIT ?2)"
             }
+            RetentionKind::McpCalls => {
+                "DELETE FROM mcp_calls WHERE rowid IN \
+                 (SELECT rowid FROM mcp_calls WHERE ts_ms < ?1 LIMIT ?2)"
+            }
         };
         let changed = self.conn.execute(sql, params![cutoff_ms, limit as i64])?;
         Ok(changed)
