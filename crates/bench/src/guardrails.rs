@@ -105,7 +105,7 @@ pub fn prompt_2kb_body(model: &str) -> String {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":{prompt}}}]}}"#)
 }
 
-fn prompt_2kb() -> String {
+pub(crate) fn prompt_2kb() -> String {
     let sentence = "Please summarise the quarterly planning notes for the team, keeping the \
                     section headings, and list the open questions at the end. ";
     sentence.repeat(2048 / sentence.len() + 1)[..2048].to_string()

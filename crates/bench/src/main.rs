@@ -37,6 +37,7 @@ mod metrics;
 mod nginx;
 mod procs;
 mod report;
+mod scan;
 mod soak;
 mod stats;
 
@@ -69,6 +70,10 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    // In process: no server, so no binaries to find.
+    if raw.first().map(String::as_str) == Some("scan") {
+        return scan::main(&raw[1..]);
+    }
     let mode: Option<fn(&[String], Binaries) -> ExitCode> = match raw.first().map(String::as_str) {
         Some("instructions") => Some(icount::main),
         Some("soak") => Some(soak::main),

@@ -9,6 +9,7 @@
 //! (`StreamDecision::ReleaseBut`), so the time to first token barely moves.
 
 mod config;
+pub mod gate;
 pub mod judge;
 mod redact;
 mod scan;

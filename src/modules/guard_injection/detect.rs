@@ -6,6 +6,7 @@ use base64::Engine;
 use regex::{Regex, RegexSet};
 
 use super::InjectionConfig;
+use crate::modules::guard::gate::has_run;
 use crate::modules::guard::judge::Judge;
 use crate::modules::guard::{Finding, Scanner};
 
@@ -113,6 +114,9 @@ const PAYLOAD_WORDS: &[&str] = &[
     "disregard",
 ];
 
+/// The shortest base64 run worth decoding (the `base64` pattern's `{24,}`).
+const MIN_PAYLOAD_CHARS: usize = 24;
+
 pub struct InjectionScanner {
     triggers: Regex,
     set: RegexSet,
@@ -133,6 +137,8 @@ impl InjectionScanner {
             .iter()
             .map(|p| Regex::new(p).map_err(|e| format!("signals: {e}")))
             .collect::<Result<_, _>>()?;
+        // A regex, not the literal gate: the engine's own literal search on these short,
+        // common-lettered words is cheaper on prose (`bench scan`).
         let alternatives: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
         let triggers = Regex::new(&format!("(?i){}", alternatives.join("|")))
             .map_err(|e| format!("triggers: {e}"))?;
@@ -140,7 +146,8 @@ impl InjectionScanner {
             triggers,
             set,
             regexes,
-            base64: Regex::new(r"[A-Za-z0-9+/]{24,}={0,2}").map_err(|e| e.to_string())?,
+            base64: Regex::new(&format!(r"[A-Za-z0-9+/]{{{MIN_PAYLOAD_CHARS},}}={{0,2}}"))
+                .map_err(|e| e.to_string())?,
             threshold: config.threshold,
             judge: config.judge.clone(),
         })
@@ -164,7 +171,9 @@ impl InjectionScanner {
                 strongest = Some((weight, rule, m.start(), m.end()));
             }
         }
-        if text.len() >= 24 {
+        if has_run(text.as_bytes(), MIN_PAYLOAD_CHARS, |b| {
+            b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+        }) {
             for m in self.base64.find_iter(text) {
                 if decodes_to_instructions(m.as_str()) {
                     score += 1.0;

@@ -4,6 +4,7 @@
 use regex::Regex;
 
 use super::PiiConfig;
+use crate::modules::guard::gate::has_digit;
 use crate::modules::guard::{Finding, Scanner, tail_after};
 
 pub struct PiiScanner {
@@ -55,7 +56,7 @@ impl PiiScanner {
 
 impl Scanner for PiiScanner {
     fn scan(&self, text: &str, out: &mut Vec<Finding>) {
-        let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+        let has_digit = has_digit(text);
         if let Some(re) = &self.email
             && text.contains('@')
         {

@@ -1,11 +1,14 @@
-//! The policy scanner: deny lists and topics compiled into regex sets (one pass over the text for
-//! all of them), and the request-wide checks on the model and sizes.
+//! The policy scanner: deny phrases, deny regexes and topic keywords, and the request-wide checks
+//! on the model and sizes. One literal gate over every phrase and keyword runs first, so a
+//! phrase's regex (with its word boundaries and Unicode case folding) only runs on a text that
+//! holds the phrase; deny regexes, which have no literal to gate on, always run.
 
 use std::borrow::Cow;
 
 use regex::{Regex, RegexSet};
 
 use super::PolicyConfig;
+use crate::modules::guard::gate::LiteralGate;
 use crate::modules::guard::{Finding, Scanner};
 use crate::request::RequestCtx;
 
@@ -14,9 +17,13 @@ pub struct PolicyScanner {
     /// Words in the longest deny phrase or topic keyword.
     max_phrase_words: usize,
     deny: Vec<(String, Regex)>,
-    deny_set: Option<RegexSet>,
+    /// The deny regexes (the tail of `deny` from `deny_regexes_from` on), in one set.
+    deny_regex_set: Option<RegexSet>,
+    deny_regexes_from: usize,
     allow: Option<Regex>,
     topics: Vec<(String, Vec<Regex>)>,
+    /// Over the deny phrases (rules `0..deny_regexes_from`), then every topic keyword in order.
+    gate: LiteralGate,
     topic_min_hits: usize,
     model_allow: Vec<String>,
     model_deny: Vec<String>,
@@ -36,17 +43,15 @@ impl PolicyScanner {
             let re = Regex::new(&phrase(p)).map_err(|e| format!("deny[{i}]: {e}"))?;
             deny.push((format!("deny[{i}]"), re));
         }
+        let deny_regexes_from = deny.len();
         for (i, p) in config.deny_regex.iter().enumerate() {
             let re = Regex::new(p).map_err(|e| format!("deny_regex[{i}]: {e}"))?;
             deny.push((format!("deny_regex[{i}]"), re));
         }
-        let deny_set = if deny.is_empty() {
+        let deny_regex_set = if config.deny_regex.is_empty() {
             None
         } else {
-            Some(
-                RegexSet::new(deny.iter().map(|(_, re)| re.as_str()))
-                    .map_err(|e| format!("deny: {e}"))?,
-            )
+            Some(RegexSet::new(&config.deny_regex).map_err(|e| format!("deny_regex: {e}"))?)
         };
         let allow = if config.allow.is_empty() {
             None
@@ -69,6 +74,13 @@ impl PolicyScanner {
                 .collect::<Result<Vec<_>, _>>()?;
             topics.push((format!("topic:{topic}"), res));
         }
+        let literals: Vec<Vec<&str>> = config
+            .deny
+            .iter()
+            .chain(config.topics.values().flatten())
+            .map(|p| vec![p.trim()])
+            .collect();
+        let gate = LiteralGate::new(&literals)?;
         let max_phrase_words = config
             .deny
             .iter()
@@ -81,9 +93,11 @@ impl PolicyScanner {
             has_regex: !config.deny_regex.is_empty(),
             max_phrase_words,
             deny,
-            deny_set,
+            deny_regex_set,
+            deny_regexes_from,
             allow,
             topics,
+            gate,
             topic_min_hits: config.topic_min_hits.unwrap_or(2),
             model_allow: config.model_allow.clone(),
             model_deny: config.model_deny.clone(),
@@ -96,37 +110,55 @@ impl PolicyScanner {
 
 impl Scanner for PolicyScanner {
     fn scan(&self, text: &str, out: &mut Vec<Finding>) {
-        if let Some(set) = &self.deny_set {
-            let allowed: Vec<(usize, usize)> = self
-                .allow
-                .as_ref()
-                .map(|re| re.find_iter(text).map(|m| (m.start(), m.end())).collect())
-                .unwrap_or_default();
-            for i in set.matches(text).iter() {
-                let (rule, re) = &self.deny[i];
-                for m in re.find_iter(text) {
-                    let exempt = allowed
-                        .iter()
-                        .any(|(s, e)| *s <= m.start() && m.end() <= *e);
-                    if !exempt {
-                        out.push(Finding {
-                            rule: Cow::Owned(rule.clone()),
-                            kind: "POLICY",
-                            start: m.start(),
-                            end: m.end(),
-                        });
-                    }
+        let hits = self.gate.hits(text);
+        let (phrase_hits, mut keyword_hits) = hits.split_at(self.deny_regexes_from);
+        let mut denied: Vec<usize> = (0..self.deny_regexes_from)
+            .filter(|&i| phrase_hits[i])
+            .collect();
+        // `is_match` first: it may stop early and skips the overlapping search on clean text.
+        if let Some(set) = &self.deny_regex_set
+            && set.is_match(text)
+        {
+            denied.extend(set.matches(text).iter().map(|i| self.deny_regexes_from + i));
+        }
+        // The allowed spans only matter once something is denied.
+        let mut allowed: Option<Vec<(usize, usize)>> = None;
+        for i in denied {
+            let (rule, re) = &self.deny[i];
+            for m in re.find_iter(text) {
+                let allowed = allowed.get_or_insert_with(|| {
+                    self.allow
+                        .as_ref()
+                        .map(|re| re.find_iter(text).map(|m| (m.start(), m.end())).collect())
+                        .unwrap_or_default()
+                });
+                let exempt = allowed
+                    .iter()
+                    .any(|(s, e)| *s <= m.start() && m.end() <= *e);
+                if !exempt {
+                    out.push(Finding {
+                        rule: Cow::Owned(rule.clone()),
+                        kind: "POLICY",
+                        start: m.start(),
+                        end: m.end(),
+                    });
                 }
             }
         }
-        // One regex per keyword: each is a literal the engine finds with a vectorised search,
-        // which on prose beats a single set (measured by `bench guardrails`).
         for (rule, words) in &self.topics {
+            let (gated, rest) = keyword_hits.split_at(words.len());
+            keyword_hits = rest;
+            let needed = self.topic_min_hits.min(words.len());
+            if gated.iter().filter(|h| **h).count() < needed {
+                continue;
+            }
             let hits: Vec<(usize, usize)> = words
                 .iter()
-                .filter_map(|re| re.find(text).map(|m| (m.start(), m.end())))
+                .zip(gated)
+                .filter(|(_, gated)| **gated)
+                .filter_map(|(re, _)| re.find(text).map(|m| (m.start(), m.end())))
                 .collect();
-            if hits.len() >= self.topic_min_hits.min(words.len())
+            if hits.len() >= needed
                 && let Some(&(start, end)) = hits.iter().min()
             {
                 out.push(Finding {
