@@ -110,6 +110,8 @@ pub const OPENAI_OPERATIONS: &[Endpoint] = &[
     Endpoint::AudioTranscriptions,
     Endpoint::AudioTranslations,
     Endpoint::Moderations,
+    Endpoint::Files,
+    Endpoint::Batches,
 ];
 
 impl Preset {
@@ -428,6 +430,8 @@ pub const AZURE: Preset = Preset {
         Endpoint::AudioSpeech,
         Endpoint::AudioTranscriptions,
         Endpoint::AudioTranslations,
+        Endpoint::Files,
+        Endpoint::Batches,
     ],
     rerank: RerankShape::Cohere,
     docs: "https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle",
