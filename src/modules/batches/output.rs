@@ -30,7 +30,7 @@ pub fn openai(body: &[u8]) -> Vec<LineUsage> {
     lines(body)
         .filter_map(|line| {
             let response = &line["response"];
-            if !response["status_code"].as_u64().is_some_and(|s| s < 300) {
+            if response["status_code"].as_u64().is_none_or(|s| s >= 300) {
                 return None;
             }
             let answer = &response["body"];
