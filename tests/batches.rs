@@ -23,10 +23,14 @@ const ANTHROPIC_KEY: &str = "sk-ant-test-0123456789";
 
 /// One mock serving both OpenAI and Anthropic, and the test grants module.
 async fn start() -> Harness {
+    start_with("").await
+}
+
+async fn start_with(extra: &str) -> Harness {
     let mock = MockUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"{ANTHROPIC_KEY}\"\n",
+        "[providers.anthropic]\nbase_url = \"{}\"\napi_key = \"{ANTHROPIC_KEY}\"\n{extra}",
         mock.base_url()
     );
     let config = common::config_for(&toml, &mock.base_url(), &dir);
@@ -380,4 +384,13 @@ async fn anthropic_message_batches_pass_natively_and_their_results_are_priced_on
     .await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["type"], "error", "{}", bad.text());
+}
+
+#[tokio::test]
+async fn an_upload_past_the_body_limit_gets_413_and_nothing_goes_upstream() {
+    let h = start_with("[modules.request_limits]\nmax_body_bytes = 4096\n").await;
+    let (status, body) = upload(&h, &key("vk_big"), &input_lines(100)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(h.mock.request_count(), 0);
 }
