@@ -225,10 +225,7 @@ impl Provider for OpenAi {
             // Files and batches are the resource's, not a deployment's: Azure's dated API has
             // them at `/openai/files?api-version=...`.
             (Some(version), Some((_, path))) => {
-                let (path, query) = path.split_once('?').unwrap_or((path, ""));
-                let sep = if query.is_empty() { "" } else { "&" };
-                let root = self.base_url.trim_end_matches("/openai");
-                format!("{root}/openai{path}?api-version={version}{sep}{query}")
+                presets::azure_resource_url(&self.base_url, version, path)
             }
             (None, Some((_, path))) => format!("{}{path}", self.base_url),
             // Azure's dated API: one URL per deployment, the version as a query parameter.

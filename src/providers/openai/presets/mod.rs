@@ -473,6 +473,23 @@ pub fn azure_url(endpoint: &str, deployment: &str, api_version: &str, path: &str
     )
 }
 
+/// The dated Azure OpenAI URL of a resource's files and batches, which belong to the resource,
+/// not a deployment: `{endpoint}/openai{path}?api-version={api_version}`, the client's query
+/// (`limit`, `after`) kept after it. `path` is below `/v1` (`/files/file-1/content`).
+pub fn azure_resource_url(endpoint: &str, api_version: &str, path: &str) -> String {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("&{query}")
+    };
+    format!(
+        "{}/openai{}?api-version={api_version}{query}",
+        endpoint.trim_end_matches('/'),
+        leading_slash(path),
+    )
+}
+
 /// The v1 Azure OpenAI URL: `{endpoint}/openai/v1{path}` (no `api-version`; the deployment name
 /// goes in the body's `model`). With an empty `path` this is the base URL for the OpenAI adapter.
 pub fn azure_v1_url(endpoint: &str, path: &str) -> String {
