@@ -214,7 +214,9 @@ async fn try_once(
         _ => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
-    if endpoint.answers_with_bytes() && status.is_success() {
+    let streamed_operation =
+        matches!(&ctx.request.parsed, Some(Inbound::Operation(op)) if op.streams());
+    if (endpoint.answers_with_bytes() || streamed_operation) && status.is_success() {
         return Ok(Committed::Bytes(upstream));
     }
     if ctx.request.stream && status.is_success() {

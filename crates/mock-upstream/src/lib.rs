@@ -56,7 +56,7 @@ pub use bedrock::eventstream::{encode_event_frame, encode_exception_frame};
 pub use body::StreamAborted;
 pub use openai::SPLIT_MARK;
 pub use openai::models::MODELS;
-pub use openai::operations::{IMAGE_OUTPUT_TOKENS, SPEECH_CHUNKS};
+pub use openai::operations::{IMAGE_OUTPUT_TOKENS, SPEECH_CHUNKS, TRANSCRIPTION_STREAM_USAGE};
 pub use record::Recorded;
 pub use script::{Behavior, DEFAULT_CHUNKS, DEFAULT_CONTENT};
 
