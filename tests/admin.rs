@@ -56,6 +56,7 @@ async fn admin_api_is_off_without_a_key_and_checks_the_key() {
             "tags",
             "prompt_templates",
             "route_rules",
+            "batches",
             "responses",
             "guard_policy",
             "guard_injection",

@@ -205,6 +205,40 @@ async fn transcriptions_forward_the_multipart_body_as_is_and_price_the_seconds_h
 }
 
 #[tokio::test]
+async fn a_streamed_transcription_passes_its_events_through_and_is_priced_from_the_last() {
+    let h = Harness::start().await;
+    let (ct, body) = form(
+        &[("model", "gpt-4o-transcribe"), ("stream", "true")],
+        "file",
+        "talk.wav",
+        &wav(1),
+    );
+    let (status, content_type, answer) =
+        post_bytes(&h, "/v1/audio/transcriptions", &ct, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let events: Vec<Value> = common::sse_data(&String::from_utf8_lossy(&answer))
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(events.len() > 2, "{events:?}");
+    assert_eq!(events[0]["type"], "transcript.text.delta");
+    assert_eq!(events.last().unwrap()["type"], "transcript.text.done");
+    let trace = &h.traces(1).await[0];
+    let (input, output) = mock_upstream::TRANSCRIPTION_STREAM_USAGE;
+    assert_eq!(
+        (trace.tokens.prompt, trace.tokens.completion),
+        (input, output)
+    );
+    // gpt-4o-transcribe: 300 x $2.50/M + 40 x $10/M.
+    assert_eq!(trace.cost_nanos, 1_150_000);
+    assert!(trace.price_known);
+}
+
+#[tokio::test]
 async fn a_plain_text_translation_is_timed_from_the_upload_and_kept_as_text() {
     let h = Harness::start().await;
     let audio = wav(3);

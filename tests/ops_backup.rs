@@ -180,12 +180,12 @@ async fn restore_migrates_an_older_backup_forward() {
     );
 }
 
-/// Undoes the newest migration (0018, the MCP calls table) on a copy: drops what it adds and moves the schema version
-/// back to the one before it, so the copy is an honest file of the previous version.
+/// Undoes the newest migrations (0019, the batch records, and 0018, the MCP calls table) on a
+/// copy: drops what they add and moves the schema version back to the one before them, so the copy is an honest file of the previous version.
 fn set_user_version(path: &std::path::Path, version: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
-        "DROP TABLE mcp_calls; PRAGMA user_version = {version};"
+        "DROP TABLE batch_objects; DROP TABLE mcp_calls; PRAGMA user_version = {version};"
     ))
     .unwrap();
 }

@@ -192,6 +192,57 @@ async fn official_sdks_cover_images_audio_moderations_and_geminis_format() {
     }
 }
 
+/// The trace rows of batches.py's calls, in order, then the two requests of its batch, priced
+/// when its output is fetched (gpt-4o-mini at half price).
+const FILE_AND_BATCH_CALLS: &[&str] = &[
+    "files", "files", "files", "files", "batches", "batches", "batches", "files", "batches",
+    "files",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_covers_files_and_batches() {
+    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
+        Ok(python) => python,
+        Err(reason) => {
+            eprintln!("skipping SDK test: {reason}");
+            return;
+        }
+    };
+    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
+    let h = Harness::start_with(&toml).await;
+    let script = manifest_dir().join("tests/sdk/batches.py");
+    let url = h.server.url();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .env("STOCKYARD_URL", url)
+            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        run(&mut command, SCRIPT_TIMEOUT)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("could not run tests/sdk/batches.py: {e}"));
+    assert!(ran.success(), "tests/sdk/batches.py failed: {ran}");
+    println!("{}", ran.stdout.trim_end());
+
+    let total = FILE_AND_BATCH_CALLS.len() + 2;
+    let rows = h.traces(total).await;
+    assert_eq!(h.trace_count_settled().await, total as i64);
+    let (calls, priced): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.tags.is_none());
+    let endpoints: Vec<&str> = calls.iter().map(|r| r.endpoint.as_str()).collect();
+    assert_eq!(endpoints, FILE_AND_BATCH_CALLS);
+    assert!(calls.iter().all(|r| r.status == 200 && r.cost_nanos == 0));
+    assert_eq!(priced.len(), 2);
+    for row in priced {
+        assert_eq!(row.requested_model, GPT);
+        assert_eq!(row.cost_nanos, 135_000, "{row:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdks_work_unchanged_against_stockyard() {
     let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {

@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod auth;
 pub mod background;
 pub mod backups;
+pub mod batches;
 pub mod budgets;
 pub mod cache;
 pub mod chain;

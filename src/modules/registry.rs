@@ -37,6 +37,7 @@ pub static MODULES: &[ModuleSpec] = &[
     super::rate_limits::SPEC,
     super::budgets::SPEC,
     super::responses::SPEC,
+    super::batches::SPEC,
     super::routing::SPEC,
     super::cost::SPEC,
     super::trace::SPEC,

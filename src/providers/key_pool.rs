@@ -192,7 +192,24 @@ impl KeyPool {
         self: &Arc<Self>,
         request: &mut hyper::Request<Full<Bytes>>,
     ) -> Result<(), UpstreamError> {
-        match self.pick(crate::store::now_ms()) {
+        self.authorize_as(request, None)
+    }
+
+    /// Like [`KeyPool::authorize`], with the key `pin` names ([`KeyTicket::credential`]) when it
+    /// is still in the pool: a file or batch lives under the account of the key that made it.
+    pub fn authorize_as(
+        self: &Arc<Self>,
+        request: &mut hyper::Request<Full<Bytes>>,
+        pin: Option<&str>,
+    ) -> Result<(), UpstreamError> {
+        let pinned = pin.and_then(|pin| {
+            self.keys
+                .load()
+                .iter()
+                .find(|k| k.id.as_deref().unwrap_or(CONFIG_CREDENTIAL) == pin)
+                .cloned()
+        });
+        match pinned.or_else(|| self.pick(crate::store::now_ms())) {
             Some(key) => {
                 request
                     .headers_mut()
@@ -214,7 +231,15 @@ impl KeyPool {
     }
 }
 
+/// How the key from the config or the environment is named where a credential id goes.
+pub const CONFIG_CREDENTIAL: &str = "config";
+
 impl KeyTicket {
+    /// The key's stored credential id, or [`CONFIG_CREDENTIAL`]; never the key itself.
+    pub fn credential(&self) -> &str {
+        self.key.id.as_deref().unwrap_or(CONFIG_CREDENTIAL)
+    }
+
     /// After a 429: rests this key until the `retry-after` in `headers` (1 s without one), and
     /// returns `template` again with the next free key (and that key's ticket), if there is one.
     pub fn rest_and_switch(

@@ -59,6 +59,11 @@ pub struct UpstreamCall<'a> {
     pub native: bool,
     /// The body's content type when it is not JSON (an operation's multipart form).
     pub content_type: Option<&'a str>,
+    /// For files and batches: the method and the path below the base URL, query included
+    /// (`GET /files/file-1/content`), instead of a POST to the endpoint's path.
+    pub resource: Option<(&'a hyper::Method, &'a str)>,
+    /// The credential to send with, when the object called was made with it.
+    pub credential: Option<&'a str>,
 }
 
 /// A request the provider's format cannot express; becomes a 400 naming `param`.

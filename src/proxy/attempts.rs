@@ -90,7 +90,7 @@ async fn try_once(
     };
     // A client whose format the provider takes as it is: its request goes untranslated (model
     // name aside), so what the canonical form cannot carry arrives untouched.
-    let native = if ctx.request.canonical_only {
+    let native = if ctx.request.canonical_only || ctx.request.endpoint.is_resource() {
         None
     } else {
         route
@@ -111,7 +111,7 @@ async fn try_once(
         return Err(final_error(refused.clone()));
     }
     let endpoint = ctx.request.endpoint;
-    if endpoint.is_operation() && !route.provider.serves(endpoint) {
+    if (endpoint.is_operation() || endpoint.is_resource()) && !route.provider.serves(endpoint) {
         return Err(final_error(ApiError::InvalidField {
             param: Some("model".into()),
             message: format!(
@@ -125,6 +125,7 @@ async fn try_once(
     let upstream_body = match &native {
         Some(native) => native_body(ctx, native.as_ref()),
         None if endpoint.is_operation() => operation_body(ctx, route),
+        None if endpoint.is_resource() => Ok(ctx.request.body.clone()),
         None if route
             .provider
             .passes_openai_body(ctx.request.parsed.as_ref()) =>
@@ -136,6 +137,11 @@ async fn try_once(
     .map_err(final_error)?;
     let content_type = match &ctx.request.parsed {
         Some(Inbound::Operation(op)) if endpoint.is_multipart() => Some(op.content_type()),
+        Some(Inbound::Resource(r)) => r.content_type.clone(),
+        _ => None,
+    };
+    let resource = match &ctx.request.parsed {
+        Some(Inbound::Resource(r)) => Some((&r.method, r.path.as_str())),
         _ => None,
     };
     let upstream_request = route
@@ -151,11 +157,20 @@ async fn try_once(
                 stream: ctx.request.stream,
                 native: ctx.request.native,
                 content_type: content_type.as_deref(),
+                resource,
+                credential: ctx.route.credential.as_deref(),
             },
             upstream_body,
             &ctx.request.headers,
         )
         .map_err(|e| final_error(ApiError::from(e)))?;
+    // Which credential the call goes with: a file or batch made now lives under its account.
+    if let Some(ticket) = upstream_request
+        .extensions()
+        .get::<crate::providers::key_pool::KeyTicket>()
+    {
+        ctx.route.credential = Some(ticket.credential().to_string());
+    }
     let sent = Instant::now();
     let result = route
         .provider
@@ -199,7 +214,9 @@ async fn try_once(
         _ => UpstreamBody::Plain(body),
     };
     let upstream = Response::from_parts(parts, body);
-    if endpoint.answers_with_bytes() && status.is_success() {
+    let streamed_operation =
+        matches!(&ctx.request.parsed, Some(Inbound::Operation(op)) if op.streams());
+    if (endpoint.answers_with_bytes() || streamed_operation) && status.is_success() {
         return Ok(Committed::Bytes(upstream));
     }
     if ctx.request.stream && status.is_success() {

@@ -1,8 +1,9 @@
-//! A relay of raw bytes (speech audio): each upstream frame goes to the client as it arrives, with
-//! no events to read. The request finishes (cost, trace) on a task of its own when the upstream
-//! ends, fails or stalls past `stream_idle`, or when the client goes away (as cancelled). What
-//! the answer bills was known before the first byte (the characters of the speech input), so
-//! nothing here reads the bytes.
+//! A relay of raw bytes (speech audio, a streamed transcription's events): each upstream frame goes
+//! to the client as it arrives. The request finishes (cost, trace) on a task of its own when the
+//! upstream ends, fails or stalls past `stream_idle`, or when the client goes away (as cancelled).
+//! What speech bills was known before the first byte (the characters of its input), so its bytes
+//! are not read; a streamed transcription's are cut into events beside the relay, only to read
+//! the usage of its last one (`transcript.text.done`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct BytesRelay {
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
     span: tracing::Span,
+    /// For a streamed transcription: its events, for the usage of the last one.
+    events: Option<crate::wire::sse::SseSplitter>,
 }
 
 /// The response head, then the upstream's bytes as they come.
@@ -51,12 +54,17 @@ pub fn start(
     }
     let status = upstream.status();
     ctx.result.status = status.as_u16();
-    // What bytes bill is known from the request (speech: its characters).
+    // What bytes bill is known from the request (speech: its characters; a transcription: the
+    // upload's length, until its last event says better).
+    let mut events = None;
     if let Some(crate::wire::openai::Inbound::Operation(request)) = &ctx.request.parsed {
         let metered = request.meter(b"");
         ctx.usage.units = metered.units;
         ctx.usage.price_name = metered.price_name;
         ctx.usage.reported = true;
+        if request.streams() {
+            events = Some(crate::wire::sse::SseSplitter::default());
+        }
     }
     let mut response = Response::new(ProxyBody::Empty);
     *response.status_mut() = status;
@@ -70,6 +78,7 @@ pub fn start(
         idle,
         idle_timer: Box::pin(tokio::time::sleep(idle)),
         span: tracing::Span::current(),
+        events,
     }));
     response
 }
@@ -129,6 +138,9 @@ impl BytesRelay {
                             .ttft
                             .get_or_insert_with(|| ctx.timings.started.elapsed());
                         ctx.result.bytes_out += data.len() as u64;
+                        if let Some(events) = self.events.as_mut() {
+                            read_usage(ctx, events, &data);
+                        }
                     }
                     let deadline = tokio::time::Instant::now() + self.idle;
                     self.idle_timer.as_mut().reset(deadline);
@@ -136,6 +148,27 @@ impl BytesRelay {
                 }
             }
         }
+    }
+}
+
+/// Meters a streamed transcription from its `transcript.text.done` event (OpenAI's
+/// https://platform.openai.com/docs/api-reference/audio/transcript-text-done-event), whose usage
+/// is the same object a complete answer carries.
+fn read_usage(ctx: &mut RequestCtx, events: &mut crate::wire::sse::SseSplitter, data: &[u8]) {
+    for event in events.push(data) {
+        let Some(payload) = event.data() else {
+            continue;
+        };
+        if !payload.contains("transcript.text.done") {
+            continue;
+        }
+        let Some(crate::wire::openai::Inbound::Operation(request)) = &ctx.request.parsed else {
+            return;
+        };
+        let metered = request.meter(payload.as_bytes());
+        ctx.usage.units = metered.units;
+        ctx.usage.tokens.prompt = metered.prompt_tokens.unwrap_or(0);
+        ctx.usage.tokens.completion = metered.completion_tokens.unwrap_or(0);
     }
 }
 

@@ -126,6 +126,9 @@ pub(super) async fn complete(
         let request = request.clone();
         return operation_answer(chain, ctx, status, headers, body, &request).await;
     }
+    if let Some(Inbound::Resource(_)) = &ctx.request.parsed {
+        return resource_answer(chain, ctx, status, headers, body).await;
+    }
     // A native answer goes to the client as it came; its canonical form serves usage only.
     let native_answer = ctx.request.native.then(|| body.clone());
     let body = match (native, &foreign) {
@@ -251,6 +254,31 @@ async fn operation_answer(
     ctx.usage.tokens.prompt = metered.prompt_tokens.unwrap_or(0);
     ctx.usage.tokens.completion = metered.completion_tokens.unwrap_or(0);
     // What the operation bills is counted, never estimated from text.
+    ctx.usage.reported = true;
+    let mut answer = Answer {
+        status: status.as_u16(),
+        body,
+    };
+    run_on_response(chain, ctx, &mut answer).await?;
+    ctx.result.status = answer.status;
+    ctx.result.bytes_out = answer.body.len() as u64;
+    Ok(json_response(
+        StatusCode::from_u16(answer.status).unwrap_or(status),
+        answer.body,
+        headers,
+    ))
+}
+
+/// Step 7 for files and batches: the answer as it came (a file's bytes keep their content
+/// type), after `on_response` (which may record the object, narrow a list to what the caller
+/// may see, or read a batch's output for pricing). The call itself bills nothing.
+async fn resource_answer(
+    chain: &Chain,
+    ctx: &mut RequestCtx,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response<ProxyBody>, ApiError> {
     ctx.usage.reported = true;
     let mut answer = Answer {
         status: status.as_u16(),

@@ -200,7 +200,9 @@ pub fn answer(ctx: &mut RequestCtx, body: Bytes) -> Result<Bytes, String> {
 /// An OpenAI-shaped error body in the client's format.
 pub fn error(endpoint: Endpoint, status: u16, body: Bytes) -> Bytes {
     match endpoint {
-        Endpoint::Messages => Bytes::from(anthropic::error::from_openai(status, &body).to_string()),
+        Endpoint::Messages | Endpoint::MessageBatches => {
+            Bytes::from(anthropic::error::from_openai(status, &body).to_string())
+        }
         Endpoint::GenerateContent => Bytes::from(gemini::error(status, &body).to_string()),
         _ => body,
     }

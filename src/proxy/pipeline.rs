@@ -38,7 +38,8 @@ use crate::modules::{Chain, ChainHandle};
 use crate::providers::ProviderRegistry;
 use crate::request::ApiError;
 use crate::request::{CanonicalAnswer, ErrorCode, Outcome, Verdict};
-use crate::wire::openai::{Endpoint, Inbound, OperationRequest};
+use crate::wire::openai::resource::ResourceError;
+use crate::wire::openai::{Endpoint, Inbound, OperationRequest, ResourceRequest};
 
 /// What every request shares.
 pub struct Proxy {
@@ -137,6 +138,7 @@ pub fn context_for(endpoint: Endpoint, parts: hyper::http::request::Parts) -> Re
         client_addr,
     );
     ctx.request.uri = parts.uri;
+    ctx.request.method = parts.method;
     ctx
 }
 
@@ -242,14 +244,34 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
             message: e.message,
         },
     };
-    let mut request = if ctx.request.endpoint.is_operation() {
+    let content_type = ctx
+        .request
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let mut request = if ctx.request.endpoint.is_resource() {
+        // Files and batches: the method and path say what is asked; a create's body is checked.
+        let parsed = ResourceRequest::parse(
+            ctx.request.endpoint,
+            &ctx.request.method,
+            &ctx.request.uri,
+            content_type.as_deref(),
+            &ctx.request.body,
+        );
+        match parsed {
+            Ok(request) => Inbound::Resource(request),
+            Err(ResourceError::NotServed(_)) => {
+                return Err(ApiError::NotFound {
+                    path: ctx.request.uri.path().to_string(),
+                }
+                .into());
+            }
+            Err(ResourceError::Invalid(e)) => return Err(parse_error(e).into()),
+        }
+    } else if ctx.request.endpoint.is_operation() {
         // Images, audio and the like: the content type tells a form from JSON.
-        let content_type = ctx
-            .request
-            .headers
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
+        let content_type = content_type.as_deref().unwrap_or("application/json");
         Inbound::Operation(
             OperationRequest::parse(ctx.request.endpoint, content_type, &ctx.request.body)
                 .map_err(parse_error)?,
@@ -280,7 +302,7 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
     ctx.identity.user = request.user().map(String::from);
     ctx.request.stream = request.is_stream();
     ctx.request.client_wants_usage = request.client_wants_stream_usage();
-    if !ctx.request.endpoint.is_openai() {
+    if !ctx.request.endpoint.is_openai() && !ctx.request.endpoint.is_resource() {
         if ctx.request.endpoint == Endpoint::Responses {
             ctx.request.response_id =
                 Some(format!("resp_{}", crate::ids::uuid_v7().replace('-', "")));
@@ -373,6 +395,13 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
     for module in chain.finishing() {
         module.on_finish(ctx, outcome).await;
     }
+    let parts = std::mem::take(&mut ctx.usage.parts);
+    let parts: Vec<RequestCtx> = parts.into_iter().filter_map(|p| part_ctx(ctx, p)).collect();
+    for mut part in parts {
+        for module in chain.finishing() {
+            module.on_finish(&mut part, Outcome::Success).await;
+        }
+    }
     // The access line (debug: a busy proxy's info log stays quiet); the request span adds the id.
     tracing::debug!(
         status = ctx.result.status,
@@ -381,6 +410,33 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
         latency_ms = ctx.timings.started.elapsed().as_millis() as u64,
         "request finished"
     );
+}
+
+/// A request inside the answer (a line of a batch's output): priced at batch prices, charged
+/// to the same key and team, and traced as a request of its own, by the same finishing modules.
+fn part_ctx(parent: &RequestCtx, part: crate::request::BilledPart) -> Option<RequestCtx> {
+    let taken = parent.route.taken.as_ref()?;
+    let mut ctx = RequestCtx::new(
+        part.endpoint,
+        crate::ids::uuid_v7(),
+        HeaderMap::new(),
+        parent.identity.client_addr,
+    );
+    ctx.identity.key_id.clone_from(&parent.identity.key_id);
+    ctx.identity.grant.clone_from(&parent.identity.grant);
+    ctx.request.requested_model.clone_from(&part.model);
+    ctx.request.tags = vec![part.tag];
+    ctx.route.taken = Some(crate::providers::Route {
+        provider: taken.provider.clone(),
+        upstream_model: part.model,
+    });
+    ctx.route.attempts = 1;
+    ctx.route.credential.clone_from(&parent.route.credential);
+    ctx.usage.tokens = part.tokens;
+    ctx.usage.reported = true;
+    ctx.usage.batch = true;
+    ctx.result.status = 200;
+    Some(ctx)
 }
 
 /// How the request ended, from what the context recorded.

@@ -56,6 +56,8 @@ pub struct RequestParts {
     /// The request's URI: some formats name the model and streaming in the path (Gemini's
     /// `models/{model}:streamGenerateContent?alt=sse`).
     pub uri: hyper::Uri,
+    /// The request's method: files and batches are read and deleted, not only posted.
+    pub method: hyper::Method,
     pub headers: HeaderMap,
     /// The request body as received.
     pub body: Bytes,
@@ -111,6 +113,9 @@ pub struct RouteState {
     /// The prompt template rendered into the request, `name@version` plus `#variant` under an
     /// A/B split.
     pub prompt: Option<String>,
+    /// The provider credential to send with (a stored credential's id, or `config`), when an
+    /// object the provider holds was made with it; after the call, the one used.
+    pub credential: Option<String>,
 }
 
 /// What the answer used and what it cost.
@@ -133,6 +138,19 @@ pub struct UsageCost {
     pub price_known: bool,
     /// What an answer given from a cache saved: the price the upstream call would have had.
     pub saved_nanos: i64,
+    /// Usage the answer reports for other requests (a batch's results): at finish each is
+    /// priced and traced as a request of its own, at batch prices.
+    pub parts: Vec<BilledPart>,
+}
+
+/// One request's usage inside an answer (a line of a batch's output).
+#[derive(Clone, Debug)]
+pub struct BilledPart {
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub tokens: Tokens,
+    /// Put on the part's trace (`batch:<id>`), so a batch's requests can be found together.
+    pub tag: String,
 }
 
 /// When things happened.
@@ -185,6 +203,7 @@ impl RequestCtx {
             request: RequestParts {
                 endpoint,
                 uri: hyper::Uri::default(),
+                method: hyper::Method::POST,
                 headers,
                 body: Bytes::new(),
                 parsed: None,

@@ -13,7 +13,7 @@ pub mod outcome;
 pub mod stream_event;
 
 pub use answer::CanonicalAnswer;
-pub use context::RequestCtx;
+pub use context::{BilledPart, RequestCtx};
 pub use error::{ApiError, ErrorCode, ErrorSource};
 pub use grant::{Budget, Grant, Limits, Period, TeamGrant};
 pub use outcome::{Outcome, Verdict};

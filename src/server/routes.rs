@@ -43,6 +43,17 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
         }
         .into_response();
     }
+    // Files and batches: every method, the object's id in the path (the pipeline reads both).
+    for endpoint in [Endpoint::Files, Endpoint::Batches, Endpoint::MessageBatches] {
+        let prefix = crate::wire::openai::resource::prefix(endpoint);
+        if path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('/'))
+        {
+            return pipeline::handle(&app.proxy, endpoint, request).await;
+        }
+    }
     if let Some((_, call)) = crate::wire::gemini::target(&path) {
         return match (&method, call) {
             (&Method::POST, "generateContent" | "streamGenerateContent") => {

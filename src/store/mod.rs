@@ -20,6 +20,7 @@
 //! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
+//! | files and batches held upstream | `batches.rs` | [`batches::BatchStore`] | [`batches::BatchWrites`] |
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
 //!
 //! [`open`] picks the backend from a [`StoreUrl`] and returns a [`Store`] (the read traits, each
@@ -30,6 +31,7 @@
 pub mod alerts;
 mod auth_failures;
 pub mod backup;
+pub mod batches;
 mod breakers;
 mod cache;
 pub mod counters;
@@ -49,6 +51,8 @@ mod spend;
 mod sqlite;
 #[cfg(test)]
 mod suite;
+#[cfg(test)]
+mod suite_batches;
 #[cfg(test)]
 mod suite_dashboard;
 #[cfg(test)]
@@ -106,6 +110,7 @@ pub trait WriteBackend:
     + maintenance::MaintenanceWrites
     + alerts::AlertWrites
     + mcp::McpCallWrites
+    + batches::BatchWrites
     + Send
     + 'static
 {
@@ -135,6 +140,7 @@ pub struct Store {
     /// The web console's trace list and overview.
     pub dashboard: Arc<dyn DashboardStore>,
     pub mcp: Arc<dyn mcp::McpCallStore>,
+    pub batches: Arc<dyn batches::BatchStore>,
 }
 
 impl Store {
@@ -158,6 +164,7 @@ impl Store {
             + prompts::PromptStore
             + DashboardStore
             + mcp::McpCallStore
+            + batches::BatchStore
             + 'static,
     {
         Store {
@@ -177,7 +184,8 @@ impl Store {
             alerts: all.clone(),
             prompts: all.clone(),
             dashboard: all.clone(),
-            mcp: all,
+            mcp: all.clone(),
+            batches: all,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::ledger::{self, LedgerDraft, LedgerKey};
 
+pub use super::suite_batches::batch_objects_save_and_keep_their_first_costing;
 pub use super::suite_dashboard::dashboard_pages_by_keyset_and_rolls_up_hours_and_days;
 pub use super::suite_spend::{
     budget_alerts_are_recorded_once, rate_counts_add_up_and_expire,
@@ -574,6 +575,7 @@ macro_rules! store_suite {
                 keys_teams_and_admin_keys_save_and_load,
                 credentials_add_remove_and_reseal_in_one_transaction,
                 dashboard_pages_by_keyset_and_rolls_up_hours_and_days,
+                batch_objects_save_and_keep_their_first_costing,
             );
         }
     };

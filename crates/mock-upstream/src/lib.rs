@@ -16,6 +16,8 @@
 //!   event-stream frames, `/invoke` for Titan and Cohere embeddings and Claude's Messages body,
 //!   `/invoke-with-response-stream` for Claude), errors named in
 //!   `x-amzn-ErrorType`, and its token rule (cache reads and writes not part of `inputTokens`);
+//! - `batches.rs`: files and batches (OpenAI's and Anthropic's), the one stateful mode: a batch
+//!   completes on its first retrieve, each result with [`BATCH_LINE_USAGE`] tokens;
 //! - `body.rs`: whole bodies, and the timed SSE body that can abort mid-stream;
 //! - `record.rs`: [`Recorded`], every request the mock got, in order.
 //!
@@ -33,6 +35,7 @@
 
 mod anthropic;
 mod base64;
+mod batches;
 mod bedrock;
 mod body;
 mod gemini;
@@ -48,11 +51,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use anthropic::THINKING_TEXT;
+pub use batches::BATCH_LINE_USAGE;
 pub use bedrock::eventstream::{encode_event_frame, encode_exception_frame};
 pub use body::StreamAborted;
 pub use openai::SPLIT_MARK;
 pub use openai::models::MODELS;
-pub use openai::operations::{IMAGE_OUTPUT_TOKENS, SPEECH_CHUNKS};
+pub use openai::operations::{IMAGE_OUTPUT_TOKENS, SPEECH_CHUNKS, TRANSCRIPTION_STREAM_USAGE};
 pub use record::Recorded;
 pub use script::{Behavior, DEFAULT_CHUNKS, DEFAULT_CONTENT};
 

@@ -45,6 +45,8 @@ use crate::{anthropic, bedrock, gemini};
 pub(crate) struct Shared {
     pub(crate) script: Script,
     pub(crate) recorder: Recorder,
+    /// Files and batches: the only state kept between requests.
+    pub(crate) objects: crate::batches::Objects,
 }
 
 /// Accepts until the task is aborted. Connections live in a `JoinSet` owned by this future, so
@@ -109,6 +111,17 @@ async fn handle(
     }
     let reply = match override_error {
         Some(reply) => reply,
+        // A scripted fault wins; otherwise files and batches answer from the mock's state.
+        None if behavior.status.is_none() && crate::batches::serves(parts.uri.path()) => {
+            let content_type = parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            shared
+                .objects
+                .reply(&parts.method, parts.uri.path(), content_type, &raw, n)
+        }
         None => match multipart(&parts, &raw) {
             Some(reply) => reply,
             None => route(

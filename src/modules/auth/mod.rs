@@ -176,7 +176,10 @@ impl Module for Auth {
     /// The body is parsed by now: a virtual key may only ask for the models its globs (and its
     /// team's) allow. Runs at the module's order, before routing resolves anything.
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        // A file or batch call names no model (its provider is chosen by the `batches` module).
+        let names_model = !ctx.request.endpoint.is_resource();
         if let Some(grant) = &ctx.identity.grant
+            && names_model
             && !models::allowed(grant, &ctx.request.requested_model)
         {
             return Ok(Verdict::Reject(ApiError::ModelNotAllowed {

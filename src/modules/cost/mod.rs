@@ -49,6 +49,13 @@ impl Module for Cost {
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+        // A file or batch call bills nothing itself; what a batch ran is priced per request
+        // (`ctx.usage.parts`), each with a context of its own.
+        if let Some(crate::wire::openai::Inbound::Resource(_)) = &ctx.request.parsed {
+            ctx.usage.cost_nanos = 0;
+            ctx.usage.price_known = true;
+            return;
+        }
         let (Some(provider), Some(model)) = (ctx.provider_name(), ctx.upstream_model()) else {
             return;
         };

@@ -117,7 +117,7 @@ pub fn canonical(request: &mut Inbound, rule: &Rule) -> bool {
         Inbound::Completion(completion) => edit_params(&mut completion.rest, rule),
         // Embeddings and other operations (images, audio, ...) take no sampling parameters and
         // no system prompt.
-        Inbound::Embedding(_) | Inbound::Operation(_) => false,
+        Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => false,
     }
 }
 

@@ -87,6 +87,11 @@ impl Provider for Anthropic {
         true
     }
 
+    /// Message batches, Anthropic's own.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::MessageBatches
+    }
+
     fn native(&self, endpoint: Endpoint, upstream_model: &str) -> Option<Box<dyn NativeCall>> {
         (endpoint == Endpoint::Messages)
             .then(|| Box::new(native::Messages::new(upstream_model)) as Box<dyn NativeCall>)
@@ -132,18 +137,29 @@ impl Provider for Anthropic {
             detail,
         };
         let endpoint = call.endpoint;
-        if endpoint != Endpoint::ChatCompletions {
-            return Err(build_error(format!(
-                "{} is not served by Anthropic",
-                endpoint.path()
-            )));
+        let (method, url) = match call.resource {
+            // Message batches: Anthropic's own calls, passed as they are.
+            Some((method, path)) if endpoint == Endpoint::MessageBatches => {
+                (method.clone(), format!("{}{path}", self.base_url))
+            }
+            None if endpoint == Endpoint::ChatCompletions => {
+                (hyper::Method::POST, format!("{}/messages", self.base_url))
+            }
+            _ => {
+                return Err(build_error(format!(
+                    "{} is not served by Anthropic",
+                    endpoint.path()
+                )));
+            }
+        };
+        let mut builder = hyper::Request::builder().method(method).uri(url);
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        let mut builder = hyper::Request::post(format!("{}/messages", self.base_url))
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            );
+        builder = builder.header(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
         // Beta features the client opted into travel with its request.
         for beta in client_headers.get_all("anthropic-beta") {
             builder = builder.header(HeaderName::from_static("anthropic-beta"), beta.clone());
@@ -151,7 +167,7 @@ impl Provider for Anthropic {
         let mut request = builder
             .body(Full::new(body))
             .map_err(|e| build_error(e.to_string()))?;
-        self.keys.authorize(&mut request)?;
+        self.keys.authorize_as(&mut request, call.credential)?;
         Ok(request)
     }
 

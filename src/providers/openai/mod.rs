@@ -221,12 +221,18 @@ impl Provider for OpenAi {
         body: Bytes,
         _client_headers: &hyper::HeaderMap,
     ) -> Result<hyper::Request<Full<Bytes>>, UpstreamError> {
-        let url = match &self.config.api_version {
+        let url = match (&self.config.api_version, call.resource) {
+            // Files and batches are the resource's, not a deployment's: Azure's dated API has
+            // them at `/openai/files?api-version=...`.
+            (Some(version), Some((_, path))) => {
+                presets::azure_resource_url(&self.base_url, version, path)
+            }
+            (None, Some((_, path))) => format!("{}{path}", self.base_url),
             // Azure's dated API: one URL per deployment, the version as a query parameter.
-            Some(version) => {
+            (Some(version), None) => {
                 presets::azure_url(&self.base_url, call.model, version, call.endpoint.path())
             }
-            None => format!("{}{}", self.base_url, call.endpoint.path()),
+            (None, None) => format!("{}{}", self.base_url, call.endpoint.path()),
         };
         let content_type = match call.content_type {
             Some(form) => HeaderValue::from_str(form).map_err(|e| UpstreamError::Build {
@@ -235,14 +241,20 @@ impl Provider for OpenAi {
             })?,
             None => HeaderValue::from_static("application/json"),
         };
-        let builder = hyper::Request::post(url).header(CONTENT_TYPE, content_type);
+        let method = call
+            .resource
+            .map_or(hyper::Method::POST, |(m, _)| m.clone());
+        let mut builder = hyper::Request::builder().method(method).uri(url);
+        if !body.is_empty() || call.resource.is_none() {
+            builder = builder.header(CONTENT_TYPE, content_type);
+        }
         let mut request = builder
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Build {
                 provider: self.name.clone(),
                 detail: e.to_string(),
             })?;
-        self.keys.authorize(&mut request)?;
+        self.keys.authorize_as(&mut request, call.credential)?;
         Ok(request)
     }
 

@@ -8,6 +8,7 @@
 //! through the traits and [`crate::store::StoreUrl`].
 
 mod alerts;
+mod batches;
 mod cache;
 mod dashboard;
 mod error;
@@ -52,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_catalogue.sql")),
     (16, include_str!("migrations/0016_dashboard.sql")),
     (18, include_str!("migrations/0018_mcp_calls.sql")),
+    (19, include_str!("migrations/0019_batches.sql")),
 ];
 
 /// The version the newest migration produces.

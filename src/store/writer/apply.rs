@@ -28,6 +28,11 @@ pub(super) fn apply_record(
         WriteOp::Trace(record) => batch.push(*record),
         WriteOp::Breaker(record) => save_breaker(backend, &record),
         WriteOp::Response(record) => save_response(backend, &record),
+        WriteOp::Batch(record) => {
+            if let Err(e) = backend.save_batch_object(&record) {
+                tracing::warn!(error = %e, id = %record.id, "batch record not stored");
+            }
+        }
         WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
         WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
         WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),

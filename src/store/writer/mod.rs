@@ -35,6 +35,7 @@ enum WriteOp {
     Trace(Box<TraceRecord>),
     Breaker(BreakerRecord),
     Response(Box<StoredResponse>),
+    Batch(Box<crate::store::batches::BatchObject>),
     AuthFailures(Vec<AuthFailureCount>),
     BudgetAlert(Box<BudgetAlert>),
     RateCounts(Vec<RateCount>),
@@ -273,6 +274,12 @@ impl Writer {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(what, "record dropped: writer queue full");
         }
+    }
+
+    /// Queues a file or batch record (`modules/batches`). Never waits; a drop is counted and
+    /// logged (the module's memory still holds the record until restart).
+    pub fn submit_batch_object(&self, record: crate::store::batches::BatchObject) {
+        self.submit_now(WriteOp::Batch(Box::new(record)), "batch record");
     }
 
     /// Queues a Responses answer for storage, under the same full-queue policy as traces.

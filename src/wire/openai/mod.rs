@@ -5,12 +5,14 @@ mod chat;
 mod completions;
 mod embeddings;
 pub mod operation;
+pub mod resource;
 mod usage;
 
 pub use chat::{ChatMessage, ChatRequest, Role, StreamOptions};
 pub use completions::CompletionRequest;
 pub use embeddings::EmbeddingRequest;
 pub use operation::{OperationBody, OperationRequest};
+pub use resource::{Action, ResourceRequest};
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
 use bytes::Bytes;
@@ -41,6 +43,11 @@ pub enum Endpoint {
     Moderations,
     /// The common rerank shape (`query`, `documents`, `top_n`), Cohere's and its peers'.
     Rerank,
+    /// Objects a provider holds, addressed by method and path: see [`resource`].
+    Files,
+    Batches,
+    /// Anthropic's message batches (`/v1/messages/batches`), in Anthropic's shapes.
+    MessageBatches,
 }
 
 impl Endpoint {
@@ -61,6 +68,9 @@ impl Endpoint {
             Endpoint::AudioTranslations => "/audio/translations",
             Endpoint::Moderations => "/moderations",
             Endpoint::Rerank => "/rerank",
+            Endpoint::Files => "/files",
+            Endpoint::Batches => "/batches",
+            Endpoint::MessageBatches => "/messages/batches",
         }
     }
 
@@ -77,6 +87,15 @@ impl Endpoint {
                 | Endpoint::AudioTranslations
                 | Endpoint::Moderations
                 | Endpoint::Rerank
+        )
+    }
+
+    /// Files and batches: objects a provider holds, addressed by method and path
+    /// ([`ResourceRequest`]).
+    pub fn is_resource(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Files | Endpoint::Batches | Endpoint::MessageBatches
         )
     }
 
@@ -111,7 +130,10 @@ impl Endpoint {
     pub fn is_openai(self) -> bool {
         !matches!(
             self,
-            Endpoint::Messages | Endpoint::Responses | Endpoint::GenerateContent
+            Endpoint::Messages
+                | Endpoint::Responses
+                | Endpoint::GenerateContent
+                | Endpoint::MessageBatches
         )
     }
 
@@ -131,6 +153,9 @@ impl Endpoint {
             Endpoint::AudioTranslations => "audio_translations",
             Endpoint::Moderations => "moderations",
             Endpoint::Rerank => "rerank",
+            Endpoint::Files => "files",
+            Endpoint::Batches => "batches",
+            Endpoint::MessageBatches => "message_batches",
         }
     }
 }
@@ -152,6 +177,8 @@ pub enum Inbound {
     Embedding(EmbeddingRequest),
     /// Images, audio, moderations, rerank: the body passes through.
     Operation(OperationRequest),
+    /// Files and batches: the call passes through (method, path, body).
+    Resource(ResourceRequest),
 }
 
 impl Inbound {
@@ -207,12 +234,15 @@ impl Inbound {
             Inbound::Completion(r) => &r.model,
             Inbound::Embedding(r) => &r.model,
             Inbound::Operation(r) => &r.model,
+            // The provider is chosen by the `batches` module, not by a model.
+            Inbound::Resource(_) => "",
         }
     }
 
     pub fn set_model(&mut self, model: &str) {
         let slot = match self {
             Inbound::Operation(r) => return r.set_model(model),
+            Inbound::Resource(_) => return,
             Inbound::Chat(r) => &mut r.model,
             Inbound::Completion(r) => &mut r.model,
             Inbound::Embedding(r) => &mut r.model,
@@ -224,7 +254,7 @@ impl Inbound {
         match self {
             Inbound::Chat(r) => r.stream.unwrap_or(false),
             Inbound::Completion(r) => r.stream.unwrap_or(false),
-            Inbound::Embedding(_) | Inbound::Operation(_) => false,
+            Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => false,
         }
     }
 
@@ -233,7 +263,7 @@ impl Inbound {
         let options = match self {
             Inbound::Chat(r) => r.stream_options.as_ref(),
             Inbound::Completion(r) => r.stream_options.as_ref(),
-            Inbound::Embedding(_) | Inbound::Operation(_) => None,
+            Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => None,
         };
         options.and_then(|o| o.include_usage).unwrap_or(false)
     }
@@ -244,7 +274,7 @@ impl Inbound {
         let options = match self {
             Inbound::Chat(r) => &mut r.stream_options,
             Inbound::Completion(r) => &mut r.stream_options,
-            Inbound::Embedding(_) | Inbound::Operation(_) => return,
+            Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => return,
         };
         options
             .get_or_insert_with(StreamOptions::default)
@@ -257,6 +287,7 @@ impl Inbound {
             Inbound::Completion(r) => r.user.as_deref(),
             Inbound::Embedding(r) => r.user.as_deref(),
             Inbound::Operation(r) => r.user(),
+            Inbound::Resource(_) => None,
         }
     }
 
@@ -279,14 +310,17 @@ impl Inbound {
         match self {
             Inbound::Chat(r) => bounded(&r.rest),
             Inbound::Completion(r) => bounded(&r.rest),
-            Inbound::Embedding(_) | Inbound::Operation(_) => Some(0),
+            Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => Some(0),
         }
     }
 
     pub fn message_count(&self) -> usize {
         match self {
             Inbound::Chat(r) => r.messages.len(),
-            Inbound::Completion(_) | Inbound::Embedding(_) | Inbound::Operation(_) => 0,
+            Inbound::Completion(_)
+            | Inbound::Embedding(_)
+            | Inbound::Operation(_)
+            | Inbound::Resource(_) => 0,
         }
     }
 
@@ -297,6 +331,7 @@ impl Inbound {
             Inbound::Completion(r) => json_strings(r.prompt.as_ref()),
             Inbound::Embedding(r) => json_strings(Some(&r.input)),
             Inbound::Operation(r) => r.texts(),
+            Inbound::Resource(_) => Vec::new(),
         }
     }
 
@@ -306,6 +341,7 @@ impl Inbound {
             Inbound::Completion(r) => serde_json::to_vec(r)?,
             Inbound::Embedding(r) => serde_json::to_vec(r)?,
             Inbound::Operation(r) => return r.to_bytes(),
+            Inbound::Resource(r) => return Ok(r.body.clone()),
         };
         Ok(Bytes::from(vec))
     }

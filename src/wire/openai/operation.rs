@@ -162,6 +162,13 @@ impl OperationRequest {
         }
     }
 
+    /// A transcription asked for as a stream (`stream=true`): its SSE passes through as it
+    /// arrives, its usage read from the last event.
+    pub fn streams(&self) -> bool {
+        self.endpoint == Endpoint::AudioTranscriptions
+            && self.field("stream").is_some_and(|s| s.trim() == "true")
+    }
+
     pub fn user(&self) -> Option<&str> {
         self.json()
             .and_then(|m| m.get("user"))

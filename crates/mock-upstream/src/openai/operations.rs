@@ -114,6 +114,9 @@ fn seconds(audio: &[u8]) -> f64 {
     audio.len() as f64 / 16_000.0
 }
 
+/// Input and output tokens a streamed transcription reports in its last event.
+pub const TRANSCRIPTION_STREAM_USAGE: (u64, u64) = (300, 40);
+
 pub(crate) fn transcription(form: &Form, translation: bool) -> Reply {
     let Some(file) = form.files.iter().find(|f| f.name == "file") else {
         return error::bad_request("a file part is required", "missing_file");
@@ -123,6 +126,24 @@ pub(crate) fn transcription(form: &Form, translation: bool) -> Reply {
     }
     let text = format!("heard {} ({} bytes)", file.filename, file.bytes.len());
     let duration = seconds(&file.bytes);
+    if form.text("stream") == Some("true") && !translation {
+        // https://platform.openai.com/docs/api-reference/audio/transcript-text-delta-event
+        let mut steps: VecDeque<Step> = text
+            .split_inclusive(' ')
+            .map(|delta| {
+                let event = json!({"type": "transcript.text.delta", "delta": delta});
+                Step::Data(Bytes::from(format!("data: {event}\n\n")))
+            })
+            .collect();
+        let (input, output) = TRANSCRIPTION_STREAM_USAGE;
+        let done = json!({"type": "transcript.text.done", "text": text, "usage": {"type": "tokens",
+            "input_tokens": input, "output_tokens": output, "total_tokens": input + output}});
+        steps.push_back(Step::Data(Bytes::from(format!("data: {done}\n\n"))));
+        return Reply::Raw {
+            content_type: "text/event-stream",
+            steps,
+        };
+    }
     match form.text("response_format").unwrap_or("json") {
         "json" => Reply::Json(Bytes::from(
             json!({"text": text, "usage": {"type": "duration", "seconds": duration}}).to_string(),

@@ -110,6 +110,8 @@ pub const OPENAI_OPERATIONS: &[Endpoint] = &[
     Endpoint::AudioTranscriptions,
     Endpoint::AudioTranslations,
     Endpoint::Moderations,
+    Endpoint::Files,
+    Endpoint::Batches,
 ];
 
 impl Preset {
@@ -428,6 +430,8 @@ pub const AZURE: Preset = Preset {
         Endpoint::AudioSpeech,
         Endpoint::AudioTranscriptions,
         Endpoint::AudioTranslations,
+        Endpoint::Files,
+        Endpoint::Batches,
     ],
     rerank: RerankShape::Cohere,
     docs: "https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle",
@@ -466,6 +470,23 @@ pub fn azure_url(endpoint: &str, deployment: &str, api_version: &str, path: &str
         deployment,
         leading_slash(path),
         api_version
+    )
+}
+
+/// The dated Azure OpenAI URL of a resource's files and batches, which belong to the resource,
+/// not a deployment: `{endpoint}/openai{path}?api-version={api_version}`, the client's query
+/// (`limit`, `after`) kept after it. `path` is below `/v1` (`/files/file-1/content`).
+pub fn azure_resource_url(endpoint: &str, api_version: &str, path: &str) -> String {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("&{query}")
+    };
+    format!(
+        "{}/openai{}?api-version={api_version}{query}",
+        endpoint.trim_end_matches('/'),
+        leading_slash(path),
     )
 }
 

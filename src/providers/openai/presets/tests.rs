@@ -140,6 +140,26 @@ fn bare_model_prefixes_route_only_unambiguous_names() {
 }
 
 #[test]
+fn azure_files_and_batches_belong_to_the_resource() {
+    assert_eq!(
+        azure_resource_url(
+            "https://myres.openai.azure.com/",
+            "2024-10-21",
+            "/batches?limit=2"
+        ),
+        "https://myres.openai.azure.com/openai/batches?api-version=2024-10-21&limit=2"
+    );
+    assert_eq!(
+        azure_resource_url(
+            "https://myres.openai.azure.com",
+            "2024-10-21",
+            "/files/f-1/content"
+        ),
+        "https://myres.openai.azure.com/openai/files/f-1/content?api-version=2024-10-21"
+    );
+}
+
+#[test]
 fn azure_urls_in_both_forms() {
     assert_eq!(
         azure_url(
