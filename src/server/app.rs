@@ -82,7 +82,8 @@ impl App {
         // opened for writing (which anchors old entries and publishes the head under it).
         let newest = crate::store::newest_mac(&url)?;
         let key = LedgerKey::for_writing(&config.db_path, env_key, newest.as_ref())?;
-        let opened = crate::store::open(&url, key.clone())?;
+        // The ledger head is published beside the local state path (`db`), whatever the backend.
+        let opened = crate::store::open_node(&url, key.clone(), &config.db_path)?;
         let store = opened.store;
         let writer =
             Arc::new(Writer::start(opened.writes, config.store).map_err(StartError::Writer)?);

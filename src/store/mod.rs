@@ -262,6 +262,24 @@ pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
     }
 }
 
+/// Copies a single node's SQLite store into an empty PostgreSQL one (`stockyard migrate-store`):
+/// every table, the ledger as it is. The caller holds the file's lock; `key` is the file's ledger
+/// key, which the PostgreSQL store must then be run with. Returns the rows copied, by table.
+pub fn copy_into(
+    from: &StoreUrl,
+    to: &StoreUrl,
+    key: LedgerKey,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    match (from, to) {
+        (StoreUrl::Sqlite(path), StoreUrl::Postgres(_)) => postgres::copy_sqlite(path, to, key),
+        _ => Err(StoreError::Backend(format!(
+            "migrate-store copies a sqlite file into a postgres store, not {} into {}",
+            from.backend(),
+            to.backend()
+        ))),
+    }
+}
+
 /// A consistent copy of the store into the file `out`, safe while a server writes it.
 pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
     match url {

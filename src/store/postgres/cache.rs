@@ -46,49 +46,56 @@ impl CacheStore for PgReader {
 impl CacheWrites for PgWriter {
     fn save_cache_entry(&mut self, e: &CacheEntry) -> Result<(), StoreError> {
         let embedding = e.embedding.as_deref().map(encode_vector);
-        self.client()?.execute(
-            "INSERT INTO cache_entries (kind, namespace, key, model, partition, created_ms, \
+        self.on_conn(|c| {
+            c.execute(
+                "INSERT INTO cache_entries (kind, namespace, key, model, partition, created_ms, \
              expires_ms, saved_nanos, answer, embedding) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (kind, namespace, key) DO UPDATE SET model = excluded.model, \
              partition = excluded.partition, created_ms = excluded.created_ms, \
              expires_ms = excluded.expires_ms, saved_nanos = excluded.saved_nanos, \
              answer = excluded.answer, embedding = excluded.embedding",
-            &[
-                &e.kind.as_str(),
-                &e.namespace,
-                &e.key,
-                &e.model,
-                &e.partition,
-                &e.created_ms,
-                &e.expires_ms,
-                &e.saved_nanos,
-                &e.answer.to_string(),
-                &embedding,
-            ],
-        )?;
-        Ok(())
+                &[
+                    &e.kind.as_str(),
+                    &e.namespace,
+                    &e.key,
+                    &e.model,
+                    &e.partition,
+                    &e.created_ms,
+                    &e.expires_ms,
+                    &e.saved_nanos,
+                    &e.answer.to_string(),
+                    &embedding,
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     fn delete_cache_entries(
         &mut self,
         keys: &[(CacheKind, String, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.client()?.transaction()?;
-        let stmt = tx
-            .prepare("DELETE FROM cache_entries WHERE kind = $1 AND namespace = $2 AND key = $3")?;
-        for (kind, namespace, key) in keys {
-            tx.execute(&stmt, &[&kind.as_str(), namespace, key])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.on_conn(|c| {
+            super::write::in_tx(c, |tx| {
+                let stmt = tx.prepare(
+                    "DELETE FROM cache_entries WHERE kind = $1 AND namespace = $2 AND key = $3",
+                )?;
+                for (kind, namespace, key) in keys {
+                    tx.execute(&stmt, &[&kind.as_str(), namespace, key])?;
+                }
+                Ok(())
+            })
+        })
     }
 
     fn drop_expired_cache(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(self.client()?.execute(
-            "DELETE FROM cache_entries WHERE expires_ms <= $1",
-            &[&now_ms],
-        )?)
+        self.on_conn(|c| {
+            Ok(c.execute(
+                "DELETE FROM cache_entries WHERE expires_ms <= $1",
+                &[&now_ms],
+            )?)
+        })
     }
 
     fn purge_cache(&mut self, purge: &CachePurge) -> Result<u64, StoreError> {
@@ -103,12 +110,16 @@ impl CacheWrites for PgWriter {
             )
         });
         let kind = purge.kind.map(CacheKind::as_str);
-        Ok(self.client()?.execute(
-            "DELETE FROM cache_entries WHERE ($1::TEXT IS NULL OR kind = $1) \
+        let model = purge.model.clone();
+        let namespace = purge.namespace.clone();
+        self.on_conn(move |c| {
+            Ok(c.execute(
+                "DELETE FROM cache_entries WHERE ($1::TEXT IS NULL OR kind = $1) \
              AND ($2::TEXT IS NULL OR model = $2) \
              AND ($3::TEXT IS NULL OR namespace = $3 OR namespace LIKE $4)",
-            &[&kind, &purge.model, &purge.namespace, &under],
-        )?)
+                &[&kind, &model, &namespace, &under],
+            )?)
+        })
     }
 }
 

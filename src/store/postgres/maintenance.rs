@@ -43,7 +43,7 @@ impl MaintenanceWrites for PgWriter {
             }
         };
         let limit = limit as i64;
-        Ok(self.client()?.execute(sql, &[&cutoff_ms, &limit])? as usize)
+        self.on_conn(|c| Ok(c.execute(sql, &[&cutoff_ms, &limit])? as usize))
     }
 
     fn incremental_vacuum(&mut self, _max_pages: Option<u32>) -> Result<u64, StoreError> {

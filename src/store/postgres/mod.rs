@@ -14,6 +14,7 @@ mod cache;
 mod conn;
 mod dashboard;
 mod error;
+mod import;
 mod keys;
 mod maintenance;
 mod read;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use postgres::Client;
 
+pub use import::copy_sqlite;
 pub use read::PgReader;
 pub use write::PgWriter;
 

@@ -14,26 +14,28 @@ use crate::store::{
 
 impl BreakerWrites for PgWriter {
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
-        super::admin::save_breaker(self.client()?, record)
+        self.on_conn(|c| super::admin::save_breaker(c, record))
     }
 }
 
 impl ResponseWrites for PgWriter {
     fn save_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
-        self.client()?.execute(
-            "INSERT INTO responses (id, created_ms, response, history, owner) \
+        self.on_conn(|c| {
+            c.execute(
+                "INSERT INTO responses (id, created_ms, response, history, owner) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
              created_ms = excluded.created_ms, response = excluded.response, \
              history = excluded.history, owner = excluded.owner",
-            &[
-                &r.id,
-                &r.created_ms,
-                &r.response.to_string(),
-                &r.history.to_string(),
-                &r.owner,
-            ],
-        )?;
-        Ok(())
+                &[
+                    &r.id,
+                    &r.created_ms,
+                    &r.response.to_string(),
+                    &r.history.to_string(),
+                    &r.owner,
+                ],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -44,16 +46,18 @@ impl AuthFailureWrites for PgWriter {
         sorted.sort_by(|a, b| {
             (a.minute_ms, &a.source, &a.reason).cmp(&(b.minute_ms, &b.source, &b.reason))
         });
-        in_tx(self.client()?, |tx| {
-            let upsert = tx.prepare(
-                "INSERT INTO auth_failures AS a (minute_ms, source, reason, count) \
+        self.on_conn(|c| {
+            in_tx(c, |tx| {
+                let upsert = tx.prepare(
+                    "INSERT INTO auth_failures AS a (minute_ms, source, reason, count) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (minute_ms, source, reason) \
                  DO UPDATE SET count = a.count + excluded.count",
-            )?;
-            for c in sorted {
-                tx.execute(&upsert, &[&c.minute_ms, &c.source, &c.reason, &c.count])?;
-            }
-            Ok(())
+                )?;
+                for c in sorted {
+                    tx.execute(&upsert, &[&c.minute_ms, &c.source, &c.reason, &c.count])?;
+                }
+                Ok(())
+            })
         })
     }
 }
@@ -61,7 +65,8 @@ impl AuthFailureWrites for PgWriter {
 impl SpendWrites for PgWriter {
     fn record_budget_alert(&mut self, a: &BudgetAlert) -> Result<(), StoreError> {
         let percent = i64::from(a.percent);
-        self.client()?.execute(
+        self.on_conn(|c| {
+            c.execute(
             "INSERT INTO budget_alerts (scope, subject, period, period_start_ms, percent, ts_ms, \
              spend_nanos, limit_nanos) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (scope, subject, period, period_start_ms, percent) DO NOTHING",
@@ -76,7 +81,8 @@ impl SpendWrites for PgWriter {
                 &a.limit_nanos,
             ],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -85,49 +91,53 @@ impl RateLimitWrites for PgWriter {
         let mut sorted: Vec<&RateCount> = deltas.iter().collect();
         sorted
             .sort_by(|a, b| (&a.counter, a.window_start_ms).cmp(&(&b.counter, b.window_start_ms)));
-        in_tx(self.client()?, |tx| {
-            let upsert = tx.prepare(
-                "INSERT INTO rate_counts AS r (counter, window_start_ms, window_ms, value) \
+        self.on_conn(|c| {
+            in_tx(c, |tx| {
+                let upsert = tx.prepare(
+                    "INSERT INTO rate_counts AS r (counter, window_start_ms, window_ms, value) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (counter, window_start_ms) \
                  DO UPDATE SET value = r.value + excluded.value",
-            )?;
-            for d in sorted {
-                tx.execute(
-                    &upsert,
-                    &[&d.counter, &d.window_start_ms, &d.window_ms, &d.value],
                 )?;
-            }
-            tx.execute(
-                "DELETE FROM rate_counts WHERE window_start_ms + window_ms <= $1",
-                &[&now_ms],
-            )?;
-            Ok(())
+                for d in sorted {
+                    tx.execute(
+                        &upsert,
+                        &[&d.counter, &d.window_start_ms, &d.window_ms, &d.value],
+                    )?;
+                }
+                tx.execute(
+                    "DELETE FROM rate_counts WHERE window_start_ms + window_ms <= $1",
+                    &[&now_ms],
+                )?;
+                Ok(())
+            })
         })
     }
 }
 
 impl AlertWrites for PgWriter {
     fn record_alert(&mut self, a: &AlertRecord) -> Result<(), StoreError> {
-        in_tx(self.client()?, |tx| {
-            tx.execute(
-                "INSERT INTO alerts (ts_ms, rule, kind, value, threshold, message, delivered) \
+        self.on_conn(|c| {
+            in_tx(c, |tx| {
+                tx.execute(
+                    "INSERT INTO alerts (ts_ms, rule, kind, value, threshold, message, delivered) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &a.ts_ms,
-                    &a.rule,
-                    &a.kind,
-                    &a.value,
-                    &a.threshold,
-                    &a.message,
-                    &a.delivered,
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO alert_state (rule, last_fired_ms) VALUES ($1, $2) \
+                    &[
+                        &a.ts_ms,
+                        &a.rule,
+                        &a.kind,
+                        &a.value,
+                        &a.threshold,
+                        &a.message,
+                        &a.delivered,
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO alert_state (rule, last_fired_ms) VALUES ($1, $2) \
                  ON CONFLICT (rule) DO UPDATE SET last_fired_ms = excluded.last_fired_ms",
-                &[&a.rule, &a.ts_ms],
-            )?;
-            Ok(())
+                    &[&a.rule, &a.ts_ms],
+                )?;
+                Ok(())
+            })
         })
     }
 }
@@ -137,12 +147,13 @@ impl McpCallWrites for PgWriter {
         let now = crate::store::now_ms();
         let key = self.key.clone();
         let published = self.published.clone();
-        in_tx(self.client()?, |tx| {
-            let mut entries = Vec::with_capacity(calls.len());
-            for call in calls {
-                let entry = append_entry(tx, &key, published.as_ref(), &call.draft, now)?;
-                let r = &call.record;
-                tx.execute(
+        self.on_conn(|c| {
+            in_tx(c, |tx| {
+                let mut entries = Vec::with_capacity(calls.len());
+                for call in calls {
+                    let entry = append_entry(tx, &key, published.as_ref(), &call.draft, now)?;
+                    let r = &call.record;
+                    tx.execute(
                     "INSERT INTO mcp_calls (id, ts_ms, key_id, team_id, server, tool, decision, \
                      rule, rule_revision, outcome, duration_us, bytes_in, bytes_out, args_sha256, \
                      arguments, result, redactions, ledger_seq) VALUES ($1, $2, $3, $4, $5, $6, \
@@ -169,9 +180,10 @@ impl McpCallWrites for PgWriter {
                         &entry.seq,
                     ],
                 )?;
-                entries.push(entry);
-            }
-            Ok(entries)
+                    entries.push(entry);
+                }
+                Ok(entries)
+            })
         })
     }
 }
