@@ -211,3 +211,6 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 #[cfg(test)]
 pub mod testing;
+
+#[cfg(test)]
+mod tests;

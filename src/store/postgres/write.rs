@@ -18,7 +18,8 @@ use crate::ledger::{self, Head, LedgerDraft, LedgerEntry, LedgerKey};
 use crate::store::{LedgerWrites, Persist, StoreError, TraceRecord, TraceWrites};
 
 pub struct PgWriter {
-    client: Client,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    client: Option<Client>,
     target: Target,
     pub(super) key: LedgerKey,
     /// Where the head file goes (beside this node's local state path); `None`: only logged.
@@ -36,7 +37,7 @@ impl PgWriter {
         published: Option<Head>,
     ) -> PgWriter {
         PgWriter {
-            client,
+            client: Some(client),
             target,
             key,
             head_beside,
@@ -55,12 +56,25 @@ impl PgWriter {
     ) -> Result<T, StoreError> {
         let (client, target) = (&mut self.client, &self.target);
         off_runtime(move || {
-            if client.is_closed() {
-                *client = target.connect()?;
+            if client.as_ref().is_none_or(Client::is_closed) {
+                *client = Some(target.connect()?);
                 tracing::info!(store = %target.shown, "reconnected the writer to postgres");
             }
-            f(client)
+            match client.as_mut() {
+                Some(client) => f(client),
+                None => Err(StoreError::Backend("no connection".into())),
+            }
         })
+    }
+}
+
+/// Closing a connection blocks on the client's own runtime, which panics on a thread inside
+/// another runtime (a test, or whoever drops the store last): it is closed off-runtime too.
+impl Drop for PgWriter {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
     }
 }
 

@@ -1,0 +1,117 @@
+//! What only a shared database asks of this backend: nodes that start together migrate once,
+//! writers on several nodes append to one ledger chain, reads answer on a tokio worker thread,
+//! and no error shows the URL's password.
+
+use std::sync::{Arc, Barrier};
+
+use serde_json::json;
+
+use super::testing;
+use crate::ledger::{self, LedgerDraft};
+use crate::store::suite::key;
+use crate::store::{StoreUrl, open, open_read_only, schema_version_of};
+
+fn draft(target: String) -> LedgerDraft {
+    LedgerDraft {
+        actor: "node".into(),
+        action: "module.update".into(),
+        target: target.clone(),
+        details: json!({ "target": target }),
+    }
+}
+
+#[test]
+fn nodes_starting_together_migrate_once() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let start = Arc::new(Barrier::new(4));
+    let opened: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let start = start.clone();
+                let url = schema.url.clone();
+                s.spawn(move || {
+                    start.wait();
+                    open(&url, key()).is_ok()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
+    });
+    assert_eq!(opened, [true; 4]);
+    assert_eq!(
+        schema_version_of(&schema.url).ok(),
+        Some(super::SCHEMA_VERSION)
+    );
+}
+
+#[test]
+fn writers_on_several_nodes_append_to_one_chain() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let nodes = 3;
+    let each = 15;
+    let start = Arc::new(Barrier::new(nodes));
+    std::thread::scope(|s| {
+        for node in 0..nodes {
+            let start = start.clone();
+            let url = schema.url.clone();
+            s.spawn(move || {
+                let mut opened = open(&url, key()).unwrap_or_else(|e| panic!("open: {e}"));
+                start.wait();
+                for i in 0..each {
+                    opened
+                        .writes
+                        .apply_admin(None, &draft(format!("n{node}-{i}")), i)
+                        .unwrap_or_else(|e| panic!("append: {e}"));
+                }
+            });
+        }
+    });
+    let reader = open_read_only(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let entries = reader.ledger.ledger().unwrap_or_default();
+    assert_eq!(entries.len(), (nodes as usize) * (each as usize));
+    let verified = ledger::verify(&entries, Some(&key())).map(|v| v.head.seq);
+    assert_eq!(verified, Ok(entries.len() as i64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_work_on_a_runtime_thread() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    // Both the open and the queries run here, on a tokio worker, where the sync client alone
+    // would panic: the backend moves them onto threads of its own.
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    opened
+        .writes
+        .apply_admin(None, &draft("t".into()), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(opened.store.traces.trace_count().ok(), Some(0));
+    assert_eq!(opened.store.ledger.ledger().map(|e| e.len()).ok(), Some(1));
+    assert!(opened.store.health.ping().is_ok());
+}
+
+#[test]
+fn errors_never_show_the_password() {
+    // Nothing listens on port 1: the connection fails, and the message names the store without
+    // its password.
+    let url = StoreUrl::parse("postgres://postgres:hunter2secret@127.0.0.1:1/test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let message = open(&url, key())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(!message.contains("hunter2secret"), "{message}");
+    let message = open_read_only(&url)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!message.contains("hunter2secret"), "{message}");
+}
