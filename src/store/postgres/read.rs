@@ -365,7 +365,7 @@ impl AuthFailureStore for PgReader {
 
 impl LedgerStore for PgReader {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.with(|c| ledger_entries(c))
+        self.with(ledger_entries)
     }
 }
 

@@ -75,7 +75,7 @@ fn writers_on_several_nodes_append_to_one_chain() {
     });
     let reader = open_read_only(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     let entries = reader.ledger.ledger().unwrap_or_default();
-    assert_eq!(entries.len(), (nodes as usize) * (each as usize));
+    assert_eq!(entries.len(), nodes * each as usize);
     let verified = ledger::verify(&entries, Some(&key())).map(|v| v.head.seq);
     assert_eq!(verified, Ok(entries.len() as i64));
 }
