@@ -99,7 +99,20 @@ fn run(db: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn ok(db: &Path, args: &[&str]) -> String {
-    let (code, out, err) = run(db, args);
+    ok_with(db, args, &[])
+}
+
+fn ok_with(db: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = stockyard(db)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let (code, out, err) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
     assert_eq!(code, 0, "{args:?}: {out}{err}");
     assert!(
         !out.contains(PASSWORD) && !err.contains(PASSWORD),
@@ -117,7 +130,14 @@ struct Served {
 
 impl Served {
     fn start(db: &Path, mock_url: &str, store: &str) -> Served {
+        Served::start_with(db, mock_url, store, &[])
+    }
+
+    fn start_with(db: &Path, mock_url: &str, store: &str, env: &[(&str, &str)]) -> Served {
         let mut cmd = stockyard(db);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", store])
             .env("OPENAI_API_KEY", PROVIDER_KEY)
             .env("OPENAI_BASE_URL", mock_url)
@@ -342,4 +362,82 @@ async fn migrate_store_copies_a_file_with_its_ledger_keys_and_traces() {
 
 fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
+}
+
+/// A chat request through `client` with the client key `key`: the HTTP status.
+async fn status_with(client: &TestClient, key: &str) -> u16 {
+    let auth = format!("Bearer {key}");
+    client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "hi", false),
+            &[("authorization", &auth)],
+        )
+        .await
+        .status
+        .as_u16()
+}
+
+/// Waits (bounded by `within`) until a request with `key` on `client` answers `want`; returns
+/// how long that took.
+async fn until_status(client: &TestClient, key: &str, want: u16, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = status_with(client, key).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "still {got} after {within:?}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_on_one_node_works_on_another_and_a_revocation_reaches_every_node() {
+    let Some(schema) = Schema::new() else { return };
+    let mock = mock_upstream::MockUpstream::start().await.unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dbs: Vec<_> = dirs.iter().map(|d| d.path().join("node.db")).collect();
+    // Every node of one store shares the ledger key (it also hashes the client keys).
+    let env = [
+        ("STOCKYARD_LEDGER_KEY", "00112233445566778899aabbccddeeff"),
+        ("STOCKYARD_API_KEYS", "sk-static-node-key-0001"),
+    ];
+    let mut nodes: Vec<Served> = dbs
+        .iter()
+        .map(|db| Served::start_with(db, &mock.base_url(), &schema.url, &env))
+        .collect();
+    let clients: Vec<TestClient> = nodes
+        .iter()
+        .map(|n| TestClient::new(n.url.clone()))
+        .collect();
+
+    let created = ok(
+        &dbs[0],
+        &["keys", "create", "shared", "--json", "--store", &schema.url],
+    );
+    let created: serde_json::Value = serde_json::from_str(created.trim()).unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(status_with(&clients[0], &key).await, 200);
+    let took = until_status(&clients[2], &key, 200, Duration::from_secs(1)).await;
+    eprintln!("node 3 took the new key after {took:?}");
+
+    ok(&dbs[1], &["keys", "revoke", &id, "--store", &schema.url]);
+    assert_eq!(status_with(&clients[1], &key).await, 401);
+    let took = until_status(&clients[0], &key, 401, Duration::from_secs(1)).await;
+    eprintln!("node 1 refused the revoked key after {took:?}");
+    until_status(&clients[2], &key, 401, Duration::from_secs(1)).await;
+
+    for node in &mut nodes {
+        node.stop();
+    }
+    // Checked against node 2's head file (it wrote the newest entry); a node that never wrote an
+    // entry since it started keeps no head file.
+    let out = ok_with(&dbs[1], &["audit", "verify", "--store", &schema.url], &env);
+    assert!(out.contains("ok: 2 entries"), "{out}");
 }

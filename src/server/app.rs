@@ -57,6 +57,9 @@ pub struct App {
     pub local_admin_token: Secret<String>,
     /// Checks the ledger's MACs for `GET /admin/audit`.
     pub ledger_key: LedgerKey,
+    /// Changes other nodes of a shared store make, applied here as they commit (`None` on
+    /// SQLite); the watch stops when the app is dropped.
+    pub watch: Option<crate::store::changes::Watch>,
 }
 
 impl App {
@@ -142,7 +145,8 @@ impl App {
             store.keys.virtual_keys()?,
             store.keys.admin_keys()?,
         );
-        key_table::install(&deps, KeyHasher::new(key.clone()), keys);
+        let table = key_table::install(&deps, KeyHasher::new(key.clone()), keys);
+        let watch = crate::store::watch(&url, reload_keys(store.clone(), table))?;
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
@@ -158,9 +162,37 @@ impl App {
             store,
             config,
             ledger_key: key,
+            watch,
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
+}
+
+/// What another node's key change does here: the whole key table read again and swapped in.
+/// (Module settings, aliases and credentials changed elsewhere still wait for a restart.)
+fn reload_keys(
+    store: Store,
+    table: std::sync::Arc<crate::modules::auth::table::KeyTable>,
+) -> crate::store::changes::OnChange {
+    std::sync::Arc::new(move |changed: crate::store::changes::Changed| {
+        if !changed.covers(crate::store::changes::Changed::Keys) {
+            return;
+        }
+        let read = || -> Result<KeyState, crate::store::StoreError> {
+            Ok(KeyState::new(
+                store.keys.teams()?,
+                store.keys.virtual_keys()?,
+                store.keys.admin_keys()?,
+            ))
+        };
+        match read() {
+            Ok(state) => {
+                table.replace(state);
+                tracing::info!("reloaded keys changed by another node");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reload keys changed by another node"),
+        }
+    })
 }
 
 impl App {

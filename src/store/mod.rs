@@ -18,6 +18,7 @@
 //! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
+//! | changes from other nodes | `changes.rs` | [`watch`] (PostgreSQL: LISTEN/NOTIFY) | sent with [`LedgerWrites::apply_admin`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
@@ -32,6 +33,7 @@ mod auth_failures;
 pub mod backup;
 mod breakers;
 mod cache;
+pub mod changes;
 pub mod counters;
 mod credentials;
 pub mod dashboard;
@@ -277,6 +279,19 @@ pub fn copy_into(
             from.backend(),
             to.backend()
         ))),
+    }
+}
+
+/// Watches for changes other nodes commit to a shared store, calling `on_change` (on a thread of
+/// the watch's own) with the concern that changed; `None` for a store only one node uses
+/// (SQLite). Changes are reported from this call on.
+pub fn watch(
+    url: &StoreUrl,
+    on_change: changes::OnChange,
+) -> Result<Option<changes::Watch>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(_) => Ok(None),
+        StoreUrl::Postgres(_) => postgres::watch(url, on_change).map(Some),
     }
 }
 

@@ -4,14 +4,32 @@
 
 use postgres::Transaction;
 
+use crate::store::changes::Changed;
 use crate::store::prompts::PromptWrite;
 use crate::store::{BreakerRecord, ModuleState, Persist, StoreError};
 
+/// Persists `change`, and tells the other nodes which concern changed: `pg_notify` inside the
+/// transaction is delivered when it commits, and never if it rolls back (`listen.rs`).
 pub(super) fn persist(
     tx: &mut Transaction<'_>,
     change: &Persist,
     ts_ms: i64,
 ) -> Result<(), StoreError> {
+    write(tx, change, ts_ms)?;
+    let concern = match change {
+        Persist::Keys(_) => Changed::Keys,
+        Persist::ModuleState(_) | Persist::Prices { .. } | Persist::Prompt(_) => Changed::Modules,
+        Persist::AddCredential { .. } | Persist::RemoveCredentials { .. } => Changed::Credentials,
+        Persist::Reseal { .. } | Persist::Breaker(_) => Changed::All,
+    };
+    tx.execute(
+        &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
+        &[&concern.as_str()],
+    )?;
+    Ok(())
+}
+
+fn write(tx: &mut Transaction<'_>, change: &Persist, ts_ms: i64) -> Result<(), StoreError> {
     match change {
         Persist::ModuleState(state) => save_module_state(tx, state, ts_ms),
         Persist::Breaker(record) => save_breaker(tx, record),

@@ -16,6 +16,7 @@ mod dashboard;
 mod error;
 mod import;
 mod keys;
+mod listen;
 mod maintenance;
 mod read;
 mod rollups;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use postgres::Client;
 
 pub use import::copy_sqlite;
+pub use listen::watch;
 pub use read::PgReader;
 pub use write::PgWriter;
 
