@@ -397,7 +397,7 @@ async fn until_status(client: &TestClient, key: &str, want: u16, within: Duratio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_made_on_one_node_works_on_another_and_a_revocation_reaches_every_node() {
+async fn keys_revocations_and_module_settings_reach_every_node_within_a_second() {
     let Some(schema) = Schema::new() else { return };
     let mock = mock_upstream::MockUpstream::start().await.unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -406,6 +406,7 @@ async fn a_key_made_on_one_node_works_on_another_and_a_revocation_reaches_every_
     let env = [
         ("STOCKYARD_LEDGER_KEY", "00112233445566778899aabbccddeeff"),
         ("STOCKYARD_API_KEYS", "sk-static-node-key-0001"),
+        ("STOCKYARD_ADMIN_KEY", ADMIN_KEY),
     ];
     let mut nodes: Vec<Served> = dbs
         .iter()
@@ -433,11 +434,54 @@ async fn a_key_made_on_one_node_works_on_another_and_a_revocation_reaches_every_
     eprintln!("node 1 refused the revoked key after {took:?}");
     until_status(&clients[2], &key, 401, Duration::from_secs(1)).await;
 
+    // A module setting changed through node 1 is in force on node 3 within a second.
+    let before = cost_guard_enabled(&clients[2]).await;
+    let verb = if before { "disable" } else { "enable" };
+    ok(
+        &dbs[0],
+        &["modules", verb, "cost_guard", "--store", &schema.url],
+    );
+    let start = Instant::now();
+    while cost_guard_enabled(&clients[2]).await == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "node 3 kept the old setting"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    eprintln!(
+        "node 3 applied the module change after {:?}",
+        start.elapsed()
+    );
+
     for node in &mut nodes {
         node.stop();
     }
     // Checked against node 2's head file (it wrote the newest entry); a node that never wrote an
     // entry since it started keeps no head file.
     let out = ok_with(&dbs[1], &["audit", "verify", "--store", &schema.url], &env);
-    assert!(out.contains("ok: 2 entries"), "{out}");
+    assert!(out.contains("ok: 3 entries"), "{out}");
+}
+
+const ADMIN_KEY: &str = "node-admin-key-0123456789";
+
+/// Whether `cost_guard` is enabled in the chain the node behind `client` runs.
+async fn cost_guard_enabled(client: &TestClient) -> bool {
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let answer = client
+        .call(
+            Method::GET,
+            "/admin/modules",
+            "",
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "cost_guard")
+        .map(|m| m["enabled"] == true)
+        .unwrap()
 }

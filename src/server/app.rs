@@ -146,10 +146,20 @@ impl App {
             store.keys.admin_keys()?,
         );
         let table = key_table::install(&deps, KeyHasher::new(key.clone()), keys);
-        let watch = crate::store::watch(&url, reload_keys(store.clone(), table))?;
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
+        let watch = crate::store::watch(
+            &url,
+            super::follow::on_change(super::follow::Follow {
+                store: store.clone(),
+                keys: table,
+                chain: chain.clone(),
+                deps: deps.clone(),
+                config: config.clone(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
+            }),
+        )?;
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(vault);
         Ok(App {
             proxy: Proxy {
@@ -166,33 +176,6 @@ impl App {
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }
-}
-
-/// What another node's key change does here: the whole key table read again and swapped in.
-/// (Module settings, aliases and credentials changed elsewhere still wait for a restart.)
-fn reload_keys(
-    store: Store,
-    table: std::sync::Arc<crate::modules::auth::table::KeyTable>,
-) -> crate::store::changes::OnChange {
-    std::sync::Arc::new(move |changed: crate::store::changes::Changed| {
-        if !changed.covers(crate::store::changes::Changed::Keys) {
-            return;
-        }
-        let read = || -> Result<KeyState, crate::store::StoreError> {
-            Ok(KeyState::new(
-                store.keys.teams()?,
-                store.keys.virtual_keys()?,
-                store.keys.admin_keys()?,
-            ))
-        };
-        match read() {
-            Ok(state) => {
-                table.replace(state);
-                tracing::info!("reloaded keys changed by another node");
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot reload keys changed by another node"),
-        }
-    })
 }
 
 impl App {
