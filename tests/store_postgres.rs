@@ -427,6 +427,8 @@ async fn keys_revocations_and_module_settings_reach_every_node_within_a_second()
     assert_eq!(status_with(&clients[0], &key).await, 200);
     let took = until_status(&clients[2], &key, 200, Duration::from_secs(1)).await;
     eprintln!("node 3 took the new key after {took:?}");
+    // Node 2 checks a revocation against the keys it holds: it must have the key first.
+    until_status(&clients[1], &key, 200, Duration::from_secs(1)).await;
 
     ok(&dbs[1], &["keys", "revoke", &id, "--store", &schema.url]);
     assert_eq!(status_with(&clients[1], &key).await, 401);
