@@ -65,7 +65,7 @@ impl MaintenanceStore for PgReader {
             let tables = c.query(
                 "SELECT c.relname::TEXT, c.reltuples::BIGINT, pg_total_relation_size(c.oid)::BIGINT \
                  FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace \
-                 ORDER BY 1 COLLATE \"C\"",
+                 ORDER BY c.relname COLLATE \"C\"",
                 &[],
             )?;
             let tables = tables

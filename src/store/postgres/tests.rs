@@ -115,3 +115,119 @@ fn errors_never_show_the_password() {
         .unwrap_or_default();
     assert!(!message.contains("hunter2secret"), "{message}");
 }
+
+#[test]
+fn retention_deletes_in_batches_and_stats_name_the_tables() {
+    use crate::store::TraceRecord;
+    use crate::store::maintenance::RetentionKind;
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    let traces: Vec<TraceRecord> = (0..5)
+        .map(|i| TraceRecord {
+            id: format!("t{i}"),
+            ts_ms: i,
+            endpoint: "/v1/chat/completions".into(),
+            requested_model: "m".into(),
+            request_id: format!("r{i}"),
+            request_body: Some("body".into()),
+            ..TraceRecord::default()
+        })
+        .collect();
+    opened
+        .writes
+        .append_traces(&traces)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = &mut opened.writes;
+    assert_eq!(w.delete_older(RetentionKind::Bodies, 3, 10).ok(), Some(3));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(2));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(2));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(0));
+    assert_eq!(opened.store.traces.trace_count().ok(), Some(1));
+    let stats = opened
+        .store
+        .maintenance
+        .db_stats()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stats.tables.iter().any(|t| t.name == "traces"), "{stats:?}");
+    let refused = opened
+        .store
+        .maintenance
+        .backup_into(std::path::Path::new("/tmp/never.db"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("pg_dump"), "{refused}");
+}
+
+#[test]
+fn console_text_search_tags_and_dimension_values() {
+    use crate::store::TraceRecord;
+    use crate::store::dashboard::{Dimension, TraceFilter};
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    let now = crate::store::now_ms();
+    let traces: Vec<TraceRecord> = (0..6)
+        .map(|i| TraceRecord {
+            id: format!("t{i}"),
+            ts_ms: now - 1000 + i,
+            endpoint: "/v1/chat/completions".into(),
+            requested_model: if i < 3 { "alpha" } else { "beta" }.into(),
+            request_id: format!("r{i}"),
+            request_body: Some(if i % 2 == 0 { "Find ME_100%" } else { "other" }.into()),
+            tags: Some(
+                if i == 5 {
+                    r#"["prod","eu"]"#
+                } else {
+                    r#"["production"]"#
+                }
+                .into(),
+            ),
+            ..TraceRecord::default()
+        })
+        .collect();
+    opened
+        .writes
+        .append_traces(&traces)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = &opened.store.dashboard;
+    let text = |t: &str| {
+        let filter = TraceFilter {
+            text: Some(t.into()),
+            ..TraceFilter::default()
+        };
+        let page = d
+            .trace_page(&filter, None, 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            page.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            page.next.is_some(),
+        )
+    };
+    // Case is ignored as SQLite's LIKE ignores it; `_` and `%` match only themselves.
+    assert_eq!(text("find me_100%"), (vec!["t4".into(), "t2".into()], true));
+    assert_eq!(text("me_1000"), (vec![], false));
+    let tagged = d
+        .trace_page(
+            &TraceFilter {
+                tag: Some("prod".into()),
+                ..TraceFilter::default()
+            },
+            None,
+            10,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = tagged.rows.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, ["t5"], "a tag matches whole, never part of another");
+    let models = d
+        .dimension_values(Dimension::Model, now - 86_400_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(models, ["alpha", "beta"]);
+    assert_eq!(
+        d.trace("t3").ok().flatten().map(|t| t.requested_model),
+        Some("beta".into())
+    );
+}
