@@ -13,9 +13,14 @@ pub struct Cli {
     /// TOML config file (see README for every field).
     #[arg(long, global = true, env = "STOCKYARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// SQLite database file [default: stockyard.db].
+    /// SQLite database file [default: stockyard.db]. With a `--store` server database, the
+    /// local state path: the ledger key and head files, the lock and runtime files go beside it.
     #[arg(long, global = true, env = "STOCKYARD_DB")]
     pub db: Option<PathBuf>,
+    /// Where state lives: sqlite:PATH or postgres://USER@HOST:PORT/DB (also STOCKYARD_STORE,
+    /// or `store.url` in the config file).
+    #[arg(long, global = true)]
+    pub store: Option<String>,
     /// Log line format on stderr: text, or one JSON object per line (with the request id).
     #[arg(
         long,
@@ -81,6 +86,17 @@ pub enum Command {
     },
     /// Alerts fired by the alerts module, newest first.
     Alerts(AlertsArgs),
+    /// Copy a single node's SQLite file into an empty PostgreSQL store (keys, teams,
+    /// credentials, module state, prompts, the audit ledger with its chain, traces, spend,
+    /// cache); no server may be running on the file.
+    MigrateStore {
+        /// The file to copy, as sqlite:PATH.
+        #[arg(long)]
+        from: String,
+        /// The empty store to fill, as postgres://USER@HOST:PORT/DB.
+        #[arg(long)]
+        to: String,
+    },
     /// Database upkeep: sizes, and converting a file so that retention shrinks it.
     #[command(subcommand)]
     Db(DbCommand),

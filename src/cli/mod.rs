@@ -18,6 +18,7 @@ mod keys_cmd;
 mod limits;
 mod local_server;
 mod mcp_cmd;
+mod migrate_store;
 mod modules_cmd;
 mod offline;
 mod prices;
@@ -106,6 +107,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Cache(args) => cache_cmd::run(&cli, args).await,
         Command::Restore { file } => restore::run(&cli, file).await,
         Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
+        Command::MigrateStore { from, to } => migrate_store::run(&cli, from, to).await,
         Command::Dev(cmd) => dev_seed::run(&cli, cmd),
         Command::Alerts(args) => alerts_cmd::run(&cli, args),
     }
@@ -118,6 +120,19 @@ pub fn load_config(cli: &Cli) -> Result<ValidConfig, CliError> {
         config::validate(&raw, &|name| std::env::var(name).ok()).map_err(ConfigError::Invalid)?;
     if let Some(db) = &cli.db {
         valid.db_path = db.clone();
+    }
+    if let Some(text) = &cli.store {
+        match crate::store::StoreUrl::parse(text) {
+            // A SQLite URL is another way to write `--db`: one source of the path.
+            Ok(crate::store::StoreUrl::Sqlite(path)) => {
+                valid.db_path = path;
+                valid.store_url = None;
+            }
+            Ok(url) => valid.store_url = Some(url),
+            Err(problem) => {
+                return Err(CliError::Failed(format!("--store: {problem}")));
+            }
+        }
     }
     Ok(valid)
 }

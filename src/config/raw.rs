@@ -116,9 +116,9 @@ pub struct RawModel {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStore {
-    /// Where state lives: `sqlite:PATH` (SQLite file) or `postgres://USER@HOST:PORT/DB` (named
-    /// for configs now; refused at start-up until that backend is built). Default
-    /// `sqlite:` + `db`. Also `STOCKYARD_STORE`.
+    /// Where state lives: `sqlite:PATH` (SQLite file) or `postgres://USER@HOST:PORT/DB` (a
+    /// PostgreSQL database; `db` is then the local path for the ledger key and head files).
+    /// Default `sqlite:` + `db`. Also `STOCKYARD_STORE` and `--store`.
     pub url: Option<String>,
     /// Trace records the writer queue holds before the full-queue policy applies. Default 65536.
     pub queue_capacity: Option<usize>,

@@ -57,6 +57,9 @@ pub struct App {
     pub local_admin_token: Secret<String>,
     /// Checks the ledger's MACs for `GET /admin/audit`.
     pub ledger_key: LedgerKey,
+    /// Changes other nodes of a shared store make, applied here as they commit (`None` on
+    /// SQLite); the watch stops when the app is dropped.
+    pub watch: Option<crate::store::changes::Watch>,
 }
 
 impl App {
@@ -82,7 +85,8 @@ impl App {
         // opened for writing (which anchors old entries and publishes the head under it).
         let newest = crate::store::newest_mac(&url)?;
         let key = LedgerKey::for_writing(&config.db_path, env_key, newest.as_ref())?;
-        let opened = crate::store::open(&url, key.clone())?;
+        // The ledger head is published beside the local state path (`db`), whatever the backend.
+        let opened = crate::store::open_node(&url, key.clone(), &config.db_path)?;
         let store = opened.store;
         let writer =
             Arc::new(Writer::start(opened.writes, config.store).map_err(StartError::Writer)?);
@@ -141,10 +145,21 @@ impl App {
             store.keys.virtual_keys()?,
             store.keys.admin_keys()?,
         );
-        key_table::install(&deps, KeyHasher::new(key.clone()), keys);
+        let table = key_table::install(&deps, KeyHasher::new(key.clone()), keys);
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
+        let watch = crate::store::watch(
+            &url,
+            super::follow::on_change(super::follow::Follow {
+                store: store.clone(),
+                keys: table,
+                chain: chain.clone(),
+                deps: deps.clone(),
+                config: config.clone(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
+            }),
+        )?;
         let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(vault);
         Ok(App {
             proxy: Proxy {
@@ -157,6 +172,7 @@ impl App {
             store,
             config,
             ledger_key: key,
+            watch,
             local_admin_token: super::runtime_file::new_token().map_err(StartError::Token)?,
         })
     }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod db_lock;
+mod follow;
 pub mod listener;
 mod parse_errors;
 pub mod routes;

@@ -44,6 +44,12 @@ pub enum StoreError {
     /// A store URL naming a backend this build does not contain yet.
     #[error("store {url}: the {backend} backend is not built yet; use sqlite:PATH (the default)")]
     NotBuilt { backend: &'static str, url: String },
+    /// A whole-file operation (backup, restore, compact) asked of a server database.
+    #[error(
+        "store {url}: `stockyard {what}` works on a sqlite file; back up and restore a postgres \
+         store with pg_dump and pg_restore"
+    )]
+    FileOnly { what: &'static str, url: String },
     #[error("ledger head: {0}")]
     Head(String),
     #[error(

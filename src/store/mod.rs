@@ -18,6 +18,7 @@
 //! | fired alerts, cool-downs | `alerts.rs` | [`alerts::AlertStore`] | [`alerts::AlertWrites`] |
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
+//! | changes from other nodes | `changes.rs` | [`watch`] (PostgreSQL: LISTEN/NOTIFY) | sent with [`LedgerWrites::apply_admin`] |
 //! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
 //!
 //! | files and batches held upstream | `batches.rs` | [`batches::BatchStore`] | [`batches::BatchWrites`] |
@@ -34,6 +35,7 @@ pub mod backup;
 pub mod batches;
 mod breakers;
 mod cache;
+pub mod changes;
 pub mod counters;
 mod credentials;
 pub mod dashboard;
@@ -44,6 +46,7 @@ mod ledger;
 pub mod maintenance;
 pub mod mcp;
 mod modules;
+mod postgres;
 pub mod prompts;
 mod rate_limits;
 mod responses;
@@ -197,8 +200,23 @@ pub struct Opened {
 }
 
 /// Opens (creating and migrating if needed) the store for a process that writes; the backend
-/// seals ledger entries under `key`.
+/// seals ledger entries under `key`. A server's own state path for the ledger head is given by
+/// [`open_node`]; here a PostgreSQL store only logs the head it publishes.
 pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
+    open_with_head(url, key, None)
+}
+
+/// [`open`] for a server: `local` is its local state path (`db`), beside which the ledger head
+/// is published. SQLite keeps the head beside its file, which is that path.
+pub fn open_node(url: &StoreUrl, key: LedgerKey, local: &Path) -> Result<Opened, StoreError> {
+    open_with_head(url, key, Some(local))
+}
+
+fn open_with_head(
+    url: &StoreUrl,
+    key: LedgerKey,
+    head_beside: Option<&Path>,
+) -> Result<Opened, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => {
             let (writes, reader) = sqlite::SqliteStore::open(path, key)?;
@@ -207,7 +225,13 @@ pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
                 writes: Box::new(writes),
             })
         }
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => {
+            let (writes, reader) = postgres::PgStore::open(url, key, head_beside)?;
+            Ok(Opened {
+                store: Store::from_one(reader),
+                writes: Box::new(writes),
+            })
+        }
     }
 }
 
@@ -215,7 +239,7 @@ pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
 pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Store::from_one(sqlite::SqliteStore::open_read_only(path)?)),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => Ok(Store::from_one(postgres::PgStore::open_read_only(url)?)),
     }
 }
 
@@ -225,7 +249,7 @@ pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
 pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::newest_mac(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => postgres::PgStore::newest_mac(url),
     }
 }
 
@@ -235,7 +259,7 @@ pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
 pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::secrets_check(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => postgres::PgStore::secrets_check(url),
     }
 }
 
@@ -244,7 +268,38 @@ pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
 pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::file_schema_version(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => postgres::PgStore::schema_version(url),
+    }
+}
+
+/// Copies a single node's SQLite store into an empty PostgreSQL one (`stockyard migrate-store`):
+/// every table, the ledger as it is. The caller holds the file's lock; `key` is the file's ledger
+/// key, which the PostgreSQL store must then be run with. Returns the rows copied, by table.
+pub fn copy_into(
+    from: &StoreUrl,
+    to: &StoreUrl,
+    key: LedgerKey,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    match (from, to) {
+        (StoreUrl::Sqlite(path), StoreUrl::Postgres(_)) => postgres::copy_sqlite(path, to, key),
+        _ => Err(StoreError::Backend(format!(
+            "migrate-store copies a sqlite file into a postgres store, not {} into {}",
+            from.backend(),
+            to.backend()
+        ))),
+    }
+}
+
+/// Watches for changes other nodes commit to a shared store, calling `on_change` (on a thread of
+/// the watch's own) with the concern that changed; `None` for a store only one node uses
+/// (SQLite). Changes are reported from this call on.
+pub fn watch(
+    url: &StoreUrl,
+    on_change: changes::OnChange,
+) -> Result<Option<changes::Watch>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(_) => Ok(None),
+        StoreUrl::Postgres(_) => postgres::watch(url, on_change).map(Some),
     }
 }
 
@@ -252,7 +307,7 @@ pub fn schema_version_of(url: &StoreUrl) -> Result<i64, StoreError> {
 pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::backup_into(path, out),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => Err(file_only(url, "backup")),
     }
 }
 
@@ -261,7 +316,7 @@ pub fn backup_into(url: &StoreUrl, out: &Path) -> Result<(), StoreError> {
 pub fn verify_copy(url: &StoreUrl) -> Result<i64, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::verify_copy(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => Err(file_only(url, "restore")),
     }
 }
 
@@ -270,7 +325,7 @@ pub fn verify_copy(url: &StoreUrl) -> Result<i64, StoreError> {
 pub fn checkpoint_file(url: &StoreUrl) -> Result<(), StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::checkpoint_file(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => Err(file_only(url, "checkpoint")),
     }
 }
 
@@ -279,22 +334,23 @@ pub fn checkpoint_file(url: &StoreUrl) -> Result<(), StoreError> {
 pub fn compact(url: &StoreUrl) -> Result<(u64, u64), StoreError> {
     match url {
         StoreUrl::Sqlite(path) => sqlite::SqliteStore::compact(path),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Postgres(_) => Err(file_only(url, "db compact")),
     }
 }
 
 /// Refuses a URL whose backend this build lacks, before a caller makes anything for it (the
-/// server checks this before creating the ledger key file).
+/// server checks this before creating the ledger key file). Every backend is built now; the
+/// check stays so a future optional backend has its place.
 pub fn ensure_built(url: &StoreUrl) -> Result<(), StoreError> {
     match url {
-        StoreUrl::Sqlite(_) => Ok(()),
-        StoreUrl::Postgres(_) => Err(not_built(url)),
+        StoreUrl::Sqlite(_) | StoreUrl::Postgres(_) => Ok(()),
     }
 }
 
-fn not_built(url: &StoreUrl) -> StoreError {
-    StoreError::NotBuilt {
-        backend: url.backend(),
+/// A whole-file operation asked of a store that is not a file.
+fn file_only(url: &StoreUrl, what: &'static str) -> StoreError {
+    StoreError::FileOnly {
+        what,
         url: url.redacted(),
     }
 }
@@ -304,33 +360,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_is_refused_by_name_until_it_is_built() {
-        let url = StoreUrl::parse("postgres://postgres:pw@127.0.0.1:5432/test")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let key = LedgerKey::from_env_value("00112233445566778899aabbccddeeff")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let message = open(&url, key)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            message.contains("postgres backend is not built yet"),
-            "{message}"
-        );
-        assert!(!message.contains("pw@"), "{message}");
-        assert!(matches!(
-            open_read_only(&url).err(),
-            Some(StoreError::NotBuilt {
-                backend: "postgres",
-                ..
-            })
-        ));
-    }
 }

@@ -1,7 +1,8 @@
-//! The conformance suite every store backend runs, written once. `store_suite!(name, make_url)`
-//! expands to one test per case; `make_url` takes a fresh temp dir and returns the URL of an
-//! empty store (a file in it for SQLite; a fresh database or schema for a server backend, whose
-//! instantiation skips with the reason printed when no server URL is set).
+//! The conformance suite every store backend runs, written once. `store_suite!(name, make)`
+//! expands to one test per case; `make` takes a fresh temp dir and returns an empty store (a
+//! file in it for SQLite; a schema of its own on the test server for PostgreSQL, which fails the
+//! test when the server is unreachable, or skips with the reason printed under
+//! `STOCKYARD_SKIP_PG=1`: see `postgres/testing.rs`).
 
 use serde_json::json;
 
@@ -548,17 +549,42 @@ pub fn credentials_add_remove_and_reseal_in_one_transaction(url: &StoreUrl) {
     assert_eq!(ids, ["cred_b", "cred_c"]);
 }
 
-/// Expands to one test per case, each on a fresh, empty store from `$make_url(&Path)`.
+/// An empty store for one test, and whatever must live as long as it (a PostgreSQL schema,
+/// dropped with it).
+pub struct TestStore {
+    pub url: StoreUrl,
+    _keep: Option<Box<dyn std::any::Any>>,
+}
+
+impl TestStore {
+    pub fn plain(url: StoreUrl) -> Option<TestStore> {
+        Some(TestStore { url, _keep: None })
+    }
+
+    /// A schema of its own on the test server; `None` when PostgreSQL tests are skipped.
+    pub fn postgres() -> Option<TestStore> {
+        let schema = super::postgres::testing::schema()?;
+        Some(TestStore {
+            url: schema.url.clone(),
+            _keep: Some(Box::new(schema)),
+        })
+    }
+}
+
+/// Expands to one test per case, each on a fresh, empty store from `$make_store(&Path)`, which
+/// returns `None` to skip (after printing why).
 macro_rules! store_suite {
-    ($name:ident, $make_url:expr) => {
+    ($name:ident, $make_store:expr) => {
         mod $name {
             use super::*;
 
             fn run(case: fn(&$crate::store::StoreUrl)) {
                 let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
                 #[allow(clippy::redundant_closure_call)]
-                let url: $crate::store::StoreUrl = ($make_url)(dir.path());
-                case(&url);
+                let made: Option<$crate::store::suite::TestStore> = ($make_store)(dir.path());
+                if let Some(store) = made {
+                    case(&store.url);
+                }
             }
 
             $crate::store::suite::store_suite!(@cases
@@ -590,6 +616,8 @@ macro_rules! store_suite {
 }
 pub(crate) use store_suite;
 
-store_suite!(sqlite, |dir: &std::path::Path| StoreUrl::Sqlite(
-    dir.join("suite.db")
+store_suite!(sqlite, |dir: &std::path::Path| TestStore::plain(
+    StoreUrl::Sqlite(dir.join("suite.db"))
 ));
+
+store_suite!(postgres, |_: &std::path::Path| TestStore::postgres());

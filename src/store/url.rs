@@ -1,9 +1,9 @@
 //! `StoreUrl`: which backend holds the state, from one string.
 //!
 //! `sqlite:PATH` (also `sqlite://PATH`) is the default, built from `db`/`--db` when no URL is
-//! given. `postgres://…` (or `postgresql://…`) parses and validates now so configs can name it,
-//! and [`crate::store::open`] refuses it with [`super::StoreError::NotBuilt`] until that backend
-//! exists. A URL may carry a password: only [`StoreUrl::redacted`] is ever shown.
+//! given. `postgres://…` (or `postgresql://…`) names a PostgreSQL database (`store/postgres/`);
+//! `?options=-csearch_path%3DNAME` picks the schema. A URL may carry a password: only
+//! [`StoreUrl::redacted`] is ever shown.
 
 use std::fmt;
 use std::path::PathBuf;

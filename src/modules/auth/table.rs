@@ -177,6 +177,12 @@ impl KeyTable {
         self.state.store(Arc::new(next));
     }
 
+    /// Swaps in `state` whole: a reload from the store after another node changed keys. A
+    /// change this node applies meanwhile is in the store too, so the reload holds it.
+    pub fn replace(&self, state: KeyState) {
+        self.state.store(Arc::new(state));
+    }
+
     /// The virtual key `presented`, at `now_ms`. Only keys of our own format are hashed: any
     /// other string cannot be one, and costs no HMAC.
     pub fn lookup(&self, presented: &str, now_ms: impl FnOnce() -> i64) -> Lookup {

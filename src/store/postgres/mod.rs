@@ -1,0 +1,218 @@
+//! The PostgreSQL backend: the same traits and the same suite as SQLite (`store/suite.rs`), for
+//! several nodes sharing one database.
+//!
+//! [`PgStore::open`] migrates (once, however many nodes start together: see [`migrate`]) and
+//! hands out a [`PgWriter`] (`write.rs`, the writer thread's connection) and a [`PgReader`]
+//! (`read.rs` and siblings, a pool of connections on threads of their own: `conn.rs` says why).
+//! The schema version is the one row of `stockyard_schema`, numbered as SQLite's `user_version`
+//! is. Which schema the tables live in is the connection's `search_path` (set with
+//! `?options=-csearch_path%3DNAME` in the URL), so tests and tenants can share a server. Only
+//! `crate::store` sees this module.
+
+mod admin;
+mod cache;
+mod conn;
+mod dashboard;
+mod error;
+mod import;
+mod keys;
+mod listen;
+mod maintenance;
+mod read;
+mod rollups;
+mod write;
+mod write_misc;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use postgres::Client;
+
+pub use import::copy_sqlite;
+pub use listen::watch;
+pub use read::PgReader;
+pub use write::PgWriter;
+
+use self::conn::{ReadPool, Target, off_runtime};
+use super::{StoreError, StoreUrl};
+use crate::ledger::LedgerKey;
+use crate::ledger::key::NewestMac;
+
+/// Migrations in order, each with the schema version it produces. PostgreSQL starts at 18, the
+/// version SQLite had reached when this backend was written, with the whole schema at once.
+const MIGRATIONS: &[(i64, &str)] = &[(18, include_str!("migrations/0018_init.sql"))];
+
+/// The version the newest migration produces.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+// Both backends must be at the same version for one build: a schema change lands in both.
+const _: () = assert!(SCHEMA_VERSION == super::sqlite::SCHEMA_VERSION);
+
+/// Advisory lock classes (the first key of `pg_advisory_xact_lock(int, int)`); the second key
+/// is the schema's name hashed, so stores in different schemas never wait on each other.
+pub(super) const LOCK_MIGRATE: i32 = 0x5359_0001;
+pub(super) const LOCK_LEDGER: i32 = 0x5359_0002;
+
+/// Read connections a server keeps (threads, each with one connection).
+const READ_POOL_SIZE: usize = 4;
+const READ_ONLY_POOL_SIZE: usize = 2;
+
+pub struct PgStore;
+
+impl PgStore {
+    /// Connects, migrates, and returns the writer's connection and the read pool. The writer
+    /// seals ledger entries under `key` and publishes the ledger head beside `head_beside` when
+    /// given (a node's local state path); without one the head is only logged.
+    pub fn open(
+        url: &StoreUrl,
+        key: LedgerKey,
+        head_beside: Option<&Path>,
+    ) -> Result<(PgWriter, Arc<PgReader>), StoreError> {
+        let target = Target::parse(url)?;
+        let head_beside = head_beside.map(Path::to_path_buf);
+        let (client, published) = off_runtime(|| -> Result<_, StoreError> {
+            let mut client = target.connect()?;
+            migrate(&mut client)?;
+            let published = write::anchor_at_open(&mut client, &key, head_beside.as_deref())?;
+            Ok((client, published))
+        })?;
+        let pool = ReadPool::new(target.clone(), READ_POOL_SIZE)?;
+        Ok((
+            PgWriter::new(client, target, key, head_beside, published),
+            Arc::new(PgReader { pool }),
+        ))
+    }
+
+    /// Opens for reading only: nothing is created or migrated, and a schema at another version
+    /// is refused.
+    pub fn open_read_only(url: &StoreUrl) -> Result<Arc<PgReader>, StoreError> {
+        let found = PgStore::schema_version(url)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                path: url.redacted(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let pool = ReadPool::new(Target::parse(url)?, READ_ONLY_POOL_SIZE)?;
+        Ok(Arc::new(PgReader { pool }))
+    }
+
+    /// The schema version of an existing store; [`StoreError::Missing`] when it has none.
+    pub fn schema_version(url: &StoreUrl) -> Result<i64, StoreError> {
+        let target = Target::parse(url)?;
+        off_runtime(|| {
+            let mut client = target.connect()?;
+            stored_version(&mut client)?.ok_or_else(|| StoreError::Missing {
+                path: target.shown.clone(),
+            })
+        })
+    }
+
+    /// The newest MAC'd ledger entry, read without creating anything (`None` with no schema).
+    pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
+        let target = Target::parse(url)?;
+        off_runtime(|| {
+            let mut client = target.connect()?;
+            if !has_table(&mut client, "ledger")? {
+                return Ok(None);
+            }
+            let row = client.query_opt(
+                "SELECT seq, hash, mac FROM ledger WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                &[],
+            )?;
+            row.map(|r| {
+                Ok(NewestMac {
+                    seq: read::get(&r, 0)?,
+                    hash: read::get(&r, 1)?,
+                    mac: read::get(&r, 2)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// The master key's check value, read without creating anything.
+    pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
+        let target = Target::parse(url)?;
+        off_runtime(|| {
+            let mut client = target.connect()?;
+            if !has_table(&mut client, "secrets_meta")? {
+                return Ok(None);
+            }
+            let row =
+                client.query_opt("SELECT value FROM secrets_meta WHERE name = 'check'", &[])?;
+            row.map(|r| read::get(&r, 0)).transpose()
+        })
+    }
+}
+
+/// Whether `table` exists on the connection's search path.
+fn has_table(client: &mut Client, table: &str) -> Result<bool, StoreError> {
+    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?;
+    read::get(&row, 0)
+}
+
+fn stored_version(client: &mut Client) -> Result<Option<i64>, StoreError> {
+    if !has_table(client, "stockyard_schema")? {
+        return Ok(None);
+    }
+    let row = client.query_opt("SELECT version FROM stockyard_schema", &[])?;
+    row.map(|r| read::get(&r, 0)).transpose()
+}
+
+/// Applies the pending migrations in one transaction, under a transaction-scoped advisory lock:
+/// nodes starting together queue on the lock, the first migrates, the others then find the
+/// version current and change nothing. PostgreSQL's DDL is transactional, so a failure leaves
+/// the schema as it was.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    let schema: Option<String> = read::get(&tx.query_one("SELECT current_schema()", &[])?, 0)?;
+    let Some(schema) = schema else {
+        return Err(StoreError::Backend(
+            "no schema to create tables in: the search_path names none that exists".into(),
+        ));
+    };
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&LOCK_MIGRATE, &schema],
+    )?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS stockyard_schema (version BIGINT NOT NULL)")?;
+    let found: i64 = tx
+        .query_opt("SELECT version FROM stockyard_schema", &[])?
+        .map(|r| read::get(&r, 0))
+        .transpose()?
+        .unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql)?;
+        tracing::info!(version, schema = %schema, "applied postgres migration");
+    }
+    tx.execute("DELETE FROM stockyard_schema", &[])?;
+    tx.execute(
+        "INSERT INTO stockyard_schema (version) VALUES ($1)",
+        &[&SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;

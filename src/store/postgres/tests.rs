@@ -1,0 +1,233 @@
+//! What only a shared database asks of this backend: nodes that start together migrate once,
+//! writers on several nodes append to one ledger chain, reads answer on a tokio worker thread,
+//! and no error shows the URL's password.
+
+use std::sync::{Arc, Barrier};
+
+use serde_json::json;
+
+use super::testing;
+use crate::ledger::{self, LedgerDraft};
+use crate::store::suite::key;
+use crate::store::{StoreUrl, open, open_read_only, schema_version_of};
+
+fn draft(target: String) -> LedgerDraft {
+    LedgerDraft {
+        actor: "node".into(),
+        action: "module.update".into(),
+        target: target.clone(),
+        details: json!({ "target": target }),
+    }
+}
+
+#[test]
+fn nodes_starting_together_migrate_once() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let start = Arc::new(Barrier::new(4));
+    let opened: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let start = start.clone();
+                let url = schema.url.clone();
+                s.spawn(move || {
+                    start.wait();
+                    open(&url, key()).is_ok()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
+    });
+    assert_eq!(opened, [true; 4]);
+    assert_eq!(
+        schema_version_of(&schema.url).ok(),
+        Some(super::SCHEMA_VERSION)
+    );
+}
+
+#[test]
+fn writers_on_several_nodes_append_to_one_chain() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let nodes = 3;
+    let each = 15;
+    let start = Arc::new(Barrier::new(nodes));
+    std::thread::scope(|s| {
+        for node in 0..nodes {
+            let start = start.clone();
+            let url = schema.url.clone();
+            s.spawn(move || {
+                let mut opened = open(&url, key()).unwrap_or_else(|e| panic!("open: {e}"));
+                start.wait();
+                for i in 0..each {
+                    opened
+                        .writes
+                        .apply_admin(None, &draft(format!("n{node}-{i}")), i)
+                        .unwrap_or_else(|e| panic!("append: {e}"));
+                }
+            });
+        }
+    });
+    let reader = open_read_only(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let entries = reader.ledger.ledger().unwrap_or_default();
+    assert_eq!(entries.len(), nodes * each as usize);
+    let verified = ledger::verify(&entries, Some(&key())).map(|v| v.head.seq);
+    assert_eq!(verified, Ok(entries.len() as i64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_work_on_a_runtime_thread() {
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    // Both the open and the queries run here, on a tokio worker, where the sync client alone
+    // would panic: the backend moves them onto threads of its own.
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    opened
+        .writes
+        .apply_admin(None, &draft("t".into()), 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(opened.store.traces.trace_count().ok(), Some(0));
+    assert_eq!(opened.store.ledger.ledger().map(|e| e.len()).ok(), Some(1));
+    assert!(opened.store.health.ping().is_ok());
+}
+
+#[test]
+fn errors_never_show_the_password() {
+    // Nothing listens on port 1: the connection fails, and the message names the store without
+    // its password.
+    let url = StoreUrl::parse("postgres://postgres:hunter2secret@127.0.0.1:1/test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let message = open(&url, key())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(!message.contains("hunter2secret"), "{message}");
+    let message = open_read_only(&url)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!message.contains("hunter2secret"), "{message}");
+}
+
+#[test]
+fn retention_deletes_in_batches_and_stats_name_the_tables() {
+    use crate::store::TraceRecord;
+    use crate::store::maintenance::RetentionKind;
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    let traces: Vec<TraceRecord> = (0..5)
+        .map(|i| TraceRecord {
+            id: format!("t{i}"),
+            ts_ms: i,
+            endpoint: "/v1/chat/completions".into(),
+            requested_model: "m".into(),
+            request_id: format!("r{i}"),
+            request_body: Some("body".into()),
+            ..TraceRecord::default()
+        })
+        .collect();
+    opened
+        .writes
+        .append_traces(&traces)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = &mut opened.writes;
+    assert_eq!(w.delete_older(RetentionKind::Bodies, 3, 10).ok(), Some(3));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(2));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(2));
+    assert_eq!(w.delete_older(RetentionKind::Traces, 4, 2).ok(), Some(0));
+    assert_eq!(opened.store.traces.trace_count().ok(), Some(1));
+    let stats = opened
+        .store
+        .maintenance
+        .db_stats()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stats.tables.iter().any(|t| t.name == "traces"), "{stats:?}");
+    let refused = opened
+        .store
+        .maintenance
+        .backup_into(std::path::Path::new("/tmp/never.db"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("pg_dump"), "{refused}");
+}
+
+#[test]
+fn console_text_search_tags_and_dimension_values() {
+    use crate::store::TraceRecord;
+    use crate::store::dashboard::{Dimension, TraceFilter};
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    let now = crate::store::now_ms();
+    let traces: Vec<TraceRecord> = (0..6)
+        .map(|i| TraceRecord {
+            id: format!("t{i}"),
+            ts_ms: now - 1000 + i,
+            endpoint: "/v1/chat/completions".into(),
+            requested_model: if i < 3 { "alpha" } else { "beta" }.into(),
+            request_id: format!("r{i}"),
+            request_body: Some(if i % 2 == 0 { "Find ME_100%" } else { "other" }.into()),
+            tags: Some(
+                if i == 5 {
+                    r#"["prod","eu"]"#
+                } else {
+                    r#"["production"]"#
+                }
+                .into(),
+            ),
+            ..TraceRecord::default()
+        })
+        .collect();
+    opened
+        .writes
+        .append_traces(&traces)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = &opened.store.dashboard;
+    let text = |t: &str| {
+        let filter = TraceFilter {
+            text: Some(t.into()),
+            ..TraceFilter::default()
+        };
+        let page = d
+            .trace_page(&filter, None, 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            page.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            page.next.is_some(),
+        )
+    };
+    // Case is ignored as SQLite's LIKE ignores it; `_` and `%` match only themselves.
+    assert_eq!(text("find me_100%"), (vec!["t4".into(), "t2".into()], true));
+    assert_eq!(text("me_1000"), (vec![], false));
+    let tagged = d
+        .trace_page(
+            &TraceFilter {
+                tag: Some("prod".into()),
+                ..TraceFilter::default()
+            },
+            None,
+            10,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = tagged.rows.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, ["t5"], "a tag matches whole, never part of another");
+    let models = d
+        .dimension_values(Dimension::Model, now - 86_400_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(models, ["alpha", "beta"]);
+    assert_eq!(
+        d.trace("t3").ok().flatten().map(|t| t.requested_model),
+        Some("beta".into())
+    );
+}

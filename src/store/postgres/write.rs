@@ -1,0 +1,429 @@
+//! The writer thread's half of the PostgreSQL backend: one connection, owned by that thread, so
+//! these methods need no locking of their own. A trace batch is one transaction (with its spend
+//! and console roll-ups, `rollups.rs`); an admin change and its ledger entry are one transaction.
+//!
+//! Several nodes append to one ledger, so an append first takes a transaction-scoped advisory
+//! lock ([`super::LOCK_LEDGER`]): the next node's append waits for this commit, then reads the
+//! head this one wrote, and the chain stays one chain. A lost connection is replaced at the next
+//! call ([`PgWriter::client`]); the writer thread retries the batch that failed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use postgres::{Client, Transaction};
+
+use super::conn::{Target, off_runtime};
+use super::{LOCK_LEDGER, read};
+use crate::ledger::{self, Head, LedgerDraft, LedgerEntry, LedgerKey};
+use crate::store::{LedgerWrites, Persist, StoreError, TraceRecord, TraceWrites};
+
+pub struct PgWriter {
+    /// Always `Some` until dropped (see the `Drop` impl).
+    client: Option<Client>,
+    target: Target,
+    pub(super) key: LedgerKey,
+    /// Where the head file goes (beside this node's local state path); `None`: only logged.
+    head_beside: Option<PathBuf>,
+    /// The head last published; the ledger must never fall behind it.
+    pub(super) published: Option<Head>,
+}
+
+impl PgWriter {
+    pub(super) fn new(
+        client: Client,
+        target: Target,
+        key: LedgerKey,
+        head_beside: Option<PathBuf>,
+        published: Option<Head>,
+    ) -> PgWriter {
+        PgWriter {
+            client: Some(client),
+            target,
+            key,
+            head_beside,
+            published,
+        }
+    }
+
+    /// Runs `f` on the connection, replaced first if the server closed it (a restart, a
+    /// network cut). The writer thread drives its loop inside a current-thread runtime (for its
+    /// timers), where the sync client must not block, so `f` runs on a scoped thread: one spawn
+    /// per batch, tens of microseconds against a commit's round trip, and the batch is borrowed,
+    /// not copied.
+    pub(super) fn on_conn<T: Send>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let (client, target) = (&mut self.client, &self.target);
+        off_runtime(move || {
+            if client.as_ref().is_none_or(Client::is_closed) {
+                *client = Some(target.connect()?);
+                tracing::info!(store = %target.shown, "reconnected the writer to postgres");
+            }
+            match client.as_mut() {
+                Some(client) => f(client),
+                None => Err(StoreError::Backend("no connection".into())),
+            }
+        })
+    }
+}
+
+/// Closing a connection blocks on the client's own runtime, which panics on a thread inside
+/// another runtime (a test, or whoever drops the store last): it is closed off-runtime too.
+impl Drop for PgWriter {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
+/// A spend rollup row's key: UTC day, key, team, user, model, provider.
+type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// What one batch adds to a rollup row.
+#[derive(Default)]
+struct SpendSum {
+    requests: i64,
+    prompt: i64,
+    completion: i64,
+    cost_nanos: i64,
+    saved_nanos: i64,
+}
+
+impl SpendSum {
+    fn add(&mut self, t: &TraceRecord) {
+        self.requests += 1;
+        self.prompt += t.tokens.prompt as i64;
+        self.completion += t.tokens.completion as i64;
+        self.cost_nanos += t.cost_nanos;
+        self.saved_nanos += t.saved_nanos;
+    }
+}
+
+const INSERT_TRACE: &str = "INSERT INTO traces (id, ts_ms, endpoint, requested_model, provider, \
+     upstream_model, status, error_class, stream, prompt_tokens, completion_tokens, \
+     cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, \
+     price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, \"user\", \
+     request_id, key_id, request_body, response_body, deployment, attempts, variant, answered_by, \
+     internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts, tags, route_rule, prompt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
+     $39, $40, $41) ON CONFLICT (id) DO NOTHING RETURNING row_id";
+
+impl TraceWrites for PgWriter {
+    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
+        self.on_conn(|c| append_traces(c, traces))
+    }
+}
+
+fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    let insert = tx.prepare(INSERT_TRACE)?;
+    let mut stored: Vec<&TraceRecord> = Vec::with_capacity(traces.len());
+    for t in traces {
+        let tokens = [
+            t.tokens.prompt as i64,
+            t.tokens.completion as i64,
+            t.tokens.cached_input as i64,
+            t.tokens.cache_write as i64,
+            t.tokens.reasoning as i64,
+        ];
+        let status = i64::from(t.status);
+        let attempts = i64::from(t.attempts);
+        let inserted = tx.query_opt(
+            &insert,
+            &[
+                &t.id,
+                &t.ts_ms,
+                &t.endpoint,
+                &t.requested_model,
+                &t.provider,
+                &t.upstream_model,
+                &status,
+                &t.error_class,
+                &t.stream,
+                &tokens[0],
+                &tokens[1],
+                &tokens[2],
+                &tokens[3],
+                &tokens[4],
+                &t.usage_estimated,
+                &t.cost_nanos,
+                &t.price_known,
+                &t.latency_us,
+                &t.ttft_us,
+                &t.upstream_us,
+                &t.overhead_us,
+                &t.bytes_in,
+                &t.bytes_out,
+                &t.user,
+                &t.request_id,
+                &t.key_id,
+                &t.request_body,
+                &t.response_body,
+                &t.deployment,
+                &attempts,
+                &t.variant,
+                &t.answered_by,
+                &t.internal_caller,
+                &t.team_id,
+                &t.key_metadata,
+                &t.cache,
+                &t.saved_nanos,
+                &t.verdicts,
+                &t.tags,
+                &t.route_rule,
+                &t.prompt,
+            ],
+        )?;
+        // A row already stored (a retried batch) was counted when it first went in.
+        if inserted.is_some() {
+            stored.push(t);
+        }
+    }
+    add_spend(&mut tx, &stored)?;
+    super::rollups::add(&mut tx, &stored)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Adds the stored rows to the daily spend rollups, one upsert per group, in key order: nodes
+/// committing batches at once lock shared rows in the same order and never deadlock.
+fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
+    let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
+    // A request with several tags counts once under each of them.
+    let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
+    for t in stored {
+        let day = crate::store::day_start(t.ts_ms);
+        sums.entry((
+            day,
+            t.key_id.as_deref().unwrap_or_default(),
+            t.team_id.as_deref().unwrap_or_default(),
+            t.user.as_deref().unwrap_or_default(),
+            t.requested_model.as_str(),
+            t.provider.as_deref().unwrap_or_default(),
+        ))
+        .or_default()
+        .add(t);
+        let tags: Vec<String> = t
+            .tags
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        for tag in tags {
+            tag_sums.entry((day, tag)).or_default().add(t);
+        }
+    }
+    if !sums.is_empty() {
+        let upsert = tx.prepare(
+            "INSERT INTO spend_daily AS s (day_ms, key_id, team_id, \"user\", model, provider, \
+             requests, prompt_tokens, completion_tokens, cost_nanos, saved_nanos) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (day_ms, key_id, team_id, \"user\", model, provider) DO UPDATE SET \
+             requests = s.requests + excluded.requests, \
+             prompt_tokens = s.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = s.completion_tokens + excluded.completion_tokens, \
+             cost_nanos = s.cost_nanos + excluded.cost_nanos, \
+             saved_nanos = s.saved_nanos + excluded.saved_nanos",
+        )?;
+        for ((day, key, team, user, model, provider), s) in &sums {
+            tx.execute(
+                &upsert,
+                &[
+                    day,
+                    key,
+                    team,
+                    user,
+                    model,
+                    provider,
+                    &s.requests,
+                    &s.prompt,
+                    &s.completion,
+                    &s.cost_nanos,
+                    &s.saved_nanos,
+                ],
+            )?;
+        }
+    }
+    if !tag_sums.is_empty() {
+        let upsert = tx.prepare(
+            "INSERT INTO spend_tag_daily AS s (day_ms, tag, requests, prompt_tokens, \
+             completion_tokens, cost_nanos, saved_nanos) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (day_ms, tag) DO UPDATE SET requests = s.requests + excluded.requests, \
+             prompt_tokens = s.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = s.completion_tokens + excluded.completion_tokens, \
+             cost_nanos = s.cost_nanos + excluded.cost_nanos, \
+             saved_nanos = s.saved_nanos + excluded.saved_nanos",
+        )?;
+        for ((day, tag), s) in &tag_sums {
+            tx.execute(
+                &upsert,
+                &[
+                    day,
+                    tag,
+                    &s.requests,
+                    &s.prompt,
+                    &s.completion,
+                    &s.cost_nanos,
+                    &s.saved_nanos,
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl LedgerWrites for PgWriter {
+    fn apply_admin(
+        &mut self,
+        change: Option<&Persist>,
+        draft: &LedgerDraft,
+        ts_ms: i64,
+    ) -> Result<LedgerEntry, StoreError> {
+        let key = self.key.clone();
+        let published = self.published.clone();
+        self.on_conn(|c| {
+            in_tx(c, |tx| {
+                if let Some(change) = change {
+                    super::admin::persist(tx, change, ts_ms)?;
+                }
+                append_entry(tx, &key, published.as_ref(), draft, ts_ms)
+            })
+        })
+    }
+
+    fn publish_head(&mut self, head: &Head) -> Result<(), StoreError> {
+        if let Some(beside) = &self.head_beside {
+            head.write(beside, &self.key)
+                .map_err(|e| StoreError::Head(e.to_string()))?;
+        }
+        // The log is a second copy of the head, out of reach of whoever edits the database.
+        tracing::info!("ledger head seq={} hash={}", head.seq, head.hash);
+        self.published = Some(head.clone());
+        Ok(())
+    }
+}
+
+/// Seals `draft` as the entry after the newest one and inserts it inside `tx`, which holds
+/// whatever the entry records. The advisory lock, held to the end of `tx`, makes appends from
+/// every node take turns, so two never seal over the same predecessor.
+pub(super) fn append_entry(
+    tx: &mut Transaction<'_>,
+    key: &LedgerKey,
+    published: Option<&Head>,
+    draft: &LedgerDraft,
+    ts_ms: i64,
+) -> Result<LedgerEntry, StoreError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&LOCK_LEDGER],
+    )?;
+    // Read after the lock: under READ COMMITTED this statement sees the last holder's commit.
+    let prev: Option<(i64, String)> = match tx.query_opt(
+        "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+        &[],
+    )? {
+        Some(r) => Some((read::get(&r, 0)?, read::get(&r, 1)?)),
+        None => None,
+    };
+    // Appending after a cut tail would publish a new head over the cut and hide it.
+    if let Some(published) = published {
+        let newest = prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        if newest < published.seq {
+            return Err(StoreError::LedgerBehindHead {
+                newest,
+                published: published.seq,
+            });
+        }
+    }
+    let entry = LedgerEntry::seal(
+        draft,
+        prev.as_ref().map(|(s, h)| (*s, h.as_str())),
+        ts_ms,
+        key,
+    );
+    tx.execute(
+        "INSERT INTO ledger (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &entry.seq,
+            &entry.ts_ms,
+            &entry.actor,
+            &entry.action,
+            &entry.target,
+            &entry.details.to_string(),
+            &entry.prev_hash,
+            &entry.hash,
+            &entry.mac,
+        ],
+    )?;
+    Ok(entry)
+}
+
+/// The writing open's ledger step, as SQLite's (`sqlite/write.rs`): MAC entries written before
+/// the ledger was anchored, then publish the head with a MAC if the head file (when this node
+/// keeps one) lacks a valid one and the ledger reaches it. Returns the head the writer must never
+/// fall behind.
+pub(super) fn anchor_at_open(
+    client: &mut Client,
+    key: &LedgerKey,
+    head_beside: Option<&Path>,
+) -> Result<Option<Head>, StoreError> {
+    let published = match head_beside {
+        Some(beside) => Head::read(beside).map_err(|e| StoreError::Head(e.to_string()))?,
+        None => None,
+    };
+    let mut entries = read::ledger_entries(client)?;
+    let seqs = ledger::to_anchor(&entries, key, published.is_some());
+    if !seqs.is_empty() {
+        let mut tx = client.transaction()?;
+        for entry in entries.iter_mut().filter(|e| seqs.contains(&e.seq)) {
+            let mac = key.mac(&entry.hash);
+            tx.execute(
+                "UPDATE ledger SET mac = $1 WHERE seq = $2 AND mac IS NULL",
+                &[&mac, &entry.seq],
+            )?;
+            entry.mac = Some(mac);
+        }
+        tx.commit()?;
+        tracing::warn!(
+            entries = seqs.len(),
+            "anchored ledger entries written before the ledger carried MACs"
+        );
+    }
+    match ledger::verify(&entries, Some(key)) {
+        Ok(verified) if !entries.is_empty() => {
+            let reaches = published
+                .as_ref()
+                .is_none_or(|p| ledger::check_head(&entries, &p.head).is_ok());
+            let authentic = published.as_ref().is_some_and(|p| p.is_authentic(key));
+            // A node joining a ledger other nodes wrote has no head file yet: it starts one.
+            let due = !authentic;
+            if let (Some(beside), true, true) = (head_beside, due, reaches) {
+                verified
+                    .head
+                    .write(beside, key)
+                    .map_err(|e| StoreError::Head(e.to_string()))?;
+                return Ok(Some(verified.head));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "the audit ledger does not verify; run `stockyard audit verify`"
+        ),
+    }
+    Ok(published.map(|p| p.head))
+}
+
+/// Runs the closure's statements in one transaction of `client` (for the small writes).
+pub(super) fn in_tx<T>(
+    client: &mut Client,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tx = client.transaction()?;
+    let value = f(&mut tx)?;
+    tx.commit()?;
+    Ok(value)
+}
