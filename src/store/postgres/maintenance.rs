@@ -41,6 +41,10 @@ impl MaintenanceWrites for PgWriter {
                 "DELETE FROM responses WHERE id IN \
                  (SELECT id FROM responses WHERE created_ms < $1 LIMIT $2)"
             }
+            RetentionKind::McpCalls => {
+                "DELETE FROM mcp_calls WHERE row_id IN \
+                 (SELECT row_id FROM mcp_calls WHERE ts_ms < $1 LIMIT $2)"
+            }
         };
         let limit = limit as i64;
         self.on_conn(|c| Ok(c.execute(sql, &[&cutoff_ms, &limit])? as usize))

@@ -10,6 +10,7 @@
 //! `crate::store` sees this module.
 
 mod admin;
+mod batches;
 mod cache;
 mod conn;
 mod dashboard;
@@ -40,7 +41,10 @@ use crate::ledger::key::NewestMac;
 
 /// Migrations in order, each with the schema version it produces. PostgreSQL starts at 18, the
 /// version SQLite had reached when this backend was written, with the whole schema at once.
-const MIGRATIONS: &[(i64, &str)] = &[(18, include_str!("migrations/0018_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (18, include_str!("migrations/0018_init.sql")),
+    (19, include_str!("migrations/0019_batches.sql")),
+];
 
 /// The version the newest migration produces.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
