@@ -59,6 +59,8 @@ mod suite_batches;
 #[cfg(test)]
 mod suite_dashboard;
 #[cfg(test)]
+mod suite_governance;
+#[cfg(test)]
 mod suite_spend;
 mod traces;
 mod url;
