@@ -117,6 +117,40 @@ const EXPECTED_TRACES: &[Expected] = &[
     canned(MESSAGES, true),
 ];
 
+/// Runs `tests/sdk/{name}` with the OpenAI SDK pointed at a proxy (client key [`CLIENT_KEY`],
+/// the default mock behind it) and asserts it succeeded; `None` when the venv can't be made (the
+/// reason printed), so the caller skips.
+async fn run_script_against_one_mock(name: &'static str) -> Option<Harness> {
+    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
+        Ok(python) => python,
+        Err(reason) => {
+            eprintln!("skipping SDK test: {reason}");
+            return None;
+        }
+    };
+    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
+    let h = Harness::start_with(&toml).await;
+    let script = manifest_dir().join("tests/sdk").join(name);
+    let url = h.server.url();
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .env("STOCKYARD_URL", url)
+            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+        run(&mut command, SCRIPT_TIMEOUT)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("could not run tests/sdk/{name}: {e}"));
+    assert!(ran.success(), "tests/sdk/{name} failed: {ran}");
+    println!("{}", ran.stdout.trim_end());
+    Some(h)
+}
+
 /// The trace rows of operations.py's requests, in its order, and what each cost in nano-dollars
 /// (`None`: refused before a provider was chosen).
 const OPERATION_TRACES: &[(&str, &str, u16, Option<i64>)] = &[
@@ -137,33 +171,9 @@ const OPERATION_TRACES: &[(&str, &str, u16, Option<i64>)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_sdks_cover_images_audio_moderations_and_geminis_format() {
-    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
-        Ok(python) => python,
-        Err(reason) => {
-            eprintln!("skipping SDK test: {reason}");
-            return;
-        }
+    let Some(h) = run_script_against_one_mock("operations.py").await else {
+        return;
     };
-    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
-    let h = Harness::start_with(&toml).await;
-    let script = manifest_dir().join("tests/sdk/operations.py");
-    let url = h.server.url();
-    let ran = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(&python);
-        command
-            .arg(&script)
-            .env("STOCKYARD_URL", url)
-            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
-        run(&mut command, SCRIPT_TIMEOUT)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("could not run tests/sdk/operations.py: {e}"));
-    assert!(ran.success(), "tests/sdk/operations.py failed: {ran}");
-    println!("{}", ran.stdout.trim_end());
 
     let rows = h.traces(OPERATION_TRACES.len()).await;
     assert_eq!(h.trace_count_settled().await, OPERATION_TRACES.len() as i64);
@@ -201,33 +211,9 @@ const FILE_AND_BATCH_CALLS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_sdk_covers_files_and_batches() {
-    let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
-        Ok(python) => python,
-        Err(reason) => {
-            eprintln!("skipping SDK test: {reason}");
-            return;
-        }
+    let Some(h) = run_script_against_one_mock("batches.py").await else {
+        return;
     };
-    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
-    let h = Harness::start_with(&toml).await;
-    let script = manifest_dir().join("tests/sdk/batches.py");
-    let url = h.server.url();
-    let ran = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(&python);
-        command
-            .arg(&script)
-            .env("STOCKYARD_URL", url)
-            .env("STOCKYARD_CLIENT_KEY", CLIENT_KEY)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
-        run(&mut command, SCRIPT_TIMEOUT)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("could not run tests/sdk/batches.py: {e}"));
-    assert!(ran.success(), "tests/sdk/batches.py failed: {ran}");
-    println!("{}", ran.stdout.trim_end());
 
     let total = FILE_AND_BATCH_CALLS.len() + 2;
     let rows = h.traces(total).await;
