@@ -277,3 +277,60 @@ async fn context_fit_toggles_at_runtime_with_a_ledger_entry_and_config_errors_na
         "refuse"
     );
 }
+
+/// `cost_guard` estimates every prompt before `context_fit` runs; `context_fit` then uses that
+/// count instead of counting again, but only while the prompt is unchanged: the refusal names
+/// the same total with or without the earlier count, and a conversation that `responses`
+/// expanded after the estimate is counted anew (else the stored turns would slip past the window).
+#[tokio::test]
+async fn an_earlier_prompt_count_is_reused_only_while_the_prompt_is_unchanged() {
+    let guard = "[modules.cost_guard]\nenabled = true\nmax_request_nanos = 1000000000000\n";
+    let alone = Harness::start_with(&admin_toml(&fit("refuse"))).await;
+    let shared = Harness::start_with(&admin_toml(&format!("{}{guard}", fit("refuse")))).await;
+    let mut refusals = Vec::new();
+    for h in [&alone, &shared] {
+        let answer = h
+            .client
+            .post("/v1/chat/completions", &long_chat().to_string())
+            .await;
+        assert_eq!(answer.status, 400, "{}", answer.text());
+        refusals.push(
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    assert!(
+        refusals[0].starts_with("the conversation has "),
+        "{}",
+        refusals[0]
+    );
+
+    // About 4 tokens a word: fits on its own (about 100 tokens)...
+    let words = |n: usize| filler(n).split(' ').take(25).collect::<Vec<_>>().join(" ");
+    let first = json!({"model": "gpt-4o-mini", "input": words(1)});
+    let answer = shared
+        .client
+        .post("/v1/responses", &first.to_string())
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    // ...and so does the next turn alone, but not the two together.
+    let second = json!({"model": "gpt-4o-mini", "previous_response_id": id, "input": words(3)});
+    let answer = shared
+        .client
+        .post("/v1/responses", &second.to_string())
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("context window is 200 tokens"),
+        "{message}"
+    );
+    assert_eq!(shared.mock.request_count(), 1);
+}

@@ -11,7 +11,14 @@ use crate::wire::openai::Inbound;
 const TOKENS_PER_MESSAGE: u64 = 3;
 const REPLY_PRIMING: u64 = 3;
 
-fn tokenizer_for(model: &str) -> &'static Tokenizer {
+/// The vocabularies models count in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Vocabulary {
+    Cl100k,
+    O200k,
+}
+
+fn vocabulary_of(model: &str) -> Vocabulary {
     let bare = model.rsplit('/').next().unwrap_or(model);
     // The GPT-4 and GPT-3.5 families and the embedding models count in cl100k_base; every
     // newer OpenAI model in o200k_base, which also stands in for providers whose tokenizers are
@@ -21,10 +28,23 @@ fn tokenizer_for(model: &str) -> &'static Tokenizer {
     let cl100k = cl100k_prefixes.iter().any(|p| bare.starts_with(p))
         && !o200k_prefixes.iter().any(|p| bare.starts_with(p));
     if cl100k {
-        bpe_openai::cl100k_base()
+        Vocabulary::Cl100k
     } else {
-        bpe_openai::o200k_base()
+        Vocabulary::O200k
     }
+}
+
+fn tokenizer_for(model: &str) -> &'static Tokenizer {
+    match vocabulary_of(model) {
+        Vocabulary::Cl100k => bpe_openai::cl100k_base(),
+        Vocabulary::O200k => bpe_openai::o200k_base(),
+    }
+}
+
+/// Whether `a` and `b` count in the same vocabulary, so a count made for one holds for the
+/// other. Loads nothing.
+pub fn same_tokenizer(a: &str, b: &str) -> bool {
+    vocabulary_of(a) == vocabulary_of(b)
 }
 
 /// Tokens of `text` under `model`'s tokenizer.
@@ -32,18 +52,69 @@ pub fn count_text(model: &str, text: &str) -> u64 {
     tokenizer_for(model).count(text) as u64
 }
 
+/// Tokens of one message's `text` under `model`'s tokenizer, remembered (see [`recent`]).
+pub fn count_message_text(model: &str, text: &str) -> u64 {
+    let vocabulary = vocabulary_of(model);
+    recent::count(vocabulary, text, || tokenizer_for(model).count(text))
+}
+
 /// Prompt tokens of `request` under `model`'s tokenizer, chat framing included.
 pub fn prompt_tokens(model: &str, request: &Inbound) -> u64 {
-    let bpe = tokenizer_for(model);
+    let vocabulary = vocabulary_of(model);
     let mut prompt = 0;
     for text in request.prompt_texts() {
-        prompt += bpe.count(text) as u64;
+        prompt += recent::count(vocabulary, text, || tokenizer_for(model).count(text));
     }
     let messages = request.message_count() as u64;
     if messages > 0 {
         prompt += messages * TOKENS_PER_MESSAGE + REPLY_PRIMING;
     }
     prompt
+}
+
+/// The counts of texts seen lately. Clients send the same texts again and again (a system
+/// prompt on every request, a whole conversation on every turn of it), and counting a text is
+/// BPE over every word of it, where finding it here is one hash. Per thread, so no lock; a
+/// thread's table is emptied when full. A text is known by a seeded 64-bit hash and its length:
+/// a collision (about one in 2^64 per pair, with a seed a client cannot know) would cost one
+/// estimate's accuracy, never an answer.
+mod recent {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+    use std::sync::OnceLock;
+
+    use super::Vocabulary;
+
+    const ENTRIES: usize = 4096;
+
+    type Key = (Vocabulary, u64, usize);
+
+    thread_local! {
+        static COUNTS: RefCell<HashMap<Key, u64, foldhash::fast::RandomState>> =
+            RefCell::new(HashMap::default());
+    }
+
+    fn seed() -> &'static foldhash::quality::RandomState {
+        static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
+        SEED.get_or_init(foldhash::quality::RandomState::default)
+    }
+
+    pub fn count(vocabulary: Vocabulary, text: &str, count: impl FnOnce() -> usize) -> u64 {
+        let key = (vocabulary, seed().hash_one(text), text.len());
+        if let Some(known) = COUNTS.with(|c| c.borrow().get(&key).copied()) {
+            return known;
+        }
+        let counted = count() as u64;
+        COUNTS.with(|c| {
+            let mut counts = c.borrow_mut();
+            if counts.len() >= ENTRIES {
+                counts.clear();
+            }
+            counts.insert(key, counted);
+        });
+        counted
+    }
 }
 
 /// Loads the vocabulary most models count in (o200k_base) on a thread of its own, once per process. A vocabulary takes tens
@@ -60,4 +131,34 @@ pub fn preload() {
                 let _ = bpe_openai::o200k_base();
             });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_counts_are_the_counts_and_kept_apart_by_text_and_vocabulary() {
+        let text = "The quick brown fox jumps over the lazy dog, again and again.";
+        let fresh = count_text("gpt-4o", text);
+        assert_eq!(count_message_text("gpt-4o", text), fresh);
+        // Asked again: answered from the table, the same.
+        assert_eq!(count_message_text("gpt-4o", text), fresh);
+        // cl100k counts this text differently; its entry is its own.
+        let older = count_text("gpt-4", "ünïcödé ✓✓✓ text");
+        assert_eq!(count_message_text("gpt-4", "ünïcödé ✓✓✓ text"), older);
+        assert_ne!(
+            count_message_text("gpt-4o", "ünïcödé ✓✓✓ text"),
+            older,
+            "the vocabularies disagree on this text"
+        );
+        // Same length, other content: counted, not taken from the first text's entry.
+        let same_length = "a".repeat(text.len());
+        assert_eq!(
+            count_message_text("gpt-4o", &same_length),
+            count_text("gpt-4o", &same_length)
+        );
+        assert!(same_tokenizer("gpt-4o-mini", "gpt-5"));
+        assert!(!same_tokenizer("gpt-4", "gpt-4o"));
+    }
 }

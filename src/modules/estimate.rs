@@ -38,8 +38,19 @@ fn prompt<'a>(ctx: &'a mut RequestCtx, providers: &ProviderRegistry) -> &'a Prom
     })
 }
 
+/// The prompt count this request already has (a module before asked for an estimate), if it
+/// was made in the vocabulary `model` counts in: a later module that needs the same count, such
+/// as `context_fit` for a chat request, uses it instead of counting again. `None` when nothing
+/// counted yet or a module changed the prompt or the model since ([`forget`]).
+pub fn counted_prompt_tokens(ctx: &RequestCtx, model: &str) -> Option<u64> {
+    let prompt = ctx.request.parsed.as_ref().and(ctx.slots.get::<Prompt>())?;
+    crate::cost::tokenize::same_tokenizer(&prompt.upstream_model, model).then_some(prompt.tokens)
+}
+
 /// Forgets the prompt count made so far: a module changed the model (`route_rules`) or the
-/// prompt (`context_fit`, `prompt_templates`), so the next estimate counts again.
+/// prompt (`context_fit`, `prompt_templates`, `responses` expanding a stored conversation, a
+/// guardrail's redaction, the guardrail webhook's rewrite), so the next estimate counts again.
+/// Every module that edits the prompt after the estimates (order 27 on) must call it.
 pub fn forget(ctx: &mut RequestCtx) {
     ctx.slots.remove::<Prompt>();
 }

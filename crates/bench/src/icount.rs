@@ -22,13 +22,15 @@ use crate::stats::Measurement;
 use crate::{Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, group, proxy_env};
 
 pub const USAGE: &str =
-    "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp]
+    "usage: bench instructions [--requests N] [--check FILE] [--write FILE] [--keep-tmp] [--catalogue]
 
 Counts the instructions Stockyard executes per request (valgrind's callgrind), non-streamed and
 streamed chat at concurrency 1 (and non-streamed with a virtual key whose budget and rate limits
 are on), and prints them. --check FILE fails when a figure exceeds FILE's
 by more than 10%; --write FILE saves the figures as the baseline; --keep-tmp keeps the callgrind
-dumps (for callgrind_annotate) and prints where.";
+dumps (for callgrind_annotate) and prints where; --catalogue turns on the catalogue modules
+(`bench catalogue`'s set, configured not to change the request) and counts only the non-stream
+and stream scenarios, to set beside a run without it.";
 
 const TOLERANCE_PERCENT: u64 = 10;
 const DEFAULT_REQUESTS: usize = 300;
@@ -42,6 +44,7 @@ struct Options {
     check: Option<PathBuf>,
     write: Option<PathBuf>,
     keep_tmp: bool,
+    catalogue: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -50,6 +53,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         check: None,
         write: None,
         keep_tmp: false,
+        catalogue: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -68,6 +72,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--check" => options.check = Some(PathBuf::from(value()?)),
             "--write" => options.write = Some(PathBuf::from(value()?)),
             "--keep-tmp" => options.keep_tmp = true,
+            "--catalogue" => options.catalogue = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -101,6 +106,15 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     let scratch = Scratch::create(options.keep_tmp)?;
     let (_mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, None)?;
     let config = group::write_config(&scratch.path, mock_addr)?;
+    if options.catalogue {
+        let base = std::fs::read_to_string(&config)
+            .map_err(|e| format!("could not read the group config: {e}"))?;
+        std::fs::write(
+            &config,
+            format!("{base}\n{}", crate::catalogue::catalogue_toml()),
+        )
+        .map_err(|e| format!("could not write {}: {e}", config.display()))?;
+    }
     let db = scratch.path.join("icount.db");
     let governed_key = crate::governance::create_key(&binaries.stockyard, &db)?;
     let out_file = scratch.path.join("callgrind.out");
@@ -149,8 +163,19 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
             governed_key.as_str(),
         ),
     ];
-    for (dump, (label, mode, key)) in scenarios.into_iter().enumerate() {
-        let target = Arc::new(Target::stockyard(proxy_addr, key)?);
+    // With the catalogue on, the governed scenario would measure governance, not the catalogue.
+    let counted = if options.catalogue {
+        2
+    } else {
+        scenarios.len()
+    };
+    for (dump, (label, mode, key)) in scenarios.into_iter().take(counted).enumerate() {
+        let mut target = Target::stockyard(proxy_addr, key)?;
+        if options.catalogue {
+            // As `bench catalogue` sends it, so session_limits counts a session.
+            target = target.with_header("x-stockyard-session", "bench-session")?;
+        }
+        let target = Arc::new(target);
         let mut measured = Measurement::default();
         runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
         std::thread::sleep(SETTLE);

@@ -67,7 +67,7 @@ fn required(deps: &ModuleDeps) -> Option<&'static str> {
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     AuthConfig::parse(config).map_err(ModuleError::Config)?;
     Ok(Arc::new(Auth {
-        keys: deps.auth_keys.clone(),
+        keys: StaticKeys::new(deps.auth_keys.clone()),
         table: table::of(deps),
         failures: deps
             .shared
@@ -76,7 +76,7 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
 }
 
 pub struct Auth {
-    keys: Arc<Vec<Secret<String>>>,
+    keys: StaticKeys,
     table: Option<Arc<KeyTable>>,
     failures: Arc<failures::AuthFailures>,
 }
@@ -91,8 +91,39 @@ pub struct Authenticated {
 
 /// Checks `headers` against the static `keys`, then the virtual keys of `table`. Local mode
 /// (`Ok` with nobody) only when there are neither.
+/// The static client keys with their trace ids, computed once (a SHA-256 per key) rather than
+/// for every request.
+pub struct StaticKeys {
+    keys: Arc<Vec<Secret<String>>>,
+    ids: Vec<String>,
+}
+
+impl StaticKeys {
+    pub fn new(keys: Arc<Vec<Secret<String>>>) -> StaticKeys {
+        let ids = keys.iter().map(|k| key_id(k.expose())).collect();
+        StaticKeys { keys, ids }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The id of the static key `presented` is. Every key is compared, in constant time, with
+    /// no early exit, so timing does not tell which key nearly matched.
+    fn find(&self, presented: &str) -> Option<&str> {
+        let found = self.keys.iter().enumerate().fold(None, |found, (i, key)| {
+            if key.matches(presented) {
+                Some(i)
+            } else {
+                found
+            }
+        });
+        found.map(|i| self.ids[i].as_str())
+    }
+}
+
 pub fn authenticate(
-    keys: &[Secret<String>],
+    keys: &StaticKeys,
     table: Option<&KeyTable>,
     headers: &HeaderMap,
 ) -> Result<Authenticated, ApiError> {
@@ -101,9 +132,9 @@ pub fn authenticate(
         return Ok(Authenticated::default());
     }
     let presented = presented_key(headers).ok_or(ApiError::MissingKey)?;
-    if matches_static(keys, presented) {
+    if let Some(id) = keys.find(presented) {
         return Ok(Authenticated {
-            key_id: Some(key_id(presented)),
+            key_id: Some(id.to_string()),
             grant: None,
         });
     }
@@ -118,16 +149,10 @@ pub fn authenticate(
     }
 }
 
-fn matches_static(keys: &[Secret<String>], presented: &str) -> bool {
-    // Check every key (no early exit) so timing does not tell which key nearly matched.
-    keys.iter()
-        .fold(false, |found, key| key.matches(presented) | found)
-}
-
 /// Checks `headers` against the static `keys` alone: `Ok(None)` in local mode, `Ok(Some(key_id))`
 /// for a valid key.
 pub fn check(keys: &[Secret<String>], headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    authenticate(keys, None, headers).map(|who| who.key_id)
+    authenticate(&StaticKeys::new(Arc::new(keys.to_vec())), None, headers).map(|who| who.key_id)
 }
 
 /// The key as each official SDK sends it: OpenAI's as a bearer token, Anthropic's in

@@ -21,17 +21,30 @@ fn fits(globs: &[String], model: &str) -> bool {
 }
 
 /// `*` and `?` matching, iterative with one backtrack point (linear in practice, never
-/// exponential on patterns with many stars).
+/// exponential on patterns with many stars). A pattern without wildcards is an equality test;
+/// ASCII pattern and text (every model name in practice) are matched on bytes, anything else
+/// on characters, so `?` is always one character. Runs for every rule of several modules on
+/// every request, so it allocates nothing.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        return wildcard_match(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    wildcard_match(&p, &t, '*', '?')
+}
+
+fn wildcard_match<T: PartialEq + Copy>(p: &[T], t: &[T], any_run: T, any_one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any_one || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any_run {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -42,7 +55,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == any_run)
 }
 
 #[cfg(test)]
@@ -64,6 +77,11 @@ mod tests {
         assert!(!glob_match("gpt-4o", "gpt-4o-mini"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("gpt-4o", "gpt-4o"));
+        // `?` is one character, not one byte, outside ASCII too.
+        assert!(glob_match("modèle-?", "modèle-é"));
+        assert!(glob_match("m?dèle-*", "mädèle-x"));
+        assert!(!glob_match("modèle-?", "modèle-éé"));
     }
 
     #[test]

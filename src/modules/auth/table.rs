@@ -29,8 +29,9 @@ pub struct KeyState {
     pub keys: BTreeMap<String, VirtualKeyRecord>,
     /// Admin keys by id, revoked ones included.
     pub admin_keys: BTreeMap<String, AdminKeyRecord>,
-    by_hash: HashMap<String, Arc<KeyEntry>>,
-    admin_by_hash: HashMap<String, Arc<AdminKeyRecord>>,
+    /// foldhash: looked up on every request, by MACs no client can choose.
+    by_hash: HashMap<String, Arc<KeyEntry>, foldhash::fast::RandomState>,
+    admin_by_hash: HashMap<String, Arc<AdminKeyRecord>, foldhash::fast::RandomState>,
 }
 
 /// A virtual key as the request path sees it.

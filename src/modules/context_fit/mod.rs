@@ -24,7 +24,7 @@ use self::config::{ContextFitConfig, Strategy};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Verdict};
 use crate::cost::PriceTable;
-use crate::cost::tokenize::count_text;
+use crate::cost::tokenize::{count_message_text, count_text};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
 use crate::wire::openai::{ChatMessage, Inbound};
@@ -92,7 +92,7 @@ fn message_tokens(model: &str, message: &ChatMessage) -> u64 {
     message
         .texts()
         .iter()
-        .map(|t| count_text(model, t))
+        .map(|t| count_message_text(model, t))
         .sum::<u64>()
         + TOKENS_PER_MESSAGE
 }
@@ -112,9 +112,16 @@ impl Module for ContextFit {
         let Some((window, tokenizer)) = self.window_for(&model) else {
             return Ok(Verdict::Continue);
         };
+        // A module before (a budget, a cost ceiling) may have counted this prompt already in
+        // the same vocabulary: for a chat request that count is this module's total, framing
+        // included, so a conversation that fits is never counted twice.
+        let counted = super::estimate::counted_prompt_tokens(ctx, &tokenizer);
         let Some(Inbound::Chat(chat)) = ctx.request.parsed.as_mut() else {
             return Ok(Verdict::Continue);
         };
+        if counted.is_some_and(|total| total <= window) {
+            return Ok(Verdict::Continue);
+        }
         let count = |m: &ChatMessage| message_tokens(&tokenizer, m);
         let total = chat.messages.iter().map(count).sum::<u64>() + REPLY_PRIMING;
         if total <= window {

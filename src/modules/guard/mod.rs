@@ -162,6 +162,8 @@ impl<F: Family> Guard<F> {
             })?;
         }
         ctx.slots.insert(map);
+        // Placeholders replaced text: a prompt count made before no longer matches the prompt.
+        crate::modules::estimate::forget(ctx);
         Ok(())
     }
 }

@@ -312,5 +312,7 @@ fn apply_rewrite(ctx: &mut RequestCtx, body: Value) -> Result<(), String> {
     }
     ctx.request.parsed = Some(parsed);
     ctx.request.body = bytes;
+    // The webhook rewrote the prompt: a count made before is stale.
+    crate::modules::estimate::forget(ctx);
     Ok(())
 }

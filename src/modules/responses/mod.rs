@@ -137,6 +137,8 @@ impl Module for Responses {
             chat.request_stream_usage();
         }
         ctx.request.parsed = Some(chat);
+        // The stored conversation is now part of the prompt: a count made before is stale.
+        super::estimate::forget(ctx);
         ctx.slots.insert(Expanded(Arc::new(expanded)));
         Ok(Verdict::Continue)
     }

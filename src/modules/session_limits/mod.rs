@@ -55,7 +55,7 @@ pub struct SessionLimits {
 /// The session a request belongs to (this module's slot), for charging it at the end.
 #[derive(Clone)]
 struct Session {
-    id: String,
+    counters: Arc<Names>,
     hold: Option<Reservation>,
 }
 
@@ -93,8 +93,13 @@ impl SessionLimits {
         .filter(|id| !id.is_empty())
     }
 
-    fn counter(kind: &str, id: &str) -> String {
-        counter_key(&["session", kind, id])
+    /// "per 60 min window", for refusals only.
+    fn per(&self) -> String {
+        match self.config.window_ms {
+            ms if ms % 60_000 == 0 => format!("per {} min window", ms / 60_000),
+            ms if ms % 1000 == 0 => format!("per {} s window", ms / 1000),
+            ms => format!("per {ms} ms window"),
+        }
     }
 
     fn refusal(&self, what: String, reset_ms: i64) -> ApiError {
@@ -102,6 +107,24 @@ impl SessionLimits {
         ApiError::RateLimited {
             message: format!("session limit reached: {what}; retry in {retry_after_s} s"),
             retry_after_s,
+        }
+    }
+}
+
+/// A session's counter names, built once per request and kept for its end.
+struct Names {
+    requests: String,
+    tokens: String,
+    cost: String,
+}
+
+impl Names {
+    fn of(key: &str, session: &str) -> Names {
+        let name = |kind: &str| counter_key(&["session", kind, key, session]);
+        Names {
+            requests: name("requests"),
+            tokens: name("tokens"),
+            cost: name("cost"),
         }
     }
 }
@@ -123,39 +146,38 @@ impl Module for SessionLimits {
             .map(|g| g.key_id.as_str())
             .or(ctx.identity.key_id.as_deref())
             .unwrap_or("-");
-        let id = counter_key(&[key, &session]);
+        let names = Arc::new(Names::of(key, &session));
         let window = self.window();
         let counters = &self.sessions.0;
         let now = crate::store::now_ms();
         let reset_ms = window.resets_at(now) - now;
-        let per = match self.config.window_ms {
-            ms if ms % 60_000 == 0 => format!("per {} min window", ms / 60_000),
-            ms if ms % 1000 == 0 => format!("per {} s window", ms / 1000),
-            ms => format!("per {ms} ms window"),
-        };
-        for (kind, limit, field) in [
+        for (kind, limit, field, counter) in [
             (
                 "tokens",
                 self.config
                     .max_tokens
                     .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                 "max_tokens",
+                &names.tokens,
             ),
-            ("cost", self.config.max_cost_nanos, "max_cost_nanos"),
+            (
+                "cost",
+                self.config.max_cost_nanos,
+                "max_cost_nanos",
+                &names.cost,
+            ),
         ] {
             let Some(limit) = limit else { continue };
-            let used = counters
-                .read(&Self::counter(kind, &id), window)
-                .await
-                .unwrap_or(0);
+            let used = counters.read(counter, window).await.unwrap_or(0);
             if used >= limit {
                 let what = format!(
-                    "session {session:?} used {used} {} of its {limit} {per} (modules.session_limits.{field})",
+                    "session {session:?} used {used} {} of its {limit} {} (modules.session_limits.{field})",
                     if kind == "cost" {
                         "nano-dollars"
                     } else {
                         "tokens"
-                    }
+                    },
+                    self.per()
                 );
                 return Ok(Verdict::Reject(self.refusal(what, reset_ms)));
             }
@@ -163,15 +185,13 @@ impl Module for SessionLimits {
         let mut hold = None;
         if let Some(limit) = self.config.max_requests {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            match counters
-                .reserve(&Self::counter("requests", &id), 1, limit, window)
-                .await
-            {
+            match counters.reserve(&names.requests, 1, limit, window).await {
                 Ok(reservation) => hold = Some(reservation),
                 Err(ReserveError::Exceeded(over)) => {
                     let what = format!(
-                        "session {session:?} made {} requests of its {limit} {per} (modules.session_limits.max_requests)",
-                        over.current
+                        "session {session:?} made {} requests of its {limit} {} (modules.session_limits.max_requests)",
+                        over.current,
+                        self.per()
                     );
                     return Ok(Verdict::Reject(self.refusal(what, reset_ms)));
                 }
@@ -180,7 +200,10 @@ impl Module for SessionLimits {
                 }
             }
         }
-        ctx.slots.insert(Session { id, hold });
+        ctx.slots.insert(Session {
+            counters: names,
+            hold,
+        });
         Ok(Verdict::Continue)
     }
 
@@ -205,17 +228,11 @@ impl Module for SessionLimits {
             .saturating_add(ctx.usage.tokens.completion);
         if self.config.max_tokens.is_some() && tokens > 0 {
             let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-            let _ = counters
-                .add(&Self::counter("tokens", &session.id), tokens, window)
-                .await;
+            let _ = counters.add(&session.counters.tokens, tokens, window).await;
         }
         if self.config.max_cost_nanos.is_some() && ctx.usage.cost_nanos > 0 {
             let _ = counters
-                .add(
-                    &Self::counter("cost", &session.id),
-                    ctx.usage.cost_nanos,
-                    window,
-                )
+                .add(&session.counters.cost, ctx.usage.cost_nanos, window)
                 .await;
         }
     }

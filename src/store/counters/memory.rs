@@ -19,10 +19,14 @@ pub struct MemoryCounters {
     inner: Mutex<Inner>,
 }
 
+/// foldhash rather than SipHash: keys are hashed on every request, and foldhash's per-process
+/// random seed still keeps a client from choosing colliding session ids.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Inner {
     /// By window first: a lookup borrows the key, so a counter that exists costs no allocation.
-    counters: HashMap<Window, HashMap<String, Buckets>>,
+    counters: FastMap<Window, FastMap<String, Buckets>>,
     ops: u64,
 }
 
@@ -125,7 +129,7 @@ impl MemoryCounters {
             .unwrap_or_else(|p| p.into_inner())
             .counters
             .values()
-            .map(HashMap::len)
+            .map(FastMap::len)
             .sum()
     }
 
