@@ -405,6 +405,28 @@ mod tests {
     }
 
     #[test]
+    fn the_size_and_quality_an_answer_reports_win_over_the_request() {
+        let request = OperationRequest::parse(
+            Endpoint::ImagesGenerations,
+            "application/json",
+            &Bytes::from_static(
+                br#"{"model":"amazon.nova-canvas-v1:0","prompt":"a cat","quality":"hd"}"#,
+            ),
+        );
+        let Ok(request) = request else {
+            panic!("parse");
+        };
+        let metered = request.meter(
+            br#"{"created":1,"data":[{"b64_json":"x"}],"size":"512x512","quality":"premium"}"#,
+        );
+        assert_eq!(
+            metered.price_name.as_deref(),
+            Some("premium/512-x-512/amazon.nova-canvas-v1:0")
+        );
+        assert_eq!(metered.units.pixels, 512 * 512);
+    }
+
+    #[test]
     fn a_wav_upload_without_a_duration_is_timed_from_its_header() {
         let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
         wav.resize(28, 0);
