@@ -63,9 +63,21 @@ struct Fields<'a> {
     request: &'a OperationRequest,
 }
 
+/// A field's text; a JSON `null` or an empty value is no value (SDKs send either for "unset").
+fn field(request: &OperationRequest, name: &str) -> Option<String> {
+    if request
+        .json()
+        .and_then(|m| m.get(name))
+        .is_some_and(Value::is_null)
+    {
+        return None;
+    }
+    request.field(name).filter(|v| !v.trim().is_empty())
+}
+
 impl Fields<'_> {
     fn text(&self, name: &str) -> Option<String> {
-        self.request.field(name).filter(|v| !v.trim().is_empty())
+        field(self.request, name)
     }
 
     fn number(&self, name: &str) -> Result<Option<u64>, Untranslatable> {
@@ -109,7 +121,7 @@ fn check_common(fields: &Fields<'_>, drop_unsupported: bool) -> Result<(), Untra
 
 /// `WxH` as numbers; `auto` or nothing is 1024x1024.
 pub fn size(request: &OperationRequest) -> Result<(u64, u64), Untranslatable> {
-    match request.field("size").as_deref().map(str::trim) {
+    match field(request, "size").as_deref().map(str::trim) {
         None | Some("" | "auto") => Ok((1024, 1024)),
         Some(size) => size
             .split_once('x')
@@ -120,7 +132,7 @@ pub fn size(request: &OperationRequest) -> Result<(u64, u64), Untranslatable> {
 
 /// Nova's quality tier for OpenAI's `quality`.
 pub fn quality(request: &OperationRequest) -> Result<&'static str, Untranslatable> {
-    match request.field("quality").as_deref().map(str::trim) {
+    match field(request, "quality").as_deref().map(str::trim) {
         None | Some("" | "auto" | "standard" | "low" | "medium") => Ok("standard"),
         Some("hd" | "high" | "premium") => Ok("premium"),
         Some(_) => Err(refuse(
@@ -271,7 +283,7 @@ fn stability_body(
         .text("prompt")
         .ok_or_else(|| refuse("prompt", "is required"))?;
     let mut body = json!({"prompt": prompt});
-    if request.field("size").is_some() {
+    if field(request, "size").is_some() {
         let ratio = aspect_ratio(size(request)?).ok_or_else(|| {
             refuse(
                 "size",
@@ -400,6 +412,9 @@ mod tests {
             let err = to_bedrock(&request, "amazon.titan-image-generator-v2:0", false).err();
             assert_eq!(err.map(|e| e.param).as_deref(), Some(param));
         }
+        let nulls = json!({"prompt": "x", "n": null, "size": null, "quality": null, "style": null});
+        let request = parse(Endpoint::ImagesGenerations, nulls);
+        assert!(to_bedrock(&request, "amazon.nova-canvas-v1:0", false).is_ok());
         let request = parse(
             Endpoint::ImagesGenerations,
             json!({"prompt": "x", "style": "vivid"}),
