@@ -394,3 +394,115 @@ async fn an_upload_past_the_body_limit_gets_413_and_nothing_goes_upstream() {
     assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
     assert_eq!(h.mock.request_count(), 0);
 }
+
+/// The JSONL input of a batch whose lines use `models`, one line each.
+fn lines_for(models: &[&str]) -> String {
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, model)| {
+            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_key_limited_to_some_models_cannot_batch_others() {
+    let h = start().await;
+    let limited = grant("vk_limited", json!({"models": ["gpt-4o-mini*"]}), None);
+    let (_, file) = upload(&h, &limited, &lines_for(&["gpt-4o-mini", "gpt-4o"])).await;
+    let body = json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+        "completion_window": "24h"});
+    let refused = call(&h, &limited, Method::POST, "/v1/batches", &body.to_string()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let json = refused.json();
+    assert_eq!(json["error"]["type"], "permission_error", "{json}");
+    assert_eq!(json["error"]["code"], "model_not_allowed", "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"gpt-4o\""),
+        "{json}"
+    );
+    // The input was read back from the provider; no batch was made.
+    let sent = h.mock.requests();
+    assert!(sent.iter().all(|r| r.path != "/v1/batches"), "{sent:?}");
+    assert_eq!(
+        sent.last().unwrap().path,
+        format!("/v1/files/{}/content", file["id"].as_str().unwrap())
+    );
+
+    // Its team's list applies too: the key's own list allows gpt-4o, the team's does not.
+    let in_team = grant(
+        "vk_team_member",
+        json!({"models": ["gpt-4o*"]}),
+        Some(("team_small", json!({"models": ["gpt-4o-mini"]}))),
+    );
+    let (_, file) = upload(&h, &in_team, &lines_for(&["gpt-4o"])).await;
+    let body = json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+        "completion_window": "24h"});
+    let refused = call(&h, &in_team, Method::POST, "/v1/batches", &body.to_string()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+
+    // Only allowed models: the batch is made.
+    let (_, file) = upload(&h, &limited, &lines_for(&["gpt-4o-mini", "gpt-4o-mini"])).await;
+    let body = json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+        "completion_window": "24h"});
+    let made = call(&h, &limited, Method::POST, "/v1/batches", &body.to_string()).await;
+    assert_eq!(made.status, 200, "{}", made.text());
+}
+
+#[tokio::test]
+async fn a_key_cannot_batch_another_keys_file() {
+    let h = start().await;
+    let owner = key("vk_file_owner");
+    let (_, file) = upload(&h, &owner, &input_lines(1)).await;
+    let before = h.mock.request_count();
+    let body = json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+        "completion_window": "24h"});
+    let answer = call(
+        &h,
+        &key("vk_thief"),
+        Method::POST,
+        "/v1/batches",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, 404, "{}", answer.text());
+    assert_eq!(h.mock.request_count(), before, "nothing went upstream");
+}
+
+#[tokio::test]
+async fn a_limited_key_cannot_put_other_models_in_a_message_batch() {
+    let h = start().await;
+    let limited = grant("vk_haiku", json!({"models": ["claude-haiku-*"]}), None);
+    let body = json!({"requests": [
+        {"custom_id": "a", "params": {"model": "claude-haiku-4-5", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}},
+        {"custom_id": "b", "params": {"model": "claude-opus-4-1", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}}]});
+    let answer = call(
+        &h,
+        &limited,
+        Method::POST,
+        "/v1/messages/batches",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    let json = answer.json();
+    assert_eq!(json["type"], "error", "{json}");
+    assert_eq!(json["error"]["type"], "permission_error", "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("claude-opus-4-1"),
+        "{json}"
+    );
+    assert_eq!(h.mock.request_count(), 0);
+}

@@ -2,7 +2,8 @@
 //! and key: `tests/sdk/e2e.py` runs in a virtual environment under `target/sdk-venv`, holding the
 //! versions pinned in `tests/sdk/requirements.txt`, against the proxy with `openai` and
 //! `anthropic` pointing at two mock upstreams. Then the trace rows must show every request the
-//! script made, in its order, with the provider that served it.
+//! script made, in its order, with the provider that served it. `operations.py`, `batches.py`
+//! and `bedrock.py` (images and rerank on Bedrock models) run the same way against one mock.
 //!
 //! Skipped, with the reason printed, when `python3` is missing or can't make a virtual environment.
 //! The venv is reused while it holds the pinned versions, so only the first run downloads from
@@ -121,6 +122,14 @@ const EXPECTED_TRACES: &[Expected] = &[
 /// the default mock behind it) and asserts it succeeded; `None` when the venv can't be made (the
 /// reason printed), so the caller skips.
 async fn run_script_against_one_mock(name: &'static str) -> Option<Harness> {
+    run_script_with(name, |_| String::new()).await
+}
+
+/// Like [`run_script_against_one_mock`], with more config (given the mock) after the client key.
+async fn run_script_with(
+    name: &'static str,
+    extra: impl FnOnce(&MockUpstream) -> String,
+) -> Option<Harness> {
     let python = match tokio::task::spawn_blocking(prepare_venv).await.unwrap() {
         Ok(python) => python,
         Err(reason) => {
@@ -128,8 +137,11 @@ async fn run_script_against_one_mock(name: &'static str) -> Option<Harness> {
             return None;
         }
     };
-    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n");
-    let h = Harness::start_with(&toml).await;
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[auth]\nkeys = [\"{CLIENT_KEY}\"]\n{}", extra(&mock));
+    let config = common::config_for(&toml, &mock.base_url(), &dir);
+    let h = Harness::start_on(config, mock, dir).await;
     let script = manifest_dir().join("tests/sdk").join(name);
     let url = h.server.url();
     let ran = tokio::task::spawn_blocking(move || {
@@ -200,6 +212,54 @@ async fn official_sdks_cover_images_audio_moderations_and_geminis_format() {
             }
         }
     }
+}
+
+/// The trace rows of bedrock.py's calls, in order: status and cost in nano-dollars.
+const BEDROCK_TRACES: &[(&str, u16, i64)] = &[
+    // Two premium Nova Canvas images up to 1024x1024: $0.06 each.
+    ("images_generations", 200, 120_000_000),
+    // A URL asked of Bedrock: refused before the call.
+    ("images_generations", 400, 0),
+    // One standard Nova Canvas inpainting: $0.04.
+    ("images_edits", 200, 40_000_000),
+    // One query of Cohere Rerank 3.5 on Bedrock: $0.002.
+    ("rerank", 200, 2_000_000),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_makes_images_and_reranks_on_bedrock() {
+    let Some(h) = run_script_with("bedrock.py", |mock| {
+        format!(
+            "[providers.bedrock]\nkind = \"bedrock\"\nbase_url = \"{}\"\nregion = \"us-east-1\"\n\
+             access_key_id_env = \"STOCKYARD_TEST_AWS_KEY\"\nsecret_access_key_env = \"STOCKYARD_TEST_AWS_SECRET\"\n",
+            mock.bedrock_base_url()
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let rows = h.traces(BEDROCK_TRACES.len()).await;
+    assert_eq!(h.trace_count_settled().await, BEDROCK_TRACES.len() as i64);
+    for (i, (row, (endpoint, status, cost))) in rows.iter().zip(BEDROCK_TRACES).enumerate() {
+        assert_eq!(
+            (row.endpoint.as_str(), row.status),
+            (*endpoint, *status),
+            "trace row {i}"
+        );
+        assert_eq!(row.provider.as_deref(), Some("bedrock"), "row {i}");
+        if *status == 200 {
+            assert_eq!(row.cost_nanos, *cost, "row {i}: {row:?}");
+            assert!(row.price_known, "row {i}: {row:?}");
+        }
+    }
+    let invokes = h
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/invoke"))
+        .count();
+    assert_eq!(invokes, 3, "the refused request went nowhere");
 }
 
 /// The trace rows of batches.py's calls, in order, then the two requests of its batch, priced

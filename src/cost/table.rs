@@ -258,6 +258,14 @@ mod tests {
             rerank.and_then(|p| p.per_query),
             Some(2_000_000 * 1_000_000)
         );
+        // Bedrock: a Nova Canvas image by tier, a query of Amazon Rerank.
+        let nova = table.lookup("bedrock", "premium/2048-x-2048/amazon.nova-canvas-v1:0");
+        assert_eq!(nova.and_then(|p| p.per_image), Some(80_000_000 * 1_000_000));
+        let amazon_rerank = table.lookup("bedrock", "amazon.rerank-v1:0");
+        assert_eq!(
+            amazon_rerank.and_then(|p| p.per_query),
+            Some(1_000_000 * 1_000_000)
+        );
     }
 
     #[test]

@@ -221,8 +221,8 @@ pub trait Provider: Send + Sync {
         })
     }
     /// A successful operation answer in OpenAI's (or the common rerank) shape: by default as it
-    /// came.
-    fn operation_answer(&self, _endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+    /// came. `request` is the client's, its model the upstream one.
+    fn operation_answer(&self, _request: &OperationRequest, body: Bytes) -> Result<Bytes, String> {
         Ok(body)
     }
     /// For another format: a decoder of its chat stream.

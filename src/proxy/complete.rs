@@ -237,10 +237,15 @@ async fn operation_answer(
     request: &crate::wire::openai::OperationRequest,
 ) -> Result<Response<ProxyBody>, ApiError> {
     let provider = ctx.provider_name().unwrap_or_default().to_string();
+    // Translated and priced as the model actually called (an alias's images are the model's).
+    let mut request = request.clone();
+    if let Some(model) = ctx.upstream_model() {
+        model.clone_into(&mut request.model);
+    }
     let body = match &ctx.route.taken {
         Some(route) => route
             .provider
-            .operation_answer(ctx.request.endpoint, body)
+            .operation_answer(&request, body)
             .map_err(|e| ApiError::UpstreamProtocol {
                 message: format!(
                     "provider {provider} answered with a body that does not translate: {e}"

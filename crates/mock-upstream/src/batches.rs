@@ -1,6 +1,8 @@
 //! Files and batches, the only state the mock keeps between requests: OpenAI's `/v1/files`
 //! (upload, list, retrieve, delete, content) and `/v1/batches` (create, retrieve, list, cancel),
 //! and Anthropic's `/v1/messages/batches` (create, retrieve, list, cancel, delete, results).
+//! Azure OpenAI's paths for the same (`/openai/v1/files`, and the dated `/openai/files?api-version=`)
+//! reach the same objects.
 //!
 //! A batch completes on its first retrieve: the OpenAI one then names an output file holding a
 //! chat completion for each input line, the Anthropic one serves its results, each a message.
@@ -36,11 +38,38 @@ struct State {
     message_batches: BTreeMap<String, (Value, Vec<(String, String)>)>,
 }
 
-/// Whether the path is one of these endpoints'.
+/// Whether the path is one of these endpoints' (Azure's included, see [`openai_path`]).
 pub(crate) fn serves(path: &str) -> bool {
+    let path = openai_path(path);
     ["/v1/files", "/v1/batches", "/v1/messages/batches"]
         .iter()
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// The OpenAI path an Azure OpenAI path stands for: the v1 API's `/openai/v1/files...` and the
+/// dated API's `/openai/files...` (its `?api-version=` in the query) both hold the same files and
+/// batches as `/v1/files...`
+/// (https://learn.microsoft.com/azure/ai-foundry/openai/how-to/batch). Other paths are kept.
+pub(crate) fn openai_path(path: &str) -> String {
+    match path
+        .strip_prefix("/openai/v1/")
+        .or_else(|| path.strip_prefix("/openai/"))
+    {
+        Some(rest) => format!("/v1/{rest}"),
+        None => path.to_string(),
+    }
+}
+
+/// Azure's dated API refuses a call without `api-version`, as Azure does.
+pub(crate) fn missing_api_version(path: &str, query: Option<&str>) -> Option<Reply> {
+    let dated = path.starts_with("/openai/") && !path.starts_with("/openai/v1/");
+    let versioned = query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("api-version=")));
+    (dated && !versioned).then(|| {
+        openai_error(
+            StatusCode::NOT_FOUND,
+            "Resource not found: the dated API needs an api-version query parameter",
+        )
+    })
 }
 
 fn json_reply(value: &Value) -> Reply {
@@ -94,6 +123,7 @@ impl Objects {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.next += 1;
         let seq = state.next;
+        let path = openai_path(path);
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         match (method, segments.as_slice()) {
             (&Method::POST, ["v1", "files"]) => {
@@ -302,4 +332,26 @@ fn anthropic_line(custom_id: &str, model: &str) -> String {
         "content": [{"type": "text", "text": "batched"}], "stop_reason": "end_turn",
         "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": output}}}})
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{missing_api_version, openai_path, serves};
+
+    #[test]
+    fn azure_paths_reach_the_same_objects_and_the_dated_ones_need_a_version() {
+        assert_eq!(
+            openai_path("/openai/v1/files/f-1/content"),
+            "/v1/files/f-1/content"
+        );
+        assert_eq!(openai_path("/openai/batches"), "/v1/batches");
+        assert_eq!(openai_path("/v1/batches"), "/v1/batches");
+        assert!(serves("/openai/files") && serves("/openai/v1/batches/b-1"));
+        assert!(!serves("/openai/deployments/d/chat/completions"));
+        assert!(missing_api_version("/openai/files", None).is_some());
+        assert!(
+            missing_api_version("/openai/files", Some("limit=1&api-version=2024-10-21")).is_none()
+        );
+        assert!(missing_api_version("/openai/v1/files", None).is_none());
+    }
 }

@@ -13,7 +13,8 @@
 //!   `:streamGenerateContent?alt=sse` with CRLF-separated events, `:batchEmbedContents`,
 //!   `:predict`), with Google's error shape and its token rule (`usageMetadata`);
 //! - `bedrock/`: Bedrock Runtime (`/model/{modelId}/converse`, `/converse-stream` in binary
-//!   event-stream frames, `/invoke` for Titan and Cohere embeddings and Claude's Messages body,
+//!   event-stream frames, `/invoke` for Titan and Cohere embeddings, Claude's Messages body, the
+//!   image models (Nova Canvas, Titan Image Generator, Stability AI) and the rerank models,
 //!   `/invoke-with-response-stream` for Claude), errors named in
 //!   `x-amzn-ErrorType`, and its token rule (cache reads and writes not part of `inputTokens`);
 //! - `batches.rs`: files and batches (OpenAI's and Anthropic's), the one stateful mode: a batch

@@ -118,9 +118,13 @@ async fn handle(
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            shared
-                .objects
-                .reply(&parts.method, parts.uri.path(), content_type, &raw, n)
+            crate::batches::missing_api_version(parts.uri.path(), parts.uri.query()).unwrap_or_else(
+                || {
+                    shared
+                        .objects
+                        .reply(&parts.method, parts.uri.path(), content_type, &raw, n)
+                },
+            )
         }
         None => match multipart(&parts, &raw) {
             Some(reply) => reply,

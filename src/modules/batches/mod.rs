@@ -13,7 +13,11 @@
 //!   reads its lines: each request's usage becomes a request of its own at finish
 //!   (`ctx.usage.parts`), priced at batch prices, charged and traced. The batch is marked costed
 //!   before that, in memory and in the store, so a second fetch charges nothing.
+//! - On a create, a key limited to some models (or whose team is) makes no batch whose requests
+//!   name others: 403 naming the model, before the create goes upstream ([`models`]). A batch goes
+//!   to the provider holding its input file, and a key may only use its own (or its team's).
 
+pub mod models;
 pub mod output;
 
 use std::collections::HashMap;
@@ -26,6 +30,7 @@ use serde_json::Value;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Answer, Module, ModuleDeps, ModuleError, Verdict};
 use crate::providers::ProviderRegistry;
+use crate::request::grant::Grant;
 use crate::request::{ApiError, BilledPart, RequestCtx};
 use crate::store::batches::{BatchObject, BatchStore};
 use crate::store::now_ms;
@@ -340,6 +345,70 @@ impl Batches {
         }
     }
 
+    /// The input file a batch create names, when the proxy knows it. A key (not the operator)
+    /// may only make a batch of its own (or its team's) file: another's, or one the proxy never
+    /// made, is a 404 like any object it may not see.
+    async fn input_file(
+        &self,
+        request: &ResourceRequest,
+        viewer: &Viewer,
+    ) -> Result<Option<BatchObject>, ApiError> {
+        let Some(file_id) = request
+            .json()
+            .and_then(|body| body["input_file_id"].as_str().map(String::from))
+        else {
+            return Ok(None);
+        };
+        let file = self
+            .book
+            .get(&file_id)
+            .await
+            .filter(|f| f.kind == "file" && viewer.sees(f));
+        match file {
+            Some(file) => Ok(Some(file)),
+            None if viewer.operator => Ok(None),
+            None => Err(ApiError::AdminNotFound {
+                message: format!("no file with id {file_id:?}"),
+            }),
+        }
+    }
+
+    /// A key limited to some models makes no batch whose requests use others: the models are
+    /// read from the create (Anthropic) or its input file (OpenAI), and the first refused is
+    /// named in a 403.
+    async fn check_models(
+        &self,
+        request: &ResourceRequest,
+        grant: &Grant,
+        input: Option<&BatchObject>,
+    ) -> Result<(), ApiError> {
+        if !models::restricted(grant) {
+            return Ok(());
+        }
+        let used: Vec<String> = match (request.endpoint, input) {
+            (Endpoint::MessageBatches, _) => models::inline(&request.json().unwrap_or_default()),
+            (Endpoint::Batches, Some(file)) => {
+                let provider = self.providers.by_name(&file.provider).ok_or_else(|| {
+                    ApiError::Unavailable {
+                        message: format!(
+                            "provider {:?}, which holds file {:?}, is no longer configured",
+                            file.provider, file.id
+                        ),
+                    }
+                })?;
+                models::input_file(provider.as_ref(), file.credential.as_deref(), &file.id)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            _ => return Ok(()),
+        };
+        match models::first_refused(grant, &used) {
+            Some(model) => Err(ApiError::ModelNotAllowed { model }),
+            None => Ok(()),
+        }
+    }
+
     /// The first fetch of a batch's output: each line's usage, to be priced at finish.
     async fn price_output(&self, ctx: &mut RequestCtx, batch_id: &str, body: &[u8]) {
         if self.book.get(batch_id).await.is_none() || !self.book.claim_costing(batch_id) {
@@ -376,21 +445,40 @@ impl Module for Batches {
             (Some(id), action) if action != Action::Create => self.book.get(id).await,
             _ => None,
         };
-        let provider = match &record {
-            Some(record) if viewer.sees(record) => {
+        // A batch made from a file the proxy knows goes where the file is, with its credential.
+        let input = match (request.endpoint, request.action) {
+            (Endpoint::Batches, Action::Create) => self.input_file(&request, &viewer).await,
+            _ => Ok(None),
+        };
+        let input = match input {
+            Ok(input) => input,
+            Err(refused) => return Ok(Verdict::Reject(refused)),
+        };
+        let provider = match (&record, &input) {
+            (_, Some(file)) if !ctx.request.headers.contains_key(PROVIDER_HEADER) => {
+                ctx.route.credential.clone_from(&file.credential);
+                file.provider.clone()
+            }
+            (Some(record), _) if viewer.sees(record) => {
                 ctx.route.credential.clone_from(&record.credential);
                 record.provider.clone()
             }
-            Some(_) => return Ok(Verdict::Reject(not_found(&request))),
+            (Some(_), _) => return Ok(Verdict::Reject(not_found(&request))),
             // An object the proxy never made: the operator's to reach, nobody else's.
-            None if request.id.is_some() && !viewer.operator => {
+            (None, _) if request.id.is_some() && !viewer.operator => {
                 return Ok(Verdict::Reject(not_found(&request)));
             }
-            None => match self.provider_for(ctx) {
+            (None, _) => match self.provider_for(ctx) {
                 Ok(provider) => provider,
                 Err(err) => return Ok(Verdict::Reject(err)),
             },
         };
+        if request.action == Action::Create
+            && let Some(grant) = &ctx.identity.grant
+            && let Err(refused) = self.check_models(&request, grant, input.as_ref()).await
+        {
+            return Ok(Verdict::Reject(refused));
+        }
         ctx.request.requested_model = format!("{provider}/{}", ctx.request.endpoint.as_str());
         ctx.slots.insert(Call {
             viewer,

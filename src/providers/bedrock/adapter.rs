@@ -14,7 +14,8 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::{
-    TranslateOptions, embeddings, error, eventstream, native, request, response, sigv4, stream,
+    TranslateOptions, embeddings, error, eventstream, images, native, request, rerank, response,
+    sigv4, stream,
 };
 use crate::config::{AwsCredentials, ProviderConfig, ProviderKind, Timeouts};
 use crate::providers::http::HttpClient;
@@ -22,7 +23,7 @@ use crate::providers::{
     ChatStreamDecoder, NativeCall, Provider, Untranslatable, UpstreamCall, UpstreamError,
     answer_body, request_body,
 };
-use crate::wire::openai::{Endpoint, Inbound};
+use crate::wire::openai::{Endpoint, Inbound, OperationRequest};
 
 pub struct Bedrock {
     config: ProviderConfig,
@@ -146,6 +147,42 @@ impl Provider for Bedrock {
         })
     }
 
+    /// Image models (Nova Canvas, Titan Image Generator, Stability AI) and rerank models (Cohere
+    /// Rerank 3.5, Amazon Rerank 1.0), each through InvokeModel.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        matches!(
+            endpoint,
+            Endpoint::ImagesGenerations
+                | Endpoint::ImagesEdits
+                | Endpoint::ImagesVariations
+                | Endpoint::Rerank
+        )
+    }
+
+    fn operation_body(&self, request: &OperationRequest) -> Result<Bytes, Untranslatable> {
+        let drop = self.config.drop_unsupported;
+        let body = match request.endpoint {
+            Endpoint::Rerank => {
+                let map = request.json().ok_or_else(|| Untranslatable {
+                    param: "body".into(),
+                    message: "rerank takes a JSON body".into(),
+                })?;
+                rerank::to_bedrock(map, &request.model, drop)?
+            }
+            _ => images::to_bedrock(request, &request.model, drop)?,
+        };
+        request_body(Ok::<_, Untranslatable>(body))
+    }
+
+    fn operation_answer(&self, request: &OperationRequest, body: Bytes) -> Result<Bytes, String> {
+        match (request.endpoint, request.json()) {
+            (Endpoint::Rerank, Some(map)) => {
+                answer_body(&body, |v| rerank::from_bedrock(v, map, &request.model))
+            }
+            _ => answer_body(&body, |v| images::from_bedrock(v, request, &request.model)),
+        }
+    }
+
     fn translate_error(&self, status: u16, body: &[u8]) -> Bytes {
         Bytes::from(error::error_to_openai(status, body).to_string())
     }
@@ -178,7 +215,12 @@ impl Provider for Bedrock {
                 }
             }
             Endpoint::ChatCompletions => request::url(&self.base_url, call.model, call.stream),
-            Endpoint::Embeddings => request::invoke_url(&self.base_url, call.model),
+            // Embeddings, images and rerank: the model's own body through InvokeModel.
+            Endpoint::Embeddings
+            | Endpoint::ImagesGenerations
+            | Endpoint::ImagesEdits
+            | Endpoint::ImagesVariations
+            | Endpoint::Rerank => request::invoke_url(&self.base_url, call.model),
             other => {
                 return Err(build_error(format!(
                     "{} is not served by this provider",

@@ -1,13 +1,14 @@
 //! AWS Bedrock Runtime: the Converse / ConverseStream API (one request shape for every chat model
-//! on Bedrock: Anthropic Claude, Amazon Nova, Llama, Mistral, ...) and InvokeModel for embedding
-//! models. Requests are signed with SigV4 (service `bedrock`).
+//! on Bedrock: Anthropic Claude, Amazon Nova, Llama, Mistral, ...) and InvokeModel for embedding,
+//! image and rerank models. Requests are signed with SigV4 (service `bedrock`).
 //!
 //! Everything here is pure (no I/O, no HTTP): [`request`] turns a canonical (OpenAI Chat
 //! Completions) body into a Converse body and builds the URL, [`response`] turns a Converse answer
 //! into a `chat.completion`, [`eventstream`] decodes the binary `application/vnd.amazon.eventstream`
 //! framing, [`stream`] turns ConverseStream events into canonical chunks, [`sigv4`] computes the
-//! signing headers, [`embeddings`] covers Titan Text Embeddings V2 and Cohere Embed, [`error`] maps
-//! Bedrock errors to the OpenAI error shape. Golden files: `tests/fixtures/bedrock/` (sources in
+//! signing headers, [`embeddings`] covers Titan Text Embeddings V2 and Cohere Embed, [`images`]
+//! Nova Canvas, Titan Image Generator and Stability AI, [`rerank`] Cohere and Amazon Rerank (all
+//! through InvokeModel), [`error`] maps Bedrock errors to the OpenAI error shape. Golden files: `tests/fixtures/bedrock/` (sources in
 //! its README).
 //!
 //! References:
@@ -18,9 +19,11 @@ pub mod adapter;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;
+pub mod images;
 mod messages;
 pub mod native;
 pub mod request;
+pub mod rerank;
 pub mod response;
 pub mod sigv4;
 pub mod stream;

@@ -174,7 +174,11 @@ impl Provider for Gemini {
         Ok(Bytes::from(body.to_string()))
     }
 
-    fn operation_answer(&self, _endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+    fn operation_answer(
+        &self,
+        _request: &crate::wire::openai::OperationRequest,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
         answer_body(&body, super::images::from_imagen)
     }
 

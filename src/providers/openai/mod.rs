@@ -149,12 +149,16 @@ impl Provider for OpenAi {
         }
     }
 
-    fn operation_answer(&self, endpoint: Endpoint, body: Bytes) -> Result<Bytes, String> {
+    fn operation_answer(
+        &self,
+        request: &crate::wire::openai::OperationRequest,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
         let voyage = self
             .config
             .preset
             .is_some_and(|p| p.rerank == presets::RerankShape::Voyage);
-        if voyage && endpoint == Endpoint::Rerank {
+        if voyage && request.endpoint == Endpoint::Rerank {
             return super::answer_body(&body, |v| {
                 Ok::<_, String>(operations::rerank_from_voyage(v))
             });

@@ -248,7 +248,11 @@ impl OperationRequest {
         match self.endpoint {
             Endpoint::ImagesGenerations | Endpoint::ImagesEdits | Endpoint::ImagesVariations => {
                 let images = answer["data"].as_array().map_or(0, Vec::len) as u64;
-                let size = self.field("size").unwrap_or_else(|| "1024x1024".into());
+                // What the answer says it made (gpt-image-1, Bedrock) wins over what was asked.
+                let answered = |field: &str| answer[field].as_str().map(String::from);
+                let size = answered("size")
+                    .or_else(|| self.field("size"))
+                    .unwrap_or_else(|| "1024x1024".into());
                 let (w, h) = size
                     .split_once('x')
                     .and_then(|(w, h)| {
@@ -258,10 +262,12 @@ impl OperationRequest {
                 metered.units.images = images;
                 metered.units.pixels = images.saturating_mul(w.saturating_mul(h));
                 let size_name = format!("{w}-x-{h}/{}", self.model);
-                metered.price_name = Some(match self.field("quality") {
-                    Some(quality) if quality != "auto" => format!("{quality}/{size_name}"),
-                    _ => size_name,
-                });
+                metered.price_name = Some(
+                    match answered("quality").or_else(|| self.field("quality")) {
+                        Some(quality) if quality != "auto" => format!("{quality}/{size_name}"),
+                        _ => size_name,
+                    },
+                );
                 metered.prompt_tokens = count(&usage["input_tokens"]);
                 metered.completion_tokens = count(&usage["output_tokens"]);
             }
@@ -396,6 +402,28 @@ mod tests {
             metered.price_name.as_deref(),
             Some("hd/1792-x-1024/dall-e-3")
         );
+    }
+
+    #[test]
+    fn the_size_and_quality_an_answer_reports_win_over_the_request() {
+        let request = OperationRequest::parse(
+            Endpoint::ImagesGenerations,
+            "application/json",
+            &Bytes::from_static(
+                br#"{"model":"amazon.nova-canvas-v1:0","prompt":"a cat","quality":"hd"}"#,
+            ),
+        );
+        let Ok(request) = request else {
+            panic!("parse");
+        };
+        let metered = request.meter(
+            br#"{"created":1,"data":[{"b64_json":"x"}],"size":"512x512","quality":"premium"}"#,
+        );
+        assert_eq!(
+            metered.price_name.as_deref(),
+            Some("premium/512-x-512/amazon.nova-canvas-v1:0")
+        );
+        assert_eq!(metered.units.pixels, 512 * 512);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `converse` | a Converse answer (`converse.rs`) |
 //! | `converse-stream` | the same answer as `application/vnd.amazon.eventstream` frames (`eventstream.rs`) |
-//! | `invoke` | InvokeModel for the embedding models: Titan Text Embeddings V2 and Cohere Embed (`invoke.rs`); for Claude (`anthropic.` in the model id), Anthropic's Messages answer (`claude.rs`) |
+//! | `invoke` | InvokeModel for the embedding models: Titan Text Embeddings V2 and Cohere Embed (`invoke.rs`); for Claude (`anthropic.` in the model id), Anthropic's Messages answer (`claude.rs`); for the image models (Nova Canvas, Titan Image Generator, Stability AI) and the rerank models (Cohere, Amazon), their answers (`media.rs`) |
 //! | `invoke-with-response-stream` | Claude only: the Messages stream, each event base64 in a `chunk` frame (`claude.rs`) |
 //!
 //! Every response carries an `x-amzn-requestid` header (UUID-shaped, numbered by request). Errors
@@ -77,6 +77,7 @@ pub(crate) mod converse;
 pub(crate) mod error;
 pub(crate) mod eventstream;
 pub(crate) mod invoke;
+pub(crate) mod media;
 
 use serde_json::Value;
 
@@ -132,6 +133,7 @@ pub(crate) fn reply(action: Action, model_id: &str, req: &Value, b: &Behavior, n
         Action::Converse => converse::reply(req, b, n, false),
         Action::ConverseStream => converse::reply(req, b, n, true),
         Action::Invoke if claude::serves(model_id) => claude::reply(model_id, req, b, n, false),
+        Action::Invoke if media::serves(model_id) => media::reply(model_id, req, n),
         Action::Invoke => invoke::reply(model_id, req, n),
         Action::InvokeStream if claude::serves(model_id) => {
             claude::reply(model_id, req, b, n, true)
