@@ -54,12 +54,21 @@ impl Target {
     }
 
     /// A new connection. Must run outside a runtime (the writer's thread, a pool thread, or
-    /// inside [`off_runtime`]).
+    /// inside [`off_runtime`]). A failure is [`StoreError::Open`]: at start-up that is the
+    /// message to show; callers that already ran use [`Target::reconnect`].
     pub fn connect(&self) -> Result<Client, StoreError> {
         self.config.connect(NoTls).map_err(|e| StoreError::Open {
             path: self.shown.clone(),
             detail: e.to_string(),
         })
+    }
+
+    /// A new connection for a store that was open before: a failure is
+    /// [`StoreError::Unreachable`], which the writer holds its records through.
+    pub fn reconnect(&self) -> Result<Client, StoreError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Unreachable(format!("cannot connect to {}: {e}", self.shown)))
     }
 }
 
@@ -90,22 +99,36 @@ impl ReadPool {
         Ok(ReadPool { jobs: tx, target })
     }
 
-    /// Runs `f` on a pooled connection and waits for its answer.
+    /// Runs `f` on a pooled connection and waits for its answer. A kept connection that turns
+    /// out dead (the server restarted, the network was cut while it sat idle) is only found by
+    /// using it, so `f` runs once more on a new one before the error is returned: the first
+    /// read after an outage (the change watch's reload) must not fail on the old socket.
     pub fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = sync_channel(1);
         let target = self.target.clone();
         let job: Job = Box::new(move |slot: &mut Option<Client>| {
             let result = (|| {
                 // A connection the server closed is replaced before the job, not after failing it.
-                if slot.as_ref().is_none_or(Client::is_closed) {
-                    *slot = Some(target.connect()?);
+                let fresh = slot.as_ref().is_none_or(Client::is_closed);
+                if fresh {
+                    *slot = Some(target.reconnect()?);
                 }
-                match slot.as_mut() {
+                let first = match slot.as_mut() {
                     Some(client) => f(client),
                     None => Err(StoreError::Backend("no connection".into())),
+                };
+                match first {
+                    Err(e) if e.is_unreachable() && !fresh => {
+                        *slot = Some(target.reconnect()?);
+                        match slot.as_mut() {
+                            Some(client) => f(client),
+                            None => Err(StoreError::Backend("no connection".into())),
+                        }
+                    }
+                    other => other,
                 }
             })();
             let _ = reply.send(result);

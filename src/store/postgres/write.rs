@@ -5,7 +5,8 @@
 //! Several nodes append to one ledger, so an append first takes a transaction-scoped advisory
 //! lock ([`super::LOCK_LEDGER`]): the next node's append waits for this commit, then reads the
 //! head this one wrote, and the chain stays one chain. A lost connection is replaced at the next
-//! call ([`PgWriter::client`]); the writer thread retries the batch that failed.
+//! call ([`PgWriter::on_conn`]); while the server is out of reach the calls fail with
+//! `StoreError::Unreachable` and the writer thread holds its records (`store/writer/hold.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +58,7 @@ impl PgWriter {
         let (client, target) = (&mut self.client, &self.target);
         off_runtime(move || {
             if client.as_ref().is_none_or(Client::is_closed) {
-                *client = Some(target.connect()?);
+                *client = Some(target.reconnect()?);
                 tracing::info!(store = %target.shown, "reconnected the writer to postgres");
             }
             match client.as_mut() {
