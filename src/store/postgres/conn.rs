@@ -15,6 +15,7 @@
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
@@ -78,7 +79,14 @@ type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
 pub struct ReadPool {
     jobs: Sender<Job>,
     target: Target,
+    /// When a connect last failed: for [`RECONNECT_GAP`] after it, a job that needs a new
+    /// connection fails at once instead of trying again. A server that drops packets (rather
+    /// than refusing) would otherwise hold every read for the connect timeout.
+    failed_at: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How long after a failed connect the pool answers "unreachable" without trying again.
+const RECONNECT_GAP: Duration = Duration::from_millis(500);
 
 impl ReadPool {
     /// Starts `size` threads; one connection is made now, so a bad URL or a down server is
@@ -96,7 +104,11 @@ impl ReadPool {
                 .spawn(move || serve(rx, conn))
                 .map_err(|e| StoreError::Backend(format!("cannot start a read thread: {e}")))?;
         }
-        Ok(ReadPool { jobs: tx, target })
+        Ok(ReadPool {
+            jobs: tx,
+            target,
+            failed_at: Arc::default(),
+        })
     }
 
     /// Runs `f` on a pooled connection and waits for its answer. A kept connection that turns
@@ -109,12 +121,26 @@ impl ReadPool {
     ) -> Result<T, StoreError> {
         let (reply, answer) = sync_channel(1);
         let target = self.target.clone();
+        let failed_at = self.failed_at.clone();
+        let reconnect = move || {
+            let last = || failed_at.lock().unwrap_or_else(|p| p.into_inner());
+            if last().is_some_and(|at| at.elapsed() < RECONNECT_GAP) {
+                return Err(StoreError::Unreachable(format!(
+                    "{} did not answer a moment ago",
+                    target.shown
+                )));
+            }
+            // Not under the lock: the other read threads must not queue behind this connect.
+            let made = target.reconnect();
+            *last() = made.is_err().then(Instant::now);
+            made
+        };
         let job: Job = Box::new(move |slot: &mut Option<Client>| {
             let result = (|| {
                 // A connection the server closed is replaced before the job, not after failing it.
                 let fresh = slot.as_ref().is_none_or(Client::is_closed);
                 if fresh {
-                    *slot = Some(target.reconnect()?);
+                    *slot = Some(reconnect()?);
                 }
                 let first = match slot.as_mut() {
                     Some(client) => f(client),
@@ -122,7 +148,7 @@ impl ReadPool {
                 };
                 match first {
                     Err(e) if e.is_unreachable() && !fresh => {
-                        *slot = Some(target.reconnect()?);
+                        *slot = Some(reconnect()?);
                         match slot.as_mut() {
                             Some(client) => f(client),
                             None => Err(StoreError::Backend("no connection".into())),

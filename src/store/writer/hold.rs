@@ -177,3 +177,79 @@ fn count_drops(stats: &WriterStats, lost: u64, what: &'static str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Vec<TraceRecord> {
+        (0..n)
+            .map(|i| TraceRecord {
+                id: format!("t{i}"),
+                ..TraceRecord::default()
+            })
+            .collect()
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Unreachable("cut".into())
+    }
+
+    #[test]
+    fn rows_past_the_bound_are_dropped_and_counted() {
+        let stats = WriterStats::default();
+        let mut backlog = Backlog::new(5);
+        backlog.went_down(&gone(), &stats);
+        backlog.hold_traces(&mut rows(3), &stats);
+        backlog.hold_traces(&mut rows(4), &stats);
+        assert_eq!(stats.held.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
+        assert!(stats.holding.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_retry_stops_at_the_first_unreachable_batch_and_writes_everything_once_back() {
+        let stats = WriterStats::default();
+        let mut backlog = Backlog::new(100);
+        backlog.went_down(&gone(), &stats);
+        backlog.hold_traces(&mut rows(7), &stats);
+        let mut written: Vec<String> = Vec::new();
+        // Still down: nothing written, the next try backs off.
+        let first_delay = backlog.delay;
+        assert!(backlog.retry(3, |_| Err(gone()), &stats).is_none());
+        assert!(backlog.is_down() && backlog.delay > first_delay);
+        // Back: every row, oldest first, in batches of three.
+        let mut batches = 0;
+        let ops = backlog.retry(
+            3,
+            |batch| {
+                batches += 1;
+                written.extend(batch.iter().map(|t| t.id.clone()));
+                Ok(())
+            },
+            &stats,
+        );
+        assert!(ops.is_some_and(|o| o.is_empty()));
+        assert_eq!(batches, 3);
+        assert_eq!(written, ["t0", "t1", "t2", "t3", "t4", "t5", "t6"]);
+        assert!(!backlog.is_down() && !stats.holding.load(Ordering::Relaxed));
+        assert_eq!(stats.written.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.held.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_batch_the_store_refuses_is_counted_as_failed_not_held_forever() {
+        let stats = WriterStats::default();
+        let mut backlog = Backlog::new(100);
+        backlog.went_down(&gone(), &stats);
+        backlog.hold_traces(&mut rows(2), &stats);
+        let ops = backlog.retry(
+            10,
+            |_| Err(StoreError::Constraint("bad row".into())),
+            &stats,
+        );
+        assert!(ops.is_some());
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
+        assert!(!backlog.is_down());
+    }
+}
