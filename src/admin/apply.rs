@@ -108,7 +108,8 @@ pub struct Admin {
     override_prices: Arc<PriceTable>,
     /// The master key and the stored credentials, opened (`None` only before it is attached).
     pub(super) vault: Option<Arc<Vault>>,
-    lock: Mutex<()>,
+    /// Shared with the change watch (`server/follow.rs`), which reloads under it.
+    lock: Arc<Mutex<()>>,
 }
 
 impl Admin {
@@ -126,7 +127,7 @@ impl Admin {
             base_prices,
             override_prices,
             vault: None,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         }
     }
 
@@ -134,6 +135,12 @@ impl Admin {
     pub fn with_vault(mut self, vault: Arc<Vault>) -> Admin {
         self.vault = Some(vault);
         self
+    }
+
+    /// The lock admin changes take turns on: a reload of another node's change takes it too,
+    /// so a change applied here can't install a state built before that reload over it.
+    pub fn serializer(&self) -> Arc<Mutex<()>> {
+        self.lock.clone()
     }
 
     pub fn vault(&self) -> Option<&Arc<Vault>> {

@@ -26,6 +26,9 @@ use crate::secret::Secret;
 use crate::secrets::{self, KeySource, MasterKey, SealError};
 use crate::store::{CredentialStore, ModuleState, Persist, StoredCredential};
 
+mod follow;
+pub use follow::Reloaded;
+
 /// The master key in force and the stored credentials, opened. Shared by the app and its admin.
 pub struct Vault {
     master: ArcSwap<MasterKey>,

@@ -149,18 +149,22 @@ impl App {
         let states = initial_states(&config, &deps.catalogue, store.modules.module_states()?);
         let chain = Arc::new(ArcSwap::from_pointee(Chain::build(&states, &deps)?));
         models.connect(chain.clone(), providers.clone());
+        let follow_deps = deps.clone();
+        let admin =
+            Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(vault.clone());
         let watch = crate::store::watch(
             &url,
             super::follow::on_change(super::follow::Follow {
                 store: store.clone(),
                 keys: table,
                 chain: chain.clone(),
-                deps: deps.clone(),
+                deps: follow_deps,
                 config: config.clone(),
+                vault,
+                admin_lock: admin.serializer(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         )?;
-        let admin = Admin::new(chain.clone(), deps, base, Arc::new(overrides)).with_vault(vault);
         Ok(App {
             proxy: Proxy {
                 chain,

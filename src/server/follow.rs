@@ -1,12 +1,16 @@
 //! Following a shared store: what this node does when another node commits an administrative
 //! change (`store::watch` calls [`on_change`] on the watch's thread). Keys: the key table is read
-//! again and swapped in. Module settings (aliases and routing live there too): the module states
-//! are read again and a new chain is built from them and swapped in, as `Admin::apply` does for a
-//! change made here. A chain that fails to build keeps the current one, logged. Credentials still
-//! wait for a restart (the vault holds them opened, and re-opening needs the master key's flow).
+//! again and swapped in. Provider credentials: the vault reads and opens the stored records again
+//! and swaps the providers' key pools, under the admin lock (`Vault::reload` says why); when a
+//! provider appeared or went, the chain is rebuilt so no cached route holds a gone one. Module
+//! settings (aliases and routing live there too): the module states are read again and a new
+//! chain is built from them and swapped in, as `Admin::apply` does for a change made here. A
+//! chain that fails to build keeps the current one, logged.
 
 use std::sync::Arc;
 
+use crate::admin::Vault;
+use crate::admin::credentials::Reloaded;
 use crate::config::ValidConfig;
 use crate::modules::auth::table::{KeyState, KeyTable};
 use crate::modules::{Chain, ChainHandle, ModuleDeps};
@@ -20,6 +24,9 @@ pub struct Follow {
     pub chain: ChainHandle,
     pub deps: ModuleDeps,
     pub config: ValidConfig,
+    /// The stored credentials, opened, and the admin lock a credential reload takes.
+    pub vault: Arc<Vault>,
+    pub admin_lock: Arc<tokio::sync::Mutex<()>>,
     /// The server's runtime, entered while a chain is built (modules may spawn tasks).
     pub runtime: Option<tokio::runtime::Handle>,
 }
@@ -30,6 +37,16 @@ pub fn on_change(follow: Follow) -> OnChange {
             match reload_keys(&follow) {
                 Ok(()) => tracing::info!("reloaded keys changed by another node"),
                 Err(e) => tracing::warn!(error = %e, "cannot reload keys changed by another node"),
+            }
+        }
+        if changed.covers(Changed::Credentials) {
+            match reload_credentials(&follow) {
+                Ok(Reloaded::Unchanged) => {}
+                Ok(what) => tracing::info!(?what, "reloaded credentials changed by another node"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot reload credentials changed by another node; keeping the current ones"
+                ),
             }
         }
         if changed.covers(Changed::Modules) {
@@ -54,6 +71,23 @@ fn reload_keys(f: &Follow) -> Result<(), StoreError> {
     // A change this node applies meanwhile is in the store too, so the reload holds it.
     f.keys.replace(state);
     Ok(())
+}
+
+fn reload_credentials(f: &Follow) -> Result<Reloaded, String> {
+    // This is the watch's own thread, outside any runtime, so blocking on the lock is allowed;
+    // an admin change holds it only for its commit.
+    let _serialized = f.admin_lock.blocking_lock();
+    let reloaded = f.vault.reload(f.store.credentials.as_ref())?;
+    if reloaded == Reloaded::Providers {
+        let _entered = f.runtime.as_ref().map(tokio::runtime::Handle::enter);
+        let current = f.chain.load_full();
+        match Chain::build(current.states(), &f.deps) {
+            Ok(chain) => f.chain.store(Arc::new(chain)),
+            // The pools are in; a route to a removed provider fails with a clear error.
+            Err(e) => tracing::warn!(error = %e, "chain not rebuilt after a provider change"),
+        }
+    }
+    Ok(reloaded)
 }
 
 fn reload_modules(f: &Follow) -> Result<(), String> {

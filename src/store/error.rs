@@ -19,6 +19,10 @@ pub enum StoreError {
     /// The operating system refused: disk full, permissions, a vanished directory.
     #[error("database i/o error: {0}")]
     Io(String),
+    /// A database server that cannot be reached (refused, cut, shutting down): the writer
+    /// holds its records and retries instead of dropping them; a later call may succeed.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// Anything else the backend reported.
     #[error("database error: {0}")]
     Backend(String),
@@ -59,4 +63,11 @@ pub enum StoreError {
     LedgerBehindHead { newest: i64, published: i64 },
     #[error("the writer thread has stopped")]
     WriterGone,
+}
+
+impl StoreError {
+    /// Whether the store was out of reach, not wrong: worth holding the work and retrying.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable(_))
+    }
 }

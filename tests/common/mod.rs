@@ -7,6 +7,7 @@ pub mod binary;
 pub mod catalogue;
 pub mod console;
 pub mod grants;
+pub mod pg;
 pub mod prom;
 pub mod python;
 pub mod receiver;

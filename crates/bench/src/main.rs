@@ -35,6 +35,7 @@ mod icount;
 mod load;
 mod metrics;
 mod nginx;
+mod nodes;
 mod procs;
 mod report;
 mod scan;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         Some("guardrails") => Some(guardrails::main),
         Some("catalogue") => Some(catalogue::main),
         Some("dashboard") => Some(dashboard::main),
+        Some("nodes") => Some(nodes::main),
         _ => None,
     };
     if let Some(mode) = mode {

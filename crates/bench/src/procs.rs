@@ -376,7 +376,7 @@ fn process_clock_ns(pid: u32) -> Option<u64> {
 }
 
 /// utime + stime of every thread of `pid`, in clock ticks: fields 14 and 15 of `/proc/PID/stat`.
-fn stat_ticks(pid: u32) -> Option<u64> {
+pub fn stat_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_ticks(&stat)
 }
@@ -399,7 +399,7 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
 }
 
 /// Kernel clock ticks per second, the unit of `/proc/PID/stat` times.
-fn ticks_per_second() -> u64 {
+pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf(3) takes an integer and returns one; no pointers are involved.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     // -1 means unknown; 100 is what Linux has reported to user space on every architecture.

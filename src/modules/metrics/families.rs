@@ -59,6 +59,7 @@ pub struct Families {
     pub writer_written: IntGauge,
     pub writer_dropped: IntGauge,
     pub writer_failed: IntGauge,
+    pub writer_held: IntGauge,
     pub writer_wal_frames: IntGauge,
     pub writer_last_checkpoint: IntGauge,
     pub models: LabelCap,
@@ -151,6 +152,10 @@ impl Families {
                 "stockyard_writer_failed_rows",
                 "rows lost to failed commits",
             )?,
+            writer_held: gauge(
+                "stockyard_writer_held_records",
+                "records held in memory while the store is unreachable",
+            )?,
             writer_wal_frames: gauge(
                 "stockyard_wal_frames",
                 "WAL frames left after the last checkpoint",
@@ -171,6 +176,7 @@ impl Families {
         self.writer_written.set(w.written as i64);
         self.writer_dropped.set(w.dropped as i64);
         self.writer_failed.set(w.failed as i64);
+        self.writer_held.set(w.held as i64);
         self.writer_wal_frames.set(w.wal_frames as i64);
         self.writer_last_checkpoint.set(w.last_checkpoint_ms);
     }

@@ -15,6 +15,7 @@
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
@@ -54,12 +55,21 @@ impl Target {
     }
 
     /// A new connection. Must run outside a runtime (the writer's thread, a pool thread, or
-    /// inside [`off_runtime`]).
+    /// inside [`off_runtime`]). A failure is [`StoreError::Open`]: at start-up that is the
+    /// message to show; callers that already ran use [`Target::reconnect`].
     pub fn connect(&self) -> Result<Client, StoreError> {
         self.config.connect(NoTls).map_err(|e| StoreError::Open {
             path: self.shown.clone(),
             detail: e.to_string(),
         })
+    }
+
+    /// A new connection for a store that was open before: a failure is
+    /// [`StoreError::Unreachable`], which the writer holds its records through.
+    pub fn reconnect(&self) -> Result<Client, StoreError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Unreachable(format!("cannot connect to {}: {e}", self.shown)))
     }
 }
 
@@ -69,7 +79,14 @@ type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
 pub struct ReadPool {
     jobs: Sender<Job>,
     target: Target,
+    /// When a connect last failed: for [`RECONNECT_GAP`] after it, a job that needs a new
+    /// connection fails at once instead of trying again. A server that drops packets (rather
+    /// than refusing) would otherwise hold every read for the connect timeout.
+    failed_at: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How long after a failed connect the pool answers "unreachable" without trying again.
+const RECONNECT_GAP: Duration = Duration::from_millis(500);
 
 impl ReadPool {
     /// Starts `size` threads; one connection is made now, so a bad URL or a down server is
@@ -87,25 +104,57 @@ impl ReadPool {
                 .spawn(move || serve(rx, conn))
                 .map_err(|e| StoreError::Backend(format!("cannot start a read thread: {e}")))?;
         }
-        Ok(ReadPool { jobs: tx, target })
+        Ok(ReadPool {
+            jobs: tx,
+            target,
+            failed_at: Arc::default(),
+        })
     }
 
-    /// Runs `f` on a pooled connection and waits for its answer.
+    /// Runs `f` on a pooled connection and waits for its answer. A kept connection that turns
+    /// out dead (the server restarted, the network was cut while it sat idle) is only found by
+    /// using it, so `f` runs once more on a new one before the error is returned: the first
+    /// read after an outage (the change watch's reload) must not fail on the old socket.
     pub fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = sync_channel(1);
         let target = self.target.clone();
+        let failed_at = self.failed_at.clone();
+        let reconnect = move || {
+            let last = || failed_at.lock().unwrap_or_else(|p| p.into_inner());
+            if last().is_some_and(|at| at.elapsed() < RECONNECT_GAP) {
+                return Err(StoreError::Unreachable(format!(
+                    "{} did not answer a moment ago",
+                    target.shown
+                )));
+            }
+            // Not under the lock: the other read threads must not queue behind this connect.
+            let made = target.reconnect();
+            *last() = made.is_err().then(Instant::now);
+            made
+        };
         let job: Job = Box::new(move |slot: &mut Option<Client>| {
             let result = (|| {
                 // A connection the server closed is replaced before the job, not after failing it.
-                if slot.as_ref().is_none_or(Client::is_closed) {
-                    *slot = Some(target.connect()?);
+                let fresh = slot.as_ref().is_none_or(Client::is_closed);
+                if fresh {
+                    *slot = Some(reconnect()?);
                 }
-                match slot.as_mut() {
+                let first = match slot.as_mut() {
                     Some(client) => f(client),
                     None => Err(StoreError::Backend("no connection".into())),
+                };
+                match first {
+                    Err(e) if e.is_unreachable() && !fresh => {
+                        *slot = Some(reconnect()?);
+                        match slot.as_mut() {
+                            Some(client) => f(client),
+                            None => Err(StoreError::Backend("no connection".into())),
+                        }
+                    }
+                    other => other,
                 }
             })();
             let _ = reply.send(result);

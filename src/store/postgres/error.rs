@@ -9,16 +9,32 @@ use crate::store::StoreError;
 impl From<postgres::Error> for StoreError {
     fn from(error: postgres::Error) -> StoreError {
         if error.is_closed() {
-            return StoreError::Io(format!("postgres connection closed: {error}"));
+            return StoreError::Unreachable(format!("postgres connection closed: {error}"));
         }
         let Some(db) = error.as_db_error() else {
-            return StoreError::Backend(error.to_string());
+            // No answer from the server at all: the socket failed (reset, refused, timed out).
+            let io = std::error::Error::source(&error)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+            return if io {
+                StoreError::Unreachable(error.to_string())
+            } else {
+                StoreError::Backend(error.to_string())
+            };
         };
         let detail = match db.detail() {
             Some(more) => format!("{}: {more}", db.message()),
             None => db.message().to_string(),
         };
         let code = db.code();
+        // Class 08 is "connection exception"; 57P01-57P03: the server is shutting down,
+        // crashed or still starting. All pass once the server is back.
+        if code.code().starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+        {
+            return StoreError::Unreachable(detail);
+        }
         if *code == SqlState::UNIQUE_VIOLATION
             || *code == SqlState::FOREIGN_KEY_VIOLATION
             || *code == SqlState::CHECK_VIOLATION

@@ -27,7 +27,7 @@ impl PgReader {
     /// Runs `f` on a pooled connection (on that connection's thread) and waits for it.
     pub(super) fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.pool.with(f)
     }

@@ -5,11 +5,14 @@
 //! Several nodes append to one ledger, so an append first takes a transaction-scoped advisory
 //! lock ([`super::LOCK_LEDGER`]): the next node's append waits for this commit, then reads the
 //! head this one wrote, and the chain stays one chain. A lost connection is replaced at the next
-//! call ([`PgWriter::client`]); the writer thread retries the batch that failed.
+//! call ([`PgWriter::on_conn`]); while the server is out of reach the calls fail with
+//! `StoreError::Unreachable` and the writer thread holds its records (`store/writer/hold.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
 use super::conn::{Target, off_runtime};
@@ -57,7 +60,7 @@ impl PgWriter {
         let (client, target) = (&mut self.client, &self.target);
         off_runtime(move || {
             if client.as_ref().is_none_or(Client::is_closed) {
-                *client = Some(target.connect()?);
+                *client = Some(target.reconnect()?);
                 tracing::info!(store = %target.shown, "reconnected the writer to postgres");
             }
             match client.as_mut() {
@@ -101,15 +104,107 @@ impl SpendSum {
     }
 }
 
-const INSERT_TRACE: &str = "INSERT INTO traces (id, ts_ms, endpoint, requested_model, provider, \
-     upstream_model, status, error_class, stream, prompt_tokens, completion_tokens, \
-     cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, \
-     price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, \"user\", \
-     request_id, key_id, request_body, response_body, deployment, attempts, variant, answered_by, \
-     internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts, tags, route_rule, prompt) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
-     $39, $40, $41) ON CONFLICT (id) DO NOTHING RETURNING row_id";
+/// The columns of one trace row, in the order [`row_params`] gives them.
+const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, upstream_model, \
+     status, error_class, stream, prompt_tokens, completion_tokens, cached_input_tokens, \
+     cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, price_known, latency_us, \
+     ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, \"user\", request_id, key_id, \
+     request_body, response_body, deployment, attempts, variant, answered_by, internal_caller, \
+     team_id, key_metadata, cache, saved_nanos, verdicts, tags, route_rule, prompt";
+const TRACE_PARAMS: usize = 41;
+
+/// Rows per INSERT statement. A statement is a round trip, and each one costs the writer's
+/// process far more CPU (encoding, the client's own runtime waking, two syscalls) than a row's
+/// values do, so rows go many to a statement: 64 keeps a statement's parameters (2,624) far
+/// under PostgreSQL's 65,535.
+const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT INTO traces ... VALUES (...), (...)` for `rows` rows; a row already stored (a retried
+/// batch) is skipped, and the ids of those inserted come back.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO traces ({TRACE_COLUMNS}) VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..TRACE_PARAMS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", r * TRACE_PARAMS + c + 1);
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
+    sql
+}
+
+/// A row's values that are not fields of the record as they are (widened to BIGINT).
+struct Widened {
+    tokens: [i64; 5],
+    status: i64,
+    attempts: i64,
+}
+
+impl Widened {
+    fn of(t: &TraceRecord) -> Widened {
+        Widened {
+            tokens: [
+                t.tokens.prompt as i64,
+                t.tokens.completion as i64,
+                t.tokens.cached_input as i64,
+                t.tokens.cache_write as i64,
+                t.tokens.reasoning as i64,
+            ],
+            status: i64::from(t.status),
+            attempts: i64::from(t.attempts),
+        }
+    }
+}
+
+fn row_params<'a>(t: &'a TraceRecord, w: &'a Widened) -> [&'a (dyn ToSql + Sync); TRACE_PARAMS] {
+    [
+        &t.id,
+        &t.ts_ms,
+        &t.endpoint,
+        &t.requested_model,
+        &t.provider,
+        &t.upstream_model,
+        &w.status,
+        &t.error_class,
+        &t.stream,
+        &w.tokens[0],
+        &w.tokens[1],
+        &w.tokens[2],
+        &w.tokens[3],
+        &w.tokens[4],
+        &t.usage_estimated,
+        &t.cost_nanos,
+        &t.price_known,
+        &t.latency_us,
+        &t.ttft_us,
+        &t.upstream_us,
+        &t.overhead_us,
+        &t.bytes_in,
+        &t.bytes_out,
+        &t.user,
+        &t.request_id,
+        &t.key_id,
+        &t.request_body,
+        &t.response_body,
+        &t.deployment,
+        &w.attempts,
+        &t.variant,
+        &t.answered_by,
+        &t.internal_caller,
+        &t.team_id,
+        &t.key_metadata,
+        &t.cache,
+        &t.saved_nanos,
+        &t.verdicts,
+        &t.tags,
+        &t.route_rule,
+        &t.prompt,
+    ]
+}
 
 impl TraceWrites for PgWriter {
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
@@ -119,69 +214,32 @@ impl TraceWrites for PgWriter {
 
 fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
-    let insert = tx.prepare(INSERT_TRACE)?;
-    let mut stored: Vec<&TraceRecord> = Vec::with_capacity(traces.len());
-    for t in traces {
-        let tokens = [
-            t.tokens.prompt as i64,
-            t.tokens.completion as i64,
-            t.tokens.cached_input as i64,
-            t.tokens.cache_write as i64,
-            t.tokens.reasoning as i64,
-        ];
-        let status = i64::from(t.status);
-        let attempts = i64::from(t.attempts);
-        let inserted = tx.query_opt(
-            &insert,
-            &[
-                &t.id,
-                &t.ts_ms,
-                &t.endpoint,
-                &t.requested_model,
-                &t.provider,
-                &t.upstream_model,
-                &status,
-                &t.error_class,
-                &t.stream,
-                &tokens[0],
-                &tokens[1],
-                &tokens[2],
-                &tokens[3],
-                &tokens[4],
-                &t.usage_estimated,
-                &t.cost_nanos,
-                &t.price_known,
-                &t.latency_us,
-                &t.ttft_us,
-                &t.upstream_us,
-                &t.overhead_us,
-                &t.bytes_in,
-                &t.bytes_out,
-                &t.user,
-                &t.request_id,
-                &t.key_id,
-                &t.request_body,
-                &t.response_body,
-                &t.deployment,
-                &attempts,
-                &t.variant,
-                &t.answered_by,
-                &t.internal_caller,
-                &t.team_id,
-                &t.key_metadata,
-                &t.cache,
-                &t.saved_nanos,
-                &t.verdicts,
-                &t.tags,
-                &t.route_rule,
-                &t.prompt,
-            ],
-        )?;
-        // A row already stored (a retried batch) was counted when it first went in.
-        if inserted.is_some() {
-            stored.push(t);
+    let widened: Vec<Widened> = traces.iter().map(Widened::of).collect();
+    let full = if traces.len() >= ROWS_PER_INSERT {
+        Some(tx.prepare(&insert_sql(ROWS_PER_INSERT))?)
+    } else {
+        None
+    };
+    let mut inserted: HashSet<String> = HashSet::with_capacity(traces.len());
+    for (rows, widened) in traces
+        .chunks(ROWS_PER_INSERT)
+        .zip(widened.chunks(ROWS_PER_INSERT))
+    {
+        let params: Vec<&(dyn ToSql + Sync)> = rows
+            .iter()
+            .zip(widened)
+            .flat_map(|(t, w)| row_params(t, w))
+            .collect();
+        let returned = match &full {
+            Some(statement) if rows.len() == ROWS_PER_INSERT => tx.query(statement, &params)?,
+            _ => tx.query(insert_sql(rows.len()).as_str(), &params)?,
+        };
+        for row in returned {
+            inserted.insert(read::get(&row, 0)?);
         }
     }
+    // A row already stored (a retried batch) was counted when it first went in.
+    let stored: Vec<&TraceRecord> = traces.iter().filter(|t| inserted.remove(&t.id)).collect();
     add_spend(&mut tx, &stored)?;
     super::rollups::add(&mut tx, &stored)?;
     tx.commit()?;

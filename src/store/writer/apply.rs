@@ -1,10 +1,12 @@
 //! What the writer thread does with each kind of record it takes from the queue: the batch
 //! commit of traces, the one-off saves, and the WAL upkeep between batches. Errors are logged and
-//! counted here, never returned: the thread goes on with the next record.
+//! counted here, never returned: the thread goes on with the next record. A store that is out of
+//! reach is the exception: the record is held (`hold.rs`) until it returns.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::hold::Backlog;
 use super::{
     CHECKPOINT_INTERVAL, CacheOp, MaintenanceJob, TRUNCATE_GAP, WAL_TRUNCATE_BYTES,
     WAL_TRUNCATE_FRAMES, WriteOp, WriterStats,
@@ -19,28 +21,56 @@ use crate::store::{
 
 /// Applies a record that needs only the backend (a trace joins the batch); hands back the
 /// control operations (admin changes, maintenance, flush, shutdown), which the loop handles.
+/// While the store is out of reach a one-off record is held, not tried (`hold.rs`).
 pub(super) fn apply_record(
     backend: &mut dyn WriteBackend,
     batch: &mut Vec<TraceRecord>,
+    backlog: &mut Backlog,
+    stats: &WriterStats,
     op: WriteOp,
 ) -> Option<WriteOp> {
-    match op {
-        WriteOp::Trace(record) => batch.push(*record),
-        WriteOp::Breaker(record) => save_breaker(backend, &record),
-        WriteOp::Response(record) => save_response(backend, &record),
-        WriteOp::Batch(record) => {
-            if let Err(e) = backend.save_batch_object(&record) {
-                tracing::warn!(error = %e, id = %record.id, "batch record not stored");
-            }
+    let op = match op {
+        WriteOp::Trace(record) => {
+            batch.push(*record);
+            return None;
         }
-        WriteOp::AuthFailures(counts) => add_auth_failures(backend, &counts),
-        WriteOp::BudgetAlert(alert) => record_alert(backend, &alert),
-        WriteOp::RateCounts(deltas) => add_rate_counts(backend, &deltas),
-        WriteOp::Cache(op) => apply_cache(backend, op),
-        WriteOp::Alert(alert) => save_alert(backend, &alert),
-        control => return Some(control),
+        control @ (WriteOp::Admin { .. }
+        | WriteOp::McpCall(_)
+        | WriteOp::Maintain { .. }
+        | WriteOp::Flush(_)
+        | WriteOp::Shutdown(_)) => return Some(control),
+        record => record,
+    };
+    if backlog.is_down() {
+        backlog.hold_op(op, stats);
+        return None;
+    }
+    if let Err(e) = store_one(backend, &op)
+        && e.is_unreachable()
+    {
+        backlog.went_down(&e, stats);
+        backlog.hold_op(op, stats);
     }
     None
+}
+
+/// Writes one one-off record. A failure is logged here; it is returned so the caller can tell
+/// an unreachable store (hold the record) from a refused write (drop it).
+pub(super) fn store_one(backend: &mut dyn WriteBackend, op: &WriteOp) -> Result<(), StoreError> {
+    match op {
+        WriteOp::Breaker(record) => save_breaker(backend, record),
+        WriteOp::Response(record) => save_response(backend, record),
+        WriteOp::Batch(record) => backend.save_batch_object(record).inspect_err(|e| {
+            tracing::warn!(error = %e, id = %record.id, "batch record not stored");
+        }),
+        WriteOp::AuthFailures(counts) => add_auth_failures(backend, counts),
+        WriteOp::BudgetAlert(alert) => record_alert(backend, alert),
+        WriteOp::RateCounts(deltas) => add_rate_counts(backend, deltas),
+        WriteOp::Cache(op) => apply_cache(backend, op),
+        WriteOp::Alert(alert) => save_alert(backend, alert),
+        // Traces and control operations never reach here (`apply_record`).
+        _ => Ok(()),
+    }
 }
 
 /// A passive checkpoint at most once per [`CHECKPOINT_INTERVAL`], and a truncating one as soon
@@ -113,12 +143,20 @@ pub(super) fn commit_mcp(
     backend: &mut dyn WriteBackend,
     calls: &mut Vec<McpCallWrite>,
     head: &mut Option<Head>,
+    backlog: &mut Backlog,
+    stats: &WriterStats,
 ) {
-    if calls.is_empty() {
+    // While the store is out of reach the calls stay queued (they are audit entries, never
+    // dropped) and go in with the first commit after it returns.
+    if calls.is_empty() || backlog.is_down() {
         return;
     }
     let mut result = backend.append_mcp_calls(calls);
-    if result.is_err() {
+    if let Err(e) = &result {
+        if e.is_unreachable() {
+            backlog.went_down(e, stats);
+            return;
+        }
         std::thread::sleep(Duration::from_millis(100));
         result = backend.append_mcp_calls(calls);
     }
@@ -155,81 +193,86 @@ pub(super) fn publish_head(backend: &mut dyn WriteBackend, head: &mut Option<Hea
     }
 }
 
-fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) {
-    if let Err(e) = backend.record_alert(alert) {
+fn save_alert(backend: &mut dyn WriteBackend, alert: &AlertRecord) -> Result<(), StoreError> {
+    backend.record_alert(alert).inspect_err(|e| {
         tracing::warn!(error = %e, rule = %alert.rule, "alert not stored");
-    }
+    })
 }
 
-fn save_response(backend: &mut dyn WriteBackend, record: &StoredResponse) {
-    if let Err(e) = backend.save_response(record) {
+fn save_response(
+    backend: &mut dyn WriteBackend,
+    record: &StoredResponse,
+) -> Result<(), StoreError> {
+    backend.save_response(record).inspect_err(|e| {
         tracing::warn!(error = %e, id = %record.id, "response not stored");
-    }
+    })
 }
 
-fn add_auth_failures(backend: &mut dyn WriteBackend, counts: &[AuthFailureCount]) {
-    if let Err(e) = backend.add_auth_failures(counts) {
+fn add_auth_failures(
+    backend: &mut dyn WriteBackend,
+    counts: &[AuthFailureCount],
+) -> Result<(), StoreError> {
+    backend.add_auth_failures(counts).inspect_err(|e| {
         tracing::warn!(error = %e, buckets = counts.len(), "auth failure counts not stored");
-    }
+    })
 }
 
-fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) {
-    if let Err(e) = backend.record_budget_alert(alert) {
+fn record_alert(backend: &mut dyn WriteBackend, alert: &BudgetAlert) -> Result<(), StoreError> {
+    backend.record_budget_alert(alert).inspect_err(|e| {
         tracing::warn!(error = %e, subject = %alert.subject, "budget alert not stored");
-    }
+    })
 }
 
-fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) {
-    if let Err(e) = backend.add_rate_counts(deltas, now_ms()) {
+fn add_rate_counts(backend: &mut dyn WriteBackend, deltas: &[RateCount]) -> Result<(), StoreError> {
+    backend.add_rate_counts(deltas, now_ms()).inspect_err(|e| {
         tracing::warn!(error = %e, counters = deltas.len(), "rate limit counts not stored");
-    }
+    })
 }
 
-fn apply_cache(backend: &mut dyn WriteBackend, op: CacheOp) {
-    let result = match &op {
+fn apply_cache(backend: &mut dyn WriteBackend, op: &CacheOp) -> Result<(), StoreError> {
+    let result = match op {
         CacheOp::Save(entry) => backend.save_cache_entry(entry),
         CacheOp::Delete(keys) => backend.delete_cache_entries(keys),
         CacheOp::Purge(purge) => backend.purge_cache(purge).map(|_| ()),
         CacheOp::DropExpired(now_ms) => backend.drop_expired_cache(*now_ms).map(|_| ()),
     };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "cache change not stored");
-    }
+    result.inspect_err(|e| tracing::warn!(error = %e, "cache change not stored"))
 }
 
-fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) {
-    if let Err(e) = backend.save_breaker(record) {
+fn save_breaker(backend: &mut dyn WriteBackend, record: &BreakerRecord) -> Result<(), StoreError> {
+    backend.save_breaker(record).inspect_err(|e| {
         tracing::warn!(error = %e, deployment = %record.deployment, "breaker state not saved");
-    }
+    })
 }
 
 pub(super) fn commit(
     backend: &mut dyn WriteBackend,
     batch: &mut Vec<TraceRecord>,
+    backlog: &mut Backlog,
     stats: &WriterStats,
 ) {
     if batch.is_empty() {
         return;
     }
+    if backlog.is_down() {
+        backlog.hold_traces(batch, stats);
+        return;
+    }
     let started = std::time::Instant::now();
     let mut result = backend.append_traces(batch);
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && !e.is_unreachable()
+    {
         // One retry covers a transient lock held by an outside reader past busy_timeout.
         tracing::warn!(error = %e, rows = batch.len(), "trace batch failed; retrying once");
         std::thread::sleep(Duration::from_millis(100));
         result = backend.append_traces(batch);
     }
     match result {
-        Ok(()) => {
-            stats.histograms.batch_rows.observe(batch.len() as f64);
-            stats
-                .histograms
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            stats
-                .written
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            stats.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(()) => note_commit(stats, batch.len(), started),
+        Err(e) if e.is_unreachable() => {
+            backlog.went_down(&e, stats);
+            backlog.hold_traces(batch, stats);
         }
         Err(e) => {
             stats
@@ -239,4 +282,15 @@ pub(super) fn commit(
         }
     }
     batch.clear();
+}
+
+/// Counts a committed trace batch of `rows` rows that took from `started` to now.
+pub(super) fn note_commit(stats: &WriterStats, rows: usize, started: std::time::Instant) {
+    stats.histograms.batch_rows.observe(rows as f64);
+    stats
+        .histograms
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    stats.written.fetch_add(rows as u64, Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::alerts::AlertRecord;
 use super::dashboard::TraceSummary;
@@ -23,13 +22,15 @@ use super::maintenance::RetentionKind;
 use super::mcp::McpCallWrite;
 use super::{
     AuthFailureCount, BreakerRecord, BudgetAlert, CacheEntry, CacheKind, CachePurge, Persist,
-    RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend, now_ms,
+    RateCount, StoreError, StoredResponse, TraceRecord, WriteBackend,
 };
 use crate::config::{QueueFullPolicy, StoreConfig};
-use crate::ledger::{Head, LedgerDraft, LedgerEntry};
+use crate::ledger::{LedgerDraft, LedgerEntry};
 
 mod apply;
-use apply::{apply_record, commit, commit_mcp, maintain, note_head, publish_head, wal_upkeep};
+mod hold;
+mod thread;
+use thread::run;
 
 enum WriteOp {
     Trace(Box<TraceRecord>),
@@ -108,6 +109,10 @@ pub struct WriterStats {
     pub last_checkpoint_ms: AtomicI64,
     /// WAL frames left after the last checkpoint (what a reader still pins).
     pub wal_frames: AtomicU64,
+    /// Whether the store is out of reach and records are held in memory (`hold.rs`), and how
+    /// many are held.
+    pub holding: AtomicBool,
+    pub held: AtomicU64,
 }
 
 /// Histograms the writer fills as it commits; the `metrics` module registers them for scraping.
@@ -159,6 +164,9 @@ pub struct WriterSnapshot {
     pub checkpoints: u64,
     pub last_checkpoint_ms: i64,
     pub wal_frames: u64,
+    /// The store is out of reach: records wait in memory (`held` of them) for it to return.
+    pub holding: bool,
+    pub held: u64,
 }
 
 pub struct Writer {
@@ -215,6 +223,12 @@ impl Writer {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
                 QueueFullPolicy::Drop => Err("queue full"),
+                // The writer holds records for an unreachable store and drains the queue as
+                // fast as it fills; a full queue then means the hold is full too: waiting helps
+                // nobody and would slow every request.
+                QueueFullPolicy::Wait(_) if self.stats.holding.load(Ordering::Relaxed) => {
+                    Err("queue full while the store is unreachable")
+                }
                 QueueFullPolicy::Wait(bound) => self
                     .tx
                     .send_timeout(op, bound)
@@ -397,183 +411,14 @@ impl Writer {
             checkpoints: self.stats.checkpoints.load(Ordering::Relaxed),
             last_checkpoint_ms: self.stats.last_checkpoint_ms.load(Ordering::Relaxed),
             wal_frames: self.stats.wal_frames.load(Ordering::Relaxed),
+            holding: self.stats.holding.load(Ordering::Relaxed),
+            held: self.stats.held.load(Ordering::Relaxed),
         }
     }
 
     /// The writer's histograms, for the `metrics` module to register.
     pub fn histograms(&self) -> &WriterHistograms {
         &self.stats.histograms
-    }
-}
-
-fn run(
-    mut backend: Box<dyn WriteBackend>,
-    rx: mpsc::Receiver<WriteOp>,
-    config: StoreConfig,
-    stats: &WriterStats,
-    urgent: &Notify,
-) {
-    yield_to_requests();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build();
-    match runtime {
-        Ok(runtime) => runtime.block_on(writer_loop(backend.as_mut(), rx, config, stats, urgent)),
-        Err(e) => tracing::error!(error = %e, "writer thread could not start its timer"),
-    }
-    stats.alive.store(false, Ordering::SeqCst);
-}
-
-/// How much lower than the request path the writer runs (a nice value; 0 is the default).
-/// Batched commits are work that can wait a millisecond; a request that arrives while one runs
-/// cannot, so the scheduler should hand the CPU to the request at once. Nice 5 still leaves the
-/// writer about a seventh of a CPU the request path saturates (weight 335 against 1024 per busy
-/// worker), which keeps it ahead of its queue at the load the proxy can serve.
-const WRITER_NICE: i32 = 5;
-
-/// Lowers this thread's scheduling priority to [`WRITER_NICE`] (Linux sets nice per thread).
-#[cfg(target_os = "linux")]
-fn yield_to_requests() {
-    // SAFETY: gettid and setpriority take and return plain integers; no memory is shared.
-    let result = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE)
-    };
-    if result != 0 {
-        tracing::debug!("could not lower the writer's priority; it runs at the default");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_requests() {}
-
-async fn writer_loop(
-    backend: &mut dyn WriteBackend,
-    mut rx: mpsc::Receiver<WriteOp>,
-    config: StoreConfig,
-    stats: &WriterStats,
-    urgent: &Notify,
-) {
-    let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
-    // MCP calls wait with the trace batch and commit with their ledger entries after it.
-    let mut mcp: Vec<McpCallWrite> = Vec::new();
-    // The newest ledger entry committed since the head was last published.
-    let mut head: Option<Head> = None;
-    let mut last_checkpoint = std::time::Instant::now();
-    loop {
-        // Idle for a while: write what the backend holds back (the console's roll-ups), so a
-        // quiet proxy's overview is never more than this behind.
-        let first = match tokio::time::timeout(IDLE_FLUSH, rx.recv()).await {
-            Ok(Some(op)) => op,
-            Ok(None) => break,
-            Err(_) => {
-                if let Err(e) = backend.flush_rollups() {
-                    tracing::warn!(error = %e, "roll-up flush failed");
-                }
-                continue;
-            }
-        };
-        let deadline = Instant::now() + config.batch_interval;
-        let mut next = Some(first);
-        loop {
-            let Some(op) = next.take() else { break };
-            match apply_record(backend, &mut batch, op) {
-                None => {}
-                Some(WriteOp::Admin {
-                    change,
-                    draft,
-                    reply,
-                }) => {
-                    commit(backend, &mut batch, stats);
-                    commit_mcp(backend, &mut mcp, &mut head);
-                    let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
-                    note_head(&mut head, &result);
-                    let _ = reply.send(result);
-                }
-                Some(WriteOp::McpCall(call)) => mcp.push(*call),
-                Some(WriteOp::Maintain { job, reply }) => {
-                    commit(backend, &mut batch, stats);
-                    commit_mcp(backend, &mut mcp, &mut head);
-                    let _ = reply.send(maintain(backend, job, stats));
-                }
-                Some(WriteOp::Flush(reply)) => {
-                    commit(backend, &mut batch, stats);
-                    commit_mcp(backend, &mut mcp, &mut head);
-                    publish_head(backend, &mut head);
-                    if let Err(e) = backend.flush_rollups() {
-                        tracing::warn!(error = %e, "roll-up flush failed");
-                    }
-                    let _ = reply.send(());
-                }
-                Some(WriteOp::Shutdown(reply)) => {
-                    rx.close();
-                    while let Ok(op) = rx.try_recv() {
-                        match apply_record(backend, &mut batch, op) {
-                            None => {}
-                            Some(WriteOp::Admin {
-                                change,
-                                draft,
-                                reply,
-                            }) => {
-                                let result = backend.apply_admin(change.as_ref(), &draft, now_ms());
-                                note_head(&mut head, &result);
-                                let _ = reply.send(result);
-                            }
-                            Some(WriteOp::McpCall(call)) => mcp.push(*call),
-                            Some(WriteOp::Maintain { reply, .. }) => {
-                                let _ = reply.send(Err(StoreError::WriterGone));
-                            }
-                            Some(WriteOp::Flush(reply)) => {
-                                let _ = reply.send(());
-                            }
-                            Some(WriteOp::Shutdown(other)) => {
-                                let _ = other.send(Ok(()));
-                            }
-                            // `apply_record` hands back only the control operations above.
-                            Some(_) => {}
-                        }
-                        if batch.len() + mcp.len() >= config.batch_size {
-                            commit(backend, &mut batch, stats);
-                            commit_mcp(backend, &mut mcp, &mut head);
-                        }
-                    }
-                    commit(backend, &mut batch, stats);
-                    commit_mcp(backend, &mut mcp, &mut head);
-                    publish_head(backend, &mut head);
-                    let _ = reply.send(backend.checkpoint());
-                    return;
-                }
-                // `apply_record` hands back only the control operations above.
-                Some(_) => {}
-            }
-            if batch.len() + mcp.len() >= config.batch_size {
-                break;
-            }
-            // Take what is already queued; when the queue runs dry, sleep out the batch interval
-            // instead of waking for every record (one wake-up per batch, not per request).
-            next = match rx.try_recv() {
-                Ok(op) => Some(op),
-                Err(_) if batch.is_empty() && mcp.is_empty() => None,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline) => {}
-                        () = urgent.notified() => {}
-                    }
-                    rx.try_recv().ok()
-                }
-                Err(_) => None,
-            };
-        }
-        commit(backend, &mut batch, stats);
-        commit_mcp(backend, &mut mcp, &mut head);
-        publish_head(backend, &mut head);
-        wal_upkeep(backend, &mut last_checkpoint, stats);
-    }
-    commit(backend, &mut batch, stats);
-    commit_mcp(backend, &mut mcp, &mut head);
-    publish_head(backend, &mut head);
-    if let Err(e) = backend.checkpoint() {
-        tracing::warn!(error = %e, "final checkpoint failed");
     }
 }
 
