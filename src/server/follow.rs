@@ -4,6 +4,8 @@
 //! are read again and a new chain is built from them and swapped in, as `Admin::apply` does for a
 //! change made here. A chain that fails to build keeps the current one, logged. Credentials still
 //! wait for a restart (the vault holds them opened, and re-opening needs the master key's flow).
+//! Breakers: the stored phases are read again and the newer ones adopted, so a breaker opened on
+//! one node keeps the others off the deployment too.
 
 use std::sync::Arc;
 
@@ -32,6 +34,12 @@ pub fn on_change(follow: Follow) -> OnChange {
                 Err(e) => tracing::warn!(error = %e, "cannot reload keys changed by another node"),
             }
         }
+        if changed.covers(Changed::Breakers) {
+            match adopt_breakers(&follow) {
+                Ok(()) => tracing::debug!("adopted breaker phases stored by another node"),
+                Err(e) => tracing::warn!(error = %e, "cannot read breakers another node changed"),
+            }
+        }
         if changed.covers(Changed::Modules) {
             let _entered = follow.runtime.as_ref().map(tokio::runtime::Handle::enter);
             match reload_modules(&follow) {
@@ -53,6 +61,14 @@ fn reload_keys(f: &Follow) -> Result<(), StoreError> {
     );
     // A change this node applies meanwhile is in the store too, so the reload holds it.
     f.keys.replace(state);
+    Ok(())
+}
+
+fn adopt_breakers(f: &Follow) -> Result<(), StoreError> {
+    let records = f.store.breakers.breakers()?;
+    crate::modules::routing::shared(&f.deps)
+        .breakers
+        .adopt(&records);
     Ok(())
 }
 
