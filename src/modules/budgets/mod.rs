@@ -100,7 +100,9 @@ impl ModuleConfig for BudgetsConfig {
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = BudgetsConfig::parse(config).map_err(ModuleError::Config)?;
-    let loaded = deps.shared.get_or_init(|| Loaded::new(deps));
+    // Asked for before the book: `Shared` holds its lock while it makes a state.
+    let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
+    let loaded = deps.shared.get_or_init(|| Loaded::new(deps, node));
     let book = loaded.book()?;
     super::estimate::preload_tokenizers(deps, false);
     let webhook = config
@@ -124,9 +126,8 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
 struct Loaded(Result<Arc<BudgetBook>, String>, Arc<NodeCounters>);
 
 impl Loaded {
-    fn new(deps: &ModuleDeps) -> Loaded {
+    fn new(deps: &ModuleDeps, node: Arc<NodeCounters>) -> Loaded {
         // Nodes sharing a store hold budgets together in leases of shared rows.
-        let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
         let counters: Arc<dyn HotCounters> = match &node.0 {
             Some(leased) => leased.clone(),
             None => Arc::new(MemoryCounters::default()),

@@ -112,8 +112,9 @@ impl ModuleConfig for RateLimitsConfig {
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = RateLimitsConfig::parse(config).map_err(ModuleError::Config)?;
+    // Asked for before the book: `Shared` holds its lock while it makes a state.
+    let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
     let loaded = deps.shared.get_or_init(|| {
-        let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
         let book =
             RateBook::with_counters(deps.writer.clone(), Arc::new(SystemClock), node.0.clone());
         let loaded = book.load(&deps.store).map_err(|e| e.to_string());
