@@ -551,3 +551,60 @@ async fn a_breaker_opened_on_one_node_keeps_the_others_off_the_broken_upstream()
     );
     nodes.stop_and_verify();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_models_429_cool_down_on_one_node_rests_the_key_on_the_others() {
+    let Some(schema) = Schema::new() else { return };
+    let mock = MockUpstream::start().await.unwrap();
+    let nodes = three_nodes(&schema, "", &mock.base_url());
+    let auth = format!("Bearer {STATIC_KEY}");
+    let ask = |node: usize| {
+        let client = TestClient::new(nodes.clients[node].base.clone());
+        let auth = auth.clone();
+        async move {
+            client
+                .call(
+                    Method::POST,
+                    "/v1/chat/completions",
+                    &chat_body("gpt-4o-mini", 5),
+                    &[("authorization", &auth)],
+                )
+                .await
+        }
+    };
+    mock.push(Behavior {
+        status: Some(429),
+        retry_after_s: Some(30),
+        ..Behavior::default()
+    });
+    let first = ask(0).await;
+    eprintln!("node 1 met the 429: {}", first.status);
+    let calls = mock.request_count();
+    assert!(calls >= 1);
+    // Node 2 learns of the cool-down within a second: from then on it rests the model without
+    // calling the upstream (a request sent before that reaches the mock, which answers it).
+    let start = Instant::now();
+    loop {
+        let before = mock.request_count();
+        let answer = ask(1).await;
+        if mock.request_count() == before {
+            assert_ne!(answer.status, 200, "{}", answer.text());
+            eprintln!(
+                "node 2 rested the model after {:?}: {}",
+                start.elapsed(),
+                answer.status
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "node 2 still calls the rate-limited upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = mock.request_count();
+    let answer = ask(2).await;
+    assert_ne!(answer.status, 200, "{}", answer.text());
+    assert_eq!(mock.request_count(), before, "node 3 called the upstream");
+    nodes.stop_and_verify();
+}

@@ -66,9 +66,7 @@ fn reload_keys(f: &Follow) -> Result<(), StoreError> {
 
 fn adopt_breakers(f: &Follow) -> Result<(), StoreError> {
     let records = f.store.breakers.breakers()?;
-    crate::modules::routing::shared(&f.deps)
-        .breakers
-        .adopt(&records);
+    crate::modules::routing::shared(&f.deps).adopt(&records);
     Ok(())
 }
 

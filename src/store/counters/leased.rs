@@ -262,6 +262,7 @@ impl Inner {
                 continue;
             };
             if share.bucket_start_ms != sent.bucket_start_ms {
+                already_reported(&mut local, &sent);
                 continue;
             }
             apply(share, &sent, *answer, now);
@@ -278,6 +279,19 @@ impl Inner {
             self.store.prune(now)?;
         }
         Ok(())
+    }
+}
+
+/// A share rolled into a new bucket while its step was out: the usage retired with it includes
+/// what the step reported, which must not count twice.
+fn already_reported(local: &mut Local, sent: &Sent) {
+    let (window, key) = &sent.key;
+    if let Some(r) = local
+        .retired
+        .iter_mut()
+        .find(|r| r.window == *window && r.key == *key && r.bucket_start_ms == sent.bucket_start_ms)
+    {
+        r.used_delta -= sent.unsynced + sent.extra;
     }
 }
 
@@ -404,7 +418,15 @@ impl LeasedCounters {
             return Err(StoreError::Backend("a counter step had no answer".into()));
         };
         let mut local = inner.lock();
-        let share = share_mut(&mut local, key, window, now);
+        let rolled = local
+            .shares
+            .get(&sent.key)
+            .is_some_and(|s| s.bucket_start_ms != sent.bucket_start_ms);
+        if rolled {
+            already_reported(&mut local, &sent);
+        }
+        // The time now, not the step's: a share is never rolled back into an older bucket.
+        let share = share_mut(&mut local, key, window, inner.clock.now_ms());
         let mut taken = false;
         if share.bucket_start_ms == sent.bucket_start_ms {
             apply(share, &sent, answer, now);
