@@ -19,12 +19,11 @@
 //! applied whole; the admitting path takes only the in-memory lock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::shares::{CounterStore, ShareSync, Synced, ended_for_good};
+use super::shares::{CounterStore, ShareSync, Synced};
 use super::{Clock, Exceeded, HotCounters, Reservation, ReserveError, SystemClock, Window};
 use crate::store::{Store, StoreError};
 
@@ -37,73 +36,73 @@ pub const FLUSH_EVERY_MS: u64 = 200;
 /// A lease takes this fraction of the room left beyond the request's own need.
 pub const LEASE_SLICE_OF: i64 = 8;
 /// How often rows of buckets over for good are dropped.
-const PRUNE_EVERY_MS: i64 = 60_000;
+pub(super) const PRUNE_EVERY_MS: i64 = 60_000;
 
 pub struct LeasedCounters {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn CounterStore>,
-    clock: Arc<dyn Clock>,
+pub(super) struct Inner {
+    pub(super) store: Arc<dyn CounterStore>,
+    pub(super) clock: Arc<dyn Clock>,
     node: String,
-    local: Mutex<Local>,
+    pub(super) local: Mutex<Local>,
     /// One step with the store at a time.
-    sync_lock: tokio::sync::Mutex<()>,
+    pub(super) sync_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
-struct Local {
-    shares: HashMap<(Window, String), Share>,
+pub(super) struct Local {
+    pub(super) shares: HashMap<(Window, String), Share>,
     /// Usage of buckets this node rolled past, still to report.
-    retired: Vec<Retired>,
-    last_prune_ms: i64,
+    pub(super) retired: Vec<Retired>,
+    pub(super) last_prune_ms: i64,
 }
 
 /// This node's part of one counter in its current bucket.
 #[derive(Clone, Copy, Debug, Default)]
-struct Share {
-    bucket_start_ms: i64,
+pub(super) struct Share {
+    pub(super) bucket_start_ms: i64,
     /// Leased capacity not handed out yet.
-    left: i64,
+    pub(super) left: i64,
     /// Handed out of the lease, not reported yet (the store counts it as leased meanwhile).
-    unsynced: i64,
+    pub(super) unsynced: i64,
     /// Counted beyond the lease (a settle over its estimate, an add), not reported yet.
-    extra: i64,
+    pub(super) extra: i64,
     /// The counter's value as this node last learnt it, its own unused lease left out, plus its
     /// own changes since.
-    value: i64,
+    pub(super) value: i64,
     /// Until when the store counts this node's lease.
-    db_until_ms: i64,
-    last_use_ms: i64,
+    pub(super) db_until_ms: i64,
+    pub(super) last_use_ms: i64,
 }
 
 impl Share {
-    fn serves(&self, now: i64) -> bool {
+    pub(super) fn serves(&self, now: i64) -> bool {
         now < self.db_until_ms - LEASE_TTL_MS / 2
     }
 
-    fn pending(&self) -> bool {
+    pub(super) fn pending(&self) -> bool {
         self.unsynced != 0 || self.extra != 0
     }
 }
 
 #[derive(Clone, Debug)]
-struct Retired {
-    key: String,
-    window: Window,
-    bucket_start_ms: i64,
-    used_delta: i64,
+pub(super) struct Retired {
+    pub(super) key: String,
+    pub(super) window: Window,
+    pub(super) bucket_start_ms: i64,
+    pub(super) used_delta: i64,
 }
 
 /// What a step sent for one share, to apply its answer.
-struct Sent {
-    key: (Window, String),
-    bucket_start_ms: i64,
-    unsynced: i64,
-    extra: i64,
+pub(super) struct Sent {
+    pub(super) key: (Window, String),
+    pub(super) bucket_start_ms: i64,
+    pub(super) unsynced: i64,
+    pub(super) extra: i64,
     /// What the node asked for itself (taken from the lease once granted).
-    take: i64,
+    pub(super) take: i64,
 }
 
 impl LeasedCounters {
@@ -124,7 +123,7 @@ impl LeasedCounters {
         let weak = Arc::downgrade(&inner);
         let started = std::thread::Builder::new()
             .name("counter-flush".into())
-            .spawn(move || flush_loop(&weak));
+            .spawn(move || super::flush::flush_loop(&weak));
         if let Err(e) = started {
             // Usage then reaches the store at each lease step and read instead.
             tracing::warn!(error = %e, "cannot start the counter flusher");
@@ -140,26 +139,13 @@ impl LeasedCounters {
     }
 }
 
-fn flush_loop(inner: &Weak<Inner>) {
-    loop {
-        std::thread::sleep(Duration::from_millis(FLUSH_EVERY_MS));
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let _guard = inner.sync_lock.blocking_lock();
-        if let Err(e) = inner.flush(false) {
-            tracing::warn!(error = %e, "cannot report counter usage; retrying");
-        }
-    }
-}
-
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Local> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Local> {
         // Every change under it is plain arithmetic: a poisoned lock still guards whole values.
         self.local.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn step(&self, key: &str, window: Window, now: i64, share: &Share) -> ShareSync {
+    pub(super) fn step(&self, key: &str, window: Window, now: i64, share: &Share) -> ShareSync {
         let start = share.bucket_start_ms;
         ShareSync {
             counter: shared_name(key, window),
@@ -180,7 +166,7 @@ impl Inner {
         }
     }
 
-    fn retired_steps(&self, retired: &[Retired], now: i64) -> Vec<ShareSync> {
+    pub(super) fn retired_steps(&self, retired: &[Retired], now: i64) -> Vec<ShareSync> {
         retired
             .iter()
             .map(|r| {
@@ -193,111 +179,11 @@ impl Inner {
             })
             .collect()
     }
-
-    /// Reports every pending change, renews the leases in use and gives back idle ones (all,
-    /// with `all`). The caller holds `sync_lock`; this blocks on the store.
-    fn flush(&self, all: bool) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
-        let (mut steps, retired, sent) = {
-            let mut local = self.lock();
-            let retired = std::mem::take(&mut local.retired);
-            let steps = self.retired_steps(&retired, now);
-            let mut sent = Vec::new();
-            let mut out = steps;
-            // A share left with nothing, in a bucket no window reads any more, is forgotten.
-            local.shares.retain(|(window, _), s| {
-                let end = window.bucket_end(s.bucket_start_ms);
-                s.pending() || s.left > 0 || !ended_for_good(s.bucket_start_ms, end, now)
-            });
-            for ((window, key), share) in local.shares.iter_mut() {
-                let idle = all || now - share.last_use_ms >= IDLE_RETURN_MS;
-                let renew = share.left > 0 && share.db_until_ms - now < LEASE_TTL_MS / 2;
-                if !(share.pending() || (share.left > 0 && idle) || renew) {
-                    continue;
-                }
-                let mut step = self.step(key, *window, now, share);
-                if idle || now >= share.db_until_ms {
-                    step.keep_leased = 0;
-                }
-                sent.push((
-                    Sent {
-                        key: (*window, key.clone()),
-                        bucket_start_ms: share.bucket_start_ms,
-                        unsynced: share.unsynced,
-                        extra: share.extra,
-                        take: 0,
-                    },
-                    step.keep_leased,
-                    share.left,
-                ));
-                out.push(step);
-            }
-            (out, retired, sent)
-        };
-        let prune = {
-            let mut local = self.lock();
-            let due = now - local.last_prune_ms >= PRUNE_EVERY_MS;
-            if due {
-                local.last_prune_ms = now;
-            }
-            due
-        };
-        if steps.is_empty() {
-            if prune {
-                self.store.prune(now)?;
-            }
-            return Ok(());
-        }
-        let first_share = retired.len();
-        let answers = match self.store.sync(std::mem::take(&mut steps)) {
-            Ok(answers) => answers,
-            Err(e) => {
-                self.lock().retired.extend(retired);
-                return Err(e);
-            }
-        };
-        let mut local = self.lock();
-        for ((sent, kept, left_sent), answer) in sent.into_iter().zip(&answers[first_share..]) {
-            let Some(share) = local.shares.get_mut(&sent.key) else {
-                continue;
-            };
-            if share.bucket_start_ms != sent.bucket_start_ms {
-                already_reported(&mut local, &sent);
-                continue;
-            }
-            apply(share, &sent, *answer, now);
-            if kept == 0 && left_sent > 0 {
-                // Given back: what was handed out of it meanwhile is now counted beyond it.
-                share.extra += share.unsynced;
-                share.unsynced = 0;
-                share.left = 0;
-                share.value = answer.total + share.extra;
-            }
-        }
-        drop(local);
-        if prune {
-            self.store.prune(now)?;
-        }
-        Ok(())
-    }
-}
-
-/// A share rolled into a new bucket while its step was out: the usage retired with it includes
-/// what the step reported, which must not count twice.
-fn already_reported(local: &mut Local, sent: &Sent) {
-    let (window, key) = &sent.key;
-    if let Some(r) = local
-        .retired
-        .iter_mut()
-        .find(|r| r.window == *window && r.key == *key && r.bucket_start_ms == sent.bucket_start_ms)
-    {
-        r.used_delta -= sent.unsynced + sent.extra;
-    }
 }
 
 /// Applies the store's answer to a step sent for `share` (which may have changed meanwhile: the
 /// admitting path takes from the lease without waiting for a step).
-fn apply(share: &mut Share, sent: &Sent, answer: Synced, now: i64) {
+pub(super) fn apply(share: &mut Share, sent: &Sent, answer: Synced, now: i64) {
     share.unsynced -= sent.unsynced;
     share.extra -= sent.extra;
     share.left += answer.granted;
@@ -334,7 +220,12 @@ pub fn shared_name(key: &str, window: Window) -> String {
 
 /// The share of `(key, window)` in the bucket holding `now`; a share of an older bucket is
 /// retired first (its usage still to report).
-fn share_mut<'a>(local: &'a mut Local, key: &str, window: Window, now: i64) -> &'a mut Share {
+pub(super) fn share_mut<'a>(
+    local: &'a mut Local,
+    key: &str,
+    window: Window,
+    now: i64,
+) -> &'a mut Share {
     let start = window.bucket_start(now);
     let lookup = (window, key.to_string());
     let share = local.shares.entry(lookup).or_insert(Share {
@@ -423,7 +314,7 @@ impl LeasedCounters {
             .get(&sent.key)
             .is_some_and(|s| s.bucket_start_ms != sent.bucket_start_ms);
         if rolled {
-            already_reported(&mut local, &sent);
+            super::flush::already_reported(&mut local, &sent);
         }
         // The time now, not the step's: a share is never rolled back into an older bucket.
         let share = share_mut(&mut local, key, window, inner.clock.now_ms());
@@ -469,12 +360,12 @@ impl HotCounters for LeasedCounters {
         window: Window,
     ) -> Result<Reservation, ReserveError> {
         let amount = amount.max(0);
-        if let Some(r) = self.from_lease(key, amount, window) {
+        if let Some(r) = self.take_from_lease(key, amount, window) {
             return Ok(r);
         }
         let _guard = self.inner.sync_lock.lock().await;
         // Another request's step may have refilled the lease while this one waited.
-        if let Some(r) = self.from_lease(key, amount, window) {
+        if let Some(r) = self.take_from_lease(key, amount, window) {
             return Ok(r);
         }
         if amount == 0 {
@@ -569,7 +460,7 @@ impl HotCounters for LeasedCounters {
 impl LeasedCounters {
     /// Takes `amount` from this node's lease of `(key, window)`, if it holds that much and the
     /// store still counts it.
-    fn from_lease(&self, key: &str, amount: i64, window: Window) -> Option<Reservation> {
+    fn take_from_lease(&self, key: &str, amount: i64, window: Window) -> Option<Reservation> {
         let now = self.inner.clock.now_ms();
         let mut local = self.inner.lock();
         let share = share_mut(&mut local, key, window, now);

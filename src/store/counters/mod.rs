@@ -11,6 +11,7 @@
 //!
 //! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
 
+mod flush;
 mod leased;
 mod memory;
 pub mod shares;
