@@ -502,9 +502,78 @@ impl NodeCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::counters::ManualClock;
     use crate::store::counters::shares::LocalShares;
 
     crate::hot_counters_suite!(leased_local, |clock: Arc<ManualClock>| {
         LeasedCounters::start(Arc::new(LocalShares::default()), clock, "n1".into())
     });
+
+    const T0: i64 = crate::store::counters::suite::T0;
+
+    fn node(shares: &Arc<LocalShares>, clock: &Arc<ManualClock>, id: &str) -> LeasedCounters {
+        LeasedCounters::start(shares.clone(), clock.clone(), id.into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_together_never_admit_past_the_limit() {
+        let shares = Arc::new(LocalShares::default());
+        let clock = Arc::new(ManualClock::at(T0));
+        let nodes = [
+            Arc::new(node(&shares, &clock, "a")),
+            Arc::new(node(&shares, &clock, "b")),
+        ];
+        let w = Window::fixed_ms(60_000);
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let c = nodes[i % 2].clone();
+                tokio::spawn(async move { c.reserve("burst", 1, 37, w).await.is_ok() })
+            })
+            .collect();
+        let mut granted = 0;
+        for task in tasks {
+            granted += usize::from(task.await.unwrap_or(false));
+        }
+        assert_eq!(granted, 37);
+        // Each node's reads count the other's usage and lease.
+        assert_eq!(nodes[0].read("burst", w).await.ok(), Some(37));
+    }
+
+    #[tokio::test]
+    async fn a_dead_nodes_lease_stops_counting_after_its_ttl() {
+        let shares = Arc::new(LocalShares::default());
+        let clock = Arc::new(ManualClock::at(T0));
+        let w = Window::fixed_ms(60_000);
+        let a = node(&shares, &clock, "a");
+        // 1 and an eighth of the 99 left: a holds 13.
+        assert!(a.reserve("k", 1, 100, w).await.is_ok());
+        let b = node(&shares, &clock, "b");
+        assert!(b.reserve("k", 88, 100, w).await.is_err());
+        assert!(b.reserve("k", 87, 100, w).await.is_ok());
+        drop(a);
+        clock.advance(LEASE_TTL_MS);
+        // a never reported its 1 (it died within the flush interval): forgotten with its lease.
+        assert!(b.reserve("k", 13, 100, w).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_idle_lease_goes_back_and_usage_is_reported() {
+        let shares = Arc::new(LocalShares::default());
+        let clock = Arc::new(ManualClock::at(T0));
+        let w = Window::fixed_ms(60_000);
+        let a = node(&shares, &clock, "a");
+        let Ok(held) = a.reserve("k", 10, 100, w).await else {
+            panic!("refused")
+        };
+        assert_eq!(a.settle(held, 4).await.ok(), Some(4));
+        clock.advance(IDLE_RETURN_MS);
+        {
+            let _guard = a.inner.sync_lock.lock().await;
+            assert!(a.inner.flush(false).is_ok());
+        }
+        let b = node(&shares, &clock, "b");
+        // All of a's lease went back: only its usage counts.
+        assert!(b.reserve("k", 96, 100, w).await.is_ok());
+        assert!(b.reserve("k", 1, 100, w).await.is_err());
+    }
 }
