@@ -436,6 +436,32 @@ mod tests {
     }
 
     #[test]
+    fn adopted_phases_apply_newest_first_and_never_undo_a_newer_one() {
+        let b = breakers();
+        let c = config();
+        let record = |phase, updated_ms| BreakerRecord {
+            deployment: "d".into(),
+            phase,
+            reason: "another node".into(),
+            updated_ms,
+        };
+        b.adopt(&[record(BreakerPhase::Open { until_ms: 5_000 }, 10)]);
+        assert_eq!(
+            b.peek("d", &c, 0),
+            Availability::Unavailable { until_ms: 5_000 }
+        );
+        // Read back again, or older: nothing changes.
+        b.adopt(&[record(BreakerPhase::Closed, 9)]);
+        assert!(matches!(
+            b.peek("d", &c, 0),
+            Availability::Unavailable { .. }
+        ));
+        // An operator's reset on another node, stored later, closes it here too.
+        b.adopt(&[record(BreakerPhase::Closed, 11)]);
+        assert_eq!(b.peek("d", &c, 0), Availability::Available);
+    }
+
+    #[test]
     fn restored_open_state_keeps_traffic_off() {
         let b = breakers();
         let c = config();
