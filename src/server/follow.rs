@@ -5,7 +5,9 @@
 //! provider appeared or went, the chain is rebuilt so no cached route holds a gone one. Module
 //! settings (aliases and routing live there too): the module states are read again and a new
 //! chain is built from them and swapped in, as `Admin::apply` does for a change made here. A
-//! chain that fails to build keeps the current one, logged.
+//! chain that fails to build keeps the current one, logged. Breakers: the stored phases are read
+//! again and the newer ones adopted, so a breaker opened on one node keeps the others off the
+//! deployment too.
 
 use std::sync::Arc;
 
@@ -49,6 +51,12 @@ pub fn on_change(follow: Follow) -> OnChange {
                 ),
             }
         }
+        if changed.covers(Changed::Breakers) {
+            match adopt_breakers(&follow) {
+                Ok(()) => tracing::debug!("adopted breaker phases stored by another node"),
+                Err(e) => tracing::warn!(error = %e, "cannot read breakers another node changed"),
+            }
+        }
         if changed.covers(Changed::Modules) {
             let _entered = follow.runtime.as_ref().map(tokio::runtime::Handle::enter);
             match reload_modules(&follow) {
@@ -88,6 +96,12 @@ fn reload_credentials(f: &Follow) -> Result<Reloaded, String> {
         }
     }
     Ok(reloaded)
+}
+
+fn adopt_breakers(f: &Follow) -> Result<(), StoreError> {
+    let records = f.store.breakers.breakers()?;
+    crate::modules::routing::shared(&f.deps).adopt(&records);
+    Ok(())
 }
 
 fn reload_modules(f: &Follow) -> Result<(), String> {

@@ -19,6 +19,8 @@ pub enum Changed {
     Modules,
     /// Provider credentials.
     Credentials,
+    /// Routing breakers' phases (a breaker opened, probed or closed on another node).
+    Breakers,
     /// Anything: the watch could not tell (it reconnected and may have missed notifications).
     All,
 }
@@ -29,6 +31,7 @@ impl Changed {
             Changed::Keys => "keys",
             Changed::Modules => "modules",
             Changed::Credentials => "credentials",
+            Changed::Breakers => "breakers",
             Changed::All => "all",
         }
     }
@@ -38,6 +41,7 @@ impl Changed {
             "keys" => Changed::Keys,
             "modules" => Changed::Modules,
             "credentials" => Changed::Credentials,
+            "breakers" => Changed::Breakers,
             _ => Changed::All,
         }
     }

@@ -19,7 +19,8 @@
 //! | size, WAL, retention, vacuum | `maintenance.rs` | [`maintenance::MaintenanceStore`] | [`maintenance::MaintenanceWrites`] |
 //! | console trace list, overview (hourly roll-up) | `dashboard.rs` | [`DashboardStore`] | with [`TraceWrites`] |
 //! | changes from other nodes | `changes.rs` | [`watch`] (PostgreSQL: LISTEN/NOTIFY) | sent with [`LedgerWrites::apply_admin`] |
-//! | hot counters | `counters/` | [`HotCounters`] (async, in memory now) | |
+//! | hot counters | `counters/` | [`HotCounters`] (async: in memory, or leased from shared rows) | |
+//! | counter shares between nodes | `counters/shares.rs` | [`CounterStore`] (its own steps, atomic) | |
 //!
 //! | files and batches held upstream | `batches.rs` | [`batches::BatchStore`] | [`batches::BatchWrites`] |
 //! | cache entries (exact, semantic, embeddings) | `cache.rs` | [`CacheStore`] (start-up only) | [`CacheWrites`] |
@@ -57,6 +58,8 @@ mod suite;
 #[cfg(test)]
 mod suite_batches;
 #[cfg(test)]
+mod suite_counters;
+#[cfg(test)]
 mod suite_dashboard;
 #[cfg(test)]
 mod suite_governance;
@@ -77,8 +80,8 @@ pub use breakers::{
 pub use cache::{CacheEntry, CacheKind, CachePurge, CacheStore, CacheWrites};
 
 pub use counters::{
-    CalendarUnit, Clock, HotCounters, ManualClock, MemoryCounters, Reservation, ReserveError,
-    SystemClock, Window,
+    CalendarUnit, Clock, CounterStore, HotCounters, ManualClock, MemoryCounters, Reservation,
+    ReserveError, SystemClock, Window,
 };
 pub use credentials::{CredentialStore, StoredCredential};
 pub use dashboard::DashboardStore;
@@ -146,11 +149,15 @@ pub struct Store {
     pub dashboard: Arc<dyn DashboardStore>,
     pub mcp: Arc<dyn mcp::McpCallStore>,
     pub batches: Arc<dyn batches::BatchStore>,
+    /// Counter rows shared between nodes: the store's own (PostgreSQL), or memory for a store
+    /// only one node uses, whose limits then keep their in-memory counters.
+    pub counters: Arc<dyn CounterStore>,
 }
 
 impl Store {
-    /// One value serving every concern (what a single-database backend has).
-    fn from_one<T>(all: Arc<T>) -> Store
+    /// One value serving every concern (what a single-database backend has), and its counter
+    /// shares.
+    fn from_one<T>(all: Arc<T>, counters: Arc<dyn CounterStore>) -> Store
     where
         T: TraceStore
             + LedgerStore
@@ -191,6 +198,7 @@ impl Store {
             dashboard: all.clone(),
             mcp: all.clone(),
             batches: all,
+            counters,
         }
     }
 }
@@ -199,6 +207,12 @@ impl Store {
 pub struct Opened {
     pub store: Store,
     pub writes: Box<dyn WriteBackend>,
+}
+
+/// A store one node uses shares no counters: its limits count in memory, and these rows (which
+/// nothing reads then) are the same arithmetic in memory.
+fn local_counters() -> Arc<dyn CounterStore> {
+    Arc::new(counters::LocalShares::default())
 }
 
 /// Opens (creating and migrating if needed) the store for a process that writes; the backend
@@ -223,14 +237,14 @@ fn open_with_head(
         StoreUrl::Sqlite(path) => {
             let (writes, reader) = sqlite::SqliteStore::open(path, key)?;
             Ok(Opened {
-                store: Store::from_one(reader),
+                store: Store::from_one(reader, local_counters()),
                 writes: Box::new(writes),
             })
         }
         StoreUrl::Postgres(_) => {
             let (writes, reader) = postgres::PgStore::open(url, key, head_beside)?;
             Ok(Opened {
-                store: Store::from_one(reader),
+                store: Store::from_one(reader.clone(), reader),
                 writes: Box::new(writes),
             })
         }
@@ -240,8 +254,14 @@ fn open_with_head(
 /// Opens an existing store for commands that only read: never creates, writes or migrates.
 pub fn open_read_only(url: &StoreUrl) -> Result<Store, StoreError> {
     match url {
-        StoreUrl::Sqlite(path) => Ok(Store::from_one(sqlite::SqliteStore::open_read_only(path)?)),
-        StoreUrl::Postgres(_) => Ok(Store::from_one(postgres::PgStore::open_read_only(url)?)),
+        StoreUrl::Sqlite(path) => Ok(Store::from_one(
+            sqlite::SqliteStore::open_read_only(path)?,
+            local_counters(),
+        )),
+        StoreUrl::Postgres(_) => {
+            let reader = postgres::PgStore::open_read_only(url)?;
+            Ok(Store::from_one(reader.clone(), reader))
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use super::*;
 use crate::ledger::{self, LedgerDraft, LedgerKey};
 
 pub use super::suite_batches::batch_objects_save_and_keep_their_first_costing;
+pub use super::suite_counters::counter_shares_lease_within_the_limit_across_nodes;
 pub use super::suite_dashboard::dashboard_pages_by_keyset_and_rolls_up_hours_and_days;
 pub use super::suite_governance::{
     credentials_add_remove_and_reseal_in_one_transaction, keys_teams_and_admin_keys_save_and_load,
@@ -366,6 +367,7 @@ macro_rules! store_suite {
                 credentials_add_remove_and_reseal_in_one_transaction,
                 dashboard_pages_by_keyset_and_rolls_up_hours_and_days,
                 batch_objects_save_and_keep_their_first_costing,
+                counter_shares_lease_within_the_limit_across_nodes,
             );
         }
     };

@@ -137,12 +137,13 @@ impl BudgetBook {
             ));
         }
         // In-memory counters answer at once, so the seed is in them before any request; only a
-        // backend that would have to wait is left for the first request to seed.
+        // backend that would have to wait is left for the first request to seed. Shared counters
+        // take a seed only for a bucket no node counted yet (the rollups hold that spend too).
         let mut left = Vec::new();
         for (key, nanos, window) in seed {
             if self
                 .counters
-                .add(&key, nanos, window)
+                .seed(&key, nanos, window)
                 .now_or_never()
                 .is_none()
             {
@@ -170,7 +171,7 @@ impl BudgetBook {
             .take();
         self.seed_pending.store(false, Ordering::Release);
         for (key, nanos, window) in seed.into_iter().flatten() {
-            let _ = self.counters.add(&key, nanos, window).await;
+            let _ = self.counters.seed(&key, nanos, window).await;
         }
     }
 

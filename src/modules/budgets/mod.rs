@@ -12,7 +12,9 @@
 //!
 //! Soft thresholds (`alert_percents`) raise an alert once per period and percent: recorded in the
 //! store through the writer, logged, and posted to `webhook_url` if set (off the request path).
-//! Counters live in memory ([`book::BudgetBook`]), seeded at start-up from the spend rollups.
+//! Counters live in memory ([`book::BudgetBook`]), seeded at start-up from the spend rollups; on a
+//! store shared between nodes they are leases of shared rows, so a budget holds across the nodes
+//! (`store/counters/leased.rs`).
 
 pub mod book;
 pub mod webhook;
@@ -31,8 +33,9 @@ use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::cost::PriceTable;
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, Budget, Grant, Period, RequestCtx};
+use crate::store::counters::NodeCounters;
 use crate::store::writer::Writer;
-use crate::store::{BudgetAlert, MemoryCounters};
+use crate::store::{BudgetAlert, HotCounters, MemoryCounters};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
     name: "budgets",
@@ -97,7 +100,10 @@ impl ModuleConfig for BudgetsConfig {
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = BudgetsConfig::parse(config).map_err(ModuleError::Config)?;
-    let book = deps.shared.get_or_init(|| Loaded::new(deps)).book()?;
+    // Asked for before the book: `Shared` holds its lock while it makes a state.
+    let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
+    let loaded = deps.shared.get_or_init(|| Loaded::new(deps, node));
+    let book = loaded.book()?;
     super::estimate::preload_tokenizers(deps, false);
     let webhook = config
         .webhook_url
@@ -108,6 +114,7 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     Ok(Arc::new(Budgets {
         config,
         book,
+        node: loaded.1.clone(),
         prices: deps.prices.clone(),
         providers: deps.providers.clone(),
         writer: deps.writer.clone(),
@@ -116,15 +123,23 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
 }
 
 /// The book, loaded from the store once per process (the first build); later chains share it.
-struct Loaded(Result<Arc<BudgetBook>, String>);
+struct Loaded(Result<Arc<BudgetBook>, String>, Arc<NodeCounters>);
 
 impl Loaded {
-    fn new(deps: &ModuleDeps) -> Loaded {
-        let book = BudgetBook::new(Arc::new(MemoryCounters::default()));
-        Loaded(match book.load(&deps.store) {
-            Ok(()) => Ok(Arc::new(book)),
-            Err(e) => Err(format!("cannot read the spend rollups: {e}")),
-        })
+    fn new(deps: &ModuleDeps, node: Arc<NodeCounters>) -> Loaded {
+        // Nodes sharing a store hold budgets together in leases of shared rows.
+        let counters: Arc<dyn HotCounters> = match &node.0 {
+            Some(leased) => leased.clone(),
+            None => Arc::new(MemoryCounters::default()),
+        };
+        let book = BudgetBook::new(counters);
+        Loaded(
+            match book.load(&deps.store) {
+                Ok(()) => Ok(Arc::new(book)),
+                Err(e) => Err(format!("cannot read the spend rollups: {e}")),
+            },
+            node,
+        )
     }
 
     fn book(&self) -> Result<Arc<BudgetBook>, ModuleError> {
@@ -138,6 +153,7 @@ impl Loaded {
 pub struct Budgets {
     config: BudgetsConfig,
     book: Arc<BudgetBook>,
+    node: Arc<NodeCounters>,
     prices: Arc<ArcSwap<PriceTable>>,
     providers: Arc<ProviderRegistry>,
     writer: Arc<Writer>,
@@ -290,6 +306,13 @@ impl Module for Budgets {
                     self.book.add(&subject, period, cost).await;
                 }
             }
+        }
+    }
+
+    async fn on_shutdown(&self) {
+        // Spend not reported yet reaches the shared rows, and the leases go back to the others.
+        if let Some(leased) = &self.node.0 {
+            leased.give_back().await;
         }
     }
 }

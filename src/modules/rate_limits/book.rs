@@ -6,6 +6,10 @@
 //! deltas go to the writer as one batch, which adds them to the stored counts. At start-up the
 //! counts of windows still open are read once (when the module is first built) and added to the
 //! counters by the first request, so a restart inside a window carries on from the count.
+//!
+//! On a store shared between nodes the counters are the node's leased ones (`store::counters`):
+//! their shared rows are the count every node sees and what outlives a restart, so none of the
+//! above applies (nothing is seeded, nothing handed to the writer).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -13,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt;
 
+use crate::store::counters::LeasedCounters;
 use crate::store::writer::Writer;
 use crate::store::{
     Clock, HotCounters, MemoryCounters, RateCount, Reservation, ReserveError, Store, StoreError,
@@ -23,7 +28,10 @@ use crate::store::{
 type PendingDelta = (i64, i64, i64);
 
 pub struct RateBook {
-    counters: MemoryCounters,
+    counters: Arc<dyn HotCounters>,
+    /// Whether the counters are shared between nodes (and so keep and persist themselves).
+    shared: bool,
+    leased: Option<Arc<LeasedCounters>>,
     clock: Arc<dyn Clock>,
     writer: Arc<Writer>,
     /// Changes not yet handed to the writer: counter -> (window start, window length, delta)
@@ -37,8 +45,24 @@ pub struct RateBook {
 
 impl RateBook {
     pub fn new(writer: Arc<Writer>, clock: Arc<dyn Clock>) -> RateBook {
+        RateBook::with_counters(writer, clock, None)
+    }
+
+    /// A book counting in `leased` when given (a store shared between nodes), else in memory.
+    pub fn with_counters(
+        writer: Arc<Writer>,
+        clock: Arc<dyn Clock>,
+        leased: Option<Arc<LeasedCounters>>,
+    ) -> RateBook {
+        let shared = leased.is_some();
+        let counters: Arc<dyn HotCounters> = match &leased {
+            Some(leased) => leased.clone(),
+            None => Arc::new(MemoryCounters::with_clock(clock.clone())),
+        };
         RateBook {
-            counters: MemoryCounters::with_clock(clock.clone()),
+            counters,
+            shared,
+            leased,
             last_persist_ms: AtomicI64::new(clock.now_ms()),
             clock,
             writer,
@@ -51,6 +75,9 @@ impl RateBook {
     /// Reads the counts of windows still open. Called when the module is built, never on the
     /// request path.
     pub fn load(&self, store: &Store) -> Result<(), StoreError> {
+        if self.shared {
+            return Ok(());
+        }
         let counts = store.rate_limits.rate_counts(self.clock.now_ms())?;
         *self.seed.lock().unwrap_or_else(PoisonError::into_inner) = Some(counts);
         self.seed_pending.store(true, Ordering::Release);
@@ -85,7 +112,7 @@ impl RateBook {
     }
 
     fn note(&self, counter: &str, window: Window, start_ms: i64, delta: i64) {
-        if delta == 0 {
+        if delta == 0 || self.shared {
             return;
         }
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -131,9 +158,20 @@ impl RateBook {
         self.note(&counter, window, start, delta);
     }
 
+    /// Gives this node's leases back to the shared rows (at shutdown), so the other nodes need
+    /// not wait for them to expire.
+    pub async fn give_back(&self) {
+        if let Some(leased) = &self.leased {
+            leased.give_back().await;
+        }
+    }
+
     /// Hands the pending deltas to the writer when `interval_ms` passed since the last time (or
     /// always, with `force`). Never waits: the writer takes them or counts a drop.
     pub fn persist(&self, interval_ms: i64, force: bool) {
+        if self.shared {
+            return;
+        }
         let now = self.clock.now_ms();
         let last = self.last_persist_ms.load(Ordering::Relaxed);
         if !force && now - last < interval_ms {

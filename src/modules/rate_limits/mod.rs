@@ -10,7 +10,8 @@
 //!
 //! Counts live in memory on the request path ([`book::RateBook`]), in fixed windows of
 //! `window_ms` (a minute by default), and reach the store in batches through the writer, so a
-//! restart inside a window carries on from the count.
+//! restart inside a window carries on from the count. Nodes sharing a store count in leases of
+//! their shared rows instead, so a limit holds across the nodes (`store/counters/leased.rs`).
 
 pub mod book;
 
@@ -26,6 +27,7 @@ use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
+use crate::store::counters::NodeCounters;
 use crate::store::counters::counter_key;
 use crate::store::{Reservation, ReserveError, SystemClock, Window};
 
@@ -110,8 +112,11 @@ impl ModuleConfig for RateLimitsConfig {
 
 fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module>, ModuleError> {
     let config = RateLimitsConfig::parse(config).map_err(ModuleError::Config)?;
+    // Asked for before the book: `Shared` holds its lock while it makes a state.
+    let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
     let loaded = deps.shared.get_or_init(|| {
-        let book = RateBook::new(deps.writer.clone(), Arc::new(SystemClock));
+        let book =
+            RateBook::with_counters(deps.writer.clone(), Arc::new(SystemClock), node.0.clone());
         let loaded = book.load(&deps.store).map_err(|e| e.to_string());
         Loaded(Arc::new(book), loaded)
     });
@@ -385,6 +390,7 @@ impl Module for RateLimits {
 
     async fn on_shutdown(&self) {
         self.book.persist(0, true);
+        self.book.give_back().await;
     }
 }
 

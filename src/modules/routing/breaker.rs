@@ -15,8 +15,14 @@
 //! [`super::cool_down`], in memory). A breaker is keyed by [`key`]: the deployment id plus the
 //! upstream base URL, so a deployment pointed somewhere else (often the fix for what opened it)
 //! starts closed, even across a restart, while an unchanged one keeps its stored phase.
+//!
+//! Nodes sharing a store share phases: every change of phase goes to the shared row (newest
+//! wins), the other nodes hear of it (`server/follow.rs`) and [`Breakers::adopt`] it. The
+//! outcome history and the half-open probe count stay per node: each node may send its own probe
+//! after a cool-down, and the first probe's verdict, stored, settles it for all.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::config::BreakerConfig;
 use crate::store::writer::Writer;
@@ -35,6 +41,9 @@ pub enum Availability {
 pub struct Breakers {
     book: Arc<dyn BreakerBook>,
     writer: Option<Arc<Writer>>,
+    /// The newest stored change known per breaker (made here or adopted), so an older record
+    /// read back from the store never undoes a newer phase.
+    seen_ms: Mutex<HashMap<String, i64>>,
 }
 
 /// Separates the deployment id from the base URL in a breaker key. A URL holds no spaces, so the
@@ -59,7 +68,48 @@ const PROBE_BUSY_MS: i64 = 1_000;
 
 impl Breakers {
     pub fn new(book: Arc<dyn BreakerBook>, writer: Option<Arc<Writer>>) -> Breakers {
-        Breakers { book, writer }
+        Breakers {
+            book,
+            writer,
+            seen_ms: Mutex::default(),
+        }
+    }
+
+    /// Takes the phases other nodes stored, each only if newer than what this node knows of its
+    /// breaker. Nothing is written back: the record came from the store.
+    pub fn adopt(&self, records: &[BreakerRecord]) {
+        for record in records {
+            {
+                let mut seen = self.seen_ms.lock().unwrap_or_else(|p| p.into_inner());
+                let known = seen.get(&record.deployment).copied().unwrap_or(i64::MIN);
+                if record.updated_ms <= known {
+                    continue;
+                }
+                seen.insert(record.deployment.clone(), record.updated_ms);
+            }
+            self.transition(&record.deployment, &mut |state| match record.phase {
+                BreakerPhase::Open { until_ms } => {
+                    let longer = match state.phase {
+                        BreakerPhase::Open { until_ms: current } => until_ms > current,
+                        _ => true,
+                    };
+                    if longer {
+                        open(state, until_ms, &record.reason);
+                    }
+                }
+                BreakerPhase::Closed => {
+                    if state.phase != BreakerPhase::Closed {
+                        *state = BreakerState::default();
+                    }
+                }
+                // Another node probes: this one may probe too, once its own cool-down is over.
+                BreakerPhase::HalfOpen { .. } => {
+                    if state.phase == BreakerPhase::Closed {
+                        open(state, 0, &record.reason);
+                    }
+                }
+            });
+        }
     }
 
     /// Restores stored phases at start-up.
@@ -245,12 +295,17 @@ impl Breakers {
         }
         let (phase, reason) = (after.phase, after.reason);
         tracing::info!(deployment = id, ?phase, %reason, "breaker changed");
+        let updated_ms = now_ms();
+        self.seen_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), updated_ms);
         if let Some(writer) = &self.writer {
             writer.submit_breaker(BreakerRecord {
                 deployment: id.to_string(),
                 phase,
                 reason,
-                updated_ms: now_ms(),
+                updated_ms,
             });
         }
         answer
@@ -378,6 +433,32 @@ mod tests {
             ("pool/p0/model at large", Some("http://127.0.0.1:1/v1"))
         );
         assert_eq!(split_key("pool/p0/m0"), ("pool/p0/m0", None));
+    }
+
+    #[test]
+    fn adopted_phases_apply_newest_first_and_never_undo_a_newer_one() {
+        let b = breakers();
+        let c = config();
+        let record = |phase, updated_ms| BreakerRecord {
+            deployment: "d".into(),
+            phase,
+            reason: "another node".into(),
+            updated_ms,
+        };
+        b.adopt(&[record(BreakerPhase::Open { until_ms: 5_000 }, 10)]);
+        assert_eq!(
+            b.peek("d", &c, 0),
+            Availability::Unavailable { until_ms: 5_000 }
+        );
+        // Read back again, or older: nothing changes.
+        b.adopt(&[record(BreakerPhase::Closed, 9)]);
+        assert!(matches!(
+            b.peek("d", &c, 0),
+            Availability::Unavailable { .. }
+        ));
+        // An operator's reset on another node, stored later, closes it here too.
+        b.adopt(&[record(BreakerPhase::Closed, 11)]);
+        assert_eq!(b.peek("d", &c, 0), Availability::Available);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 pub struct RoutingShared {
     pub breakers: Breakers,
     pub cool_downs: CoolDowns,
+    /// Where plain models' cool-downs go for the other nodes; `None` on a store one node uses.
+    announce: Option<Arc<crate::store::writer::Writer>>,
     pub stats: Arc<StatsRegistry>,
     pub providers: Arc<ProviderRegistry>,
     /// Whether the stored breakers were loaded (once, by the first chain with routing).
@@ -65,6 +67,7 @@ pub fn shared(deps: &ModuleDeps) -> Arc<RoutingShared> {
             Some(deps.writer.clone()),
         ),
         cool_downs: CoolDowns::default(),
+        announce: deps.store.counters.is_shared().then(|| deps.writer.clone()),
         stats: Arc::default(),
         providers: deps.providers.clone(),
         restored: AtomicBool::new(false),
@@ -129,8 +132,37 @@ impl RoutingShared {
     ) {
         match breaker {
             Some(_) => self.breakers.cool_down(key, until_ms, "rate limited (429)"),
-            None => self.cool_downs.set(key, until_ms, now),
+            None => {
+                if self.cool_downs.set(key, until_ms, now)
+                    && let Some(writer) = &self.announce
+                {
+                    writer.submit_breaker(BreakerRecord {
+                        deployment: cool_down::record_key(key),
+                        phase: crate::store::BreakerPhase::Open { until_ms },
+                        reason: "rate limited (429)".into(),
+                        updated_ms: now,
+                    });
+                }
+            }
         }
+    }
+
+    /// Takes what other nodes stored: breaker phases, and plain models' cool-downs.
+    pub fn adopt(&self, records: &[BreakerRecord]) {
+        let now = now_ms();
+        let (cool, breakers): (Vec<&BreakerRecord>, Vec<&BreakerRecord>) = records
+            .iter()
+            .partition(|r| cool_down::from_record_key(&r.deployment).is_some());
+        for record in cool {
+            if let (Some(key), crate::store::BreakerPhase::Open { until_ms }) =
+                (cool_down::from_record_key(&record.deployment), record.phase)
+                && until_ms > now
+            {
+                self.cool_downs.set(key, until_ms, now);
+            }
+        }
+        let breakers: Vec<BreakerRecord> = breakers.into_iter().cloned().collect();
+        self.breakers.adopt(&breakers);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Hot counters: windowed integers on the request path (requests per key per minute, spend per
-//! team per day), behind an async trait so several nodes can later share them through a common
-//! backend; [`MemoryCounters`] is the single-node implementation.
+//! team per day), behind an async trait so several nodes can share them: [`MemoryCounters`] is
+//! the single-node implementation, [`LeasedCounters`] the one for nodes sharing a store (leases
+//! of capacity from shared rows, `shares.rs`), chosen by the store ([`NodeCounters::of`]).
 //!
 //! A counter is named by its key *and* its [`Window`], so `("key-1", 1 min)` and
 //! `("key-1", 1 day)` are separate counters. Limits use reserve-then-settle: [`HotCounters::reserve`]
@@ -10,7 +11,10 @@
 //!
 //! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
 
+mod flush;
+mod leased;
 mod memory;
+pub mod shares;
 #[cfg(test)]
 pub(crate) mod suite;
 
@@ -19,7 +23,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use leased::{
+    FLUSH_EVERY_MS, IDLE_RETURN_MS, LEASE_SLICE_OF, LEASE_TTL_MS, LeasedCounters, NodeCounters,
+};
 pub use memory::MemoryCounters;
+pub use shares::{CounterStore, LocalShares};
 
 use super::StoreError;
 
@@ -296,6 +304,15 @@ pub trait HotCounters: Send + Sync {
     /// Gives the reserved amount back (the request never ran).
     async fn release(&self, reservation: Reservation) -> Result<i64, StoreError> {
         self.settle(reservation, 0).await
+    }
+    /// Adds a starting count read from elsewhere at start-up (spend from the rollups). Shared
+    /// counters add it only if no node counted the bucket yet, so it is counted once.
+    async fn seed(&self, key: &str, value: i64, window: Window) -> Result<(), StoreError> {
+        self.add(key, value, window).await.map(|_| ())
+    }
+    /// Whether other nodes share these counts (they then persist themselves).
+    fn shared(&self) -> bool {
+        false
     }
 }
 

@@ -20,7 +20,8 @@ pub(super) fn persist(
         Persist::Keys(_) => Changed::Keys,
         Persist::ModuleState(_) | Persist::Prices { .. } | Persist::Prompt(_) => Changed::Modules,
         Persist::AddCredential { .. } | Persist::RemoveCredentials { .. } => Changed::Credentials,
-        Persist::Reseal { .. } | Persist::Breaker(_) => Changed::All,
+        Persist::Breaker(_) => Changed::Breakers,
+        Persist::Reseal { .. } => Changed::All,
     };
     tx.execute(
         &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
@@ -153,7 +154,7 @@ pub(super) fn save_breaker(
     tx.execute(
         "INSERT INTO breakers (deployment, phase, reason, updated_ms) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (deployment) DO UPDATE SET phase = excluded.phase, reason = excluded.reason, \
-         updated_ms = excluded.updated_ms",
+         updated_ms = excluded.updated_ms WHERE breakers.updated_ms <= excluded.updated_ms",
         &[
             &record.deployment,
             &phase,

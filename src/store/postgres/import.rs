@@ -17,8 +17,9 @@ use super::read::get;
 use crate::ledger::LedgerKey;
 use crate::store::{StoreError, StoreUrl};
 
-/// Tables only one backend has: SQLite's roll-up cursor, and our own schema version row.
-const SKIPPED: &[&str] = &["stockyard_schema", "rollup_state"];
+/// Tables only one backend has: SQLite's roll-up cursor, our own schema version row, and the
+/// counter rows nodes share (a single node counts in memory).
+const SKIPPED: &[&str] = &["stockyard_schema", "rollup_state", "counter_shares"];
 
 /// Columns kept as a BIGSERIAL on PostgreSQL whose sequences must move past the copied values.
 const SERIALS: &[(&str, &str)] = &[

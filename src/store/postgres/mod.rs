@@ -13,6 +13,7 @@ mod admin;
 mod batches;
 mod cache;
 mod conn;
+mod counters;
 mod dashboard;
 mod error;
 mod import;
@@ -44,6 +45,7 @@ use crate::ledger::key::NewestMac;
 const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_init.sql")),
     (19, include_str!("migrations/0019_batches.sql")),
+    (20, include_str!("migrations/0020_counter_shares.sql")),
 ];
 
 /// The version the newest migration produces.

@@ -231,3 +231,54 @@ fn console_text_search_tags_and_dimension_values() {
         Some("beta".into())
     );
 }
+
+/// Counter shares on a schema of its own, kept as long as the counters use them.
+struct SchemaShares {
+    shares: Arc<dyn crate::store::CounterStore>,
+    _schema: Option<testing::PgSchema>,
+}
+
+impl SchemaShares {
+    /// The schema's shares; the in-memory ones (so the suite still runs) when PostgreSQL tests
+    /// are skipped.
+    fn new() -> SchemaShares {
+        let Some(schema) = testing::schema() else {
+            return SchemaShares {
+                shares: Arc::new(crate::store::counters::LocalShares::default()),
+                _schema: None,
+            };
+        };
+        let opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+        SchemaShares {
+            shares: opened.store.counters.clone(),
+            _schema: Some(schema),
+        }
+    }
+}
+
+impl crate::store::CounterStore for SchemaShares {
+    fn is_shared(&self) -> bool {
+        self.shares.is_shared()
+    }
+    fn sync(
+        &self,
+        steps: Vec<crate::store::counters::shares::ShareSync>,
+    ) -> Result<Vec<crate::store::counters::shares::Synced>, crate::store::StoreError> {
+        self.shares.sync(steps)
+    }
+    fn seed(&self, c: &str, s: i64, e: i64, v: i64) -> Result<bool, crate::store::StoreError> {
+        self.shares.seed(c, s, e, v)
+    }
+    fn prune(&self, now_ms: i64) -> Result<u64, crate::store::StoreError> {
+        self.shares.prune(now_ms)
+    }
+}
+
+// The hot-counter suite on leases of PostgreSQL rows: what a node of several sees.
+crate::hot_counters_suite!(leased_postgres, |clock: Arc<crate::store::ManualClock>| {
+    crate::store::counters::LeasedCounters::start(
+        Arc::new(SchemaShares::new()),
+        clock,
+        "node-1".into(),
+    )
+});

@@ -14,7 +14,16 @@ use crate::store::{
 
 impl BreakerWrites for PgWriter {
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
-        self.on_conn(|c| super::admin::save_breaker(c, record))
+        // Newest wins on the shared row, and the other nodes hear of it when the row commits
+        // (`server/follow.rs` adopts it), so a breaker opened here is open there within moments.
+        self.on_conn(|c| {
+            super::admin::save_breaker(c, record)?;
+            c.execute(
+                &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
+                &[&crate::store::changes::Changed::Breakers.as_str()],
+            )?;
+            Ok(())
+        })
     }
 }
 

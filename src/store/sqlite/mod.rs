@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("migrations/0016_dashboard.sql")),
     (18, include_str!("migrations/0018_mcp_calls.sql")),
     (19, include_str!("migrations/0019_batches.sql")),
+    (20, include_str!("migrations/0020_counter_shares.sql")),
 ];
 
 /// The version the newest migration produces.

@@ -1,0 +1,3 @@
+-- Nothing to change: a SQLite store has one node, whose limits count in memory. PostgreSQL's
+-- migration 0020 adds the counter rows several nodes share; this one keeps the two schemas'
+-- versions equal.
