@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::TestClient;
 use common::binary::stockyard;
-use common::{PROVIDER_KEY, TestClient};
+use common::pg::{Schema, Served};
 use hyper::Method;
 use mock_upstream::{Behavior, MockUpstream};
 use serde_json::{Value, json};
@@ -30,158 +29,12 @@ const PRICES: &str =
     "[prices.\"gpt-4o-mini\"]\ninput_per_million = 500.0\noutput_per_million = 500.0\n";
 const TOKEN: i64 = 500_000;
 
-/// A schema of its own for one test, dropped when it goes.
-struct Schema {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    fn new() -> Option<Schema> {
-        if std::env::var("STOCKYARD_SKIP_PG").is_ok_and(|v| v == "1") {
-            eprintln!("skipped: STOCKYARD_SKIP_PG=1 (no PostgreSQL tests)");
-            return None;
-        }
-        let base = std::env::var("STOCKYARD_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("synl_{}_{:08x}", std::process::id(), fastrand::u32(..));
-        sql(&base, &format!("CREATE SCHEMA {name}"));
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
-        Some(Schema { base, name, url })
-    }
-
-    /// One number from the schema.
-    fn number(&self, query: &str) -> i64 {
-        let base = self.base.clone();
-        let query = format!("SET search_path = {}; {query}", self.name);
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&base, postgres::NoTls).unwrap();
-            let rows = client.simple_query(&query).unwrap();
-            rows.iter()
-                .find_map(|m| match m {
-                    postgres::SimpleQueryMessage::Row(r) => {
-                        Some(r.get(0).map_or(0, |v| v.parse().unwrap()))
-                    }
-                    _ => None,
-                })
-                .unwrap()
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        sql(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
-}
-
-fn sql(base: &str, statement: &str) {
-    let (base, statement) = (base.to_string(), statement.to_string());
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&base, postgres::NoTls).unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL tests need a server at {base} (set STOCKYARD_TEST_PG, or \
-                 STOCKYARD_SKIP_PG=1 to skip them): {e}"
-            )
-        });
-        client.batch_execute(&statement).unwrap();
-    })
-    .join()
-    .unwrap();
-}
-
 /// Every node of one store shares the ledger key (it also hashes the client keys).
 const ENV: [(&str, &str); 3] = [
     ("STOCKYARD_LEDGER_KEY", "00112233445566778899aabbccddeeff"),
     ("STOCKYARD_API_KEYS", STATIC_KEY),
     ("STOCKYARD_ADMIN_KEY", ADMIN_KEY),
 ];
-
-/// A `stockyard serve` child, killed if the test fails before it stops.
-struct Served {
-    child: Option<Child>,
-    url: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Served {
-    fn start(db: &Path, config: &Path, mock_url: &str, store: &str) -> Served {
-        let mut cmd = stockyard(db);
-        cmd.envs(ENV)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
-            .arg("--config")
-            .arg(config)
-            .env("OPENAI_API_KEY", PROVIDER_KEY)
-            .env("OPENAI_BASE_URL", mock_url)
-            .env("STOCKYARD_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-        Served {
-            child: Some(child),
-            url,
-            log,
-        }
-    }
-
-    /// SIGTERM, then a bounded wait for a clean exit.
-    fn stop(&mut self) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0), "{}", self.log.lock().unwrap());
-                return;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Three nodes on one schema, each with its own local state directory, all with `config`.
 struct Nodes {
@@ -199,7 +52,7 @@ fn three_nodes(schema: &Schema, config: &str, mock_url: &str) -> Nodes {
     std::fs::write(&file, config).unwrap();
     let nodes: Vec<Served> = dbs
         .iter()
-        .map(|db| Served::start(db, &file, mock_url, &schema.url))
+        .map(|db| Served::start_configured(db, &file, mock_url, &schema.url, &ENV))
         .collect();
     let clients = nodes
         .iter()
@@ -382,11 +235,11 @@ async fn an_rpm_limit_of_30_admits_30_across_three_nodes_not_90() {
 fn recorded_spend(schema: &Schema, id: &str, requests: i64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     let traced = format!("SELECT COUNT(*) FROM traces WHERE key_id = '{id}'");
-    while schema.number(&traced) < requests {
+    while schema.count(&traced) < requests {
         assert!(Instant::now() < deadline, "{requests} traces not recorded");
         std::thread::sleep(Duration::from_millis(50));
     }
-    schema.number(&format!(
+    schema.count(&format!(
         "SELECT COALESCE(SUM(cost_nanos), 0) FROM spend_daily WHERE key_id = '{id}'"
     ))
 }

@@ -60,7 +60,7 @@ impl Schema {
         format!("{user}@{addr}/{path}")
     }
 
-    /// One number from the schema.
+    /// One number from the schema (a NULL, such as the sum of no rows, is 0).
     pub fn count(&self, query: &str) -> i64 {
         let base = self.base.clone();
         let query = format!("SET search_path = {}; {query}", self.name);
@@ -69,7 +69,9 @@ impl Schema {
             let rows = client.simple_query(&query).unwrap();
             rows.iter()
                 .find_map(|m| match m {
-                    postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+                    postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).map_or(0, |v| v.parse().unwrap()))
+                    }
                     _ => None,
                 })
                 .unwrap()
@@ -149,12 +151,36 @@ impl Served {
     }
 
     pub fn start_with(db: &Path, mock_url: &str, store: &str, env: &[(&str, &str)]) -> Served {
+        Served::spawn(db, None, mock_url, store, env)
+    }
+
+    /// A node that also reads the config file `config`.
+    pub fn start_configured(
+        db: &Path,
+        config: &Path,
+        mock_url: &str,
+        store: &str,
+        env: &[(&str, &str)],
+    ) -> Served {
+        Served::spawn(db, Some(config), mock_url, store, env)
+    }
+
+    fn spawn(
+        db: &Path,
+        config: Option<&Path>,
+        mock_url: &str,
+        store: &str,
+        env: &[(&str, &str)],
+    ) -> Served {
         let mut cmd = stockyard(db);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", store])
-            .env("OPENAI_API_KEY", PROVIDER_KEY)
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", store]);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.env("OPENAI_API_KEY", PROVIDER_KEY)
             .env("OPENAI_BASE_URL", mock_url)
             .env("STOCKYARD_LOG", "debug")
             .stdout(Stdio::piped())
