@@ -369,13 +369,9 @@ pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Res
 pub fn stamp(mut response: Response<ProxyBody>, ctx: &mut RequestCtx) -> Response<ProxyBody> {
     ctx.timings.overhead = ctx.overhead_now();
     let headers = response.headers_mut();
-    let added = std::mem::take(&mut ctx.result.response_headers);
-    for name in added.keys() {
-        headers.remove(name);
-    }
-    for (name, value) in &added {
-        headers.append(name, value.clone());
-    }
+    // A name the modules set replaces the upstream's values for it (all of the modules' values
+    // kept): `extend` with a whole map does that in one lookup per name, moving the values.
+    headers.extend(std::mem::take(&mut ctx.result.response_headers));
     if let Some(deployment) = &ctx.route.deployment
         && let Ok(value) = HeaderValue::from_str(deployment)
     {
@@ -459,5 +455,32 @@ mod tests {
         assert_eq!(kept.len(), 4);
         assert!(kept.get("set-cookie").is_none());
         assert_eq!(kept["anthropic-ratelimit-tokens-remaining"], "1000");
+    }
+
+    #[test]
+    fn a_header_a_module_set_replaces_the_upstreams_and_keeps_all_its_values() {
+        let mut response = Response::new(ProxyBody::full(Bytes::new()));
+        let upstream = response.headers_mut();
+        upstream.insert("x-ratelimit-remaining-requests", HeaderValue::from(9));
+        upstream.append("x-upstream", HeaderValue::from(1));
+        let mut ctx = RequestCtx::new(
+            Endpoint::ChatCompletions,
+            "req_1".into(),
+            HeaderMap::new(),
+            None,
+        );
+        let ours = &mut ctx.result.response_headers;
+        ours.insert("x-ratelimit-remaining-requests", HeaderValue::from(2));
+        ours.append("x-ratelimit-remaining-requests", HeaderValue::from(3));
+        let stamped = stamp(response, &mut ctx);
+        let headers = stamped.headers();
+        let remaining: Vec<_> = headers
+            .get_all("x-ratelimit-remaining-requests")
+            .iter()
+            .collect();
+        assert_eq!(remaining, ["2", "3"]);
+        assert_eq!(headers["x-upstream"], "1");
+        assert_eq!(headers["x-request-id"], "req_1");
+        assert!(ctx.result.response_headers.is_empty());
     }
 }

@@ -256,7 +256,8 @@ const TOKEN_HEADERS: [HeaderName; 3] = [
 ];
 
 fn set_headers(ctx: &mut RequestCtx, tightest: &[(Kind, Tightest)], reset_ms: i64) {
-    let reset = reset_text(reset_ms);
+    // Made once, shared by both kinds' reset headers (a clone is a reference count).
+    let reset = HeaderValue::from_str(&reset_text(reset_ms)).ok();
     for (kind, t) in tightest {
         let [limit, remaining, reset_name] = match kind {
             Kind::Requests => REQUEST_HEADERS,
@@ -265,8 +266,8 @@ fn set_headers(ctx: &mut RequestCtx, tightest: &[(Kind, Tightest)], reset_ms: i6
         let headers = &mut ctx.result.response_headers;
         headers.insert(limit, HeaderValue::from(t.limit));
         headers.insert(remaining, HeaderValue::from(t.remaining.max(0)));
-        if let Ok(value) = HeaderValue::from_str(&reset) {
-            headers.insert(reset_name, value);
+        if let Some(value) = &reset {
+            headers.insert(reset_name, value.clone());
         }
     }
 }
