@@ -100,13 +100,32 @@ impl PriceEntry {
     }
 }
 
+/// foldhash: the table is looked up several times for every request (estimates, cost, context
+/// windows), and it is built from files, not from what clients send.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Clone, Debug, Default)]
 pub struct PriceTable {
-    by_model: HashMap<String, Price>,
+    by_model: Map<Price>,
     /// Bare model names whose entry names this provider, for `GET /v1/models`.
-    by_provider: HashMap<String, Vec<String>>,
+    by_provider: Map<Vec<String>>,
     /// Context windows for input, in tokens, of the models whose entry gives one.
-    windows: HashMap<String, u64>,
+    windows: Map<u64>,
+}
+
+/// `provider/model` as one key, in a stack buffer when it fits (it always does for real names),
+/// so a lookup allocates nothing.
+fn with_qualified<T>(provider: &str, model: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 160];
+    let len = provider.len() + 1 + model.len();
+    if len > buf.len() {
+        return f(&format!("{provider}/{model}"));
+    }
+    buf[..provider.len()].copy_from_slice(provider.as_bytes());
+    buf[provider.len()] = b'/';
+    buf[provider.len() + 1..len].copy_from_slice(model.as_bytes());
+    // Two `str`s and an ASCII slash are UTF-8.
+    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 impl PriceTable {
@@ -176,10 +195,10 @@ impl PriceTable {
     /// The model's context window for input, in tokens: `provider/model` first, then the bare
     /// name; `None` when the table does not say.
     pub fn context_window(&self, provider: &str, model: &str) -> Option<u64> {
-        self.windows
-            .get(&format!("{provider}/{model}"))
-            .or_else(|| self.windows.get(model))
-            .copied()
+        with_qualified(provider, model, |qualified| {
+            self.windows.get(qualified).copied()
+        })
+        .or_else(|| self.windows.get(model).copied())
     }
 
     pub fn set(&mut self, model: &str, price: Price) {
@@ -188,9 +207,7 @@ impl PriceTable {
 
     /// Looks up `provider/model` first (a provider-specific price), then the bare model name.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&Price> {
-        let qualified = format!("{provider}/{model}");
-        self.by_model
-            .get(&qualified)
+        with_qualified(provider, model, |qualified| self.by_model.get(qualified))
             .or_else(|| self.by_model.get(model))
     }
 
@@ -225,6 +242,23 @@ mod tests {
         .unwrap_or_default();
         table.overlay(&loaded);
         assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(1000));
+    }
+
+    #[test]
+    fn a_provider_qualified_price_wins_over_the_bare_name_whatever_the_length() {
+        let mut table = PriceTable::default();
+        let price = |input| Price {
+            input,
+            ..Price::default()
+        };
+        let long = "m".repeat(300);
+        for model in ["gpt-4o-mini", long.as_str()] {
+            table.set(model, price(1));
+            table.set(&format!("azure/{model}"), price(2));
+            assert_eq!(table.lookup("azure", model).map(|p| p.input), Some(2));
+            assert_eq!(table.lookup("openai", model).map(|p| p.input), Some(1));
+        }
+        assert!(table.lookup("openai", "nothing").is_none());
     }
 
     #[test]
