@@ -3,7 +3,9 @@
 //! node 2 without an upstream call, and an operator's purge on node 1 empties node 2's memory;
 //! a response stored through node 1 is read (`GET /v1/responses/{id}`) and continued
 //! (`previous_response_id`) through node 2 at once, before node 1's writer batch is sure to have
-//! committed; a semantic entry stored through node 1 answers a rephrasing on node 2. Skipped with
+//! committed; a semantic entry stored through node 1 answers a rephrasing on node 2; a store read
+//! that hangs (the table locked) is a miss after a bounded wait, never an error; a response whose
+//! row commits late (its insert held back by a lock) is still found by the bounded re-reads. Skipped with
 //! `STOCKYARD_SKIP_PG=1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -340,6 +342,107 @@ async fn a_semantic_entry_stored_through_one_node_answers_a_rephrasing_on_anothe
     assert_eq!(outcome(&near), "miss");
     assert_eq!(chats(&mock), 3);
 
+    for node in &mut served {
+        node.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_read_that_hangs_is_a_counted_miss_after_a_bounded_wait() {
+    let Some(schema) = Schema::new() else { return };
+    let mock = MockUpstream::start().await.unwrap();
+    let (_dirs, mut served, clients) = nodes(&schema, &mock, EXACT, 1);
+    // Another session holds the table: the node's read of it waits until this lets go.
+    let release = hold_table(&schema, "cache_entries", "ACCESS EXCLUSIVE");
+
+    let start = Instant::now();
+    let answer = post(
+        &clients[0],
+        "/v1/chat/completions",
+        &chat_body("locked", false),
+    )
+    .await;
+    let took = start.elapsed();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(outcome(&answer), "miss");
+    assert_eq!(chats(&mock), 1);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    eprintln!("answered after {took:?} with the table locked");
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let stats = clients[0]
+        .call(Method::GET, "/admin/cache", "", &[("authorization", &auth)])
+        .await
+        .json();
+    assert_eq!(stats["exact"]["shared_failures"], 1, "{stats}");
+    assert!(served[0].log().contains("shared cache read failed"));
+
+    release.send(()).unwrap();
+    // The writer's save waited on the lock too: the entry lands once it goes.
+    until_stored(
+        &schema,
+        "SELECT count(*) FROM cache_entries",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    // The answer was kept in memory as any miss's is: a hit now.
+    let again = post(
+        &clients[0],
+        "/v1/chat/completions",
+        &chat_body("locked", false),
+    )
+    .await;
+    assert_eq!(outcome(&again), "hit");
+    assert_eq!(chats(&mock), 1);
+    for node in &mut served {
+        node.stop();
+    }
+}
+
+/// Holds `table` of the schema in `mode` from another session until told (or 20 s), so the test
+/// decides when the nodes' writes or reads of it go through.
+fn hold_table(schema: &Schema, table: &str, mode: &str) -> std::sync::mpsc::Sender<()> {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (base, name) = (schema.base.clone(), schema.name.clone());
+    let statement = format!("SET LOCAL search_path = {name}; LOCK TABLE {table} IN {mode} MODE");
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+        let mut tx = client.transaction().unwrap();
+        tx.batch_execute(&statement).unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        tx.rollback().unwrap();
+    });
+    locked_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    release_tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_committed_late_is_found_by_the_bounded_re_reads() {
+    let Some(schema) = Schema::new() else { return };
+    let mock = MockUpstream::start().await.unwrap();
+    let (_dirs, mut served, clients) = nodes(&schema, &mock, "", 2);
+    // SHARE mode lets reads through and holds node 1's insert back.
+    let release = hold_table(&schema, "responses", "SHARE");
+    let first = json!({"model": "gpt-4o-mini", "input": "late"});
+    let answer = post(&clients[0], "/v1/responses", &first.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    // The row commits 150 ms from now, while node 2 is already looking.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        let _ = release.send(());
+    });
+    let start = Instant::now();
+    let stored = get(&clients[1], &format!("/v1/responses/{id}")).await;
+    let took = start.elapsed();
+    assert_eq!(stored.status, 200, "{}\n{}", stored.text(), served[1].log());
+    assert!(
+        took >= Duration::from_millis(100),
+        "found before the commit: {took:?}"
+    );
+    eprintln!("node 2 found the late response after {took:?}");
     for node in &mut served {
         node.stop();
     }
