@@ -332,6 +332,13 @@ async fn a_semantic_entry_stored_through_one_node_answers_a_rephrasing_on_anothe
         hit.json()["choices"][0]["message"],
         first.json()["choices"][0]["message"]
     );
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let stats = clients[1]
+        .call(Method::GET, "/admin/cache", "", &[("authorization", &auth)])
+        .await
+        .json();
+    assert_eq!(stats["semantic"]["shared_added"], 1, "{stats}");
+    assert_eq!(stats["semantic"]["shared_failures"], 0, "{stats}");
     // A question no node asked is still a miss on node 2.
     let near = post(
         &clients[1],

@@ -306,7 +306,7 @@ impl SemanticEntries {
     pub fn snapshot(&self) -> Value {
         let inner = self.read();
         let s = &self.stats;
-        json!({
+        let mut out = json!({
             "kind": "semantic",
             "entries": inner.by_id.len(),
             "partitions": inner.vectors.partitions.len(),
@@ -318,8 +318,12 @@ impl SemanticEntries {
             "stores": s.stores.load(Ordering::Relaxed),
             "evictions": s.evictions.load(Ordering::Relaxed),
             "saved_nanos": s.saved_nanos.load(Ordering::Relaxed),
-            "shared_added": self.shared.as_ref().map(|s| s.hits.load(Ordering::Relaxed)),
-            "shared_failures": self.shared.as_ref().map(|s| s.failures.load(Ordering::Relaxed)),
-        })
+        });
+        // Only on a shared store, as the exact cache's: entries read from it, failed reads.
+        if let Some(shared) = &self.shared {
+            out["shared_added"] = json!(shared.hits.load(Ordering::Relaxed));
+            out["shared_failures"] = json!(shared.failures.load(Ordering::Relaxed));
+        }
+        out
     }
 }
