@@ -7,7 +7,9 @@
 //! chain is built from them and swapped in, as `Admin::apply` does for a change made here. A
 //! chain that fails to build keeps the current one, logged. Breakers: the stored phases are read
 //! again and the newer ones adopted, so a breaker opened on one node keeps the others off the
-//! deployment too.
+//! deployment too. Cache: another node purged entries; the entries this node holds that the
+//! store no longer has are dropped from memory (what another node stored is read on a miss, see
+//! `modules/cache/shared.rs`, so only removals need telling).
 
 use std::sync::Arc;
 
@@ -57,6 +59,13 @@ pub fn on_change(follow: Follow) -> OnChange {
                 Err(e) => tracing::warn!(error = %e, "cannot read breakers another node changed"),
             }
         }
+        if changed.covers(Changed::Cache) {
+            match drop_purged(&follow) {
+                Ok(0) => {}
+                Ok(dropped) => tracing::info!(dropped, "dropped cache entries another node purged"),
+                Err(e) => tracing::warn!(error = %e, "cannot read the cache another node purged"),
+            }
+        }
         if changed.covers(Changed::Modules) {
             let _entered = follow.runtime.as_ref().map(tokio::runtime::Handle::enter);
             match reload_modules(&follow) {
@@ -102,6 +111,27 @@ fn adopt_breakers(f: &Follow) -> Result<(), StoreError> {
     let records = f.store.breakers.breakers()?;
     crate::modules::routing::shared(&f.deps).adopt(&records);
     Ok(())
+}
+
+/// Keeps in memory only the cache entries the store still holds. An entry stored here but not
+/// committed yet is dropped too; it is read back from the store at its next miss.
+fn drop_purged(f: &Follow) -> Result<usize, StoreError> {
+    use crate::modules::cache::ResponseEntries;
+    use crate::modules::cache::embeddings::EmbeddingEntries;
+    use crate::modules::semantic_cache::SemanticEntries;
+    let shared = &f.deps.shared;
+    let (exact, semantic, embeddings) = (
+        shared.get::<ResponseEntries>(),
+        shared.get::<SemanticEntries>(),
+        shared.get::<EmbeddingEntries>(),
+    );
+    if exact.is_none() && semantic.is_none() && embeddings.is_none() {
+        return Ok(0);
+    }
+    let stored: std::collections::HashSet<_> = f.store.cache.cache_keys()?.into_iter().collect();
+    Ok(exact.map_or(0, |e| e.0.keep_only(&stored))
+        + semantic.map_or(0, |s| s.keep_only(&stored))
+        + embeddings.map_or(0, |e| e.0.keep_only(&stored)))
 }
 
 fn reload_modules(f: &Follow) -> Result<(), String> {

@@ -78,10 +78,46 @@ impl CachePurge {
     }
 }
 
-/// Loads entries at start-up. Blocks; called outside the request path.
+/// Loads entries at start-up and, on a store several nodes share, reads what another node stored
+/// after this one loaded. Blocks: async callers use `spawn_blocking`.
 pub trait CacheStore: Send + Sync {
     /// Every entry that has not expired at `now_ms`, oldest first.
     fn cache_entries(&self, now_ms: i64) -> Result<Vec<CacheEntry>, StoreError>;
+
+    /// Whether other nodes write entries here too (PostgreSQL). Only then is a miss in memory
+    /// worth a read: a store one node uses holds nothing its memory lacks.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The entry under `kind`, `namespace` and `key` if it is live at `now_ms`. Only asked of a
+    /// shared store; a store one node uses answers `None`.
+    fn cache_entry(
+        &self,
+        _kind: CacheKind,
+        _namespace: &str,
+        _key: &str,
+        _now_ms: i64,
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        Ok(None)
+    }
+
+    /// The semantic entries of `namespace` and `partition` created after `since_ms` and live at
+    /// `now_ms`, oldest first. Only asked of a shared store.
+    fn semantic_since(
+        &self,
+        _namespace: &str,
+        _partition: &str,
+        _since_ms: i64,
+        _now_ms: i64,
+    ) -> Result<Vec<CacheEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// The kind, namespace and key of every entry stored: what another node's purge left.
+    fn cache_keys(&self) -> Result<Vec<(CacheKind, String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Called only by the writer thread.

@@ -21,6 +21,8 @@ pub enum Changed {
     Credentials,
     /// Routing breakers' phases (a breaker opened, probed or closed on another node).
     Breakers,
+    /// Cache entries purged (an operator's purge on another node).
+    Cache,
     /// Anything: the watch could not tell (it reconnected and may have missed notifications).
     All,
 }
@@ -32,6 +34,7 @@ impl Changed {
             Changed::Modules => "modules",
             Changed::Credentials => "credentials",
             Changed::Breakers => "breakers",
+            Changed::Cache => "cache",
             Changed::All => "all",
         }
     }
@@ -42,6 +45,7 @@ impl Changed {
             "modules" => Changed::Modules,
             "credentials" => Changed::Credentials,
             "breakers" => Changed::Breakers,
+            "cache" => Changed::Cache,
             _ => Changed::All,
         }
     }

@@ -23,6 +23,12 @@ pub struct StoredResponse {
 /// the caller: the store returns the record whoever asks.
 pub trait ResponseStore: Send + Sync {
     fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
+
+    /// Whether other nodes store answers here too (PostgreSQL): an id unknown here may then be
+    /// one another node's writer has not committed yet.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// Called only by the writer thread.

@@ -1,6 +1,7 @@
 //! The entries of one cache kind in memory: a map for lookups and a recency order for eviction
 //! under a byte budget, so a hit never waits on disk. Every change is also queued to the writer,
-//! and [`EntryIndex::load`] reads the file once at start-up, so entries survive a restart.
+//! and [`EntryIndex::load`] reads the file once at start-up, so entries survive a restart. On a
+//! store other nodes share, [`EntryIndex::get_shared`] reads a miss from the store (`shared.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::shared::SharedReads;
 use crate::store::writer::{CacheOp, Writer};
 use crate::store::{CacheEntry, CacheKind, CachePurge, CacheStore};
 
@@ -33,6 +35,8 @@ pub struct EntryIndex {
     /// A ceiling set from outside the cache module (the retention module's `cache` size); the
     /// budget is the smaller of the two.
     cap_bytes: AtomicUsize,
+    /// Set when other nodes write to the store too.
+    shared: Option<SharedReads>,
     pub stats: CacheStats,
 }
 
@@ -72,6 +76,12 @@ pub struct IndexSnapshot {
     pub stores: u64,
     pub evictions: u64,
     pub saved_nanos: i64,
+    /// Misses in memory found in the shared store, and reads of it that failed (`None`: the
+    /// store is this node's alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_hits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_failures: Option<u64>,
 }
 
 fn slot_key(namespace: &str, key: &str) -> String {
@@ -93,6 +103,7 @@ impl EntryIndex {
             writer,
             max_bytes: AtomicUsize::new(max_bytes),
             cap_bytes: AtomicUsize::new(usize::MAX),
+            shared: None,
             stats: CacheStats::default(),
         };
         let now = crate::store::now_ms();
@@ -111,6 +122,12 @@ impl EntryIndex {
             Err(e) => tracing::warn!(error = %e, kind = kind.as_str(), "cache entries not loaded"),
         }
         index
+    }
+
+    /// Reads misses from `store` when other nodes write to it.
+    pub fn reading_shared(mut self, store: &Arc<dyn CacheStore>) -> EntryIndex {
+        self.shared = SharedReads::of(store);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -173,6 +190,60 @@ impl EntryIndex {
             inner.recency.insert(tick, id);
         }
         Some(found)
+    }
+
+    /// After a miss in memory: the entry another node stored under `key` in `namespace`, read
+    /// from the shared store and kept in memory from then on (it is in the store already, so it
+    /// is not written again). `None` at once when the store is this node's alone.
+    pub async fn get_shared(
+        &self,
+        namespace: &str,
+        key: &str,
+        now_ms: i64,
+        max_age_ms: Option<i64>,
+    ) -> Option<Arc<Stored>> {
+        let shared = self.shared.as_ref()?;
+        let kind = self.kind;
+        let (ns, k) = (namespace.to_string(), key.to_string());
+        let found = shared
+            .read("entry", move |store| {
+                store.cache_entry(kind, &ns, &k, now_ms)
+            })
+            .await??;
+        let stored = stored_from(found);
+        if stored.bytes > self.budget() {
+            return None;
+        }
+        let evicted = {
+            let mut inner = self.lock();
+            self.insert(&mut inner, stored);
+            self.evict(&mut inner)
+        };
+        self.forget(evicted);
+        let hit = self.get(namespace, key, now_ms, max_age_ms)?;
+        shared.hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
+    }
+
+    /// Drops from memory the entries the store no longer holds (another node purged them);
+    /// returns how many went. Nothing is queued: they are gone from the store already.
+    pub fn keep_only(
+        &self,
+        stored: &std::collections::HashSet<(CacheKind, String, String)>,
+    ) -> usize {
+        let mut inner = self.lock();
+        let gone: Vec<String> = inner
+            .by_key
+            .values()
+            .filter(|s| {
+                !stored.contains(&(self.kind, s.entry.namespace.clone(), s.entry.key.clone()))
+            })
+            .map(|s| slot_key(&s.entry.namespace, &s.entry.key))
+            .collect();
+        for id in &gone {
+            let _ = self.remove(&mut inner, id);
+        }
+        gone.len()
     }
 
     /// Stores an entry in memory and queues it for the file; evicts the least recently used
@@ -278,6 +349,11 @@ impl EntryIndex {
             stores: self.stats.stores.load(Ordering::Relaxed),
             evictions: self.stats.evictions.load(Ordering::Relaxed),
             saved_nanos: self.stats.saved_nanos.load(Ordering::Relaxed),
+            shared_hits: self.shared.as_ref().map(|s| s.hits.load(Ordering::Relaxed)),
+            shared_failures: self
+                .shared
+                .as_ref()
+                .map(|s| s.failures.load(Ordering::Relaxed)),
         }
     }
 }

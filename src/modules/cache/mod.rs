@@ -3,7 +3,9 @@
 //! is kept in canonical form, so one stored from a stream serves a non-streamed request and the
 //! reverse, and one stored for a Chat client serves a Messages client. Only complete, successful
 //! answers are stored: an errored, cut or refused one never is. Entries live in the SQLite file
-//! (through the writer) and in memory ([`index`]), with a TTL and a byte budget.
+//! (through the writer) and in memory ([`index`]), with a TTL and a byte budget. On a store
+//! several nodes share, a miss in memory is read from the store ([`shared`]), so an answer one
+//! node stored serves the others.
 //!
 //! Per request: `Cache-Control: no-cache` skips the lookup but stores, `no-store` does neither,
 //! `max-age=N` accepts only entries younger than N seconds; `x-stockyard-cache-ttl` sets how long
@@ -15,6 +17,7 @@ pub mod controls;
 pub mod embeddings;
 pub mod index;
 pub mod key;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,12 +117,15 @@ pub struct ResponseEntries(pub EntryIndex);
 
 pub fn entries(deps: &ModuleDeps, max_bytes: usize) -> Arc<ResponseEntries> {
     deps.shared.get_or_init(|| {
-        ResponseEntries(EntryIndex::load(
-            CacheKind::Exact,
-            deps.store.cache.as_ref(),
-            deps.writer.clone(),
-            max_bytes,
-        ))
+        ResponseEntries(
+            EntryIndex::load(
+                CacheKind::Exact,
+                deps.store.cache.as_ref(),
+                deps.writer.clone(),
+                max_bytes,
+            )
+            .reading_shared(&deps.store.cache),
+        )
     })
 }
 
@@ -287,7 +293,18 @@ impl Module for ExactCache {
         if !controls.no_cache {
             let now = crate::store::now_ms();
             let max_age = controls.max_age_s.map(|s| (s as i64).saturating_mul(1000));
-            if let Some(hit) = self.entries.0.get(&namespace, &key, now, max_age) {
+            let local = self.entries.0.get(&namespace, &key, now, max_age);
+            let hit = match local {
+                Some(hit) => Some(hit),
+                // Another node of a shared store may have answered it (free on SQLite).
+                None => {
+                    self.entries
+                        .0
+                        .get_shared(&namespace, &key, now, max_age)
+                        .await
+                }
+            };
+            if let Some(hit) = hit {
                 let stats = &self.entries.0.stats;
                 stats.hits.fetch_add(1, Ordering::Relaxed);
                 stats

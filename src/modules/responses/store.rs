@@ -1,13 +1,21 @@
 //! Stored Responses answers: recent ones in memory (most recent `capacity`), all of them in the
 //! database through the writer. A lookup that misses the memory (after a restart, or an old id)
-//! reads the database on a blocking thread.
+//! reads the database on a blocking thread. On a store several nodes share, an id another node
+//! handed out may not be committed yet (its writer commits in batches, about every 50 ms), so a
+//! miss there is read again a few times, for at most [`SHARED_RETRY`] in all.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::store::writer::Writer;
 use crate::store::{self, StoredResponse};
+
+/// How long a miss on a shared store keeps reading: a few of the other writer's batch intervals.
+pub const SHARED_RETRY: Duration = Duration::from_millis(400);
+/// The pause between those reads.
+const RETRY_PAUSE: Duration = Duration::from_millis(40);
 
 pub struct ResponseStore {
     recent: Mutex<Recent>,
@@ -77,14 +85,32 @@ impl ResponseStore {
         {
             return Some(found.clone());
         }
-        let stored = self.stored.clone();
-        let key = id.to_string();
-        let loaded = tokio::task::spawn_blocking(move || stored.response(&key))
-            .await
-            .ok()?
-            .ok()??;
+        let deadline = Instant::now() + SHARED_RETRY;
+        let loaded = loop {
+            match self.read(id).await {
+                Some(found) => break found,
+                None if self.stored.is_shared() && Instant::now() + RETRY_PAUSE < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                None => return None,
+            }
+        };
         let loaded = Arc::new(loaded);
         self.remember(loaded.clone());
         Some(loaded)
+    }
+
+    /// One read of the database; an error is logged and counts as not found.
+    async fn read(&self, id: &str) -> Option<StoredResponse> {
+        let stored = self.stored.clone();
+        let key = id.to_string();
+        match tokio::task::spawn_blocking(move || stored.response(&key)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "stored response not read");
+                None
+            }
+            Err(_) => None,
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! The semantic cache's entries: answers by id, their vectors by partition ([`Vectors`]), and
 //! the order they came in (the oldest go first past `max_entries`). Loaded from the file once at
-//! start-up; every change is queued to the writer.
+//! start-up; every change is queued to the writer. On a store other nodes share, a miss reads the
+//! partition's entries stored since this node last looked ([`SemanticEntries::sync`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
 
 use super::vectors::{Vectors, normalise};
 use crate::modules::cache::index::CacheStats;
+use crate::modules::cache::shared::SharedReads;
 use crate::store::writer::{CacheOp, Writer};
 use crate::store::{CacheEntry, CacheKind, CachePurge, CacheStore};
 
@@ -29,8 +31,18 @@ pub struct SemanticEntries {
     inner: RwLock<Inner>,
     writer: Arc<Writer>,
     max_entries: AtomicUsize,
+    /// Set when other nodes write to the store too.
+    shared: Option<SharedReads>,
+    /// When this node loaded the store, and when it last read each partition from it.
+    loaded_ms: i64,
+    synced: Mutex<HashMap<String, i64>>,
     pub stats: CacheStats,
 }
+
+/// How far back a partition read looks before its last one: another node's writer commits an
+/// entry a batch (about 50 ms, longer while its database is away) after stamping it, so an entry
+/// can become visible older than the last read. Rows already held are skipped.
+const COMMIT_SLACK_MS: i64 = 10_000;
 
 #[derive(Default)]
 struct Inner {
@@ -54,9 +66,12 @@ impl SemanticEntries {
             inner: RwLock::default(),
             writer,
             max_entries: AtomicUsize::new(max_entries),
+            shared: None,
+            loaded_ms: crate::store::now_ms(),
+            synced: Mutex::default(),
             stats: CacheStats::default(),
         };
-        match store.cache_entries(crate::store::now_ms()) {
+        match store.cache_entries(entries.loaded_ms) {
             Ok(rows) => {
                 let mut inner = entries.write();
                 for row in rows.into_iter().filter(|e| e.kind == CacheKind::Semantic) {
@@ -69,6 +84,82 @@ impl SemanticEntries {
             Err(e) => tracing::warn!(error = %e, "semantic cache entries not loaded"),
         }
         entries
+    }
+
+    /// Reads misses from `store` when other nodes write to it.
+    pub fn reading_shared(mut self, store: &Arc<dyn CacheStore>) -> SemanticEntries {
+        self.shared = SharedReads::of(store);
+        self
+    }
+
+    /// After a miss: adds the entries of `partition` other nodes stored since this node last
+    /// read it; `true` when any was new. `false` at once when the store is this node's alone.
+    pub async fn sync(&self, namespace: &str, partition: &str, now_ms: i64) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let since = self
+            .synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(partition)
+            .copied()
+            .unwrap_or(self.loaded_ms)
+            - COMMIT_SLACK_MS;
+        let (ns, part) = (namespace.to_string(), partition.to_string());
+        let Some(rows) = shared
+            .read("semantic partition", move |store| {
+                store.semantic_since(&ns, &part, since, now_ms)
+            })
+            .await
+        else {
+            return false;
+        };
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partition.to_string(), now_ms);
+        let (added, evicted) = {
+            let mut inner = self.write();
+            let mut added = 0;
+            for row in rows {
+                let held = inner
+                    .by_id
+                    .get(&id_of(&row.namespace, &row.key))
+                    .is_some_and(|e| e.created_ms >= row.created_ms);
+                // Already in the store: kept in memory only, not written again.
+                if !held && Self::insert(&mut inner, row) {
+                    added += 1;
+                }
+            }
+            (added, self.evict(&mut inner))
+        };
+        self.forget(evicted);
+        shared.hits.fetch_add(added, Ordering::Relaxed);
+        added > 0
+    }
+
+    /// Drops from memory the entries the store no longer holds (another node purged them), and
+    /// reads every partition afresh at its next miss; returns how many went.
+    pub fn keep_only(&self, stored: &HashSet<(CacheKind, String, String)>) -> usize {
+        let mut inner = self.write();
+        let gone: Vec<String> = inner
+            .by_id
+            .iter()
+            .filter(|(_, e)| {
+                !stored.contains(&(CacheKind::Semantic, e.namespace.clone(), e.key.clone()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            Self::remove(&mut inner, id);
+        }
+        drop(inner);
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        gone.len()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
@@ -215,7 +306,7 @@ impl SemanticEntries {
     pub fn snapshot(&self) -> Value {
         let inner = self.read();
         let s = &self.stats;
-        json!({
+        let mut out = json!({
             "kind": "semantic",
             "entries": inner.by_id.len(),
             "partitions": inner.vectors.partitions.len(),
@@ -227,6 +318,12 @@ impl SemanticEntries {
             "stores": s.stores.load(Ordering::Relaxed),
             "evictions": s.evictions.load(Ordering::Relaxed),
             "saved_nanos": s.saved_nanos.load(Ordering::Relaxed),
-        })
+        });
+        // Only on a shared store, as the exact cache's: entries read from it, failed reads.
+        if let Some(shared) = &self.shared {
+            out["shared_added"] = json!(shared.hits.load(Ordering::Relaxed));
+            out["shared_failures"] = json!(shared.failures.load(Ordering::Relaxed));
+        }
+        out
     }
 }

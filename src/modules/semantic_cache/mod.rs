@@ -99,6 +99,7 @@ impl ModuleConfig for SemanticConfig {
 pub fn entries(deps: &ModuleDeps, max_entries: usize) -> Arc<SemanticEntries> {
     deps.shared.get_or_init(|| {
         SemanticEntries::load(deps.store.cache.as_ref(), deps.writer.clone(), max_entries)
+            .reading_shared(&deps.store.cache)
     })
 }
 
@@ -183,6 +184,26 @@ fn partition(chat: &ChatRequest, model: &str, namespace: &str, history: bool) ->
 
 impl SemanticCache {
     /// The embeddings call for `text`, made for the request `ctx`.
+    /// The nearest entry of `partition`; when none here is close enough and other nodes share the
+    /// store, the partition's entries they stored since the last look are read first.
+    async fn nearest(
+        &self,
+        namespace: &str,
+        partition: &str,
+        vector: &[f32],
+        now: i64,
+    ) -> Option<(Arc<entries::SemStored>, f32)> {
+        let local = self.entries.nearest(partition, vector, now);
+        if local
+            .as_ref()
+            .is_some_and(|(_, similarity)| *similarity >= self.config.threshold)
+            || !self.entries.sync(namespace, partition, now).await
+        {
+            return local;
+        }
+        self.entries.nearest(partition, vector, now)
+    }
+
     fn embedding_call(&self, ctx: &RequestCtx, text: String) -> InternalCall {
         InternalCall::for_request(
             ctx,
@@ -265,7 +286,8 @@ impl Module for SemanticCache {
         };
         let now = crate::store::now_ms();
         if !controls.no_cache
-            && let Some((hit, similarity)) = self.entries.nearest(&partition, &vector, now)
+            && let Some((hit, similarity)) =
+                self.nearest(&namespace, &partition, &vector, now).await
             && similarity >= self.config.threshold
             && controls
                 .max_age_s

@@ -1,46 +1,112 @@
-//! Cache entries on PostgreSQL: one table, loaded whole at start-up, written by the writer.
+//! Cache entries on PostgreSQL: one table, loaded whole at start-up, written by the writer, and
+//! read by key (or by semantic partition) when a node misses what another node stored.
 //! Embeddings are little-endian f32s in a BYTEA, as SQLite keeps them in a BLOB.
 
 use super::read::{PgReader, get};
 use super::write::PgWriter;
 use crate::store::{CacheEntry, CacheKind, CachePurge, CacheStore, CacheWrites, StoreError};
 
+const COLUMNS: &str = "kind, namespace, key, model, partition, created_ms, expires_ms, \
+                       saved_nanos, answer, embedding";
+
 impl CacheStore for PgReader {
     fn cache_entries(&self, now_ms: i64) -> Result<Vec<CacheEntry>, StoreError> {
         self.with(move |c| {
             let rows = c.query(
-                "SELECT kind, namespace, key, model, partition, created_ms, expires_ms, \
-                 saved_nanos, answer, embedding FROM cache_entries WHERE expires_ms > $1 \
-                 ORDER BY created_ms",
+                &format!(
+                    "SELECT {COLUMNS} FROM cache_entries WHERE expires_ms > $1 ORDER BY created_ms"
+                ),
                 &[&now_ms],
             )?;
+            rows.iter().map(entry_from).collect()
+        })
+    }
+
+    /// Other nodes of the store write here too: a miss in memory may be their entry.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn cache_entry(
+        &self,
+        kind: CacheKind,
+        namespace: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        let (namespace, key) = (namespace.to_string(), key.to_string());
+        self.with(move |c| {
+            let row = c.query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM cache_entries WHERE kind = $1 AND namespace = $2 \
+                     AND key = $3 AND expires_ms > $4"
+                ),
+                &[&kind.as_str(), &namespace, &key, &now_ms],
+            )?;
+            row.as_ref().map(entry_from).transpose()
+        })
+    }
+
+    fn semantic_since(
+        &self,
+        namespace: &str,
+        partition: &str,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<CacheEntry>, StoreError> {
+        let (namespace, partition) = (namespace.to_string(), partition.to_string());
+        // Kind and namespace lead the primary key, so this reads one namespace's entries only.
+        self.with(move |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM cache_entries WHERE kind = 'semantic' \
+                     AND namespace = $1 AND partition = $2 AND created_ms > $3 \
+                     AND expires_ms > $4 ORDER BY created_ms"
+                ),
+                &[&namespace, &partition, &since_ms, &now_ms],
+            )?;
+            rows.iter().map(entry_from).collect()
+        })
+    }
+
+    fn cache_keys(&self) -> Result<Vec<(CacheKind, String, String)>, StoreError> {
+        self.with(move |c| {
+            let rows = c.query("SELECT kind, namespace, key FROM cache_entries", &[])?;
             rows.iter()
-                .map(|r| {
-                    let corrupt = |detail: String| StoreError::Corrupt {
-                        table: "cache_entries",
-                        detail,
+                .filter_map(|r| {
+                    let kind: String = match get(r, 0) {
+                        Ok(kind) => kind,
+                        Err(e) => return Some(Err(e)),
                     };
-                    let kind: String = get(r, 0)?;
-                    let answer: String = get(r, 8)?;
-                    let blob: Option<Vec<u8>> = get(r, 9)?;
-                    Ok(CacheEntry {
-                        kind: CacheKind::parse(&kind)
-                            .ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
-                        namespace: get(r, 1)?,
-                        key: get(r, 2)?,
-                        model: get(r, 3)?,
-                        partition: get(r, 4)?,
-                        created_ms: get(r, 5)?,
-                        expires_ms: get(r, 6)?,
-                        saved_nanos: get(r, 7)?,
-                        answer: serde_json::from_str(&answer)
-                            .map_err(|e| corrupt(e.to_string()))?,
-                        embedding: blob.map(|b| decode_vector(&b)),
-                    })
+                    // A kind this build does not know is no entry of its indexes.
+                    let kind = CacheKind::parse(&kind)?;
+                    Some(get(r, 1).and_then(|n| Ok((kind, n, get(r, 2)?))))
                 })
                 .collect()
         })
     }
+}
+
+fn entry_from(r: &postgres::Row) -> Result<CacheEntry, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "cache_entries",
+        detail,
+    };
+    let kind: String = get(r, 0)?;
+    let answer: String = get(r, 8)?;
+    let blob: Option<Vec<u8>> = get(r, 9)?;
+    Ok(CacheEntry {
+        kind: CacheKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
+        namespace: get(r, 1)?,
+        key: get(r, 2)?,
+        model: get(r, 3)?,
+        partition: get(r, 4)?,
+        created_ms: get(r, 5)?,
+        expires_ms: get(r, 6)?,
+        saved_nanos: get(r, 7)?,
+        answer: serde_json::from_str(&answer).map_err(|e| corrupt(e.to_string()))?,
+        embedding: blob.map(|b| decode_vector(&b)),
+    })
 }
 
 impl CacheWrites for PgWriter {
@@ -112,13 +178,20 @@ impl CacheWrites for PgWriter {
         let kind = purge.kind.map(CacheKind::as_str);
         let model = purge.model.clone();
         let namespace = purge.namespace.clone();
+        // The other nodes hear of it once the rows are gone and drop what they hold in memory
+        // that the store no longer has (`server/follow.rs`).
         self.on_conn(move |c| {
-            Ok(c.execute(
+            let removed = c.execute(
                 "DELETE FROM cache_entries WHERE ($1::TEXT IS NULL OR kind = $1) \
              AND ($2::TEXT IS NULL OR model = $2) \
              AND ($3::TEXT IS NULL OR namespace = $3 OR namespace LIKE $4)",
                 &[&kind, &model, &namespace, &under],
-            )?)
+            )?;
+            c.execute(
+                &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
+                &[&crate::store::changes::Changed::Cache.as_str()],
+            )?;
+            Ok(removed)
         })
     }
 }

@@ -299,6 +299,10 @@ impl ResponseStore for PgReader {
             }))
         })
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 impl BreakerStore for PgReader {

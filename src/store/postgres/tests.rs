@@ -1,6 +1,6 @@
 //! What only a shared database asks of this backend: nodes that start together migrate once,
 //! writers on several nodes append to one ledger chain, reads answer on a tokio worker thread,
-//! and no error shows the URL's password.
+//! no error shows the URL's password, and a node reads the cache entries another node stored.
 
 use std::sync::{Arc, Barrier};
 
@@ -159,6 +159,70 @@ fn retention_deletes_in_batches_and_stats_name_the_tables() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(refused.contains("pg_dump"), "{refused}");
+}
+
+#[test]
+fn cache_entries_read_by_key_by_semantic_partition_and_as_keys() {
+    use crate::store::{CacheEntry, CacheKind, CachePurge};
+    let Some(schema) = testing::schema() else {
+        return;
+    };
+    let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
+    let entry = |kind, key: &str, partition: &str, created_ms, expires_ms| CacheEntry {
+        kind,
+        namespace: "key:k1".into(),
+        key: key.into(),
+        model: "m".into(),
+        partition: partition.into(),
+        created_ms,
+        expires_ms,
+        saved_nanos: 7,
+        answer: json!({"object": "chat.completion", "k": key}),
+        embedding: (kind == CacheKind::Semantic).then(|| vec![0.6, 0.8]),
+    };
+    for e in [
+        entry(CacheKind::Exact, "a", "", 10, 1_000),
+        entry(CacheKind::Exact, "old", "", 10, 50),
+        entry(CacheKind::Semantic, "s1", "p", 10, 1_000),
+        entry(CacheKind::Semantic, "s2", "p", 20, 1_000),
+        entry(CacheKind::Semantic, "s3", "other", 30, 1_000),
+    ] {
+        opened
+            .writes
+            .save_cache_entry(&e)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cache = &opened.store.cache;
+    assert!(cache.is_shared() && opened.store.responses.is_shared());
+    let found = cache.cache_entry(CacheKind::Exact, "key:k1", "a", 100);
+    let found = found.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.map(|e| e.answer["k"].clone()), Some(json!("a")));
+    // Expired, another kind, another namespace: none.
+    for (kind, namespace, k) in [
+        (CacheKind::Exact, "key:k1", "old"),
+        (CacheKind::Semantic, "key:k1", "a"),
+        (CacheKind::Exact, "key:k2", "a"),
+    ] {
+        assert_eq!(cache.cache_entry(kind, namespace, k, 100).ok(), Some(None));
+    }
+    let since = cache
+        .semantic_since("key:k1", "p", 15, 100)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(since.len(), 1);
+    assert_eq!(since[0].key, "s2");
+    assert_eq!(since[0].embedding.as_deref(), Some(&[0.6f32, 0.8][..]));
+
+    opened
+        .writes
+        .purge_cache(&CachePurge {
+            kind: Some(CacheKind::Semantic),
+            ..CachePurge::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut keys = cache.cache_keys().unwrap_or_else(|e| panic!("{e}"));
+    keys.sort_by(|a, b| (a.0.as_str(), &a.1, &a.2).cmp(&(b.0.as_str(), &b.1, &b.2)));
+    let exact = |k: &str| (CacheKind::Exact, "key:k1".to_string(), k.to_string());
+    assert_eq!(keys, [exact("a"), exact("old")]);
 }
 
 #[test]
