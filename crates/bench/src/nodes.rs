@@ -33,7 +33,8 @@ pub const USAGE: &str = "usage: bench nodes [--requests N] [--rounds R]
 
 Runs one Stockyard node on SQLite, one on PostgreSQL and three on PostgreSQL (load spread over
 the three), N non-stream requests each (default 24000) at concurrency 64 in R rotating rounds
-(default 6), plus one PostgreSQL node given a third of that (what each of the three gets), and
+(default 6), plus one PostgreSQL node given a third of that (what each of the three gets) and,
+as a control, three SQLite nodes that share nothing, loaded like the three; it
 prints each set-up's throughput, each node's CPU per request and PostgreSQL's
 CPU per request. The server is STOCKYARD_BENCH_PG (default
 postgres://postgres@127.0.0.1:5432/test); each set-up gets a schema of its own, dropped after.";
@@ -207,6 +208,18 @@ fn run(base: &str, requests: usize, rounds: usize, binaries: &Binaries) -> Resul
             true,
         )
         .third(),
+        // The control: three nodes that share nothing (a SQLite file each), loaded as the three
+        // PostgreSQL nodes are. What they cost over one SQLite node is what running three
+        // proxies on these cores costs, whatever the store.
+        Setup::new(
+            "3 nodes, SQLite each (nothing shared)",
+            vec![
+                start("sqlite3-node-1", None)?,
+                start("sqlite3-node-2", None)?,
+                start("sqlite3-node-3", None)?,
+            ],
+            false,
+        ),
     ];
     let postgres_seen = postgres_pids().len();
     eprintln!(
@@ -235,7 +248,7 @@ fn run(base: &str, requests: usize, rounds: usize, binaries: &Binaries) -> Resul
     let per_round = requests / rounds;
     for round in 0..rounds {
         // ABCD, DCBA, ...: a noisy moment falls on every set-up alike over the run.
-        let mut order = [0, 1, 2, 3];
+        let mut order = [0, 1, 2, 3, 4];
         if round % 2 == 1 {
             order.reverse();
         }
@@ -428,12 +441,16 @@ fn report(setups: &[Setup], postgres_visible: bool) -> String {
         }
     }
     let per_node = |s: &Setup, i: usize| s.nodes.get(i)?.charge.us_per_request();
-    let (sqlite, one, three, third) = (&setups[0], &setups[1], &setups[2], &setups[3]);
+    let (sqlite, one, three, third, control) =
+        (&setups[0], &setups[1], &setups[2], &setups[3], &setups[4]);
+    let worst_of = |setup: &Setup, against: f64| {
+        (0..setup.nodes.len())
+            .filter_map(|i| per_node(setup, i))
+            .map(|v| v / against)
+            .fold(0.0_f64, f64::max)
+    };
     if let (Some(one_pg), Some(lite)) = (per_node(one, 0), per_node(sqlite, 0)) {
-        let worst = (0..three.nodes.len())
-            .filter_map(|i| per_node(three, i))
-            .map(|v| v / one_pg)
-            .fold(0.0_f64, f64::max);
+        let worst = worst_of(three, one_pg);
         let _ = writeln!(
             out,
             "\nEach of three nodes against one PostgreSQL node (proxy CPU per request): worst \
@@ -441,16 +458,19 @@ fn report(setups: &[Setup], postgres_visible: bool) -> String {
             if worst <= 1.10 { "met" } else { "not met" }
         );
         if let Some(alone) = per_node(third, 0) {
-            let worst = (0..three.nodes.len())
-                .filter_map(|i| per_node(three, i))
-                .map(|v| v / alone)
-                .fold(0.0_f64, f64::max);
+            let worst = worst_of(three, alone);
             let _ = writeln!(
                 out,
                 "Each of three nodes against one node given the same third of the load: worst \
                  {worst:.3} (what sharing the store costs, apart from the lighter load)."
             );
         }
+        let _ = writeln!(
+            out,
+            "Control, three SQLite nodes that share nothing against one SQLite node: worst {:.3} \
+             (what three proxies on these cores cost without any shared store).",
+            worst_of(control, lite)
+        );
         let ratio = one_pg / lite;
         let _ = writeln!(
             out,
