@@ -7,15 +7,9 @@
 
 mod common;
 
-use std::time::Duration;
-
-use bytes::Bytes;
 use common::Harness;
 use common::grants::{GRANTS, grant};
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
 use mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 
@@ -43,42 +37,12 @@ fn key(name: &str) -> String {
 
 /// The JSONL input of a batch of `n` chat requests.
 fn input_lines(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": "/v1/chat/completions",
-                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}})
-            .to_string()
-                + "\n"
-        })
-        .collect()
+    common::files::batch_input(n, "/v1/chat/completions")
 }
 
 /// Uploads `content` as a batch input file with the grant `who`; status and body.
 async fn upload(h: &Harness, who: &str, content: &str) -> (u16, Value) {
-    let boundary = "stockyard-files-boundary";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n\
-         Content-Type: application/jsonl\r\n\r\n{content}\r\n--{boundary}--\r\n"
-    );
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{}/v1/files", h.client.base))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("x-test-grant", who)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    common::files::upload_batch_file(h, who, content, &[]).await
 }
 
 async fn call(h: &Harness, who: &str, method: Method, path: &str, body: &str) -> common::Answer {

@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod catalogue;
 pub mod console;
+pub mod files;
 pub mod grants;
 pub mod pg;
 pub mod prom;
