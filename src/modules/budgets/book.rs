@@ -227,17 +227,31 @@ impl BudgetBook {
     /// Swaps a held estimate for the real cost (0 for a request that cost nothing); returns the
     /// settled spend of the budget's period (estimates still held by others excluded).
     pub async fn settle(&self, held: Held, cost_nanos: i64) -> i64 {
+        self.settle_returning(held, cost_nanos).await.0
+    }
+
+    /// [`BudgetBook::settle`], handing back the hold's subject and budget (for its alerts), so
+    /// the caller need not copy them before the hold is spent.
+    pub async fn settle_returning(&self, held: Held, cost_nanos: i64) -> (i64, Subject, Budget) {
         self.seeded().await;
-        let window = window(held.budget.period);
-        let amount = held.reservation.amount;
-        let hkey = held.held_key;
+        let Held {
+            subject,
+            budget,
+            reservation,
+            held_key,
+        } = held;
+        let amount = reservation.amount;
         let total = self
             .counters
-            .settle(held.reservation, cost_nanos)
+            .settle(reservation, cost_nanos)
             .await
             .unwrap_or(0);
-        let still_held = self.counters.add(&hkey, -amount, window).await.unwrap_or(0);
-        total - still_held
+        let still_held = self
+            .counters
+            .add(&held_key, -amount, window(budget.period))
+            .await
+            .unwrap_or(0);
+        (total - still_held, subject, budget)
     }
 
     /// Counts `cost_nanos` in a period no reservation covered.

@@ -290,8 +290,7 @@ impl Module for Budgets {
         let holds = ctx.slots.remove::<Holds>().map(|h| h.0).unwrap_or_default();
         let mut covered = Vec::with_capacity(holds.len());
         for held in holds {
-            let (subject, budget) = (held.subject.clone(), held.budget.clone());
-            let spent = self.book.settle(held, cost).await;
+            let (spent, subject, budget) = self.book.settle_returning(held, cost).await;
             for alert in self.book.crossed(&subject, &budget, spent) {
                 self.raise(alert);
             }

@@ -36,7 +36,7 @@ pub struct RateBook {
     writer: Arc<Writer>,
     /// Changes not yet handed to the writer: counter -> (window start, window length, delta)
     /// per window it changed in (rarely more than one).
-    pending: Mutex<HashMap<String, Vec<PendingDelta>>>,
+    pending: Mutex<HashMap<String, Vec<PendingDelta>, foldhash::fast::RandomState>>,
     last_persist_ms: AtomicI64,
     /// Counts of open windows read at start-up, added by the first request.
     seed: Mutex<Option<Vec<RateCount>>>,
@@ -148,14 +148,15 @@ impl RateBook {
 
     /// Replaces a reserved amount by `actual`.
     pub async fn settle(&self, reservation: Reservation, actual: i64) {
-        let (counter, window, start) = (
-            reservation.key.clone(),
+        // Noted first, so the counter's name is borrowed, not copied, before the settle takes it.
+        let delta = actual - reservation.amount;
+        self.note(
+            &reservation.key,
             reservation.window,
             reservation.bucket_start_ms,
+            delta,
         );
-        let delta = actual - reservation.amount;
         let _ = self.counters.settle(reservation, actual).await;
-        self.note(&counter, window, start, delta);
     }
 
     /// Gives this node's leases back to the shared rows (at shutdown), so the other nodes need

@@ -163,19 +163,32 @@ impl Kind {
 /// One limit that applies to a request.
 struct Limit {
     kind: Kind,
-    /// `key`, `team` or `model`, and its id.
+    /// `key`, `team` or `model`.
     scope: &'static str,
-    id: String,
+    /// The counter's name, `rpm:SCOPE:ID` or `tpm:SCOPE:ID`: built once, the id read back from
+    /// it for messages.
+    counter: String,
     limit: i64,
 }
 
 impl Limit {
-    fn counter(&self) -> String {
-        let kind = match self.kind {
+    fn new(kind: Kind, scope: &'static str, id: &str, limit: i64) -> Limit {
+        let prefix = match kind {
             Kind::Requests => "rpm",
             Kind::Tokens => "tpm",
         };
-        counter_key(&[kind, self.scope, &self.id])
+        Limit {
+            kind,
+            scope,
+            counter: counter_key(&[prefix, scope, id]),
+            limit,
+        }
+    }
+
+    /// The key's, team's or model's id.
+    fn id(&self) -> &str {
+        // "rpm:" and the scope and its ':' come before it.
+        &self.counter[4 + self.scope.len() + 1..]
     }
 }
 
@@ -196,12 +209,8 @@ impl RateLimits {
         let mut push = |scope: &'static str, id: &str, rpm: Option<u64>, tpm: Option<u64>| {
             for (kind, value) in [(Kind::Requests, rpm), (Kind::Tokens, tpm)] {
                 if let Some(value) = value {
-                    limits.push(Limit {
-                        kind,
-                        scope,
-                        id: id.to_string(),
-                        limit: i64::try_from(value).unwrap_or(i64::MAX),
-                    });
+                    let limit = i64::try_from(value).unwrap_or(i64::MAX);
+                    limits.push(Limit::new(kind, scope, id, limit));
                 }
             }
         };
@@ -311,7 +320,7 @@ impl Module for RateLimits {
             };
             match self
                 .book
-                .reserve(&limit.counter(), amount, limit.limit, window)
+                .reserve(&limit.counter, amount, limit.limit, window)
                 .await
             {
                 Ok(reservation) => {
@@ -345,7 +354,7 @@ impl Module for RateLimits {
                     let message = format!(
                         "rate limit reached: {} {} allows {} {} {}{needs}; retry in {retry_after_s} s",
                         limit.scope,
-                        limit.id,
+                        limit.id(),
                         limit.limit,
                         limit.kind.as_str(),
                         self.per_window(),
@@ -405,6 +414,16 @@ mod tests {
         assert_eq!(reset_text(42_000), "42s");
         assert_eq!(reset_text(41_001), "42s");
         assert_eq!(reset_text(90_000), "1m30s");
+    }
+
+    #[test]
+    fn a_limit_reads_its_id_back_from_its_counter_name() {
+        let key = Limit::new(Kind::Requests, "key", "vk_1", 3);
+        assert_eq!(key.counter, "rpm:key:vk_1");
+        assert_eq!(key.id(), "vk_1");
+        let model = Limit::new(Kind::Tokens, "model", "openai/gpt-4o:mini", 9);
+        assert_eq!(model.counter, "tpm:model:openai/gpt-4o:mini");
+        assert_eq!(model.id(), "openai/gpt-4o:mini");
     }
 
     #[test]
