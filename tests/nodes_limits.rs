@@ -68,6 +68,19 @@ fn three_nodes(schema: &Schema, config: &str, mock_url: &str) -> Nodes {
 }
 
 impl Nodes {
+    /// A small chat for `model` on node `node`, with the static client key.
+    async fn chat_with_static_key(&self, node: usize, model: &str) -> common::Answer {
+        let auth = format!("Bearer {STATIC_KEY}");
+        TestClient::new(self.clients[node].base.clone())
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &chat_body(model, 5),
+                &[("authorization", &auth)],
+            )
+            .await
+    }
+
     /// Stops every node, then checks the one ledger chain they wrote.
     fn stop_and_verify(mut self) {
         for node in &mut self.nodes {
@@ -332,21 +345,7 @@ async fn a_breaker_opened_on_one_node_keeps_the_others_off_the_broken_upstream()
         healthy.base_url()
     );
     let nodes = three_nodes(&schema, &config, &healthy.base_url());
-    let auth = format!("Bearer {STATIC_KEY}");
-    let ask = |node: usize| {
-        let client = TestClient::new(nodes.clients[node].base.clone());
-        let auth = auth.clone();
-        async move {
-            client
-                .call(
-                    Method::POST,
-                    "/v1/chat/completions",
-                    &chat_body("pool", 5),
-                    &[("authorization", &auth)],
-                )
-                .await
-        }
-    };
+    let ask = |node: usize| nodes.chat_with_static_key(node, "pool");
 
     // Node 1 meets the broken upstream twice (each time falling over to the healthy one): its
     // breaker opens.
@@ -410,21 +409,7 @@ async fn a_plain_models_429_cool_down_on_one_node_rests_the_key_on_the_others() 
     let Some(schema) = Schema::new() else { return };
     let mock = MockUpstream::start().await.unwrap();
     let nodes = three_nodes(&schema, "", &mock.base_url());
-    let auth = format!("Bearer {STATIC_KEY}");
-    let ask = |node: usize| {
-        let client = TestClient::new(nodes.clients[node].base.clone());
-        let auth = auth.clone();
-        async move {
-            client
-                .call(
-                    Method::POST,
-                    "/v1/chat/completions",
-                    &chat_body("gpt-4o-mini", 5),
-                    &[("authorization", &auth)],
-                )
-                .await
-        }
-    };
+    let ask = |node: usize| nodes.chat_with_static_key(node, "gpt-4o-mini");
     mock.push(Behavior {
         status: Some(429),
         retry_after_s: Some(30),

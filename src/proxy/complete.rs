@@ -258,20 +258,8 @@ async fn operation_answer(
     ctx.usage.price_name = metered.price_name;
     ctx.usage.tokens.prompt = metered.prompt_tokens.unwrap_or(0);
     ctx.usage.tokens.completion = metered.completion_tokens.unwrap_or(0);
-    // What the operation bills is counted, never estimated from text.
-    ctx.usage.reported = true;
-    let mut answer = Answer {
-        status: status.as_u16(),
-        body,
-    };
-    run_on_response(chain, ctx, &mut answer).await?;
-    ctx.result.status = answer.status;
-    ctx.result.bytes_out = answer.body.len() as u64;
-    Ok(json_response(
-        StatusCode::from_u16(answer.status).unwrap_or(status),
-        answer.body,
-        headers,
-    ))
+    // What the operation bills is counted, never estimated from text; the rest is a resource's.
+    resource_answer(chain, ctx, status, headers, body).await
 }
 
 /// Step 7 for files and batches: the answer as it came (a file's bytes keep their content
