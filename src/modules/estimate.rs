@@ -20,12 +20,12 @@ struct Prompt {
 fn prompt<'a>(ctx: &'a mut RequestCtx, providers: &ProviderRegistry) -> &'a Prompt {
     let request = &ctx.request;
     ctx.slots.get_or_insert_with(|| {
-        let requested = request.requested_model.clone();
+        let requested = &request.requested_model;
         // Routing picks the deployment later; before it, the model's default route names the
         // tokenizer and the price. An alias or group only routing knows is priced by its name.
-        let (provider, upstream_model) = match providers.resolve(&requested) {
+        let (provider, upstream_model) = match providers.resolve(requested) {
             Ok(route) => (route.provider.name().to_string(), route.upstream_model),
-            Err(_) => (String::new(), requested),
+            Err(_) => (String::new(), requested.clone()),
         };
         let tokens = request.parsed.as_ref().map_or(0, |parsed| {
             crate::cost::tokenize::prompt_tokens(&upstream_model, parsed)
@@ -89,11 +89,7 @@ pub fn cost_nanos(
     default_max_tokens: u64,
 ) -> Option<i64> {
     let tokens = tokens(ctx, providers, default_max_tokens);
-    let requested = ctx.request.requested_model.clone();
-    let prompt = prompt(ctx, providers);
-    let price = prices
-        .lookup(&prompt.provider, &prompt.upstream_model)
-        .or_else(|| prices.lookup(&prompt.provider, &requested))?;
+    let price = price(ctx, providers, prices)?;
     Some(price.cost_nanos(&tokens))
 }
 
@@ -104,12 +100,21 @@ pub fn prompt_and_price(
     providers: &ProviderRegistry,
     prices: &PriceTable,
 ) -> Option<(u64, Price)> {
-    let requested = ctx.request.requested_model.clone();
-    let prompt = prompt(ctx, providers);
-    let price = prices
+    let price = *price(ctx, providers, prices)?;
+    Some((prompt(ctx, providers).tokens, price))
+}
+
+/// The price of the model the prompt was counted for, else of the model the client named.
+fn price<'a>(
+    ctx: &mut RequestCtx,
+    providers: &ProviderRegistry,
+    prices: &'a PriceTable,
+) -> Option<&'a Price> {
+    prompt(ctx, providers);
+    let prompt = ctx.slots.get::<Prompt>()?;
+    prices
         .lookup(&prompt.provider, &prompt.upstream_model)
-        .or_else(|| prices.lookup(&prompt.provider, &requested))?;
-    Some((prompt.tokens, *price))
+        .or_else(|| prices.lookup(&prompt.provider, &ctx.request.requested_model))
 }
 
 /// Starts loading the tokenizers in the background when requests will need estimates: when

@@ -45,12 +45,12 @@ impl KeyHasher {
 
     /// The stored hash of a client (virtual) key.
     pub fn virtual_key(&self, presented: &str) -> String {
-        self.0.mac(&format!("virtual-key|{presented}"))
+        self.0.mac_of(&["virtual-key|", presented])
     }
 
     /// The stored hash of an admin key.
     pub fn admin_key(&self, presented: &str) -> String {
-        self.0.mac(&format!("admin-key|{presented}"))
+        self.0.mac_of(&["admin-key|", presented])
     }
 }
 

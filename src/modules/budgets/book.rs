@@ -9,11 +9,11 @@
 //! Spend is counted for every period of every virtual key and team, budget or not, so a budget
 //! set mid-period starts from what was already spent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::request::{Budget, Period};
 use crate::store::counters::{calendar, counter_key};
@@ -58,14 +58,46 @@ fn held_key(subject: &Subject, period: Period) -> String {
     counter_key(&["held", subject.scope, &subject.id, period_name(period)])
 }
 
+/// Where `period` sits in [`PERIODS`] and in a [`Counted`]'s arrays.
+fn slot(period: Period) -> usize {
+    match period {
+        Period::Day => 0,
+        Period::Week => 1,
+        Period::Month => 2,
+        Period::Total => 3,
+    }
+}
+
+/// A subject and the names of its counters in every period, made the first time the subject
+/// is counted and kept: a governed request counts up to a dozen of them, and building each name
+/// on every request cost more than the counting.
+#[derive(Debug)]
+pub struct Counted {
+    pub subject: Subject,
+    spend: [String; 4],
+    held: [String; 4],
+}
+
+impl Counted {
+    fn new(subject: Subject) -> Counted {
+        Counted {
+            spend: PERIODS.map(|p| spend_key(&subject, p)),
+            held: PERIODS.map(|p| held_key(&subject, p)),
+            subject,
+        }
+    }
+}
+
+/// The [`Counted`] of every key and team seen, by scope then id. Bounded by the keys and teams
+/// that exist; a removed one's entry is a few names.
+type CountedMap = HashMap<String, Arc<Counted>, foldhash::fast::RandomState>;
+
 /// An estimate held against one budget until the request finishes.
 #[derive(Clone, Debug)]
 pub struct Held {
-    pub subject: Subject,
+    pub counted: Arc<Counted>,
     pub budget: Budget,
     pub reservation: Reservation,
-    /// The name of the budget's `held` counter.
-    held_key: String,
 }
 
 /// Why a reservation was refused, with what the message needs.
@@ -86,6 +118,8 @@ pub struct BudgetBook {
     seed_pending: AtomicBool,
     /// Thresholds already alerted: (subject, period, period start, percent).
     alerted: Mutex<HashSet<(Subject, &'static str, i64, u8)>>,
+    /// Keys', then teams' counter names.
+    counted: [RwLock<CountedMap>; 2],
 }
 
 impl BudgetBook {
@@ -95,7 +129,25 @@ impl BudgetBook {
             seed: Mutex::new(None),
             seed_pending: AtomicBool::new(false),
             alerted: Mutex::default(),
+            counted: Default::default(),
         }
+    }
+
+    /// The subject `scope`/`id` with its counter names, made on first sight.
+    pub fn counted(&self, scope: &'static str, id: &str) -> Arc<Counted> {
+        let map = &self.counted[usize::from(scope == "team")];
+        if let Some(found) = map.read().unwrap_or_else(PoisonError::into_inner).get(id) {
+            return found.clone();
+        }
+        let made = Arc::new(Counted::new(Subject {
+            scope,
+            id: id.to_string(),
+        }));
+        map.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.to_string())
+            .or_insert(made)
+            .clone()
     }
 
     /// Reads each key's and team's spend in its current periods from the rollups, and the alerts
@@ -179,26 +231,27 @@ impl BudgetBook {
     /// pass the limit.
     pub async fn reserve(
         &self,
-        subject: &Subject,
+        counted: &Arc<Counted>,
         budget: &Budget,
         estimate: i64,
     ) -> Result<Held, Refusal> {
         self.seeded().await;
         let window = window(budget.period);
-        let key = spend_key(subject, budget.period);
+        let at = slot(budget.period);
         match self
             .counters
-            .reserve(&key, estimate, budget.limit_nanos, window)
+            .quick_reserve(&counted.spend[at], estimate, budget.limit_nanos, window)
             .await
         {
             Ok(reservation) => {
-                let held_key = held_key(subject, budget.period);
-                let _ = self.counters.add(&held_key, estimate, window).await;
+                let _ = self
+                    .counters
+                    .quick_add(&counted.held[at], estimate, window)
+                    .await;
                 Ok(Held {
-                    subject: subject.clone(),
+                    counted: counted.clone(),
                     budget: budget.clone(),
                     reservation,
-                    held_key,
                 })
             }
             Err(err) => {
@@ -208,12 +261,12 @@ impl BudgetBook {
                 };
                 let held = self
                     .counters
-                    .read(&held_key(subject, budget.period), window)
+                    .quick_read(&counted.held[at], window)
                     .await
                     .unwrap_or(0);
                 let now = now_ms();
                 Err(Refusal {
-                    subject: subject.clone(),
+                    subject: counted.subject.clone(),
                     budget: budget.clone(),
                     spent: current - held,
                     held,
@@ -225,41 +278,36 @@ impl BudgetBook {
     }
 
     /// Swaps a held estimate for the real cost (0 for a request that cost nothing); returns the
-    /// settled spend of the budget's period (estimates still held by others excluded).
-    pub async fn settle(&self, held: Held, cost_nanos: i64) -> i64 {
-        self.settle_returning(held, cost_nanos).await.0
-    }
-
-    /// [`BudgetBook::settle`], handing back the hold's subject and budget (for its alerts), so
-    /// the caller need not copy them before the hold is spent.
-    pub async fn settle_returning(&self, held: Held, cost_nanos: i64) -> (i64, Subject, Budget) {
+    /// settled spend of the budget's period (estimates still held by others excluded), with the
+    /// hold's subject and budget for its alerts.
+    pub async fn settle(&self, held: Held, cost_nanos: i64) -> (i64, Arc<Counted>, Budget) {
         self.seeded().await;
         let Held {
-            subject,
+            counted,
             budget,
             reservation,
-            held_key,
         } = held;
+        let window = window(budget.period);
         let amount = reservation.amount;
         let total = self
             .counters
-            .settle(reservation, cost_nanos)
+            .quick_settle(reservation, cost_nanos)
             .await
             .unwrap_or(0);
         let still_held = self
             .counters
-            .add(&held_key, -amount, window(budget.period))
+            .quick_add(&counted.held[slot(budget.period)], -amount, window)
             .await
             .unwrap_or(0);
-        (total - still_held, subject, budget)
+        (total - still_held, counted, budget)
     }
 
     /// Counts `cost_nanos` in a period no reservation covered.
-    pub async fn add(&self, subject: &Subject, period: Period, cost_nanos: i64) {
+    pub async fn add(&self, counted: &Counted, period: Period, cost_nanos: i64) {
         self.seeded().await;
         let _ = self
             .counters
-            .add(&spend_key(subject, period), cost_nanos, window(period))
+            .quick_add(&counted.spend[slot(period)], cost_nanos, window(period))
             .await;
     }
 
@@ -333,6 +381,10 @@ mod tests {
         }
     }
 
+    fn counted(book: &BudgetBook, id: &str) -> Arc<Counted> {
+        book.counted("key", id)
+    }
+
     #[test]
     fn dollars_keep_their_significant_digits() {
         assert_eq!(usd(50_000_000), "$0.05");
@@ -345,9 +397,9 @@ mod tests {
     async fn reservations_hold_until_settled_and_refusals_separate_spend_from_held() {
         let book = BudgetBook::new(Arc::new(MemoryCounters::default()));
         let b = budget(1_000, vec![]);
-        let first = book.reserve(&key("a"), &b, 600).await;
+        let first = book.reserve(&counted(&book, "a"), &b, 600).await;
         let Ok(first) = first else { panic!("refused") };
-        let refused = book.reserve(&key("a"), &b, 500).await;
+        let refused = book.reserve(&counted(&book, "a"), &b, 500).await;
         let Err(refusal) = refused else {
             panic!("passed")
         };
@@ -356,11 +408,11 @@ mod tests {
             (0, 600, 500)
         );
         assert!(refusal.resets_at_ms.is_some());
-        assert_eq!(book.settle(first, 200).await, 200);
-        let second = book.reserve(&key("a"), &b, 500).await;
+        assert_eq!(book.settle(first, 200).await.0, 200);
+        let second = book.reserve(&counted(&book, "a"), &b, 500).await;
         assert!(second.is_ok(), "the settled estimate freed room");
         // Another key has its own budget.
-        assert!(book.reserve(&key("b"), &b, 1_000).await.is_ok());
+        assert!(book.reserve(&counted(&book, "b"), &b, 1_000).await.is_ok());
     }
 
     #[test]

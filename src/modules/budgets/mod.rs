@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use self::book::{BudgetBook, Held, PERIODS, Refusal, Subject, usd, when};
+use self::book::{BudgetBook, Held, PERIODS, Refusal, usd, when};
 use self::webhook::Webhook;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
@@ -164,25 +164,14 @@ pub struct Budgets {
 #[derive(Clone)]
 struct Holds(Vec<Held>);
 
-/// The key, then its team.
-fn subjects(grant: &Grant) -> Vec<(Subject, Option<&Budget>)> {
-    let mut subjects = vec![(
-        Subject {
-            scope: "key",
-            id: grant.key_id.clone(),
-        },
-        grant.limits.budget.as_ref(),
-    )];
-    if let Some(team) = &grant.team {
-        subjects.push((
-            Subject {
-                scope: "team",
-                id: team.id.clone(),
-            },
-            team.limits.budget.as_ref(),
-        ));
-    }
-    subjects
+/// The key, then its team: scope, id and budget.
+fn subjects(grant: &Grant) -> impl Iterator<Item = (&'static str, &str, Option<&Budget>)> {
+    let key = ("key", grant.key_id.as_str(), grant.limits.budget.as_ref());
+    let team = grant
+        .team
+        .as_ref()
+        .map(|team| ("team", team.id.as_str(), team.limits.budget.as_ref()));
+    std::iter::once(key).chain(team)
 }
 
 fn per(period: Period) -> &'static str {
@@ -246,11 +235,7 @@ impl Module for Budgets {
         let Some(grant) = ctx.identity.grant.clone() else {
             return Ok(Verdict::Continue);
         };
-        let budgeted: Vec<(Subject, Budget)> = subjects(&grant)
-            .into_iter()
-            .filter_map(|(subject, budget)| budget.map(|b| (subject, b.clone())))
-            .collect();
-        if budgeted.is_empty() {
+        if subjects(&grant).all(|(_, _, budget)| budget.is_none()) {
             return Ok(Verdict::Continue);
         }
         let prices = self.prices.load();
@@ -263,9 +248,14 @@ impl Module for Budgets {
         )
         .unwrap_or(0)
         .max(1);
-        let mut holds = Vec::with_capacity(budgeted.len());
-        for (subject, budget) in &budgeted {
-            match self.book.reserve(subject, budget, estimate).await {
+        let mut holds = Vec::with_capacity(2);
+        for (scope, id, budget) in subjects(&grant) {
+            let Some(budget) = budget else { continue };
+            match self
+                .book
+                .reserve(&self.book.counted(scope, id), budget, estimate)
+                .await
+            {
                 Ok(held) => holds.push(held),
                 Err(refusal) => {
                     for held in holds {
@@ -290,19 +280,27 @@ impl Module for Budgets {
         let holds = ctx.slots.remove::<Holds>().map(|h| h.0).unwrap_or_default();
         let mut covered = Vec::with_capacity(holds.len());
         for held in holds {
-            let (spent, subject, budget) = self.book.settle_returning(held, cost).await;
-            for alert in self.book.crossed(&subject, &budget, spent) {
+            let (spent, counted, budget) = self.book.settle(held, cost).await;
+            for alert in self.book.crossed(&counted.subject, &budget, spent) {
                 self.raise(alert);
             }
-            covered.push((subject, budget.period));
+            covered.push((counted, budget.period));
         }
         if cost == 0 {
             return;
         }
-        for (subject, _) in subjects(&grant) {
+        // Spend counts in every period of every subject, budget or not (see `book`).
+        for (scope, id, _) in subjects(&grant) {
+            let counted = match covered.iter().find(|(c, _)| c.subject.scope == scope) {
+                Some((c, _)) => c.clone(),
+                None => self.book.counted(scope, id),
+            };
             for period in PERIODS {
-                if !covered.iter().any(|(s, p)| *s == subject && *p == period) {
-                    self.book.add(&subject, period, cost).await;
+                if !covered
+                    .iter()
+                    .any(|(c, p)| c.subject.scope == scope && *p == period)
+                {
+                    self.book.add(&counted, period, cost).await;
                 }
             }
         }
@@ -318,6 +316,7 @@ impl Module for Budgets {
 
 #[cfg(test)]
 mod tests {
+    use super::book::Subject;
     use super::*;
 
     #[test]

@@ -140,7 +140,7 @@ impl RateBook {
         self.seeded().await;
         let reservation = self
             .counters
-            .reserve(counter, amount, limit, window)
+            .quick_reserve(counter, amount, limit, window)
             .await?;
         self.note(counter, window, reservation.bucket_start_ms, amount);
         Ok(reservation)
@@ -156,7 +156,7 @@ impl RateBook {
             reservation.bucket_start_ms,
             delta,
         );
-        let _ = self.counters.settle(reservation, actual).await;
+        let _ = self.counters.quick_settle(reservation, actual).await;
     }
 
     /// Gives this node's leases back to the shared rows (at shutdown), so the other nodes need

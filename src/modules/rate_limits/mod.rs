@@ -240,15 +240,16 @@ impl RateLimits {
 }
 
 /// `42s`, `1m30s`, `250ms`: how OpenAI writes its reset times.
+/// Built by pieces rather than `format!`: it is written on every limited response.
 fn reset_text(ms: i64) -> String {
     let ms = ms.max(0);
     if ms < 1000 {
-        return format!("{ms}ms");
+        return ms.to_string() + "ms";
     }
     let secs = (ms + 999) / 1000;
     match (secs / 60, secs % 60) {
-        (0, s) => format!("{s}s"),
-        (m, s) => format!("{m}m{s}s"),
+        (0, s) => s.to_string() + "s",
+        (m, s) => m.to_string() + "m" + &s.to_string() + "s",
     }
 }
 

@@ -19,7 +19,7 @@ use self::config::SessionLimitsConfig;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::request::{ApiError, RequestCtx};
-use crate::store::counters::{HotCounters, MemoryCounters, Window, counter_key};
+use crate::store::counters::{MemoryCounters, Window, counter_key};
 use crate::store::{Reservation, ReserveError};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -168,7 +168,7 @@ impl Module for SessionLimits {
             ),
         ] {
             let Some(limit) = limit else { continue };
-            let used = counters.read(counter, window).await.unwrap_or(0);
+            let used = counters.read_now(counter, window);
             if used >= limit {
                 let what = format!(
                     "session {session:?} used {used} {} of its {limit} {} (modules.session_limits.{field})",
@@ -185,7 +185,7 @@ impl Module for SessionLimits {
         let mut hold = None;
         if let Some(limit) = self.config.max_requests {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            match counters.reserve(&names.requests, 1, limit, window).await {
+            match counters.reserve_now(&names.requests, 1, limit, window) {
                 Ok(reservation) => hold = Some(reservation),
                 Err(ReserveError::Exceeded(over)) => {
                     let what = format!(
@@ -216,7 +216,7 @@ impl Module for SessionLimits {
         // A request that never reached a provider (refused later in the chain) is not counted.
         if let Some(hold) = session.hold {
             let ran = ctx.route.attempts > 0 || ctx.route.answered_by.is_some();
-            let _ = counters.settle(hold, i64::from(ran)).await;
+            counters.settle_now(&hold, i64::from(ran));
         }
         if matches!(outcome, Outcome::Refused { .. }) {
             return;
@@ -228,12 +228,10 @@ impl Module for SessionLimits {
             .saturating_add(ctx.usage.tokens.completion);
         if self.config.max_tokens.is_some() && tokens > 0 {
             let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-            let _ = counters.add(&session.counters.tokens, tokens, window).await;
+            counters.add_now(&session.counters.tokens, tokens, window);
         }
         if self.config.max_cost_nanos.is_some() && ctx.usage.cost_nanos > 0 {
-            let _ = counters
-                .add(&session.counters.cost, ctx.usage.cost_nanos, window)
-                .await;
+            counters.add_now(&session.counters.cost, ctx.usage.cost_nanos, window);
         }
     }
 }

@@ -211,7 +211,7 @@ fn origin_form(mut request: Request<Full<Bytes>>) -> Option<(Uri, String, Reques
     let uri = request.uri().clone();
     let authority = uri.authority()?.clone();
     let scheme = uri.scheme_str().unwrap_or("http");
-    let key = format!("{scheme}://{authority}");
+    let key = [scheme, "://", authority.as_str()].concat();
     if !request.headers().contains_key(HOST) {
         let host = HeaderValue::from_str(authority.as_str()).ok()?;
         request.headers_mut().insert(HOST, host);

@@ -231,12 +231,12 @@ impl Provider for OpenAi {
             (Some(version), Some((_, path))) => {
                 presets::azure_resource_url(&self.base_url, version, path)
             }
-            (None, Some((_, path))) => format!("{}{path}", self.base_url),
+            (None, Some((_, path))) => [self.base_url.as_str(), path].concat(),
             // Azure's dated API: one URL per deployment, the version as a query parameter.
             (Some(version), None) => {
                 presets::azure_url(&self.base_url, call.model, version, call.endpoint.path())
             }
-            (None, None) => format!("{}{}", self.base_url, call.endpoint.path()),
+            (None, None) => [self.base_url.as_str(), call.endpoint.path()].concat(),
         };
         let content_type = match call.content_type {
             Some(form) => HeaderValue::from_str(form).map_err(|e| UpstreamError::Build {

@@ -105,20 +105,15 @@ impl MemoryCounters {
             inner.counters.retain(|_, counters| !counters.is_empty());
         }
         let counters = inner.counters.entry(window).or_default();
-        if !counters.contains_key(key) {
-            counters.insert(
-                key.to_string(),
-                Buckets {
-                    start_ms: window.bucket_start(now),
-                    ..Buckets::default()
-                },
-            );
+        // One lookup for a counter that exists (every request after a key's first).
+        if let Some(buckets) = counters.get_mut(key) {
+            buckets.roll(window, now);
+            return f(buckets, now);
         }
-        let Some(buckets) = counters.get_mut(key) else {
-            // Inserted just above.
-            return f(&mut Buckets::default(), now);
-        };
-        buckets.roll(window, now);
+        let buckets = counters.entry(key.to_string()).or_insert(Buckets {
+            start_ms: window.bucket_start(now),
+            ..Buckets::default()
+        });
         f(buckets, now)
     }
 
@@ -138,20 +133,21 @@ impl MemoryCounters {
     }
 }
 
-#[async_trait]
-impl HotCounters for MemoryCounters {
-    async fn add(&self, key: &str, delta: i64, window: Window) -> Result<i64, StoreError> {
-        Ok(self.with(key, window, |b, now| {
+/// The counts answered at once, without a future: the request path calls these through
+/// [`HotCounters::in_memory`], so a single node pays no boxed future per count.
+impl MemoryCounters {
+    pub fn add_now(&self, key: &str, delta: i64, window: Window) -> i64 {
+        self.with(key, window, |b, now| {
             b.current = b.current.saturating_add(delta);
             b.value(window, now)
-        }))
+        })
     }
 
-    async fn read(&self, key: &str, window: Window) -> Result<i64, StoreError> {
-        Ok(self.with(key, window, |b, now| b.value(window, now)))
+    pub fn read_now(&self, key: &str, window: Window) -> i64 {
+        self.with(key, window, |b, now| b.value(window, now))
     }
 
-    async fn reserve(
+    pub fn reserve_now(
         &self,
         key: &str,
         amount: i64,
@@ -183,17 +179,46 @@ impl HotCounters for MemoryCounters {
         }
     }
 
-    async fn settle(&self, reservation: Reservation, actual: i64) -> Result<i64, StoreError> {
+    pub fn settle_now(&self, reservation: &Reservation, actual: i64) -> i64 {
         let window = reservation.window;
         let diff = actual.saturating_sub(reservation.amount);
-        Ok(self.with(&reservation.key, window, |b, now| {
+        self.with(&reservation.key, window, |b, now| {
             if reservation.bucket_start_ms == b.start_ms {
                 b.current = b.current.saturating_add(diff);
             } else if reservation.bucket_start_ms == window.previous_start(b.start_ms) {
                 b.previous = b.previous.saturating_add(diff);
             }
             b.value(window, now)
-        }))
+        })
+    }
+}
+
+#[async_trait]
+impl HotCounters for MemoryCounters {
+    async fn add(&self, key: &str, delta: i64, window: Window) -> Result<i64, StoreError> {
+        Ok(self.add_now(key, delta, window))
+    }
+
+    async fn read(&self, key: &str, window: Window) -> Result<i64, StoreError> {
+        Ok(self.read_now(key, window))
+    }
+
+    async fn reserve(
+        &self,
+        key: &str,
+        amount: i64,
+        limit: i64,
+        window: Window,
+    ) -> Result<Reservation, ReserveError> {
+        self.reserve_now(key, amount, limit, window)
+    }
+
+    async fn settle(&self, reservation: Reservation, actual: i64) -> Result<i64, StoreError> {
+        Ok(self.settle_now(&reservation, actual))
+    }
+
+    fn in_memory(&self) -> Option<&MemoryCounters> {
+        Some(self)
     }
 }
 
