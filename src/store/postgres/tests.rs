@@ -85,8 +85,9 @@ async fn reads_and_writes_work_on_a_runtime_thread() {
     let Some(schema) = testing::schema() else {
         return;
     };
-    // Both the open and the queries run here, on a tokio worker, where the sync client alone
-    // would panic: the backend moves them onto threads of its own.
+    // The open, the queries and the drop at the end all happen here, on a tokio worker, where a
+    // `block_on` (or a runtime waiting for its threads as it drops) would panic: the backend's
+    // own runtime does the work and answers on std channels (`conn.rs`).
     let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
     opened
         .writes
