@@ -161,10 +161,12 @@ impl Target {
     /// [`StoreError::Open`]: at start-up that is the message to show; callers that already ran
     /// use [`Target::reconnect`].
     pub async fn connect(&self) -> Result<Client, StoreError> {
-        self.spawn_connect().await.map_err(|e| StoreError::Open {
-            path: self.shown.clone(),
-            detail: e.to_string(),
-        })
+        self.spawn_connect()
+            .await
+            .map_err(|detail| StoreError::Open {
+                path: self.shown.clone(),
+                detail,
+            })
     }
 
     /// A new connection for a store that was open before: a failure is
@@ -176,13 +178,16 @@ impl Target {
     }
 
     /// A new connection whose I/O the caller drives (the change watch reads its notices).
-    pub async fn connect_raw(
-        &self,
-    ) -> Result<(Client, Connection<Socket, NoTlsStream>), tokio_postgres::Error> {
-        self.config.connect(NoTls).await
+    /// Bounded as a pooled connect is ([`Target::create_timeout`]).
+    pub async fn connect_raw(&self) -> Result<(Client, Connection<Socket, NoTlsStream>), String> {
+        let within = self.create_timeout();
+        match tokio::time::timeout(within, self.config.connect(NoTls)).await {
+            Ok(made) => made.map_err(|e| e.to_string()),
+            Err(_) => Err(no_answer(within)),
+        }
     }
 
-    async fn spawn_connect(&self) -> Result<Client, tokio_postgres::Error> {
+    async fn spawn_connect(&self) -> Result<Client, String> {
         let (client, connection) = self.connect_raw().await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -194,7 +199,7 @@ impl Target {
 
     /// Bounds a whole connect (TCP and the startup exchange): the driver's own timeout covers
     /// only the TCP connect, per address tried, so a server that accepts and never answers
-    /// would otherwise hold a read forever.
+    /// would otherwise hold a read, or the writer, forever.
     fn create_timeout(&self) -> Duration {
         self.config
             .get_connect_timeout()
@@ -202,6 +207,10 @@ impl Target {
             .unwrap_or(CONNECT_TIMEOUT)
             * 2
     }
+}
+
+fn no_answer(within: Duration) -> String {
+    format!("no answer within {} ms", within.as_millis())
 }
 
 /// How long after a failed connect the pool answers "unreachable" without trying again.
@@ -342,9 +351,7 @@ impl Checkout {
 fn pool_detail(e: &PoolError, create_timeout: Duration) -> String {
     match e {
         PoolError::Backend(e) => e.to_string(),
-        PoolError::Timeout(TimeoutType::Create) => {
-            format!("no answer within {} ms", create_timeout.as_millis())
-        }
+        PoolError::Timeout(TimeoutType::Create) => no_answer(create_timeout),
         PoolError::Timeout(TimeoutType::Wait) => format!(
             "every pooled connection stayed busy for {} s",
             WAIT_TIMEOUT.as_secs()

@@ -79,7 +79,7 @@ async fn listen(target: &Target, again: bool) -> Result<Listening, StoreError> {
         } else {
             StoreError::Open {
                 path: target.shown.clone(),
-                detail: e.to_string(),
+                detail: e,
             }
         }
     })?;
