@@ -15,7 +15,9 @@
 //!   instead of copying every record (bodies included) into a `'static` one; the spawn is the one
 //!   the writer paid before too;
 //! - the one-off calls (`store::newest_mac` and friends, the test schemas) run on a
-//!   current-thread runtime made for them on a scoped thread ([`once`]).
+//!   current-thread runtime made for them on a scoped thread ([`once`]);
+//! - the change watch keeps its connection on a thread and runtime of its own, because its
+//!   callback must run outside any runtime (`listen.rs`).
 //!
 //! A runtime dropped inside another one panics if it waits for its threads, so [`PgRuntime`]
 //! shuts down in the background: whoever drops the store last may be a tokio worker.
