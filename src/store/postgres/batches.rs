@@ -10,7 +10,7 @@ use crate::store::batches::{BatchObject, BatchStore, BatchWrites};
 
 impl BatchWrites for PgWriter {
     fn save_batch_object(&mut self, r: &BatchObject) -> Result<(), StoreError> {
-        self.on_conn(|c| {
+        self.on_conn(async |c| {
             c.execute(
                 "INSERT INTO batch_objects (id, kind, provider, credential, key_id, team_id, \
                  created_ms, batch_id, costed_ms, deleted) \
@@ -31,7 +31,8 @@ impl BatchWrites for PgWriter {
                     &r.costed_ms,
                     &r.deleted,
                 ],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
@@ -40,12 +41,14 @@ impl BatchWrites for PgWriter {
 impl BatchStore for PgReader {
     fn batch_object(&self, id: &str) -> Result<Option<BatchObject>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| {
-            let row = c.query_opt(
-                "SELECT id, kind, provider, credential, key_id, team_id, created_ms, batch_id, \
+        self.with(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT id, kind, provider, credential, key_id, team_id, created_ms, batch_id, \
                  costed_ms, deleted FROM batch_objects WHERE id = $1",
-                &[&id],
-            )?;
+                    &[&id],
+                )
+                .await?;
             row.map(|r| {
                 Ok(BatchObject {
                     id: get(&r, 0)?,

@@ -11,13 +11,13 @@ const COLUMNS: &str = "kind, namespace, key, model, partition, created_ms, expir
 
 impl CacheStore for PgReader {
     fn cache_entries(&self, now_ms: i64) -> Result<Vec<CacheEntry>, StoreError> {
-        self.with(move |c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 &format!(
                     "SELECT {COLUMNS} FROM cache_entries WHERE expires_ms > $1 ORDER BY created_ms"
                 ),
                 &[&now_ms],
-            )?;
+            ).await?;
             rows.iter().map(entry_from).collect()
         })
     }
@@ -35,14 +35,16 @@ impl CacheStore for PgReader {
         now_ms: i64,
     ) -> Result<Option<CacheEntry>, StoreError> {
         let (namespace, key) = (namespace.to_string(), key.to_string());
-        self.with(move |c| {
-            let row = c.query_opt(
-                &format!(
-                    "SELECT {COLUMNS} FROM cache_entries WHERE kind = $1 AND namespace = $2 \
+        self.with(move |c| async move {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT {COLUMNS} FROM cache_entries WHERE kind = $1 AND namespace = $2 \
                      AND key = $3 AND expires_ms > $4"
-                ),
-                &[&kind.as_str(), &namespace, &key, &now_ms],
-            )?;
+                    ),
+                    &[&kind.as_str(), &namespace, &key, &now_ms],
+                )
+                .await?;
             row.as_ref().map(entry_from).transpose()
         })
     }
@@ -56,22 +58,26 @@ impl CacheStore for PgReader {
     ) -> Result<Vec<CacheEntry>, StoreError> {
         let (namespace, partition) = (namespace.to_string(), partition.to_string());
         // Kind and namespace lead the primary key, so this reads one namespace's entries only.
-        self.with(move |c| {
-            let rows = c.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM cache_entries WHERE kind = 'semantic' \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM cache_entries WHERE kind = 'semantic' \
                      AND namespace = $1 AND partition = $2 AND created_ms > $3 \
                      AND expires_ms > $4 ORDER BY created_ms"
-                ),
-                &[&namespace, &partition, &since_ms, &now_ms],
-            )?;
+                    ),
+                    &[&namespace, &partition, &since_ms, &now_ms],
+                )
+                .await?;
             rows.iter().map(entry_from).collect()
         })
     }
 
     fn cache_keys(&self) -> Result<Vec<(CacheKind, String, String)>, StoreError> {
-        self.with(move |c| {
-            let rows = c.query("SELECT kind, namespace, key FROM cache_entries", &[])?;
+        self.with(move |c| async move {
+            let rows = c
+                .query("SELECT kind, namespace, key FROM cache_entries", &[])
+                .await?;
             rows.iter()
                 .filter_map(|r| {
                     let kind: String = match get(r, 0) {
@@ -87,7 +93,7 @@ impl CacheStore for PgReader {
     }
 }
 
-fn entry_from(r: &postgres::Row) -> Result<CacheEntry, StoreError> {
+fn entry_from(r: &tokio_postgres::Row) -> Result<CacheEntry, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "cache_entries",
         detail,
@@ -112,7 +118,7 @@ fn entry_from(r: &postgres::Row) -> Result<CacheEntry, StoreError> {
 impl CacheWrites for PgWriter {
     fn save_cache_entry(&mut self, e: &CacheEntry) -> Result<(), StoreError> {
         let embedding = e.embedding.as_deref().map(encode_vector);
-        self.on_conn(|c| {
+        self.on_conn(async |c| {
             c.execute(
                 "INSERT INTO cache_entries (kind, namespace, key, model, partition, created_ms, \
              expires_ms, saved_nanos, answer, embedding) \
@@ -133,7 +139,8 @@ impl CacheWrites for PgWriter {
                     &e.answer.to_string(),
                     &embedding,
                 ],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
@@ -142,25 +149,29 @@ impl CacheWrites for PgWriter {
         &mut self,
         keys: &[(CacheKind, String, String)],
     ) -> Result<(), StoreError> {
-        self.on_conn(|c| {
-            super::write::in_tx(c, |tx| {
-                let stmt = tx.prepare(
-                    "DELETE FROM cache_entries WHERE kind = $1 AND namespace = $2 AND key = $3",
-                )?;
+        self.on_conn(async |c| {
+            super::write::in_tx(c, async |tx| {
+                let stmt = tx
+                    .prepare(
+                        "DELETE FROM cache_entries WHERE kind = $1 AND namespace = $2 AND key = $3",
+                    )
+                    .await?;
                 for (kind, namespace, key) in keys {
-                    tx.execute(&stmt, &[&kind.as_str(), namespace, key])?;
+                    tx.execute(&stmt, &[&kind.as_str(), namespace, key]).await?;
                 }
                 Ok(())
             })
+            .await
         })
     }
 
     fn drop_expired_cache(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        self.on_conn(|c| {
+        self.on_conn(async |c| {
             Ok(c.execute(
                 "DELETE FROM cache_entries WHERE expires_ms <= $1",
                 &[&now_ms],
-            )?)
+            )
+            .await?)
         })
     }
 
@@ -180,17 +191,20 @@ impl CacheWrites for PgWriter {
         let namespace = purge.namespace.clone();
         // The other nodes hear of it once the rows are gone and drop what they hold in memory
         // that the store no longer has (`server/follow.rs`).
-        self.on_conn(move |c| {
-            let removed = c.execute(
-                "DELETE FROM cache_entries WHERE ($1::TEXT IS NULL OR kind = $1) \
+        self.on_conn(async |c| {
+            let removed = c
+                .execute(
+                    "DELETE FROM cache_entries WHERE ($1::TEXT IS NULL OR kind = $1) \
              AND ($2::TEXT IS NULL OR model = $2) \
              AND ($3::TEXT IS NULL OR namespace = $3 OR namespace LIKE $4)",
-                &[&kind, &model, &namespace, &under],
-            )?;
+                    &[&kind, &model, &namespace, &under],
+                )
+                .await?;
             c.execute(
                 &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
                 &[&crate::store::changes::Changed::Cache.as_str()],
-            )?;
+            )
+            .await?;
             Ok(removed)
         })
     }

@@ -16,27 +16,30 @@ impl CounterStore for PgReader {
     }
 
     fn sync(&self, steps: Vec<ShareSync>) -> Result<Vec<Synced>, StoreError> {
-        self.with(move |c| {
-            let statement = c.prepare(SYNC_SQL)?;
+        self.with(move |c| async move {
+            // Cached on the connection: the flusher syncs every few hundred milliseconds.
+            let statement = c.prepare_cached(SYNC_SQL).await?;
             let mut out = Vec::with_capacity(steps.len());
             for s in &steps {
-                let row = c.query_one(
-                    &statement,
-                    &[
-                        &s.counter,
-                        &s.node,
-                        &s.bucket_start_ms,
-                        &s.bucket_end_ms,
-                        &s.sliding_ms,
-                        &s.used_delta,
-                        &s.keep_leased,
-                        &s.need,
-                        &s.slice_of,
-                        &s.limit,
-                        &s.now_ms,
-                        &s.lease_until_ms,
-                    ],
-                )?;
+                let row = c
+                    .query_one(
+                        &statement,
+                        &[
+                            &s.counter,
+                            &s.node,
+                            &s.bucket_start_ms,
+                            &s.bucket_end_ms,
+                            &s.sliding_ms,
+                            &s.used_delta,
+                            &s.keep_leased,
+                            &s.need,
+                            &s.slice_of,
+                            &s.limit,
+                            &s.now_ms,
+                            &s.lease_until_ms,
+                        ],
+                    )
+                    .await?;
                 out.push(Synced {
                     granted: get(&row, 0)?,
                     total: get(&row, 1)?,
@@ -54,7 +57,7 @@ impl CounterStore for PgReader {
         value: i64,
     ) -> Result<bool, StoreError> {
         let counter = counter.to_string();
-        self.with(move |c| {
+        self.with(move |c| async move {
             // Two nodes seeding at once both insert the seed node's row: the second conflicts
             // and adds nothing.
             let n = c.execute(
@@ -68,19 +71,21 @@ impl CounterStore for PgReader {
                     &bucket_end_ms,
                     &value,
                 ],
-            )?;
+            ).await?;
             Ok(n > 0)
         })
     }
 
     fn prune(&self, now_ms: i64) -> Result<u64, StoreError> {
-        self.with(move |c| {
+        self.with(move |c| async move {
             // `ended_for_good`: a window after the bucket's own ended too.
-            let n = c.execute(
-                "DELETE FROM counter_shares WHERE bucket_end_ms <> $2 \
+            let n = c
+                .execute(
+                    "DELETE FROM counter_shares WHERE bucket_end_ms <> $2 \
                  AND bucket_end_ms + (bucket_end_ms - bucket_start_ms) <= $1",
-                &[&now_ms, &i64::MAX],
-            )?;
+                    &[&now_ms, &i64::MAX],
+                )
+                .await?;
             Ok(n)
         })
     }

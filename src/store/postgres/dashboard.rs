@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use postgres::types::ToSql;
-use postgres::{Client, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
 
 use super::read::{PgReader, TRACE_COLUMNS, get, narrow, trace_from_row};
 use crate::store::dashboard::{
@@ -137,8 +137,8 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
-fn page(
-    c: &mut Client,
+async fn page(
+    c: &Client,
     filter: &TraceFilter,
     after: Option<TraceCursor>,
     limit: usize,
@@ -152,7 +152,8 @@ fn page(
             limit + 1
         );
         let mut rows = c
-            .query(&sql, &p.refs())?
+            .query(&sql, &p.refs())
+            .await?
             .iter()
             .map(summary_from_row)
             .collect::<Result<Vec<_>, _>>()?;
@@ -182,7 +183,8 @@ fn page(
                 limit + 1
             ),
             &p.refs(),
-        )?
+        )
+        .await?
         .iter()
         .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
         .collect::<Result<_, StoreError>>()?;
@@ -197,7 +199,7 @@ fn page(
                  (SELECT ts_ms FROM win ORDER BY ts_ms, row_id LIMIT 1) FROM win"
             ),
             &p.refs(),
-        )?;
+        ).await?;
         let scanned: i64 = get(&r, 0)?;
         let last = match (get::<Option<i64>>(&r, 1)?, get::<Option<i64>>(&r, 2)?) {
             (Some(row), Some(ts)) => Some(cursor(row, ts)),
@@ -213,7 +215,8 @@ fn page(
                  ORDER BY ts_ms DESC, row_id DESC"
             ),
             &[&ids],
-        )?
+        )
+        .await?
         .iter()
         .map(|r| summary_from_row(r).map(|(_, s)| s))
         .collect::<Result<Vec<_>, _>>()?;
@@ -250,7 +253,7 @@ fn pieces(since: i64, until: i64) -> Vec<(i64, i64, i64)> {
     ]
 }
 
-fn overview(c: &mut Client, q: &OverviewQuery) -> Result<Overview, StoreError> {
+async fn overview(c: &Client, q: &OverviewQuery) -> Result<Overview, StoreError> {
     let since = q.since_ms - q.since_ms.rem_euclid(HOUR_MS);
     let bucket_ms = if q.until_ms - since > 3 * DAY_MS {
         DAY_MS
@@ -286,7 +289,7 @@ fn overview(c: &mut Client, q: &OverviewQuery) -> Result<Overview, StoreError> {
     let mut total = Stats::default();
     let mut series: BTreeMap<i64, Stats> = BTreeMap::new();
     let mut by: HashMap<String, Stats> = HashMap::new();
-    let rows = c.query(&sql, &p.refs())?;
+    let rows = c.query(&sql, &p.refs()).await?;
     for r in &rows {
         let hour: i64 = get(r, 0)?;
         let mut s = Stats {
@@ -330,14 +333,15 @@ impl DashboardStore for PgReader {
         limit: usize,
     ) -> Result<TracePage, StoreError> {
         let filter = filter.clone();
-        self.with(move |c| page(c, &filter, after, limit))
+        self.with(move |c| async move { page(&c, &filter, after, limit).await })
     }
 
     fn trace(&self, id: &str) -> Result<Option<TraceRecord>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| {
+        self.with(move |c| async move {
             let sql = format!("SELECT {TRACE_COLUMNS} FROM traces WHERE id = $1");
-            c.query_opt(&sql, &[&id])?
+            c.query_opt(&sql, &[&id])
+                .await?
                 .map(|r| trace_from_row(&r))
                 .transpose()
         })
@@ -345,18 +349,19 @@ impl DashboardStore for PgReader {
 
     fn overview(&self, query: &OverviewQuery) -> Result<Overview, StoreError> {
         let query = query.clone();
-        self.with(move |c| overview(c, &query))
+        self.with(move |c| async move { overview(&c, &query).await })
     }
 
     fn dimension_values(&self, dim: Dimension, since_ms: i64) -> Result<Vec<String>, StoreError> {
         let since = since_ms - since_ms.rem_euclid(DAY_MS);
-        self.with(move |c| {
+        self.with(move |c| async move {
             let sql = format!(
                 "SELECT DISTINCT {col} COLLATE \"C\" FROM trace_rollup WHERE grain_ms = 86400000 \
                  AND start_ms >= $1 AND {col} <> '' ORDER BY 1 LIMIT 500",
                 col = dim.column()
             );
-            c.query(&sql, &[&since])?
+            c.query(&sql, &[&since])
+                .await?
                 .iter()
                 .map(|r| get(r, 0))
                 .collect()

@@ -2,12 +2,12 @@
 //! leaves `src/store/postgres/`. Server messages never hold the connection's password; connection
 //! failures are reported with the redacted URL (`conn.rs`).
 
-use postgres::error::SqlState;
+use tokio_postgres::error::SqlState;
 
 use crate::store::StoreError;
 
-impl From<postgres::Error> for StoreError {
-    fn from(error: postgres::Error) -> StoreError {
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> StoreError {
         if error.is_closed() {
             return StoreError::Unreachable(format!("postgres connection closed: {error}"));
         }

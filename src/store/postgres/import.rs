@@ -9,10 +9,11 @@
 
 use std::path::Path;
 
-use postgres::types::ToSql;
 use rusqlite::types::Value;
+use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
-use super::conn::{Target, off_runtime};
+use super::conn::{Target, once};
 use super::read::get;
 use crate::ledger::LedgerKey;
 use crate::store::{StoreError, StoreUrl};
@@ -41,16 +42,19 @@ pub fn copy_sqlite(from: &Path, to: &StoreUrl, key: LedgerKey) -> Result<CopyRep
     drop(super::PgStore::open(to, key, None)?);
     let target = Target::parse(to)?;
     let from = from.to_path_buf();
-    off_runtime(move || {
+    // On a runtime of its own (`once`), so the SQLite rows are read between the inserts' awaits
+    // on one thread, not gathered first.
+    once(async move || {
         let source = rusqlite::Connection::open_with_flags(
             &from,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )?;
-        let mut client = target.connect()?;
-        let mut tx = client.transaction()?;
+        let mut client = target.connect().await?;
+        let tx = client.transaction().await?;
         for table in ["ledger", "traces", "virtual_keys", "module_state"] {
             let n: i64 = get(
-                &tx.query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])?,
+                &tx.query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                    .await?,
                 0,
             )?;
             if n > 0 {
@@ -65,13 +69,14 @@ pub fn copy_sqlite(from: &Path, to: &StoreUrl, key: LedgerKey) -> Result<CopyRep
                 "SELECT table_name::TEXT FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
                 &[],
-            )?
+            )
+            .await?
             .iter()
             .map(|r| get(r, 0))
             .collect::<Result<_, _>>()?;
         let mut report = Vec::new();
         for table in tables.iter().filter(|t| !SKIPPED.contains(&t.as_str())) {
-            let copied = copy_table(&source, &mut tx, table)?;
+            let copied = copy_table(&source, &tx, table).await?;
             report.push((table.clone(), copied));
         }
         for (table, column) in SERIALS {
@@ -81,16 +86,17 @@ pub fn copy_sqlite(from: &Path, to: &StoreUrl, key: LedgerKey) -> Result<CopyRep
                      COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
                 ),
                 &[],
-            )?;
+            )
+            .await?;
         }
-        tx.commit()?;
+        tx.commit().await?;
         Ok(report)
     })
 }
 
-fn copy_table(
+async fn copy_table(
     source: &rusqlite::Connection,
-    tx: &mut postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     table: &str,
 ) -> Result<u64, StoreError> {
     let columns: Vec<(String, String)> = tx
@@ -98,7 +104,8 @@ fn copy_table(
             "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
             &[&table],
-        )?
+        )
+        .await?
         .iter()
         .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
         .collect::<Result<_, StoreError>>()?;
@@ -115,11 +122,13 @@ fn copy_table(
         .collect();
     let names: Vec<String> = columns.iter().map(|(n, _)| format!("\"{n}\"")).collect();
     let marks: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let insert = tx.prepare(&format!(
-        "INSERT INTO {table} ({}) VALUES ({})",
-        names.join(", "),
-        marks.join(", ")
-    ))?;
+    let insert = tx
+        .prepare(&format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        ))
+        .await?;
     let mut read = source.prepare(&format!(
         "SELECT {} FROM \"{table}\" ORDER BY rowid",
         selected.join(", ")
@@ -136,7 +145,7 @@ fn copy_table(
             })?);
         }
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
-        tx.execute(&insert, &refs)?;
+        tx.execute(&insert, &refs).await?;
         copied += 1;
     }
     Ok(copied)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use postgres::Transaction;
+use tokio_postgres::Transaction;
 
 use super::read::{PgReader, get};
 use crate::request::grant::Limits;
@@ -13,7 +13,7 @@ use crate::store::{
 };
 
 /// Writes `writes` in order inside `tx` (the open ledger transaction).
-pub(super) fn write(tx: &mut Transaction<'_>, writes: &[KeyWrite]) -> Result<(), StoreError> {
+pub(super) async fn write(tx: &Transaction<'_>, writes: &[KeyWrite]) -> Result<(), StoreError> {
     for w in writes {
         match w {
             KeyWrite::Team(t) => {
@@ -22,10 +22,11 @@ pub(super) fn write(tx: &mut Transaction<'_>, writes: &[KeyWrite]) -> Result<(),
                      ON CONFLICT (name) DO UPDATE SET limits = excluded.limits, \
                      updated_ms = excluded.updated_ms",
                     &[&t.name, &to_json(&t.limits)?, &t.created_ms, &t.updated_ms],
-                )?;
+                ).await?;
             }
             KeyWrite::DeleteTeam { name } => {
-                tx.execute("DELETE FROM teams WHERE name = $1", &[name])?;
+                tx.execute("DELETE FROM teams WHERE name = $1", &[name])
+                    .await?;
             }
             KeyWrite::Key(k) => {
                 tx.execute(
@@ -50,7 +51,8 @@ pub(super) fn write(tx: &mut Transaction<'_>, writes: &[KeyWrite]) -> Result<(),
                         &k.updated_ms,
                         &k.rotated_from,
                     ],
-                )?;
+                )
+                .await?;
             }
             KeyWrite::AdminKey(a) => {
                 tx.execute(
@@ -66,7 +68,8 @@ pub(super) fn write(tx: &mut Transaction<'_>, writes: &[KeyWrite]) -> Result<(),
                         &a.created_ms,
                         &a.revoked_ms,
                     ],
-                )?;
+                )
+                .await?;
             }
         }
     }
@@ -89,11 +92,11 @@ fn from_json<T: serde::de::DeserializeOwned>(
 
 impl KeyStore for PgReader {
     fn teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
-        self.with(|c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 "SELECT name, limits, created_ms, updated_ms FROM teams ORDER BY name COLLATE \"C\"",
                 &[],
-            )?;
+            ).await?;
             rows.iter()
                 .map(|r| {
                     let limits: String = get(r, 1)?;
@@ -109,13 +112,13 @@ impl KeyStore for PgReader {
     }
 
     fn virtual_keys(&self) -> Result<Vec<VirtualKeyRecord>, StoreError> {
-        self.with(|c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 "SELECT id, name, prefix, hash, team, limits, metadata, expires_ms, revoked_ms, \
                  created_ms, updated_ms, rotated_from FROM virtual_keys \
                  ORDER BY created_ms, id COLLATE \"C\"",
                 &[],
-            )?;
+            ).await?;
             rows.iter()
                 .map(|r| {
                     let limits: String = get(r, 5)?;
@@ -140,12 +143,14 @@ impl KeyStore for PgReader {
     }
 
     fn admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError> {
-        self.with(|c| {
-            let rows = c.query(
-                "SELECT id, name, role, prefix, hash, created_ms, revoked_ms FROM admin_keys \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT id, name, role, prefix, hash, created_ms, revoked_ms FROM admin_keys \
                  ORDER BY created_ms, id COLLATE \"C\"",
-                &[],
-            )?;
+                    &[],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     let role: String = get(r, 2)?;

@@ -47,7 +47,7 @@ impl MaintenanceWrites for PgWriter {
             }
         };
         let limit = limit as i64;
-        self.on_conn(|c| Ok(c.execute(sql, &[&cutoff_ms, &limit])? as usize))
+        self.on_conn(async |c| Ok(c.execute(sql, &[&cutoff_ms, &limit]).await? as usize))
     }
 
     fn incremental_vacuum(&mut self, _max_pages: Option<u32>) -> Result<u64, StoreError> {
@@ -65,13 +65,13 @@ impl MaintenanceStore for PgReader {
     }
 
     fn db_stats(&self) -> Result<DbStats, StoreError> {
-        self.with(|c| {
+        self.with(move |c| async move {
             let tables = c.query(
                 "SELECT c.relname::TEXT, c.reltuples::BIGINT, pg_total_relation_size(c.oid)::BIGINT \
                  FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace \
                  ORDER BY c.relname COLLATE \"C\"",
                 &[],
-            )?;
+            ).await?;
             let tables = tables
                 .iter()
                 .map(|r| {
@@ -83,7 +83,7 @@ impl MaintenanceStore for PgReader {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let page_size: i64 = get(
-                &c.query_one("SELECT current_setting('block_size')::BIGINT", &[])?,
+                &c.query_one("SELECT current_setting('block_size')::BIGINT", &[]).await?,
                 0,
             )?;
             let total: i64 = tables.iter().map(|t| t.bytes).sum();

@@ -3,7 +3,8 @@
 //!
 //! [`PgStore::open`] migrates (once, however many nodes start together: see [`migrate`]) and
 //! hands out a [`PgWriter`] (`write.rs`, the writer thread's connection) and a [`PgReader`]
-//! (`read.rs` and siblings, a pool of connections on threads of their own: `conn.rs` says why).
+//! (`read.rs` and siblings, a pool of connections), both driven by `tokio-postgres` on a small
+//! runtime of the backend's own: `conn.rs` says why.
 //! The schema version is the one row of `stockyard_schema`, numbered as SQLite's `user_version`
 //! is. Which schema the tables live in is the connection's `search_path` (set with
 //! `?options=-csearch_path%3DNAME` in the URL), so tests and tenants can share a server. Only
@@ -28,14 +29,14 @@ mod write_misc;
 use std::path::Path;
 use std::sync::Arc;
 
-use postgres::Client;
+use tokio_postgres::Client;
 
 pub use import::copy_sqlite;
 pub use listen::watch;
 pub use read::PgReader;
 pub use write::PgWriter;
 
-use self::conn::{ReadPool, Target, off_runtime};
+use self::conn::{PgRuntime, ReadPool, Target, once};
 use super::{StoreError, StoreUrl};
 use crate::ledger::LedgerKey;
 use crate::ledger::key::NewestMac;
@@ -59,32 +60,35 @@ const _: () = assert!(SCHEMA_VERSION == super::sqlite::SCHEMA_VERSION);
 pub(super) const LOCK_MIGRATE: i32 = 0x5359_0001;
 pub(super) const LOCK_LEDGER: i32 = 0x5359_0002;
 
-/// Read connections a server keeps (threads, each with one connection).
+/// Read connections a server's pool keeps at most.
 const READ_POOL_SIZE: usize = 4;
 const READ_ONLY_POOL_SIZE: usize = 2;
 
 pub struct PgStore;
 
 impl PgStore {
-    /// Connects, migrates, and returns the writer's connection and the read pool. The writer
-    /// seals ledger entries under `key` and publishes the ledger head beside `head_beside` when
-    /// given (a node's local state path); without one the head is only logged.
+    /// Connects, migrates, and returns the writer's connection and the read pool, both on one
+    /// runtime of the backend's own (`conn.rs` says why). The writer seals ledger entries under
+    /// `key` and publishes the ledger head beside `head_beside` when given (a node's local state
+    /// path); without one the head is only logged.
     pub fn open(
         url: &StoreUrl,
         key: LedgerKey,
         head_beside: Option<&Path>,
     ) -> Result<(PgWriter, Arc<PgReader>), StoreError> {
         let target = Target::parse(url)?;
+        let runtime = PgRuntime::start()?;
         let head_beside = head_beside.map(Path::to_path_buf);
-        let (client, published) = off_runtime(|| -> Result<_, StoreError> {
-            let mut client = target.connect()?;
-            migrate(&mut client)?;
-            let published = write::anchor_at_open(&mut client, &key, head_beside.as_deref())?;
+        let (client, published) = runtime.block_on_borrowed(async || {
+            let mut client = target.connect().await?;
+            migrate(&mut client).await?;
+            let published =
+                write::anchor_at_open(&mut client, &key, head_beside.as_deref()).await?;
             Ok((client, published))
         })?;
-        let pool = ReadPool::new(target.clone(), READ_POOL_SIZE)?;
+        let pool = ReadPool::new(runtime.clone(), &target, READ_POOL_SIZE)?;
         Ok((
-            PgWriter::new(client, target, key, head_beside, published),
+            PgWriter::new(client, target, runtime, key, head_beside, published),
             Arc::new(PgReader { pool }),
         ))
     }
@@ -106,33 +110,42 @@ impl PgStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        let pool = ReadPool::new(Target::parse(url)?, READ_ONLY_POOL_SIZE)?;
+        let pool = ReadPool::new(
+            PgRuntime::start()?,
+            &Target::parse(url)?,
+            READ_ONLY_POOL_SIZE,
+        )?;
         Ok(Arc::new(PgReader { pool }))
     }
 
     /// The schema version of an existing store; [`StoreError::Missing`] when it has none.
     pub fn schema_version(url: &StoreUrl) -> Result<i64, StoreError> {
         let target = Target::parse(url)?;
-        off_runtime(|| {
-            let mut client = target.connect()?;
-            stored_version(&mut client)?.ok_or_else(|| StoreError::Missing {
-                path: target.shown.clone(),
-            })
+        once(async || {
+            let client = target.connect().await?;
+            stored_version(&client)
+                .await?
+                .ok_or_else(|| StoreError::Missing {
+                    path: target.shown.clone(),
+                })
         })
     }
 
     /// The newest MAC'd ledger entry, read without creating anything (`None` with no schema).
     pub fn newest_mac(url: &StoreUrl) -> Result<Option<NewestMac>, StoreError> {
         let target = Target::parse(url)?;
-        off_runtime(|| {
-            let mut client = target.connect()?;
-            if !has_table(&mut client, "ledger")? {
+        once(async || {
+            let client = target.connect().await?;
+            if !has_table(&client, "ledger").await? {
                 return Ok(None);
             }
-            let row = client.query_opt(
-                "SELECT seq, hash, mac FROM ledger WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1",
-                &[],
-            )?;
+            let row = client
+                .query_opt(
+                    "SELECT seq, hash, mac FROM ledger WHERE mac IS NOT NULL \
+                     ORDER BY seq DESC LIMIT 1",
+                    &[],
+                )
+                .await?;
             row.map(|r| {
                 Ok(NewestMac {
                     seq: read::get(&r, 0)?,
@@ -147,29 +160,34 @@ impl PgStore {
     /// The master key's check value, read without creating anything.
     pub fn secrets_check(url: &StoreUrl) -> Result<Option<Vec<u8>>, StoreError> {
         let target = Target::parse(url)?;
-        off_runtime(|| {
-            let mut client = target.connect()?;
-            if !has_table(&mut client, "secrets_meta")? {
+        once(async || {
+            let client = target.connect().await?;
+            if !has_table(&client, "secrets_meta").await? {
                 return Ok(None);
             }
-            let row =
-                client.query_opt("SELECT value FROM secrets_meta WHERE name = 'check'", &[])?;
+            let row = client
+                .query_opt("SELECT value FROM secrets_meta WHERE name = 'check'", &[])
+                .await?;
             row.map(|r| read::get(&r, 0)).transpose()
         })
     }
 }
 
 /// Whether `table` exists on the connection's search path.
-fn has_table(client: &mut Client, table: &str) -> Result<bool, StoreError> {
-    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?;
+async fn has_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?;
     read::get(&row, 0)
 }
 
-fn stored_version(client: &mut Client) -> Result<Option<i64>, StoreError> {
-    if !has_table(client, "stockyard_schema")? {
+async fn stored_version(client: &Client) -> Result<Option<i64>, StoreError> {
+    if !has_table(client, "stockyard_schema").await? {
         return Ok(None);
     }
-    let row = client.query_opt("SELECT version FROM stockyard_schema", &[])?;
+    let row = client
+        .query_opt("SELECT version FROM stockyard_schema", &[])
+        .await?;
     row.map(|r| read::get(&r, 0)).transpose()
 }
 
@@ -177,9 +195,10 @@ fn stored_version(client: &mut Client) -> Result<Option<i64>, StoreError> {
 /// nodes starting together queue on the lock, the first migrates, the others then find the
 /// version current and change nothing. PostgreSQL's DDL is transactional, so a failure leaves
 /// the schema as it was.
-fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut tx = client.transaction()?;
-    let schema: Option<String> = read::get(&tx.query_one("SELECT current_schema()", &[])?, 0)?;
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    let schema: Option<String> =
+        read::get(&tx.query_one("SELECT current_schema()", &[]).await?, 0)?;
     let Some(schema) = schema else {
         return Err(StoreError::Backend(
             "no schema to create tables in: the search_path names none that exists".into(),
@@ -188,10 +207,13 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         &[&LOCK_MIGRATE, &schema],
-    )?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS stockyard_schema (version BIGINT NOT NULL)")?;
+    )
+    .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS stockyard_schema (version BIGINT NOT NULL)")
+        .await?;
     let found: i64 = tx
-        .query_opt("SELECT version FROM stockyard_schema", &[])?
+        .query_opt("SELECT version FROM stockyard_schema", &[])
+        .await?
         .map(|r| read::get(&r, 0))
         .transpose()?
         .unwrap_or(0);
@@ -205,15 +227,16 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         return Ok(());
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        tx.batch_execute(sql)?;
+        tx.batch_execute(sql).await?;
         tracing::info!(version, schema = %schema, "applied postgres migration");
     }
-    tx.execute("DELETE FROM stockyard_schema", &[])?;
+    tx.execute("DELETE FROM stockyard_schema", &[]).await?;
     tx.execute(
         "INSERT INTO stockyard_schema (version) VALUES ($1)",
         &[&SCHEMA_VERSION],
-    )?;
-    tx.commit()?;
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! The read half of the PostgreSQL backend: every concern's read trait on one [`PgReader`],
-//! each query run on a pooled connection's own thread (`conn.rs`). Rows are read with
+//! each query run on a pooled connection on the backend's own runtime (`conn.rs`). Rows are read with
 //! [`get`], which reports a column of the wrong type as corrupt instead of panicking.
 
-use postgres::Row;
-use postgres::types::FromSql;
+use deadpool_postgres::Object;
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{Client, Row};
 
 use super::SCHEMA_VERSION;
 use super::conn::ReadPool;
@@ -24,11 +25,13 @@ pub struct PgReader {
 }
 
 impl PgReader {
-    /// Runs `f` on a pooled connection (on that connection's thread) and waits for it.
-    pub(super) fn with<T: Send + 'static>(
-        &self,
-        f: impl Fn(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    /// Runs `f`'s future on a pooled connection (on the backend's runtime) and waits for it.
+    pub(super) fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
         self.pool.with(f)
     }
 }
@@ -115,13 +118,14 @@ fn json(table: &'static str, text: &str) -> Result<serde_json::Value, StoreError
 
 impl StoreHealth for PgReader {
     fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| Ok(c.simple_query("SELECT 1").map(|_| ())?))
+        self.with(|c| async move { Ok(c.simple_query("SELECT 1").await.map(|_| ())?) })
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.with(move |c| async move {
             get(
-                &c.query_one("SELECT version FROM stockyard_schema", &[])?,
+                &c.query_one("SELECT version FROM stockyard_schema", &[])
+                    .await?,
                 0,
             )
         })
@@ -138,11 +142,11 @@ impl StoreHealth for PgReader {
 
 impl ModuleStateStore for PgReader {
     fn module_states(&self) -> Result<Vec<ModuleState>, StoreError> {
-        self.with(|c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 "SELECT name, scope, enabled, config FROM module_state ORDER BY name COLLATE \"C\"",
                 &[],
-            )?;
+            ).await?;
             rows.iter()
                 .map(|r| {
                     let config: String = get(r, 3)?;
@@ -158,8 +162,9 @@ impl ModuleStateStore for PgReader {
     }
 
     fn stored_prices(&self) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            c.query_opt("SELECT body FROM price_files ORDER BY id DESC LIMIT 1", &[])?
+        self.with(move |c| async move {
+            c.query_opt("SELECT body FROM price_files ORDER BY id DESC LIMIT 1", &[])
+                .await?
                 .map(|r| get(&r, 0))
                 .transpose()
         })
@@ -171,18 +176,20 @@ impl TraceStore for PgReader {
         let model = query.model.clone();
         let status = query.status.map(i64::from);
         let limit = query.limit.clamp(1, 10_000) as i64;
-        self.with(move |c| {
+        self.with(move |c| async move {
             let sql = format!(
                 "SELECT {TRACE_COLUMNS} FROM traces WHERE ($1::TEXT IS NULL OR requested_model = $1) \
                  AND ($2::BIGINT IS NULL OR status = $2) ORDER BY id DESC LIMIT $3"
             );
-            let rows = c.query(&sql, &[&model, &status, &limit])?;
+            let rows = c.query(&sql, &[&model, &status, &limit]).await?;
             rows.iter().map(trace_from_row).collect()
         })
     }
 
     fn trace_count(&self) -> Result<i64, StoreError> {
-        self.with(|c| get(&c.query_one("SELECT COUNT(*) FROM traces", &[])?, 0))
+        self.with(
+            |c| async move { get(&c.query_one("SELECT COUNT(*) FROM traces", &[]).await?, 0) },
+        )
     }
 }
 
@@ -212,8 +219,8 @@ impl SpendStore for PgReader {
              {key} COLLATE \"C\""
         );
         let since = crate::store::day_start(since_ms);
-        self.with(move |c| {
-            let rows = c.query(&sql, &[&since])?;
+        self.with(move |c| async move {
+            let rows = c.query(&sql, &[&since]).await?;
             rows.iter()
                 .map(|r| {
                     Ok(SpendRow {
@@ -230,12 +237,14 @@ impl SpendStore for PgReader {
     }
 
     fn budget_alerts(&self, since_ms: i64) -> Result<Vec<BudgetAlert>, StoreError> {
-        self.with(move |c| {
-            let rows = c.query(
-                "SELECT ts_ms, scope, subject, period, period_start_ms, percent, spend_nanos, \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT ts_ms, scope, subject, period, period_start_ms, percent, spend_nanos, \
                  limit_nanos FROM budget_alerts WHERE period_start_ms >= $1 ORDER BY ts_ms, id",
-                &[&since_ms],
-            )?;
+                    &[&since_ms],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(BudgetAlert {
@@ -256,13 +265,15 @@ impl SpendStore for PgReader {
 
 impl RateLimitStore for PgReader {
     fn rate_counts(&self, now_ms: i64) -> Result<Vec<RateCount>, StoreError> {
-        self.with(move |c| {
-            let rows = c.query(
-                "SELECT counter, window_start_ms, window_ms, value FROM rate_counts \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT counter, window_start_ms, window_ms, value FROM rate_counts \
                  WHERE window_start_ms + window_ms > $1 \
                  ORDER BY counter COLLATE \"C\", window_start_ms",
-                &[&now_ms],
-            )?;
+                    &[&now_ms],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(RateCount {
@@ -280,11 +291,13 @@ impl RateLimitStore for PgReader {
 impl ResponseStore for PgReader {
     fn response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| {
-            let Some(r) = c.query_opt(
-                "SELECT id, created_ms, response, history, owner FROM responses WHERE id = $1",
-                &[&id],
-            )?
+        self.with(move |c| async move {
+            let Some(r) = c
+                .query_opt(
+                    "SELECT id, created_ms, response, history, owner FROM responses WHERE id = $1",
+                    &[&id],
+                )
+                .await?
             else {
                 return Ok(None);
             };
@@ -307,12 +320,14 @@ impl ResponseStore for PgReader {
 
 impl BreakerStore for PgReader {
     fn breakers(&self) -> Result<Vec<BreakerRecord>, StoreError> {
-        self.with(|c| {
-            let rows = c.query(
-                "SELECT deployment, phase, reason, updated_ms FROM breakers \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT deployment, phase, reason, updated_ms FROM breakers \
                  ORDER BY deployment COLLATE \"C\"",
-                &[],
-            )?;
+                    &[],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     let deployment: String = get(r, 0)?;
@@ -347,12 +362,12 @@ pub(super) fn parse_phase(text: &str) -> Option<BreakerPhase> {
 
 impl AuthFailureStore for PgReader {
     fn auth_failures(&self, since_ms: i64) -> Result<Vec<AuthFailureCount>, StoreError> {
-        self.with(move |c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 "SELECT minute_ms, source, reason, count FROM auth_failures WHERE minute_ms >= $1 \
                  ORDER BY minute_ms, source COLLATE \"C\", reason COLLATE \"C\"",
                 &[&since_ms],
-            )?;
+            ).await?;
             rows.iter()
                 .map(|r| {
                     Ok(AuthFailureCount {
@@ -369,19 +384,19 @@ impl AuthFailureStore for PgReader {
 
 impl LedgerStore for PgReader {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.with(ledger_entries)
+        self.with(|c| async move { ledger_entries(&c).await })
     }
 }
 
 /// Every ledger entry by sequence number; the writer's open reads them the same way.
-pub(super) fn ledger_entries(
-    c: &mut impl postgres::GenericClient,
-) -> Result<Vec<LedgerEntry>, StoreError> {
-    let rows = c.query(
-        "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger \
+pub(super) async fn ledger_entries(c: &Client) -> Result<Vec<LedgerEntry>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger \
          ORDER BY seq",
-        &[],
-    )?;
+            &[],
+        )
+        .await?;
     rows.iter()
         .map(|r| {
             let details: String = get(r, 5)?;
@@ -405,12 +420,14 @@ pub(super) fn ledger_entries(
 
 impl CredentialStore for PgReader {
     fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
-        self.with(|c| {
-            let rows = c.query(
-                "SELECT id, provider, kind, base_url, sealed, fingerprint, label, created_ms \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT id, provider, kind, base_url, sealed, fingerprint, label, created_ms \
                  FROM provider_credentials ORDER BY created_ms, id COLLATE \"C\"",
-                &[],
-            )?;
+                    &[],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(StoredCredential {
@@ -429,8 +446,9 @@ impl CredentialStore for PgReader {
     }
 
     fn secrets_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| {
-            c.query_opt("SELECT value FROM secrets_meta WHERE name = 'check'", &[])?
+        self.with(move |c| async move {
+            c.query_opt("SELECT value FROM secrets_meta WHERE name = 'check'", &[])
+                .await?
                 .map(|r| get(&r, 0))
                 .transpose()
         })
@@ -439,12 +457,14 @@ impl CredentialStore for PgReader {
 
 impl PromptStore for PgReader {
     fn prompt_versions(&self) -> Result<Vec<PromptVersion>, StoreError> {
-        self.with(|c| {
-            let rows = c.query(
-                "SELECT name, version, body, created_ms FROM prompt_versions \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT name, version, body, created_ms FROM prompt_versions \
                  ORDER BY name COLLATE \"C\", version",
-                &[],
-            )?;
+                    &[],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(PromptVersion {
@@ -459,11 +479,13 @@ impl PromptStore for PgReader {
     }
 
     fn prompt_active(&self) -> Result<Vec<(String, u32)>, StoreError> {
-        self.with(|c| {
-            let rows = c.query(
-                "SELECT name, active FROM prompt_templates ORDER BY name COLLATE \"C\"",
-                &[],
-            )?;
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT name, active FROM prompt_templates ORDER BY name COLLATE \"C\"",
+                    &[],
+                )
+                .await?;
             rows.iter()
                 .map(|r| Ok((get(r, 0)?, narrow(r, 1)?)))
                 .collect()
@@ -474,12 +496,14 @@ impl PromptStore for PgReader {
 impl AlertStore for PgReader {
     fn alerts(&self, since_ms: i64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
         let limit = limit.clamp(1, 10_000) as i64;
-        self.with(move |c| {
-            let rows = c.query(
-                "SELECT ts_ms, rule, kind, value, threshold, message, delivered FROM alerts \
+        self.with(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT ts_ms, rule, kind, value, threshold, message, delivered FROM alerts \
                  WHERE ts_ms >= $1 ORDER BY ts_ms DESC, id DESC LIMIT $2",
-                &[&since_ms, &limit],
-            )?;
+                    &[&since_ms, &limit],
+                )
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(AlertRecord {
@@ -497,8 +521,10 @@ impl AlertStore for PgReader {
     }
 
     fn alert_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.with(|c| {
-            let rows = c.query("SELECT rule, last_fired_ms FROM alert_state", &[])?;
+        self.with(move |c| async move {
+            let rows = c
+                .query("SELECT rule, last_fired_ms FROM alert_state", &[])
+                .await?;
             rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?))).collect()
         })
     }
@@ -507,13 +533,13 @@ impl AlertStore for PgReader {
 impl McpCallStore for PgReader {
     fn mcp_calls(&self, limit: usize) -> Result<Vec<McpCallRecord>, StoreError> {
         let limit = limit as i64;
-        self.with(move |c| {
+        self.with(move |c| async move {
             let rows = c.query(
                 "SELECT id, ts_ms, key_id, team_id, server, tool, decision, rule, rule_revision, \
                  outcome, duration_us, bytes_in, bytes_out, args_sha256, arguments, result, \
                  redactions, ledger_seq FROM mcp_calls ORDER BY ts_ms DESC, row_id DESC LIMIT $1",
                 &[&limit],
-            )?;
+            ).await?;
             rows.iter()
                 .map(|r| {
                     Ok(McpCallRecord {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use postgres::Transaction;
+use tokio_postgres::Transaction;
 
 use super::read::get;
 use crate::store::dashboard::{HOUR_MS, Stats};
@@ -20,7 +20,7 @@ type RollupKey = (i64, i64, String, String, String, String);
 /// Adds `stored` (the rows this batch inserted) to the roll-ups. Rows are touched in key order
 /// and locked before their histograms are merged (SQL cannot add the sparse histograms), so
 /// nodes writing the same hour at once neither lose an update nor deadlock.
-pub(super) fn add(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
+pub(super) async fn add(tx: &Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
     let mut groups: BTreeMap<RollupKey, Stats> = BTreeMap::new();
     for t in stored {
         for grain in [HOUR_MS, DAY_MS] {
@@ -44,23 +44,28 @@ pub(super) fn add(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(
          latency_us_sum, ttft_us_sum, ttft_count, latency_hist, ttft_hist) \
          VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ''::BYTEA, ''::BYTEA) \
          ON CONFLICT DO NOTHING",
-    )?;
+    ).await?;
     let lock = tx.prepare(
         "SELECT latency_hist, ttft_hist FROM trace_rollup WHERE grain_ms = $1 AND start_ms = $2 \
          AND key_id = $3 AND team_id = $4 AND model = $5 AND provider = $6 FOR UPDATE",
-    )?;
-    let update = tx.prepare(
-        "UPDATE trace_rollup SET requests = requests + $7, errors = errors + $8, \
+    ).await?;
+    let update = tx
+        .prepare(
+            "UPDATE trace_rollup SET requests = requests + $7, errors = errors + $8, \
          cache_hits = cache_hits + $9, prompt_tokens = prompt_tokens + $10, \
          completion_tokens = completion_tokens + $11, cost_nanos = cost_nanos + $12, \
          saved_nanos = saved_nanos + $13, latency_us_sum = latency_us_sum + $14, \
          ttft_us_sum = ttft_us_sum + $15, ttft_count = ttft_count + $16, latency_hist = $17, \
          ttft_hist = $18 WHERE grain_ms = $1 AND start_ms = $2 AND key_id = $3 AND team_id = $4 \
          AND model = $5 AND provider = $6",
-    )?;
+        )
+        .await?;
     for ((grain, start, key, team, model, provider), s) in &groups {
-        tx.execute(&claim, &[grain, start, key, team, model, provider])?;
-        let row = tx.query_one(&lock, &[grain, start, key, team, model, provider])?;
+        tx.execute(&claim, &[grain, start, key, team, model, provider])
+            .await?;
+        let row = tx
+            .query_one(&lock, &[grain, start, key, team, model, provider])
+            .await?;
         let mut latency = s.latency.clone();
         let mut ttft = s.ttft.clone();
         latency.merge_encoded(&get::<Vec<u8>>(&row, 0)?);
@@ -87,7 +92,8 @@ pub(super) fn add(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(
                 &latency.encode(),
                 &ttft.encode(),
             ],
-        )?;
+        )
+        .await?;
     }
     Ok(())
 }

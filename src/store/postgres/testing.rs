@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::conn::{Target, off_runtime};
+use super::conn::{Target, once};
 use crate::store::StoreUrl;
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -47,12 +47,7 @@ pub fn schema() -> Option<PgSchema> {
 }
 
 fn run(base: &StoreUrl, sql: &str) {
-    let outcome = off_runtime(|| -> Result<(), String> {
-        let target = Target::parse(base).map_err(|e| e.to_string())?;
-        let mut client = target.connect().map_err(|e| e.to_string())?;
-        client.batch_execute(sql).map_err(|e| e.to_string())
-    });
-    if let Err(e) = outcome {
+    if let Err(e) = execute(base, sql) {
         panic!(
             "PostgreSQL tests need a server at {base} (set STOCKYARD_TEST_PG, or \
              STOCKYARD_SKIP_PG=1 to skip them): {e}"
@@ -60,15 +55,16 @@ fn run(base: &StoreUrl, sql: &str) {
     }
 }
 
+/// Runs `sql` on a connection of its own to `base`.
+fn execute(base: &StoreUrl, sql: &str) -> Result<(), crate::store::StoreError> {
+    let target = Target::parse(base)?;
+    once(async || Ok(target.connect().await?.batch_execute(sql).await?))
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        let base = self.base.clone();
         // A failed drop leaves a schema behind; it must not turn a passing test into a panic.
-        let _ = off_runtime(move || -> Result<(), String> {
-            let target = Target::parse(&base).map_err(|e| e.to_string())?;
-            let mut client = target.connect().map_err(|e| e.to_string())?;
-            client.batch_execute(&sql).map_err(|e| e.to_string())
-        });
+        let _ = execute(&self.base, &sql);
     }
 }

@@ -1,6 +1,7 @@
 //! What only a shared database asks of this backend: nodes that start together migrate once,
 //! writers on several nodes append to one ledger chain, reads answer on a tokio worker thread,
-//! no error shows the URL's password, and a node reads the cache entries another node stored.
+//! no error shows the URL's password, a server that never answers fails the open in bounded
+//! time, and a node reads the cache entries another node stored.
 
 use std::sync::{Arc, Barrier};
 
@@ -85,8 +86,9 @@ async fn reads_and_writes_work_on_a_runtime_thread() {
     let Some(schema) = testing::schema() else {
         return;
     };
-    // Both the open and the queries run here, on a tokio worker, where the sync client alone
-    // would panic: the backend moves them onto threads of its own.
+    // The open, the queries and the drop at the end all happen here, on a tokio worker, where a
+    // `block_on` (or a runtime waiting for its threads as it drops) would panic: the backend's
+    // own runtime does the work and answers on std channels (`conn.rs`).
     let mut opened = open(&schema.url, key()).unwrap_or_else(|e| panic!("{e}"));
     opened
         .writes
@@ -113,6 +115,30 @@ fn errors_never_show_the_password() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
+    assert!(!message.contains("hunter2secret"), "{message}");
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_fails_the_open_within_the_connect_bound() {
+    // The listener's backlog completes the TCP handshake, so only the startup exchange hangs:
+    // the driver's connect timeout (1 s here) does not cover it, the backend's bound (twice
+    // that) does.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = silent.local_addr().map(|a| a.port()).unwrap_or_default();
+    let url = StoreUrl::parse(&format!(
+        "postgres://postgres:hunter2secret@127.0.0.1:{port}/test?connect_timeout=1"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    let message = open(&url, key())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(4),
+        "{message}"
+    );
+    assert!(message.contains("no answer within 2000 ms"), "{message}");
     assert!(!message.contains("hunter2secret"), "{message}");
 }
 

@@ -11,19 +11,22 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
 
-use super::conn::{Target, off_runtime};
+use super::conn::{PgRuntime, Target};
 use super::{LOCK_LEDGER, read};
 use crate::ledger::{self, Head, LedgerDraft, LedgerEntry, LedgerKey};
 use crate::store::{LedgerWrites, Persist, StoreError, TraceRecord, TraceWrites};
 
 pub struct PgWriter {
-    /// Always `Some` until dropped (see the `Drop` impl).
+    /// `None` only if a reconnect fails; the next call tries again.
     client: Option<Client>,
     target: Target,
+    /// The backend's runtime, where the connection's I/O task runs (shared with the reader).
+    runtime: Arc<PgRuntime>,
     pub(super) key: LedgerKey,
     /// Where the head file goes (beside this node's local state path); `None`: only logged.
     head_beside: Option<PathBuf>,
@@ -35,6 +38,7 @@ impl PgWriter {
     pub(super) fn new(
         client: Client,
         target: Target,
+        runtime: Arc<PgRuntime>,
         key: LedgerKey,
         head_beside: Option<PathBuf>,
         published: Option<Head>,
@@ -42,6 +46,7 @@ impl PgWriter {
         PgWriter {
             client: Some(client),
             target,
+            runtime,
             key,
             head_beside,
             published,
@@ -50,34 +55,26 @@ impl PgWriter {
 
     /// Runs `f` on the connection, replaced first if the server closed it (a restart, a
     /// network cut). The writer thread drives its loop inside a current-thread runtime (for its
-    /// timers), where the sync client must not block, so `f` runs on a scoped thread: one spawn
-    /// per batch, tens of microseconds against a commit's round trip, and the batch is borrowed,
-    /// not copied.
+    /// timers), where no future of ours may be blocked on, so `f` runs through
+    /// [`PgRuntime::block_on_borrowed`]: one scoped thread per call, tens of microseconds against
+    /// a commit's round trip, and the batch is borrowed, not copied.
     pub(super) fn on_conn<T: Send>(
         &mut self,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
+        f: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         let (client, target) = (&mut self.client, &self.target);
-        off_runtime(move || {
+        self.runtime.block_on_borrowed(async move || {
             if client.as_ref().is_none_or(Client::is_closed) {
-                *client = Some(target.reconnect()?);
+                // Dropped first: a failed reconnect must not leave the dead one to be tried.
+                *client = None;
+                *client = Some(target.reconnect().await?);
                 tracing::info!(store = %target.shown, "reconnected the writer to postgres");
             }
             match client.as_mut() {
-                Some(client) => f(client),
+                Some(client) => f(client).await,
                 None => Err(StoreError::Backend("no connection".into())),
             }
         })
-    }
-}
-
-/// Closing a connection blocks on the client's own runtime, which panics on a thread inside
-/// another runtime (a test, or whoever drops the store last): it is closed off-runtime too.
-impl Drop for PgWriter {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            off_runtime(move || drop(client));
-        }
     }
 }
 
@@ -114,9 +111,9 @@ const TRACE_COLUMNS: &str = "id, ts_ms, endpoint, requested_model, provider, ups
 const TRACE_PARAMS: usize = 41;
 
 /// Rows per INSERT statement. A statement is a round trip, and each one costs the writer's
-/// process far more CPU (encoding, the client's own runtime waking, two syscalls) than a row's
-/// values do, so rows go many to a statement: 64 keeps a statement's parameters (2,624) far
-/// under PostgreSQL's 65,535.
+/// process far more CPU (encoding, the backend runtime's threads waking, two syscalls) than a
+/// row's values do, so rows go many to a statement: 64 keeps a statement's parameters (2,624)
+/// far under PostgreSQL's 65,535.
 const ROWS_PER_INSERT: usize = 64;
 
 /// `INSERT INTO traces ... VALUES (...), (...)` for `rows` rows; a row already stored (a retried
@@ -208,15 +205,15 @@ fn row_params<'a>(t: &'a TraceRecord, w: &'a Widened) -> [&'a (dyn ToSql + Sync)
 
 impl TraceWrites for PgWriter {
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
-        self.on_conn(|c| append_traces(c, traces))
+        self.on_conn(async |c| append_traces(c, traces).await)
     }
 }
 
-fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), StoreError> {
-    let mut tx = client.transaction()?;
+async fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
     let widened: Vec<Widened> = traces.iter().map(Widened::of).collect();
     let full = if traces.len() >= ROWS_PER_INSERT {
-        Some(tx.prepare(&insert_sql(ROWS_PER_INSERT))?)
+        Some(tx.prepare(&insert_sql(ROWS_PER_INSERT)).await?)
     } else {
         None
     };
@@ -231,8 +228,10 @@ fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), Stor
             .flat_map(|(t, w)| row_params(t, w))
             .collect();
         let returned = match &full {
-            Some(statement) if rows.len() == ROWS_PER_INSERT => tx.query(statement, &params)?,
-            _ => tx.query(insert_sql(rows.len()).as_str(), &params)?,
+            Some(statement) if rows.len() == ROWS_PER_INSERT => {
+                tx.query(statement, &params).await?
+            }
+            _ => tx.query(insert_sql(rows.len()).as_str(), &params).await?,
         };
         for row in returned {
             inserted.insert(read::get(&row, 0)?);
@@ -240,15 +239,15 @@ fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<(), Stor
     }
     // A row already stored (a retried batch) was counted when it first went in.
     let stored: Vec<&TraceRecord> = traces.iter().filter(|t| inserted.remove(&t.id)).collect();
-    add_spend(&mut tx, &stored)?;
-    super::rollups::add(&mut tx, &stored)?;
-    tx.commit()?;
+    add_spend(&tx, &stored).await?;
+    super::rollups::add(&tx, &stored).await?;
+    tx.commit().await?;
     Ok(())
 }
 
 /// Adds the stored rows to the daily spend rollups, one upsert per group, in key order: nodes
 /// committing batches at once lock shared rows in the same order and never deadlock.
-fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
+async fn add_spend(tx: &Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
     let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
     // A request with several tags counts once under each of them.
     let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
@@ -274,8 +273,9 @@ fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), St
         }
     }
     if !sums.is_empty() {
-        let upsert = tx.prepare(
-            "INSERT INTO spend_daily AS s (day_ms, key_id, team_id, \"user\", model, provider, \
+        let upsert = tx
+            .prepare(
+                "INSERT INTO spend_daily AS s (day_ms, key_id, team_id, \"user\", model, provider, \
              requests, prompt_tokens, completion_tokens, cost_nanos, saved_nanos) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (day_ms, key_id, team_id, \"user\", model, provider) DO UPDATE SET \
@@ -284,7 +284,8 @@ fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), St
              completion_tokens = s.completion_tokens + excluded.completion_tokens, \
              cost_nanos = s.cost_nanos + excluded.cost_nanos, \
              saved_nanos = s.saved_nanos + excluded.saved_nanos",
-        )?;
+            )
+            .await?;
         for ((day, key, team, user, model, provider), s) in &sums {
             tx.execute(
                 &upsert,
@@ -301,19 +302,22 @@ fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), St
                     &s.cost_nanos,
                     &s.saved_nanos,
                 ],
-            )?;
+            )
+            .await?;
         }
     }
     if !tag_sums.is_empty() {
-        let upsert = tx.prepare(
-            "INSERT INTO spend_tag_daily AS s (day_ms, tag, requests, prompt_tokens, \
+        let upsert = tx
+            .prepare(
+                "INSERT INTO spend_tag_daily AS s (day_ms, tag, requests, prompt_tokens, \
              completion_tokens, cost_nanos, saved_nanos) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (day_ms, tag) DO UPDATE SET requests = s.requests + excluded.requests, \
              prompt_tokens = s.prompt_tokens + excluded.prompt_tokens, \
              completion_tokens = s.completion_tokens + excluded.completion_tokens, \
              cost_nanos = s.cost_nanos + excluded.cost_nanos, \
              saved_nanos = s.saved_nanos + excluded.saved_nanos",
-        )?;
+            )
+            .await?;
         for ((day, tag), s) in &tag_sums {
             tx.execute(
                 &upsert,
@@ -326,7 +330,8 @@ fn add_spend(tx: &mut Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), St
                     &s.cost_nanos,
                     &s.saved_nanos,
                 ],
-            )?;
+            )
+            .await?;
         }
     }
     Ok(())
@@ -341,13 +346,14 @@ impl LedgerWrites for PgWriter {
     ) -> Result<LedgerEntry, StoreError> {
         let key = self.key.clone();
         let published = self.published.clone();
-        self.on_conn(|c| {
-            in_tx(c, |tx| {
+        self.on_conn(async |c| {
+            in_tx(c, async |tx| {
                 if let Some(change) = change {
-                    super::admin::persist(tx, change, ts_ms)?;
+                    super::admin::persist(tx, change, ts_ms).await?;
                 }
-                append_entry(tx, &key, published.as_ref(), draft, ts_ms)
+                append_entry(tx, &key, published.as_ref(), draft, ts_ms).await
             })
+            .await
         })
     }
 
@@ -366,8 +372,8 @@ impl LedgerWrites for PgWriter {
 /// Seals `draft` as the entry after the newest one and inserts it inside `tx`, which holds
 /// whatever the entry records. The advisory lock, held to the end of `tx`, makes appends from
 /// every node take turns, so two never seal over the same predecessor.
-pub(super) fn append_entry(
-    tx: &mut Transaction<'_>,
+pub(super) async fn append_entry(
+    tx: &Transaction<'_>,
     key: &LedgerKey,
     published: Option<&Head>,
     draft: &LedgerDraft,
@@ -376,12 +382,16 @@ pub(super) fn append_entry(
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
         &[&LOCK_LEDGER],
-    )?;
+    )
+    .await?;
     // Read after the lock: under READ COMMITTED this statement sees the last holder's commit.
-    let prev: Option<(i64, String)> = match tx.query_opt(
-        "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
-        &[],
-    )? {
+    let prev: Option<(i64, String)> = match tx
+        .query_opt(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await?
+    {
         Some(r) => Some((read::get(&r, 0)?, read::get(&r, 1)?)),
         None => None,
     };
@@ -415,7 +425,8 @@ pub(super) fn append_entry(
             &entry.hash,
             &entry.mac,
         ],
-    )?;
+    )
+    .await?;
     Ok(entry)
 }
 
@@ -423,7 +434,7 @@ pub(super) fn append_entry(
 /// the ledger was anchored, then publish the head with a MAC if the head file (when this node
 /// keeps one) lacks a valid one and the ledger reaches it. Returns the head the writer must never
 /// fall behind.
-pub(super) fn anchor_at_open(
+pub(super) async fn anchor_at_open(
     client: &mut Client,
     key: &LedgerKey,
     head_beside: Option<&Path>,
@@ -432,19 +443,20 @@ pub(super) fn anchor_at_open(
         Some(beside) => Head::read(beside).map_err(|e| StoreError::Head(e.to_string()))?,
         None => None,
     };
-    let mut entries = read::ledger_entries(client)?;
+    let mut entries = read::ledger_entries(&*client).await?;
     let seqs = ledger::to_anchor(&entries, key, published.is_some());
     if !seqs.is_empty() {
-        let mut tx = client.transaction()?;
+        let tx = client.transaction().await?;
         for entry in entries.iter_mut().filter(|e| seqs.contains(&e.seq)) {
             let mac = key.mac(&entry.hash);
             tx.execute(
                 "UPDATE ledger SET mac = $1 WHERE seq = $2 AND mac IS NULL",
                 &[&mac, &entry.seq],
-            )?;
+            )
+            .await?;
             entry.mac = Some(mac);
         }
-        tx.commit()?;
+        tx.commit().await?;
         tracing::warn!(
             entries = seqs.len(),
             "anchored ledger entries written before the ledger carried MACs"
@@ -476,12 +488,12 @@ pub(super) fn anchor_at_open(
 }
 
 /// Runs the closure's statements in one transaction of `client` (for the small writes).
-pub(super) fn in_tx<T>(
+pub(super) async fn in_tx<T>(
     client: &mut Client,
-    f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    f: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let mut tx = client.transaction()?;
-    let value = f(&mut tx)?;
-    tx.commit()?;
+    let tx = client.transaction().await?;
+    let value = f(&tx).await?;
+    tx.commit().await?;
     Ok(value)
 }

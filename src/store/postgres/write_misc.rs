@@ -16,12 +16,13 @@ impl BreakerWrites for PgWriter {
     fn save_breaker(&mut self, record: &BreakerRecord) -> Result<(), StoreError> {
         // Newest wins on the shared row, and the other nodes hear of it when the row commits
         // (`server/follow.rs` adopts it), so a breaker opened here is open there within moments.
-        self.on_conn(|c| {
-            super::admin::save_breaker(c, record)?;
+        self.on_conn(async |c| {
+            super::admin::save_breaker(&*c, record).await?;
             c.execute(
                 &format!("SELECT pg_notify({}, $1)", super::listen::CHANNEL_SQL),
                 &[&crate::store::changes::Changed::Breakers.as_str()],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
@@ -29,7 +30,7 @@ impl BreakerWrites for PgWriter {
 
 impl ResponseWrites for PgWriter {
     fn save_response(&mut self, r: &StoredResponse) -> Result<(), StoreError> {
-        self.on_conn(|c| {
+        self.on_conn(async |c| {
             c.execute(
                 "INSERT INTO responses (id, created_ms, response, history, owner) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
@@ -42,7 +43,8 @@ impl ResponseWrites for PgWriter {
                     &r.history.to_string(),
                     &r.owner,
                 ],
-            )?;
+            )
+            .await?;
             Ok(())
         })
     }
@@ -55,18 +57,22 @@ impl AuthFailureWrites for PgWriter {
         sorted.sort_by(|a, b| {
             (a.minute_ms, &a.source, &a.reason).cmp(&(b.minute_ms, &b.source, &b.reason))
         });
-        self.on_conn(|c| {
-            in_tx(c, |tx| {
-                let upsert = tx.prepare(
-                    "INSERT INTO auth_failures AS a (minute_ms, source, reason, count) \
+        self.on_conn(async |c| {
+            in_tx(c, async |tx| {
+                let upsert = tx
+                    .prepare(
+                        "INSERT INTO auth_failures AS a (minute_ms, source, reason, count) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (minute_ms, source, reason) \
                  DO UPDATE SET count = a.count + excluded.count",
-                )?;
+                    )
+                    .await?;
                 for c in sorted {
-                    tx.execute(&upsert, &[&c.minute_ms, &c.source, &c.reason, &c.count])?;
+                    tx.execute(&upsert, &[&c.minute_ms, &c.source, &c.reason, &c.count])
+                        .await?;
                 }
                 Ok(())
             })
+            .await
         })
     }
 }
@@ -74,7 +80,7 @@ impl AuthFailureWrites for PgWriter {
 impl SpendWrites for PgWriter {
     fn record_budget_alert(&mut self, a: &BudgetAlert) -> Result<(), StoreError> {
         let percent = i64::from(a.percent);
-        self.on_conn(|c| {
+        self.on_conn(async |c| {
             c.execute(
             "INSERT INTO budget_alerts (scope, subject, period, period_start_ms, percent, ts_ms, \
              spend_nanos, limit_nanos) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -89,7 +95,7 @@ impl SpendWrites for PgWriter {
                 &a.spend_nanos,
                 &a.limit_nanos,
             ],
-        )?;
+        ).await?;
             Ok(())
         })
     }
@@ -100,33 +106,38 @@ impl RateLimitWrites for PgWriter {
         let mut sorted: Vec<&RateCount> = deltas.iter().collect();
         sorted
             .sort_by(|a, b| (&a.counter, a.window_start_ms).cmp(&(&b.counter, b.window_start_ms)));
-        self.on_conn(|c| {
-            in_tx(c, |tx| {
-                let upsert = tx.prepare(
-                    "INSERT INTO rate_counts AS r (counter, window_start_ms, window_ms, value) \
+        self.on_conn(async |c| {
+            in_tx(c, async |tx| {
+                let upsert = tx
+                    .prepare(
+                        "INSERT INTO rate_counts AS r (counter, window_start_ms, window_ms, value) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (counter, window_start_ms) \
                  DO UPDATE SET value = r.value + excluded.value",
-                )?;
+                    )
+                    .await?;
                 for d in sorted {
                     tx.execute(
                         &upsert,
                         &[&d.counter, &d.window_start_ms, &d.window_ms, &d.value],
-                    )?;
+                    )
+                    .await?;
                 }
                 tx.execute(
                     "DELETE FROM rate_counts WHERE window_start_ms + window_ms <= $1",
                     &[&now_ms],
-                )?;
+                )
+                .await?;
                 Ok(())
             })
+            .await
         })
     }
 }
 
 impl AlertWrites for PgWriter {
     fn record_alert(&mut self, a: &AlertRecord) -> Result<(), StoreError> {
-        self.on_conn(|c| {
-            in_tx(c, |tx| {
+        self.on_conn(async |c| {
+            in_tx(c, async |tx| {
                 tx.execute(
                     "INSERT INTO alerts (ts_ms, rule, kind, value, threshold, message, delivered) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -139,14 +150,17 @@ impl AlertWrites for PgWriter {
                         &a.message,
                         &a.delivered,
                     ],
-                )?;
+                )
+                .await?;
                 tx.execute(
                     "INSERT INTO alert_state (rule, last_fired_ms) VALUES ($1, $2) \
                  ON CONFLICT (rule) DO UPDATE SET last_fired_ms = excluded.last_fired_ms",
                     &[&a.rule, &a.ts_ms],
-                )?;
+                )
+                .await?;
                 Ok(())
             })
+            .await
         })
     }
 }
@@ -156,11 +170,12 @@ impl McpCallWrites for PgWriter {
         let now = crate::store::now_ms();
         let key = self.key.clone();
         let published = self.published.clone();
-        self.on_conn(|c| {
-            in_tx(c, |tx| {
+        self.on_conn(async |c| {
+            in_tx(c, async |tx| {
                 let mut entries = Vec::with_capacity(calls.len());
                 for call in calls {
-                    let entry = append_entry(tx, &key, published.as_ref(), &call.draft, now)?;
+                    let entry =
+                        append_entry(tx, &key, published.as_ref(), &call.draft, now).await?;
                     let r = &call.record;
                     tx.execute(
                     "INSERT INTO mcp_calls (id, ts_ms, key_id, team_id, server, tool, decision, \
@@ -188,11 +203,12 @@ impl McpCallWrites for PgWriter {
                         &r.redactions,
                         &entry.seq,
                     ],
-                )?;
+                ).await?;
                     entries.push(entry);
                 }
                 Ok(entries)
             })
+            .await
         })
     }
 }
