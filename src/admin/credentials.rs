@@ -24,7 +24,7 @@ use crate::providers::ProviderRegistry;
 use crate::providers::registry::OpenedCredential;
 use crate::secret::Secret;
 use crate::secrets::{self, KeySource, MasterKey, SealError};
-use crate::store::{CredentialStore, ModuleState, Persist, StoredCredential};
+use crate::store::{CredentialStore, ModuleState, Persist, StoreError, StoredCredential};
 
 mod follow;
 pub use follow::Reloaded;
@@ -295,6 +295,7 @@ impl Admin {
         target: String,
     ) -> Result<LedgerEntry, AdminError> {
         let vault = self.vault_or_err()?;
+        self.refresh_credentials(vault).await?;
         let list = vault.list();
         let by_id = list.iter().any(|(r, _)| r.id == target);
         let (gone, kept): (Vec<_>, Vec<_>) = list.into_iter().partition(|(r, _)| {
@@ -340,6 +341,21 @@ impl Admin {
         Ok(entry)
     }
 
+    /// Reads the stored credentials into the vault before a removal picks what to delete:
+    /// another node, or the CLI beside this one, may have removed some since this node last
+    /// loaded them, and deleting a row that is gone would fail the whole change.
+    async fn refresh_credentials(&self, vault: &Arc<Vault>) -> Result<(), AdminError> {
+        let (held, store) = (vault.clone(), self.deps.store.credentials.clone());
+        let reloaded = tokio::task::spawn_blocking(move || held.reload(store.as_ref()))
+            .await
+            .map_err(|e| AdminError::Store(StoreError::Backend(e.to_string())))?
+            .map_err(|e| AdminError::Store(StoreError::Backend(e)))?;
+        if reloaded == Reloaded::Providers {
+            self.rebuild_chain();
+        }
+        Ok(())
+    }
+
     /// Swaps the pools in; when the set of providers changed, rebuilds the chain so routes it
     /// cached to a provider that is gone (or re-made elsewhere) are dropped.
     fn install_credentials(
@@ -350,12 +366,18 @@ impl Admin {
     ) {
         *vault.lock() = list;
         if vault.providers.install(prepared) {
-            let current = self.chain.load_full();
-            match Chain::build(current.states(), &self.deps) {
-                Ok(chain) => self.chain.store(Arc::new(chain)),
-                // The change stands; a route to a removed provider fails with a clear error.
-                Err(e) => tracing::warn!(error = %e, "chain not rebuilt after a provider change"),
-            }
+            self.rebuild_chain();
+        }
+    }
+
+    /// A new chain over the same module states, so routes cached to a provider that is gone
+    /// (or re-made elsewhere) are dropped.
+    fn rebuild_chain(&self) {
+        let current = self.chain.load_full();
+        match Chain::build(current.states(), &self.deps) {
+            Ok(chain) => self.chain.store(Arc::new(chain)),
+            // The change stands; a route to a removed provider fails with a clear error.
+            Err(e) => tracing::warn!(error = %e, "chain not rebuilt after a provider change"),
         }
     }
 
