@@ -349,7 +349,7 @@ impl Relay {
                 // its terminal event).
                 let held = match self.hooks.as_mut() {
                     Some(hooks) => hooks.release_all(&mut ctx),
-                    None => Ok(Vec::new()),
+                    None => Ok(Default::default()),
                 };
                 match held {
                     Ok(held) => {

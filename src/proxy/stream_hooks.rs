@@ -14,8 +14,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::modules::{Module, StreamDecision, StreamEvent, StreamWindow};
 use crate::request::{ApiError, RequestCtx};
+
+/// The events to send now, in order: almost always the one that just came, which stays inline
+/// (a stream of a thousand chunks made a thousand one-event vectors before).
+pub type Ready = SmallVec<[StreamEvent; 1]>;
 
 pub struct StreamHooks {
     holders: Vec<(Arc<dyn Module>, StreamWindow)>,
@@ -63,11 +69,13 @@ impl StreamHooks {
 
     /// Runs the watchers on `event`; returns the events to send now, in order, or the watcher
     /// that ended the stream (what was held is dropped with it).
-    pub fn run(
-        &mut self,
-        ctx: &mut RequestCtx,
-        mut event: StreamEvent,
-    ) -> Result<Vec<StreamEvent>, Ended> {
+    pub fn run(&mut self, ctx: &mut RequestCtx, mut event: StreamEvent) -> Result<Ready, Ended> {
+        if self.holders.is_empty() {
+            // Nothing can hold: the event goes out as it came, past the watch-only modules.
+            let mut out = Ready::new();
+            out.push(event);
+            return self.observe(ctx, out);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         for (i, (module, _)) in self.holders.iter().enumerate() {
@@ -101,7 +109,7 @@ impl StreamHooks {
         self.held_bytes += event.raw().len();
         self.held.push_back((seq, event));
         let oldest_held = self.hold_from.iter().flatten().min().copied();
-        let mut out = Vec::new();
+        let mut out = Ready::new();
         while let Some((front, _)) = self.held.front() {
             if oldest_held.is_some_and(|oldest| *front >= oldest) {
                 break;
@@ -129,11 +137,7 @@ impl StreamHooks {
     }
 
     /// Lets the watch-only modules see what goes out.
-    fn observe(
-        &mut self,
-        ctx: &mut RequestCtx,
-        mut out: Vec<StreamEvent>,
-    ) -> Result<Vec<StreamEvent>, Ended> {
+    fn observe(&mut self, ctx: &mut RequestCtx, mut out: Ready) -> Result<Ready, Ended> {
         for module in &self.observers {
             for event in &mut out {
                 if let StreamDecision::End(error) = module.on_event(ctx, event) {
@@ -154,7 +158,7 @@ impl StreamHooks {
     }
 
     /// Everything held, for a stream that ended cleanly (watch-only modules see it go out).
-    pub fn release_all(&mut self, ctx: &mut RequestCtx) -> Result<Vec<StreamEvent>, Ended> {
+    pub fn release_all(&mut self, ctx: &mut RequestCtx) -> Result<Ready, Ended> {
         self.hold_from.fill(None);
         self.held_bytes = 0;
         let out = self.held.drain(..).map(|(_, event)| event).collect();
