@@ -314,6 +314,9 @@ impl BudgetBook {
     /// The thresholds of `budget` that `spent` has reached and that were not alerted yet in this
     /// period; each is marked alerted as it is returned.
     pub fn crossed(&self, subject: &Subject, budget: &Budget, spent: i64) -> Vec<BudgetAlert> {
+        if budget.alert_percents.is_empty() {
+            return Vec::new();
+        }
         let now = now_ms();
         let period_start = window(budget.period).bucket_start(now);
         let period = period_name(budget.period);
