@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
+use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 
@@ -152,6 +153,16 @@ impl Target {
             path: shown.clone(),
             detail: e.to_string(),
         })?;
+        if config.get_ssl_mode() == SslMode::Require {
+            // Said before any connect: the driver's own words would be "error performing TLS
+            // handshake", which reads as a server problem.
+            return Err(StoreError::Open {
+                path: shown,
+                detail: "sslmode=require: TLS to PostgreSQL is not supported yet; use \
+                         sslmode=disable or prefer, or a TLS-terminating proxy beside each node"
+                    .into(),
+            });
+        }
         config.application_name("stockyard");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -359,5 +370,25 @@ fn pool_detail(e: &PoolError, create_timeout: Duration) -> String {
             WAIT_TIMEOUT.as_secs()
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_asking_for_tls_is_refused_with_a_message_that_says_so() {
+        let url = StoreUrl::Postgres("postgres://u:secret@db.example/x?sslmode=require".into());
+        let Err(StoreError::Open { path, detail }) = Target::parse(&url) else {
+            panic!("a TLS URL was accepted");
+        };
+        assert!(
+            detail.contains("TLS to PostgreSQL is not supported"),
+            "{detail}"
+        );
+        assert!(!path.contains("secret"), "{path}");
+        let plain = StoreUrl::Postgres("postgres://u@db.example/x?sslmode=disable".into());
+        assert!(Target::parse(&plain).is_ok());
     }
 }
