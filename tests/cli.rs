@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{PROVIDER_KEY, chat};
 
-use common::binary::stockyard;
+use common::binary::{listening, stockyard};
 
 fn run(mut cmd: Command) -> (i32, String, String) {
     let Output {
@@ -52,26 +51,7 @@ impl Served {
     /// Spawns `cmd` (a `serve` with stdout and stderr piped) and waits for its address.
     fn spawn(mut cmd: Command) -> Served {
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
+        let (url, log) = listening(&mut child);
         Served {
             child: Some(child),
             url,

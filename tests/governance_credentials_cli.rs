@@ -8,15 +8,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{PROVIDER_KEY, TestClient, chat};
 use mock_upstream::MockUpstream;
 
-use common::binary::stockyard;
+use common::binary::{listening, stockyard, terminate};
 
 /// Runs `args` (with `stdin` fed in), bounded; returns (exit code, stdout, stderr).
 fn run(db: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
@@ -71,18 +72,7 @@ impl Served {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
+        let (url, _) = listening(&mut child);
         Served {
             child: Some(child),
             client: TestClient::new(url),
@@ -91,27 +81,7 @@ impl Served {
 
     /// SIGTERM, then a bounded wait for a clean exit.
     fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0));
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("server did not exit within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(self.child.take().unwrap(), &Mutex::default());
     }
 
     async fn ask(&self, model: &str) -> u16 {

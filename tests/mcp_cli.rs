@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestClient;
-use common::binary::stockyard;
+use common::binary::{listening, stockyard};
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -125,19 +124,8 @@ async fn the_cli_manages_servers_and_rules_offline_and_beside_a_server() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (url, _) = listening(&mut child);
     let served = Served(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not start");
     let tools = ok(&db, &["mcp", "tools"]);
     assert_eq!(
         tools.lines().collect::<Vec<_>>(),

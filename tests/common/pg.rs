@@ -3,13 +3,12 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), `stockyard serve` children, and the CLI. An
 //! unreachable server fails the test; `STOCKYARD_SKIP_PG=1` skips it ([`Schema::new`] says so).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PROVIDER_KEY;
-use super::binary::stockyard;
+use super::binary::{listening, stockyard, terminate};
 
 /// A password the server ignores (trust auth) that must never be printed.
 pub const PASSWORD: &str = "pg-sekret-9f3a";
@@ -186,26 +185,7 @@ impl Served {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        let (url, log) = listening(&mut child);
         Served {
             child: Some(child),
             url,
@@ -215,24 +195,7 @@ impl Served {
 
     /// SIGTERM, then a bounded wait for a clean exit.
     pub fn stop(&mut self) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0), "{}", self.log.lock().unwrap());
-                return;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(self.child.take().unwrap(), &self.log);
     }
 
     pub fn log(&self) -> String {
