@@ -14,9 +14,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pg::{Schema, Served, ok_with};
-use common::{TestClient, chat};
-use hyper::Method;
+use common::TestClient;
+use common::pg::{Schema, Served, chat_status, ok_with};
 use mock_upstream::MockUpstream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -85,20 +84,6 @@ impl Forwarder {
     }
 }
 
-async fn ask(client: &TestClient, key: &str) -> u16 {
-    let auth = format!("Bearer {key}");
-    client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &chat("gpt-4o-mini", "hi", false),
-            &[("authorization", &auth)],
-        )
-        .await
-        .status
-        .as_u16()
-}
-
 /// The writer's counters from `/ready` (which answers 503 while the store is out of reach).
 async fn writer(client: &TestClient) -> serde_json::Value {
     client.get("/ready").await.json()["writer"].clone()
@@ -153,7 +138,7 @@ async fn node_through_forwarder(
         &env,
     );
     let client = TestClient::new(node.url.clone());
-    assert_eq!(ask(&client, CLIENT_KEY).await, 200);
+    assert_eq!(chat_status(&client, CLIENT_KEY).await, 200);
     // Counted by the writer, not only seen in the table: a commit whose answer the cut loses
     // would be held and written again (harmlessly, the row's id is its key), skewing the counts.
     until_writer(
@@ -172,7 +157,7 @@ async fn node_through_forwarder(
 async fn requests_during_outage(client: &TestClient, n: usize) {
     for i in 0..n {
         let start = Instant::now();
-        assert_eq!(ask(client, CLIENT_KEY).await, 200, "request {i}");
+        assert_eq!(chat_status(client, CLIENT_KEY).await, 200, "request {i}");
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "request {i} took {:?}",
@@ -237,7 +222,7 @@ async fn a_node_that_loses_postgres_keeps_serving_and_writes_the_held_rows_when_
     let created: serde_json::Value = serde_json::from_str(created.trim()).unwrap();
     let key = created["key"].as_str().unwrap().to_string();
     let start = Instant::now();
-    while ask(&client, &key).await != 200 {
+    while chat_status(&client, &key).await != 200 {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "the key made after the outage never reached the node; log:\n{}",

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pg::{PASSWORD, Schema, Served, eventually, ok, ok_with, run, sql};
+use common::pg::{PASSWORD, Schema, Served, chat_status, eventually, ok, ok_with, run, sql};
 use common::{PROVIDER_KEY, TestClient, chat};
 use hyper::Method;
 
@@ -159,27 +159,12 @@ fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
-/// A chat request through `client` with the client key `key`: the HTTP status.
-async fn status_with(client: &TestClient, key: &str) -> u16 {
-    let auth = format!("Bearer {key}");
-    client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &chat("gpt-4o-mini", "hi", false),
-            &[("authorization", &auth)],
-        )
-        .await
-        .status
-        .as_u16()
-}
-
 /// Waits (bounded by `within`) until a request with `key` on `client` answers `want`; returns
 /// how long that took.
 async fn until_status(client: &TestClient, key: &str, want: u16, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let got = status_with(client, key).await;
+        let got = chat_status(client, key).await;
         if got == want {
             return start.elapsed();
         }
@@ -219,14 +204,14 @@ async fn keys_revocations_and_module_settings_reach_every_node_within_a_second()
     let created: serde_json::Value = serde_json::from_str(created.trim()).unwrap();
     let key = created["key"].as_str().unwrap().to_string();
     let id = created["id"].as_str().unwrap().to_string();
-    assert_eq!(status_with(&clients[0], &key).await, 200);
+    assert_eq!(chat_status(&clients[0], &key).await, 200);
     let took = until_status(&clients[2], &key, 200, Duration::from_secs(1)).await;
     eprintln!("node 3 took the new key after {took:?}");
     // Node 2 checks a revocation against the keys it holds: it must have the key first.
     until_status(&clients[1], &key, 200, Duration::from_secs(1)).await;
 
     ok(&dbs[1], &["keys", "revoke", &id, "--store", &schema.url]);
-    assert_eq!(status_with(&clients[1], &key).await, 401);
+    assert_eq!(chat_status(&clients[1], &key).await, 401);
     let took = until_status(&clients[0], &key, 401, Duration::from_secs(1)).await;
     eprintln!("node 1 refused the revoked key after {took:?}");
     until_status(&clients[2], &key, 401, Duration::from_secs(1)).await;

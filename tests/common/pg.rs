@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::PROVIDER_KEY;
+use hyper::Method;
+
 use super::binary::{listening, stockyard, terminate};
+use super::{PROVIDER_KEY, TestClient, chat};
 
 /// A password the server ignores (trust auth) that must never be printed.
 pub const PASSWORD: &str = "pg-sekret-9f3a";
@@ -223,4 +225,19 @@ pub fn eventually(what: &str, served: &Served, mut check: impl FnMut() -> bool) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A chat request through `client` with the client key `key`: the HTTP status.
+pub async fn chat_status(client: &TestClient, key: &str) -> u16 {
+    let auth = format!("Bearer {key}");
+    client
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", "hi", false),
+            &[("authorization", &auth)],
+        )
+        .await
+        .status
+        .as_u16()
 }
