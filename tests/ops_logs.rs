@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::binary::stockyard;
+use common::binary::{listening, stockyard};
 use common::{PROVIDER_KEY, TestClient, chat};
 use hyper::Method;
 
@@ -36,27 +34,8 @@ async fn json_log_lines_carry_the_request_id_and_no_secret() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let (url, log) = listening(&mut child);
     let mut child = Killed(child);
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("no address");
     let client = TestClient::new(url);
     let ids = ["req-json-plain-0001", "req-json-stream-0002"];
     for (id, stream) in ids.iter().zip([false, true]) {
@@ -93,7 +72,7 @@ async fn json_log_lines_carry_the_request_id_and_no_secret() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(100));
-    let lines = log.lock().unwrap().clone();
+    let lines: Vec<String> = log.lock().unwrap().lines().map(String::from).collect();
     assert!(lines.len() > 3, "{lines:?}");
     let mut with_id = std::collections::HashMap::<String, usize>::new();
     for line in &lines {
