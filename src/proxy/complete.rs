@@ -394,7 +394,9 @@ fn millis_text(time: Duration) -> String {
 /// Upstream headers a client should see: content type, `retry-after`, rate-limit state (OpenAI's
 /// `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), and the provider's processing headers.
 pub fn passthrough_headers(upstream: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    // Room for what is kept, the modules' headers (six for rate limits) and the stamp's four,
+    // so the map is allocated once rather than grown and rehashed twice on the way.
+    let mut headers = HeaderMap::with_capacity(16);
     for (name, value) in upstream {
         let n = name.as_str();
         if n == "content-type"
