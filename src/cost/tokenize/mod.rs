@@ -12,6 +12,8 @@
 
 mod encoding;
 mod load;
+#[cfg(test)]
+mod measure;
 mod merge;
 #[cfg(test)]
 mod reference_tests;
