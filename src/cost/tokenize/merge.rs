@@ -15,6 +15,11 @@ use super::vocab::Vocab;
 
 /// Pieces up to this many bytes take the scan; longer ones the heap.
 const SCAN_MAX_BYTES: usize = 32;
+/// Longest stretch of one piece merged as a whole. A longer piece (only a pathological text
+/// makes one: 64 KB of '=' or of spaces) is counted in stretches of this size, so the heap's
+/// buffers, some 28 bytes per byte of the piece, stay under 2 MB whatever the body limit; a
+/// merge that would have crossed a stretch's end is lost, about a token per 64 KB.
+const EXACT_MAX_BYTES: usize = 64 * 1024;
 /// The rank of a pair that does not join into a token.
 const NO_TOKEN: u32 = u32::MAX;
 
@@ -38,7 +43,11 @@ pub fn count_piece(vocab: &Vocab, piece: &[u8], scratch: &mut Scratch) -> usize 
         1 => 1,
         _ if vocab.rank(piece).is_some() => 1,
         len if len <= SCAN_MAX_BYTES => count_by_scan(vocab, piece),
-        _ => count_by_heap(vocab, piece, scratch),
+        len if len <= EXACT_MAX_BYTES => count_by_heap(vocab, piece, scratch),
+        _ => piece
+            .chunks(EXACT_MAX_BYTES)
+            .map(|stretch| count_piece(vocab, stretch, scratch))
+            .sum(),
     }
 }
 
@@ -225,5 +234,24 @@ pub mod tests {
         // The same scratch serves pieces of any length, one after another.
         assert_eq!(count_piece(&vocab, &piece.repeat(3), &mut scratch), 72);
         assert_eq!(count_piece(&vocab, &piece.repeat(2), &mut scratch), 48);
+    }
+
+    #[test]
+    fn a_piece_past_the_exact_limit_is_counted_by_stretches_in_bounded_memory() {
+        let vocab = toy();
+        let mut scratch = Scratch::default();
+        // 8-byte groups tile every stretch exactly, so no join is lost at their ends.
+        let piece = b"aaacabcx".repeat(3 * EXACT_MAX_BYTES / 8);
+        assert_eq!(
+            count_piece(&vocab, &piece, &mut scratch),
+            3 * EXACT_MAX_BYTES / 8 * 6
+        );
+        for buffer in [&scratch.next, &scratch.prev, &scratch.pair] {
+            assert!(
+                buffer.capacity() <= 2 * (EXACT_MAX_BYTES + 1),
+                "{}",
+                buffer.capacity()
+            );
+        }
     }
 }
