@@ -10,6 +10,18 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (include/mimalloc.h); the Rust
+/// bindings do not name it. The test below checks the index against its documented default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc keeps pages it no longer uses for a second before giving them back to the kernel;
+/// under load that held about 4 MB more resident (47.5 against 43 MB peak in `scripts/bench`)
+/// for no measurable CPU: the extra page faults cost well under a microsecond a request.
+fn purge_freed_memory_at_once() {
+    // SAFETY: sets one integer option; mimalloc reads it each time it schedules a purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 /// SQLite's allocations still go to glibc, which gives each thread that allocates under contention an arena of its own, up to eight per
 /// core, and memory freed in one arena is not reused by another: under load that alone held a
 /// third of the proxy's resident memory (42 MB against 30 MB with two arenas, at the same
@@ -17,6 +29,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MALLOC_ARENAS: i32 = 2;
 
 fn main() -> ExitCode {
+    purge_freed_memory_at_once();
     limit_malloc_arenas();
     stockyard::cli::main()
 }
@@ -35,3 +48,24 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // SAFETY: reads and sets one integer option.
+        unsafe {
+            // v3 documents the purge delay's default as 1000 ms; the index is right if the
+            // option there has it (and the set below then lands on it).
+            assert_eq!(
+                libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY),
+                1000
+            );
+            super::purge_freed_memory_at_once();
+            assert_eq!(
+                libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY),
+                0
+            );
+        }
+    }
+}
