@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 /// Rust's allocations go to mimalloc: its per-thread free lists take no lock, where glibc's
-/// malloc took a sixth of the instructions of a proxied request (callgrind: 147,353 -> 134,742
+/// malloc took a sixth of the instructions of a proxied request (callgrind: 147,353 -> 132,875
 /// per non-streamed request with it), and worker threads freeing each other's buffers contend on
 /// glibc's arena locks under load.
 #[global_allocator]
@@ -22,10 +22,10 @@ fn purge_freed_memory_at_once() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
-/// SQLite's allocations still go to glibc, which gives each thread that allocates under contention an arena of its own, up to eight per
-/// core, and memory freed in one arena is not reused by another: under load that alone held a
-/// third of the proxy's resident memory (42 MB against 30 MB with two arenas, at the same
-/// throughput in `bench soak`).
+/// SQLite's allocations still go to glibc, which gives each thread that allocates under
+/// contention an arena of its own, up to eight per core, and memory freed in one arena is not
+/// reused by another: when all allocations went there, that alone held a third of the proxy's
+/// resident memory (42 MB against 30 MB with two arenas, at the same throughput in `bench soak`).
 const MALLOC_ARENAS: i32 = 2;
 
 fn main() -> ExitCode {
