@@ -12,8 +12,6 @@
 
 mod encoding;
 mod load;
-#[cfg(test)]
-mod measure;
 mod merge;
 #[cfg(test)]
 mod reference_tests;
