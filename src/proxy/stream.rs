@@ -228,21 +228,26 @@ pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> 
 /// tool calls or second choice, no escaped characters in its content), found by a scan instead of
 /// a parse: most events of a stream are such chunks. `None`: read it with the typed view.
 fn plain_content(chunk: &str) -> Option<&str> {
-    use memchr::memmem::find;
-    let bytes = chunk.as_bytes();
-    for needle in [
-        &b"\"usage\":{"[..],
-        b"\"error\"",
-        b"\"tool_calls\"",
-        b"\"text\"",
-        b"\"index\":1",
-    ] {
-        if find(bytes, needle).is_some() {
-            return None;
-        }
-    }
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: `memmem::find` would build a searcher for each needle on every event.
+    static DISQUALIFIERS: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
+        [
+            &b"\"usage\":{"[..],
+            b"\"error\"",
+            b"\"tool_calls\"",
+            b"\"text\"",
+            b"\"index\":1",
+        ]
+        .map(Finder::new)
+    });
     const KEY: &[u8] = b"\"content\":\"";
-    let Some(at) = find(bytes, KEY) else {
+    static CONTENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
+    let bytes = chunk.as_bytes();
+    if DISQUALIFIERS.iter().any(|f| f.find(bytes).is_some()) {
+        return None;
+    }
+    let Some(at) = CONTENT.find(bytes) else {
         // No content at all (a role or finish chunk), unless it is null-valued or absent.
         return Some("");
     };

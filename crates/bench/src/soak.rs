@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::load::{self, Mode, Target};
-use crate::procs::{Proc, Scratch};
+use crate::procs::{Pinning, Proc, Scratch};
 use crate::procs::{count_traces, parse_addr};
 use crate::stats::{CpuSnapshot, Measurement};
 use crate::{
@@ -61,12 +61,21 @@ fn rss_kb(pid: u32) -> Option<u64> {
 
 fn run(requests: usize, block: usize, binaries: &Binaries) -> Result<bool, String> {
     let scratch = Scratch::create(false)?;
-    let (mut mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, None)?;
+    // Pinned as the main bench pins, so the soak's proxy runs under the same conditions.
+    let pinning = Pinning::choose();
+    eprintln!("bench soak: {}", pinning.note);
+    let (mut mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, pinning.mock_cpu)?;
     let db = scratch.path.join("soak.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
     let (mut stockyard, line) = Proc::start(
         "stockyard",
-        stockyard_command(&binaries.stockyard, None, &db, &config, mock_addr),
+        stockyard_command(
+            &binaries.stockyard,
+            pinning.proxy_cpu,
+            &db,
+            &config,
+            mock_addr,
+        ),
         &scratch.path,
         Some("listening on http://"),
         READY_TIMEOUT,

@@ -1,34 +1,34 @@
-//! One vocabulary in a compact form: the rank of a byte string, or none if it is not a token.
+//! One vocabulary in a compact form: for a byte string, whether it is a token and where it
+//! stands in rank order.
 //!
 //! The tokens' bytes stay where `include_bytes!` put them, in the binary's read-only data, as
 //! a length byte then the bytes of each token, in rank order (a token's id is its rank; see
-//! data/README.md). On top of that blob sit two arrays built at load: where each token starts
-//! (4 bytes per token) and an open-addressing hash table of ranks (4 bytes per slot, at least
-//! two slots per token so that probes stay short). For o200k_base the two take 2.8 MB, besides
-//! the 1.6 MB of the blob; a general-purpose map of owned byte strings would take several
-//! times as much.
+//! data/README.md). On top of that blob sits one array built at load: an open-addressing hash
+//! table (4 bytes per slot, three slots for every two tokens) of each token's offset in the
+//! blob. The blob lists tokens in rank order, so offsets order tokens exactly as ranks do, and
+//! merging only ever compares ranks: the offset serves as the rank, and no table from rank to
+//! offset is needed. For o200k_base the table takes 1.2 MB besides the 1.6 MB of the blob; a
+//! general-purpose map of owned byte strings would take several times as much.
 
 use std::hash::BuildHasher;
 
-/// Bits of a slot that hold a rank; the rest hold high bits of the token's hash, so that most
+/// Bits of a slot that hold an offset; the rest hold high bits of the token's hash, so that most
 /// slots of other tokens are passed over without reading their bytes.
-const RANK_BITS: u32 = 18;
-const RANK_MASK: u32 = (1 << RANK_BITS) - 1;
-/// A slot no token has taken. Its rank bits are all ones, a rank no vocabulary may reach.
+const OFFSET_BITS: u32 = 21;
+const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
+/// A slot no token has taken. Its offset bits are all ones, past any blob the table may index.
 const EMPTY: u32 = u32::MAX;
-/// Tokens a vocabulary may have: o200k_base has 199,998.
-const MAX_TOKENS: usize = RANK_MASK as usize;
+/// Offsets a table may hold lie below this: o200k_base's blob is 1,597,668 bytes.
+const MAX_BLOB: usize = OFFSET_MASK as usize;
 
 /// Fixed, not random, so that probe lengths are the same in every process. The table holds only
 /// the vocabulary's own tokens, so a client choosing texts cannot lengthen a probe past the
-/// longest run of taken slots, which load factor under one half keeps short.
+/// longest run of taken slots, which a load factor of two thirds keeps short.
 const HASH_SEED: u64 = 0x5eed_70c3_b10c_0001;
 
 pub struct Vocab {
     blob: &'static [u8],
-    /// Offset in `blob` of each token's length byte, by rank.
-    starts: Box<[u32]>,
-    /// A power of two of slots, each `EMPTY` or a rank with its hash's high bits above it.
+    /// Slots, each `EMPTY` or a token's offset in `blob` with its hash's high bits above it.
     slots: Box<[u32]>,
     hasher: foldhash::quality::FixedState,
     /// The length of the longest token (128 bytes in both vocabularies): a longer string, as
@@ -41,73 +41,81 @@ impl Vocab {
     /// ends the vocabulary at the last whole token (a test checks that the committed files hold
     /// every token of the reference tokenizer).
     pub fn from_blob(blob: &'static [u8]) -> Vocab {
-        let mut starts = Vec::new();
+        let mut offsets = Vec::new();
         let mut at = 0usize;
         while let Some(&len) = blob.get(at) {
             let end = at + 1 + usize::from(len);
-            let Ok(start) = u32::try_from(at) else { break };
-            if end > blob.len() || starts.len() >= MAX_TOKENS {
+            if end > blob.len() || at >= MAX_BLOB {
                 break;
             }
-            starts.push(start);
+            offsets.push(at as u32);
             at = end;
         }
-        let capacity = (starts.len() * 2).next_power_of_two().max(2);
+        let capacity = (offsets.len() * 3 / 2).max(2);
         let mut vocab = Vocab {
             blob,
-            starts: starts.into_boxed_slice(),
             slots: vec![EMPTY; capacity].into_boxed_slice(),
             hasher: foldhash::quality::FixedState::with_seed(HASH_SEED),
             longest: 0,
         };
-        for rank in 0..vocab.starts.len() as u32 {
-            vocab.insert(rank);
-            vocab.longest = vocab.longest.max(vocab.token(rank).len());
+        // In rank order: see `insert`.
+        for offset in offsets {
+            vocab.insert(offset);
+            vocab.longest = vocab.longest.max(vocab.token_at(offset).len());
         }
         vocab
     }
 
-    fn insert(&mut self, rank: u32) {
-        let hash = self.hasher.hash_one(self.token(rank));
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
+    fn insert(&mut self, offset: u32) {
+        let hash = self.hasher.hash_one(self.token_at(offset));
+        let mut at = self.home(hash);
         // A byte string listed twice (tiktoken's files list each once) is found at its lower
         // rank: both start probing at the same slot, and the first inserted sits nearer it.
         while self.slots[at] != EMPTY {
-            at = (at + 1) & mask;
+            at = self.after(at);
         }
-        self.slots[at] = rank | tag(hash);
+        self.slots[at] = offset | tag(hash);
     }
 
-    /// The rank of `bytes` if they are a token.
+    /// The slot a probe for `hash` starts at: its low 32 bits scaled to the table's length.
+    fn home(&self, hash: u64) -> usize {
+        ((hash & u64::from(u32::MAX)) * self.slots.len() as u64 >> 32) as usize
+    }
+
+    fn after(&self, at: usize) -> usize {
+        if at + 1 == self.slots.len() {
+            0
+        } else {
+            at + 1
+        }
+    }
+
+    /// The rank of `bytes` if they are a token, as an order: the token's offset in the blob,
+    /// which is not its id but orders tokens as their ids do (all that merging compares).
     pub fn rank(&self, bytes: &[u8]) -> Option<u32> {
         if bytes.len() > self.longest {
             return None;
         }
         let hash = self.hasher.hash_one(bytes);
         let tag = tag(hash);
-        let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
-        // Ends: the table is never more than half full, so an empty slot comes.
+        let mut at = self.home(hash);
+        // Ends: the table is never more than two thirds full, so an empty slot comes.
         loop {
             let slot = self.slots[at];
             if slot == EMPTY {
                 return None;
             }
-            let rank = slot & RANK_MASK;
-            if slot & !RANK_MASK == tag && self.token(rank) == bytes {
-                return Some(rank);
+            let offset = slot & OFFSET_MASK;
+            if slot & !OFFSET_MASK == tag && self.token_at(offset) == bytes {
+                return Some(offset);
             }
-            at = (at + 1) & mask;
+            at = self.after(at);
         }
     }
 
-    /// The bytes of the token of `rank`; empty for a rank past the last.
-    pub fn token(&self, rank: u32) -> &'static [u8] {
-        let Some(&start) = self.starts.get(rank as usize) else {
-            return &[];
-        };
-        let start = start as usize;
+    /// The bytes of the token whose length byte is at `offset`; empty past the blob's end.
+    fn token_at(&self, offset: u32) -> &'static [u8] {
+        let start = offset as usize;
         let len = self.blob.get(start).map_or(0, |&len| usize::from(len));
         self.blob.get(start + 1..start + 1 + len).unwrap_or(&[])
     }
@@ -115,19 +123,19 @@ impl Vocab {
     /// How many tokens the vocabulary has.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.slots.iter().filter(|&&slot| slot != EMPTY).count()
     }
 
     /// Bytes held on the heap (the blob itself is in the binary).
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        (self.starts.len() + self.slots.len()) * std::mem::size_of::<u32>()
+        self.slots.len() * std::mem::size_of::<u32>()
     }
 }
 
 /// The high bits of `hash`, in the place a slot keeps them.
 fn tag(hash: u64) -> u32 {
-    ((hash >> (64 - (32 - RANK_BITS))) as u32) << RANK_BITS
+    ((hash >> (64 - (32 - OFFSET_BITS))) as u32) << OFFSET_BITS
 }
 
 #[cfg(test)]
@@ -135,16 +143,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_token_is_found_at_its_rank_and_other_strings_are_not() {
+    fn every_token_is_found_in_rank_order_and_other_strings_are_not() {
         static BLOB: &[u8] = b"\x01a\x01b\x02ab\x03abc\x00\x04abab";
         let vocab = Vocab::from_blob(BLOB);
         assert_eq!(vocab.len(), 6);
-        for (rank, token) in [&b"a"[..], b"b", b"ab", b"abc", b"", b"abab"]
-            .iter()
-            .enumerate()
-        {
-            assert_eq!(vocab.rank(token), Some(rank as u32), "{token:?}");
-            assert_eq!(vocab.token(rank as u32), *token);
+        let mut previous = None;
+        for token in [&b"a"[..], b"b", b"ab", b"abc", b"", b"abab"] {
+            let rank = vocab
+                .rank(token)
+                .unwrap_or_else(|| panic!("{token:?} not found"));
+            assert_eq!(vocab.token_at(rank), token);
+            assert!(previous < Some(rank), "{token:?} out of rank order");
+            previous = Some(rank);
         }
         assert_eq!(vocab.rank(b"ba"), None);
         assert_eq!(vocab.rank(b"abcd"), None);
@@ -156,8 +166,15 @@ mod tests {
         static BLOB: &[u8] = b"\x01a\x02ab\x05abc";
         let vocab = Vocab::from_blob(BLOB);
         assert_eq!(vocab.len(), 2);
-        assert_eq!(vocab.rank(b"ab"), Some(1));
+        assert!(vocab.rank(b"ab") > vocab.rank(b"a"));
         assert_eq!(vocab.rank(b"abc"), None);
-        assert_eq!(vocab.token(7), b"");
+        assert_eq!(vocab.token_at(70), b"");
+    }
+
+    #[test]
+    fn a_string_listed_twice_is_found_at_its_first_place() {
+        static BLOB: &[u8] = b"\x01x\x02xy\x01x";
+        let vocab = Vocab::from_blob(BLOB);
+        assert_eq!(vocab.rank(b"x"), Some(0));
     }
 }
