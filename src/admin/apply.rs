@@ -163,16 +163,12 @@ impl Admin {
 
     /// The price table in force: bundled, then `stored` (a loaded file), then config overrides.
     pub fn layered_prices(
-        base: &PriceTable,
+        base: &Arc<PriceTable>,
         stored: Option<&PriceTable>,
         overrides: &PriceTable,
     ) -> PriceTable {
-        let mut table = base.clone();
-        if let Some(stored) = stored {
-            table.overlay(stored);
-        }
-        table.overlay(overrides);
-        table
+        let layers: Vec<&PriceTable> = stored.into_iter().chain([overrides]).collect();
+        PriceTable::layered(base.clone(), &layers)
     }
 
     pub fn prices(&self) -> &Arc<ArcSwap<PriceTable>> {

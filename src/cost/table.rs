@@ -111,6 +111,9 @@ pub struct PriceTable {
     by_provider: Map<Vec<String>>,
     /// Context windows for input, in tokens, of the models whose entry gives one.
     windows: Map<u64>,
+    /// The table this one is layered over ([`PriceTable::layered`]): read where this one has no
+    /// entry. Shared, not copied: the bundled table takes about 2 MB and lives once per process.
+    under: Option<Arc<PriceTable>>,
 }
 
 /// `provider/model` as one key, in a stack buffer when it fits (it always does for real names),
@@ -182,7 +185,31 @@ impl PriceTable {
         self.by_model.insert(model.to_string(), price);
     }
 
-    /// Layers `other` over this table.
+    /// `layers` over `base`, the later layer winning. The base is shared, not copied; the
+    /// layers' entries are, so each key's winner is found in at most two maps.
+    pub fn layered(base: Arc<PriceTable>, layers: &[&PriceTable]) -> PriceTable {
+        let mut table = PriceTable::default();
+        for layer in layers {
+            table.overlay(layer);
+        }
+        table.under = Some(base);
+        table
+    }
+
+    fn price_of(&self, key: &str) -> Option<&Price> {
+        self.by_model
+            .get(key)
+            .or_else(|| self.under.as_deref()?.price_of(key))
+    }
+
+    fn window_of(&self, key: &str) -> Option<u64> {
+        self.windows
+            .get(key)
+            .copied()
+            .or_else(|| self.under.as_deref()?.window_of(key))
+    }
+
+    /// Layers `other` over this table (`other`'s own base, if it has one, is not copied).
     pub fn overlay(&mut self, other: &PriceTable) {
         for (model, price) in &other.by_model {
             self.by_model.insert(model.clone(), *price);
@@ -195,10 +222,8 @@ impl PriceTable {
     /// The model's context window for input, in tokens: `provider/model` first, then the bare
     /// name; `None` when the table does not say.
     pub fn context_window(&self, provider: &str, model: &str) -> Option<u64> {
-        with_qualified(provider, model, |qualified| {
-            self.windows.get(qualified).copied()
-        })
-        .or_else(|| self.windows.get(model).copied())
+        with_qualified(provider, model, |qualified| self.window_of(qualified))
+            .or_else(|| self.window_of(model))
     }
 
     pub fn set(&mut self, model: &str, price: Price) {
@@ -207,20 +232,31 @@ impl PriceTable {
 
     /// Looks up `provider/model` first (a provider-specific price), then the bare model name.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&Price> {
-        with_qualified(provider, model, |qualified| self.by_model.get(qualified))
-            .or_else(|| self.by_model.get(model))
+        with_qualified(provider, model, |qualified| self.price_of(qualified))
+            .or_else(|| self.price_of(model))
     }
 
+    /// Models priced, the base's included.
     pub fn len(&self) -> usize {
-        self.by_model.len()
+        let under = self.under.as_deref();
+        let own = self
+            .by_model
+            .keys()
+            .filter(|model| under.is_none_or(|u| u.price_of(model).is_none()))
+            .count();
+        own + under.map_or(0, PriceTable::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_model.is_empty()
+        self.len() == 0
     }
 
-    /// Bare model names the file attributes to `provider` (e.g. `openai`), sorted.
+    /// Bare model names the base file attributes to `provider` (e.g. `openai`), sorted. Layers
+    /// add prices, not providers' model lists.
     pub fn models_of(&self, provider: &str) -> Vec<String> {
+        if let Some(under) = self.under.as_deref() {
+            return under.models_of(provider);
+        }
         let mut models = self.by_provider.get(provider).cloned().unwrap_or_default();
         models.sort();
         models
@@ -242,6 +278,55 @@ mod tests {
         .unwrap_or_default();
         table.overlay(&loaded);
         assert_eq!(table.context_window("openai", "gpt-4o-mini"), Some(1000));
+    }
+
+    #[test]
+    fn a_layered_table_reads_as_the_base_with_its_layers_copied_over_it() {
+        let price = |input| Price {
+            input,
+            ..Price::default()
+        };
+        let mut base = PriceTable::default();
+        base.insert("m1", price(1), Some("openai"));
+        base.insert("azure/m1", price(2), None);
+        base.insert("m2", price(3), Some("openai"));
+        base.windows.insert("m2".into(), 100);
+        let base = Arc::new(base);
+        let mut stored = PriceTable::default();
+        stored.set("m2", price(30));
+        stored.set("m3", price(40));
+        stored.windows.insert("m2".into(), 200);
+        let mut overrides = PriceTable::default();
+        overrides.set("m3", price(50));
+        overrides.set("m1", price(10));
+        let mut flat = (*base).clone();
+        flat.overlay(&stored);
+        flat.overlay(&overrides);
+        let layered = PriceTable::layered(base.clone(), &[&stored, &overrides]);
+        for (provider, model) in [
+            ("openai", "m1"),
+            ("azure", "m1"),
+            ("openai", "m2"),
+            ("openai", "m3"),
+            ("openai", "m4"),
+        ] {
+            assert_eq!(
+                layered.lookup(provider, model).map(|p| p.input),
+                flat.lookup(provider, model).map(|p| p.input),
+                "{provider}/{model}"
+            );
+            assert_eq!(
+                layered.context_window(provider, model),
+                flat.context_window(provider, model)
+            );
+        }
+        assert_eq!(layered.lookup("openai", "m1").map(|p| p.input), Some(10));
+        assert_eq!(layered.lookup("azure", "m1").map(|p| p.input), Some(2));
+        assert_eq!(layered.context_window("openai", "m2"), Some(200));
+        assert_eq!((layered.len(), flat.len()), (4, 4));
+        assert_eq!(layered.models_of("openai"), ["m1", "m2"]);
+        // The base is shared, not copied.
+        assert_eq!(Arc::strong_count(&base), 2);
     }
 
     #[test]

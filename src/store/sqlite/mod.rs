@@ -69,6 +69,9 @@ const READ_ONLY_POOL_SIZE: usize = 2;
 
 pub struct SqliteStore;
 
+/// The writer connection's page cache, in KiB (SQLite takes a negative `cache_size` as KiB).
+const WRITER_CACHE_KIB: i64 = -1024;
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database; returns the writer's and a reader's
     /// connections. The writer seals ledger entries under `key`.
@@ -84,6 +87,10 @@ impl SqliteStore {
         // WAL that a burst grew once it is reset.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
+        // The writer mostly appends: what it revisits is the right edge of each trace index and
+        // the small roll-up tables. A megabyte of page cache holds that (SQLite's default is
+        // two); a page that falls out is read back from the OS's cache, not the disk.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let published = write::anchor_at_open(&mut conn, &key, path)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         Ok((
