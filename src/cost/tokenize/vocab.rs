@@ -79,7 +79,7 @@ impl Vocab {
 
     /// The slot a probe for `hash` starts at: its low 32 bits scaled to the table's length.
     fn home(&self, hash: u64) -> usize {
-        ((hash & u64::from(u32::MAX)) * self.slots.len() as u64 >> 32) as usize
+        (((hash & u64::from(u32::MAX)) * self.slots.len() as u64) >> 32) as usize
     }
 
     fn after(&self, at: usize) -> usize {

@@ -36,9 +36,10 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio_postgres::config::SslMode;
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
+use tokio_postgres::{Client, Config, Connection, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls;
 
 use crate::store::{StoreError, StoreUrl};
 
@@ -137,6 +138,8 @@ impl Drop for PgRuntime {
 #[derive(Clone)]
 pub struct Target {
     config: Config,
+    /// Every connection is made through it; with `sslmode=disable` the driver never uses it.
+    tls: MakeRustlsConnect,
     pub shown: String,
 }
 
@@ -149,25 +152,20 @@ impl Target {
             return Err(StoreError::Backend(format!("{url} is not a postgres URL")));
         };
         let shown = url.redacted();
-        let mut config = Config::from_str(text).map_err(|e| StoreError::Open {
+        let open_error = |detail: String| StoreError::Open {
             path: shown.clone(),
-            detail: e.to_string(),
-        })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            // Said before any connect: the driver's own words would be "error performing TLS
-            // handshake", which reads as a server problem.
-            return Err(StoreError::Open {
-                path: shown,
-                detail: "sslmode=require: TLS to PostgreSQL is not supported yet; use \
-                         sslmode=disable or prefer, or a TLS-terminating proxy beside each node"
-                    .into(),
-            });
-        }
+            detail,
+        };
+        // The driver knows neither `verify-*` nor `sslrootcert`: they are read here (tls.rs).
+        let (text, settings) = tls::split(text).map_err(open_error)?;
+        let mut config = Config::from_str(&text).map_err(|e| open_error(e.to_string()))?;
+        config.ssl_mode(settings.driver_mode());
+        let tls = settings.connector().map_err(open_error)?;
         config.application_name("stockyard");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        Ok(Target { config, shown })
+        Ok(Target { config, tls, shown })
     }
 
     /// A new connection, its I/O task spawned on the current runtime. A failure is
@@ -192,10 +190,10 @@ impl Target {
 
     /// A new connection whose I/O the caller drives (the change watch reads its notices).
     /// Bounded as a pooled connect is ([`Target::create_timeout`]).
-    pub async fn connect_raw(&self) -> Result<(Client, Connection<Socket, NoTlsStream>), String> {
+    pub async fn connect_raw(&self) -> Result<(Client, Connection<Socket, TlsStream>), String> {
         let within = self.create_timeout();
-        match tokio::time::timeout(within, self.config.connect(NoTls)).await {
-            Ok(made) => made.map_err(|e| e.to_string()),
+        match tokio::time::timeout(within, self.config.connect(self.tls.clone())).await {
+            Ok(made) => made.map_err(|e| with_cause(&e)),
             Err(_) => Err(no_answer(within)),
         }
     }
@@ -219,6 +217,18 @@ impl Target {
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
             * 2
+    }
+}
+
+/// The stream a connection runs over: TLS, or plain TCP where `sslmode` allows it.
+type TlsStream = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<Socket>>::Stream;
+
+/// The driver's error with its cause: a failed handshake alone says only "error performing TLS
+/// handshake", the cause says why (an unknown issuer, a name that does not match).
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) if !e.to_string().contains(&cause.to_string()) => format!("{e}: {cause}"),
+        _ => e.to_string(),
     }
 }
 
@@ -255,7 +265,7 @@ impl ReadPool {
     ) -> Result<ReadPool, StoreError> {
         let manager = Manager::from_config(
             target.config.clone(),
-            NoTls,
+            target.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -378,17 +388,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_asking_for_tls_is_refused_with_a_message_that_says_so() {
-        let url = StoreUrl::Postgres("postgres://u:secret@db.example/x?sslmode=require".into());
+    fn a_url_with_tls_settings_parses_and_a_bad_one_is_named_without_the_password() {
+        for query in [
+            "sslmode=disable",
+            "sslmode=require",
+            "sslmode=verify-full",
+            "sslmode=verify-ca&sslrootcert=system",
+        ] {
+            let url = StoreUrl::Postgres(format!("postgres://u:secret@db.example/x?{query}"));
+            assert!(Target::parse(&url).is_ok(), "{query}");
+        }
+        let url = StoreUrl::Postgres("postgres://u:secret@db.example/x?sslmode=on".into());
         let Err(StoreError::Open { path, detail }) = Target::parse(&url) else {
-            panic!("a TLS URL was accepted");
+            panic!("sslmode=on was accepted");
         };
-        assert!(
-            detail.contains("TLS to PostgreSQL is not supported"),
-            "{detail}"
-        );
+        assert!(detail.contains("sslmode=\"on\""), "{detail}");
         assert!(!path.contains("secret"), "{path}");
-        let plain = StoreUrl::Postgres("postgres://u@db.example/x?sslmode=disable".into());
-        assert!(Target::parse(&plain).is_ok());
     }
 }

@@ -23,6 +23,7 @@ mod listen;
 mod maintenance;
 mod read;
 mod rollups;
+mod tls;
 mod write;
 mod write_misc;
 
