@@ -471,6 +471,24 @@ fn report(setups: &[Setup], postgres_visible: bool) -> String {
              (what three proxies on these cores cost without any shared store).",
             worst_of(control, lite)
         );
+        // Three proxies on two cores cost more per request than one whatever they share (the
+        // control says how much); nodes on machines of their own would not pay that. What is
+        // left once it is divided out is what sharing the store costs: the worst shared node
+        // against the control nodes' mean.
+        let control_ratios: Vec<f64> = (0..control.nodes.len())
+            .filter_map(|i| per_node(control, i))
+            .map(|v| v / lite)
+            .collect();
+        if !control_ratios.is_empty() {
+            let co_location = control_ratios.iter().sum::<f64>() / control_ratios.len() as f64;
+            let _ = writeln!(
+                out,
+                "Sharing the store, apart from co-location: worst of three PostgreSQL nodes \
+                 against one, divided by the control's mean: {:.3} (what a node on a machine of \
+                 its own would pay; at most 1.10 keeps nodes scaling linearly).",
+                worst / co_location
+            );
+        }
         let ratio = one_pg / lite;
         let _ = writeln!(
             out,
