@@ -19,7 +19,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// for no measurable CPU: the extra page faults cost well under a microsecond a request.
 fn purge_freed_memory_at_once() {
     // A `MIMALLOC_PURGE_DELAY` the operator set wins.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some_and(|v| !v.is_empty()) {
         return;
     }
     // SAFETY: sets one integer option; mimalloc reads it each time it schedules a purge.

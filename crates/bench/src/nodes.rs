@@ -110,11 +110,35 @@ impl Drop for PgSchema {
 }
 
 fn sql(base: &str, statements: &str) -> Result<(), String> {
-    let mut client = postgres::Client::connect(base, postgres::NoTls)
-        .map_err(|e| format!("cannot reach PostgreSQL at {base} (set STOCKYARD_BENCH_PG): {e}"))?;
+    // The bench's own schema work goes without TLS: the driver here knows neither `verify-*`
+    // nor `sslrootcert`, which the nodes themselves read from the same URL.
+    let (address, query) = base.split_once('?').unwrap_or((base, ""));
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("sslmode=") && !p.starts_with("sslrootcert="))
+        .collect();
+    let plain = if kept.is_empty() {
+        address.to_string()
+    } else {
+        format!("{address}?{}", kept.join("&"))
+    };
+    let mut client = postgres::Client::connect(&plain, postgres::NoTls).map_err(|e| {
+        format!(
+            "cannot reach PostgreSQL at {} (set STOCKYARD_BENCH_PG): {e}",
+            without_credentials(address)
+        )
+    })?;
     client
         .batch_execute(statements)
         .map_err(|e| format!("{statements}: {e}"))
+}
+
+/// `scheme://user:password@host/db` as `scheme://***@host/db`, for messages.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, rest))) => format!("{scheme}://***@{rest}"),
+        _ => url.to_string(),
+    }
 }
 
 /// One node: its process, its target and the CPU and requests charged to it.

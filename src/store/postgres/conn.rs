@@ -140,6 +140,9 @@ pub struct Target {
     config: Config,
     /// Every connection is made through it; with `sslmode=disable` the driver never uses it.
     tls: MakeRustlsConnect,
+    /// `sslmode=prefer`: a failed handshake is followed by a plain connection, as libpq does
+    /// (the driver itself gives up).
+    plain_after_failed_tls: bool,
     pub shown: String,
 }
 
@@ -161,11 +164,17 @@ impl Target {
         let mut config = Config::from_str(&text).map_err(|e| open_error(e.to_string()))?;
         config.ssl_mode(settings.driver_mode());
         let tls = settings.connector().map_err(open_error)?;
+        let plain_after_failed_tls = settings.falls_back_to_plain();
         config.application_name("stockyard");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        Ok(Target { config, tls, shown })
+        Ok(Target {
+            config,
+            tls,
+            plain_after_failed_tls,
+            shown,
+        })
     }
 
     /// A new connection, its I/O task spawned on the current runtime. A failure is
@@ -192,10 +201,17 @@ impl Target {
     /// Bounded as a pooled connect is ([`Target::create_timeout`]).
     pub async fn connect_raw(&self) -> Result<(Client, Connection<Socket, TlsStream>), String> {
         let within = self.create_timeout();
-        match tokio::time::timeout(within, self.config.connect(self.tls.clone())).await {
+        match tokio::time::timeout(within, self.connect_driver()).await {
             Ok(made) => made.map_err(|e| with_cause(&e)),
             Err(_) => Err(no_answer(within)),
         }
+    }
+
+    /// The driver's connect, with libpq's second try without TLS under `sslmode=prefer`.
+    async fn connect_driver(
+        &self,
+    ) -> Result<(Client, Connection<Socket, TlsStream>), tokio_postgres::Error> {
+        connect_preferring_tls(&self.config, &self.tls, self.plain_after_failed_tls).await
     }
 
     async fn spawn_connect(&self) -> Result<Client, String> {
@@ -217,6 +233,60 @@ impl Target {
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
             * 2
+    }
+}
+
+/// Connects over TLS as `config` asks; when that fails in the handshake and `fall_back` (libpq's
+/// `prefer`), once more without TLS. The driver's error says nothing but its words for a failed
+/// handshake, so they are what is matched.
+async fn connect_preferring_tls(
+    config: &Config,
+    tls: &MakeRustlsConnect,
+    fall_back: bool,
+) -> Result<(Client, Connection<Socket, TlsStream>), tokio_postgres::Error> {
+    match config.connect(tls.clone()).await {
+        Err(e) if fall_back && e.to_string().starts_with("error performing TLS handshake") => {
+            tracing::warn!(
+                error = %with_cause(&e),
+                "PostgreSQL TLS handshake failed; connecting without TLS (sslmode=prefer)"
+            );
+            let mut plain = config.clone();
+            plain.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            plain.connect(tls.clone()).await
+        }
+        made => made,
+    }
+}
+
+/// Pooled connections, made as [`Target::connect_raw`] makes them (`prefer`'s second try too).
+struct PoolConnect {
+    tls: MakeRustlsConnect,
+    fall_back: bool,
+}
+
+impl deadpool_postgres::Connect for PoolConnect {
+    fn connect(
+        &self,
+        config: &Config,
+    ) -> std::pin::Pin<
+        Box<
+            dyn Future<
+                    Output = Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+                > + Send
+                + '_,
+        >,
+    > {
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, connection) =
+                connect_preferring_tls(&config, &self.tls, self.fall_back).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgres connection ended");
+                }
+            });
+            Ok((client, task))
+        })
     }
 }
 
@@ -263,9 +333,12 @@ impl ReadPool {
         target: &Target,
         size: usize,
     ) -> Result<ReadPool, StoreError> {
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             target.config.clone(),
-            target.tls.clone(),
+            PoolConnect {
+                tls: target.tls.clone(),
+                fall_back: target.plain_after_failed_tls,
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -393,7 +466,7 @@ mod tests {
             "sslmode=disable",
             "sslmode=require",
             "sslmode=verify-full",
-            "sslmode=verify-ca&sslrootcert=system",
+            "sslrootcert=system",
         ] {
             let url = StoreUrl::Postgres(format!("postgres://u:secret@db.example/x?{query}"));
             assert!(Target::parse(&url).is_ok(), "{query}");

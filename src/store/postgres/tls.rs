@@ -4,16 +4,19 @@
 //! the driver's mode plus a rustls configuration:
 //!
 //! - `disable`: plain TCP.
-//! - `prefer` (the default, as in libpq): TLS when the server offers it, else plain; the
-//!   certificate is not checked.
-//! - `require`: TLS or no connection; the certificate is not checked, unless `sslrootcert` is
-//!   given, which makes it `verify-ca` (libpq does the same).
-//! - `verify-ca`: the certificate must chain to a trusted root; its name is not checked.
-//! - `verify-full`: it must chain to a trusted root and name the host connected to.
+//! - `prefer` (the default, as in libpq; `allow` is taken as it): TLS when the server offers it,
+//!   else plain, and plain again when the handshake fails (`conn.rs` retries). The certificate is
+//!   checked only when `sslrootcert` names a file, against that file, as libpq does.
+//! - `require`: TLS or no connection; the certificate is checked as under `prefer`.
+//! - `verify-ca`: the certificate must chain to the roots in the file `sslrootcert` names (a
+//!   file is required: any publicly trusted certificate would pass a check against public roots
+//!   that ignores the name).
+//! - `verify-full`: it must chain to a trusted root and name the host connected to. The roots are
+//!   the file `sslrootcert` names, or the Mozilla roots built into the binary (the ones provider
+//!   calls trust) when it is absent or `system`. libpq would read `~/.postgresql/root.crt`
+//!   instead; a node has no such home, and a public root is safe where the name is checked.
 //!
-//! Trusted roots: the PEM file `sslrootcert` names, or the Mozilla roots built into the binary
-//! (the ones provider calls trust) when it is absent or `system`. libpq would read
-//! `~/.postgresql/root.crt` instead; a node has no such home, so the choice is explicit.
+//! `sslrootcert=system` asks for `verify-full` and refuses any weaker mode, as libpq 16 does.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,12 +40,31 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// What `sslrootcert` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCert {
+    /// A PEM file of trusted roots.
+    File(PathBuf),
+    /// The Mozilla roots built into the binary.
+    System,
+}
+
+/// What is checked of the server's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing: the channel is encrypted against listeners, not against an impostor.
+    Nothing,
+    /// That it chains to a trusted root.
+    Chain,
+    /// That it chains to a trusted root and names the host.
+    ChainAndName,
+}
+
 /// The TLS half of a store URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsSettings {
     pub mode: SslMode,
-    /// `sslrootcert`: a PEM file of trusted roots; `None` for the built-in roots.
-    pub root_cert: Option<PathBuf>,
+    pub root_cert: Option<RootCert>,
 }
 
 /// Splits `url` into the URL the driver is given (without `sslmode` and `sslrootcert`) and the
@@ -53,18 +75,34 @@ pub fn split(url: &str) -> Result<(String, TlsSettings), String> {
     let mut mode = None;
     let mut root_cert = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = url::form_urlencoded::parse(pair.as_bytes())
+        // Percent-decoded only: a '+' in a file name stays a '+', as libpq reads it.
+        let escaped = pair.replace('+', "%2B");
+        let (key, value) = url::form_urlencoded::parse(escaped.as_bytes())
             .next()
             .unwrap_or_default();
         match key.as_ref() {
             "sslmode" => mode = Some(parse_mode(&value)?),
-            "sslrootcert" => root_cert = (value != "system").then(|| PathBuf::from(&*value)),
+            "sslrootcert" if value == "system" => root_cert = Some(RootCert::System),
+            "sslrootcert" => root_cert = Some(RootCert::File(PathBuf::from(&*value))),
             _ => kept.push(pair),
         }
     }
-    let mode = match (mode.unwrap_or(SslMode::Prefer), &root_cert) {
-        (SslMode::Require, Some(_)) => SslMode::VerifyCa,
-        (mode, _) => mode,
+    let mode = match (mode, &root_cert) {
+        (None | Some(SslMode::VerifyFull), Some(RootCert::System)) => SslMode::VerifyFull,
+        (Some(weaker), Some(RootCert::System)) => {
+            return Err(format!(
+                "sslrootcert=system needs sslmode=verify-full (not {})",
+                mode_name(weaker)
+            ));
+        }
+        (Some(SslMode::VerifyCa), None) => {
+            return Err(
+                "sslmode=verify-ca needs sslrootcert naming the PEM file of the CA \
+                        that signed the server's certificate"
+                    .into(),
+            );
+        }
+        (mode, _) => mode.unwrap_or(SslMode::Prefer),
     };
     let stripped = if kept.is_empty() {
         base.to_string()
@@ -90,6 +128,16 @@ fn parse_mode(value: &str) -> Result<SslMode, String> {
     })
 }
 
+fn mode_name(mode: SslMode) -> &'static str {
+    match mode {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
+    }
+}
+
 impl TlsSettings {
     /// The driver's own mode: whether it asks the server for TLS and whether it may go on
     /// without it. What is checked of the certificate is the connector's part.
@@ -101,6 +149,21 @@ impl TlsSettings {
         }
     }
 
+    /// Whether a failed handshake may be followed by a plain connection (`prefer`).
+    pub fn falls_back_to_plain(&self) -> bool {
+        self.mode == SslMode::Prefer
+    }
+
+    pub fn check(&self) -> Check {
+        let file = matches!(self.root_cert, Some(RootCert::File(_)));
+        match self.mode {
+            SslMode::VerifyFull => Check::ChainAndName,
+            SslMode::VerifyCa => Check::Chain,
+            SslMode::Prefer | SslMode::Require if file => Check::Chain,
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => Check::Nothing,
+        }
+    }
+
     /// The connector every connection of the store is made with. Fails on a root file that
     /// cannot be read or holds no certificate, naming the file.
     pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
@@ -108,20 +171,20 @@ impl TlsSettings {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup failed: {e}"))?;
-        let config = match self.mode {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+        let config = match self.check() {
+            Check::Nothing => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(EncryptOnly(
                     provider.signature_verification_algorithms,
                 ))),
-            SslMode::VerifyCa | SslMode::VerifyFull => {
+            check @ (Check::Chain | Check::ChainAndName) => {
                 let chain = WebPkiServerVerifier::builder_with_provider(
                     Arc::new(self.roots()?),
                     provider.clone(),
                 )
                 .build()
                 .map_err(|e| format!("TLS setup failed: {e}"))?;
-                if self.mode == SslMode::VerifyFull {
+                if check == Check::ChainAndName {
                     builder.with_webpki_verifier(chain)
                 } else {
                     builder
@@ -134,7 +197,7 @@ impl TlsSettings {
     }
 
     fn roots(&self) -> Result<RootCertStore, String> {
-        let Some(path) = &self.root_cert else {
+        let Some(RootCert::File(path)) = &self.root_cert else {
             return Ok(RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             });
@@ -152,8 +215,9 @@ impl TlsSettings {
     }
 }
 
-/// `prefer` and `require`: the channel is encrypted and the handshake's signatures are checked
-/// against the certificate it presents, but who presents it is not (libpq's meaning of them).
+/// [`Check::Nothing`]: the channel is encrypted and the handshake's signatures are checked
+/// against the certificate it presents, but who presents it is not (libpq's `prefer` and
+/// `require` without a root file).
 #[derive(Debug)]
 struct EncryptOnly(WebPkiSupportedAlgorithms);
 
@@ -192,8 +256,9 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
-/// `verify-ca`: the full check, except that a certificate naming another host passes. webpki
-/// checks the name last, after the chain, so that error means the chain was good.
+/// [`Check::Chain`]: the full check, except that a certificate naming another host passes (only
+/// ever against roots from the operator's own file). webpki checks the name last, after the
+/// chain, validity and revocation, so that error means everything else was good.
 #[derive(Debug)]
 struct AnyName(Arc<WebPkiServerVerifier>);
 
@@ -259,7 +324,16 @@ mod tests {
             "postgres://u:p@db.example:5432/x?connect_timeout=3&application_name=a"
         );
         assert_eq!(tls.mode, SslMode::VerifyFull);
-        assert_eq!(tls.root_cert, Some(PathBuf::from("/etc/ca file.pem")));
+        assert_eq!(
+            tls.root_cert,
+            Some(RootCert::File(PathBuf::from("/etc/ca file.pem")))
+        );
+        let (_, tls) = settings("postgres://h/x?sslmode=verify-ca&sslrootcert=/etc/a+b.pem");
+        assert_eq!(
+            tls.root_cert,
+            Some(RootCert::File(PathBuf::from("/etc/a+b.pem"))),
+            "a '+' is not a space"
+        );
         let (url, tls) = settings("postgres://u@db.example/x");
         assert_eq!(url, "postgres://u@db.example/x");
         assert_eq!(tls.mode, SslMode::Prefer, "libpq's default");
@@ -270,11 +344,44 @@ mod tests {
     }
 
     #[test]
-    fn require_with_a_root_file_checks_the_chain_as_libpq_does() {
-        let (_, tls) = settings("postgres://h/x?sslmode=require&sslrootcert=/ca.pem");
-        assert_eq!(tls.mode, SslMode::VerifyCa);
-        let (_, tls) = settings("postgres://h/x?sslmode=verify-full&sslrootcert=system");
-        assert_eq!((tls.mode, tls.root_cert), (SslMode::VerifyFull, None));
+    fn what_is_checked_follows_libpq() {
+        let check = |query: &str| settings(&format!("postgres://h/x?{query}")).1.check();
+        assert_eq!(check(""), Check::Nothing);
+        assert_eq!(check("sslmode=require"), Check::Nothing);
+        assert_eq!(
+            check("sslrootcert=/ca.pem"),
+            Check::Chain,
+            "prefer with a root file"
+        );
+        assert_eq!(check("sslmode=require&sslrootcert=/ca.pem"), Check::Chain);
+        assert_eq!(check("sslmode=verify-ca&sslrootcert=/ca.pem"), Check::Chain);
+        assert_eq!(check("sslmode=verify-full"), Check::ChainAndName);
+        // `system` means verify-full, and nothing weaker.
+        let (_, tls) = settings("postgres://h/x?sslrootcert=system");
+        assert_eq!(
+            (tls.mode, tls.check()),
+            (SslMode::VerifyFull, Check::ChainAndName)
+        );
+        for weaker in ["require", "prefer", "verify-ca", "disable"] {
+            let err = split(&format!(
+                "postgres://h/x?sslmode={weaker}&sslrootcert=system"
+            ))
+            .expect_err(weaker);
+            assert!(err.contains("verify-full"), "{err}");
+        }
+        // verify-ca against public roots would take any public certificate: a file is needed.
+        let err = split("postgres://h/x?sslmode=verify-ca").unwrap_err();
+        assert!(err.contains("sslrootcert"), "{err}");
+        assert!(
+            settings("postgres://h/x?sslmode=prefer")
+                .1
+                .falls_back_to_plain()
+        );
+        assert!(
+            !settings("postgres://h/x?sslmode=require")
+                .1
+                .falls_back_to_plain()
+        );
     }
 
     #[test]
@@ -287,7 +394,7 @@ mod tests {
     fn a_root_file_that_is_missing_or_empty_is_named() {
         let missing = TlsSettings {
             mode: SslMode::VerifyFull,
-            root_cert: Some(PathBuf::from("/no/such/ca.pem")),
+            root_cert: Some(RootCert::File(PathBuf::from("/no/such/ca.pem"))),
         };
         let err = missing.connector().err().unwrap_or_default();
         assert!(err.contains("/no/such/ca.pem"), "{err}");
@@ -297,7 +404,7 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = TlsSettings {
             mode: SslMode::VerifyCa,
-            root_cert: Some(empty.clone()),
+            root_cert: Some(RootCert::File(empty.clone())),
         }
         .connector()
         .err()
@@ -344,6 +451,19 @@ mod tests {
             return;
         }
         assert_eq!(encrypted(&with(&base, "sslmode=require")), Ok(true));
+        // A root file that did not sign the server's certificate: `require` refuses, `prefer`
+        // connects without TLS, as libpq does.
+        let other_ca = PathBuf::from("/etc/ssl/certs/ISRG_Root_X1.pem");
+        if other_ca.exists() {
+            let wrong = format!("sslrootcert={}", other_ca.display());
+            let err = encrypted(&with(&base, &format!("sslmode=require&{wrong}")))
+                .expect_err("the server's certificate is not signed by that root");
+            assert!(err.contains("UnknownIssuer"), "{err}");
+            assert_eq!(
+                encrypted(&with(&base, &format!("sslmode=prefer&{wrong}"))),
+                Ok(false)
+            );
+        }
 
         // The rest needs the server's own certificate and a host name it names: the local
         // server (Debian's, with its snakeoil certificate for `localhost`).
