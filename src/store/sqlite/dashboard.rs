@@ -355,24 +355,25 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// at low load). `rollup_state.last_rowid` says which traces the table holds, written in the same
 /// transaction as the sums, so after a crash [`catch_up`] adds the rest from the traces.
 pub struct PendingRollups {
-    /// By the row's key written out as text (see [`PendingRollups::add`]), so that finding an
-    /// existing group allocates nothing; the key's parts are kept beside the sums.
-    groups: HashMap<String, (RollupKey, Stats)>,
+    /// By the row's key written out as bytes (see [`PendingRollups::add`]), so that finding an
+    /// existing group allocates nothing; the key's parts are kept beside the sums. foldhash:
+    /// the keys are the proxy's own records, hashed twice for every trace.
+    groups: HashMap<Vec<u8>, (RollupKey, Stats), foldhash::fast::RandomState>,
     last_rowid: i64,
     rows: usize,
     since: std::time::Instant,
-    /// Reused for each lookup's text key.
-    scratch: String,
+    /// Reused for each lookup's key.
+    scratch: Vec<u8>,
 }
 
 impl Default for PendingRollups {
     fn default() -> Self {
         PendingRollups {
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             last_rowid: 0,
             rows: 0,
             since: std::time::Instant::now(),
-            scratch: String::new(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -381,20 +382,21 @@ impl PendingRollups {
     /// Counts a trace stored at `rowid` (once its batch committed). Runs once per trace on the
     /// writer thread: an existing group is found without allocating.
     pub fn add(&mut self, t: &TraceRecord, rowid: i64) {
-        use std::fmt::Write as _;
         let key = t.key_id.as_deref().unwrap_or_default();
         let team = t.team_id.as_deref().unwrap_or_default();
         let provider = t.provider.as_deref().unwrap_or_default();
         for grain in [HOUR_MS, DAY_MS] {
             let start = t.ts_ms - t.ts_ms.rem_euclid(grain);
             self.scratch.clear();
-            // NUL never appears in these names, so the text key is unambiguous.
-            let _ = write!(
-                self.scratch,
-                "{grain}\0{start}\0{key}\0{team}\0{}\0{provider}",
-                t.requested_model
-            );
-            match self.groups.get_mut(self.scratch.as_str()) {
+            // The two numbers at fixed width, then the names each ended by a NUL, which never
+            // appears in them: the key is unambiguous, and no number is formatted as text.
+            self.scratch.extend_from_slice(&grain.to_le_bytes());
+            self.scratch.extend_from_slice(&start.to_le_bytes());
+            for name in [key, team, t.requested_model.as_str(), provider] {
+                self.scratch.extend_from_slice(name.as_bytes());
+                self.scratch.push(0);
+            }
+            match self.groups.get_mut(self.scratch.as_slice()) {
                 Some((_, stats)) => stats.add(t),
                 None => {
                     let parts = (
@@ -511,7 +513,7 @@ pub(super) fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
 /// merged here, since SQL cannot add them), and moves the cursor to `last_rowid`.
 fn write_groups(
     tx: &Transaction<'_>,
-    groups: &HashMap<String, (RollupKey, Stats)>,
+    groups: &HashMap<Vec<u8>, (RollupKey, Stats), foldhash::fast::RandomState>,
     last_rowid: i64,
 ) -> Result<(), StoreError> {
     let mut read = tx.prepare_cached(
