@@ -67,13 +67,19 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (parts, body) = request.into_parts();
-    let ctx = context_for(endpoint, parts);
+    // Boxed: the context is over a kilobyte, and the handler's future would otherwise hold it
+    // several times over (the argument, its local, the guard's), and be moved whole.
+    let ctx = Box::new(context_for(endpoint, parts));
     // Every log line of this request, streamed body and finish included, carries its id.
     let span = tracing::info_span!("request", request_id = %ctx.identity.request_id);
     handle_in_span(proxy, ctx, body).instrument(span).await
 }
 
-async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> Response<ProxyBody> {
+async fn handle_in_span(
+    proxy: &Proxy,
+    mut ctx: Box<RequestCtx>,
+    body: Incoming,
+) -> Response<ProxyBody> {
     let chain = proxy.chain.load_full();
     // Steps 2 and 3: nothing is read, counted in flight or traced for a client the gate refuses.
     if let Err(err) = admit(&chain, &proxy.admission, &mut ctx) {
@@ -84,7 +90,7 @@ async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> R
         chain: chain.clone(),
         ctx: Some(ctx),
     };
-    let Some(ctx) = guard.ctx.as_mut() else {
+    let Some(ctx) = guard.ctx.as_deref_mut() else {
         return ApiError::Internal {
             message: "request context missing".into(),
         }
@@ -100,7 +106,7 @@ async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> R
         Ok(Committed::Stream { upstream, prefix }) => {
             // The relay task owns the context from here and finishes it.
             if let Some(ctx) = guard.ctx.take() {
-                return stream::start(chain, ctx, upstream, prefix);
+                return stream::start(chain, *ctx, upstream, prefix);
             }
             return ApiError::Internal {
                 message: "request context missing".into(),
@@ -109,7 +115,7 @@ async fn handle_in_span(proxy: &Proxy, mut ctx: RequestCtx, body: Incoming) -> R
         }
         Ok(Committed::Bytes(upstream)) => {
             if let Some(ctx) = guard.ctx.take() {
-                return super::bytes_relay::start(chain, ctx, upstream);
+                return super::bytes_relay::start(chain, *ctx, upstream);
             }
             return ApiError::Internal {
                 message: "request context missing".into(),
@@ -178,19 +184,19 @@ pub fn admit(chain: &Chain, admission: &Admission, ctx: &mut RequestCtx) -> Resu
 /// away mid-request), so that request is still traced, as cancelled.
 pub(super) struct FinishOnDrop {
     chain: Arc<Chain>,
-    ctx: Option<RequestCtx>,
+    ctx: Option<Box<RequestCtx>>,
 }
 
 impl FinishOnDrop {
     pub(super) fn new(chain: Arc<Chain>, ctx: RequestCtx) -> FinishOnDrop {
         FinishOnDrop {
             chain,
-            ctx: Some(ctx),
+            ctx: Some(Box::new(ctx)),
         }
     }
 
     pub(super) fn ctx(&mut self) -> Option<&mut RequestCtx> {
-        self.ctx.as_mut()
+        self.ctx.as_deref_mut()
     }
 
     /// The request finished on its own: nothing left to do on drop.
