@@ -161,20 +161,14 @@ fn run(args: &args::Args) -> Result<bool, String> {
     let db = scratch.path.join("bench.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
     let governed_key = governance::create_key(&binaries.stockyard, &db)?;
-    let (mut stockyard, line) = Proc::start(
-        "stockyard",
-        stockyard_command(
-            &binaries.stockyard,
-            pinning.proxy_cpu,
-            &db,
-            &config,
-            mock_addr,
-        ),
+    let (mut stockyard, proxy_addr) = start_stockyard(
+        &binaries,
+        pinning.proxy_cpu,
         &scratch.path,
-        Some("listening on http://"),
-        READY_TIMEOUT,
+        &db,
+        &config,
+        mock_addr,
     )?;
-    let proxy_addr = parse_addr(line.as_deref(), "", "stockyard")?;
 
     // nginx is optional: if it is absent or won't start, say so and carry on without it.
     let (mut nginx, nginx_note) = match procs::find_on_path("nginx") {
@@ -591,6 +585,26 @@ pub(crate) fn start_mock(
         READY_TIMEOUT,
     )?;
     Ok((mock, parse_addr(line.as_deref(), "/v1", "mock-upstream")?))
+}
+
+/// `stockyard serve` as [`stockyard_command`] makes it, started and ready, and the address it
+/// listens on.
+pub(crate) fn start_stockyard(
+    binaries: &Binaries,
+    cpu: Option<usize>,
+    dir: &Path,
+    db: &Path,
+    config: &Path,
+    mock: SocketAddr,
+) -> Result<(Proc, SocketAddr), String> {
+    let (stockyard, line) = Proc::start(
+        "stockyard",
+        stockyard_command(&binaries.stockyard, cpu, db, config, mock),
+        dir,
+        Some("listening on http://"),
+        READY_TIMEOUT,
+    )?;
+    Ok((stockyard, parse_addr(line.as_deref(), "", "stockyard")?))
 }
 
 /// `stockyard serve` on a free loopback port with its own database and the group's config file,

@@ -9,12 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::load::{self, Mode, Target};
-use crate::procs::{Pinning, Proc, Scratch};
-use crate::procs::{count_traces, parse_addr};
+use crate::procs::{Pinning, Scratch, count_traces};
 use crate::stats::{CpuSnapshot, Measurement};
-use crate::{
-    Binaries, READY_TIMEOUT, SHUTDOWN_TIMEOUT, THROUGHPUT_CONCURRENCY, group, stockyard_command,
-};
+use crate::{Binaries, SHUTDOWN_TIMEOUT, THROUGHPUT_CONCURRENCY, group};
 
 pub const USAGE: &str = "usage: bench soak [--requests N] [--block N]
 
@@ -67,20 +64,14 @@ fn run(requests: usize, block: usize, binaries: &Binaries) -> Result<bool, Strin
     let (mut mock, mock_addr) = crate::start_mock(&binaries.mock, &scratch.path, pinning.mock_cpu)?;
     let db = scratch.path.join("soak.db");
     let config = group::write_config(&scratch.path, mock_addr)?;
-    let (mut stockyard, line) = Proc::start(
-        "stockyard",
-        stockyard_command(
-            &binaries.stockyard,
-            pinning.proxy_cpu,
-            &db,
-            &config,
-            mock_addr,
-        ),
+    let (mut stockyard, proxy_addr) = crate::start_stockyard(
+        binaries,
+        pinning.proxy_cpu,
         &scratch.path,
-        Some("listening on http://"),
-        READY_TIMEOUT,
+        &db,
+        &config,
+        mock_addr,
     )?;
-    let proxy_addr = parse_addr(line.as_deref(), "", "stockyard")?;
     let target = Arc::new(Target::stockyard(
         proxy_addr,
         crate::governance::STATIC_KEY,

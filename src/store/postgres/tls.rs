@@ -171,12 +171,14 @@ impl TlsSettings {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup failed: {e}"))?;
+        let algorithms = provider.signature_verification_algorithms;
         let config = match self.check() {
             Check::Nothing => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(EncryptOnly(
-                    provider.signature_verification_algorithms,
-                ))),
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    chain: None,
+                    algorithms,
+                })),
             check @ (Check::Chain | Check::ChainAndName) => {
                 let chain = WebPkiServerVerifier::builder_with_provider(
                     Arc::new(self.roots()?),
@@ -189,7 +191,10 @@ impl TlsSettings {
                 } else {
                     builder
                         .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(AnyName(chain)))
+                        .with_custom_certificate_verifier(Arc::new(Lenient {
+                            chain: Some(chain),
+                            algorithms,
+                        }))
                 }
             }
         };
@@ -215,54 +220,21 @@ impl TlsSettings {
     }
 }
 
-/// [`Check::Nothing`]: the channel is encrypted and the handshake's signatures are checked
-/// against the certificate it presents, but who presents it is not (libpq's `prefer` and
-/// `require` without a root file).
+/// The checks short of [`Check::ChainAndName`]. In every case the handshake's signatures are
+/// checked against the certificate presented, so the channel is encrypted to whoever holds its
+/// key.
+/// - `chain: None` ([`Check::Nothing`], libpq's `prefer` and `require` without a root file):
+///   who holds it is not checked.
+/// - `chain: Some` ([`Check::Chain`]): the full check against the operator's own roots, except
+///   that a certificate naming another host passes. webpki checks the name last, after the
+///   chain, validity and revocation, so that error means everything else was good.
 #[derive(Debug)]
-struct EncryptOnly(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// [`Check::Chain`]: the full check, except that a certificate naming another host passes (only
-/// ever against roots from the operator's own file). webpki checks the name last, after the
-/// chain, validity and revocation, so that error means everything else was good.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -271,10 +243,10 @@ impl ServerCertVerifier for AnyName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -288,7 +260,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -297,11 +269,11 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
