@@ -6,7 +6,7 @@
 //!
 //! The counts are tiktoken's, made with our own compact tokenizer: `split` cuts a text into
 //! pieces, `merge` counts one piece, `vocab` finds a token's rank, `load` holds the two
-//! vocabularies and `encoding` puts them together. A loaded o200k_base adds about 6 MB to the
+//! vocabularies and `encoding` puts them together. A loaded o200k_base adds about 5 MB to the
 //! resident set, where bpe-openai, which we used before, added 67 MB; `reference_tests` holds
 //! our counts to bpe-openai's, which is now a dev-dependency only.
 

@@ -216,11 +216,7 @@ impl Target {
 
     async fn spawn_connect(&self) -> Result<Client, String> {
         let (client, connection) = self.connect_raw().await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection ended");
-            }
-        });
+        drive(connection);
         Ok(client)
     }
 
@@ -258,6 +254,15 @@ async fn connect_preferring_tls(
     }
 }
 
+/// Runs a connection's I/O on a task of the current runtime until the server or the client ends it.
+fn drive(connection: Connection<Socket, TlsStream>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    })
+}
+
 /// Pooled connections, made as [`Target::connect_raw`] makes them (`prefer`'s second try too).
 struct PoolConnect {
     tls: MakeRustlsConnect,
@@ -280,12 +285,7 @@ impl deadpool_postgres::Connect for PoolConnect {
         Box::pin(async move {
             let (client, connection) =
                 connect_preferring_tls(&config, &self.tls, self.fall_back).await?;
-            let task = tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "postgres connection ended");
-                }
-            });
-            Ok((client, task))
+            Ok((client, drive(connection)))
         })
     }
 }
