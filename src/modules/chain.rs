@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::registry::{Catalogue, ModuleSpec};
-use super::{FailPolicy, Module, ModuleDeps, ModuleError, StreamWindow};
+use super::{FailPolicy, Hooks, Module, ModuleDeps, ModuleError, StreamWindow};
 use crate::store::ModuleState;
 
 pub type ChainHandle = Arc<ArcSwap<Chain>>;
@@ -19,11 +19,17 @@ pub type ChainHandle = Arc<ArcSwap<Chain>>;
 pub struct Chain {
     /// Enabled modules in request order.
     modules: Vec<Arc<dyn Module>>,
-    /// The same modules in finish order.
+    /// Those of them that implement `on_request`, and `on_response`, in request order: a module
+    /// is called only for the hooks it declares (`Module::hooks`).
+    requesting: Vec<Arc<dyn Module>>,
+    responding: Vec<Arc<dyn Module>>,
+    /// Those that implement `on_finish`, in finish order.
     finishing: Vec<Arc<dyn Module>>,
     /// The modules that watch streams, in request order, with their windows; empty means a
     /// stream pays nothing for the stream hook.
     stream_watchers: Vec<(Arc<dyn Module>, StreamWindow)>,
+    /// The stream watchers that implement `on_stream_end`, in request order.
+    stream_enders: Vec<Arc<dyn Module>>,
     /// The state of every known module, enabled or not, in chain order.
     states: Vec<ModuleState>,
     max_body_bytes: usize,
@@ -87,11 +93,24 @@ impl Chain {
         let mut finishing: Vec<(u16, Arc<dyn Module>)> = finish_orders
             .into_iter()
             .zip(modules.iter().cloned())
+            .filter(|(_, m)| m.hooks().has(Hooks::FINISH))
             .collect();
         finishing.sort_by_key(|(order, _)| *order);
-        let stream_watchers = modules
+        let with = |hook: Hooks| -> Vec<Arc<dyn Module>> {
+            modules
+                .iter()
+                .filter(|m| m.hooks().has(hook))
+                .cloned()
+                .collect()
+        };
+        let stream_watchers: Vec<(Arc<dyn Module>, StreamWindow)> = modules
             .iter()
             .filter_map(|m| Some((m.clone(), m.stream_window()?)))
+            .collect();
+        let stream_enders = stream_watchers
+            .iter()
+            .filter(|(m, _)| m.hooks().has(Hooks::STREAM_END))
+            .map(|(m, _)| m.clone())
             .collect();
         let max_body_bytes = modules
             .iter()
@@ -100,9 +119,12 @@ impl Chain {
             .unwrap_or(HARD_BODY_LIMIT)
             .min(HARD_BODY_LIMIT);
         Ok(Chain {
+            requesting: with(Hooks::REQUEST),
+            responding: with(Hooks::RESPONSE),
             modules,
             finishing: finishing.into_iter().map(|(_, m)| m).collect(),
             stream_watchers,
+            stream_enders,
             states: full_states,
             max_body_bytes,
         })
@@ -112,7 +134,17 @@ impl Chain {
         &self.modules
     }
 
-    /// The enabled modules in finish order.
+    /// The enabled modules that implement `on_request`, in request order.
+    pub fn requesting(&self) -> &[Arc<dyn Module>] {
+        &self.requesting
+    }
+
+    /// The enabled modules that implement `on_response`, in request order.
+    pub fn responding(&self) -> &[Arc<dyn Module>] {
+        &self.responding
+    }
+
+    /// The enabled modules that implement `on_finish`, in finish order.
     pub fn finishing(&self) -> &[Arc<dyn Module>] {
         &self.finishing
     }
@@ -121,13 +153,22 @@ impl Chain {
         &self.stream_watchers
     }
 
+    /// The stream watchers that implement `on_stream_end`, in request order.
+    pub fn stream_enders(&self) -> &[Arc<dyn Module>] {
+        &self.stream_enders
+    }
+
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
 
     /// Runs every module's `on_shutdown`, in chain order.
     pub async fn shutdown(&self) {
-        for module in &self.modules {
+        let shutting = self
+            .modules
+            .iter()
+            .filter(|m| m.hooks().has(Hooks::SHUTDOWN));
+        for module in shutting {
             module.on_shutdown().await;
         }
     }

@@ -39,6 +39,7 @@ pub mod guard_policy;
 pub mod guard_schema;
 pub mod guard_secrets;
 pub mod guard_webhook;
+mod hooks;
 pub mod ip_filter;
 pub mod mcp;
 pub mod metrics;
@@ -67,6 +68,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 pub use chain::{Chain, ChainHandle};
+pub use hooks::Hooks;
 
 use crate::cost::PriceTable;
 use crate::providers::ProviderRegistry;
@@ -114,6 +116,12 @@ pub trait Module: Send + Sync + 'static {
 
     fn fail_policy(&self) -> FailPolicy {
         FailPolicy::Closed
+    }
+
+    /// The async hooks this module implements; the chain calls no other (see `hooks.rs`). The
+    /// default, every hook, is always correct, only slower.
+    fn hooks(&self) -> Hooks {
+        Hooks::ALL
     }
 
     /// The largest request body this module admits; the body is never read past the smallest.

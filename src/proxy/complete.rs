@@ -419,7 +419,7 @@ async fn run_on_response(
     ctx: &mut RequestCtx,
     answer: &mut Answer,
 ) -> Result<(), ApiError> {
-    for module in chain.modules() {
+    for module in chain.responding() {
         match module.on_response(ctx, answer).await {
             Ok(()) => {}
             Err(ModuleError::Refused(refusal)) => return Err(refusal),

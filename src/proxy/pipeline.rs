@@ -319,7 +319,7 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
     }
     ctx.request.parsed = Some(request);
 
-    for module in chain.modules() {
+    for module in chain.requesting() {
         match module.on_request(ctx).await {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Reject(err)) => {

@@ -415,7 +415,7 @@ impl Relay {
 /// Asks each stream watcher whether it refuses the whole answer, now that it ended; the first
 /// refusal wins and is recorded as the request's ending.
 async fn stream_end(chain: &Chain, ctx: &mut RequestCtx) -> Option<ApiError> {
-    for (module, _) in chain.stream_watchers() {
+    for module in chain.stream_enders() {
         if let Some(error) = module.on_stream_end(ctx).await {
             ctx.result.error_class = Some(error.error_code());
             ctx.route.refused_by = Some(module.name());

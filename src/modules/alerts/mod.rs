@@ -27,7 +27,7 @@ use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::retention::config::parse_age;
 use super::shared::Shared;
-use super::{Module, ModuleDeps, ModuleError, Outcome};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome};
 use crate::request::RequestCtx;
 use crate::store::alerts::AlertRecord;
 use crate::store::writer::Writer;
@@ -87,6 +87,10 @@ pub struct Alerts {
 impl Module for Alerts {
     fn name(&self) -> &'static str {
         "alerts"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use self::table::{KeyTable, Lookup};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::grant::Grant;
 use crate::request::{ApiError, RequestCtx};
 use crate::secret::Secret;
@@ -182,6 +182,10 @@ pub fn key_id(key: &str) -> String {
 impl Module for Auth {
     fn name(&self) -> &'static str {
         "auth"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::SHUTDOWN
     }
 
     fn on_headers(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::retention::config::parse_age;
-use super::{Module, ModuleDeps, ModuleError};
+use super::{Hooks, Module, ModuleDeps, ModuleError};
 use crate::store::StoreError;
 use crate::store::backup::BackupDone;
 use crate::store::maintenance::MaintenanceStore;
@@ -223,6 +223,10 @@ pub struct Backups {
 impl Module for Backups {
     fn name(&self) -> &'static str {
         "backups"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

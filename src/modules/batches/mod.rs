@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Answer, Module, ModuleDeps, ModuleError, Verdict};
+use super::{Answer, Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::grant::Grant;
 use crate::request::{ApiError, BilledPart, RequestCtx};
@@ -433,6 +433,10 @@ impl Batches {
 impl Module for Batches {
     fn name(&self) -> &'static str {
         "batches"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use self::book::{BudgetBook, Held, PERIODS, Refusal, usd, when};
 use self::webhook::Webhook;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::cost::PriceTable;
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, Budget, Grant, Period, RequestCtx};
@@ -229,6 +229,10 @@ impl Budgets {
 impl Module for Budgets {
     fn name(&self) -> &'static str {
         "budgets"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::FINISH | Hooks::SHUTDOWN
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

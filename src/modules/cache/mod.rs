@@ -33,7 +33,7 @@ use self::controls::{Controls, OUTCOME_HEADER};
 use self::index::EntryIndex;
 use self::key::NamespaceBy;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Answer, Module, ModuleDeps, ModuleError, Outcome, StreamWindow, Verdict};
+use super::{Answer, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamWindow, Verdict};
 use crate::request::{CanonicalAnswer, RequestCtx, StreamDecision, StreamEvent};
 use crate::store::{CacheEntry, CacheKind};
 
@@ -255,6 +255,10 @@ impl ExactCache {
 impl Module for ExactCache {
     fn name(&self) -> &'static str {
         "cache"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
     }
 
     /// A cache that fails is a miss, never a failed request.

@@ -22,7 +22,7 @@ use hyper::header::HeaderValue;
 
 use self::config::{ContextFitConfig, Strategy};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::cost::PriceTable;
 use crate::cost::tokenize::{count_message_text, count_text};
 use crate::providers::ProviderRegistry;
@@ -101,6 +101,10 @@ fn message_tokens(model: &str, message: &ChatMessage) -> u64 {
 impl Module for ContextFit {
     fn name(&self) -> &'static str {
         "context_fit"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

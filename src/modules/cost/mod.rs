@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome};
 use crate::cost::PriceTable;
 use crate::request::RequestCtx;
 
@@ -46,6 +46,10 @@ pub struct Cost {
 impl Module for Cost {
     fn name(&self) -> &'static str {
         "cost"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::FINISH
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {

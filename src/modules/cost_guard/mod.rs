@@ -17,7 +17,9 @@ use async_trait::async_trait;
 
 use self::config::{Ceilings, CostGuardConfig};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict};
+use super::{
+    Hooks, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict,
+};
 use crate::cost::{Price, PriceTable, Tokens};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
@@ -103,6 +105,10 @@ impl CostGuard {
 impl Module for CostGuard {
     fn name(&self) -> &'static str {
         "cost_guard"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

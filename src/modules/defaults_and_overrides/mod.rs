@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use self::config::{DefaultsConfig, Rule};
 use super::guard::Scope;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::RequestCtx;
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -48,6 +48,10 @@ pub struct DefaultsAndOverrides {
 impl Module for DefaultsAndOverrides {
     fn name(&self) -> &'static str {
         "defaults_and_overrides"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use self::config::{FanOutConfig, FanOutGroup, Mode};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::internal::{InternalAnswer, InternalCall, ModelCalls};
 use crate::request::{ApiError, CanonicalAnswer, RequestCtx};
 use crate::wire::openai::{Endpoint, Inbound};
@@ -116,6 +116,10 @@ impl FanOut {
 impl Module for FanOut {
     fn name(&self) -> &'static str {
         "fan_out"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -30,7 +30,8 @@ pub use verdicts::{VerdictRecord, Verdicts};
 
 use super::registry::ModuleConfig;
 use super::{
-    Answer, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict,
+    Answer, Hooks, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow,
+    Verdict,
 };
 use crate::request::internal::ModelCalls;
 use crate::request::{ApiError, RequestCtx};
@@ -187,6 +188,10 @@ struct ParsedAnswer {
 impl<F: Family> Module for Guard<F> {
     fn name(&self) -> &'static str {
         F::NAME
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

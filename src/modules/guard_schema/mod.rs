@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::guard::{Action, Scope, VerdictRecord, Verdicts};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{
-    Answer, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict,
+    Answer, Hooks, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow,
+    Verdict,
 };
 use crate::request::internal::{InternalCall, MAX_INTERNAL_DEPTH, ModelCalls};
 use crate::request::{ApiError, RequestCtx};
@@ -193,6 +194,10 @@ impl GuardSchema {
 impl Module for GuardSchema {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE | Hooks::STREAM_END
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use super::guard::{Scope, VerdictRecord, Verdicts};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{
-    Answer, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow, Verdict,
+    Answer, Hooks, Module, ModuleDeps, ModuleError, StreamDecision, StreamEvent, StreamWindow,
+    Verdict,
 };
 use crate::request::{ApiError, RequestCtx};
 use crate::wire::openai::Inbound;
@@ -177,6 +178,10 @@ impl GuardWebhook {
 impl Module for GuardWebhook {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE | Hooks::STREAM_END
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use self::net::{Net, any_contains, client_address};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::{ApiError, RequestCtx};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -154,6 +154,10 @@ pub struct IpFilter {
 impl Module for IpFilter {
     fn name(&self) -> &'static str {
         "ip_filter"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
     }
 
     fn on_headers(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

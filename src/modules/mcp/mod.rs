@@ -27,7 +27,7 @@ pub use gateway::Gateway;
 pub use policy::Caller;
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError};
+use super::{Hooks, Module, ModuleDeps, ModuleError};
 use crate::secret::Secret;
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -116,6 +116,10 @@ struct Mcp {
 impl Module for Mcp {
     fn name(&self) -> &'static str {
         "mcp"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

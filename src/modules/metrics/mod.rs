@@ -19,7 +19,7 @@ pub use families::{Families, LabelCap, MAX_LABEL_VALUES};
 
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::shared::Shared;
-use super::{Module, ModuleDeps, ModuleError, Outcome};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome};
 use crate::request::RequestCtx;
 use crate::store::BreakerPhase;
 
@@ -94,6 +94,10 @@ pub struct Metrics {
 impl Module for Metrics {
     fn name(&self) -> &'static str {
         "metrics"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

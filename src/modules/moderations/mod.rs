@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::{CanonicalAnswer, RequestCtx};
 use crate::wire::openai::{Endpoint, Inbound};
 
@@ -95,6 +95,10 @@ pub struct Moderations;
 impl Module for Moderations {
     fn name(&self) -> &'static str {
         "moderations"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

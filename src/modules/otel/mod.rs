@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome};
 use crate::providers::http::HttpClient;
 use crate::request::RequestCtx;
 use crate::secret::Secret;
@@ -318,6 +318,10 @@ pub struct Otel {
 impl Module for Otel {
     fn name(&self) -> &'static str {
         "otel"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

@@ -26,7 +26,7 @@ use sha2::Digest;
 
 use self::book::PromptBook;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::{ApiError, RequestCtx};
 use crate::wire::openai::{ChatMessage, Inbound, Role};
 
@@ -130,6 +130,10 @@ impl PromptTemplates {
 impl Module for PromptTemplates {
     fn name(&self) -> &'static str {
         "prompt_templates"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use self::book::RateBook;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, RequestCtx};
 use crate::store::counters::NodeCounters;
@@ -296,6 +296,10 @@ fn tighten(tightest: &mut Vec<(Kind, Tightest)>, kind: Kind, limit: i64, remaini
 impl Module for RateLimits {
     fn name(&self) -> &'static str {
         "rate_limits"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::FINISH | Hooks::SHUTDOWN
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

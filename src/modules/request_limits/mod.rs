@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::request::{ApiError, RequestCtx};
 
 pub const SPEC: ModuleSpec = ModuleSpec {
@@ -70,6 +70,10 @@ pub struct RequestLimits {
 impl Module for RequestLimits {
     fn name(&self) -> &'static str {
         "request_limits"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     fn max_body_bytes(&self) -> Option<usize> {

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use self::redact::Redactor;
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::{
-    Answer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent, StreamWindow,
+    Answer, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent,
+    StreamWindow,
 };
 use crate::request::RequestCtx;
 
@@ -154,6 +155,10 @@ impl RequestLog {
 impl Module for RequestLog {
     fn name(&self) -> &'static str {
         "request_log"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

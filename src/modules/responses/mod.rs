@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use self::store::ResponseStore;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::request::{ApiError, RequestCtx};
 use crate::store::{StoredResponse, now_ms};
 use crate::wire::openai::{Endpoint, Inbound};
@@ -82,6 +82,10 @@ struct Expanded(Arc<Value>);
 impl Module for Responses {
     fn name(&self) -> &'static str {
         "responses"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::FINISH
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

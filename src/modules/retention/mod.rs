@@ -19,7 +19,7 @@ pub use config::RetentionConfig;
 
 use super::background::Policies;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError};
+use super::{Hooks, Module, ModuleDeps, ModuleError};
 use crate::store::maintenance::RetentionKind;
 use crate::store::writer::{MaintenanceJob, Writer};
 use crate::store::{StoreError, now_ms};
@@ -204,6 +204,10 @@ pub struct Retention {
 impl Module for Retention {
     fn name(&self) -> &'static str {
         "retention"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use self::config::{RouteRule, RouteRulesConfig, compile_regex, parse_time_range};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::modules::auth::models::glob_match;
 use crate::providers::ProviderRegistry;
 use crate::request::RequestCtx;
@@ -181,6 +181,10 @@ impl RouteRules {
 impl Module for RouteRules {
     fn name(&self) -> &'static str {
         "route_rules"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

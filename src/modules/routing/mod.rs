@@ -29,7 +29,7 @@ use self::plan::{CommittedSlot, RoutePlan};
 use self::stats::StatsRegistry;
 use self::table::RoutingTable;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::providers::ProviderRegistry;
 use crate::request::{ApiError, ErrorCode, RequestCtx};
 use crate::store::{BreakerRecord, BreakerStore, MemoryBreakers, StoreError, now_ms};
@@ -209,6 +209,10 @@ impl Routing {
 impl Module for Routing {
     fn name(&self) -> &'static str {
         "routing"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::FINISH
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -27,7 +27,7 @@ use super::cache::controls::{Controls, SIMILARITY_HEADER};
 use super::cache::key::{self, NamespaceBy};
 use super::cache::{report, too_hot};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Answer, Module, ModuleDeps, ModuleError, Outcome, StreamWindow, Verdict};
+use super::{Answer, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamWindow, Verdict};
 use crate::request::internal::{InternalCall, ModelCalls};
 use crate::request::{CanonicalAnswer, RequestCtx, StreamDecision, StreamEvent};
 use crate::store::{CacheEntry, CacheKind};
@@ -237,6 +237,10 @@ impl SemanticCache {
 impl Module for SemanticCache {
     fn name(&self) -> &'static str {
         "semantic_cache"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use self::config::SessionLimitsConfig;
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Outcome, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Outcome, Verdict};
 use crate::request::{ApiError, RequestCtx};
 use crate::store::counters::{MemoryCounters, Window, counter_key};
 use crate::store::{Reservation, ReserveError};
@@ -133,6 +133,10 @@ impl Names {
 impl Module for SessionLimits {
     fn name(&self) -> &'static str {
         "session_limits"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::FINISH
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

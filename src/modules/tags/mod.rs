@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use self::config::{TagRule, TagsConfig, tag_problem};
 use super::registry::{ModuleConfig, ModuleSpec};
-use super::{Module, ModuleDeps, ModuleError, Verdict};
+use super::{Hooks, Module, ModuleDeps, ModuleError, Verdict};
 use crate::modules::auth::models::glob_match;
 use crate::request::{ApiError, RequestCtx};
 
@@ -118,6 +118,10 @@ impl Tags {
 impl Module for Tags {
     fn name(&self) -> &'static str {
         "tags"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

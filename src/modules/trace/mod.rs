@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::request_log::{LoggedBodies, capture};
 use super::{
-    Answer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent, StreamWindow,
+    Answer, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent,
+    StreamWindow,
 };
 use crate::request::RequestCtx;
 use crate::store::TraceRecord;
@@ -91,6 +92,10 @@ impl Trace {
 impl Module for Trace {
     fn name(&self) -> &'static str {
         "trace"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::RESPONSE | Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
