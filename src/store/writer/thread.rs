@@ -44,15 +44,25 @@ pub(super) fn run(
 /// worker), which keeps it ahead of its queue at the load the proxy can serve.
 const WRITER_NICE: i32 = 5;
 
-/// Lowers this thread's scheduling priority to [`WRITER_NICE`] (Linux sets nice per thread).
+/// Lowers this thread's scheduling priority to [`WRITER_NICE`] (Linux sets nice per thread) and
+/// puts it under `SCHED_BATCH`: the writer mostly sleeps, so when its batch deadline wakes it the
+/// scheduler would otherwise let it preempt a worker halfway through a request; a batch thread
+/// never preempts on waking and runs when the worker blocks or its slice ends. It keeps its
+/// share of a busy CPU (the policy changes wake-ups, not weight), so it cannot starve.
 #[cfg(target_os = "linux")]
 fn yield_to_requests() {
-    // SAFETY: gettid and setpriority take and return plain integers; no memory is shared.
-    let result = unsafe {
+    // SAFETY: gettid, setpriority and sched_setscheduler take plain integers and a parameter
+    // struct that lives for the call; no memory is shared.
+    let (niced, batched) = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE)
+        let niced = libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE);
+        let param = libc::sched_param { sched_priority: 0 };
+        (
+            niced,
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param),
+        )
     };
-    if result != 0 {
+    if niced != 0 || batched != 0 {
         tracing::debug!("could not lower the writer's priority; it runs at the default");
     }
 }
@@ -257,5 +267,62 @@ fn last_chance(
             );
             mcp.clear();
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::super::Writer;
+    use crate::config::StoreConfig;
+
+    /// `(nice, policy)` of every thread of this process named `stockyard-writer`, from
+    /// `/proc/self/task/*/stat` (fields 19 and 41, counted after the parenthesised name).
+    fn writer_threads() -> Vec<(i64, i64)> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap_or_else(|e| panic!("{e}"));
+        let mut found = Vec::new();
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            // The kernel keeps 15 bytes of a thread's name.
+            if comm.trim() != "stockyard-write" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+            // After the name, field 3 (state) is index 0: nice (19) is 16, policy (41) is 38.
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(-1);
+            found.push((field(16), field(38)));
+        }
+        found
+    }
+
+    #[test]
+    fn the_writer_thread_runs_niced_under_sched_batch() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = crate::store::StoreUrl::Sqlite(dir.path().join("t.db"));
+        let key = crate::ledger::LedgerKey::from_env_value(&"07".repeat(32))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opened = crate::store::open(&url, key).unwrap_or_else(|e| panic!("store: {e}"));
+        let _writer =
+            Writer::start(opened.writes, StoreConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        // The thread sets its own priority as it starts; give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let threads = loop {
+            let threads = writer_threads();
+            let settled = !threads.is_empty()
+                && threads.iter().all(|&(nice, policy)| {
+                    (nice, policy) == (i64::from(super::WRITER_NICE), i64::from(libc::SCHED_BATCH))
+                });
+            if settled || std::time::Instant::now() > deadline {
+                break threads;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(!threads.is_empty(), "no writer thread found");
+        for (nice, policy) in threads {
+            assert_eq!(nice, i64::from(super::WRITER_NICE), "writer's nice value");
+            assert_eq!(policy, i64::from(libc::SCHED_BATCH), "writer's policy");
+        }
+        std::mem::forget(dir);
     }
 }
