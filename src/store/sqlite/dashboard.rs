@@ -64,6 +64,12 @@ fn where_terms(filter: &TraceFilter, after: Option<TraceCursor>) -> (String, Vec
     text_eq(&mut terms, "provider", &filter.provider);
     text_eq(&mut terms, "key_id", &filter.key_id);
     text_eq(&mut terms, "team_id", &filter.team_id);
+    // The key and team indexes hold only rows with one (migration 0021).
+    for (column, value) in [("key_id", &filter.key_id), ("team_id", &filter.team_id)] {
+        if value.is_some() {
+            terms.push(format!("{column} IS NOT NULL"));
+        }
+    }
     if let Some(tag) = &filter.tag {
         // Tags are a JSON array per row; a tag matches whole, never as a substring of another.
         terms.push(
@@ -574,4 +580,77 @@ fn write_groups(
         [last_rowid],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index SQLite picks for a trace-list page with this filter.
+    fn plan(c: &Connection, filter: &TraceFilter) -> String {
+        let (terms, params) = where_terms(filter, None);
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT {SUMMARY_COLUMNS} FROM traces {terms} \
+             ORDER BY ts_ms DESC, rowid DESC LIMIT 51"
+        );
+        let mut stmt = c.prepare(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let rows = stmt
+            .query_map(params_from_iter(params), |r| r.get::<_, String>(3))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.join("; ")
+    }
+
+    #[test]
+    fn each_single_filter_pages_off_its_own_index() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = crate::store::StoreUrl::Sqlite(dir.path().join("t.db"));
+        let key = crate::ledger::LedgerKey::from_env_value(&"07".repeat(32))
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(crate::store::open(&url, key).unwrap_or_else(|e| panic!("store: {e}")));
+        let c = Connection::open(dir.path().join("t.db")).unwrap_or_else(|e| panic!("{e}"));
+        let text = |v: &str| Some(v.to_string());
+        let cases = [
+            (
+                TraceFilter {
+                    key_id: text("k1"),
+                    ..TraceFilter::default()
+                },
+                "traces_key_ts",
+            ),
+            (
+                TraceFilter {
+                    team_id: text("t1"),
+                    ..TraceFilter::default()
+                },
+                "traces_team_ts",
+            ),
+            (
+                TraceFilter {
+                    model: text("gpt-4o"),
+                    ..TraceFilter::default()
+                },
+                "traces_model_ts",
+            ),
+            (
+                TraceFilter {
+                    status: Some(StatusFilter::Errors),
+                    ..TraceFilter::default()
+                },
+                "traces_errors_ts",
+            ),
+            (
+                TraceFilter {
+                    cache: text("hit"),
+                    ..TraceFilter::default()
+                },
+                "traces_cache_ts",
+            ),
+        ];
+        for (filter, index) in cases {
+            let plan = plan(&c, &filter);
+            assert!(plan.contains(index), "{filter:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{filter:?} sorts: {plan}");
+        }
+    }
 }

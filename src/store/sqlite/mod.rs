@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_mcp_calls.sql")),
     (19, include_str!("migrations/0019_batches.sql")),
     (20, include_str!("migrations/0020_counter_shares.sql")),
+    (21, include_str!("migrations/0021_trace_indexes.sql")),
 ];
 
 /// The version the newest migration produces.
