@@ -70,6 +70,8 @@ mod url;
 pub mod writer;
 
 use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use auth_failures::{AuthFailureCount, AuthFailureStore, AuthFailureWrites};
@@ -220,6 +222,18 @@ fn local_counters() -> Arc<dyn CounterStore> {
 /// [`open_node`]; here a PostgreSQL store only logs the head it publishes.
 pub fn open(url: &StoreUrl, key: LedgerKey) -> Result<Opened, StoreError> {
     open_with_head(url, key, None)
+}
+
+/// A fresh SQLite store in a temporary folder, for unit tests: the folder, the file's path and
+/// the opened store. Keep the folder alive as long as anything writes to the file.
+#[cfg(test)]
+pub(crate) fn open_temp_sqlite() -> (tempfile::TempDir, PathBuf, Opened) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("t.db");
+    let key = LedgerKey::from_env_value(&"07".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
+    let opened =
+        open(&StoreUrl::Sqlite(path.clone()), key).unwrap_or_else(|e| panic!("store: {e}"));
+    (dir, path, opened)
 }
 
 /// [`open`] for a server: `local` is its local state path (`db`), beside which the ledger head

@@ -146,11 +146,7 @@ mod tests {
     }
 
     fn writer() -> Arc<Writer> {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = crate::store::StoreUrl::Sqlite(dir.path().join("t.db"));
-        let key = crate::ledger::LedgerKey::from_env_value(&"07".repeat(32))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let opened = crate::store::open(&url, key).unwrap_or_else(|e| panic!("store: {e}"));
+        let (dir, _, opened) = crate::store::open_temp_sqlite();
         // The writer thread outlives the test; so must its file.
         std::mem::forget(dir);
         Arc::new(

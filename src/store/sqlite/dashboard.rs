@@ -586,6 +586,9 @@ fn write_groups(
 mod tests {
     use super::*;
 
+    /// Sets one field of a filter.
+    type SetFilter = fn(&mut TraceFilter);
+
     /// The index SQLite picks for a trace-list page with this filter.
     fn plan(c: &Connection, filter: &TraceFilter) -> String {
         let (terms, params) = where_terms(filter, None);
@@ -603,51 +606,22 @@ mod tests {
 
     #[test]
     fn each_single_filter_pages_off_its_own_index() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = crate::store::StoreUrl::Sqlite(dir.path().join("t.db"));
-        let key = crate::ledger::LedgerKey::from_env_value(&"07".repeat(32))
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(crate::store::open(&url, key).unwrap_or_else(|e| panic!("store: {e}")));
-        let c = Connection::open(dir.path().join("t.db")).unwrap_or_else(|e| panic!("{e}"));
-        let text = |v: &str| Some(v.to_string());
-        let cases = [
+        let (_dir, path, opened) = crate::store::open_temp_sqlite();
+        drop(opened);
+        let c = Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
+        let cases: [(SetFilter, &str); 5] = [
+            (|f| f.key_id = Some("k1".into()), "traces_key_ts"),
+            (|f| f.team_id = Some("t1".into()), "traces_team_ts"),
+            (|f| f.model = Some("gpt-4o".into()), "traces_model_ts"),
             (
-                TraceFilter {
-                    key_id: text("k1"),
-                    ..TraceFilter::default()
-                },
-                "traces_key_ts",
-            ),
-            (
-                TraceFilter {
-                    team_id: text("t1"),
-                    ..TraceFilter::default()
-                },
-                "traces_team_ts",
-            ),
-            (
-                TraceFilter {
-                    model: text("gpt-4o"),
-                    ..TraceFilter::default()
-                },
-                "traces_model_ts",
-            ),
-            (
-                TraceFilter {
-                    status: Some(StatusFilter::Errors),
-                    ..TraceFilter::default()
-                },
+                |f| f.status = Some(StatusFilter::Errors),
                 "traces_errors_ts",
             ),
-            (
-                TraceFilter {
-                    cache: text("hit"),
-                    ..TraceFilter::default()
-                },
-                "traces_cache_ts",
-            ),
+            (|f| f.cache = Some("hit".into()), "traces_cache_ts"),
         ];
-        for (filter, index) in cases {
+        for (set, index) in cases {
+            let mut filter = TraceFilter::default();
+            set(&mut filter);
             let plan = plan(&c, &filter);
             assert!(plan.contains(index), "{filter:?}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{filter:?} sorts: {plan}");

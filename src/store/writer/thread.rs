@@ -298,11 +298,7 @@ mod tests {
 
     #[test]
     fn the_writer_thread_runs_niced_under_sched_batch() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = crate::store::StoreUrl::Sqlite(dir.path().join("t.db"));
-        let key = crate::ledger::LedgerKey::from_env_value(&"07".repeat(32))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let opened = crate::store::open(&url, key).unwrap_or_else(|e| panic!("store: {e}"));
+        let (dir, _, opened) = crate::store::open_temp_sqlite();
         let _writer =
             Writer::start(opened.writes, StoreConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         // The thread sets its own priority as it starts; give it a moment.
