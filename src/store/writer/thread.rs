@@ -53,17 +53,19 @@ const WRITER_NICE: i32 = 5;
 fn yield_to_requests() {
     // SAFETY: gettid, setpriority and sched_setscheduler take plain integers and a parameter
     // struct that lives for the call; no memory is shared.
-    let (niced, batched) = unsafe {
+    let niced = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let niced = libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE);
-        let param = libc::sched_param { sched_priority: 0 };
-        (
-            niced,
-            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param),
-        )
+        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE)
     };
-    if niced != 0 || batched != 0 {
-        tracing::debug!("could not lower the writer's priority; it runs at the default");
+    if niced != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!(%error, "could not lower the writer's nice value; it keeps the process's");
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as above; `param` lives for the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!(%error, "could not put the writer under SCHED_BATCH; its wake-ups may preempt requests");
     }
 }
 
