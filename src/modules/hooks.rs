@@ -77,7 +77,9 @@ mod tests {
             let Some(start) = impl_line.and_then(|line| source.find(line)) else {
                 continue;
             };
+            // The impl ends at the first closing brace in column 0 after it.
             let block = &source[start..];
+            let block = &block[..block.find("\n}").map_or(block.len(), |end| end + 2)];
             let declared = block
                 .find("fn hooks(&self) -> Hooks {")
                 .map(|at| &block[at..at + block[at..].find('}').unwrap_or(0)])
