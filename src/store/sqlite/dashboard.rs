@@ -64,12 +64,7 @@ fn where_terms(filter: &TraceFilter, after: Option<TraceCursor>) -> (String, Vec
     text_eq(&mut terms, "provider", &filter.provider);
     text_eq(&mut terms, "key_id", &filter.key_id);
     text_eq(&mut terms, "team_id", &filter.team_id);
-    // The key and team indexes hold only rows with one (migration 0021).
-    for (column, value) in [("key_id", &filter.key_id), ("team_id", &filter.team_id)] {
-        if value.is_some() {
-            terms.push(format!("{column} IS NOT NULL"));
-        }
-    }
+    terms.extend(filter.partial_index_terms().map(String::from));
     if let Some(tag) = &filter.tag {
         // Tags are a JSON array per row; a tag matches whole, never as a substring of another.
         terms.push(
