@@ -9,7 +9,8 @@
 mod common;
 
 use common::test_modules::{
-    BUDGET, CANNED, CANNED_MODEL, CANNED_TEXT, EMBED_PROBE, EMBED_PROBE_MODEL, GUARD, budget_log,
+    BUDGET, CANNED, CANNED_MODEL, CANNED_TEXT, EMBED_PROBE, EMBED_PROBE_MODEL, GUARD, PLAIN,
+    budget_log,
 };
 use common::{Harness, chat, sse_data};
 use mock_upstream::Behavior;
@@ -283,6 +284,30 @@ async fn a_budget_reserves_before_routing_and_settles_after_cost() {
     assert_eq!(cost, traces[0].cost_nanos);
     assert_eq!(outcome, Outcome::Success);
     assert_eq!(log.settled[1].2, Outcome::UpstreamError { status: 500 });
+}
+
+#[tokio::test]
+async fn plain_and_async_hooks_run_in_one_order() {
+    let h = Harness::start_with_modules("", &[&BUDGET, &PLAIN]).await;
+    let answer = h
+        .client
+        .post("/v1/chat/completions", &chat("gpt-4o-mini", "hi", false))
+        .await;
+    assert_eq!(answer.status, 200);
+    h.traces(1).await;
+    let log = budget_log(h.server.app.admin.deps())
+        .lock()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        log.calls,
+        [
+            "plain request",
+            "async request",
+            "async finish",
+            "plain finish, priced"
+        ]
+    );
 }
 
 #[tokio::test]

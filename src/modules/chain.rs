@@ -11,7 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::registry::{Catalogue, ModuleSpec};
-use super::{FailPolicy, Hooks, Module, ModuleDeps, ModuleError, StreamWindow};
+use super::{
+    Answer, FailPolicy, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamWindow, Verdict,
+};
+use crate::request::RequestCtx;
 use crate::store::ModuleState;
 
 pub type ChainHandle = Arc<ArcSwap<Chain>>;
@@ -21,10 +24,10 @@ pub struct Chain {
     modules: Vec<Arc<dyn Module>>,
     /// Those of them that implement `on_request`, and `on_response`, in request order: a module
     /// is called only for the hooks it declares (`Module::hooks`).
-    requesting: Vec<Arc<dyn Module>>,
-    responding: Vec<Arc<dyn Module>>,
+    requesting: Vec<Hooked>,
+    responding: Vec<Hooked>,
     /// Those that implement `on_finish`, in finish order.
-    finishing: Vec<Arc<dyn Module>>,
+    finishing: Vec<Hooked>,
     /// The modules that watch streams, in request order, with their windows; empty means a
     /// stream pays nothing for the stream hook.
     stream_watchers: Vec<(Arc<dyn Module>, StreamWindow)>,
@@ -33,6 +36,61 @@ pub struct Chain {
     /// The state of every known module, enabled or not, in chain order.
     states: Vec<ModuleState>,
     max_body_bytes: usize,
+}
+
+/// A module on one hook's list, and which of the hook's two forms it implements.
+pub struct Hooked {
+    pub module: Arc<dyn Module>,
+    /// The async form (a boxed future); otherwise the plain `_now` twin, called directly.
+    waits: bool,
+}
+
+impl Hooked {
+    /// The modules of `modules` that implement `hook` in either form, in the order given.
+    fn list<'a>(
+        modules: impl IntoIterator<Item = &'a Arc<dyn Module>>,
+        hook: Hooks,
+        plain: Hooks,
+    ) -> Vec<Hooked> {
+        modules
+            .into_iter()
+            .filter_map(|module| {
+                let hooks = module.hooks();
+                (hooks.has(hook) || hooks.has(plain)).then(|| Hooked {
+                    module: module.clone(),
+                    waits: hooks.has(hook),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        if self.waits {
+            self.module.on_request(ctx).await
+        } else {
+            self.module.on_request_now(ctx)
+        }
+    }
+
+    pub async fn on_response(
+        &self,
+        ctx: &mut RequestCtx,
+        answer: &mut Answer,
+    ) -> Result<(), ModuleError> {
+        if self.waits {
+            self.module.on_response(ctx, answer).await
+        } else {
+            self.module.on_response_now(ctx, answer)
+        }
+    }
+
+    pub async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
+        if self.waits {
+            self.module.on_finish(ctx, outcome).await
+        } else {
+            self.module.on_finish_now(ctx, outcome)
+        }
+    }
 }
 
 /// A module as listed by the admin API and `stockyard modules list`.
@@ -90,19 +148,14 @@ impl Chain {
             }
             full_states.push(state);
         }
-        let mut finishing: Vec<(u16, Arc<dyn Module>)> = finish_orders
-            .into_iter()
-            .zip(modules.iter().cloned())
-            .filter(|(_, m)| m.hooks().has(Hooks::FINISH))
-            .collect();
-        finishing.sort_by_key(|(order, _)| *order);
-        let with = |hook: Hooks| -> Vec<Arc<dyn Module>> {
-            modules
-                .iter()
-                .filter(|m| m.hooks().has(hook))
-                .cloned()
-                .collect()
-        };
+        let mut in_finish_order: Vec<(u16, &Arc<dyn Module>)> =
+            finish_orders.into_iter().zip(modules.iter()).collect();
+        in_finish_order.sort_by_key(|(order, _)| *order);
+        let finishing = Hooked::list(
+            in_finish_order.into_iter().map(|(_, m)| m),
+            Hooks::FINISH,
+            Hooks::FINISH_NOW,
+        );
         let stream_watchers: Vec<(Arc<dyn Module>, StreamWindow)> = modules
             .iter()
             .filter_map(|m| Some((m.clone(), m.stream_window()?)))
@@ -119,10 +172,10 @@ impl Chain {
             .unwrap_or(HARD_BODY_LIMIT)
             .min(HARD_BODY_LIMIT);
         Ok(Chain {
-            requesting: with(Hooks::REQUEST),
-            responding: with(Hooks::RESPONSE),
+            requesting: Hooked::list(&modules, Hooks::REQUEST, Hooks::REQUEST_NOW),
+            responding: Hooked::list(&modules, Hooks::RESPONSE, Hooks::RESPONSE_NOW),
+            finishing,
             modules,
-            finishing: finishing.into_iter().map(|(_, m)| m).collect(),
             stream_watchers,
             stream_enders,
             states: full_states,
@@ -135,17 +188,17 @@ impl Chain {
     }
 
     /// The enabled modules that implement `on_request`, in request order.
-    pub fn requesting(&self) -> &[Arc<dyn Module>] {
+    pub fn requesting(&self) -> &[Hooked] {
         &self.requesting
     }
 
     /// The enabled modules that implement `on_response`, in request order.
-    pub fn responding(&self) -> &[Arc<dyn Module>] {
+    pub fn responding(&self) -> &[Hooked] {
         &self.responding
     }
 
     /// The enabled modules that implement `on_finish`, in finish order.
-    pub fn finishing(&self) -> &[Arc<dyn Module>] {
+    pub fn finishing(&self) -> &[Hooked] {
         &self.finishing
     }
 

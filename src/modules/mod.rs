@@ -142,8 +142,23 @@ pub trait Module: Send + Sync + 'static {
         Ok(Verdict::Continue)
     }
 
+    /// `on_request` for a module that never waits in it: a plain call, in the same place of the
+    /// chain, without the boxed future (declared with `Hooks::REQUEST_NOW`; see `hooks.rs`).
+    fn on_request_now(&self, _ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        Ok(Verdict::Continue)
+    }
+
     /// After a complete (non-streamed) successful answer.
     async fn on_response(
+        &self,
+        _ctx: &mut RequestCtx,
+        _answer: &mut Answer,
+    ) -> Result<(), ModuleError> {
+        Ok(())
+    }
+
+    /// `on_response` for a module that never waits in it (`Hooks::RESPONSE_NOW`).
+    fn on_response_now(
         &self,
         _ctx: &mut RequestCtx,
         _answer: &mut Answer,
@@ -174,6 +189,9 @@ pub trait Module: Send + Sync + 'static {
     /// Always runs once, in finish order: on success, error, refusal or cancellation. Usage and
     /// cost are in the context by then (for modules after `cost` in finish order).
     async fn on_finish(&self, _ctx: &mut RequestCtx, _outcome: Outcome) {}
+
+    /// `on_finish` for a module that never waits in it (`Hooks::FINISH_NOW`).
+    fn on_finish_now(&self, _ctx: &mut RequestCtx, _outcome: Outcome) {}
 
     /// Once at shutdown, after the last request finished and before the writer flushes: hand
     /// anything aggregated in memory to the writer.

@@ -419,8 +419,9 @@ async fn run_on_response(
     ctx: &mut RequestCtx,
     answer: &mut Answer,
 ) -> Result<(), ApiError> {
-    for module in chain.responding() {
-        match module.on_response(ctx, answer).await {
+    for hooked in chain.responding() {
+        let module = &hooked.module;
+        match hooked.on_response(ctx, answer).await {
             Ok(()) => {}
             Err(ModuleError::Refused(refusal)) => return Err(refusal),
             Err(err) if hook_failed(module.as_ref(), &err) => {

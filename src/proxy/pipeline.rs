@@ -319,8 +319,9 @@ async fn parse_and_run(chain: &Chain, ctx: &mut RequestCtx, body: Bytes) -> Resu
     }
     ctx.request.parsed = Some(request);
 
-    for module in chain.requesting() {
-        match module.on_request(ctx).await {
+    for hooked in chain.requesting() {
+        let module = &hooked.module;
+        match hooked.on_request(ctx).await {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Reject(err)) => {
                 ctx.route.refused_by = Some(module.name());
@@ -398,14 +399,14 @@ pub async fn finish(chain: &Chain, ctx: &mut RequestCtx) {
         ctx.usage.estimated = true;
     }
     let outcome = outcome(ctx);
-    for module in chain.finishing() {
-        module.on_finish(ctx, outcome).await;
+    for hooked in chain.finishing() {
+        hooked.on_finish(ctx, outcome).await;
     }
     let parts = std::mem::take(&mut ctx.usage.parts);
     let parts: Vec<RequestCtx> = parts.into_iter().filter_map(|p| part_ctx(ctx, p)).collect();
     for mut part in parts {
-        for module in chain.finishing() {
-            module.on_finish(&mut part, Outcome::Success).await;
+        for hooked in chain.finishing() {
+            hooked.on_finish(&mut part, Outcome::Success).await;
         }
     }
     // The access line (debug: a busy proxy's info log stays quiet); the request span adds the id.

@@ -1,7 +1,8 @@
 //! Modules that exist only for tests, built on the public `Module` contract exactly as a feature
 //! module would be, and added to a proxy with `App::open_with`. Each proves one part of the
 //! contract: answering with a canonical answer, holding and ending streams, reserving before
-//! routing and settling after cost, and making internal model calls through routing.
+//! routing and settling after cost, hooks in either form (async or plain) running in one order,
+//! and making internal model calls through routing.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use stockyard::modules::registry::{ModuleSpec, never_required};
 use stockyard::modules::{
-    CanonicalAnswer, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent,
+    CanonicalAnswer, Hooks, Module, ModuleDeps, ModuleError, Outcome, StreamDecision, StreamEvent,
     StreamWindow, Verdict,
 };
 use stockyard::request::internal::InternalCall;
@@ -147,6 +148,8 @@ pub struct BudgetLog {
     pub reserved: Vec<(bool, i64)>,
     /// (settled cost nanos, price known, outcome)
     pub settled: Vec<(i64, bool, Outcome)>,
+    /// Each hook call of this probe and of the plain probe, in the order they ran.
+    pub calls: Vec<&'static str>,
 }
 
 pub static BUDGET: ModuleSpec = ModuleSpec {
@@ -183,15 +186,19 @@ impl Module for Budget {
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let estimate = 1_000_000;
-        self.log.lock().unwrap().reserved.push((
+        let mut log = self.log.lock().unwrap();
+        log.calls.push("async request");
+        log.reserved.push((
             ctx.route.taken.is_some() || ctx.route.plan.is_some(),
             estimate,
         ));
+        drop(log);
         ctx.slots.insert(Hold(estimate));
         Ok(Verdict::Continue)
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
+        self.log.lock().unwrap().calls.push("async finish");
         if ctx.slots.remove::<Hold>().is_some() {
             self.log.lock().unwrap().settled.push((
                 ctx.usage.cost_nanos,
@@ -205,6 +212,56 @@ impl Module for Budget {
 /// The log of the budget probe built with `deps`.
 pub fn budget_log(deps: &ModuleDeps) -> Arc<Mutex<BudgetLog>> {
     deps.shared.get_or_init(|| Mutex::new(BudgetLog::default()))
+}
+
+// ---- plain probe: the plain hook forms, placed around the budget probe's async ones ----
+
+/// Before the budget probe in request order, after it in finish order: if the chain ran one form
+/// before the other instead of one order for both, the calls would interleave differently.
+pub static PLAIN: ModuleSpec = ModuleSpec {
+    name: "test_plain",
+    description: "test: on_request_now and on_finish_now, logged beside the budget probe's calls",
+    order: 11,
+    finish_order: 16,
+    enabled_by_default: true,
+    required: never_required,
+    default_config: no_config,
+    check: any_config,
+    build: |_, deps| {
+        Ok(Arc::new(Plain {
+            log: budget_log(deps),
+        }))
+    },
+};
+
+struct Plain {
+    log: Arc<Mutex<BudgetLog>>,
+}
+
+#[async_trait]
+impl Module for Plain {
+    fn name(&self) -> &'static str {
+        "test_plain"
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST_NOW | Hooks::FINISH_NOW
+    }
+
+    fn on_request_now(&self, _ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+        self.log.lock().unwrap().calls.push("plain request");
+        Ok(Verdict::Continue)
+    }
+
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+        // After `cost` (finish order 10): the plain form sees what the async chain computed.
+        let priced = ctx.usage.cost_nanos > 0;
+        self.log.lock().unwrap().calls.push(if priced {
+            "plain finish, priced"
+        } else {
+            "plain finish, unpriced"
+        });
+    }
 }
 
 // ---- embed probe: an internal embeddings call through routing ----

@@ -90,14 +90,14 @@ impl Module for Alerts {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::FINISH
+        Hooks::FINISH_NOW
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
         super::FailPolicy::Open
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         // Only what a request-window rule reads; with none configured, nothing is kept.
         if self.policy.config.rules.iter().any(|r| {
             matches!(

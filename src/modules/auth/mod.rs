@@ -185,7 +185,7 @@ impl Module for Auth {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::SHUTDOWN
+        Hooks::REQUEST_NOW | Hooks::SHUTDOWN
     }
 
     fn on_headers(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
@@ -204,7 +204,7 @@ impl Module for Auth {
 
     /// The body is parsed by now: a virtual key may only ask for the models its globs (and its
     /// team's) allow. Runs at the module's order, before routing resolves anything.
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         // A file or batch call names no model (its provider is chosen by the `batches` module).
         let names_model = !ctx.request.endpoint.is_resource();
         if let Some(grant) = &ctx.identity.grant

@@ -258,7 +258,7 @@ impl Module for ExactCache {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
+        Hooks::REQUEST | Hooks::RESPONSE_NOW | Hooks::FINISH_NOW
     }
 
     /// A cache that fails is a miss, never a failed request.
@@ -333,7 +333,7 @@ impl Module for ExactCache {
         Ok(Verdict::Continue)
     }
 
-    async fn on_response(
+    fn on_response_now(
         &self,
         ctx: &mut RequestCtx,
         answer: &mut Answer,
@@ -365,7 +365,7 @@ impl Module for ExactCache {
         StreamDecision::Pass
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, outcome: Outcome) {
         let Some(pending) = ctx.slots.remove::<Pending>() else {
             return;
         };

@@ -104,10 +104,10 @@ impl Module for ContextFit {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let model = ctx
             .route
             .target_model

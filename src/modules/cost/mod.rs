@@ -49,10 +49,10 @@ impl Module for Cost {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::FINISH
+        Hooks::FINISH_NOW
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         // A file or batch call bills nothing itself; what a batch ran is priced per request
         // (`ctx.usage.parts`), each with a context of its own.
         if let Some(crate::wire::openai::Inbound::Resource(_)) = &ctx.request.parsed {

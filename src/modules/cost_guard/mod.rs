@@ -108,10 +108,10 @@ impl Module for CostGuard {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let (request_ceiling, stream_ceiling) = self.ceilings(&ctx.request.requested_model);
         if request_ceiling.is_none() && (stream_ceiling.is_none() || !ctx.request.stream) {
             return Ok(Verdict::Continue);

@@ -51,10 +51,10 @@ impl Module for DefaultsAndOverrides {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let mut changed = false;
         for (scope, rule) in &self.rules {
             if !scope.covers(ctx) {

@@ -191,7 +191,7 @@ impl<F: Family> Module for Guard<F> {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE
+        Hooks::REQUEST | Hooks::RESPONSE_NOW
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
@@ -253,7 +253,7 @@ impl<F: Family> Module for Guard<F> {
         }
     }
 
-    async fn on_response(
+    fn on_response_now(
         &self,
         ctx: &mut RequestCtx,
         answer: &mut Answer,

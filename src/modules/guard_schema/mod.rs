@@ -197,10 +197,10 @@ impl Module for GuardSchema {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE | Hooks::STREAM_END
+        Hooks::REQUEST_NOW | Hooks::RESPONSE | Hooks::STREAM_END
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         if ctx.identity.internal.is_some() || !self.config.scope.covers(ctx) {
             return Ok(Verdict::Continue);
         }

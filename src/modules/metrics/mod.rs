@@ -97,14 +97,14 @@ impl Module for Metrics {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::FINISH
+        Hooks::FINISH_NOW
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
         super::FailPolicy::Open
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         record(&self.state.families, ctx);
     }
 }

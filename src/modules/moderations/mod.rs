@@ -98,10 +98,10 @@ impl Module for Moderations {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         if ctx.request.endpoint != Endpoint::Moderations {
             return Ok(Verdict::Continue);
         }

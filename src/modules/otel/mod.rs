@@ -321,14 +321,14 @@ impl Module for Otel {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::FINISH
+        Hooks::FINISH_NOW
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
         super::FailPolicy::Open
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         if self.policy.is_none() {
             return;
         }

@@ -133,10 +133,10 @@ impl Module for PromptTemplates {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         if ctx.identity.internal.is_some() {
             return Ok(Verdict::Continue);
         }

@@ -73,14 +73,14 @@ impl Module for RequestLimits {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST
+        Hooks::REQUEST_NOW
     }
 
     fn max_body_bytes(&self) -> Option<usize> {
         Some(self.config.max_body_bytes)
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let got = ctx.request.parsed.as_ref().map_or(0, |r| r.message_count());
         if got > self.config.max_messages {
             return Ok(Verdict::Reject(ApiError::TooManyMessages {

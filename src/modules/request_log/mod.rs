@@ -158,21 +158,21 @@ impl Module for RequestLog {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
+        Hooks::REQUEST_NOW | Hooks::RESPONSE_NOW | Hooks::FINISH_NOW
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
         super::FailPolicy::Open
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<super::Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<super::Verdict, ModuleError> {
         if self.opted_in(ctx) {
             ctx.slots.insert(Collecting::default());
         }
         Ok(super::Verdict::Continue)
     }
 
-    async fn on_response(
+    fn on_response_now(
         &self,
         ctx: &mut RequestCtx,
         answer: &mut Answer,
@@ -190,7 +190,7 @@ impl Module for RequestLog {
         StreamDecision::Pass
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         let Some(collected) = ctx.slots.remove::<Collecting>() else {
             return;
         };

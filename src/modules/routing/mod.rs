@@ -212,10 +212,10 @@ impl Module for Routing {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::FINISH
+        Hooks::REQUEST_NOW | Hooks::FINISH_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let target = self.table.dealias(&ctx.request.requested_model).to_string();
         ctx.route.target_model = Some(target.clone());
         let primary = match self.table.group(&target) {
@@ -254,7 +254,7 @@ impl Module for Routing {
         Ok(Verdict::Continue)
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, _outcome: Outcome) {
         let Some(slot) = ctx.slots.remove::<CommittedSlot>() else {
             return;
         };

@@ -240,7 +240,7 @@ impl Module for SemanticCache {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE | Hooks::FINISH
+        Hooks::REQUEST | Hooks::RESPONSE_NOW | Hooks::FINISH_NOW
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
@@ -333,7 +333,7 @@ impl Module for SemanticCache {
         Ok(Verdict::Continue)
     }
 
-    async fn on_response(
+    fn on_response_now(
         &self,
         ctx: &mut RequestCtx,
         answer: &mut Answer,
@@ -355,7 +355,7 @@ impl Module for SemanticCache {
         StreamDecision::Pass
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, outcome: Outcome) {
         let Some(pending) = ctx.slots.remove::<Pending>() else {
             return;
         };

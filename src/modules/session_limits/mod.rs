@@ -136,10 +136,10 @@ impl Module for SessionLimits {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::FINISH
+        Hooks::REQUEST_NOW | Hooks::FINISH_NOW
     }
 
-    async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
+    fn on_request_now(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let Some(session) = self.session_of(ctx) else {
             return Ok(Verdict::Continue);
         };
@@ -211,7 +211,7 @@ impl Module for SessionLimits {
         Ok(Verdict::Continue)
     }
 
-    async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
+    fn on_finish_now(&self, ctx: &mut RequestCtx, outcome: Outcome) {
         let Some(session) = ctx.slots.remove::<Session>() else {
             return;
         };

@@ -95,14 +95,14 @@ impl Module for Trace {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::RESPONSE | Hooks::FINISH
+        Hooks::RESPONSE_NOW | Hooks::FINISH
     }
 
     fn fail_policy(&self) -> super::FailPolicy {
         super::FailPolicy::Open
     }
 
-    async fn on_response(
+    fn on_response_now(
         &self,
         ctx: &mut RequestCtx,
         answer: &mut Answer,
