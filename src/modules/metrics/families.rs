@@ -13,6 +13,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use super::series::SeriesCache;
 use crate::store::writer::WriterSnapshot;
 
 /// Distinct values a capped label takes before the rest are counted as `other`.
@@ -64,6 +65,8 @@ pub struct Families {
     pub writer_last_checkpoint: IntGauge,
     pub models: LabelCap,
     pub providers: LabelCap,
+    /// A finished request's handles, by its labels (`series.rs`).
+    pub series: SeriesCache,
 }
 
 /// Seconds, from a quarter millisecond (the proxy's own overhead) to two minutes (a long answer).
@@ -166,6 +169,7 @@ impl Families {
             )?,
             models: LabelCap::default(),
             providers: LabelCap::default(),
+            series: SeriesCache::default(),
             registry,
         })
     }

@@ -4,10 +4,12 @@
 //!
 //! The counters live in [`Shared`], not in the module, so disabling the module stops the counting
 //! without losing what was counted, and other modules count their own events through
-//! [`count_event`] whether or not this module is in the chain. Recording is a handful of atomic
-//! adds per request in `on_finish`, after `cost` priced it.
+//! [`count_event`] whether or not this module is in the chain. Recording is one lookup of the
+//! request's series (`series.rs`) and a handful of atomic adds in `on_finish`, after `cost`
+//! priced it.
 
 mod families;
+mod series;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use families::{Families, LabelCap, MAX_LABEL_VALUES};
+use series::SeriesLabels;
 
 use super::registry::{ModuleConfig, ModuleSpec};
 use super::shared::Shared;
@@ -110,51 +113,39 @@ impl Module for Metrics {
 }
 
 fn record(f: &Families, ctx: &RequestCtx) {
-    let model = f.models.admit(
-        ctx.upstream_model()
-            .unwrap_or(ctx.request.requested_model.as_str()),
-    );
-    let provider = f.providers.admit(ctx.provider_name().unwrap_or("none"));
     let status = status_label(ctx.result.status);
-    let endpoint = ctx.request.endpoint.as_str();
-    f.requests
-        .with_label_values(&[
-            endpoint,
-            model,
-            provider,
-            status,
-            ctx.route.answered_by.unwrap_or("upstream"),
-        ])
-        .inc();
     if let Some(module) = ctx.route.refused_by {
         f.rejections.with_label_values(&[module, status]).inc();
     }
-    let pair = [model, provider];
-    f.latency
-        .with_label_values(&pair)
-        .observe(ctx.timings.started.elapsed().as_secs_f64());
-    if let Some(ttft) = ctx.timings.ttft {
-        f.ttft.with_label_values(&pair).observe(ttft.as_secs_f64());
-    }
-    f.overhead
-        .with_label_values(&[endpoint])
-        .observe(ctx.timings.overhead.as_secs_f64());
-    let tokens = &ctx.usage.tokens;
-    if tokens.prompt > 0 {
-        f.tokens
-            .with_label_values(&[model, provider, "input"])
-            .inc_by(tokens.prompt);
-    }
-    if tokens.completion > 0 {
-        f.tokens
-            .with_label_values(&[model, provider, "output"])
-            .inc_by(tokens.completion);
-    }
-    if ctx.usage.cost_nanos > 0 {
-        f.cost_usd
-            .with_label_values(&pair)
-            .inc_by(ctx.usage.cost_nanos as f64 / 1e9);
-    }
+    let labels = SeriesLabels {
+        endpoint: ctx.request.endpoint.as_str(),
+        model: ctx
+            .upstream_model()
+            .unwrap_or(ctx.request.requested_model.as_str()),
+        provider: ctx.provider_name().unwrap_or("none"),
+        status,
+        answered_by: ctx.route.answered_by.unwrap_or("upstream"),
+    };
+    f.series.with(f, labels, |series| {
+        series.requests.inc();
+        series
+            .latency
+            .observe(ctx.timings.started.elapsed().as_secs_f64());
+        if let Some(ttft) = ctx.timings.ttft {
+            series.ttft(f).observe(ttft.as_secs_f64());
+        }
+        series.overhead.observe(ctx.timings.overhead.as_secs_f64());
+        let tokens = &ctx.usage.tokens;
+        if tokens.prompt > 0 {
+            series.input_tokens(f).inc_by(tokens.prompt);
+        }
+        if tokens.completion > 0 {
+            series.output_tokens(f).inc_by(tokens.completion);
+        }
+        if ctx.usage.cost_nanos > 0 {
+            series.cost_usd(f).inc_by(ctx.usage.cost_nanos as f64 / 1e9);
+        }
+    });
 }
 
 /// Status codes as static strings: a fixed set, so no allocation and no unbounded label.
