@@ -198,13 +198,11 @@ impl Module for Budget {
     }
 
     async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
-        self.log.lock().unwrap().calls.push("async finish");
+        let mut log = self.log.lock().unwrap();
+        log.calls.push("async finish");
         if ctx.slots.remove::<Hold>().is_some() {
-            self.log.lock().unwrap().settled.push((
-                ctx.usage.cost_nanos,
-                ctx.usage.price_known,
-                outcome,
-            ));
+            log.settled
+                .push((ctx.usage.cost_nanos, ctx.usage.price_known, outcome));
         }
     }
 }

@@ -124,30 +124,27 @@ pub struct SeriesCache {
 }
 
 impl SeriesCache {
-    /// Calls `count` with the series of `labels`, made and kept on first sight.
+    /// Calls `count` with the series of `labels`, made and kept on first sight. A label set that
+    /// finds the cache full, or its hash's slot taken by another set, is counted through handles
+    /// resolved for this request alone.
     pub fn with(&self, f: &Families, labels: SeriesLabels<'_>, count: impl FnOnce(&Series)) {
         let hash = self.hasher.hash_one(labels);
         {
             let cached = self.by_hash.read().unwrap_or_else(PoisonError::into_inner);
-            match cached.get(&hash) {
-                Some(series) if series.is_for(labels) => return count(series),
-                // Another label set with the same hash holds the slot: count without caching.
-                Some(_) => return count(&Series::resolve(f, labels)),
-                None => {}
+            if let Some(series) = cached.get(&hash).filter(|s| s.is_for(labels)) {
+                return count(series);
             }
         }
         let mut cached = self.by_hash.write().unwrap_or_else(PoisonError::into_inner);
-        if cached.len() >= MAX_CACHED && !cached.contains_key(&hash) {
-            drop(cached);
-            return count(&Series::resolve(f, labels));
+        if cached.len() < MAX_CACHED && !cached.contains_key(&hash) {
+            cached.insert(hash, Series::resolve(f, labels));
         }
-        let series = cached
-            .entry(hash)
-            .or_insert_with(|| Series::resolve(f, labels));
-        if series.is_for(labels) {
-            count(series)
-        } else {
-            count(&Series::resolve(f, labels))
+        match cached.get(&hash).filter(|s| s.is_for(labels)) {
+            Some(series) => count(series),
+            None => {
+                drop(cached);
+                count(&Series::resolve(f, labels))
+            }
         }
     }
 
