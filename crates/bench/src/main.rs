@@ -2,7 +2,8 @@
 //! `stockyard` (found next to its own executable), sends the same requests straight to the mock
 //! and through the proxy, and prints a markdown table: latency at concurrency 1, throughput at
 //! concurrency 64, the proxy's CPU per request and peak RSS, and whether every request left a
-//! trace row. With `nginx` on `PATH`, a plain nginx reverse proxy runs too, as a floor.
+//! trace row. With `nginx` on `PATH`, a plain nginx reverse proxy runs too, as a floor; and
+//! `bare-proxy` (`bare.rs`), hyper forwarding with nothing on top, as the floor of our stack.
 //!
 //! Stockyard is started with a config file (`group.rs`) that adds a routing group of three
 //! deployments on the same mock. In the non-stream scenarios a fourth target sends the group's
@@ -25,6 +26,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod bare;
 mod cache;
 mod catalogue;
 mod dashboard;
@@ -120,6 +122,8 @@ fn main() -> ExitCode {
 pub(crate) struct Binaries {
     pub stockyard: PathBuf,
     pub mock: PathBuf,
+    /// The second floor; optional, so a benchmark built without it still runs.
+    pub bare: Option<PathBuf>,
 }
 
 fn locate_binaries() -> Result<Binaries, String> {
@@ -142,6 +146,7 @@ fn locate_binaries() -> Result<Binaries, String> {
     Ok(Binaries {
         stockyard: find("stockyard")?,
         mock: find("mock-upstream")?,
+        bare: find("bare-proxy").ok(),
     })
 }
 
@@ -179,6 +184,17 @@ fn run(args: &args::Args) -> Result<bool, String> {
         },
     };
     eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
+    // Like nginx, optional: a missing binary or a failed start costs only its column.
+    let mut bare = match &binaries.bare {
+        None => None,
+        Some(path) => match bare::start(path, &scratch.path, mock_addr, pinning.proxy_cpu) {
+            Ok(started) => Some(started),
+            Err(e) => {
+                eprintln!("bench: bare-proxy failed to start, skipped: {e}");
+                None
+            }
+        },
+    };
 
     let stockyard_target = |label, route, model| {
         Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)?
@@ -227,6 +243,20 @@ fn run(args: &args::Args) -> Result<bool, String> {
             peak_rss_kb: None,
         });
         watched.push((Role::Nginx, proc.pid()));
+    }
+    if let Some((proc, addr)) = &bare {
+        targets.push(Arc::new(Target::new(
+            "bare hyper",
+            *addr,
+            Some(Role::Bare),
+            None,
+        )?));
+        columns.push(Column {
+            header: "bare hyper",
+            proxy: Some(Role::Bare),
+            peak_rss_kb: None,
+        });
+        watched.push((Role::Bare, proc.pid()));
     }
     let cpu_source = CpuSource::detect(mock.pid());
     let probe = move || -> CpuSnapshot {
@@ -312,7 +342,7 @@ fn run(args: &args::Args) -> Result<bool, String> {
         // A child that died mid-run would make every later number meaningless.
         mock.check_alive()?;
         stockyard.check_alive()?;
-        if let Some((proc, _)) = &mut nginx {
+        for (proc, _) in nginx.iter_mut().chain(bare.iter_mut()) {
             proc.check_alive()?;
         }
     }
@@ -338,8 +368,11 @@ fn run(args: &args::Args) -> Result<bool, String> {
     let load_time = started.elapsed();
 
     columns[1].peak_rss_kb = procs::peak_rss_kb(stockyard.pid());
-    if let (Some(column), Some((proc, _))) = (columns.get_mut(2), &nginx) {
-        column.peak_rss_kb = procs::peak_rss_kb(proc.pid());
+    for (role, floor) in [(Role::Nginx, &nginx), (Role::Bare, &bare)] {
+        let column = columns.iter_mut().find(|c| c.proxy == Some(role));
+        if let (Some(column), Some((proc, _))) = (column, floor) {
+            column.peak_rss_kb = procs::peak_rss_kb(proc.pid());
+        }
     }
 
     // Stop the proxy the way an operator would, then count what it wrote.

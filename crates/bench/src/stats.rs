@@ -10,6 +10,8 @@ pub enum Role {
     Mock,
     Stockyard,
     Nginx,
+    /// `bare-proxy`: hyper with nothing on top.
+    Bare,
 }
 
 /// CPU time in nanoseconds of each watched process at one instant; `None` where it could not be
