@@ -23,6 +23,13 @@ impl RawEvent {
     /// comment-only event.
     /// Borrowed when there is one `data:` line, the usual case, so the hot path copies nothing.
     pub fn data(&self) -> Option<Cow<'_, str>> {
+        match self.single_data_line() {
+            Some(line) => Some(Cow::Borrowed(line)),
+            None => self.data_by_lines(),
+        }
+    }
+
+    fn data_by_lines(&self) -> Option<Cow<'_, str>> {
         let text = std::str::from_utf8(&self.bytes).ok()?;
         let mut data: Option<Cow<'_, str>> = None;
         for line in text.lines() {
@@ -36,6 +43,19 @@ impl RawEvent {
             });
         }
         data
+    }
+
+    /// The payload of the usual event, one `data:` line and the blank line after it, found
+    /// without splitting the event into lines. `None` for any other shape (and for text that is
+    /// not UTF-8), which [`RawEvent::data`] then reads line by line.
+    fn single_data_line(&self) -> Option<&str> {
+        let rest = self.bytes.strip_prefix(b"data:")?;
+        let end = memchr::memchr2(b'\n', b'\r', rest)?;
+        if !matches!(&rest[end..], b"\n\n" | b"\r\n\r\n") {
+            return None;
+        }
+        let payload = &rest[..end];
+        std::str::from_utf8(payload.strip_prefix(b" ").unwrap_or(payload)).ok()
     }
 }
 
@@ -126,6 +146,33 @@ mod tests {
             .flat_map(|p| splitter.push(p))
             .map(|e| e.bytes.to_vec())
             .collect()
+    }
+
+    #[test]
+    fn the_usual_event_reads_as_it_does_line_by_line() {
+        let shapes: [&[u8]; 10] = [
+            b"data: {\"a\":1}\n\n",
+            b"data:{\"a\":1}\r\n\r\n",
+            b"data:  two spaces\n\n",
+            b"data: \n\n",
+            b"data: a\ndata: b\n\n",
+            b"data: c\r\r",
+            b"event: e\ndata: y\n\n",
+            b": comment\n\n",
+            b"data: \xff\n\n",
+            b"data: x\n\r\n",
+        ];
+        for shape in shapes {
+            let event = RawEvent {
+                bytes: Bytes::from_static(shape),
+            };
+            assert_eq!(event.data(), event.data_by_lines(), "{shape:?}");
+        }
+        let usual = RawEvent {
+            bytes: Bytes::from_static(b"data: {\"a\":1}\n\n"),
+        };
+        assert!(usual.single_data_line().is_some());
+        assert_eq!(usual.data().as_deref(), Some("{\"a\":1}"));
     }
 
     #[test]
