@@ -228,26 +228,32 @@ pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> 
 /// tool calls or second choice, no escaped characters in its content), found by a scan instead of
 /// a parse: most events of a stream are such chunks. `None`: read it with the typed view.
 fn plain_content(chunk: &str) -> Option<&str> {
-    use memchr::memmem::Finder;
+    use aho_corasick::packed::Searcher;
     use std::sync::LazyLock;
-    // Built once: `memmem::find` would build a searcher for each needle on every event.
-    static DISQUALIFIERS: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
-        [
+    const KEY: &[u8] = b"\"content\":\"";
+    const CONTENT: usize = 5;
+    // One vectorised pass for the six strings, built once: the content key last; any other one
+    // sends the chunk to the typed view. (`None` where the CPU has no SIMD for it: then every
+    // chunk takes the typed view, which reads the same.)
+    static NEEDLES: LazyLock<Option<Searcher>> = LazyLock::new(|| {
+        Searcher::new([
             &b"\"usage\":{"[..],
             b"\"error\"",
             b"\"tool_calls\"",
             b"\"text\"",
             b"\"index\":1",
-        ]
-        .map(Finder::new)
+            KEY,
+        ])
     });
-    const KEY: &[u8] = b"\"content\":\"";
-    static CONTENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
     let bytes = chunk.as_bytes();
-    if DISQUALIFIERS.iter().any(|f| f.find(bytes).is_some()) {
-        return None;
+    let mut content = None;
+    for found in NEEDLES.as_ref()?.find_iter(bytes) {
+        if found.pattern().as_usize() != CONTENT {
+            return None;
+        }
+        content.get_or_insert(found.start());
     }
-    let Some(at) = CONTENT.find(bytes) else {
+    let Some(at) = content else {
         // No content at all (a role or finish chunk), unless it is null-valued or absent.
         return Some("");
     };
@@ -403,12 +409,17 @@ mod tests {
         assert_eq!(plain_content(chunk), Some("Hello "));
         let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#;
         assert_eq!(plain_content(role), Some(""));
+        // A content that reads like a key the scan looks for is still just content.
+        let word = r#"{"choices":[{"index":0,"delta":{"content":"text"}}]}"#;
+        assert_eq!(plain_content(word), Some("text"));
         for other in [
             r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
             r#"{"error":{"message":"x"}}"#,
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[]}}]}"#,
             r#"{"choices":[{"index":0,"delta":{"content":"a \"quoted\" word"}}]}"#,
             r#"{"choices":[{"index":0,"text":"legacy"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"index":1,"delta":{"content":"hi"}}]}"#,
         ] {
             assert_eq!(plain_content(other), None, "{other}");
         }
