@@ -185,16 +185,14 @@ fn run(args: &args::Args) -> Result<bool, String> {
     };
     eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
     // Like nginx, optional: a missing binary or a failed start costs only its column.
-    let mut bare = match &binaries.bare {
-        None => None,
+    let (mut bare, bare_note) = match &binaries.bare {
+        None => (None, "not built; bare hyper floor skipped".to_owned()),
         Some(path) => match bare::start(path, &scratch.path, mock_addr, pinning.proxy_cpu) {
-            Ok(started) => Some(started),
-            Err(e) => {
-                eprintln!("bench: bare-proxy failed to start, skipped: {e}");
-                None
-            }
+            Ok((proc, addr)) => (Some((proc, addr)), format!("{} on {addr}", path.display())),
+            Err(e) => (None, format!("failed to start, skipped: {e}")),
         },
     };
+    eprintln!("bench: bare hyper: {bare_note}");
 
     let stockyard_target = |label, route, model| {
         Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)?
@@ -407,6 +405,10 @@ fn run(args: &args::Args) -> Result<bool, String> {
     println!("## Stockyard benchmark\n");
     println!("- machine: nproc={nproc}; {}", pinning.note);
     println!("- nginx: {nginx_note}");
+    println!(
+        "- bare hyper: {bare_note}; hyper forwarding with Stockyard's runtime, server and upstream \
+         connection handling and nothing else, so the gap above it is Stockyard's own work"
+    );
     println!(
         "- requests per target: c=1 scenarios {} timed (+{WARM_UP_REQUESTS} warm-up), \
          c={THROUGHPUT_CONCURRENCY} scenarios {} timed; {ROUNDS} alternating rounds; \

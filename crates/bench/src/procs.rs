@@ -1,4 +1,4 @@
-//! The child processes (mock, Stockyard, nginx) and what the benchmark reads about them from the
+//! The child processes (mock, Stockyard, nginx, bare-proxy) and what the benchmark reads about them from the
 //! kernel: CPU time, peak RSS, the CPUs we may pin to.
 //!
 //! Invariant: every child lives in a [`Proc`], whose `Drop` kills and reaps it, and is started
@@ -284,7 +284,7 @@ impl Pinning {
             mock_cpu: Some(a),
             proxy_cpu: Some(b),
             note: format!(
-                "pinned with taskset: mock on CPU {a}, proxy (stockyard or nginx) on CPU {b}; \
+                "pinned with taskset: mock on CPU {a}, proxy (stockyard, nginx or bare-proxy) on CPU {b}; \
                  load generator unpinned"
             ),
         }

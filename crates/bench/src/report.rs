@@ -1,7 +1,8 @@
 //! The markdown table `bench` prints: one row per number, one column per target (direct, via
-//! Stockyard, and nginx when it ran), plus the Stockyard / direct ratio. A last section, under
-//! its own heading row, compares a routing group with the plain model through the same proxy:
-//! there the first two columns hold single and group and the ratio is group / single.
+//! Stockyard, and the floors that ran: nginx and bare hyper), plus the Stockyard / direct ratio.
+//! A last section, under its own heading row, compares a routing group with the plain model
+//! through the same proxy: there the first two columns hold single and group and the ratio is
+//! group / single.
 //! `main.rs` gathers the inputs; this file only formats them.
 
 use std::fmt::Write as _;
@@ -230,7 +231,7 @@ fn group_rows(inputs: &Inputs<'_>, rows: &mut Vec<Row>) {
     }
     let group_label = inputs.group_label;
     let width = inputs.columns.len();
-    // Single and group in the first two columns; `rest` fills the others (nginx).
+    // Single and group in the first two columns; `rest` fills the others (the floors).
     let pair = |single: Cell, group: Cell, rest: fn() -> Cell| -> Vec<Cell> {
         let mut cells = vec![single, group];
         cells.extend((2..width).map(|_| rest()));
