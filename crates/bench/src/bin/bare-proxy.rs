@@ -1,33 +1,36 @@
 //! `bare-proxy`: the least a hyper reverse proxy can do, as a second floor for `bench`. It reads
-//! each request's body whole, forwards it over a pool of HTTP/1.1 keep-alive connections to one
-//! upstream and streams the answer back, and nothing else: no parsing, no chain, no trace. It
-//! uses what Stockyard's request path uses below its own work: the same runtime and server
-//! set-up, the upstream connection polled by whoever reads its answer (no second task, no
-//! hand-over channel per frame), and frames that arrived together sent in one write. So
-//! Stockyard's cost above this line is its own work; this line's cost above nginx is the stack's.
+//! each request's body whole, forwards it with Stockyard's own upstream client (its connection
+//! pool, and the connection polled by whoever reads the answer: no second task, no hand-over
+//! channel per frame) and streams the answer back, frames that arrived together in one write;
+//! and nothing else: no parsing, no chain, no trace. The runtime and server are set up as
+//! Stockyard's are. So Stockyard's cost above this line is its own work; this line's cost above
+//! nginx is the stack's.
 //!
 //! Usage: `bare-proxy UPSTREAM_ADDR`; prints `listening on http://ADDR` on stdout when ready.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, Incoming};
-use hyper::client::conn::http1::{Connection, SendRequest};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use stockyard::providers::http::{HttpClient, UpstreamIncoming};
+use tokio::net::TcpListener;
 
 /// Enough for an 8-chunk stream that arrived at once to leave in one write; bounded so that a
 /// fast stream still flows.
 const MAX_COALESCED: usize = 64;
+/// Generous bounds: the mock answers at once, and a hung floor should fail, not wait forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() {
     let Some(upstream) = std::env::args()
@@ -48,6 +51,13 @@ fn main() {
 }
 
 async fn serve(upstream: SocketAddr) {
+    let client = match HttpClient::new(CONNECT_TIMEOUT) {
+        Ok(client) => Arc::new(client),
+        Err(e) => {
+            eprintln!("bare-proxy: cannot make the upstream client: {e}");
+            std::process::exit(1)
+        }
+    };
     let listener = match TcpListener::bind("127.0.0.1:0").await {
         Ok(listener) => listener,
         Err(e) => {
@@ -62,19 +72,18 @@ async fn serve(upstream: SocketAddr) {
             std::process::exit(1)
         }
     }
-    let pool: Arc<Pool> = Arc::default();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let pool = pool.clone();
+        let client = client.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let pool = pool.clone();
-                async move { Ok::<_, Infallible>(forward(pool, upstream, request).await) }
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(forward(&client, upstream, request).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -83,89 +92,31 @@ async fn serve(upstream: SocketAddr) {
     }
 }
 
-/// One upstream connection: the half that sends and the half that does the I/O.
-struct Link {
-    sender: SendRequest<Full<Bytes>>,
-    conn: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
-}
-
-impl Link {
-    /// Open and free for a request now.
-    fn ready_now(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        if self.conn.as_mut().poll(&mut cx).is_ready() {
-            return false;
-        }
-        matches!(self.sender.poll_ready(&mut cx), Poll::Ready(Ok(())))
-    }
-}
-
-type Pool = Mutex<Vec<Link>>;
-
 async fn forward(
-    pool: Arc<Pool>,
+    client: &HttpClient,
     upstream: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<BoxBody<Bytes, hyper::Error>> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    let request = Request::from_parts(parts, Full::new(body));
-    let Some(mut link) = checkout(&pool, upstream).await else {
-        return status(StatusCode::BAD_GATEWAY);
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match format!("http://{upstream}{path}").parse::<Uri>() {
+        Ok(uri) => uri,
+        Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    // Poll the connection beside the response until the head arrives.
-    let mut response = std::pin::pin!(link.sender.send_request(request));
-    let mut open = true;
-    let result = std::future::poll_fn(|cx| {
-        if open && link.conn.as_mut().poll(cx).is_ready() {
-            open = false;
+    // The client's Host names this proxy; the upstream gets its own.
+    parts.headers.remove(hyper::header::HOST);
+    let request = Request::from_parts(parts, Full::new(body));
+    match client.send("mock", request, FIRST_BYTE_TIMEOUT).await {
+        Ok(response) => response.map(|body| Coalesce::new(body).boxed()),
+        Err(e) => {
+            eprintln!("bare-proxy: {e}");
+            status(StatusCode::BAD_GATEWAY)
         }
-        response.as_mut().poll(cx)
-    })
-    .await;
-    match result {
-        Ok(response) => response.map(|body| {
-            Relay {
-                body,
-                link: Some(link),
-                pool,
-                held: None,
-                done: false,
-            }
-            .boxed()
-        }),
-        Err(_) => status(StatusCode::BAD_GATEWAY),
     }
-}
-
-/// The most recently used free connection, or a new one.
-async fn checkout(pool: &Pool, upstream: SocketAddr) -> Option<Link> {
-    let pooled = pool.lock().ok().and_then(|mut idle| {
-        while let Some(mut link) = idle.pop() {
-            if link.ready_now() {
-                return Some(link);
-            }
-        }
-        None
-    });
-    if pooled.is_some() {
-        return pooled;
-    }
-    let stream = TcpStream::connect(upstream)
-        .await
-        .inspect_err(|e| eprintln!("bare-proxy: connect {upstream}: {e}"))
-        .ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    Some(Link {
-        sender,
-        conn: Box::pin(conn),
-    })
 }
 
 fn status(code: StatusCode) -> Response<BoxBody<Bytes, hyper::Error>> {
@@ -174,43 +125,36 @@ fn status(code: StatusCode) -> Response<BoxBody<Bytes, hyper::Error>> {
     response
 }
 
-/// The upstream's answer: polls its connection, joins data frames that are already there into
-/// one, and gives the connection back to the pool at the end.
-struct Relay {
-    body: Incoming,
-    link: Option<Link>,
-    pool: Arc<Pool>,
+/// The upstream's answer with data frames that are already there joined into one.
+struct Coalesce {
+    body: UpstreamIncoming,
     /// A frame or error that ended a run of joined data, sent next.
     held: Option<Result<Frame<Bytes>, hyper::Error>>,
     done: bool,
 }
 
-impl Relay {
+impl Coalesce {
+    fn new(body: UpstreamIncoming) -> Coalesce {
+        Coalesce {
+            body,
+            held: None,
+            done: false,
+        }
+    }
+
     fn poll_body(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if let Some(link) = &mut self.link
-            && link.conn.as_mut().poll(cx).is_ready()
-        {
-            // Closed: what it decoded is already in the body, then its end or error.
-            self.link = None;
-        }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         if let Poll::Ready(None) = polled {
             self.done = true;
-            if let Some(mut link) = self.link.take()
-                && link.ready_now()
-                && let Ok(mut idle) = self.pool.lock()
-            {
-                idle.push(link);
-            }
         }
         polled
     }
 }
 
-impl Body for Relay {
+impl Body for Coalesce {
     type Data = Bytes;
     type Error = hyper::Error;
 
