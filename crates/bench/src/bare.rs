@@ -17,7 +17,8 @@ pub fn start(
     cpu: Option<usize>,
 ) -> Result<(Proc, SocketAddr), String> {
     let mut cmd = command_on(program, cpu);
-    cmd.arg(mock.to_string());
+    // Stockyard's `main` has mimalloc give freed pages back at once; the floor does the same.
+    cmd.arg(mock.to_string()).env("MIMALLOC_PURGE_DELAY", "0");
     let (proc, line) = Proc::start(
         "bare-proxy",
         cmd,

@@ -25,6 +25,10 @@ use hyper_util::server::conn::auto;
 use stockyard::providers::http::{HttpClient, UpstreamIncoming};
 use tokio::net::TcpListener;
 
+/// Stockyard's allocator (the bench starts this with Stockyard's purge setting, too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Enough for an 8-chunk stream that arrived at once to leave in one write; bounded so that a
 /// fast stream still flows.
 const MAX_COALESCED: usize = 64;
@@ -72,18 +76,19 @@ async fn serve(upstream: SocketAddr) {
             std::process::exit(1)
         }
     }
+    let base: Arc<str> = format!("http://{upstream}").into();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let client = client.clone();
+        let (client, base) = (client.clone(), base.clone());
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let client = client.clone();
-                async move { Ok::<_, Infallible>(forward(&client, upstream, request).await) }
+                let (client, base) = (client.clone(), base.clone());
+                async move { Ok::<_, Infallible>(forward(&client, &base, request).await) }
             });
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -92,9 +97,10 @@ async fn serve(upstream: SocketAddr) {
     }
 }
 
+/// `base`: `http://` and the upstream's address.
 async fn forward(
     client: &HttpClient,
-    upstream: SocketAddr,
+    base: &str,
     request: Request<Incoming>,
 ) -> Response<BoxBody<Bytes, hyper::Error>> {
     let (mut parts, body) = request.into_parts();
@@ -103,7 +109,7 @@ async fn forward(
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = match format!("http://{upstream}{path}").parse::<Uri>() {
+    parts.uri = match [base, path].concat().parse::<Uri>() {
         Ok(uri) => uri,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
