@@ -178,6 +178,57 @@ async fn missing_usage_is_estimated_with_the_tokenizer() {
     assert!(trace.cost_nanos > 0);
 }
 
+/// Some OpenAI-compatible servers write JSON with spaces (`"usage": {...}`). The relay's quick
+/// scan of ordinary chunks must not misread such a stream: the content reaches the client, and
+/// the usage the server reported is the one recorded, not an estimate.
+#[tokio::test]
+async fn spaced_json_streams_record_the_reported_usage() {
+    let h = Harness::start().await;
+    let spaced = Behavior {
+        spaced_json: true,
+        cached_tokens: 3,
+        ..Behavior::default()
+    };
+    h.mock.push(spaced.clone());
+    h.mock.push(Behavior {
+        cached_tokens: 3,
+        ..Behavior::default()
+    });
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        answers.push(
+            h.client
+                .post(
+                    "/v1/chat/completions",
+                    &chat("gpt-4o-mini", "one two three four", true),
+                )
+                .await,
+        );
+    }
+    assert!(
+        answers[0].text().contains(r#""content": "Hello "#),
+        "{}",
+        answers[0].text()
+    );
+    let text = |answer: &common::Answer| -> String {
+        sse_data(&answer.text())
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect()
+    };
+    assert_eq!(text(&answers[0]), mock_upstream::DEFAULT_CONTENT);
+    assert_eq!(text(&answers[0]), text(&answers[1]));
+    let traces = h.traces(2).await;
+    assert!(!traces[0].usage_estimated && !traces[1].usage_estimated);
+    assert_eq!(traces[0].tokens, traces[1].tokens);
+    assert_eq!(traces[0].tokens.cached_input, 3);
+}
+
 #[tokio::test]
 async fn reset_mid_stream_becomes_an_error_event_without_done() {
     let h = Harness::start().await;

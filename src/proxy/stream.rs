@@ -225,33 +225,54 @@ pub(super) fn inspect_value(ctx: &mut RequestCtx, chunk: &serde_json::Value) -> 
 }
 
 /// The content delta of a chunk that carries nothing else the proxy needs (no usage, error,
-/// tool calls or second choice, no escaped characters in its content), found by a scan instead of
-/// a parse: most events of a stream are such chunks. `None`: read it with the typed view.
+/// tool calls or choice other than the first, no escaped characters in its content), found by a
+/// scan instead of a parse: most events of a stream are such chunks. The scan reads compact JSON
+/// only; a chunk with whitespace around a colon (`"usage": {`) is parsed. `None`: read it with the
+/// typed view.
 fn plain_content(chunk: &str) -> Option<&str> {
     use aho_corasick::packed::Searcher;
     use std::sync::LazyLock;
     const KEY: &[u8] = b"\"content\":\"";
-    const CONTENT: usize = 5;
-    // One vectorised pass for the six strings, built once: the content key last; any other one
-    // sends the chunk to the typed view. (`None` where the CPU has no SIMD for it: then every
-    // chunk takes the typed view, which reads the same.)
-    static NEEDLES: LazyLock<Option<Searcher>> = LazyLock::new(|| {
-        Searcher::new([
-            &b"\"usage\":{"[..],
-            b"\"error\"",
-            b"\"tool_calls\"",
-            b"\"text\"",
-            b"\"index\":1",
-            KEY,
-        ])
-    });
+    const INDEX: &[u8] = b"\"index\":";
+    // One vectorised pass for every string, built once. The content key and the choice index
+    // are read where they are found; any other string sends the chunk to the typed view. (`None`
+    // where the CPU has no SIMD for it: then every chunk takes the typed view, which reads the
+    // same.)
+    const STRINGS: [&[u8]; 11] = [
+        KEY,   // 0
+        INDEX, // 1
+        b"\"usage\":{",
+        b"\"error\"",
+        b"\"tool_calls\"",
+        b"\"text\"",
+        // Whitespace next to a colon: not the compact JSON the strings above are spelled in.
+        b"\": ",
+        b"\" :",
+        b"\":\n",
+        b"\":\r",
+        b"\":\t",
+    ];
+    static NEEDLES: LazyLock<Option<Searcher>> = LazyLock::new(|| Searcher::new(STRINGS));
     let bytes = chunk.as_bytes();
     let mut content = None;
     for found in NEEDLES.as_ref()?.find_iter(bytes) {
-        if found.pattern().as_usize() != CONTENT {
-            return None;
+        match found.pattern().as_usize() {
+            0 => {
+                content.get_or_insert(found.start());
+            }
+            // The first choice, `0` and not `01` or `0.5`: any other is read by the typed view.
+            1 => {
+                let after = &bytes[found.end()..];
+                if after.first() != Some(&b'0')
+                    || after
+                        .get(1)
+                        .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+                {
+                    return None;
+                }
+            }
+            _ => return None,
         }
-        content.get_or_insert(found.start());
     }
     let Some(at) = content else {
         // No content at all (a role or finish chunk), unless it is null-valued or absent.
@@ -412,6 +433,8 @@ mod tests {
         // A content that reads like a key the scan looks for is still just content.
         let word = r#"{"choices":[{"index":0,"delta":{"content":"text"}}]}"#;
         assert_eq!(plain_content(word), Some("text"));
+        let last = r#"{"choices":[{"delta":{"content":"end"},"index":0}]}"#;
+        assert_eq!(plain_content(last), Some("end"));
         for other in [
             r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
             r#"{"error":{"message":"x"}}"#,
@@ -420,6 +443,13 @@ mod tests {
             r#"{"choices":[{"index":0,"text":"legacy"}]}"#,
             r#"{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1}}"#,
             r#"{"choices":[{"index":1,"delta":{"content":"hi"}}]}"#,
+            r#"{"choices":[{"index":2,"delta":{"content":"hi"}}]}"#,
+            r#"{"choices":[{"index":10,"delta":{"content":"hi"}}]}"#,
+            // Spaced JSON, as some OpenAI-compatible servers send it: parsed, never misread.
+            r#"{"choices":[{"index":0,"delta":{"content": "Hi"}}]}"#,
+            r#"{"choices": [], "usage": {"prompt_tokens": 1}}"#,
+            r#"{"choices":[],"usage" :{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"index": 1,"delta":{"content":"hi"}}]}"#,
         ] {
             assert_eq!(plain_content(other), None, "{other}");
         }

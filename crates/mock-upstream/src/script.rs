@@ -75,6 +75,9 @@ pub struct Behavior {
     /// `usage` in the message, `message_start` or `message_delta`, which Anthropic always sends;
     /// Gemini: no `usageMetadata`; Bedrock: no `usage`, in the answer or the `metadata` event).
     pub omit_usage: bool,
+    /// Chat Completions streams: every event written with a space after each colon and comma, as
+    /// Python's `json.dumps` writes JSON and as some OpenAI-compatible servers send it.
+    pub spaced_json: bool,
     /// Reported as `usage.prompt_tokens_details.cached_tokens` (Anthropic:
     /// `usage.cache_read_input_tokens`, taken out of `input_tokens`; Gemini:
     /// `cachedContentTokenCount`, part of `promptTokenCount`; Bedrock: `cacheReadInputTokens`,

@@ -93,6 +93,12 @@ impl SsePlan {
             content,
             tail,
         } = self;
+        let (head, content, tail) = if b.spaced_json {
+            let space = |events: Vec<Vec<u8>>| events.iter().map(|e| spaced(e)).collect();
+            (space(head), space(content), space(tail))
+        } else {
+            (head, content, tail)
+        };
         let mut steps = VecDeque::with_capacity(head.len() + content.len() + tail.len() + 3);
         steps.extend(head.iter().map(|e| Step::Data(frame(e))));
         if b.malformed_body {
@@ -113,6 +119,50 @@ impl SsePlan {
             }
         }
         steps
+    }
+}
+
+/// `event` again, with `": "` and `", "` between its JSON tokens (see `Behavior::spaced_json`).
+fn spaced(event: &[u8]) -> Vec<u8> {
+    struct Spaced;
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_object_key<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+        ) -> std::io::Result<()> {
+            writer.write_all(b": ")
+        }
+        fn begin_array_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(event) else {
+        return event.to_vec();
+    };
+    let mut out = Vec::with_capacity(event.len() + event.len() / 4);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    match serde::Serialize::serialize(&value, &mut serializer) {
+        Ok(()) => out,
+        Err(_) => event.to_vec(),
     }
 }
 
