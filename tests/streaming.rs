@@ -50,16 +50,7 @@ async fn chunks_reach_the_client_before_the_upstream_finishes() {
         .collect();
     let data = sse_data(&body);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    let text: String = data
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
-    assert_eq!(text, "Hello from the mock upstream.");
+    assert_eq!(delta_text(&body), "Hello from the mock upstream.");
     let trace = &h.traces(1).await[0];
     assert!(trace.stream);
     assert!(trace.ttft_us.unwrap() < trace.latency_us);
@@ -210,17 +201,7 @@ async fn spaced_json_streams_record_the_reported_usage() {
         "{}",
         answers[0].text()
     );
-    let text = |answer: &common::Answer| -> String {
-        sse_data(&answer.text())
-            .iter()
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .filter_map(|v| {
-                v["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(String::from)
-            })
-            .collect()
-    };
+    let text = |answer: &common::Answer| delta_text(&answer.text());
     assert_eq!(text(&answers[0]), mock_upstream::DEFAULT_CONTENT);
     assert_eq!(text(&answers[0]), text(&answers[1]));
     let traces = h.traces(2).await;
@@ -332,4 +313,17 @@ async fn client_disconnect_cancels_the_upstream_and_is_traced() {
     assert_eq!(trace.error_class.as_deref(), Some("cancelled"));
     // Cancelled well before the upstream's 3 s of chunks.
     assert!(trace.latency_us < 2_500_000, "latency {}", trace.latency_us);
+}
+
+/// The first choice's content deltas of an SSE body, joined.
+fn delta_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect()
 }

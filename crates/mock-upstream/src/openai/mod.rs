@@ -124,35 +124,24 @@ impl SsePlan {
 
 /// `event` again, with `": "` and `", "` between its JSON tokens (see `Behavior::spaced_json`).
 fn spaced(event: &[u8]) -> Vec<u8> {
+    use std::io::{Result, Write};
     struct Spaced;
+    fn comma<W: ?Sized + Write>(writer: &mut W, first: bool) -> Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
     impl serde_json::ser::Formatter for Spaced {
-        fn begin_object_key<W: ?Sized + std::io::Write>(
-            &mut self,
-            writer: &mut W,
-            first: bool,
-        ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                writer.write_all(b", ")
-            }
+        fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> Result<()> {
+            comma(w, first)
         }
-        fn begin_object_value<W: ?Sized + std::io::Write>(
-            &mut self,
-            writer: &mut W,
-        ) -> std::io::Result<()> {
-            writer.write_all(b": ")
+        fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> Result<()> {
+            w.write_all(b": ")
         }
-        fn begin_array_value<W: ?Sized + std::io::Write>(
-            &mut self,
-            writer: &mut W,
-            first: bool,
-        ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                writer.write_all(b", ")
-            }
+        fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> Result<()> {
+            comma(w, first)
         }
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(event) else {
