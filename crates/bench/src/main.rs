@@ -16,8 +16,9 @@
 //! stdout. The exit status is 1 if any request failed or a trace row went missing, so
 //! `scripts/bench --quick` works as a smoke test.
 //!
-//! Start reading at [`run`]; `load.rs` is the HTTP side, `procs.rs` the child processes and
-//! `/proc`, `report.rs` the table, `group.rs` the routing group's config.
+//! Start reading at [`run`]; `load.rs` is the HTTP side, `children.rs` the programs every mode
+//! starts, `floors.rs` nginx and bare hyper, `procs.rs` the child processes and `/proc`,
+//! `report.rs` the table, `group.rs` the routing group's config.
 //!
 //! Noise control: scenarios are split into rounds that alternate the targets in ABBA order, so a
 //! noisy moment hits every target alike, and the mock and proxy are pinned to separate CPUs
@@ -29,7 +30,9 @@ mod args;
 mod bare;
 mod cache;
 mod catalogue;
+mod children;
 mod dashboard;
+mod floors;
 mod governance;
 mod group;
 mod guardrails;
@@ -44,15 +47,16 @@ mod scan;
 mod soak;
 mod stats;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+pub(crate) use children::{
+    Binaries, locate_binaries, proxy_env, start_mock, start_stockyard, stockyard_command,
+};
 use load::{Mode, Target};
-use procs::{CpuSource, Pinning, Proc, Scratch, command_on, count_traces, parse_addr};
+use procs::{CpuSource, Pinning, Scratch, count_traces};
 use report::{Column, Kind, Scenario};
 use stats::{CpuSnapshot, Measurement, Role};
 
@@ -118,38 +122,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The release binaries this benchmark drives.
-pub(crate) struct Binaries {
-    pub stockyard: PathBuf,
-    pub mock: PathBuf,
-    /// The second floor; optional, so a benchmark built without it still runs.
-    pub bare: Option<PathBuf>,
-}
-
-fn locate_binaries() -> Result<Binaries, String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("could not find this executable's path: {e}"))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
-    let find = |name: &str| {
-        let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "{} not found; run `cargo build --release --workspace` first (or use scripts/bench)",
-                path.display()
-            ))
-        }
-    };
-    Ok(Binaries {
-        stockyard: find("stockyard")?,
-        mock: find("mock-upstream")?,
-        bare: find("bare-proxy").ok(),
-    })
-}
-
 /// Runs everything; `Ok(false)` means the report printed but something failed along the way.
 ///
 /// Children are declared after `scratch`, so they are killed before the temp dir is removed, on
@@ -175,24 +147,12 @@ fn run(args: &args::Args) -> Result<bool, String> {
         mock_addr,
     )?;
 
-    // nginx is optional: if it is absent or won't start, say so and carry on without it.
-    let (mut nginx, nginx_note) = match procs::find_on_path("nginx") {
-        None => (None, "not on PATH; nginx floor skipped".to_owned()),
-        Some(path) => match nginx::start(&path, &scratch.path, mock_addr, pinning.proxy_cpu) {
-            Ok((proc, addr)) => (Some((proc, addr)), format!("{} on {addr}", path.display())),
-            Err(e) => (None, format!("failed to start, skipped: {e}")),
-        },
-    };
-    eprintln!("bench: mock on {mock_addr}, stockyard on {proxy_addr}; nginx: {nginx_note}");
-    // Like nginx, optional: a missing binary or a failed start costs only its column.
-    let (mut bare, bare_note) = match &binaries.bare {
-        None => (None, "not built; bare hyper floor skipped".to_owned()),
-        Some(path) => match bare::start(path, &scratch.path, mock_addr, pinning.proxy_cpu) {
-            Ok((proc, addr)) => (Some((proc, addr)), format!("{} on {addr}", path.display())),
-            Err(e) => (None, format!("failed to start, skipped: {e}")),
-        },
-    };
-    eprintln!("bench: bare hyper: {bare_note}");
+    let (mut floors, floor_notes) =
+        floors::start(&binaries, &scratch.path, mock_addr, pinning.proxy_cpu);
+    eprintln!(
+        "bench: mock on {mock_addr}, stockyard on {proxy_addr}; {}",
+        floor_notes.join("; ")
+    );
 
     let stockyard_target = |label, route, model| {
         Target::for_model(label, proxy_addr, Some(Role::Stockyard), Some(route), model)?
@@ -228,33 +188,19 @@ fn run(args: &args::Args) -> Result<bool, String> {
         },
     ];
     let mut watched = vec![(Role::Mock, mock.pid()), (Role::Stockyard, stockyard.pid())];
-    if let Some((proc, addr)) = &nginx {
+    for floor in &floors {
         targets.push(Arc::new(Target::new(
-            "nginx",
-            *addr,
-            Some(Role::Nginx),
+            floor.label,
+            floor.addr,
+            Some(floor.role),
             None,
         )?));
         columns.push(Column {
-            header: "nginx",
-            proxy: Some(Role::Nginx),
+            header: floor.label,
+            proxy: Some(floor.role),
             peak_rss_kb: None,
         });
-        watched.push((Role::Nginx, proc.pid()));
-    }
-    if let Some((proc, addr)) = &bare {
-        targets.push(Arc::new(Target::new(
-            "bare hyper",
-            *addr,
-            Some(Role::Bare),
-            None,
-        )?));
-        columns.push(Column {
-            header: "bare hyper",
-            proxy: Some(Role::Bare),
-            peak_rss_kb: None,
-        });
-        watched.push((Role::Bare, proc.pid()));
+        watched.push((floor.role, floor.proc.pid()));
     }
     let cpu_source = CpuSource::detect(mock.pid());
     let probe = move || -> CpuSnapshot {
@@ -340,8 +286,8 @@ fn run(args: &args::Args) -> Result<bool, String> {
         // A child that died mid-run would make every later number meaningless.
         mock.check_alive()?;
         stockyard.check_alive()?;
-        for (proc, _) in nginx.iter_mut().chain(bare.iter_mut()) {
-            proc.check_alive()?;
+        for floor in &mut floors {
+            floor.proc.check_alive()?;
         }
     }
     // Governance: the plain Stockyard target against the governed one, c=64 non-stream.
@@ -366,10 +312,9 @@ fn run(args: &args::Args) -> Result<bool, String> {
     let load_time = started.elapsed();
 
     columns[1].peak_rss_kb = procs::peak_rss_kb(stockyard.pid());
-    for (role, floor) in [(Role::Nginx, &nginx), (Role::Bare, &bare)] {
-        let column = columns.iter_mut().find(|c| c.proxy == Some(role));
-        if let (Some(column), Some((proc, _))) = (column, floor) {
-            column.peak_rss_kb = procs::peak_rss_kb(proc.pid());
+    for floor in &floors {
+        if let Some(column) = columns.iter_mut().find(|c| c.proxy == Some(floor.role)) {
+            column.peak_rss_kb = procs::peak_rss_kb(floor.proc.pid());
         }
     }
 
@@ -404,10 +349,12 @@ fn run(args: &args::Args) -> Result<bool, String> {
 
     println!("## Stockyard benchmark\n");
     println!("- machine: nproc={nproc}; {}", pinning.note);
-    println!("- nginx: {nginx_note}");
+    for note in &floor_notes {
+        println!("- {note}");
+    }
     println!(
-        "- bare hyper: {bare_note}; hyper forwarding with Stockyard's runtime, server and upstream \
-         connection handling and nothing else, so the gap above it is Stockyard's own work"
+        "- bare hyper is hyper forwarding with Stockyard's runtime, server and upstream client and \
+         nothing else, so the gap above it is Stockyard's own work"
     );
     println!(
         "- requests per target: c=1 scenarios {} timed (+{WARM_UP_REQUESTS} warm-up), \
@@ -601,78 +548,6 @@ fn section(
         .saturating_sub(sent_before);
     let ns = before.zip(after).map(|(b, a)| a.saturating_sub(b));
     m.add_proxy_cpu(ns, requests);
-}
-
-/// The mock upstream on a free loopback port with one worker thread (on `cpu` when given), and
-/// the address it listens on.
-pub(crate) fn start_mock(
-    program: &Path,
-    dir: &Path,
-    cpu: Option<usize>,
-) -> Result<(Proc, SocketAddr), String> {
-    let mut cmd = command_on(program, cpu);
-    cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"]);
-    let (mock, line) = Proc::start(
-        "mock-upstream",
-        cmd,
-        dir,
-        Some("listening on http://"),
-        READY_TIMEOUT,
-    )?;
-    Ok((mock, parse_addr(line.as_deref(), "/v1", "mock-upstream")?))
-}
-
-/// `stockyard serve` as [`stockyard_command`] makes it, started and ready, and the address it
-/// listens on.
-pub(crate) fn start_stockyard(
-    binaries: &Binaries,
-    cpu: Option<usize>,
-    dir: &Path,
-    db: &Path,
-    config: &Path,
-    mock: SocketAddr,
-) -> Result<(Proc, SocketAddr), String> {
-    let (stockyard, line) = Proc::start(
-        "stockyard",
-        stockyard_command(&binaries.stockyard, cpu, db, config, mock),
-        dir,
-        Some("listening on http://"),
-        READY_TIMEOUT,
-    )?;
-    Ok((stockyard, parse_addr(line.as_deref(), "", "stockyard")?))
-}
-
-/// `stockyard serve` on a free loopback port with its own database and the group's config file,
-/// pointed at the mock, with no `STOCKYARD_*` settings leaking in from the caller's environment.
-/// The plain model still comes from the `openai` preset that `OPENAI_*` configures.
-pub(crate) fn stockyard_command(
-    program: &Path,
-    cpu: Option<usize>,
-    db: &Path,
-    config: &Path,
-    mock: SocketAddr,
-) -> std::process::Command {
-    let mut cmd = command_on(program, cpu);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .arg("--config")
-        .arg(config);
-    proxy_env(&mut cmd, mock);
-    cmd
-}
-
-/// The environment Stockyard runs in: no `STOCKYARD_*` from the caller's shell, the OpenAI
-/// provider pointed at the mock, and logging at warn.
-pub(crate) fn proxy_env(cmd: &mut std::process::Command, mock: SocketAddr) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STOCKYARD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("OPENAI_API_KEY", "sk-bench")
-        .env("STOCKYARD_API_KEYS", governance::STATIC_KEY)
-        .env("OPENAI_BASE_URL", format!("http://{mock}/v1"))
-        .env("STOCKYARD_LOG", "warn");
 }
 
 /// `total` split into `parts` near-equal counts, dropping empty ones.
