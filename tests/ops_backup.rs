@@ -180,12 +180,15 @@ async fn restore_migrates_an_older_backup_forward() {
     );
 }
 
-/// Undoes the newest migrations (0019, the batch records, and 0018, the MCP calls table) on a
-/// copy: drops what they add and moves the schema version back to the one before them, so the copy is an honest file of the previous version.
+/// Undoes the newest migrations (0022's list of trace rows off their ids' numbers, 0019, the batch
+/// records, and 0018, the MCP calls table) on a copy: drops what they add and moves the schema
+/// version back to the one before them, so the copy is an honest file of the previous version.
+/// (0022's rebuild of `traces` reads either shape of the table.)
 fn set_user_version(path: &std::path::Path, version: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
-        "DROP TABLE batch_objects; DROP TABLE mcp_calls; PRAGMA user_version = {version};"
+        "DROP TABLE trace_ids; DROP TABLE batch_objects; DROP TABLE mcp_calls; \
+         PRAGMA user_version = {version};"
     ))
     .unwrap();
 }

@@ -65,6 +65,8 @@ mod suite_dashboard;
 mod suite_governance;
 #[cfg(test)]
 mod suite_spend;
+#[cfg(test)]
+mod suite_trace_ids;
 mod traces;
 mod url;
 pub mod writer;

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (19, include_str!("migrations/0019_batches.sql")),
     (20, include_str!("migrations/0020_counter_shares.sql")),
     (21, include_str!("migrations/0021_trace_indexes.sql")),
+    (22, include_str!("migrations/0022_trace_row_ids.sql")),
 ];
 
 /// The version the newest migration produces.

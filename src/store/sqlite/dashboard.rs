@@ -321,8 +321,11 @@ impl DashboardStore for SqliteReader {
 
     fn trace(&self, id: &str) -> Result<Option<TraceRecord>, StoreError> {
         self.with(|c| {
-            let sql = format!("SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?1");
-            Ok(c.query_row(&sql, [id], trace_from_row).optional()?)
+            let Some(row) = super::trace_rows::row_of(c, id)? else {
+                return Ok(None);
+            };
+            let sql = format!("SELECT {TRACE_COLUMNS} FROM traces WHERE row_id = ?1");
+            Ok(c.query_row(&sql, [row], trace_from_row).optional()?)
         })
     }
 

@@ -75,7 +75,19 @@ impl MaintenanceWrites for SqliteWriter {
                  (SELECT rowid FROM mcp_calls WHERE ts_ms < ?1 LIMIT ?2)"
             }
         };
-        let changed = self.conn.execute(sql, params![cutoff_ms, limit as i64])?;
+        if kind != RetentionKind::Traces {
+            return Ok(self.conn.execute(sql, params![cutoff_ms, limit as i64])?);
+        }
+        // A listed row's `trace_ids` entry goes with it: the same batch, picked the same way
+        // within one transaction, so both statements see the same rows.
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM trace_ids WHERE row_id IN \
+             (SELECT rowid FROM traces WHERE ts_ms < ?1 LIMIT ?2)",
+            params![cutoff_ms, limit as i64],
+        )?;
+        let changed = tx.execute(sql, params![cutoff_ms, limit as i64])?;
+        tx.commit()?;
         Ok(changed)
     }
 

@@ -19,6 +19,8 @@ mod mcp;
 mod pool;
 mod prompts;
 mod read;
+mod trace_rows;
+mod trace_write;
 mod write;
 
 use std::path::Path;
@@ -56,6 +58,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (19, include_str!("migrations/0019_batches.sql")),
     (20, include_str!("migrations/0020_counter_shares.sql")),
     (21, include_str!("migrations/0021_trace_indexes.sql")),
+    (22, include_str!("migrations/0022_trace_row_ids.sql")),
 ];
 
 /// The version the newest migration produces.
@@ -93,6 +96,7 @@ impl SqliteStore {
         // two); a page that falls out is read back from the OS's cache, not the disk.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let published = write::anchor_at_open(&mut conn, &key, path)?;
+        let trace_rows = trace_rows::TraceRows::at_open(&conn)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         Ok((
             SqliteWriter {
@@ -101,6 +105,7 @@ impl SqliteStore {
                 db_path: path.to_path_buf(),
                 published,
                 rollups: dashboard::PendingRollups::default(),
+                trace_rows,
             },
             Arc::new(SqliteReader { pool }),
         ))

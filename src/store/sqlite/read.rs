@@ -153,8 +153,10 @@ impl TraceStore for SqliteReader {
         self.with(|c| {
             let sql = format!(
                 "SELECT {TRACE_COLUMNS} FROM traces WHERE (?1 IS NULL OR requested_model = ?1) \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"
+                 AND (?2 IS NULL OR status = ?2) ORDER BY row_id DESC LIMIT ?3"
             );
+            // Newest written first: row numbers grow in the order rows are written
+            // (`trace_rows.rs`), and walking the table backwards needs no index on `id`.
             let mut stmt = c.prepare(&sql)?;
             let limit = query.limit.clamp(1, 10_000) as i64;
             let rows = stmt.query_map(params![query.model, query.status, limit], trace_from_row)?;

@@ -1,0 +1,251 @@
+//! Trace batches on the writer's connection: each row under its number (`trace_rows.rs`), the
+//! spend roll-ups in the same transaction, the console's roll-ups once it committed.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{CachedStatement, Connection, params};
+
+use super::SqliteWriter;
+use super::trace_rows::{self, Placement, TraceRows};
+use crate::store::{StoreError, TraceRecord, TraceWrites};
+
+/// A spend rollup row's key: UTC day, key, team, user, model, provider.
+type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// What one batch adds to a rollup row.
+#[derive(Default)]
+struct SpendSum {
+    requests: i64,
+    prompt: i64,
+    completion: i64,
+    cost_nanos: i64,
+    saved_nanos: i64,
+}
+
+impl TraceWrites for SqliteWriter {
+    fn flush_rollups(&mut self) -> Result<(), StoreError> {
+        self.flush_pending_rollups()
+    }
+
+    fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
+        let before = self.trace_rows.last();
+        let stored = match append_batch(&mut self.conn, &mut self.trace_rows, traces) {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Nothing of the batch is stored: its numbers are free again.
+                self.trace_rows.rewind(before);
+                return Err(e);
+            }
+        };
+        // Counted only once their batch is in: a failed batch, retried, is not counted twice.
+        for (row, t) in stored {
+            self.rollups.add(t, row);
+        }
+        if self.rollups.due() {
+            self.rollups.flush(&mut self.conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// One batch in one transaction; the rows it stored, with their numbers.
+fn append_batch<'t>(
+    conn: &mut Connection,
+    rows: &mut TraceRows,
+    traces: &'t [TraceRecord],
+) -> Result<Vec<(i64, &'t TraceRecord)>, StoreError> {
+    let tx = conn.transaction()?;
+    let now_ms = crate::store::now_ms();
+    let mut stored: Vec<(i64, &TraceRecord)> = Vec::with_capacity(traces.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO traces (row_id, id, ts_ms, endpoint, requested_model, provider, \
+             upstream_model, status, error_class, stream, prompt_tokens, completion_tokens, \
+             cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_estimated, cost_nanos, \
+             price_known, latency_us, ttft_us, upstream_us, overhead_us, bytes_in, bytes_out, user, \
+             request_id, key_id, request_body, response_body, deployment, attempts, variant, \
+             answered_by, internal_caller, team_id, key_metadata, cache, saved_nanos, verdicts, tags, \
+             route_rule, prompt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, \
+             ?37, ?38, ?39, ?40, ?41, ?42)",
+        )?;
+        let mut list =
+            tx.prepare_cached("INSERT OR REPLACE INTO trace_ids (id, row_id) VALUES (?1, ?2)")?;
+        let mut rollup = tx.prepare_cached(
+            "INSERT INTO spend_daily (day_ms, key_id, team_id, user, model, provider, requests, \
+             prompt_tokens, completion_tokens, cost_nanos, saved_nanos) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (day_ms, key_id, team_id, user, model, provider) DO UPDATE SET \
+             requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = completion_tokens + excluded.completion_tokens, \
+             cost_nanos = cost_nanos + excluded.cost_nanos, \
+             saved_nanos = saved_nanos + excluded.saved_nanos",
+        )?;
+        let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
+        // A request with several tags counts once under each of them.
+        let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
+        for t in traces {
+            // A row already stored (a retried batch) was counted when it first went in.
+            let Some(row) = store_row(&tx, &mut insert, &mut list, rows, t, now_ms)? else {
+                continue;
+            };
+            stored.push((row, t));
+            let group = sums
+                .entry((
+                    crate::store::day_start(t.ts_ms),
+                    t.key_id.as_deref().unwrap_or_default(),
+                    t.team_id.as_deref().unwrap_or_default(),
+                    t.user.as_deref().unwrap_or_default(),
+                    t.requested_model.as_str(),
+                    t.provider.as_deref().unwrap_or_default(),
+                ))
+                .or_default();
+            group.requests += 1;
+            group.prompt += t.tokens.prompt as i64;
+            group.completion += t.tokens.completion as i64;
+            group.cost_nanos += t.cost_nanos;
+            group.saved_nanos += t.saved_nanos;
+            let tags: Vec<String> = t
+                .tags
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default();
+            for tag in tags {
+                let sum = tag_sums
+                    .entry((crate::store::day_start(t.ts_ms), tag))
+                    .or_default();
+                sum.requests += 1;
+                sum.prompt += t.tokens.prompt as i64;
+                sum.completion += t.tokens.completion as i64;
+                sum.cost_nanos += t.cost_nanos;
+                sum.saved_nanos += t.saved_nanos;
+            }
+        }
+        // One upsert per group of the batch, not per row: a batch of a busy second is mostly
+        // one key, model and provider.
+        for ((day, key, team, user, model, provider), sum) in &sums {
+            rollup.execute(params![
+                day,
+                key,
+                team,
+                user,
+                model,
+                provider,
+                sum.requests,
+                sum.prompt,
+                sum.completion,
+                sum.cost_nanos,
+                sum.saved_nanos,
+            ])?;
+        }
+        if !tag_sums.is_empty() {
+            let mut tag_rollup = tx.prepare_cached(
+                "INSERT INTO spend_tag_daily (day_ms, tag, requests, prompt_tokens, \
+                 completion_tokens, cost_nanos, saved_nanos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (day_ms, tag) DO UPDATE SET requests = requests + excluded.requests, \
+                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = completion_tokens + excluded.completion_tokens, \
+                 cost_nanos = cost_nanos + excluded.cost_nanos, \
+                 saved_nanos = saved_nanos + excluded.saved_nanos",
+            )?;
+            for ((day, tag), sum) in &tag_sums {
+                tag_rollup.execute(params![
+                    day,
+                    tag,
+                    sum.requests,
+                    sum.prompt,
+                    sum.completion,
+                    sum.cost_nanos,
+                    sum.saved_nanos,
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// Stores one row and returns its number; `None` when it was already stored.
+fn store_row(
+    tx: &Connection,
+    insert: &mut CachedStatement<'_>,
+    list: &mut CachedStatement<'_>,
+    rows: &mut TraceRows,
+    t: &TraceRecord,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let last = rows.last();
+    let mut placement = rows.place(&t.id, now_ms);
+    if let Placement::Listed(_) = placement
+        && trace_rows::is_stored(tx, &t.id)?
+    {
+        rows.rewind(last);
+        return Ok(None);
+    }
+    if insert_row(insert, placement.row(), t)? == 0 {
+        // The number is taken: only by this very row, stored by a batch whose commit was reported
+        // as failed although it went in. Anything else goes off its number.
+        if trace_rows::is_stored(tx, &t.id)? {
+            rows.rewind(last);
+            return Ok(None);
+        }
+        placement = rows.listed();
+        insert_row(insert, placement.row(), t)?;
+    }
+    if let Placement::Listed(row) = placement {
+        list.execute(params![t.id, row])?;
+    }
+    Ok(Some(placement.row()))
+}
+
+fn insert_row(
+    insert: &mut CachedStatement<'_>,
+    row: i64,
+    t: &TraceRecord,
+) -> Result<usize, StoreError> {
+    Ok(insert.execute(params![
+        row,
+        t.id,
+        t.ts_ms,
+        t.endpoint,
+        t.requested_model,
+        t.provider,
+        t.upstream_model,
+        t.status,
+        t.error_class,
+        t.stream,
+        t.tokens.prompt as i64,
+        t.tokens.completion as i64,
+        t.tokens.cached_input as i64,
+        t.tokens.cache_write as i64,
+        t.tokens.reasoning as i64,
+        t.usage_estimated,
+        t.cost_nanos,
+        t.price_known,
+        t.latency_us,
+        t.ttft_us,
+        t.upstream_us,
+        t.overhead_us,
+        t.bytes_in,
+        t.bytes_out,
+        t.user,
+        t.request_id,
+        t.key_id,
+        t.request_body,
+        t.response_body,
+        t.deployment,
+        t.attempts,
+        t.variant,
+        t.answered_by,
+        t.internal_caller,
+        t.team_id,
+        t.key_metadata,
+        t.cache,
+        t.saved_nanos,
+        t.verdicts,
+        t.tags,
+        t.route_rule,
+        t.prompt,
+    ])?)
+}
