@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use serde::Deserialize;
 
 use super::attempts::Committed;
 use super::transcode::UpstreamBody;
@@ -65,11 +64,15 @@ pub(super) async fn answered(
         .map(Committed::Complete)
 }
 
-#[derive(Deserialize)]
+/// What is read of a whole answer: its usage (with byte keys, `wire/byte_keys.rs`), every other
+/// field skipped though still checked to be JSON.
+#[derive(Default)]
 struct UsageEnvelope {
-    #[serde(default)]
     usage: Option<Usage>,
 }
+crate::wire::byte_keys::deserialize_with_byte_keys!(UsageEnvelope, "an answer object", {
+    b"usage" => usage,
+});
 
 /// Step 7 for a complete answer (or an upstream error, passed through).
 pub(super) async fn complete(

@@ -2,6 +2,7 @@
 //! other field in a flattened map, so an unknown parameter reaches the upstream untouched.
 
 pub mod anthropic;
+pub mod byte_keys;
 pub mod gemini;
 pub mod multipart;
 pub mod openai;

@@ -2,36 +2,43 @@
 //! classes that change cost are typed; the provider's other fields are ignored here and forwarded
 //! untouched to the client, since the proxy relays the upstream bytes rather than these structs.
 
-use serde::Deserialize;
+use crate::wire::byte_keys::deserialize_with_byte_keys;
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+// Read with byte keys (`byte_keys.rs`): every answer's usage is read, on the request path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    #[serde(default)]
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
-    #[serde(default)]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
-    #[serde(default)]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
 }
+deserialize_with_byte_keys!(Usage, "a usage object", {
+    b"prompt_tokens" => prompt_tokens,
+    b"completion_tokens" => completion_tokens,
+    b"prompt_tokens_details" => prompt_tokens_details,
+    b"completion_tokens_details" => completion_tokens_details,
+});
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PromptTokensDetails {
     /// Input tokens read from the provider's prompt cache (billed at the cached rate).
-    #[serde(default)]
     pub cached_tokens: Option<u64>,
     /// Input tokens written to the prompt cache, where a provider reports them separately.
-    #[serde(default)]
     pub cache_creation_tokens: Option<u64>,
 }
+deserialize_with_byte_keys!(PromptTokensDetails, "prompt token details", {
+    b"cached_tokens" => cached_tokens,
+    b"cache_creation_tokens" => cache_creation_tokens,
+});
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompletionTokensDetails {
     /// Part of `completion_tokens` spent on hidden reasoning.
-    #[serde(default)]
     pub reasoning_tokens: Option<u64>,
 }
+deserialize_with_byte_keys!(CompletionTokensDetails, "completion token details", {
+    b"reasoning_tokens" => reasoning_tokens,
+});
 
 impl Usage {
     /// From a Responses API `usage` object (`input_tokens`, `output_tokens` and their details).
