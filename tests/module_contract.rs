@@ -10,7 +10,7 @@ mod common;
 
 use common::test_modules::{
     BUDGET, CANNED, CANNED_MODEL, CANNED_TEXT, EMBED_PROBE, EMBED_PROBE_MODEL, GUARD, PLAIN,
-    budget_log,
+    QUIET_MODEL, budget_log,
 };
 use common::{Harness, chat, sse_data};
 use mock_upstream::Behavior;
@@ -308,6 +308,36 @@ async fn plain_and_async_hooks_run_in_one_order() {
             "plain finish, priced"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_module_with_no_work_for_a_request_is_not_called_in_its_waiting_hooks() {
+    let h = Harness::start_with_modules("", &[&BUDGET, &PLAIN]).await;
+    for model in [QUIET_MODEL, "gpt-4o-mini"] {
+        let answer = h
+            .client
+            .post("/v1/chat/completions", &chat(model, "hi", false))
+            .await;
+        assert_eq!(answer.status, 200, "{model}");
+    }
+    h.traces(2).await;
+    let log = budget_log(h.server.app.admin.deps())
+        .lock()
+        .unwrap()
+        .clone();
+    // The quiet request: only the plain probe's hooks; then both probes', in their one order.
+    assert_eq!(
+        log.calls,
+        [
+            "plain request",
+            "plain finish, priced",
+            "plain request",
+            "async request",
+            "async finish",
+            "plain finish, priced"
+        ]
+    );
+    assert_eq!(log.settled.len(), 1);
 }
 
 #[tokio::test]

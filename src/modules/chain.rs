@@ -65,10 +65,12 @@ impl Hooked {
     }
 
     pub async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
-        if self.waits {
+        if !self.waits {
+            self.module.on_request_now(ctx)
+        } else if self.module.has_work(Hooks::REQUEST, ctx) {
             self.module.on_request(ctx).await
         } else {
-            self.module.on_request_now(ctx)
+            Ok(Verdict::Continue)
         }
     }
 
@@ -77,18 +79,20 @@ impl Hooked {
         ctx: &mut RequestCtx,
         answer: &mut Answer,
     ) -> Result<(), ModuleError> {
-        if self.waits {
+        if !self.waits {
+            self.module.on_response_now(ctx, answer)
+        } else if self.module.has_work(Hooks::RESPONSE, ctx) {
             self.module.on_response(ctx, answer).await
         } else {
-            self.module.on_response_now(ctx, answer)
+            Ok(())
         }
     }
 
     pub async fn on_finish(&self, ctx: &mut RequestCtx, outcome: Outcome) {
-        if self.waits {
-            self.module.on_finish(ctx, outcome).await
-        } else {
+        if !self.waits {
             self.module.on_finish_now(ctx, outcome)
+        } else if self.module.has_work(Hooks::FINISH, ctx) {
+            self.module.on_finish(ctx, outcome).await
         }
     }
 }

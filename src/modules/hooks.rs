@@ -8,7 +8,9 @@
 //! Most modules never wait in `on_request`, `on_response` or `on_finish`. They implement the plain
 //! twin instead (`on_request_now`, ...), declared with `REQUEST_NOW` and so on: the chain calls it
 //! in the same place of the same list, without the boxed future (an allocation, a copy of the
-//! future's state and an indirect poll per module per request).
+//! future's state and an indirect poll per module per request). A module that does wait, but only
+//! for some requests (those under a virtual key, or on one endpoint), answers `has_work` for the
+//! others, and the chain skips its waiting hook for them.
 //! `declarations_match_implementations` (below) reads the module sources and fails when a module
 //! implements a hook it does not declare, so a declaration cannot silently switch a hook off.
 

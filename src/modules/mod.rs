@@ -137,6 +137,15 @@ pub trait Module: Send + Sync + 'static {
         Ok(Verdict::Continue)
     }
 
+    /// Whether the waiting form of `hook` (`Hooks::REQUEST`, `RESPONSE` or `FINISH`) has anything
+    /// to do for this request. A module whose waiting hook returns at once for most requests (it
+    /// acts only on a virtual key, or on one endpoint) says so here, and the chain skips the call
+    /// and the boxed future it costs. `false` must mean the hook would do nothing; the hook keeps
+    /// its own checks, so the default, `true`, is always correct.
+    fn has_work(&self, _hook: Hooks, _ctx: &RequestCtx) -> bool {
+        true
+    }
+
     /// Before the upstream call: may change the request, answer it, or refuse it.
     async fn on_request(&self, _ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         Ok(Verdict::Continue)

@@ -178,10 +178,17 @@ struct Budget {
 #[derive(Clone)]
 struct Hold(i64);
 
+/// A model the budget probe has no work for: the chain must skip its waiting hooks.
+pub const QUIET_MODEL: &str = "gpt-4o";
+
 #[async_trait]
 impl Module for Budget {
     fn name(&self) -> &'static str {
         "test_budget"
+    }
+
+    fn has_work(&self, _hook: Hooks, ctx: &RequestCtx) -> bool {
+        ctx.request.requested_model != QUIET_MODEL
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -439,6 +439,11 @@ impl Module for Batches {
         Hooks::REQUEST | Hooks::RESPONSE
     }
 
+    /// Only the batch and file endpoints' requests (parsed as resources) concern this module.
+    fn has_work(&self, _hook: Hooks, ctx: &RequestCtx) -> bool {
+        matches!(ctx.request.parsed, Some(Inbound::Resource(_)))
+    }
+
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let Some(Inbound::Resource(request)) = &ctx.request.parsed else {
             return Ok(Verdict::Continue);

@@ -235,6 +235,11 @@ impl Module for Budgets {
         Hooks::REQUEST | Hooks::FINISH | Hooks::SHUTDOWN
     }
 
+    /// Budgets belong to virtual keys (and their teams): a request without one has none.
+    fn has_work(&self, _hook: Hooks, ctx: &RequestCtx) -> bool {
+        ctx.identity.grant.is_some()
+    }
+
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let Some(grant) = ctx.identity.grant.clone() else {
             return Ok(Verdict::Continue);

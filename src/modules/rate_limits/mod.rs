@@ -302,6 +302,17 @@ impl Module for RateLimits {
         Hooks::REQUEST | Hooks::FINISH | Hooks::SHUTDOWN
     }
 
+    /// A request is counted only under a virtual key's or team's limits or a limited model's;
+    /// `on_finish` always runs (it settles token holds and persists the counts).
+    fn has_work(&self, hook: Hooks, ctx: &RequestCtx) -> bool {
+        hook != Hooks::REQUEST
+            || ctx.identity.grant.is_some()
+            || self
+                .config
+                .models
+                .contains_key(&ctx.request.requested_model)
+    }
+
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         let limits = self.limits_for(ctx);
         if limits.is_empty() {

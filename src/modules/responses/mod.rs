@@ -88,6 +88,11 @@ impl Module for Responses {
         Hooks::REQUEST | Hooks::FINISH
     }
 
+    /// Only Responses API requests are stored and chained.
+    fn has_work(&self, _hook: Hooks, ctx: &RequestCtx) -> bool {
+        ctx.request.endpoint == Endpoint::Responses
+    }
+
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {
         if ctx.request.endpoint != Endpoint::Responses {
             return Ok(Verdict::Continue);
