@@ -19,7 +19,9 @@ pub use super::suite_spend::{
     budget_alerts_are_recorded_once, rate_counts_add_up_and_expire,
     spend_rolls_up_by_every_dimension,
 };
-pub use super::suite_trace_ids::traces_are_found_by_id_in_any_order_and_shape;
+pub use super::suite_trace_ids::{
+    trace_rows_keep_every_column_as_written, traces_are_found_by_id_in_any_order_and_shape,
+};
 
 pub fn key() -> LedgerKey {
     LedgerKey::from_env_value("00112233445566778899aabbccddeeff").unwrap_or_else(|e| panic!("{e}"))
@@ -370,6 +372,7 @@ macro_rules! store_suite {
                 batch_objects_save_and_keep_their_first_costing,
                 counter_shares_lease_within_the_limit_across_nodes,
                 traces_are_found_by_id_in_any_order_and_shape,
+                trace_rows_keep_every_column_as_written,
             );
         }
     };

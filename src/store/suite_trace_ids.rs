@@ -2,7 +2,9 @@
 //! in and whatever shape their ids have: SQLite stores a row under the number its UUIDv7 id names
 //! (`sqlite/trace_rows.rs`) and lists the others, PostgreSQL keys `id` itself. A retried batch
 //! stores nothing twice, and the console's roll-ups rebuilt after a crash count every row once,
-//! a late one included. Part of `suite.rs`'s `store_suite!`, so every backend runs them.
+//! a late one included. And every column of every row reads back as written, whichever values
+//! the row before it in the batch had (SQLite binds only the values that changed). Part of
+//! `suite.rs`'s `store_suite!`, so every backend runs them.
 
 use super::dashboard::{Dimension, OverviewQuery};
 use super::suite::key;
@@ -115,5 +117,95 @@ pub fn traces_are_found_by_id_in_any_order_and_shape(url: &StoreUrl) {
             .find(|(model, _)| *model == row.requested_model)
             .map(|(_, s)| s.requests);
         assert_eq!(counted, Some(1), "{}", row.requested_model);
+    }
+}
+
+/// A row with every column set, its values told apart by `n`.
+fn full(n: i64, now: i64) -> TraceRecord {
+    let text = |name: &str| Some(format!("{name}-{n}"));
+    TraceRecord {
+        id: crate::ids::uuid_v7(),
+        ts_ms: now - 100 + n,
+        endpoint: format!("/v1/endpoint-{n}"),
+        requested_model: format!("model-{n}"),
+        provider: text("provider"),
+        upstream_model: text("upstream"),
+        status: 400 + n as u16,
+        error_class: text("error"),
+        stream: n % 2 == 0,
+        tokens: crate::cost::Tokens {
+            prompt: 10 + n as u64,
+            completion: 20 + n as u64,
+            cached_input: 3 + n as u64,
+            cache_write: 4 + n as u64,
+            reasoning: 5 + n as u64,
+        },
+        usage_estimated: true,
+        cost_nanos: 1_000 + n,
+        price_known: true,
+        latency_us: 2_000 + n,
+        ttft_us: Some(300 + n),
+        upstream_us: Some(1_500 + n),
+        overhead_us: 40 + n,
+        bytes_in: 500 + n,
+        bytes_out: 700 + n,
+        user: text("user"),
+        deployment: text("deployment"),
+        attempts: 2 + n as u32,
+        variant: text("variant"),
+        request_id: format!("req-{n}"),
+        key_id: text("key"),
+        team_id: text("team"),
+        key_metadata: Some(format!("{{\"n\":{n}}}")),
+        request_body: text("request"),
+        response_body: text("response"),
+        answered_by: text("answered"),
+        internal_caller: text("caller"),
+        cache: text("hit"),
+        saved_nanos: 9 + n,
+        verdicts: Some(format!("[{n}]")),
+        tags: Some(format!("[\"tag-{n}\"]")),
+        route_rule: text("rule"),
+        prompt: text("prompt"),
+    }
+}
+
+/// A row with only what every row has.
+fn bare(n: i64, now: i64) -> TraceRecord {
+    TraceRecord {
+        ts_ms: now - 100 + n,
+        request_id: format!("req-{n}"),
+        attempts: 1,
+        ..record(&crate::ids::uuid_v7(), now - 100 + n, "bare")
+    }
+}
+
+pub fn trace_rows_keep_every_column_as_written(url: &StoreUrl) {
+    let now = now_ms();
+    // Every change between neighbours: full to bare, bare to full, full to a full row with other
+    // values, a full row to one that differs only in its id, bare to bare.
+    let mut rows = vec![full(0, now), bare(1, now), full(2, now), full(3, now)];
+    let mut same_but_id = full(3, now);
+    same_but_id.ts_ms += 1;
+    rows.push(same_but_id);
+    rows.extend([bare(5, now), bare(6, now), full(7, now)]);
+
+    let mut opened = open(url, key()).unwrap_or_else(|e| panic!("open: {e}"));
+    opened
+        .writes
+        .append_traces(&rows)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for written in &rows {
+        let read = opened
+            .store
+            .dashboard
+            .trace(&written.id)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read.map(|r| serde_json::to_value(r).unwrap_or_default()),
+            Some(serde_json::to_value(written).unwrap_or_default()),
+            "{}",
+            written.id
+        );
     }
 }
