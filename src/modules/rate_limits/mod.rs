@@ -227,6 +227,10 @@ impl RateLimits {
         limits
     }
 
+    fn persist_interval_ms(&self) -> i64 {
+        i64::try_from(self.config.persist_interval_ms).unwrap_or(1000)
+    }
+
     fn window(&self) -> Window {
         Window::fixed_ms(i64::try_from(self.config.window_ms).unwrap_or(60_000))
     }
@@ -303,10 +307,14 @@ impl Module for RateLimits {
     }
 
     /// A request is counted only under a virtual key's or team's limits or a limited model's;
-    /// `on_finish` always runs (it settles token holds and persists the counts).
+    /// `on_finish` settles the token holds a request took, and hands the counts over once an
+    /// interval.
     fn has_work(&self, hook: Hooks, ctx: &RequestCtx) -> bool {
-        hook != Hooks::REQUEST
-            || ctx.identity.grant.is_some()
+        if hook == Hooks::FINISH {
+            return ctx.slots.get::<TokenHolds>().is_some()
+                || self.book.persist_due(self.persist_interval_ms());
+        }
+        ctx.identity.grant.is_some()
             || self
                 .config
                 .models
@@ -410,8 +418,7 @@ impl Module for RateLimits {
                 self.book.settle(reservation, used).await;
             }
         }
-        let interval = i64::try_from(self.config.persist_interval_ms).unwrap_or(1000);
-        self.book.persist(interval, false);
+        self.book.persist(self.persist_interval_ms(), false);
     }
 
     async fn on_shutdown(&self) {

@@ -8,6 +8,10 @@ use super::table::{Deployment, Group};
 pub fn order(group: &Group, stream: bool, tag: Option<&str>) -> (Vec<usize>, Option<String>) {
     let n = group.deployments.len();
     let mut idx: Vec<usize> = (0..n).collect();
+    // A plain model's group has one deployment: nothing to order (a tag split still names it).
+    if n == 1 && group.strategy != Strategy::TagSplit {
+        return (idx, None);
+    }
     match group.strategy {
         Strategy::WeightedRandom => weighted_shuffle(&mut idx, &group.deployments),
         Strategy::Priority => {
