@@ -447,7 +447,9 @@ fn process(
     saw_done: &mut bool,
     data: &Bytes,
 ) -> (BytesMut, Option<End>) {
-    let mut out = BytesMut::new();
+    // Room for the frame as it came, which is what a passed-through frame becomes: one
+    // allocation instead of growing once per event.
+    let mut out = BytesMut::with_capacity(data.len());
     let mut upstream_error = None;
     let mut ended = None;
     match (native, hooks) {
@@ -455,7 +457,7 @@ fn process(
         // go out as they came once they pass. (Unwatched, it never gets here: the relay sends
         // the upstream's own buffers.)
         (Some(side), Some(hooks)) => {
-            for event in splitter.push(data) {
+            for event in splitter.push_bytes(data) {
                 let before = ctx.usage.completion_text.len();
                 if let Err(message) = stream::read_native(ctx, side, &event.bytes) {
                     upstream_error = Some(message);
@@ -482,7 +484,7 @@ fn process(
         }
         (None, hooks) => {
             let mut hooks = hooks;
-            for event in splitter.push(data) {
+            for event in splitter.push_bytes(data) {
                 match stream::relay_event(ctx, egress, hooks.as_deref_mut(), event, &mut out) {
                     EventKind::Done => *saw_done = true,
                     EventKind::Error(message) => upstream_error = Some(message),

@@ -76,6 +76,26 @@ impl SseSplitter {
         events
     }
 
+    /// [`SseSplitter::push`] for a chunk already in a `Bytes`: while nothing is pending (the usual
+    /// case, since upstreams write whole events), its events are slices of `chunk`, neither copied
+    /// nor allocated; only an unfinished tail is kept.
+    pub fn push_bytes(&mut self, chunk: &Bytes) -> Vec<RawEvent> {
+        if !self.buffer.is_empty() {
+            return self.push(chunk);
+        }
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(end) = event_end(&chunk[start..], 0) {
+            events.push(RawEvent {
+                bytes: chunk.slice(start..start + end),
+            });
+            start += end;
+        }
+        self.buffer.extend_from_slice(&chunk[start..]);
+        self.scanned = self.buffer.len();
+        events
+    }
+
     /// Bytes of an event still waiting for its blank line.
     pub fn pending(&self) -> usize {
         self.buffer.len()
@@ -131,6 +151,15 @@ mod tests {
                     got.extend(splitter.push(part).into_iter().map(|e| e.bytes));
                 }
                 assert_eq!(got, whole, "split at {a} and {b}");
+                // The same from `Bytes`, sliced while nothing is pending, copied once something is.
+                let mut splitter = SseSplitter::default();
+                let mut got: Vec<Bytes> = Vec::new();
+                for (from, to) in [(0, a), (a, b), (b, stream.len())] {
+                    let part = Bytes::copy_from_slice(&stream[from..to]);
+                    got.extend(splitter.push_bytes(&part).into_iter().map(|e| e.bytes));
+                }
+                assert_eq!(got, whole, "bytes split at {a} and {b}");
+                assert_eq!(splitter.pending(), 0);
             }
         }
     }
