@@ -6,9 +6,70 @@
 //! table, so their cost follows the number of distinct keys and models, not of requests. A row
 //! skipped as already stored (a retried batch) adds nothing.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use super::StoreError;
+use super::{StoreError, TraceRecord};
+
+/// A daily spend row's group: UTC day, key, team, user, model, provider (`""` when none).
+pub(super) type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// What a batch adds to one daily spend row.
+#[derive(Default)]
+pub(super) struct SpendSum {
+    pub requests: i64,
+    pub prompt: i64,
+    pub completion: i64,
+    pub cost_nanos: i64,
+    pub saved_nanos: i64,
+}
+
+impl SpendSum {
+    fn add(&mut self, t: &TraceRecord) {
+        self.requests += 1;
+        self.prompt += t.tokens.prompt as i64;
+        self.completion += t.tokens.completion as i64;
+        self.cost_nanos += t.cost_nanos;
+        self.saved_nanos += t.saved_nanos;
+    }
+}
+
+/// What the rows a batch stored add to the daily spend rows, summed in memory so a backend
+/// writes one upsert per group of the batch, not per row (a busy second is mostly one key, model
+/// and provider). Both maps are in key order: nodes that commit batches at once then lock shared
+/// rows in the same order.
+#[derive(Default)]
+pub(super) struct BatchSpend<'a> {
+    pub groups: BTreeMap<SpendGroup<'a>, SpendSum>,
+    /// By day and tag: a request with several tags counts once under each.
+    pub tags: BTreeMap<(i64, String), SpendSum>,
+}
+
+impl<'a> BatchSpend<'a> {
+    pub fn add(&mut self, t: &'a TraceRecord) {
+        let day = super::day_start(t.ts_ms);
+        self.groups
+            .entry((
+                day,
+                t.key_id.as_deref().unwrap_or_default(),
+                t.team_id.as_deref().unwrap_or_default(),
+                t.user.as_deref().unwrap_or_default(),
+                t.requested_model.as_str(),
+                t.provider.as_deref().unwrap_or_default(),
+            ))
+            .or_default()
+            .add(t);
+        let tags: Vec<String> = t
+            .tags
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        for tag in tags {
+            self.tags.entry((day, tag)).or_default().add(t);
+        }
+    }
+}
 
 /// How a spend report groups its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! call ([`PgWriter::on_conn`]); while the server is out of reach the calls fail with
 //! `StoreError::Unreachable` and the writer thread holds its records (`store/writer/hold.rs`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,29 +75,6 @@ impl PgWriter {
                 None => Err(StoreError::Backend("no connection".into())),
             }
         })
-    }
-}
-
-/// A spend rollup row's key: UTC day, key, team, user, model, provider.
-type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
-
-/// What one batch adds to a rollup row.
-#[derive(Default)]
-struct SpendSum {
-    requests: i64,
-    prompt: i64,
-    completion: i64,
-    cost_nanos: i64,
-    saved_nanos: i64,
-}
-
-impl SpendSum {
-    fn add(&mut self, t: &TraceRecord) {
-        self.requests += 1;
-        self.prompt += t.tokens.prompt as i64;
-        self.completion += t.tokens.completion as i64;
-        self.cost_nanos += t.cost_nanos;
-        self.saved_nanos += t.saved_nanos;
     }
 }
 
@@ -248,30 +225,11 @@ async fn append_traces(client: &mut Client, traces: &[TraceRecord]) -> Result<()
 /// Adds the stored rows to the daily spend rollups, one upsert per group, in key order: nodes
 /// committing batches at once lock shared rows in the same order and never deadlock.
 async fn add_spend(tx: &Transaction<'_>, stored: &[&TraceRecord]) -> Result<(), StoreError> {
-    let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
-    // A request with several tags counts once under each of them.
-    let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
+    let mut spend = crate::store::spend::BatchSpend::default();
     for t in stored {
-        let day = crate::store::day_start(t.ts_ms);
-        sums.entry((
-            day,
-            t.key_id.as_deref().unwrap_or_default(),
-            t.team_id.as_deref().unwrap_or_default(),
-            t.user.as_deref().unwrap_or_default(),
-            t.requested_model.as_str(),
-            t.provider.as_deref().unwrap_or_default(),
-        ))
-        .or_default()
-        .add(t);
-        let tags: Vec<String> = t
-            .tags
-            .as_deref()
-            .and_then(|json| serde_json::from_str(json).ok())
-            .unwrap_or_default();
-        for tag in tags {
-            tag_sums.entry((day, tag)).or_default().add(t);
-        }
+        spend.add(t);
     }
+    let (sums, tag_sums) = (spend.groups, spend.tags);
     if !sums.is_empty() {
         let upsert = tx
             .prepare(

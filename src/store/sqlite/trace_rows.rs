@@ -97,16 +97,7 @@ impl TraceRows {
 
 /// Whether a row with this id is already stored: a retried batch skips it.
 pub(super) fn is_stored(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    if let Some(number) = number_of(id) {
-        let named: Option<i64> = conn
-            .prepare_cached("SELECT 1 FROM traces WHERE row_id = ?1 AND id = ?2")?
-            .query_row(params![number, id], |r| r.get(0))
-            .optional()?;
-        if named.is_some() {
-            return Ok(true);
-        }
-    }
-    Ok(row_listed_for(conn, id)?.is_some())
+    Ok(row_of(conn, id)?.is_some())
 }
 
 /// The row `trace_ids` lists for an id.

@@ -87,9 +87,10 @@ fn record(id: &str, ts_ms: i64) -> TraceRecord {
     }
 }
 
-fn stored(conn: &Connection) -> Vec<(i64, String)> {
+/// `(row_id, id)` of every row of `table`, in row order.
+fn rows_of(conn: &Connection, table: &str) -> Vec<(i64, String)> {
     let mut statement = conn
-        .prepare("SELECT row_id, id FROM traces ORDER BY row_id")
+        .prepare(&format!("SELECT row_id, id FROM {table} ORDER BY row_id"))
         .unwrap_or_else(|e| panic!("{e}"));
     let rows = statement
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -97,14 +98,12 @@ fn stored(conn: &Connection) -> Vec<(i64, String)> {
     rows.map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect()
 }
 
+fn stored(conn: &Connection) -> Vec<(i64, String)> {
+    rows_of(conn, "traces")
+}
+
 fn listed(conn: &Connection) -> Vec<(i64, String)> {
-    let mut statement = conn
-        .prepare("SELECT row_id, id FROM trace_ids ORDER BY row_id")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let rows = statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    rows.map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect()
+    rows_of(conn, "trace_ids")
 }
 
 /// The indexes on `traces` that SQLite made itself (for a PRIMARY KEY or UNIQUE column).

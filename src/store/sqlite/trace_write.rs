@@ -1,26 +1,11 @@
 //! Trace batches on the writer's connection: each row under its number (`trace_rows.rs`), the
 //! spend roll-ups in the same transaction, the console's roll-ups once it committed.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{CachedStatement, Connection, params};
 
 use super::SqliteWriter;
 use super::trace_rows::{self, Placement, TraceRows};
 use crate::store::{StoreError, TraceRecord, TraceWrites};
-
-/// A spend rollup row's key: UTC day, key, team, user, model, provider.
-type SpendGroup<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
-
-/// What one batch adds to a rollup row.
-#[derive(Default)]
-struct SpendSum {
-    requests: i64,
-    prompt: i64,
-    completion: i64,
-    cost_nanos: i64,
-    saved_nanos: i64,
-}
 
 impl TraceWrites for SqliteWriter {
     fn flush_rollups(&mut self) -> Result<(), StoreError> {
@@ -86,46 +71,16 @@ fn append_batch<'t>(
              cost_nanos = cost_nanos + excluded.cost_nanos, \
              saved_nanos = saved_nanos + excluded.saved_nanos",
         )?;
-        let mut sums: BTreeMap<SpendGroup<'_>, SpendSum> = BTreeMap::new();
-        // A request with several tags counts once under each of them.
-        let mut tag_sums: BTreeMap<(i64, String), SpendSum> = BTreeMap::new();
+        let mut spend = crate::store::spend::BatchSpend::default();
         for t in traces {
             // A row already stored (a retried batch) was counted when it first went in.
             let Some(row) = rows_out.store(&tx, rows, t, now_ms)? else {
                 continue;
             };
             stored.push((row, t));
-            let group = sums
-                .entry((
-                    crate::store::day_start(t.ts_ms),
-                    t.key_id.as_deref().unwrap_or_default(),
-                    t.team_id.as_deref().unwrap_or_default(),
-                    t.user.as_deref().unwrap_or_default(),
-                    t.requested_model.as_str(),
-                    t.provider.as_deref().unwrap_or_default(),
-                ))
-                .or_default();
-            group.requests += 1;
-            group.prompt += t.tokens.prompt as i64;
-            group.completion += t.tokens.completion as i64;
-            group.cost_nanos += t.cost_nanos;
-            group.saved_nanos += t.saved_nanos;
-            let tags: Vec<String> = t
-                .tags
-                .as_deref()
-                .and_then(|json| serde_json::from_str(json).ok())
-                .unwrap_or_default();
-            for tag in tags {
-                let sum = tag_sums
-                    .entry((crate::store::day_start(t.ts_ms), tag))
-                    .or_default();
-                sum.requests += 1;
-                sum.prompt += t.tokens.prompt as i64;
-                sum.completion += t.tokens.completion as i64;
-                sum.cost_nanos += t.cost_nanos;
-                sum.saved_nanos += t.saved_nanos;
-            }
+            spend.add(t);
         }
+        let (sums, tag_sums) = (spend.groups, spend.tags);
         // One upsert per group of the batch, not per row: a batch of a busy second is mostly
         // one key, model and provider.
         for ((day, key, team, user, model, provider), sum) in &sums {
