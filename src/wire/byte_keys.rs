@@ -4,9 +4,11 @@
 //! A derived `Deserialize` asks serde_json for each key as a `str`, and serde_json checks every
 //! such key for valid UTF-8: some hundred instructions a key, about twenty keys an answer. Asked
 //! for bytes instead, serde_json unescapes the key without that check; a key only has to equal
-//! one of a few ASCII names, and anything else is skipped. The values are read as before, so a
-//! body that is not JSON, or a count that is not a number, is refused exactly as a derived struct
-//! refuses it.
+//! one of a few ASCII names, and anything else is skipped. Everything else is read as a derived
+//! struct reads it: the values, a key given twice (refused), an array in place of the object (its
+//! fields in order), so a body that is not JSON, or a count that is not a number, is refused
+//! exactly as before. (A key that is not UTF-8 is no longer refused; skipped values never were
+//! checked.)
 
 use serde::de::{Deserialize, Deserializer, Error, Visitor};
 
@@ -79,10 +81,24 @@ macro_rules! deserialize_with_byte_keys {
                         self,
                         mut map: A,
                     ) -> Result<$ty, A::Error> {
+                        const KEYS: &[&[u8]] = &[$($key),*];
                         let mut value = <$ty>::default();
+                        // A key given twice is refused, as a derived struct refuses it.
+                        let mut seen = [false; KEYS.len()];
+                        let mut first = |key: &[u8]| {
+                            let at = KEYS.iter().position(|k| *k == key).unwrap_or_default();
+                            !std::mem::replace(&mut seen[at], true)
+                        };
                         while let Some(key) = map.next_key::<$crate::wire::byte_keys::Key>()? {
                             match key.as_bytes() {
-                                $($key => value.$field = map.next_value()?,)*
+                                $($key => {
+                                    if !first($key) {
+                                        return Err(<A::Error as serde::de::Error>::duplicate_field(
+                                            stringify!($field),
+                                        ));
+                                    }
+                                    value.$field = map.next_value()?;
+                                })*
                                 _ => {
                                     map.next_value::<serde::de::IgnoredAny>()?;
                                 }
@@ -90,9 +106,31 @@ macro_rules! deserialize_with_byte_keys {
                         }
                         Ok(value)
                     }
+
+                    // A derived struct also takes its fields in order from an array, as some
+                    // servers write an empty object (`[]`, PHP's `json_encode`).
+                    fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: S,
+                    ) -> Result<$ty, S::Error> {
+                        let mut value = <$ty>::default();
+                        $(
+                            match seq.next_element()? {
+                                Some(v) => value.$field = v,
+                                None => return Ok(value),
+                            }
+                        )*
+                        Ok(value)
+                    }
                 }
 
-                deserializer.deserialize_map(ObjectVisitor)
+                // `deserialize_struct`, as a derived struct asks, so a deserializer may hand over
+                // a map or an array.
+                deserializer.deserialize_struct(
+                    $expecting,
+                    &[$(stringify!($field)),*],
+                    ObjectVisitor,
+                )
             }
         }
     };
@@ -155,6 +193,11 @@ mod tests {
             r#"{"a_key_far_longer_than_any_field_of_these_structs": {"count": 2}, "count": 8}"#,
             r#"{"é": 1, "count": 2}"#,
             r#"{}"#,
+            // Arrays, taken in field order (`[]` is how PHP writes an empty object).
+            r#"{"count": 4, "inner": []}"#,
+            r#"[]"#,
+            r#"[7, [8]]"#,
+            r#"[7, null]"#,
         ];
         for json in read {
             match both(json) {
@@ -170,6 +213,10 @@ mod tests {
             r#"{"inner": {"n": "x"}}"#,
             r#"{"count": 1, "other": [1, 2}"#,
             r#"{"count": 1,}"#,
+            r#"{"count": 1, "count": 2}"#,
+            r#"{"inner": {"n": 1, "n": 2}}"#,
+            r#"[1, [2], 3]"#,
+            r#"["1"]"#,
             r#"nope"#,
         ];
         for json in refused {

@@ -442,16 +442,24 @@ impl PendingRollups {
     }
 }
 
-/// Moves the cursor to the newest trace, after a `VACUUM` (which may renumber rowids) of a file
-/// whose roll-ups hold its traces: a compaction of a stopped server's file, or a backup copy (a
-/// hot backup then lacks at most the second of roll-ups still in the server's memory).
+/// After a `VACUUM` of a file from before schema version 22, whose `traces` rowids are implicit
+/// and may be renumbered: moves the cursor to the newest trace (a compaction of a stopped
+/// server's file, or a backup copy, which then lacks at most the second of roll-ups still in the
+/// server's memory). Since 0022 a row keeps its `row_id` (an INTEGER PRIMARY KEY) through a
+/// `VACUUM`, so the cursor stays true and is left alone: the copy's next open adds the traces past
+/// it, the ones a hot backup caught before their roll-ups were written.
 pub(super) fn reset_cursor(conn: &Connection) -> Result<(), StoreError> {
     let has: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'rollup_state'",
         [],
         |r| r.get(0),
     )?;
-    if has {
+    let numbered: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('traces') WHERE name = 'row_id' AND pk = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    if has && !numbered {
         conn.execute(
             "INSERT INTO rollup_state (name, last_rowid) \
              VALUES ('trace_rollup', (SELECT COALESCE(MAX(rowid), 0) FROM traces)) \

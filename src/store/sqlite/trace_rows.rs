@@ -71,7 +71,7 @@ impl TraceRows {
         self.last
     }
 
-    /// A batch that did not commit hands its numbers back.
+    /// Sets the highest number taken: back, when a row placed was not stored after all.
     pub(super) fn rewind(&mut self, to: i64) {
         self.last = to;
     }
@@ -93,11 +93,6 @@ impl TraceRows {
             _ => self.listed(),
         }
     }
-}
-
-/// Whether a row with this id is already stored: a retried batch skips it.
-pub(super) fn is_stored(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(row_of(conn, id)?.is_some())
 }
 
 /// The row `trace_ids` lists for an id.

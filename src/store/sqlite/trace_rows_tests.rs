@@ -248,3 +248,78 @@ fn retention_deletes_a_listed_rows_entry_with_the_row() {
     assert!(reader.trace("listed-old").ok().flatten().is_none());
     assert!(reader.trace("listed-new").ok().flatten().is_some());
 }
+
+#[test]
+fn a_commit_reported_as_failed_that_went_in_neither_loses_nor_misfiles_a_row() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut writer, reader) = open(&dir.path().join("t.db"));
+    let now = crate::store::now_ms();
+    let x = crate::ids::uuid_v7();
+    let n = number_of(&x).unwrap_or(0);
+    writer
+        .append_traces(&[record(&x, now), record("p1", now), record("p2", now)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // As if that commit had been reported as failed: the numbering forgot p1 and p2's rows.
+    writer.trace_rows.rewind(n);
+    // Retried, the batch stores nothing again, and the numbering learns the rows are there.
+    writer
+        .append_traces(&[record("p1", now), record("p2", now)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(writer.trace_rows.last(), n + 2);
+    // Forgotten once more, a new row that finds its number taken goes past the highest stored.
+    writer.trace_rows.rewind(n);
+    writer
+        .append_traces(&[record("c", now)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        listed(&writer.conn),
+        [
+            (n + 1, "p1".to_string()),
+            (n + 2, "p2".to_string()),
+            (n + 3, "c".to_string())
+        ]
+    );
+    assert_eq!(stored(&writer.conn).len(), 4);
+    let found = reader.trace("c").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.map(|t| t.id).as_deref(), Some("c"));
+}
+
+#[test]
+fn a_backup_taken_before_the_roll_ups_were_written_counts_every_trace_once_opened() {
+    use crate::store::dashboard::{Dimension, OverviewQuery};
+    use crate::store::maintenance::MaintenanceStore;
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut writer, reader) = open(&dir.path().join("t.db"));
+    let now = crate::store::now_ms();
+    let rows: Vec<TraceRecord> = (0..5)
+        .map(|i| record(&crate::ids::uuid_v7(), now - i))
+        .chain([record("plain", now)])
+        .collect();
+    // Written, their roll-ups still in the writer's memory (written about once a second).
+    writer
+        .append_traces(&rows)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let copy = dir.path().join("copy.db");
+    reader.backup_into(&copy).unwrap_or_else(|e| panic!("{e}"));
+    drop((writer, reader));
+    let (_writer, restored) = open(&copy);
+    let overview = restored
+        .overview(&OverviewQuery {
+            since_ms: now - 86_400_000,
+            until_ms: now + 1,
+            by: Dimension::Model,
+            only: Vec::new(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(overview.total.requests, rows.len() as i64);
+    assert_eq!(
+        restored
+            .trace("plain")
+            .ok()
+            .flatten()
+            .map(|t| t.id)
+            .as_deref(),
+        Some("plain")
+    );
+}

@@ -13,12 +13,14 @@ impl TraceWrites for SqliteWriter {
     }
 
     fn append_traces(&mut self, traces: &[TraceRecord]) -> Result<(), StoreError> {
-        let before = self.trace_rows.last();
         let stored = match append_batch(&mut self.conn, &mut self.trace_rows, traces) {
             Ok(stored) => stored,
             Err(e) => {
-                // Nothing of the batch is stored: its numbers are free again.
-                self.trace_rows.rewind(before);
+                // Its numbers are free again, unless a commit reported as failed went in after
+                // all: the numbering starts again from the highest row the file holds.
+                if let Ok(rows) = TraceRows::at_open(&self.conn) {
+                    self.trace_rows = rows;
+                }
                 return Err(e);
             }
         };
@@ -143,21 +145,28 @@ impl<'t> RowWriter<'_, 't> {
     ) -> Result<Option<i64>, StoreError> {
         let last = rows.last();
         let mut placement = rows.place(&t.id, now_ms);
+        // A row placed off its number may be one a retried batch already stored.
         if let Placement::Listed(_) = placement
-            && trace_rows::is_stored(tx, &t.id)?
+            && let Some(stored) = trace_rows::row_of(tx, &t.id)?
         {
-            rows.rewind(last);
+            rows.rewind(last.max(stored));
             return Ok(None);
         }
         if self.binder.insert(&mut self.insert, placement.row(), t)? == 0 {
-            // The number is taken: only by this very row, stored by a batch whose commit was
-            // reported as failed although it went in. Anything else goes off its number.
-            if trace_rows::is_stored(tx, &t.id)? {
-                rows.rewind(last);
+            // The number is taken. By this very row, when a batch whose commit was reported as
+            // failed went in after all; otherwise the row goes past the highest number stored.
+            if let Some(stored) = trace_rows::row_of(tx, &t.id)? {
+                rows.rewind(last.max(stored));
                 return Ok(None);
             }
+            *rows = TraceRows::at_open(tx)?;
             placement = rows.listed();
-            self.binder.insert(&mut self.insert, placement.row(), t)?;
+            if self.binder.insert(&mut self.insert, placement.row(), t)? == 0 {
+                return Err(StoreError::Constraint(format!(
+                    "trace row number {} is taken although it is past the highest stored",
+                    placement.row()
+                )));
+            }
         }
         if let Placement::Listed(row) = placement {
             self.list.execute(params![t.id, row])?;
