@@ -16,11 +16,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::StoreError;
 
-/// How far past this node's clock an id's millisecond may be and still give its row's number: the
-/// id generator runs ahead of the clock only when it hands out more than 4,096 ids in one
-/// millisecond. A number from far ahead would push every later row onto the listed path until the
-/// clock caught up.
-const AHEAD_MS: i64 = 60_000;
+/// How far past this node's clock an id's millisecond may be and still give its row's number. The
+/// id generator runs ahead of the clock when it hands out more than 4,096 ids in one millisecond,
+/// and keeps the ids of a clock that was set back growing until the clock catches up. A number
+/// from further ahead would push every later row onto the listed path until then; and a row listed
+/// for being ahead, stored again by a retried batch once the clock had passed its number, would be
+/// stored twice. A day keeps both out of reach of anything but a clock wrong by more than a day.
+const AHEAD_MS: i64 = 86_400_000;
 
 /// The number a UUIDv7 id names: its first 64 bits. `None` for any other shape. Always positive,
 /// and above every number SQLite assigned before 0022 (milliseconds shifted left by 16 bits).

@@ -51,10 +51,10 @@ fn numbers_only_grow_and_late_or_foreign_ids_are_listed() {
         Placement::Listed(number(&b) + 3)
     };
     assert_eq!(rows.place(&c, now), expected);
-    // An id from an hour ahead of the clock is listed.
+    // An id from two days ahead of the clock is listed.
     let ahead = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
         uuid::NoContext,
-        ((now + 3_600_000) / 1000) as u64,
+        ((now + 2 * 86_400_000) / 1000) as u64,
         0,
     ))
     .hyphenated()
