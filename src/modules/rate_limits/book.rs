@@ -167,14 +167,14 @@ impl RateBook {
         }
     }
 
-    /// Hands the pending deltas to the writer when `interval_ms` passed since the last time (or
-    /// always, with `force`). Never waits: the writer takes them or counts a drop.
     /// Whether [`RateBook::persist`] would hand anything over now (without forcing).
     pub fn persist_due(&self, interval_ms: i64) -> bool {
         !self.shared
             && self.clock.now_ms() - self.last_persist_ms.load(Ordering::Relaxed) >= interval_ms
     }
 
+    /// Hands the pending deltas to the writer when `interval_ms` passed since the last time (or
+    /// always, with `force`). Never waits: the writer takes them or counts a drop.
     pub fn persist(&self, interval_ms: i64, force: bool) {
         if self.shared {
             return;

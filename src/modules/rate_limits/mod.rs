@@ -204,8 +204,21 @@ struct Tightest {
 }
 
 impl RateLimits {
+    /// Whether any limit can apply: a virtual key (its own or its team's) or a limited model.
+    /// `limits_for` reads no further when none can, so `has_work` and it agree by construction.
+    fn may_limit(&self, ctx: &RequestCtx) -> bool {
+        ctx.identity.grant.is_some()
+            || self
+                .config
+                .models
+                .contains_key(&ctx.request.requested_model)
+    }
+
     fn limits_for(&self, ctx: &RequestCtx) -> Vec<Limit> {
         let mut limits = Vec::new();
+        if !self.may_limit(ctx) {
+            return limits;
+        }
         let mut push = |scope: &'static str, id: &str, rpm: Option<u64>, tpm: Option<u64>| {
             for (kind, value) in [(Kind::Requests, rpm), (Kind::Tokens, tpm)] {
                 if let Some(value) = value {
@@ -314,11 +327,7 @@ impl Module for RateLimits {
             return ctx.slots.get::<TokenHolds>().is_some()
                 || self.book.persist_due(self.persist_interval_ms());
         }
-        ctx.identity.grant.is_some()
-            || self
-                .config
-                .models
-                .contains_key(&ctx.request.requested_model)
+        self.may_limit(ctx)
     }
 
     async fn on_request(&self, ctx: &mut RequestCtx) -> Result<Verdict, ModuleError> {

@@ -96,7 +96,7 @@ impl SqliteStore {
         // two); a page that falls out is read back from the OS's cache, not the disk.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let published = write::anchor_at_open(&mut conn, &key, path)?;
-        let trace_rows = trace_rows::TraceRows::at_open(&conn)?;
+        let trace_rows = trace_rows::TraceRows::read(&conn)?;
         let pool = ReadPool::new(path, READ_POOL_SIZE, |p| connect(p, false))?;
         Ok((
             SqliteWriter {

@@ -62,7 +62,8 @@ pub(super) struct TraceRows {
 }
 
 impl TraceRows {
-    pub(super) fn at_open(conn: &Connection) -> Result<TraceRows, StoreError> {
+    /// From the highest row the file holds: at open, and whenever the numbering may be behind it.
+    pub(super) fn read(conn: &Connection) -> Result<TraceRows, StoreError> {
         let last = conn.query_row("SELECT COALESCE(MAX(row_id), 0) FROM traces", [], |r| {
             r.get(0)
         })?;
@@ -73,8 +74,9 @@ impl TraceRows {
         self.last
     }
 
-    /// Sets the highest number taken: back, when a row placed was not stored after all.
-    pub(super) fn rewind(&mut self, to: i64) {
+    /// Sets the highest number taken: back, when a row placed was not stored after all; up, when
+    /// a row found stored lies past it.
+    pub(super) fn set_last(&mut self, to: i64) {
         self.last = to;
     }
 
@@ -98,7 +100,7 @@ impl TraceRows {
 }
 
 /// The row `trace_ids` lists for an id.
-pub(super) fn row_listed_for(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
+fn row_listed_for(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT row_id FROM trace_ids WHERE id = ?1")?
         .query_row([id], |r| r.get(0))

@@ -260,14 +260,14 @@ fn a_commit_reported_as_failed_that_went_in_neither_loses_nor_misfiles_a_row() {
         .append_traces(&[record(&x, now), record("p1", now), record("p2", now)])
         .unwrap_or_else(|e| panic!("{e}"));
     // As if that commit had been reported as failed: the numbering forgot p1 and p2's rows.
-    writer.trace_rows.rewind(n);
+    writer.trace_rows.set_last(n);
     // Retried, the batch stores nothing again, and the numbering learns the rows are there.
     writer
         .append_traces(&[record("p1", now), record("p2", now)])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(writer.trace_rows.last(), n + 2);
     // Forgotten once more, a new row that finds its number taken goes past the highest stored.
-    writer.trace_rows.rewind(n);
+    writer.trace_rows.set_last(n);
     writer
         .append_traces(&[record("c", now)])
         .unwrap_or_else(|e| panic!("{e}"));

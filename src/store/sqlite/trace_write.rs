@@ -18,7 +18,7 @@ impl TraceWrites for SqliteWriter {
             Err(e) => {
                 // Its numbers are free again, unless a commit reported as failed went in after
                 // all: the numbering starts again from the highest row the file holds.
-                if let Ok(rows) = TraceRows::at_open(&self.conn) {
+                if let Ok(rows) = TraceRows::read(&self.conn) {
                     self.trace_rows = rows;
                 }
                 return Err(e);
@@ -149,17 +149,17 @@ impl<'t> RowWriter<'_, 't> {
         if let Placement::Listed(_) = placement
             && let Some(stored) = trace_rows::row_of(tx, &t.id)?
         {
-            rows.rewind(last.max(stored));
+            rows.set_last(last.max(stored));
             return Ok(None);
         }
         if self.binder.insert(&mut self.insert, placement.row(), t)? == 0 {
             // The number is taken. By this very row, when a batch whose commit was reported as
             // failed went in after all; otherwise the row goes past the highest number stored.
             if let Some(stored) = trace_rows::row_of(tx, &t.id)? {
-                rows.rewind(last.max(stored));
+                rows.set_last(last.max(stored));
                 return Ok(None);
             }
-            *rows = TraceRows::at_open(tx)?;
+            *rows = TraceRows::read(tx)?;
             placement = rows.listed();
             if self.binder.insert(&mut self.insert, placement.row(), t)? == 0 {
                 return Err(StoreError::Constraint(format!(
