@@ -108,6 +108,38 @@ async fn usage_chunk_is_asked_for_and_withheld_from_clients_that_did_not_ask() {
     }
 }
 
+/// The client's bytes go upstream with the usage member added when it set no stream options;
+/// options it did set (even `null`, or `false`) are encoded again with usage turned on. Either
+/// way the upstream gets every field the client sent, and a client that did not ask sees no
+/// usage chunk.
+#[tokio::test]
+async fn usage_is_asked_for_whatever_stream_options_the_client_set() {
+    let h = Harness::start().await;
+    let bodies = [
+        r#"{"messages":[{"role":"user","content":"Say hello"}],"stream":true,"x_vendor":[1,2.50],"model":"gpt-4o-mini"}"#,
+        r#"{"model":"gpt-4o-mini","stream_options":null,"stream":true,"x_vendor":[1,2.50],"messages":[{"role":"user","content":"Say hello"}]}"#,
+        r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":false},"x_vendor":[1,2.50],"messages":[{"role":"user","content":"Say hello"}]}"#,
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let answer = h.client.post("/v1/chat/completions", body).await;
+        assert_eq!(answer.status, 200, "{body}");
+        let sent = &h.mock.requests()[i].body;
+        assert_eq!(sent["stream_options"]["include_usage"], true, "{body}");
+        assert_eq!(sent["x_vendor"], json!([1, 2.5]), "{body}");
+        assert_eq!(sent["messages"][0]["content"], "Say hello", "{body}");
+        let data = sse_data(&answer.text());
+        assert!(
+            !data
+                .iter()
+                .any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object())),
+            "usage chunk leaked to a client that did not ask: {body}"
+        );
+    }
+    for trace in h.traces(3).await {
+        assert_eq!((trace.tokens.prompt, trace.usage_estimated), (6, false));
+    }
+}
+
 #[tokio::test]
 async fn streamed_and_unstreamed_requests_record_the_same_tokens_and_cost() {
     let h = Harness::start().await;

@@ -338,7 +338,8 @@ fn translated_body(ctx: &RequestCtx, route: &Route) -> Result<Bytes, ApiError> {
 }
 
 /// The body as the provider should get it. The client's bytes are reused when nothing changes
-/// (same model name, and no usage to ask for), which saves a serialization on the common path.
+/// (same model name, and no usage to ask for), or edited when only the usage is to be asked for
+/// and the client set no stream options: either saves a serialization on the common paths.
 fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, ApiError> {
     let Some(request) = ctx.request.parsed.as_mut() else {
         return Err(ApiError::Internal {
@@ -347,8 +348,13 @@ fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes, Ap
     };
     let rename = request.model() != upstream_model;
     let ask_usage = ctx.request.stream && !ctx.request.client_wants_usage;
-    if !rename && !ask_usage && ctx.request.endpoint.is_openai() {
-        return Ok(ctx.request.body.clone());
+    if !rename && ctx.request.endpoint.is_openai() {
+        if !ask_usage {
+            return Ok(ctx.request.body.clone());
+        }
+        if let Some(body) = request.body_asking_stream_usage(&ctx.request.body) {
+            return Ok(body);
+        }
     }
     let mut request = request.clone();
     if rename {

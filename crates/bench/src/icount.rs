@@ -4,7 +4,9 @@
 //! counters are zeroed after a warm-up, a fixed number of requests go through one at a time, the
 //! trace writer gets time to commit them, and the counters are dumped. What the proxy did for
 //! those requests, divided by their number, is the figure: parsing, the module chain, the
-//! upstream call, the answer and the trace row with its share of the writer's batch.
+//! upstream call, the answer and the trace row with its share of the writer's batch. `bare-proxy`
+//! is then counted the same way, so the report also gives the floor every hyper proxy pays and
+//! Stockyard's own work above it.
 //!
 //! With `--check FILE` the run fails when a figure is more than [`TOLERANCE_PERCENT`] over the
 //! one in FILE (`.ci/run` does this against `crates/bench/instructions.baseline`); `--write FILE`
@@ -26,7 +28,9 @@ pub const USAGE: &str =
 
 Counts the instructions Stockyard executes per request (valgrind's callgrind), non-streamed and
 streamed chat at concurrency 1 (and non-streamed with a virtual key whose budget and rate limits
-are on), and prints them. --check FILE fails when a figure exceeds FILE's
+are on), and prints them; then the same for bare-proxy (the floor: hyper forwarding, nothing else)
+non-streamed and streamed, and Stockyard's own work, the difference. --check FILE fails when a
+figure of Stockyard's exceeds FILE's
 by more than 10%; --write FILE saves the figures as the baseline; --keep-tmp keeps the callgrind
 dumps (for callgrind_annotate) and prints where; --catalogue turns on the catalogue modules
 (`bench catalogue`'s set, configured not to change the request) and counts only the non-stream
@@ -118,7 +122,7 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
     let db = scratch.path.join("icount.db");
     let governed_key = crate::governance::create_key(&binaries.stockyard, &db)?;
     let out_file = scratch.path.join("callgrind.out");
-    let mut cmd = Command::new(valgrind);
+    let mut cmd = Command::new(&valgrind);
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(&binaries.stockyard)
@@ -175,26 +179,28 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
             // As `bench catalogue` sends it, so session_limits counts a session.
             target = target.with_header("x-stockyard-session", "bench-session")?;
         }
-        let target = Arc::new(target);
-        let mut measured = Measurement::default();
-        runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
-        std::thread::sleep(SETTLE);
-        callgrind(&control, stockyard.pid(), "-z")?;
-        runtime.block_on(load::warm_up(target, mode, options.requests, &mut measured));
-        std::thread::sleep(SETTLE);
-        callgrind(&control, stockyard.pid(), "-d")?;
-        if let Some(first) = &measured.first_error {
-            return Err(format!(
-                "{label}: {} requests failed; first: {first}",
-                measured.errors
-            ));
-        }
-        let dump_file = PathBuf::from(format!("{}.{}", out_file.display(), dump + 1));
-        let total = totals(&dump_file)?;
-        figures.push((label, total / options.requests as u64));
+        let count = Counting {
+            control: &control,
+            pid: stockyard.pid(),
+            dump: PathBuf::from(format!("{}.{}", out_file.display(), dump + 1)),
+            requests: options.requests,
+        };
+        figures.push((label, count.per_request(&runtime, label, target, mode)?));
         stockyard.check_alive()?;
     }
     let _ = stockyard.terminate(SHUTDOWN_TIMEOUT);
+    let floor = match &binaries.bare {
+        Some(bare) if !options.catalogue => bare_floor(
+            bare,
+            &valgrind,
+            &control,
+            &scratch.path,
+            mock_addr,
+            &runtime,
+            options,
+        )?,
+        _ => Vec::new(),
+    };
 
     let baseline = match &options.check {
         Some(path) => Some(read_baseline(path)?),
@@ -221,6 +227,17 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         };
         println!("| {label} | {figure} | {base_text} | {ratio} |");
     }
+    // The floor is not checked: it moves only with hyper and tokio, and what it is for is the
+    // difference, Stockyard's own work.
+    for (label, bare) in &floor {
+        if let Some((_, figure)) = figures.iter().find(|(l, _)| l == label) {
+            println!(
+                "| {label}: bare hyper (the floor) | {bare} | – | – |\n\
+                 | {label}: Stockyard's own work (Stockyard − floor) | {} | – | – |",
+                figure.saturating_sub(*bare)
+            );
+        }
+    }
     if let Some(path) = &options.write {
         let text: String = figures
             .iter()
@@ -237,6 +254,87 @@ fn run(options: &Options, binaries: &Binaries) -> Result<bool, String> {
         );
     }
     Ok(within)
+}
+
+/// How one scenario is counted: on the process `pid` runs under callgrind, into `dump`.
+struct Counting<'a> {
+    control: &'a Path,
+    pid: u32,
+    dump: PathBuf,
+    requests: usize,
+}
+
+impl Counting<'_> {
+    /// Warms up, zeroes the counters, sends the counted requests one at a time, lets the writer
+    /// commit them, dumps, and divides.
+    fn per_request(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        label: &str,
+        target: Target,
+        mode: Mode,
+    ) -> Result<u64, String> {
+        let target = Arc::new(target);
+        let mut measured = Measurement::default();
+        runtime.block_on(load::warm_up(target.clone(), mode, WARM_UP, &mut measured));
+        std::thread::sleep(SETTLE);
+        callgrind(self.control, self.pid, "-z")?;
+        runtime.block_on(load::warm_up(target, mode, self.requests, &mut measured));
+        std::thread::sleep(SETTLE);
+        callgrind(self.control, self.pid, "-d")?;
+        if let Some(first) = &measured.first_error {
+            return Err(format!(
+                "{label}: {} requests failed; first: {first}",
+                measured.errors
+            ));
+        }
+        Ok(totals(&self.dump)? / self.requests as u64)
+    }
+}
+
+/// The same count for `bare-proxy` (hyper forwarding with Stockyard's runtime, server and
+/// upstream client, nothing else) in front of the same mock: non-streamed and streamed.
+fn bare_floor(
+    bare: &Path,
+    valgrind: &Path,
+    control: &Path,
+    dir: &Path,
+    mock: std::net::SocketAddr,
+    runtime: &tokio::runtime::Runtime,
+    options: &Options,
+) -> Result<Vec<(&'static str, u64)>, String> {
+    let out_file = dir.join("callgrind-bare.out");
+    let mut cmd = Command::new(valgrind);
+    cmd.arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(bare)
+        .arg(mock.to_string())
+        .env("MIMALLOC_PURGE_DELAY", "0");
+    let (mut proc, line) = Proc::start(
+        "bare-proxy",
+        cmd,
+        dir,
+        Some("listening on http://"),
+        READY_TIMEOUT * 4,
+    )?;
+    let addr = parse_addr(line.as_deref(), "", "bare-proxy")?;
+    let mut figures = Vec::new();
+    for (dump, (label, mode)) in [("non-stream", Mode::NonStream), ("stream", Mode::Stream)]
+        .into_iter()
+        .enumerate()
+    {
+        let count = Counting {
+            control,
+            pid: proc.pid(),
+            dump: PathBuf::from(format!("{}.{}", out_file.display(), dump + 1)),
+            requests: options.requests,
+        };
+        let target = Target::new("bare hyper", addr, None, None)?;
+        figures.push((label, count.per_request(runtime, label, target, mode)?));
+        proc.check_alive()?;
+    }
+    let _ = proc.terminate(SHUTDOWN_TIMEOUT);
+    Ok(figures)
 }
 
 fn callgrind(control: &Path, pid: u32, command: &str) -> Result<(), String> {

@@ -6,6 +6,7 @@ mod completions;
 mod embeddings;
 pub mod operation;
 pub mod resource;
+mod stream_usage;
 mod usage;
 
 pub use chat::{ChatMessage, ChatRequest, Role, StreamOptions};
