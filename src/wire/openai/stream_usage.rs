@@ -12,8 +12,9 @@ const MEMBER: &[u8] = br#""stream_options":{"include_usage":true}"#;
 
 impl Inbound {
     /// `body` (this request's own bytes) with `"stream_options":{"include_usage":true}` added as
-    /// its first member, when the body names no `stream_options` anywhere: then the object
-    /// cannot hold one, even `null`, and the added member is the only one. `None` for every
+    /// its first member, when the body names no `stream_options` anywhere and holds no `\u`
+    /// escape: then the object cannot hold one, even `null`, and the added member is the only
+    /// one. `None` for every
     /// other case (the client set options, another kind of request, a body that does not start
     /// as an object); the caller then encodes the request with [`Inbound::request_stream_usage`].
     pub fn body_asking_stream_usage(&self, body: &Bytes) -> Option<Bytes> {
@@ -22,7 +23,12 @@ impl Inbound {
             Inbound::Completion(r) => &r.stream_options,
             Inbound::Embedding(_) | Inbound::Operation(_) | Inbound::Resource(_) => return None,
         };
-        if options.is_some() || memchr::memmem::find(body, b"\"stream_options\"").is_some() {
+        // A key may also be spelled with `\u` escapes (`"stream\u005foptions": null` parses as
+        // the same, absent-looking, option): a body with any such escape is encoded again.
+        if options.is_some()
+            || memchr::memmem::find(body, b"\"stream_options\"").is_some()
+            || memchr::memmem::find(body, b"\\u").is_some()
+        {
             return None;
         }
         let open = body.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -90,6 +96,17 @@ mod tests {
         ] {
             assert_eq!(edited(body), None, "{body}");
         }
+    }
+
+    #[test]
+    fn a_key_spelled_with_escapes_is_left_to_the_encoder() {
+        // Parsed, this is `stream_options: null`: an added member would be a second one.
+        let body = r#"{"model":"m","stream":true,"stream\u005foptions":null,"messages":[]}"#;
+        assert_eq!(edited(body), None);
+        // Text escaped that way (as Python's `json.dumps` writes it) is encoded again too.
+        let body =
+            r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"caf\u00e9"}]}"#;
+        assert_eq!(edited(body), None);
     }
 
     #[test]
