@@ -73,9 +73,7 @@ async fn usage_chunk_is_asked_for_and_withheld_from_clients_that_did_not_ask() {
     );
     let data = sse_data(&answer.text());
     assert!(
-        !data
-            .iter()
-            .any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object())),
+        !has_usage_chunk(&data),
         "usage chunk leaked to a client that did not ask: {data:?}"
     );
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
@@ -127,11 +125,8 @@ async fn usage_is_asked_for_whatever_stream_options_the_client_set() {
         assert_eq!(sent["stream_options"]["include_usage"], true, "{body}");
         assert_eq!(sent["x_vendor"], json!([1, 2.5]), "{body}");
         assert_eq!(sent["messages"][0]["content"], "Say hello", "{body}");
-        let data = sse_data(&answer.text());
         assert!(
-            !data
-                .iter()
-                .any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object())),
+            !has_usage_chunk(&sse_data(&answer.text())),
             "usage chunk leaked to a client that did not ask: {body}"
         );
     }
@@ -348,6 +343,12 @@ async fn client_disconnect_cancels_the_upstream_and_is_traced() {
 }
 
 /// The first choice's content deltas of an SSE body, joined.
+/// Whether any event of a stream carries a usage object.
+fn has_usage_chunk(data: &[String]) -> bool {
+    data.iter()
+        .any(|d| serde_json::from_str::<Value>(d).is_ok_and(|v| v["usage"].is_object()))
+}
+
 fn delta_text(body: &str) -> String {
     sse_data(body)
         .iter()
