@@ -9,8 +9,8 @@
 mod common;
 
 use common::test_modules::{
-    BUDGET, CANNED, CANNED_MODEL, CANNED_TEXT, EMBED_PROBE, EMBED_PROBE_MODEL, GUARD, PLAIN,
-    QUIET_MODEL, budget_log,
+    BUDGET, BudgetLog, CANNED, CANNED_MODEL, CANNED_TEXT, EMBED_PROBE, EMBED_PROBE_MODEL, GUARD,
+    PLAIN, QUIET_MODEL, budget_log,
 };
 use common::{Harness, chat, sse_data};
 use mock_upstream::Behavior;
@@ -271,10 +271,7 @@ async fn a_budget_reserves_before_routing_and_settles_after_cost() {
     assert_eq!(answer.status, 500);
     let traces = h.traces(2).await;
 
-    let log = budget_log(h.server.app.admin.deps())
-        .lock()
-        .unwrap()
-        .clone();
+    let log = budget_calls(&h);
     // Reserved while no route was chosen yet.
     assert_eq!(log.reserved, vec![(false, 1_000_000), (false, 1_000_000)]);
     // Settled with the cost the cost module computed, the same the trace recorded.
@@ -295,10 +292,7 @@ async fn plain_and_async_hooks_run_in_one_order() {
         .await;
     assert_eq!(answer.status, 200);
     h.traces(1).await;
-    let log = budget_log(h.server.app.admin.deps())
-        .lock()
-        .unwrap()
-        .clone();
+    let log = budget_calls(&h);
     assert_eq!(
         log.calls,
         [
@@ -321,10 +315,7 @@ async fn a_module_with_no_work_for_a_request_is_not_called_in_its_waiting_hooks(
         assert_eq!(answer.status, 200, "{model}");
     }
     h.traces(2).await;
-    let log = budget_log(h.server.app.admin.deps())
-        .lock()
-        .unwrap()
-        .clone();
+    let log = budget_calls(&h);
     // The quiet request: only the plain probe's hooks; then both probes', in their one order.
     assert_eq!(
         log.calls,
@@ -424,4 +415,12 @@ async fn a_holder_past_its_window_ends_the_stream_and_capture_never_sees_what_wa
     let captured = trace.response_body.clone().unwrap_or_default();
     assert!(captured.contains("Hello"), "{captured}");
     assert!(!captured.contains("FORBIDDEN"), "{captured}");
+}
+
+/// What the budget and plain probes have logged so far.
+fn budget_calls(h: &Harness) -> BudgetLog {
+    budget_log(h.server.app.admin.deps())
+        .lock()
+        .unwrap()
+        .clone()
 }

@@ -39,25 +39,19 @@ pub fn traces_are_found_by_id_in_any_order_and_shape(url: &StoreUrl) {
         record(&later, now, "later"),
     ];
 
-    let mut opened = open(url, key()).unwrap_or_else(|e| panic!("open: {e}"));
-    opened
-        .writes
-        .append_traces(&rows[..1])
-        .unwrap_or_else(|e| panic!("{e}"));
-    // A crash before the roll-ups were written: the next open rebuilds them from the rows past
-    // its cursor, the late row among them.
-    drop(opened);
-    let mut opened = open(url, key()).unwrap_or_else(|e| panic!("open: {e}"));
-    opened
-        .writes
-        .append_traces(&rows[1..2])
-        .unwrap_or_else(|e| panic!("{e}"));
-    drop(opened);
-    let mut opened = open(url, key()).unwrap_or_else(|e| panic!("open: {e}"));
-    opened
-        .writes
-        .append_traces(&rows[2..])
-        .unwrap_or_else(|e| panic!("{e}"));
+    // Each part by a store opened anew, and dropped before the roll-ups were written, as in a
+    // crash: the next open rebuilds them from the rows past its cursor, the late row among them.
+    let append_after_reopen = |part: &[TraceRecord]| {
+        let mut opened = open(url, key()).unwrap_or_else(|e| panic!("open: {e}"));
+        opened
+            .writes
+            .append_traces(part)
+            .unwrap_or_else(|e| panic!("{e}"));
+        opened
+    };
+    drop(append_after_reopen(&rows[..1]));
+    drop(append_after_reopen(&rows[1..2]));
+    let mut opened = append_after_reopen(&rows[2..]);
     // Retried, whole: nothing is stored twice.
     opened
         .writes

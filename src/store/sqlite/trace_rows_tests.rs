@@ -33,11 +33,7 @@ fn a_uuid_v7_names_its_first_64_bits_and_nothing_else_names_a_number() {
 #[test]
 fn numbers_only_grow_and_late_or_foreign_ids_are_listed() {
     let now = crate::store::now_ms();
-    let (a, b, c) = (
-        crate::ids::uuid_v7(),
-        crate::ids::uuid_v7(),
-        crate::ids::uuid_v7(),
-    );
+    let (a, b, c) = three_ids();
     let number = |id: &str| number_of(id).unwrap_or(0);
     let mut rows = TraceRows { last: 41 };
     // b reaches the writer before a.
@@ -123,11 +119,7 @@ fn a_trace_is_stored_under_its_ids_number_and_only_late_or_foreign_ones_are_list
     let path = dir.path().join("t.db");
     let (mut writer, reader) = open(&path);
     let now = crate::store::now_ms();
-    let (a, b, c) = (
-        crate::ids::uuid_v7(),
-        crate::ids::uuid_v7(),
-        crate::ids::uuid_v7(),
-    );
+    let (a, b, c) = three_ids();
     let number = |id: &str| number_of(id).unwrap_or(0);
     writer
         .append_traces(&[record(&a, now)])
@@ -322,4 +314,13 @@ fn a_backup_taken_before_the_roll_ups_were_written_counts_every_trace_once_opene
             .as_deref(),
         Some("plain")
     );
+}
+
+/// Three ids, made in this order.
+fn three_ids() -> (String, String, String) {
+    (
+        crate::ids::uuid_v7(),
+        crate::ids::uuid_v7(),
+        crate::ids::uuid_v7(),
+    )
 }
