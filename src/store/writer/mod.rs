@@ -29,7 +29,9 @@ use crate::ledger::{LedgerDraft, LedgerEntry};
 
 mod apply;
 mod hold;
+mod priority;
 mod thread;
+use priority::WriterPriority;
 use thread::run;
 
 enum WriteOp {
@@ -178,6 +180,9 @@ pub struct Writer {
     /// Wakes the writer out of its batch wait for what someone is waiting on (an admin change, a
     /// flush, shutdown), so those never wait out a batch interval.
     urgent: Arc<Notify>,
+    /// The writer thread's scheduling class (`priority.rs`): given up to requests while it is
+    /// caught up, taken back when it falls behind or somebody waits on it.
+    priority: Arc<WriterPriority>,
     /// Finished traces as they are queued, for whoever watches live (the console's Live page).
     /// With no subscriber a trace costs one atomic load here.
     live: tokio::sync::broadcast::Sender<Arc<TraceSummary>>,
@@ -198,9 +203,20 @@ impl Writer {
         let thread_stats = stats.clone();
         let urgent = Arc::new(Notify::new());
         let thread_urgent = urgent.clone();
+        let priority = Arc::new(WriterPriority::new(config.batch_size));
+        let thread_priority = priority.clone();
         let thread = std::thread::Builder::new()
             .name("stockyard-writer".into())
-            .spawn(move || run(backend, rx, config, &thread_stats, &thread_urgent))?;
+            .spawn(move || {
+                run(
+                    backend,
+                    rx,
+                    config,
+                    &thread_stats,
+                    &thread_urgent,
+                    &thread_priority,
+                )
+            })?;
         Ok(Writer {
             tx,
             stats,
@@ -208,6 +224,7 @@ impl Writer {
             capacity: config.queue_capacity,
             thread: std::sync::Mutex::new(Some(thread)),
             urgent,
+            priority,
             live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         })
     }
@@ -220,7 +237,10 @@ impl Writer {
         }
         let op = WriteOp::Trace(Box::new(record));
         let result = match self.tx.try_send(op) {
-            Ok(()) => return,
+            Ok(()) => {
+                self.priority.note_depth(|| self.queued());
+                return;
+            }
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
                 QueueFullPolicy::Drop => Err("queue full"),
                 // The writer holds records for an unreachable store and drains the queue as
@@ -229,11 +249,13 @@ impl Writer {
                 QueueFullPolicy::Wait(_) if self.stats.holding.load(Ordering::Relaxed) => {
                     Err("queue full while the store is unreachable")
                 }
-                QueueFullPolicy::Wait(bound) => self
-                    .tx
-                    .send_timeout(op, bound)
-                    .await
-                    .map_err(|_| "queue full after waiting"),
+                QueueFullPolicy::Wait(bound) => {
+                    self.priority.hurry();
+                    self.tx
+                        .send_timeout(op, bound)
+                        .await
+                        .map_err(|_| "queue full after waiting")
+                }
             },
             Err(mpsc::error::TrySendError::Closed(_)) => Err("writer stopped"),
         };
@@ -284,7 +306,9 @@ impl Writer {
     /// Queues `op` if there is room, else drops and counts it: for records that must never hold
     /// up their caller.
     fn submit_now(&self, op: WriteOp, what: &'static str) {
-        if self.tx.try_send(op).is_err() {
+        if self.tx.try_send(op).is_ok() {
+            self.priority.note_depth(|| self.queued());
+        } else {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(what, "record dropped: writer queue full");
         }
@@ -300,10 +324,16 @@ impl Writer {
     pub async fn submit_response(&self, record: StoredResponse) {
         let op = WriteOp::Response(Box::new(record));
         let sent = match self.tx.try_send(op) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.priority.note_depth(|| self.queued());
+                true
+            }
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
                 QueueFullPolicy::Drop => false,
-                QueueFullPolicy::Wait(bound) => self.tx.send_timeout(op, bound).await.is_ok(),
+                QueueFullPolicy::Wait(bound) => {
+                    self.priority.hurry();
+                    self.tx.send_timeout(op, bound).await.is_ok()
+                }
             },
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         };
@@ -324,8 +354,9 @@ impl Writer {
     /// the caller (the request path). Its sequence number is assigned at commit, in queue order.
     pub fn submit_mcp_call(&self, call: McpCallWrite) {
         match self.tx.try_send(WriteOp::McpCall(Box::new(call))) {
-            Ok(()) => {}
+            Ok(()) => self.priority.note_depth(|| self.queued()),
             Err(mpsc::error::TrySendError::Full(op)) => {
+                self.priority.hurry();
                 let tx = self.tx.clone();
                 let stats = self.stats.clone();
                 tokio::spawn(async move {
@@ -357,7 +388,7 @@ impl Writer {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.urgent.notify_one();
+        self.wake_now();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -369,7 +400,7 @@ impl Writer {
             .send(WriteOp::Maintain { job, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.urgent.notify_one();
+        self.wake_now();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -380,7 +411,7 @@ impl Writer {
             .send(WriteOp::Flush(reply))
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.urgent.notify_one();
+        self.wake_now();
         answer.await.map_err(|_| StoreError::WriterGone)
     }
 
@@ -390,7 +421,7 @@ impl Writer {
         if self.tx.send(WriteOp::Shutdown(reply)).await.is_err() {
             return Err(StoreError::WriterGone);
         }
-        self.urgent.notify_one();
+        self.wake_now();
         let result = answer.await.map_err(|_| StoreError::WriterGone)?;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
@@ -399,10 +430,22 @@ impl Writer {
         result
     }
 
+    /// Records waiting in the queue.
+    fn queued(&self) -> usize {
+        self.capacity.saturating_sub(self.tx.capacity())
+    }
+
+    /// Somebody waits on what was just queued: the writer leaves its batch wait, and its idle
+    /// class if it is in it, at once.
+    fn wake_now(&self) {
+        self.priority.hurry();
+        self.urgent.notify_one();
+    }
+
     pub fn snapshot(&self) -> WriterSnapshot {
         WriterSnapshot {
             alive: self.stats.alive.load(Ordering::SeqCst),
-            queue_depth: self.capacity.saturating_sub(self.tx.capacity()),
+            queue_depth: self.queued(),
             queue_capacity: self.capacity,
             written: self.stats.written.load(Ordering::Relaxed),
             dropped: self.stats.dropped.load(Ordering::Relaxed),

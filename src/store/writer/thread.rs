@@ -1,10 +1,11 @@
-//! The writer thread itself: [`run`] lowers its priority and drives [`writer_loop`], which
-//! takes records from the queue, gathers trace rows into batches and hands each kind of record to
-//! `apply.rs`. While the store is out of reach the loop keeps draining the queue into the hold
+//! The writer thread itself: [`run`] settles its scheduling class (`priority.rs`) and drives
+//! [`writer_loop`], which takes records from the queue, gathers trace rows into batches and hands
+//! each kind of record to `apply.rs`. While the store is out of reach the loop keeps draining the queue into the hold
 //! (`hold.rs`) and wakes for its retries; at shutdown it makes one last try before giving up
 //! what is held.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -13,11 +14,16 @@ use super::apply::{
     apply_record, commit, commit_mcp, maintain, note_head, publish_head, store_one, wal_upkeep,
 };
 use super::hold::Backlog;
+use super::priority::WriterPriority;
 use super::{IDLE_FLUSH, WriteOp, WriterStats};
 use crate::config::StoreConfig;
 use crate::ledger::Head;
 use crate::store::mcp::McpCallWrite;
 use crate::store::{StoreError, TraceRecord, WriteBackend, now_ms};
+
+/// How late past its batch deadline the writer may wake before it counts as starved: a tick or
+/// two is scheduling noise; more means threads of normal class are holding the CPU.
+const STARVED: Duration = Duration::from_millis(20);
 
 pub(super) fn run(
     mut backend: Box<dyn WriteBackend>,
@@ -25,52 +31,25 @@ pub(super) fn run(
     config: StoreConfig,
     stats: &WriterStats,
     urgent: &Notify,
+    priority: &WriterPriority,
 ) {
-    yield_to_requests();
+    priority.settle();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build();
     match runtime {
-        Ok(runtime) => runtime.block_on(writer_loop(backend.as_mut(), rx, config, stats, urgent)),
+        Ok(runtime) => runtime.block_on(writer_loop(
+            backend.as_mut(),
+            rx,
+            config,
+            stats,
+            urgent,
+            priority,
+        )),
         Err(e) => tracing::error!(error = %e, "writer thread could not start its timer"),
     }
     stats.alive.store(false, Ordering::SeqCst);
 }
-
-/// How much lower than the request path the writer runs (a nice value; 0 is the default).
-/// Batched commits are work that can wait a millisecond; a request that arrives while one runs
-/// cannot, so the scheduler should hand the CPU to the request at once. Nice 5 still leaves the
-/// writer about a seventh of a CPU the request path saturates (weight 335 against 1024 per busy
-/// worker), which keeps it ahead of its queue at the load the proxy can serve.
-const WRITER_NICE: i32 = 5;
-
-/// Lowers this thread's scheduling priority to [`WRITER_NICE`] (Linux sets nice per thread) and
-/// puts it under `SCHED_BATCH`: the writer mostly sleeps, so when its batch deadline wakes it the
-/// scheduler would otherwise let it preempt a worker halfway through a request; a batch thread
-/// never preempts on waking and runs when the worker blocks or its slice ends. It keeps its
-/// share of a busy CPU (the policy changes wake-ups, not weight), so it cannot starve.
-#[cfg(target_os = "linux")]
-fn yield_to_requests() {
-    // SAFETY: gettid, setpriority and sched_setscheduler take plain integers and a parameter
-    // struct that lives for the call; no memory is shared.
-    let niced = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE)
-    };
-    if niced != 0 {
-        let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, "could not lower the writer's nice value; it keeps the process's");
-    }
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: as above; `param` lives for the call.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-        let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, "could not put the writer under SCHED_BATCH; its wake-ups may preempt requests");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn yield_to_requests() {}
 
 async fn writer_loop(
     backend: &mut dyn WriteBackend,
@@ -78,6 +57,7 @@ async fn writer_loop(
     config: StoreConfig,
     stats: &WriterStats,
     urgent: &Notify,
+    priority: &WriterPriority,
 ) {
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(config.batch_size);
     // MCP calls wait with the trace batch and commit with their ledger entries after it.
@@ -88,6 +68,10 @@ async fn writer_loop(
     // Records held while the store is out of reach, bounded like the queue.
     let mut backlog = Backlog::new(config.queue_capacity);
     loop {
+        // Nothing left to write: requests may have the CPU whenever they want it.
+        if rx.is_empty() {
+            priority.caught_up();
+        }
         // Idle for a while: write what the backend holds back (the console's roll-ups), so a
         // quiet proxy's overview is never more than this behind.
         // While the store is out of reach, wake for the next retry even with nothing queued.
@@ -198,6 +182,11 @@ async fn writer_loop(
                         () = tokio::time::sleep_until(deadline) => {}
                         () = urgent.notified() => {}
                     }
+                    // Woken well past the deadline: other threads hold the CPU, and in the
+                    // idle class this batch would wait on them for as long as they run.
+                    if Instant::now() > deadline + STARVED {
+                        priority.hurry();
+                    }
                     rx.try_recv().ok()
                 }
                 Err(_) => None,
@@ -274,53 +263,80 @@ fn last_chance(
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::super::Writer;
+    use super::super::priority::WRITER_NICE;
     use crate::config::StoreConfig;
 
-    /// `(nice, policy)` of every thread of this process named `stockyard-writer`, from
-    /// `/proc/self/task/*/stat` (fields 19 and 41, counted after the parenthesised name).
-    fn writer_threads() -> Vec<(i64, i64)> {
-        let tasks = std::fs::read_dir("/proc/self/task").unwrap_or_else(|e| panic!("{e}"));
-        let mut found = Vec::new();
-        for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            // The kernel keeps 15 bytes of a thread's name.
-            if comm.trim() != "stockyard-write" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
-            // After the name, field 3 (state) is index 0: nice (19) is 16, policy (41) is 38.
-            let fields: Vec<&str> = after_name.split_whitespace().collect();
-            let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(-1);
-            found.push((field(16), field(38)));
-        }
-        found
+    /// `(nice, policy)` of thread `tid` of this process, from `/proc/self/task/TID/stat` (fields
+    /// 19 and 41, counted after the parenthesised name).
+    fn nice_and_policy(tid: i32) -> (i64, i64) {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .unwrap_or_else(|e| panic!("thread {tid}: {e}"));
+        let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        // After the name, field 3 (state) is index 0: nice (19) is 16, policy (41) is 38.
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(-1);
+        (field(16), field(38))
     }
 
-    #[test]
-    fn the_writer_thread_runs_niced_under_sched_batch() {
-        let (dir, _, opened) = crate::store::open_temp_sqlite();
-        let _writer =
-            Writer::start(opened.writes, StoreConfig::default()).unwrap_or_else(|e| panic!("{e}"));
-        // The thread sets its own priority as it starts; give it a moment.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let threads = loop {
-            let threads = writer_threads();
-            let settled = !threads.is_empty()
-                && threads.iter().all(|&(nice, policy)| {
-                    (nice, policy) == (i64::from(super::WRITER_NICE), i64::from(libc::SCHED_BATCH))
-                });
-            if settled || std::time::Instant::now() > deadline {
-                break threads;
+    /// Waits (at most five seconds) until the writer thread runs at nice 5 under `policy`, and
+    /// returns what it found last.
+    fn wait_for(writer: &Writer, policy: i32) -> (i64, i64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let tid = writer.priority.tid();
+            let found = if tid > 0 {
+                nice_and_policy(tid)
+            } else {
+                (-1, -1)
+            };
+            if found == (i64::from(WRITER_NICE), i64::from(policy)) || Instant::now() > deadline {
+                return found;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
-        assert!(!threads.is_empty(), "no writer thread found");
-        for (nice, policy) in threads {
-            assert_eq!(nice, i64::from(super::WRITER_NICE), "writer's nice value");
-            assert_eq!(policy, i64::from(libc::SCHED_BATCH), "writer's policy");
+            std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[tokio::test]
+    async fn the_writer_gives_the_cpu_up_while_caught_up_and_takes_its_share_back_when_needed() {
+        let (dir, _, opened) = crate::store::open_temp_sqlite();
+        let config = StoreConfig {
+            batch_size: 4,
+            ..StoreConfig::default()
+        };
+        let writer = Writer::start(opened.writes, config).unwrap_or_else(|e| panic!("{e}"));
+        let nice = i64::from(WRITER_NICE);
+        // The thread settles its class as it starts; its id shows once it has.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while writer.priority.tid() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !writer.priority.may_idle() {
+            // This process may not raise a thread's priority (no CAP_SYS_NICE): the writer
+            // stays batch-class throughout.
+            let found = wait_for(&writer, libc::SCHED_BATCH);
+            assert_eq!(found, (nice, i64::from(libc::SCHED_BATCH)));
+            std::mem::forget(dir);
+            return;
+        }
+        // Nothing queued: idle-class, so a worker that wakes takes the CPU from it at once.
+        let idle = i64::from(libc::SCHED_IDLE);
+        assert_eq!(wait_for(&writer, libc::SCHED_IDLE), (nice, idle));
+        // Fewer than a batch queued: still idle-class; a batch: back to its share at once.
+        writer.priority.note_depth(|| 3);
+        assert_eq!(nice_and_policy(writer.priority.tid()), (nice, idle));
+        writer.priority.note_depth(|| 4);
+        let batch = i64::from(libc::SCHED_BATCH);
+        assert_eq!(nice_and_policy(writer.priority.tid()), (nice, batch));
+        // Caught up again after the flush it was woken for: idle-class.
+        writer.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(wait_for(&writer, libc::SCHED_IDLE), (nice, idle));
+        // Somebody waiting on the writer (an admin change, a flush) takes it back at once.
+        writer.priority.hurry();
+        assert_eq!(nice_and_policy(writer.priority.tid()), (nice, batch));
+        writer.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
         std::mem::forget(dir);
     }
 }
