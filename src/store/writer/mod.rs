@@ -203,7 +203,11 @@ impl Writer {
         let thread_stats = stats.clone();
         let urgent = Arc::new(Notify::new());
         let thread_urgent = urgent.clone();
-        let priority = Arc::new(WriterPriority::new(config.batch_size));
+        let priority = Arc::new(WriterPriority::new(
+            config.batch_size,
+            config.queue_capacity,
+            config.batch_interval,
+        ));
         let thread_priority = priority.clone();
         let thread = std::thread::Builder::new()
             .name("stockyard-writer".into())
@@ -242,7 +246,10 @@ impl Writer {
                 return;
             }
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
-                QueueFullPolicy::Drop => Err("queue full"),
+                QueueFullPolicy::Drop => {
+                    self.priority.hurry();
+                    Err("queue full")
+                }
                 // The writer holds records for an unreachable store and drains the queue as
                 // fast as it fills; a full queue then means the hold is full too: waiting helps
                 // nobody and would slow every request.
@@ -250,7 +257,7 @@ impl Writer {
                     Err("queue full while the store is unreachable")
                 }
                 QueueFullPolicy::Wait(bound) => {
-                    self.priority.hurry();
+                    self.priority.hurry_for_waiter();
                     self.tx
                         .send_timeout(op, bound)
                         .await
@@ -309,6 +316,7 @@ impl Writer {
         if self.tx.try_send(op).is_ok() {
             self.priority.note_depth(|| self.queued());
         } else {
+            self.priority.hurry();
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(what, "record dropped: writer queue full");
         }
@@ -331,7 +339,7 @@ impl Writer {
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
                 QueueFullPolicy::Drop => false,
                 QueueFullPolicy::Wait(bound) => {
-                    self.priority.hurry();
+                    self.priority.hurry_for_waiter();
                     self.tx.send_timeout(op, bound).await.is_ok()
                 }
             },
@@ -356,7 +364,7 @@ impl Writer {
         match self.tx.try_send(WriteOp::McpCall(Box::new(call))) {
             Ok(()) => self.priority.note_depth(|| self.queued()),
             Err(mpsc::error::TrySendError::Full(op)) => {
-                self.priority.hurry();
+                self.priority.hurry_for_waiter();
                 let tx = self.tx.clone();
                 let stats = self.stats.clone();
                 tokio::spawn(async move {
@@ -380,6 +388,7 @@ impl Writer {
         draft: LedgerDraft,
     ) -> Result<LedgerEntry, StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.priority.hurry_for_waiter();
         self.tx
             .send(WriteOp::Admin {
                 change,
@@ -388,7 +397,7 @@ impl Writer {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.wake_now();
+        self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -396,32 +405,35 @@ impl Writer {
     /// Waits for room in the queue: upkeep is never dropped, only delayed.
     pub async fn maintain(&self, job: MaintenanceJob) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.priority.hurry_for_waiter();
         self.tx
             .send(WriteOp::Maintain { job, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.wake_now();
+        self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.priority.hurry_for_waiter();
         self.tx
             .send(WriteOp::Flush(reply))
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        self.wake_now();
+        self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)
     }
 
     /// Commits everything queued, checkpoints, and stops the thread. Later submits are dropped.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.priority.hurry_for_waiter();
         if self.tx.send(WriteOp::Shutdown(reply)).await.is_err() {
             return Err(StoreError::WriterGone);
         }
-        self.wake_now();
+        self.urgent.notify_one();
         let result = answer.await.map_err(|_| StoreError::WriterGone)?;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
@@ -433,13 +445,6 @@ impl Writer {
     /// Records waiting in the queue.
     fn queued(&self) -> usize {
         self.capacity.saturating_sub(self.tx.capacity())
-    }
-
-    /// Somebody waits on what was just queued: the writer leaves its batch wait, and its idle
-    /// class if it is in it, at once.
-    fn wake_now(&self) {
-        self.priority.hurry();
-        self.urgent.notify_one();
     }
 
     pub fn snapshot(&self) -> WriterSnapshot {

@@ -6,19 +6,23 @@
 //! writer under `SCHED_IDLE` and 0.34 to 0.87 ms for nginx in the same runs. So the writer runs in
 //! one of two classes:
 //!
-//! - caught up (its queue empty as it goes to sleep): `SCHED_IDLE`, which the kernel preempts the
-//!   moment a thread of normal class wakes, so a commit never delays a request;
-//! - behind (a batch's worth queued, or somebody waiting on it: an admin change, a flush, upkeep,
-//!   shutdown): `SCHED_BATCH` at nice [`WRITER_NICE`], which keeps its share of a busy CPU.
-//!   Under `SCHED_IDLE` alone a saturated proxy starves it: at concurrency 64 its queue grew to
-//!   56,000 records in eight seconds.
+//! - caught up (its queue empty and nothing held as it goes to sleep): `SCHED_IDLE`, which the
+//!   kernel preempts the moment a thread of normal class wakes;
+//! - behind: `SCHED_BATCH` at nice [`WRITER_NICE`], which keeps its share of a busy CPU. Under
+//!   `SCHED_IDLE` alone a saturated proxy starves it: at concurrency 64 its queue grew to 56,000
+//!   records in eight seconds.
 //!
-//! Whoever queues a record checks the depth (one atomic load while the writer is idle-class, none
-//! otherwise) and moves the writer back itself, so a starved writer never has to run to be rescued.
-//! Leaving `SCHED_IDLE` needs the right to raise a priority (`CAP_SYS_NICE`, or an `RLIMIT_NICE`
-//! that allows nice 5); a process without it keeps the writer under `SCHED_BATCH` throughout.
+//! It counts as behind once a batch's worth is queued or the oldest queued record has waited two
+//! batch intervals (whoever queues checks, with one atomic load while the writer is batch-class
+//! and a clock read while it is idle-class, so a starved writer is brought back by the next
+//! record rather than by itself); whenever somebody is about to wait on it (an admin change, a
+//! flush, upkeep, shutdown, a full queue); before it takes the ledger's lock for MCP entries; and
+//! when it wakes well past its batch deadline. Leaving `SCHED_IDLE` needs the right to raise a
+//! priority: the writer goes idle-class only if it may lower its nice value to 4 (`CAP_SYS_NICE`,
+//! or an `RLIMIT_NICE` of 16 or more), and otherwise stays under `SCHED_BATCH` throughout.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::time::Duration;
 
 /// How much lower than the request path the writer runs while it is behind (a nice value; 0 is
 /// the default). Nice 5 still leaves it a share of a CPU the request path saturates (weight 335
@@ -28,24 +32,37 @@ pub(super) const WRITER_NICE: i32 = 5;
 
 #[derive(Debug)]
 pub(super) struct WriterPriority {
-    /// The writer thread's kernel id; 0 until it has settled (0 would mean "the caller" to the
-    /// kernel, so nothing is changed then).
+    /// The writer thread's kernel id; 0 until it has settled and after it stopped (0 would mean
+    /// "the caller" to the kernel, so nothing is changed then).
     tid: AtomicI32,
-    /// Whether the writer may go idle-class: only once it has found it may come back.
+    /// Whether the writer may go idle-class: only once it has found it may come back, and no
+    /// longer once coming back failed.
     may_idle: AtomicBool,
     /// Whether it is idle-class now (or about to be).
     idle: AtomicBool,
-    /// Queue depth at which the writer counts as behind: a full batch waiting.
+    /// Queue depth at which the writer counts as behind: a full batch waiting (or half the
+    /// queue, if that is less).
     behind_at: usize,
+    /// When the queue last went from empty to not (epoch ms), noted while the writer is
+    /// idle-class, and how long a record may wait before the writer counts as behind.
+    backlog_since_ms: AtomicI64,
+    stale_after_ms: i64,
 }
 
 impl WriterPriority {
-    pub(super) fn new(behind_at: usize) -> WriterPriority {
+    pub(super) fn new(
+        batch_size: usize,
+        queue_capacity: usize,
+        batch_interval: Duration,
+    ) -> WriterPriority {
+        let interval_ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX / 4);
         WriterPriority {
             tid: AtomicI32::new(0),
             may_idle: AtomicBool::new(false),
             idle: AtomicBool::new(false),
-            behind_at: behind_at.max(1),
+            behind_at: batch_size.min(queue_capacity / 2).max(1),
+            backlog_since_ms: AtomicI64::new(0),
+            stale_after_ms: interval_ms.saturating_mul(2),
         }
     }
 
@@ -62,8 +79,8 @@ impl WriterPriority {
             tracing::debug!(%error, "could not put the writer under SCHED_BATCH; its wake-ups may preempt requests");
             return;
         }
-        // Leaving SCHED_IDLE takes the same right as lowering the nice value below the current
-        // one: try one step down and back.
+        // Leaving SCHED_IDLE takes the right to lower the nice value below the current one: try
+        // one step down and back (raising it again is always allowed).
         if set_nice(tid, WRITER_NICE - 1) && set_nice(tid, WRITER_NICE) {
             self.may_idle.store(true, Ordering::SeqCst);
         } else {
@@ -75,37 +92,77 @@ impl WriterPriority {
         self.tid.store(tid, Ordering::SeqCst);
     }
 
-    /// On the writer thread, with its queue empty: give the CPU to requests entirely.
+    /// On the writer thread as it stops: later calls change nothing.
+    pub(super) fn stopped(&self) {
+        self.tid.store(0, Ordering::SeqCst);
+    }
+
+    /// On the writer thread, with its queue empty and nothing held: give the CPU to requests
+    /// entirely.
     pub(super) fn caught_up(&self) {
         if !self.may_idle.load(Ordering::Relaxed) || self.idle.load(Ordering::Relaxed) {
             return;
         }
-        // The flag follows the change: a record queued meanwhile sees the writer as batch-class
-        // and leaves it; the next one sees it idle-class and brings it back when needed.
-        if set_policy(self.tid.load(Ordering::Relaxed), Policy::Idle) {
-            self.idle.store(true, Ordering::SeqCst);
+        // The flag goes first, so a record queued from here on sees an idle-class writer. One
+        // that brought the writer back between the flag and the change lost to the change:
+        // undo it, while this thread is still running (an idle-class thread is preempted at the
+        // next wake-up, so this must not wait for its next turn).
+        self.idle.store(true, Ordering::SeqCst);
+        let tid = self.tid.load(Ordering::Relaxed);
+        if !set_policy(tid, Policy::Idle) {
+            self.idle.store(false, Ordering::SeqCst);
+        } else if !self.idle.load(Ordering::SeqCst) {
+            self.to_batch();
         }
     }
 
-    /// After queueing a record: brings the writer back to its share of the CPU once `depth()`
-    /// (the records now queued) reaches a batch. Costs one atomic load while it is batch-class.
+    /// After queueing a record: brings the writer back to its share of the CPU once it is behind
+    /// (`depth()` is the records now queued). One atomic load while it is batch-class.
     #[inline]
     pub(super) fn note_depth(&self, depth: impl FnOnce() -> usize) {
-        if self.idle.load(Ordering::Relaxed) && depth() >= self.behind_at {
+        if !self.idle.load(Ordering::Relaxed) {
+            return;
+        }
+        let depth = depth();
+        let now = crate::store::now_ms();
+        if depth <= 1 {
+            // This record found the queue empty: its wait starts now.
+            self.backlog_since_ms.store(now, Ordering::Relaxed);
+        }
+        let waited = now.saturating_sub(self.backlog_since_ms.load(Ordering::Relaxed));
+        if depth >= self.behind_at || waited > self.stale_after_ms {
             self.hurry();
         }
     }
 
-    /// Somebody waits on the writer, or it is behind: back to `SCHED_BATCH` now.
+    /// The writer is behind, or is taking a lock others wait on: back to `SCHED_BATCH` if it is
+    /// idle-class.
     pub(super) fn hurry(&self) {
-        if self.idle.swap(false, Ordering::SeqCst)
-            && !set_policy(self.tid.load(Ordering::Relaxed), Policy::Batch)
-        {
-            // Unreachable once the probe passed, short of a limit lowered at run time: stop
-            // going idle-class, since nobody could bring the writer back.
+        if self.may_idle.load(Ordering::Relaxed) && self.idle.swap(false, Ordering::SeqCst) {
+            self.to_batch();
+        }
+    }
+
+    /// Somebody is about to wait on the writer: back to `SCHED_BATCH` whatever the flag says, so
+    /// a change lost to a race with [`caught_up`](Self::caught_up) cannot leave them waiting on
+    /// an idle-class thread. Rare (admin changes, flushes, upkeep, a full queue), so the extra
+    /// system call costs nothing that matters.
+    pub(super) fn hurry_for_waiter(&self) {
+        if self.may_idle.load(Ordering::Relaxed) {
+            self.idle.store(false, Ordering::SeqCst);
+            self.to_batch();
+        }
+    }
+
+    fn to_batch(&self) {
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid > 0 && !set_policy(tid, Policy::Batch) {
+            // The probe said this was allowed: a limit lowered since, or a thread that exited
+            // meanwhile. Nothing can bring it back, so stop trying (and stop going idle-class).
             self.may_idle.store(false, Ordering::SeqCst);
+            self.idle.store(true, Ordering::SeqCst);
             let error = std::io::Error::last_os_error();
-            tracing::warn!(%error, "could not take the writer out of SCHED_IDLE; it stays idle-class until it catches up");
+            tracing::warn!(%error, "could not take the writer out of SCHED_IDLE: it now runs only on a CPU nothing else wants");
         }
     }
 
@@ -175,17 +232,31 @@ fn set_policy(_tid: i32, _policy: Policy) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
     use super::WriterPriority;
 
     #[test]
     fn an_unsettled_priority_changes_nothing() {
-        // Not settled: no thread id, so neither call may reach the kernel (a 0 there would
-        // change the calling thread, here the test's own).
-        let priority = WriterPriority::new(0);
+        // Not settled: no thread id, and not allowed to go idle-class, so no call may reach the
+        // kernel (a 0 there would change the calling thread, here the test's own).
+        let priority = WriterPriority::new(512, 65_536, Duration::from_millis(50));
         priority.caught_up();
         priority.note_depth(|| usize::MAX);
         priority.hurry();
+        priority.hurry_for_waiter();
         assert!(!priority.may_idle());
-        assert!(!priority.idle.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(!priority.idle.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn behind_means_a_batch_or_half_the_queue_and_two_batch_intervals() {
+        let priority = WriterPriority::new(512, 65_536, Duration::from_millis(50));
+        assert_eq!((priority.behind_at, priority.stale_after_ms), (512, 100));
+        // A queue smaller than a batch could never hold one: half of it counts instead.
+        let small = WriterPriority::new(512, 100, Duration::from_millis(5));
+        assert_eq!((small.behind_at, small.stale_after_ms), (50, 10));
+        assert_eq!(WriterPriority::new(0, 0, Duration::ZERO).behind_at, 1);
     }
 }
