@@ -337,7 +337,10 @@ impl Writer {
                 true
             }
             Err(mpsc::error::TrySendError::Full(op)) => match self.policy {
-                QueueFullPolicy::Drop => false,
+                QueueFullPolicy::Drop => {
+                    self.priority.hurry();
+                    false
+                }
                 QueueFullPolicy::Wait(bound) => {
                     self.priority.hurry_for_waiter();
                     self.tx.send_timeout(op, bound).await.is_ok()
@@ -397,6 +400,7 @@ impl Writer {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
+        self.priority.hurry_for_waiter();
         self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -410,6 +414,7 @@ impl Writer {
             .send(WriteOp::Maintain { job, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
+        self.priority.hurry_for_waiter();
         self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -422,6 +427,7 @@ impl Writer {
             .send(WriteOp::Flush(reply))
             .await
             .map_err(|_| StoreError::WriterGone)?;
+        self.priority.hurry_for_waiter();
         self.urgent.notify_one();
         answer.await.map_err(|_| StoreError::WriterGone)
     }
@@ -433,6 +439,7 @@ impl Writer {
         if self.tx.send(WriteOp::Shutdown(reply)).await.is_err() {
             return Err(StoreError::WriterGone);
         }
+        self.priority.hurry_for_waiter();
         self.urgent.notify_one();
         let result = answer.await.map_err(|_| StoreError::WriterGone)?;
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();

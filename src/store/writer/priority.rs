@@ -12,17 +12,20 @@
 //!   `SCHED_IDLE` alone a saturated proxy starves it: at concurrency 64 its queue grew to 56,000
 //!   records in eight seconds.
 //!
-//! It counts as behind once a batch's worth is queued or the oldest queued record has waited two
-//! batch intervals (whoever queues checks, with one atomic load while the writer is batch-class
-//! and a clock read while it is idle-class, so a starved writer is brought back by the next
-//! record rather than by itself); whenever somebody is about to wait on it (an admin change, a
-//! flush, upkeep, shutdown, a full queue); before it takes the ledger's lock for MCP entries; and
-//! when it wakes well past its batch deadline. Leaving `SCHED_IDLE` needs the right to raise a
-//! priority: the writer goes idle-class only if it may lower its nice value to 4 (`CAP_SYS_NICE`,
-//! or an `RLIMIT_NICE` of 16 or more), and otherwise stays under `SCHED_BATCH` throughout.
+//! It counts as behind once a batch's worth is queued (or half the queue, if that is less) or a
+//! queued record has waited two batch intervals: whoever queues checks, with one atomic load
+//! while the writer is batch-class and a clock read while it is idle-class, so a starved writer
+//! is brought back by the next record rather than by itself. It is also brought back whenever
+//! somebody is about to wait on it (an admin change, a flush, upkeep, shutdown, a full queue:
+//! before queueing and again after, whatever the flag says), takes one of those from its queue,
+//! holds records for an unreachable store, is about to take the ledger's lock for MCP entries, or
+//! wakes well past its batch deadline. Going idle-class, it looks at its queue once more after
+//! the change and comes back if anything arrived meanwhile. Leaving `SCHED_IDLE` needs the right
+//! to lower a nice value (`CAP_SYS_NICE`, or an `RLIMIT_NICE` of 15 or more for nice 5): the
+//! writer tries exactly that once as it starts, and without it stays under `SCHED_BATCH`.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// How much lower than the request path the writer runs while it is behind (a nice value; 0 is
 /// the default). Nice 5 still leaves it a share of a CPU the request path saturates (weight 335
@@ -40,11 +43,18 @@ pub(super) struct WriterPriority {
     may_idle: AtomicBool,
     /// Whether it is idle-class now (or about to be).
     idle: AtomicBool,
+    /// Counts the changes back to `SCHED_BATCH`, and the count when the writer last went
+    /// idle-class: a change that raced its own leaves the flag set on a batch-class thread, and
+    /// a new count tells the writer to go idle-class again rather than trust the flag.
+    batch_changes: AtomicU64,
+    idle_after: AtomicU64,
     /// Queue depth at which the writer counts as behind: a full batch waiting (or half the
     /// queue, if that is less).
     behind_at: usize,
-    /// When the queue last went from empty to not (epoch ms), noted while the writer is
-    /// idle-class, and how long a record may wait before the writer counts as behind.
+    /// When the queue last went from empty to not (ms since `epoch`), noted while the writer is
+    /// idle-class, and how long a record may wait before the writer counts as behind. A
+    /// monotonic clock: a wall-clock step must not fire or hold back the rescue.
+    epoch: Instant,
     backlog_since_ms: AtomicI64,
     stale_after_ms: i64,
 }
@@ -60,7 +70,10 @@ impl WriterPriority {
             tid: AtomicI32::new(0),
             may_idle: AtomicBool::new(false),
             idle: AtomicBool::new(false),
+            batch_changes: AtomicU64::new(0),
+            idle_after: AtomicU64::new(0),
             behind_at: batch_size.min(queue_capacity / 2).max(1),
+            epoch: Instant::now(),
             backlog_since_ms: AtomicI64::new(0),
             stale_after_ms: interval_ms.saturating_mul(2),
         }
@@ -79,39 +92,49 @@ impl WriterPriority {
             tracing::debug!(%error, "could not put the writer under SCHED_BATCH; its wake-ups may preempt requests");
             return;
         }
-        // Leaving SCHED_IDLE takes the right to lower the nice value below the current one: try
-        // one step down and back (raising it again is always allowed).
-        if set_nice(tid, WRITER_NICE - 1) && set_nice(tid, WRITER_NICE) {
+        // Leaving SCHED_IDLE at nice 5 takes the right to lower a nice value to 5 (the kernel's
+        // `can_nice`): one step up, always allowed, and back down is exactly that.
+        if set_nice(tid, WRITER_NICE + 1) && set_nice(tid, WRITER_NICE) {
             self.may_idle.store(true, Ordering::SeqCst);
         } else {
             tracing::debug!(
-                "the writer stays under SCHED_BATCH: this process may not raise a thread's priority"
+                "the writer stays under SCHED_BATCH (at nice 6 if it could not come back to 5): \
+                 this process may not lower a thread's nice value"
             );
         }
         // Last: a thread id here means the thread has settled.
         self.tid.store(tid, Ordering::SeqCst);
     }
 
-    /// On the writer thread as it stops: later calls change nothing.
+    /// On the writer thread as it stops (a drop guard, so a panic counts): later calls change
+    /// nothing.
     pub(super) fn stopped(&self) {
         self.tid.store(0, Ordering::SeqCst);
     }
 
     /// On the writer thread, with its queue empty and nothing held: give the CPU to requests
-    /// entirely.
-    pub(super) fn caught_up(&self) {
-        if !self.may_idle.load(Ordering::Relaxed) || self.idle.load(Ordering::Relaxed) {
+    /// entirely. `still_empty` looks at the queue again once the change is made.
+    pub(super) fn caught_up(&self, still_empty: impl Fn() -> bool) {
+        if !self.may_idle.load(Ordering::Relaxed) {
             return;
         }
-        // The flag goes first, so a record queued from here on sees an idle-class writer. One
-        // that brought the writer back between the flag and the change lost to the change:
-        // undo it, while this thread is still running (an idle-class thread is preempted at the
-        // next wake-up, so this must not wait for its next turn).
+        let changes = self.batch_changes.load(Ordering::SeqCst);
+        if self.idle.load(Ordering::SeqCst) && self.idle_after.load(Ordering::Relaxed) == changes {
+            return;
+        }
+        // The flag goes first, so a record queued from here on sees an idle-class writer and
+        // brings it back when needed.
         self.idle.store(true, Ordering::SeqCst);
-        let tid = self.tid.load(Ordering::Relaxed);
-        if !set_policy(tid, Policy::Idle) {
+        if !set_policy(self.tid.load(Ordering::Relaxed), Policy::Idle) {
             self.idle.store(false, Ordering::SeqCst);
-        } else if !self.idle.load(Ordering::SeqCst) {
+            return;
+        }
+        self.idle_after.store(changes, Ordering::Relaxed);
+        // Undo at once, while this thread still runs (an idle-class thread is preempted at the
+        // next wake-up), if a change back raced this one or something was queued meanwhile that
+        // `note_depth` may have passed over.
+        if !self.idle.load(Ordering::SeqCst) || !still_empty() {
+            self.idle.store(false, Ordering::SeqCst);
             self.to_batch();
         }
     }
@@ -124,7 +147,7 @@ impl WriterPriority {
             return;
         }
         let depth = depth();
-        let now = crate::store::now_ms();
+        let now = i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX);
         if depth <= 1 {
             // This record found the queue empty: its wait starts now.
             self.backlog_since_ms.store(now, Ordering::Relaxed);
@@ -136,17 +159,20 @@ impl WriterPriority {
     }
 
     /// The writer is behind, or is taking a lock others wait on: back to `SCHED_BATCH` if it is
-    /// idle-class.
+    /// idle-class. Writes nothing shared while it is not.
     pub(super) fn hurry(&self) {
-        if self.may_idle.load(Ordering::Relaxed) && self.idle.swap(false, Ordering::SeqCst) {
+        if self.may_idle.load(Ordering::Relaxed)
+            && self.idle.load(Ordering::Relaxed)
+            && self.idle.swap(false, Ordering::SeqCst)
+        {
             self.to_batch();
         }
     }
 
-    /// Somebody is about to wait on the writer: back to `SCHED_BATCH` whatever the flag says, so
-    /// a change lost to a race with [`caught_up`](Self::caught_up) cannot leave them waiting on
-    /// an idle-class thread. Rare (admin changes, flushes, upkeep, a full queue), so the extra
-    /// system call costs nothing that matters.
+    /// Somebody is about to wait on the writer (called before queueing and again after): back to
+    /// `SCHED_BATCH` whatever the flag says, so no interleaving with [`caught_up`](Self::caught_up)
+    /// can leave them waiting on an idle-class thread. Rare (admin changes, flushes, upkeep, a
+    /// full queue), so the extra system call costs nothing that matters.
     pub(super) fn hurry_for_waiter(&self) {
         if self.may_idle.load(Ordering::Relaxed) {
             self.idle.store(false, Ordering::SeqCst);
@@ -156,11 +182,15 @@ impl WriterPriority {
 
     fn to_batch(&self) {
         let tid = self.tid.load(Ordering::Relaxed);
-        if tid > 0 && !set_policy(tid, Policy::Batch) {
+        if tid <= 0 {
+            return;
+        }
+        if set_policy(tid, Policy::Batch) {
+            self.batch_changes.fetch_add(1, Ordering::SeqCst);
+        } else {
             // The probe said this was allowed: a limit lowered since, or a thread that exited
-            // meanwhile. Nothing can bring it back, so stop trying (and stop going idle-class).
+            // meanwhile. Nothing can bring it back, so stop trying and stop going idle-class.
             self.may_idle.store(false, Ordering::SeqCst);
-            self.idle.store(true, Ordering::SeqCst);
             let error = std::io::Error::last_os_error();
             tracing::warn!(%error, "could not take the writer out of SCHED_IDLE: it now runs only on a CPU nothing else wants");
         }
@@ -242,7 +272,7 @@ mod tests {
         // Not settled: no thread id, and not allowed to go idle-class, so no call may reach the
         // kernel (a 0 there would change the calling thread, here the test's own).
         let priority = WriterPriority::new(512, 65_536, Duration::from_millis(50));
-        priority.caught_up();
+        priority.caught_up(|| true);
         priority.note_depth(|| usize::MAX);
         priority.hurry();
         priority.hurry_for_waiter();
