@@ -184,7 +184,7 @@ pub struct Writer {
     /// caught up, taken back when it falls behind or somebody waits on it.
     priority: Arc<WriterPriority>,
     /// Finished traces as they are queued, for whoever watches live (the console's Live page).
-    /// With no subscriber a trace costs one atomic load here.
+    /// With no subscriber a trace costs one uncontended lock here (the channel's count).
     live: tokio::sync::broadcast::Sender<Arc<TraceSummary>>,
 }
 
@@ -257,7 +257,7 @@ impl Writer {
                     Err("queue full while the store is unreachable")
                 }
                 QueueFullPolicy::Wait(bound) => {
-                    self.priority.hurry_for_waiter();
+                    self.priority.hurry();
                     self.tx
                         .send_timeout(op, bound)
                         .await
@@ -342,7 +342,7 @@ impl Writer {
                     false
                 }
                 QueueFullPolicy::Wait(bound) => {
-                    self.priority.hurry_for_waiter();
+                    self.priority.hurry();
                     self.tx.send_timeout(op, bound).await.is_ok()
                 }
             },
@@ -367,7 +367,7 @@ impl Writer {
         match self.tx.try_send(WriteOp::McpCall(Box::new(call))) {
             Ok(()) => self.priority.note_depth(|| self.queued()),
             Err(mpsc::error::TrySendError::Full(op)) => {
-                self.priority.hurry_for_waiter();
+                self.priority.hurry();
                 let tx = self.tx.clone();
                 let stats = self.stats.clone();
                 tokio::spawn(async move {

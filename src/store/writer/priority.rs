@@ -15,11 +15,11 @@
 //! It counts as behind once a batch's worth is queued (or half the queue, if that is less) or a
 //! queued record has waited two batch intervals: whoever queues checks, with one atomic load
 //! while the writer is batch-class and a clock read while it is idle-class, so a starved writer
-//! is brought back by the next record rather than by itself. It is also brought back whenever
-//! somebody is about to wait on it (an admin change, a flush, upkeep, shutdown, a full queue:
-//! before queueing and again after, whatever the flag says), takes one of those from its queue,
-//! holds records for an unreachable store, is about to take the ledger's lock for MCP entries, or
-//! wakes well past its batch deadline. Going idle-class, it looks at its queue once more after
+//! is brought back by the next record rather than by itself. It is also brought back when a
+//! record finds the queue full, whenever somebody is about to wait on it (an admin change, a
+//! flush, upkeep, shutdown: before queueing and again after, whatever the flag says), when it
+//! takes one of those from its queue, holds records for an unreachable store or is about to take
+//! the ledger's lock for MCP entries, and when it wakes well past its batch deadline. Going idle-class, it looks at its queue once more after
 //! the change and comes back if anything arrived meanwhile. Leaving `SCHED_IDLE` needs the right
 //! to lower a nice value (`CAP_SYS_NICE`, or an `RLIMIT_NICE` of 15 or more for nice 5): the
 //! writer tries exactly that once as it starts, and without it stays under `SCHED_BATCH`.
@@ -171,8 +171,10 @@ impl WriterPriority {
 
     /// Somebody is about to wait on the writer (called before queueing and again after): back to
     /// `SCHED_BATCH` whatever the flag says, so no interleaving with [`caught_up`](Self::caught_up)
-    /// can leave them waiting on an idle-class thread. Rare (admin changes, flushes, upkeep, a
-    /// full queue), so the extra system call costs nothing that matters.
+    /// can leave them waiting on an idle-class thread. Rare (admin changes, flushes, upkeep,
+    /// shutdown), so the extra system call costs nothing that matters. A record waiting for room
+    /// in a full queue uses [`hurry`](Self::hurry) instead: under overload that is every request,
+    /// and the writer cannot go idle-class with its queue full.
     pub(super) fn hurry_for_waiter(&self) {
         if self.may_idle.load(Ordering::Relaxed) {
             self.idle.store(false, Ordering::SeqCst);
