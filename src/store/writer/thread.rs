@@ -1,8 +1,8 @@
 //! The writer thread itself: [`run`] settles its scheduling class (`priority.rs`) and drives
 //! [`writer_loop`], which takes records from the queue, gathers trace rows into batches and hands
-//! each kind of record to `apply.rs`. While the store is out of reach the loop keeps draining the queue into the hold
-//! (`hold.rs`) and wakes for its retries; at shutdown it makes one last try before giving up
-//! what is held.
+//! each kind of record to `apply.rs`. While the store is out of reach the loop keeps draining the
+//! queue into the hold (`hold.rs`) and wakes for its retries; at shutdown it makes one last try
+//! before giving up what is held.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
