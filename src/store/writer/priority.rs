@@ -19,10 +19,11 @@
 //! record finds the queue full, whenever somebody is about to wait on it (an admin change, a
 //! flush, upkeep, shutdown: before queueing and again after, whatever the flag says), when it
 //! takes one of those from its queue, holds records for an unreachable store or is about to take
-//! the ledger's lock for MCP entries, and when it wakes well past its batch deadline. Going idle-class, it looks at its queue once more after
-//! the change and comes back if anything arrived meanwhile. Leaving `SCHED_IDLE` needs the right
-//! to lower a nice value (`CAP_SYS_NICE`, or an `RLIMIT_NICE` of 15 or more for nice 5): the
-//! writer tries exactly that once as it starts, and without it stays under `SCHED_BATCH`.
+//! the ledger's lock for MCP entries, and when it wakes well past its batch deadline. Going
+//! idle-class, it looks at its queue once more after the change and comes back if anything
+//! arrived meanwhile. Leaving `SCHED_IDLE` needs the right to lower a nice value
+//! (`CAP_SYS_NICE`, or an `RLIMIT_NICE` of 15 or more for nice 5): the writer tries exactly that
+//! once as it starts, and without it stays under `SCHED_BATCH`.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
