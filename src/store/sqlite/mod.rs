@@ -84,6 +84,11 @@ impl SqliteStore {
         key: LedgerKey,
     ) -> Result<(SqliteWriter, Arc<SqliteReader>), StoreError> {
         let mut conn = connect(path, true)?;
+        // Every transaction of the writer's takes the write lock as it begins, where the busy
+        // timeout applies. A deferred one that reads first (a trace row's number, a ledger head)
+        // is refused at once, without waiting, when it turns into a write while another
+        // connection writes (a CLI command, a tool holding the file).
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         migrate(&mut conn)?;
         dashboard::catch_up(&mut conn)?;
         // The writer thread checkpoints (store/writer.rs); SQLite's own auto-checkpoint would run

@@ -53,10 +53,8 @@ fn append_batch<'t>(
     rows: &mut TraceRows,
     traces: &'t [TraceRecord],
 ) -> Result<Vec<(i64, &'t TraceRecord)>, StoreError> {
-    // Immediate: the write lock is taken at the start, where the busy timeout applies. A
-    // deferred transaction reads first (a row's number, `trace_rows.rs`), and SQLite refuses a
-    // read that turns into a write while another connection writes at once, without waiting.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Immediate, as every transaction of the writer's connection (`mod.rs`).
+    let tx = conn.transaction()?;
     let now_ms = crate::store::now_ms();
     let mut stored: Vec<(i64, &TraceRecord)> = Vec::with_capacity(traces.len());
     {
