@@ -479,3 +479,48 @@ async fn messages_to_claude_on_bedrock_go_natively_through_invoke_model() {
     assert!(text.contains("event: error"), "{text}");
     assert!(!text.contains("event: message_stop"), "{text}");
 }
+
+/// A model name lands in the URL's path for Gemini and Azure's deployments: one that would reach
+/// another method or resource with the operator's key, or be priced as unknown (`models/...`),
+/// is refused as the client's mistake, and nothing goes upstream.
+#[tokio::test]
+async fn model_names_that_would_change_the_upstream_url_are_refused() {
+    let h = start(|url| {
+        let root = url.trim_end_matches("/v1");
+        format!(
+            "[providers.gemini]\nbase_url = \"{root}/v1beta\"\napi_key = \"gm-key\"\n\n\
+             [providers.azure]\nbase_url = \"{root}\"\napi_key = \"az\"\napi_version = \"2024-10-21\"\n"
+        )
+    })
+    .await;
+    for model in [
+        "gemini/models/gemini-2.5-pro",
+        "gemini/gemini-2.5-pro:generateContent#",
+        "gemini/../../v1beta/files?x=",
+        "gemini/x:countTokens?alt=json&",
+        "gemini/gemini-2.5-flash/../../cachedContents",
+        "gemini/a b",
+        "azure/prod/../../files?x=",
+    ] {
+        let answer = h
+            .client
+            .post("/v1/chat/completions", &chat(model, "hi", false))
+            .await;
+        assert_eq!(answer.status, 400, "{model}: {}", answer.text());
+        let body = answer.json();
+        assert_eq!(body["error"]["param"], "model", "{model}: {body}");
+        assert!(
+            !answer.text().contains("gm-key") && !answer.text().contains("\"az\""),
+            "{model}: {body}"
+        );
+    }
+    assert!(h.mock.requests().is_empty(), "{:?}", h.mock.requests());
+    let answer = h
+        .client
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini/gemini-2.5-pro", "hi", false),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}

@@ -46,6 +46,26 @@ pub enum UpstreamError {
     Protocol { provider: String, detail: String },
     #[error("cannot build the request for provider {provider}: {detail}")]
     Build { provider: String, detail: String },
+    /// The request names something the provider's URL cannot carry (a model name with a path
+    /// or query in it): the client's mistake, refused before anything is sent.
+    #[error("{message}")]
+    Refused {
+        param: &'static str,
+        message: String,
+    },
+}
+
+/// Whether `model` can stand as one segment of an upstream URL's path as it is: letters, digits,
+/// `.`, `_` and `-`, not starting with `.`. Providers that put the model in the path (Gemini,
+/// Azure's deployments) refuse anything else: `/`, `..`, `:`, `?`, `#` or a space there would
+/// call another method or resource with the operator's key.
+pub fn is_url_safe_model(model: &str) -> bool {
+    !model.is_empty()
+        && model.len() <= 128
+        && !model.starts_with('.')
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// What is being called upstream; some providers put the model and the streaming flag in the URL.

@@ -188,7 +188,7 @@ async fn try_once(
             UpstreamError::Connect { .. } => FailureKind::Connect,
             UpstreamError::Timeout { .. } => FailureKind::Timeout,
             UpstreamError::Protocol { .. } => FailureKind::Protocol,
-            UpstreamError::Build { .. } => FailureKind::Final,
+            UpstreamError::Build { .. } | UpstreamError::Refused { .. } => FailureKind::Final,
         };
         AttemptFailure {
             kind,

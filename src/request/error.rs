@@ -443,6 +443,10 @@ impl From<UpstreamError> for ApiError {
             UpstreamError::Timeout { .. } => ApiError::UpstreamTimeout { message },
             UpstreamError::Protocol { .. } => ApiError::UpstreamProtocol { message },
             UpstreamError::Build { .. } => ApiError::Internal { message },
+            UpstreamError::Refused { param, .. } => ApiError::InvalidField {
+                param: Some(param.to_string()),
+                message,
+            },
         }
     }
 }

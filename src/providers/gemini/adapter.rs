@@ -204,6 +204,12 @@ impl Provider for Gemini {
             provider: self.config.name.clone(),
             detail,
         };
+        // The model goes into the URL's path: a name that is not a bare model id could reach
+        // another method or resource with the operator's key, or be priced as unknown.
+        request::check_model(call.model).map_err(|message| UpstreamError::Refused {
+            param: "model",
+            message,
+        })?;
         let url = match call.endpoint {
             Endpoint::ChatCompletions => request::url(
                 &self.base_url,

@@ -56,6 +56,24 @@ pub fn url(base: &str, model: &str, stream: bool, vertex: Option<&VertexTarget>)
     model_url(base, model, method, vertex)
 }
 
+/// Refuses a model name that is not a bare Gemini model id (`gemini-2.5-pro`,
+/// `imagen-4.0-generate-001`): letters, digits, `.`, `_` and `-`. Anything else in the URL's
+/// path (`/`, `..`, `:`, `?`, `#`, a space) would call another method or resource. A `models/`
+/// prefix is refused too: the price table and a key's model list know the bare id, so the
+/// prefixed name would be neither priced nor limited.
+pub fn check_model(model: &str) -> Result<(), String> {
+    if crate::providers::is_url_safe_model(model) {
+        return Ok(());
+    }
+    let hint = match model.strip_prefix("models/") {
+        Some(id) => format!(" (name it without the `models/` prefix: {id:?})"),
+        None => String::new(),
+    };
+    Err(format!(
+        "{model:?} is not a Gemini model id: expected letters, digits, '.', '_' and '-' only{hint}"
+    ))
+}
+
 /// The URL of `method` (`generateContent`, `batchEmbedContents`, `predict`, ...) on `model`.
 pub fn model_url(base: &str, model: &str, method: &str, vertex: Option<&VertexTarget>) -> String {
     let base = base.trim_end_matches('/');
@@ -461,6 +479,35 @@ mod tests {
             thinking_config("extreme", "gemini-2.5-flash"),
             Err(TranslateError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn model_ids_that_would_change_the_url_are_refused() {
+        for ok in [
+            "gemini-2.5-pro",
+            "imagen-4.0-generate-001",
+            "text_embedding.v2",
+        ] {
+            assert_eq!(check_model(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "models/gemini-2.5-pro",
+            "gemini-2.5-pro:generateContent#",
+            "../../v1beta/files?x=",
+            "x:countTokens?alt=json&",
+            "gemini-2.5-flash/../../cachedContents",
+            "a b",
+            "..",
+            "gemini%2F",
+        ] {
+            assert!(check_model(bad).is_err(), "{bad:?} passed");
+        }
+        assert!(
+            check_model("models/gemini-2.5-pro")
+                .unwrap_err()
+                .contains("without the `models/` prefix")
+        );
     }
 
     #[test]

@@ -234,6 +234,17 @@ impl Provider for OpenAi {
             (None, Some((_, path))) => [self.base_url.as_str(), path].concat(),
             // Azure's dated API: one URL per deployment, the version as a query parameter.
             (Some(version), None) => {
+                // The model names the deployment, a segment of the URL's path.
+                if !super::is_url_safe_model(call.model) {
+                    return Err(UpstreamError::Refused {
+                        param: "model",
+                        message: format!(
+                            "{:?} is not an Azure deployment name: expected letters, digits, \
+                             '.', '_' and '-' only",
+                            call.model
+                        ),
+                    });
+                }
                 presets::azure_url(&self.base_url, call.model, version, call.endpoint.path())
             }
             (None, None) => [self.base_url.as_str(), call.endpoint.path()].concat(),
