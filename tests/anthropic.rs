@@ -444,3 +444,31 @@ async fn messages_to_claude_pass_through_natively() {
     let trace = &h.traces(3).await[2];
     assert_eq!(trace.error_class.as_deref(), Some("upstream_stream_error"));
 }
+
+/// What only Anthropic honours (server tools, `mcp_servers`, `container`, `context_management`,
+/// fields added after this build) goes to Claude untouched on `/v1/messages`; the same request
+/// to a model on another provider is refused naming the field, before anything is sent.
+#[tokio::test]
+async fn messages_with_anthropic_only_fields_reach_claude_natively_and_nobody_else() {
+    let (h, openai) = start().await;
+    let request = json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "What is new today?"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}],
+        "container": "container_011",
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "a_field_from_next_year": {"x": 1}});
+    let answer = h.client.post("/v1/messages", &request.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(h.mock.requests()[0].body, request);
+    assert_eq!(answer.json()["type"], "message");
+
+    let mut elsewhere = request.clone();
+    elsewhere["model"] = json!("gpt-4o-mini");
+    let answer = h.client.post("/v1/messages", &elsewhere.to_string()).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(openai.requests().is_empty());
+}

@@ -201,10 +201,11 @@ impl Inbound {
         })
     }
 
-    /// A request in another client format (Messages, Responses), already parsed, as the canonical
-    /// chat request. For Responses, what only OpenAI honours (built-in tools) does not stop a
-    /// request that may go to OpenAI natively: the request is then read leniently, and the strict
-    /// refusal is returned beside it for the pipeline to use with any other provider.
+    /// A request in another client format (Messages, Responses, Gemini), already parsed, as the
+    /// canonical chat request. What only the format's own provider honours (OpenAI's built-in
+    /// tools, Anthropic's server tools, Gemini's own fields) does not stop a request that may go
+    /// to that provider natively: the request is then read leniently, and the strict refusal is
+    /// returned beside it for the pipeline to use with any other provider.
     pub fn from_client_format(
         endpoint: Endpoint,
         value: &serde_json::Value,
@@ -225,7 +226,12 @@ impl Inbound {
                 // What only Gemini honours: dropped for a lenient reading, refused elsewhere.
                 Err(refused) => Ok((Inbound::Chat(from_gemini(value, true)?), Some(refused))),
             },
-            _ => Ok((Inbound::Chat(from_anthropic(value)?), None)),
+            // What only Anthropic honours (server tools, `mcp_servers`, `container`, fields added
+            // since): dropped for a lenient reading, refused when the call is not native.
+            _ => match from_anthropic(value, false) {
+                Ok(chat) => Ok((Inbound::Chat(chat), None)),
+                Err(refused) => Ok((Inbound::Chat(from_anthropic(value, true)?), Some(refused))),
+            },
         }
     }
 
@@ -378,8 +384,10 @@ fn parse_typed<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
 }
 
 /// An Anthropic Messages body, as the canonical chat request.
-fn from_anthropic(value: &serde_json::Value) -> Result<ChatRequest, ParseError> {
-    let options = crate::wire::translate::TranslateOptions::default();
+fn from_anthropic(value: &serde_json::Value, lenient: bool) -> Result<ChatRequest, ParseError> {
+    let options = crate::wire::translate::TranslateOptions {
+        drop_unsupported: lenient,
+    };
     let chat = crate::wire::anthropic::request::to_chat(value, &options).map_err(|e| {
         use crate::wire::translate::TranslateError;
         match e {
