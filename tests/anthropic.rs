@@ -471,4 +471,12 @@ async fn messages_with_anthropic_only_fields_reach_claude_natively_and_nobody_el
     assert_eq!(body["type"], "error", "{body}");
     assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
     assert!(openai.requests().is_empty());
+
+    // A stream flag that is not a boolean is refused, not read as false.
+    let mut wrong = request.clone();
+    wrong["stream"] = json!("yes");
+    let answer = h.client.post("/v1/messages", &wrong.to_string()).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["type"], "error");
+    assert_eq!(h.mock.requests().len(), 1);
 }

@@ -100,6 +100,14 @@ async fn a_conversation_continues_by_previous_response_id_and_is_retrievable() {
     let answer = h.client.post("/v1/responses", &missing.to_string()).await;
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["error"]["param"], "previous_response_id");
+    // Not a string: refused, not read as absent (which would drop the conversation silently).
+    let wrong_type = json!({"model": MODEL, "previous_response_id": 42, "input": "x"});
+    let answer = h
+        .client
+        .post("/v1/responses", &wrong_type.to_string())
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["param"], "previous_response_id");
 
     let unstored = json!({"model": MODEL, "input": "x", "store": false});
     let answer = h.client.post("/v1/responses", &unstored.to_string()).await;

@@ -100,8 +100,16 @@ impl Module for Responses {
         let Some(request) = ctx.request.client_request.clone() else {
             return Ok(Verdict::Continue);
         };
-        let Some(previous) = request.get("previous_response_id").and_then(Value::as_str) else {
-            return Ok(Verdict::Continue);
+        let previous = match request.get("previous_response_id") {
+            None | Some(Value::Null) => return Ok(Verdict::Continue),
+            Some(Value::String(previous)) => previous.as_str(),
+            // Skipped, the earlier conversation would be dropped without a word.
+            Some(_) => {
+                return Ok(Verdict::Reject(ApiError::InvalidField {
+                    param: Some("previous_response_id".into()),
+                    message: "expected a string".into(),
+                }));
+            }
         };
         let Some(stored) = self
             .store

@@ -153,7 +153,13 @@ pub fn to_chat(body: &Value, opts: &TranslateOptions) -> Result<Value, Translate
         );
     }
 
-    if present(req, "stream").and_then(Value::as_bool) == Some(true) {
+    let stream = match present(req, "stream") {
+        None => false,
+        Some(Value::Bool(stream)) => *stream,
+        // Read as false, a `"yes"` would get a whole answer the client cannot read as events.
+        Some(_) => return Err(invalid("stream", "expected a boolean")),
+    };
+    if stream {
         out.insert("stream".into(), json!(true));
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
