@@ -158,6 +158,42 @@ async fn restore_round_trips_and_the_ledger_verifies() {
     assert!(ledger.contains("\"restore\""), "{ledger}");
 }
 
+/// A backup whose ledger was rewritten without the key, its MACs cleared so nothing fails to
+/// check, is refused: the restore would otherwise anchor (sign) the cleared entries, since it sets
+/// the old head file aside. Nothing is replaced.
+#[tokio::test]
+async fn restore_refuses_a_backup_whose_ledger_lost_its_macs() {
+    let h = Harness::start_with(&admin_config()).await;
+    let changed = h
+        .client
+        .admin(Method::PUT, "/admin/modules/trace", r#"{"enabled": true}"#)
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    let backup = h.dir.path().join("forged.db");
+    let body = serde_json::json!({ "path": backup }).to_string();
+    let answer = h.client.admin(Method::POST, "/admin/backup", &body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let db = h.dir.path().join("stockyard.db");
+    let Harness { server, dir, .. } = h;
+    server.stop().await.unwrap();
+    let forged = rusqlite::Connection::open(&backup).unwrap();
+    let cleared = forged.execute("UPDATE ledger SET mac = NULL", []).unwrap();
+    assert!(cleared > 0);
+    drop(forged);
+
+    let restored = stockyard(&db)
+        .args(["restore", backup.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!restored.status.success(), "{restored:?}");
+    let said = String::from_utf8_lossy(&restored.stderr);
+    assert!(said.contains("audit ledger does not verify"), "{said}");
+    assert!(said.contains("has no MAC"), "{said}");
+    assert!(!dir.path().join("stockyard.db.pre-restore").exists());
+    let verify = stockyard(&db).args(["audit", "verify"]).output().unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+}
+
 #[tokio::test]
 async fn restore_migrates_an_older_backup_forward() {
     let h = Harness::start().await;

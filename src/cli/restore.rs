@@ -2,7 +2,8 @@
 //!
 //! 1. Refused while anything holds the database's lock (a running server, an offline change):
 //!    replacing a file under a live server would lose its writes and confuse its readers.
-//! 2. The backup must pass `PRAGMA integrity_check` and be at a schema version this build knows.
+//! 2. The backup must pass `PRAGMA integrity_check`, be at a schema version this build knows, and
+//!    hold an audit ledger that verifies under this database's key (every entry MACed).
 //! 3. The current file is checkpointed and kept as `<db>.pre-restore` (so a restore can be
 //!    undone by hand); the backup is copied into place.
 //! 4. The restored file is opened as a server would, which migrates it forward if it is older,
@@ -17,7 +18,7 @@ use serde_json::json;
 
 use super::args::Cli;
 use super::{CliError, load_config, offline};
-use crate::ledger::{Head, LedgerDraft};
+use crate::ledger::{Head, LedgerDraft, LedgerKey, VerifyError};
 use crate::server::App;
 use crate::server::db_lock::DbLock;
 use crate::store::StoreUrl;
@@ -36,6 +37,7 @@ pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
     };
     let version = crate::store::verify_copy(&StoreUrl::Sqlite(backup.to_path_buf()))
         .map_err(|e| CliError::Failed(format!("{}: not restored: {e}", backup.display())))?;
+    check_ledger(&config, backup)?;
 
     // Copy first, beside the database, so a failed copy leaves the current file untouched.
     let incoming = with_suffix(&db, ".restoring");
@@ -86,6 +88,33 @@ pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
         kept.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The backup's ledger must verify under this database's ledger key before it replaces anything:
+/// every entry chained and carrying a valid MAC. Opening the restored file anchors MAC-less
+/// entries, and the head file that could have told a cleared MAC from a ledger never anchored is
+/// set aside by the restore, so a chain recomputed without the key, its MACs cleared, would
+/// otherwise come out signed. Without a key to check with, an anchored backup is refused too.
+fn check_ledger(config: &crate::config::ValidConfig, backup: &Path) -> Result<(), CliError> {
+    let refused = |why: String| {
+        CliError::Failed(format!(
+            "{}: not restored: its audit ledger does not verify: {why}. Nothing was changed",
+            backup.display()
+        ))
+    };
+    let entries = crate::store::ledger_of_copy(&StoreUrl::Sqlite(backup.to_path_buf()))
+        .map_err(|e| refused(e.to_string()))?;
+    let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
+    let key = LedgerKey::find(&config.db_path, env_key).map_err(|e| refused(e.to_string()))?;
+    match crate::ledger::verify(&entries, key.as_ref()) {
+        Ok(_) => Ok(()),
+        Err(VerifyError::NoKey { .. }) => Err(refused(format!(
+            "its entries carry MACs and no ledger key was found to check them (set \
+             STOCKYARD_LEDGER_KEY or put the key file at {})",
+            LedgerKey::path_for(&config.db_path).display()
+        ))),
+        Err(e) => Err(refused(e.to_string())),
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -358,6 +358,14 @@ pub fn verify_copy(url: &StoreUrl) -> Result<i64, StoreError> {
     }
 }
 
+/// The audit ledger of a backup [`verify_copy`] accepted, whatever its schema version.
+pub fn ledger_of_copy(url: &StoreUrl) -> Result<Vec<crate::ledger::LedgerEntry>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => sqlite::SqliteStore::ledger_of_copy(path),
+        StoreUrl::Postgres(_) => Err(file_only(url, "restore")),
+    }
+}
+
 /// Makes the main file hold everything (the WAL checkpointed and emptied); for a store no server
 /// holds.
 pub fn checkpoint_file(url: &StoreUrl) -> Result<(), StoreError> {

@@ -37,6 +37,12 @@ impl SqliteStore {
         Ok(version)
     }
 
+    /// The audit ledger of a copy checked by [`Self::verify_copy`], read as it is: an older
+    /// schema is fine (the ledger's columns have been the same since migration 0005).
+    pub fn ledger_of_copy(path: &Path) -> Result<Vec<crate::ledger::LedgerEntry>, StoreError> {
+        super::read::ledger_entries(&connect_read_only(path)?)
+    }
+
     /// Copies every WAL frame into the database and empties the WAL, so the file alone holds
     /// everything (before it is moved or copied by hand).
     pub fn checkpoint_file(path: &Path) -> Result<(), StoreError> {
