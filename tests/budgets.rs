@@ -304,3 +304,47 @@ async fn thresholds_alert_once_per_crossing_recorded_and_posted() {
     let recorded: Vec<(u8, i64)> = alerts.iter().map(|a| (a.percent, a.spend_nanos)).collect();
     assert_eq!(recorded, [(20, 40 * TOKEN), (50, 100 * TOKEN)]);
 }
+
+/// Image requests are held back at their price per image before they go upstream, so a burst
+/// cannot spend past the budget any more than chat can (dall-e-3 at 1024x1024: $0.04 an image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_image_requests_is_held_to_the_budget_by_the_price_per_image() {
+    let h = start("").await;
+    let limit: i64 = 100_000_000; // $0.10: two images fit, a third does not
+    let g = grant("vk_images", budget(limit, "day", &[]), None);
+    let body = json!({"model": "dall-e-3", "prompt": "a cat", "n": 1, "size": "1024x1024",
+        "mock": {"headers_delay_ms": 300}})
+    .to_string();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let client = TestClient::new(h.client.base.clone());
+            let (g, body) = (g.clone(), body.clone());
+            tokio::spawn(async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/v1/images/generations",
+                        &body,
+                        &[("x-test-grant", &g)],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        match answer.status.as_u16() {
+            200 => ok += 1,
+            429 => {
+                let message = answer.json()["error"]["message"].to_string();
+                assert!(message.contains("$0.04"), "{message}");
+            }
+            other => panic!("{other}: {}", answer.text()),
+        }
+    }
+    assert_eq!(ok, 2, "{ok} admitted");
+    let spent = recorded(&h, SpendBy::Key, "vk_images").await;
+    assert!(spent <= limit, "spent {spent} over the limit {limit}");
+    assert_eq!(spent, 2 * 40_000_000);
+}

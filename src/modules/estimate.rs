@@ -89,8 +89,29 @@ pub fn cost_nanos(
     default_max_tokens: u64,
 ) -> Option<i64> {
     let tokens = tokens(ctx, providers, default_max_tokens);
-    let price = price(ctx, providers, prices)?;
-    Some(price.cost_nanos(&tokens))
+    // An image, speech or transcription request is priced by what it asks for (images,
+    // characters, seconds), which its tokens say nothing of.
+    let expected = match &ctx.request.parsed {
+        Some(crate::wire::openai::Inbound::Operation(request)) => Some(request.expected()),
+        _ => None,
+    };
+    let model_price = price(ctx, providers, prices).copied();
+    let Some(expected) = expected else {
+        return model_price.map(|price| price.cost_nanos(&tokens));
+    };
+    // The most specific name first (an image's size and quality), as the `cost` module prices
+    // the answer.
+    let provider = ctx
+        .slots
+        .get::<Prompt>()
+        .map_or("", |p| p.provider.as_str());
+    let price = expected
+        .price_name
+        .as_deref()
+        .and_then(|name| prices.lookup(provider, name))
+        .copied()
+        .or(model_price)?;
+    Some(price.cost_of(&tokens, &expected.units, false))
 }
 
 /// The prompt's token count and the price of the model the request resolves to by default;

@@ -234,6 +234,10 @@ pub struct Metered {
     pub price_name: Option<String>,
 }
 
+/// The most images one request is expected to make (OpenAI allows 10): a larger `n` is the
+/// provider's to refuse, and holds no more than this back.
+const MAX_IMAGES_EXPECTED: u64 = 10;
+
 /// Bytes of audio a second when the answer gives no duration and the file is not a WAV (whose
 /// header says): 128 kbit/s, the common MP3 and M4A rate.
 const FALLBACK_AUDIO_BYTES_PER_SECOND: u64 = 16_000;
@@ -307,6 +311,25 @@ impl OperationRequest {
         metered
     }
 
+    /// What the request asks for, before any answer: the images it asks for (`n`, 1 unless
+    /// given) at its size and quality, the characters it asks to speak, the audio it uploads, one
+    /// query. Budgets hold this much back, so a burst of image or speech requests is priced
+    /// before it goes upstream, not after.
+    pub fn expected(&self) -> Metered {
+        match self.endpoint {
+            Endpoint::ImagesGenerations | Endpoint::ImagesEdits | Endpoint::ImagesVariations => {
+                let asked = self
+                    .field("n")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, MAX_IMAGES_EXPECTED);
+                let answer = serde_json::json!({ "data": vec![Value::Null; asked as usize] });
+                self.meter(answer.to_string().as_bytes())
+            }
+            _ => self.meter(b""),
+        }
+    }
+
     /// The length of the uploaded audio, from a WAV header's byte rate, else from its size at a
     /// common compressed rate.
     fn estimated_audio_ms(&self) -> u64 {
@@ -357,6 +380,40 @@ mod tests {
         )
         .err();
         assert_eq!(err.and_then(|e| e.param).as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn what_a_request_asks_for_is_metered_before_the_answer() {
+        let parse = |endpoint, body: &'static [u8]| {
+            OperationRequest::parse(endpoint, "application/json", &Bytes::from_static(body))
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        let images = parse(
+            Endpoint::ImagesGenerations,
+            br#"{"model":"dall-e-3","prompt":"a cat","n":3,"size":"1024x1792","quality":"hd"}"#,
+        )
+        .expected();
+        assert_eq!(images.units.images, 3);
+        assert_eq!(images.units.pixels, 3 * 1024 * 1792);
+        assert_eq!(
+            images.price_name.as_deref(),
+            Some("hd/1024-x-1792/dall-e-3")
+        );
+        let one = parse(
+            Endpoint::ImagesGenerations,
+            br#"{"model":"dall-e-3","prompt":"a cat"}"#,
+        );
+        assert_eq!(one.expected().units.images, 1);
+        let many = parse(
+            Endpoint::ImagesGenerations,
+            br#"{"model":"dall-e-2","prompt":"a cat","n":5000}"#,
+        );
+        assert_eq!(many.expected().units.images, MAX_IMAGES_EXPECTED);
+        let speech = parse(
+            Endpoint::AudioSpeech,
+            br#"{"model":"tts-1","input":"twelve chars","voice":"alloy"}"#,
+        );
+        assert_eq!(speech.expected().units.characters, 12);
     }
 
     #[test]
