@@ -168,6 +168,18 @@ fn config_check_names_the_bad_field() {
     assert_eq!(code, 1);
     assert!(err.contains("store.batch_size"), "{err}");
 
+    // Client keys from the environment that are all empty are refused, not read as none (which
+    // would start without authentication).
+    let (code, _, err) = run({
+        let mut c = stockyard(&dir.path().join("x.db"));
+        c.args(["config", "check"])
+            .arg(&good)
+            .env("STOCKYARD_API_KEYS", ",,");
+        c
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("auth.keys[0]"), "{err}");
+
     let typo = dir.path().join("typo.toml");
     std::fs::write(&typo, "[store]\nbatch_sise = 3\n").unwrap();
     let (code, _, err) = run({

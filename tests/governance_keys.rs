@@ -458,3 +458,73 @@ async fn no_key_is_in_the_database_files_the_listings_or_the_ledger() {
         assert!(entry["details"].get("hash").is_none(), "{entry}");
     }
 }
+
+/// The admin API refuses what would silently weaken or bloat a key, naming the field: a
+/// misspelt limit (which would leave the key unlimited), a wrong type, a name with control or
+/// direction characters, metadata past its bounds (copied into every trace row). A bearer token
+/// is read whatever the scheme's case, for admin and client keys alike.
+#[tokio::test]
+async fn key_changes_that_would_silently_weaken_or_bloat_a_key_are_refused() {
+    let h = Harness::start_with(&admin_toml()).await;
+    let refused = |body: Value| {
+        let h = &h;
+        async move {
+            let answer = h
+                .client
+                .admin(Method::POST, "/admin/keys", &body.to_string())
+                .await;
+            assert_eq!(answer.status, 400, "{body}: {}", answer.text());
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let said =
+        refused(json!({"name": "k", "limits": {"model": ["gpt-4o*"], "rpm_limit": 1}})).await;
+    assert!(
+        said.contains("limits") && said.contains("unknown field"),
+        "{said}"
+    );
+    let said = refused(json!({"name": "k", "limits": {"budget": {"limit_nanos": 5, "period": "day", "budget_usd": 1}}})).await;
+    assert!(
+        said.contains("limits.budget") && said.contains("budget_usd"),
+        "{said}"
+    );
+    let said = refused(json!({"name": "k", "limits": {"rpm": "ten"}})).await;
+    assert!(said.contains("limits.rpm"), "{said}");
+    for name in ["line\nbreak", "nul\u{0}", "rtl\u{202E}txt", ""] {
+        let said = refused(json!({ "name": name })).await;
+        assert!(said.contains("key name"), "{name:?}: {said}");
+    }
+    let said = refused(json!({"name": "k", "metadata": {"a": "x".repeat(9000)}})).await;
+    assert!(said.contains("metadata"), "{said}");
+    let many: serde_json::Map<String, Value> =
+        (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let said = refused(json!({"name": "k", "metadata": many})).await;
+    assert!(said.contains("metadata"), "{said}");
+    let listed = h.client.admin(Method::GET, "/admin/keys", "").await.json();
+    assert_eq!(listed["keys"].as_array().map(Vec::len), Some(0), "{listed}");
+
+    let created = create_key(&h, json!({"name": "ci"})).await;
+    let key = created["key"].as_str().unwrap();
+    for scheme in ["bearer", "BEARER", "Bearer "] {
+        let auth = format!("{scheme} {key}");
+        let answer = h
+            .client
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &chat("gpt-4o-mini", "hi", false),
+                &[("authorization", &auth)],
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{scheme:?}: {}", answer.text());
+        let auth = format!("{scheme} {}", common::ADMIN_KEY);
+        let answer = h
+            .client
+            .call(Method::GET, "/admin/keys", "", &[("authorization", &auth)])
+            .await;
+        assert_eq!(answer.status, 200, "{scheme:?}: {}", answer.text());
+    }
+}

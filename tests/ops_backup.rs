@@ -254,3 +254,15 @@ async fn restore_refuses_a_database_a_server_holds() {
     assert_eq!(std::fs::read(&db).unwrap(), before);
     assert!(!h.dir.path().join("stockyard.db.pre-restore").exists());
 }
+
+/// A backup into a directory the server does not have is the caller's mistake: a 400 naming
+/// the path, not an internal error.
+#[tokio::test]
+async fn a_backup_into_a_missing_directory_is_refused_naming_it() {
+    let h = Harness::start_with(&admin_config()).await;
+    let path = h.dir.path().join("no-such-dir").join("copy.db");
+    let body = serde_json::json!({ "path": path }).to_string();
+    let answer = h.client.admin(Method::POST, "/admin/backup", &body).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert!(answer.text().contains("no-such-dir"), "{}", answer.text());
+}

@@ -143,7 +143,7 @@ fn authorize(app: &App, request: &Request<Incoming>) -> Result<Caller, ApiError>
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::request::bearer::bearer_token)
         .unwrap_or_default();
     let caller = |actor: String, read_only| Ok(Caller { actor, read_only });
     if app.local_admin_token.matches(presented) {
@@ -183,9 +183,20 @@ pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let bytes = read_bytes(request).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::AdminInvalid {
-        message: format!("invalid body: {e}"),
-    })
+    // The path names the field (`limits.budget.limit_nanos`), not only a line and column.
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).map_err(
+        |e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ApiError::AdminInvalid {
+                message: if path == "." || inner.is_syntax() || inner.is_eof() {
+                    format!("invalid body: {inner}")
+                } else {
+                    format!("invalid body: {path}: {inner}")
+                },
+            }
+        },
+    )
 }
 
 pub(super) async fn read_bytes(request: Request<Incoming>) -> Result<Bytes, ApiError> {

@@ -189,6 +189,60 @@ fn check_name(what: &str, name: &str) -> Result<(), AdminError> {
     }
 }
 
+/// The most a key's name may hold, and its metadata: both are shown in listings and the metadata
+/// is copied into every trace row of the key, so neither may grow without bound.
+const MAX_KEY_NAME_CHARS: usize = 200;
+const MAX_METADATA_ENTRIES: usize = 64;
+const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// A virtual key's display name: free text, but not empty, not overlong, and without control
+/// characters (a newline or a right-to-left override in a listing fakes rows).
+fn check_key_name(name: &str) -> Result<(), AdminError> {
+    if name.trim().is_empty() {
+        return Err(AdminError::Invalid("key name: must not be empty".into()));
+    }
+    if name.chars().count() > MAX_KEY_NAME_CHARS {
+        return Err(AdminError::Invalid(format!(
+            "key name: at most {MAX_KEY_NAME_CHARS} characters"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| is_disallowed_char(*c)) {
+        return Err(AdminError::Invalid(format!(
+            "key name: must not contain the control or direction character U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(AdminError::Invalid(format!(
+            "metadata: at most {MAX_METADATA_ENTRIES} entries"
+        )));
+    }
+    let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_METADATA_BYTES {
+        return Err(AdminError::Invalid(format!(
+            "metadata: at most {MAX_METADATA_BYTES} bytes of keys and values"
+        )));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.chars().chain(v.chars()).any(is_disallowed_char) {
+            return Err(AdminError::Invalid(format!(
+                "metadata.{k}: keys must not be empty, and neither keys nor values may hold \
+                 control or direction characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Control characters, and the Unicode direction overrides and isolates that reorder text.
+fn is_disallowed_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn check_limits(limits: &Limits) -> Result<(), AdminError> {
     if let Some(budget) = &limits.budget {
         if budget.limit_nanos < 0 {
@@ -282,9 +336,8 @@ fn plan(
     Ok(match op {
         KeyOp::CreateKey { key, secret } => {
             require_auth_enabled(admin)?;
-            if key.name.trim().is_empty() {
-                return Err(AdminError::Invalid("key name: must not be empty".into()));
-            }
+            check_key_name(&key.name)?;
+            check_metadata(&key.metadata)?;
             if let Some(team) = &key.team {
                 team_of(team)?;
             }
@@ -311,9 +364,7 @@ fn plan(
             let mut key = live_key_of(&id)?;
             let before = json!(key);
             if let Some(name) = patch.name {
-                if name.trim().is_empty() {
-                    return Err(AdminError::Invalid("key name: must not be empty".into()));
-                }
+                check_key_name(&name)?;
                 key.name = name;
             }
             if let Some(team) = patch.team {
@@ -325,6 +376,7 @@ fn plan(
             patch.limits.apply(&mut key.limits);
             check_limits(&key.limits)?;
             if let Some(metadata) = patch.metadata {
+                check_metadata(&metadata)?;
                 key.metadata = metadata;
             }
             if let Some(expires_ms) = patch.expires_ms {

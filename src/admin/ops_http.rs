@@ -90,6 +90,17 @@ async fn backup(app: &Arc<App>, request: Request<Incoming>) -> Result<Value, Api
             ),
         });
     }
+    // A directory that is not there is the caller's mistake, named as such, not the server's.
+    if let Some(parent) = body.path.as_deref().and_then(std::path::Path::parent)
+        && !parent.is_dir()
+    {
+        return Err(ApiError::AdminInvalid {
+            message: format!(
+                "path: directory {:?} does not exist on the server",
+                parent.display().to_string()
+            ),
+        });
+    }
     let done = backups::take_now(app.admin.deps(), body.path)
         .await
         .map_err(|e| match e {

@@ -19,7 +19,10 @@ pub enum Period {
 
 /// A spending limit in nano-dollars over a period, with optional soft thresholds (percent of
 /// the limit) that raise an alert when crossed.
+// Unknown fields are refused: a misspelt `budget_usd` or `rpm_limit` would otherwise leave the
+// key unlimited without a word.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Budget {
     pub limit_nanos: i64,
     pub period: Period,
@@ -29,6 +32,7 @@ pub struct Budget {
 
 /// Limits that a key or a team carries; `None` means unlimited.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub budget: Option<Budget>,
     /// Requests per minute.

@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod attempt;
+pub mod bearer;
 pub mod context;
 pub mod error;
 pub mod grant;
