@@ -173,6 +173,8 @@ async fn upstream_errors_pass_through_with_status_body_and_retry_after() {
         "{}",
         answer.text()
     );
+    // And says it in the header the SDKs read, so their retry waits out the cool-down.
+    assert_eq!(answer.header("retry-after"), Some("1"));
     assert_eq!(h.mock.request_count(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
 

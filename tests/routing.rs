@@ -212,6 +212,8 @@ async fn a_breaker_opens_refuses_probes_closes_and_survives_a_restart() {
     // Open: nothing reaches the upstream, and the 503 says which group and when.
     let answer = h.client.post("/v1/chat/completions", &body).await;
     assert_eq!(answer.status, 503, "{}", answer.text());
+    let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
     let message = answer.json()["error"]["message"]
         .as_str()
         .unwrap()

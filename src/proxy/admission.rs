@@ -218,6 +218,7 @@ fn body_error(err: hyper::Error) -> ApiError {
 fn shutting_down() -> ApiError {
     ApiError::Unavailable {
         message: "the server is shutting down; retry on another instance or shortly".into(),
+        retry_after_s: None,
     }
 }
 

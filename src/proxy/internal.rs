@@ -35,6 +35,7 @@ impl ModelCalls for InternalCalls {
         let Some((chain, providers)) = self.target.get() else {
             return Err(ApiError::Unavailable {
                 message: "the proxy is still starting".into(),
+                retry_after_s: None,
             });
         };
         if call.depth > MAX_INTERNAL_DEPTH {

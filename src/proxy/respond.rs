@@ -23,7 +23,11 @@ impl ApiError {
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::RateLimited { retry_after_s, .. } => {
+            ApiError::RateLimited { retry_after_s, .. }
+            | ApiError::Unavailable {
+                retry_after_s: Some(retry_after_s),
+                ..
+            } => {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after_s.max(1)));

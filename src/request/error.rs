@@ -203,6 +203,8 @@ pub enum ApiError {
     },
     Unavailable {
         message: String,
+        /// When it is known to end (a cool-down, a provider's rate limit): `retry-after`.
+        retry_after_s: Option<u64>,
     },
     Internal {
         message: String,
@@ -361,7 +363,7 @@ impl ApiError {
             | ApiError::UpstreamProtocol { message }
             | ApiError::AdminInvalid { message }
             | ApiError::AdminNotFound { message }
-            | ApiError::Unavailable { message }
+            | ApiError::Unavailable { message, .. }
             | ApiError::Internal { message } => message.clone(),
             ApiError::MissingKey => {
                 "missing API key; send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')"

@@ -394,6 +394,7 @@ impl Batches {
                             "provider {:?}, which holds file {:?}, is no longer configured",
                             file.provider, file.id
                         ),
+                        retry_after_s: None,
                     }
                 })?;
                 models::input_file(provider.as_ref(), file.credential.as_deref(), &file.id)

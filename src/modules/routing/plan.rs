@@ -207,11 +207,19 @@ impl RoutePlan {
                 }
             })
             .collect();
+        // The soonest any of them comes back, for clients (the SDKs) to wait that long.
+        let retry_after_s = self
+            .unavailable
+            .iter()
+            .filter_map(|skipped| skipped.earliest_ms)
+            .min()
+            .map(|t| ((t - now).max(0) as u64).div_ceil(1000).max(1));
         ApiError::Unavailable {
             message: format!(
                 "every deployment is unavailable (circuit open, over capacity or rate limited); {}",
                 parts.join("; ")
             ),
+            retry_after_s,
         }
     }
 }
