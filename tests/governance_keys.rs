@@ -528,3 +528,38 @@ async fn key_changes_that_would_silently_weaken_or_bloat_a_key_are_refused() {
         assert_eq!(answer.status, 200, "{scheme:?}: {}", answer.text());
     }
 }
+
+/// A rotation replaces the secret, not the allowance: the new key counts against the same
+/// requests-per-minute as the one it replaced, twice over (a chain of rotations).
+#[tokio::test]
+async fn a_rotated_key_keeps_counting_against_its_predecessors_limits() {
+    let h = Harness::start_with(&admin_toml()).await;
+    let created = create_key(&h, json!({"name": "svc", "limits": {"rpm": 3}})).await;
+    let (first, first_id) = (
+        created["key"].as_str().unwrap().to_string(),
+        created["id"].as_str().unwrap().to_string(),
+    );
+    for _ in 0..2 {
+        assert_eq!(chat_with(&h, Some(&first), "gpt-4o-mini").await.status, 200);
+    }
+    let rotate = |id: String| {
+        let h = &h;
+        async move {
+            let rotated = h
+                .client
+                .admin(Method::POST, &format!("/admin/keys/{id}/rotate"), "")
+                .await;
+            assert_eq!(rotated.status, 200, "{}", rotated.text());
+            rotated.json()
+        }
+    };
+    let second = rotate(first_id).await;
+    let second_key = second["key"].as_str().unwrap();
+    assert_eq!(
+        chat_with(&h, Some(second_key), "gpt-4o-mini").await.status,
+        200
+    );
+    let third = rotate(second["id"].as_str().unwrap().to_string()).await;
+    let refused = chat_with(&h, Some(third["key"].as_str().unwrap()), "gpt-4o-mini").await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+}

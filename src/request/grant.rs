@@ -57,6 +57,10 @@ pub struct TeamGrant {
 pub struct Grant {
     /// The key's stable public id (what traces, spend and the admin API name it by).
     pub key_id: String,
+    /// The id its budget, rate limits and spend counters are kept under: the first key of its
+    /// rotation chain, so a rotation does not start them again from zero (the key's own id for
+    /// a key never rotated).
+    pub limits_id: String,
     pub key_name: String,
     pub team: Option<Arc<TeamGrant>>,
     pub limits: Limits,

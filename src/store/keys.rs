@@ -102,3 +102,20 @@ pub trait KeyStore: Send + Sync {
     /// Every admin key, revoked ones included, oldest first.
     fn admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError>;
 }
+
+/// The first key of `key`'s rotation chain (`rotated_from`, back to a key made afresh): its
+/// limits are counted under that id. A chain is at most as long as the keys there are, which
+/// also ends a loop a hand-edited database could hold.
+pub fn first_of_rotations<'k>(
+    keys: &'k std::collections::BTreeMap<String, VirtualKeyRecord>,
+    key: &'k VirtualKeyRecord,
+) -> &'k str {
+    let mut first = key;
+    for _ in 0..keys.len() {
+        match first.rotated_from.as_deref().and_then(|id| keys.get(id)) {
+            Some(earlier) => first = earlier,
+            None => break,
+        }
+    }
+    &first.id
+}

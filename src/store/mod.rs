@@ -91,7 +91,9 @@ pub use credentials::{CredentialStore, StoredCredential};
 pub use dashboard::DashboardStore;
 pub use error::StoreError;
 pub use health::StoreHealth;
-pub use keys::{AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord};
+pub use keys::{
+    AdminKeyRecord, AdminRole, KeyStore, KeyWrite, TeamRecord, VirtualKeyRecord, first_of_rotations,
+};
 pub use ledger::{LedgerStore, LedgerWrites, Persist};
 pub use modules::{ModuleState, ModuleStateStore};
 pub use rate_limits::{RateCount, RateLimitStore, RateLimitWrites};

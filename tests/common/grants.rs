@@ -57,6 +57,7 @@ impl Module for Grants {
         ctx.identity.key_id = Some(key_id.clone());
         ctx.identity.grant = Some(Arc::new(Grant {
             key_name: key_id.clone(),
+            limits_id: key_id.clone(),
             key_id,
             team,
             limits: limits(&spec["limits"]),

@@ -92,6 +92,7 @@ mod tests {
         };
         let mut grant = Grant {
             key_id: "vk_1".into(),
+            limits_id: "vk_1".into(),
             key_name: "k".into(),
             team: None,
             limits: limits(&["gpt-*"]),

@@ -83,6 +83,7 @@ impl KeyState {
             .map(|k| {
                 let grant = Grant {
                     key_id: k.id.clone(),
+                    limits_id: crate::store::first_of_rotations(&keys, k).to_string(),
                     key_name: k.name.clone(),
                     team: k.team.as_deref().and_then(|t| team_grants.get(t).cloned()),
                     limits: k.limits.clone(),

@@ -154,18 +154,38 @@ impl BudgetBook {
     /// already raised. Called when the module is built, never on the request path.
     pub fn load(&self, store: &Store) -> Result<(), StoreError> {
         let now = now_ms();
+        // A key's spend counts under the first key of its rotation chain, with its
+        // predecessors' (`Grant::limits_id`).
+        let keys: std::collections::BTreeMap<String, crate::store::VirtualKeyRecord> = store
+            .keys
+            .virtual_keys()?
+            .into_iter()
+            .map(|k| (k.id.clone(), k))
+            .collect();
+        let limits_id = |id: String| match keys.get(&id) {
+            Some(key) => crate::store::first_of_rotations(&keys, key).to_string(),
+            None => id,
+        };
         let mut seed = Vec::new();
         for period in PERIODS {
             let window = window(period);
             let start = window.bucket_start(now);
+            let mut sums: std::collections::HashMap<Subject, i64> = Default::default();
             for (by, scope) in [(SpendBy::Key, "key"), (SpendBy::Team, "team")] {
                 for row in store.spend.spend(by, start)? {
                     if row.key == crate::store::SPEND_NONE || row.cost_nanos == 0 {
                         continue;
                     }
-                    let subject = Subject { scope, id: row.key };
-                    seed.push((spend_key(&subject, period), row.cost_nanos, window));
+                    let id = if scope == "key" {
+                        limits_id(row.key)
+                    } else {
+                        row.key
+                    };
+                    *sums.entry(Subject { scope, id }).or_default() += row.cost_nanos;
                 }
+            }
+            for (subject, nanos) in sums {
+                seed.push((spend_key(&subject, period), nanos, window));
             }
         }
         let mut alerted = self.alerted.lock().unwrap_or_else(PoisonError::into_inner);

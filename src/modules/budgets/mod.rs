@@ -166,7 +166,11 @@ struct Holds(Vec<Held>);
 
 /// The key, then its team: scope, id and budget.
 fn subjects(grant: &Grant) -> impl Iterator<Item = (&'static str, &str, Option<&Budget>)> {
-    let key = ("key", grant.key_id.as_str(), grant.limits.budget.as_ref());
+    let key = (
+        "key",
+        grant.limits_id.as_str(),
+        grant.limits.budget.as_ref(),
+    );
     let team = grant
         .team
         .as_ref()

@@ -228,7 +228,7 @@ impl RateLimits {
             }
         };
         if let Some(grant) = &ctx.identity.grant {
-            push("key", &grant.key_id, grant.limits.rpm, grant.limits.tpm);
+            push("key", &grant.limits_id, grant.limits.rpm, grant.limits.tpm);
             if let Some(team) = &grant.team {
                 push("team", &team.id, team.limits.rpm, team.limits.tpm);
             }
