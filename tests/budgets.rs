@@ -348,3 +348,40 @@ async fn a_burst_of_image_requests_is_held_to_the_budget_by_the_price_per_image(
     assert!(spent <= limit, "spent {spent} over the limit {limit}");
     assert_eq!(spent, 2 * 40_000_000);
 }
+
+/// What keys spend while the module is off still counts once it is back on: the book is read
+/// afresh from the spend rollups, which went on recording.
+#[tokio::test]
+async fn spend_while_the_module_was_off_counts_when_it_is_back_on() {
+    let h = start(&format!("[admin]\nkey = \"{}\"\n", common::ADMIN_KEY)).await;
+    let limit = 100 * TOKEN;
+    let g = grant("vk_toggle", budget(limit, "day", &[]), None);
+    let one = body(5, json!({}));
+    for _ in 0..4 {
+        assert_eq!(call(&h.client, &g, &one).await.status, 200);
+    }
+    let toggle = |enabled: bool| {
+        let h = &h;
+        async move {
+            let answer = h
+                .client
+                .admin(
+                    Method::PUT,
+                    "/admin/modules/budgets",
+                    &json!({ "enabled": enabled }).to_string(),
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+    };
+    toggle(false).await;
+    for _ in 0..5 {
+        assert_eq!(call(&h.client, &g, &one).await.status, 200);
+    }
+    assert_eq!(recorded(&h, SpendBy::Key, "vk_toggle").await, 90 * TOKEN);
+    toggle(true).await;
+    // 90 spent + 12 held would pass 100.
+    let answer = call(&h.client, &g, &one).await;
+    assert_eq!(answer.status, 429, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "insufficient_quota");
+}

@@ -103,7 +103,7 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     // Asked for before the book: `Shared` holds its lock while it makes a state.
     let node = deps.shared.get_or_init(|| NodeCounters::of(&deps.store));
     let loaded = deps.shared.get_or_init(|| Loaded::new(deps, node));
-    let book = loaded.book()?;
+    let book = loaded.book(deps)?;
     super::estimate::preload_tokenizers(deps, false);
     let webhook = config
         .webhook_url
@@ -114,7 +114,8 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     Ok(Arc::new(Budgets {
         config,
         book,
-        node: loaded.1.clone(),
+        _live: Live::new(&loaded.live),
+        node: loaded.node.clone(),
         prices: deps.prices.clone(),
         providers: deps.providers.clone(),
         writer: deps.writer.clone(),
@@ -122,37 +123,78 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
     }))
 }
 
-/// The book, loaded from the store once per process (the first build); later chains share it.
-struct Loaded(Result<Arc<BudgetBook>, String>, Arc<NodeCounters>);
+/// The book, loaded from the store once per process (the first build); later chains share it,
+/// unless the module was off in between: nothing counted what requests spent meanwhile, so the
+/// book is loaded afresh from the rollups, which did.
+struct Loaded {
+    book: std::sync::Mutex<Result<Arc<BudgetBook>, String>>,
+    node: Arc<NodeCounters>,
+    /// Built modules not yet dropped: 0 at a build means no chain had the module.
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    /// The book was just loaded and no build has taken it yet.
+    fresh: std::sync::atomic::AtomicBool,
+}
 
 impl Loaded {
     fn new(deps: &ModuleDeps, node: Arc<NodeCounters>) -> Loaded {
+        Loaded {
+            book: std::sync::Mutex::new(Self::load(deps, &node)),
+            node,
+            live: Arc::default(),
+            fresh: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    fn load(deps: &ModuleDeps, node: &NodeCounters) -> Result<Arc<BudgetBook>, String> {
         // Nodes sharing a store hold budgets together in leases of shared rows.
         let counters: Arc<dyn HotCounters> = match &node.0 {
             Some(leased) => leased.clone(),
             None => Arc::new(MemoryCounters::default()),
         };
         let book = BudgetBook::new(counters);
-        Loaded(
-            match book.load(&deps.store) {
-                Ok(()) => Ok(Arc::new(book)),
-                Err(e) => Err(format!("cannot read the spend rollups: {e}")),
-            },
-            node,
-        )
+        match book.load(&deps.store) {
+            Ok(()) => Ok(Arc::new(book)),
+            Err(e) => Err(format!("cannot read the spend rollups: {e}")),
+        }
     }
 
-    fn book(&self) -> Result<Arc<BudgetBook>, ModuleError> {
-        self.0.clone().map_err(|message| ModuleError::Failed {
+    fn book(&self, deps: &ModuleDeps) -> Result<Arc<BudgetBook>, ModuleError> {
+        let mut book = self
+            .book
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = self.fresh.swap(false, std::sync::atomic::Ordering::AcqRel);
+        let was_off = !fresh && self.live.load(std::sync::atomic::Ordering::Acquire) == 0;
+        if was_off && book.as_ref().is_ok_and(|b| Arc::strong_count(b) == 1) {
+            *book = Self::load(deps, &self.node);
+        }
+        book.clone().map_err(|message| ModuleError::Failed {
             module: "budgets",
             message,
         })
     }
 }
 
+/// Counts a built module in [`Loaded::live`] until it is dropped.
+struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Live {
+    fn new(live: &Arc<std::sync::atomic::AtomicUsize>) -> Live {
+        live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Live(live.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 pub struct Budgets {
     config: BudgetsConfig,
     book: Arc<BudgetBook>,
+    _live: Live,
     node: Arc<NodeCounters>,
     prices: Arc<ArcSwap<PriceTable>>,
     providers: Arc<ProviderRegistry>,
