@@ -251,3 +251,53 @@ async fn unknown_routes_and_wrong_methods_use_the_error_shape() {
     assert_eq!(answer.status, 405);
     assert_error_shape(&answer.json());
 }
+
+/// Errors about a path or method come back in the shape of the format the path belongs to
+/// (Anthropic's SDK reads only `{"type":"error",...}`, Google's only `{"error":{"status":...}}`),
+/// and every answer carries `x-request-id`: the client's own, or a new one.
+#[tokio::test]
+async fn path_and_method_errors_speak_the_paths_format_and_carry_a_request_id() {
+    let h = Harness::start().await;
+    let anthropic = [
+        (Method::DELETE, "/v1/messages", 405),
+        (Method::GET, "/v1/messages/count_tokens", 405),
+        (Method::POST, "/v1/messages/nope", 404),
+    ];
+    for (method, path, status) in anthropic {
+        let answer = h.client.call(method.clone(), path, "", &[]).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.text());
+        let body = answer.json();
+        assert_eq!(body["type"], "error", "{method} {path}: {body}");
+        assert!(body["error"]["type"].is_string(), "{method} {path}: {body}");
+        assert!(answer.header("x-request-id").is_some(), "{method} {path}");
+    }
+    for (method, path) in [
+        (Method::GET, "/v1beta/models"),
+        (Method::POST, "/v1beta/models/:generateContent"),
+    ] {
+        let answer = h.client.call(method.clone(), path, "{}", &[]).await;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text());
+        let body = answer.json();
+        assert_eq!(
+            body["error"]["status"], "NOT_FOUND",
+            "{method} {path}: {body}"
+        );
+    }
+    let answer = h
+        .client
+        .call(
+            Method::GET,
+            "/nowhere",
+            "",
+            &[("x-request-id", "req-mine-1")],
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.json()["error"]["message"].is_string());
+    assert_eq!(answer.header("x-request-id"), Some("req-mine-1"));
+    for path in ["/health", "/v1/models"] {
+        let answer = h.client.call(Method::GET, path, "", &[]).await;
+        assert_eq!(answer.status, 200, "{path}");
+        assert!(answer.header("x-request-id").is_some(), "{path}");
+    }
+}

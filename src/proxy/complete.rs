@@ -343,6 +343,19 @@ pub(super) fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<Pr
     response
 }
 
+/// `err` in the error shape of the client format `endpoint` belongs to (for an error about a
+/// path or method, before any request context exists).
+pub fn error_in_format(endpoint: Endpoint, err: ApiError) -> Response<ProxyBody> {
+    let status = err.status().as_u16();
+    let mut response = err.into_response();
+    if !endpoint.is_openai()
+        && let ProxyBody::Full(Some(body)) = response.body_mut()
+    {
+        *body = egress::error(endpoint, status, body.clone());
+    }
+    response
+}
+
 pub fn json_response(status: StatusCode, body: Bytes, headers: HeaderMap) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(body));
     *response.status_mut() = status;

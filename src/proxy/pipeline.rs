@@ -472,8 +472,12 @@ fn outcome(ctx: &RequestCtx) -> Outcome {
 
 /// The client's `x-request-id` when it is short and printable, else a new UUIDv7.
 fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
+    request_id_from(headers.get("x-request-id"))
+}
+
+/// [`request_id`] from the header's value, when there was one.
+pub fn request_id_from(client: Option<&hyper::header::HeaderValue>) -> String {
+    client
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(String::from)

@@ -33,15 +33,52 @@ const PROXIED: &[(&str, Endpoint)] = &[
 pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<ProxyBody> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
-    if let Some((_, endpoint)) = PROXIED.iter().find(|(p, _)| *p == path) {
-        if method == Method::POST {
-            return pipeline::handle(&app.proxy, *endpoint, request).await;
-        }
-        return ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path,
-        }
-        .into_response();
+    if let Some((_, endpoint)) = PROXIED.iter().find(|(p, _)| *p == path)
+        && method == Method::POST
+    {
+        return pipeline::handle(&app.proxy, *endpoint, request).await;
+    }
+    // Everything else answers here; the pipeline stamps its own answers, and the rest get the
+    // same `x-request-id` (the client's, or a new one).
+    let client_id = request.headers().get("x-request-id").cloned();
+    let mut response = route_other(app, request, path, method).await;
+    if !response.headers().contains_key("x-request-id")
+        && let Ok(id) =
+            hyper::header::HeaderValue::from_str(&pipeline::request_id_from(client_id.as_ref()))
+    {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// The client format a path belongs to, for errors about the path or method itself: Anthropic's
+/// and Google's SDKs read only their own error shape.
+fn format_of(path: &str) -> Endpoint {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        Endpoint::Messages
+    } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") && path.contains(':')
+    {
+        Endpoint::GenerateContent
+    } else {
+        Endpoint::ChatCompletions
+    }
+}
+
+async fn route_other(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    path: String,
+    method: Method,
+) -> Response<ProxyBody> {
+    if PROXIED.iter().any(|(p, _)| *p == path) {
+        let format = format_of(&path);
+        return crate::proxy::complete::error_in_format(
+            format,
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path,
+            },
+        );
     }
     // Files and batches: every method, the object's id in the path (the pipeline reads both).
     for endpoint in [Endpoint::Files, Endpoint::Batches, Endpoint::MessageBatches] {
@@ -94,12 +131,16 @@ pub async fn route(app: &Arc<App>, request: Request<Incoming>) -> Response<Proxy
             crate::admin::http::route(app, request).await
         }
         (_, p) if p == "/ui" || p.starts_with("/ui/") => crate::ui::route(app, request).await,
-        (method, "/v1/models" | "/health" | "/ready") => ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path,
+        (method, "/v1/models" | "/health" | "/ready" | "/v1/messages/count_tokens") => {
+            crate::proxy::complete::error_in_format(
+                format_of(&path),
+                ApiError::MethodNotAllowed {
+                    method: method.to_string(),
+                    path,
+                },
+            )
         }
-        .into_response(),
-        _ => ApiError::NotFound { path }.into_response(),
+        _ => crate::proxy::complete::error_in_format(format_of(&path), ApiError::NotFound { path }),
     }
 }
 
