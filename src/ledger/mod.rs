@@ -98,6 +98,19 @@ impl LedgerEntry {
     }
 }
 
+/// An entry's details as read back from their stored text. The writer stores exactly the
+/// value's compact form, so text that is not that form (a key given twice, white space added)
+/// was altered, though it may parse to the same value: it is kept as a string, which hashes
+/// differently, so `verify` names the entry. Otherwise a duplicated key that serde_json reads
+/// last-wins could say something else to a reader that takes the first (SQLite's
+/// `json_extract`) while the chain still verified.
+pub fn details_from_stored(text: String) -> Value {
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value) if serde_json::to_string(&value).ok().as_deref() == Some(text.as_str()) => value,
+        _ => Value::String(text),
+    }
+}
+
 /// Keys sorted (serde_json's map is ordered), no white space.
 fn canonical_json(
     seq: i64,

@@ -275,3 +275,36 @@ fn issue_9_a_cut_tail_is_named_by_the_published_head() {
         Err(VerifyError::HeadMismatch { seq: 3 })
     );
 }
+
+#[test]
+fn stored_details_read_back_only_in_the_form_the_writer_stores() {
+    let details = json!({"name": "ci", "limits": {"rpm": 5}});
+    let stored = details.to_string();
+    assert_eq!(details_from_stored(stored.clone()), details);
+    // The same value spelled another way was altered: a duplicated key that a reader taking the
+    // first occurrence would see, or added white space.
+    let duplicated = stored.replacen('{', r#"{"name":"evil","#, 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&duplicated).ok(),
+        Some(details.clone()),
+        "serde_json reads the last occurrence"
+    );
+    assert_eq!(
+        details_from_stored(duplicated.clone()),
+        Value::String(duplicated)
+    );
+    let spaced = serde_json::to_string_pretty(&details).unwrap_or_default();
+    assert_eq!(details_from_stored(spaced.clone()), Value::String(spaced));
+
+    // An entry whose stored details were rewritten so fails verification.
+    let mut entries = chain(3);
+    let text = entries[1]
+        .details
+        .to_string()
+        .replacen('{', r#"{"who":"evil","#, 1);
+    entries[1].details = details_from_stored(text);
+    assert_eq!(
+        verify(&entries, Some(&key())),
+        Err(VerifyError::Altered { seq: 2 })
+    );
+}

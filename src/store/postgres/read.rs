@@ -401,8 +401,7 @@ pub(super) async fn ledger_entries(c: &Client) -> Result<Vec<LedgerEntry>, Store
         .map(|r| {
             let details: String = get(r, 5)?;
             // Details that no longer parse still verify as altered rather than failing the walk.
-            let details =
-                serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
+            let details = crate::ledger::details_from_stored(details);
             Ok(LedgerEntry {
                 seq: get(r, 0)?,
                 ts_ms: get(r, 1)?,

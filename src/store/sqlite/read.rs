@@ -359,7 +359,7 @@ pub(super) fn ledger_entries(c: &Connection) -> Result<Vec<LedgerEntry>, StoreEr
     for row in rows {
         let (seq, ts_ms, actor, action, target, details, prev_hash, hash, mac) = row?;
         // Details that no longer parse still verify as altered rather than failing the walk.
-        let details = serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details));
+        let details = crate::ledger::details_from_stored(details);
         entries.push(LedgerEntry {
             seq,
             ts_ms,
