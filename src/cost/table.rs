@@ -231,7 +231,10 @@ impl PriceTable {
     }
 
     /// Looks up `provider/model` first (a provider-specific price), then the bare model name.
+    /// The price of `model` on `provider`. Google's SDKs name models `models/<id>`: priced as
+    /// the bare id, or the prefix would make a model free (and let it past budgets).
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&Price> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
         with_qualified(provider, model, |qualified| self.price_of(qualified))
             .or_else(|| self.price_of(model))
     }

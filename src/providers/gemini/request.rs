@@ -56,21 +56,26 @@ pub fn url(base: &str, model: &str, stream: bool, vertex: Option<&VertexTarget>)
     model_url(base, model, method, vertex)
 }
 
-/// Refuses a model name that is not a bare Gemini model id (`gemini-2.5-pro`,
-/// `imagen-4.0-generate-001`): letters, digits, `.`, `_` and `-`. Anything else in the URL's
-/// path (`/`, `..`, `:`, `?`, `#`, a space) would call another method or resource. A `models/`
-/// prefix is refused too: the price table and a key's model list know the bare id, so the
-/// prefixed name would be neither priced nor limited.
+/// Refuses a model name that is not a Gemini model id (`gemini-2.5-pro`,
+/// `imagen-4.0-generate-001`, Vertex's `multimodalembedding@001`), with or without the `models/`
+/// prefix Google's own SDKs write: letters, digits, `.`, `_`, `-` and `@`. Anything else in the
+/// URL's path (`/`, `..`, `:`, `?`, `#`, a space) would call another method or resource.
 pub fn check_model(model: &str) -> Result<(), String> {
-    if crate::providers::is_url_safe_model(model) {
+    let id = model.strip_prefix("models/").unwrap_or(model);
+    let vertex_version = |id: &str| match id.split_once('@') {
+        Some((name, version)) => {
+            crate::providers::is_url_safe_model(name)
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => crate::providers::is_url_safe_model(id),
+    };
+    if vertex_version(id) {
         return Ok(());
     }
-    let hint = match model.strip_prefix("models/") {
-        Some(id) => format!(" (name it without the `models/` prefix: {id:?})"),
-        None => String::new(),
-    };
     Err(format!(
-        "{model:?} is not a Gemini model id: expected letters, digits, '.', '_' and '-' only{hint}"
+        "{model:?} is not a Gemini model id: expected letters, digits, '.', '_', '-' (and one \
+         '@' before a version) only"
     ))
 }
 
@@ -492,7 +497,10 @@ mod tests {
         }
         for bad in [
             "",
-            "models/gemini-2.5-pro",
+            "models/",
+            "models/../files",
+            "a@",
+            "a@b@c",
             "gemini-2.5-pro:generateContent#",
             "../../v1beta/files?x=",
             "x:countTokens?alt=json&",
@@ -503,11 +511,6 @@ mod tests {
         ] {
             assert!(check_model(bad).is_err(), "{bad:?} passed");
         }
-        assert!(
-            check_model("models/gemini-2.5-pro")
-                .unwrap_err()
-                .contains("without the `models/` prefix")
-        );
     }
 
     #[test]
