@@ -385,3 +385,44 @@ async fn spend_while_the_module_was_off_counts_when_it_is_back_on() {
     assert_eq!(answer.status, 429, "{}", answer.text());
     assert_eq!(answer.json()["error"]["code"], "insufficient_quota");
 }
+
+/// An image model priced by the token (gpt-image-1: $40 per million output tokens) holds each
+/// image's output tokens at its quality: at low quality 500 an image ($0.02), so a $0.05 budget
+/// admits two of a burst of 20 (before, only the prompt was held and all 20 passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn image_models_priced_by_the_token_hold_each_images_output_tokens() {
+    let h = start("").await;
+    let limit: i64 = 50_000_000;
+    let g = grant("vk_gpt_image", budget(limit, "day", &[]), None);
+    let body = json!({"model": "gpt-image-1", "prompt": "a cat", "n": 1, "quality": "low",
+        "mock": {"headers_delay_ms": 300}})
+    .to_string();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let client = TestClient::new(h.client.base.clone());
+            let (g, body) = (g.clone(), body.clone());
+            tokio::spawn(async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/v1/images/generations",
+                        &body,
+                        &[("x-test-grant", &g)],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        match answer.status.as_u16() {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("{other}: {}", answer.text()),
+        }
+    }
+    assert_eq!(ok, 2, "{ok} admitted");
+    let spent = recorded(&h, SpendBy::Key, "vk_gpt_image").await;
+    assert!(spent > 0 && spent <= limit, "spent {spent} of {limit}");
+}

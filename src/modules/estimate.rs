@@ -88,28 +88,36 @@ pub fn cost_nanos(
     prices: &PriceTable,
     default_max_tokens: u64,
 ) -> Option<i64> {
-    let tokens = tokens(ctx, providers, default_max_tokens);
+    let mut tokens = tokens(ctx, providers, default_max_tokens);
     // An image, speech or transcription request is priced by what it asks for (images,
-    // characters, seconds), which its tokens say nothing of.
+    // characters, seconds, an image's output tokens), which its prompt says nothing of.
     let expected = match &ctx.request.parsed {
-        Some(crate::wire::openai::Inbound::Operation(request)) => Some(request.expected()),
+        Some(crate::wire::openai::Inbound::Operation(request)) => {
+            Some((request.expected(), request.model.clone()))
+        }
         _ => None,
     };
     let model_price = price(ctx, providers, prices).copied();
-    let Some(expected) = expected else {
+    let Some((expected, named)) = expected else {
         return model_price.map(|price| price.cost_nanos(&tokens));
     };
+    if let Some(completion) = expected.completion_tokens {
+        tokens.completion = completion;
+    }
     // The most specific name first (an image's size and quality), as the `cost` module prices
-    // the answer.
-    let provider = ctx
-        .slots
-        .get::<Prompt>()
-        .map_or("", |p| p.provider.as_str());
+    // the answer, spelled with the model the request resolves to rather than as the client
+    // named it (`openai/dall-e-3`, an alias).
+    let (provider, upstream) = ctx.slots.get::<Prompt>().map_or(("", named.as_str()), |p| {
+        (p.provider.as_str(), p.upstream_model.as_str())
+    });
     let price = expected
         .price_name
         .as_deref()
-        .and_then(|name| prices.lookup(provider, name))
-        .copied()
+        .map(|name| match name.strip_suffix(named.as_str()) {
+            Some(size_and_quality) => format!("{size_and_quality}{upstream}"),
+            None => name.to_string(),
+        })
+        .and_then(|name| prices.lookup(provider, &name).copied())
         .or(model_price)?;
     Some(price.cost_of(&tokens, &expected.units, false))
 }

@@ -234,6 +234,21 @@ pub struct Metered {
     pub price_name: Option<String>,
 }
 
+/// An upper bound of the output tokens one image of `pixels` bills at `quality` on the models
+/// priced by the token: OpenAI bills gpt-image-1 272, 1,056 and 4,160 tokens for a 1024x1024
+/// image (low, medium, high) and up to 408, 1,584 and 6,240 at 1024x1536; newer models bill more
+/// at high quality (about 7,000 at 1024x1024). Rounded up to those, scaled up for larger images;
+/// `auto` is taken as high. What was billed replaces it once the answer says.
+fn image_output_tokens(quality: &str, pixels: u64) -> u64 {
+    const REFERENCE_PIXELS: u64 = 1536 * 1024;
+    let per_reference_image = match quality {
+        "low" => 500,
+        "medium" => 1_600,
+        _ => 7_100,
+    };
+    per_reference_image * pixels.max(REFERENCE_PIXELS) / REFERENCE_PIXELS
+}
+
 /// The most images one request is expected to make (OpenAI allows 10): a larger `n` is the
 /// provider's to refuse, and holds no more than this back.
 const MAX_IMAGES_EXPECTED: u64 = 10;
@@ -324,7 +339,14 @@ impl OperationRequest {
                     .unwrap_or(1)
                     .clamp(1, MAX_IMAGES_EXPECTED);
                 let answer = serde_json::json!({ "data": vec![Value::Null; asked as usize] });
-                self.meter(answer.to_string().as_bytes())
+                let mut metered = self.meter(answer.to_string().as_bytes());
+                // Models priced by the token (gpt-image-*) bill each image's output tokens.
+                let per_image = image_output_tokens(
+                    self.field("quality").as_deref().unwrap_or("auto"),
+                    metered.units.pixels / asked,
+                );
+                metered.completion_tokens = Some(asked * per_image);
+                metered
             }
             _ => self.meter(b""),
         }
