@@ -164,11 +164,13 @@ async fn restore_round_trips_and_the_ledger_verifies() {
 #[tokio::test]
 async fn restore_refuses_a_backup_whose_ledger_lost_its_macs() {
     let h = Harness::start_with(&admin_config()).await;
-    let changed = h
-        .client
-        .admin(Method::PUT, "/admin/modules/trace", r#"{"enabled": true}"#)
-        .await;
-    assert_eq!(changed.status, StatusCode::OK);
+    for _ in 0..3 {
+        let changed = h
+            .client
+            .admin(Method::PUT, "/admin/modules/trace", r#"{"enabled": true}"#)
+            .await;
+        assert_eq!(changed.status, StatusCode::OK);
+    }
     let backup = h.dir.path().join("forged.db");
     let body = serde_json::json!({ "path": backup }).to_string();
     let answer = h.client.admin(Method::POST, "/admin/backup", &body).await;
@@ -176,20 +178,49 @@ async fn restore_refuses_a_backup_whose_ledger_lost_its_macs() {
     let db = h.dir.path().join("stockyard.db");
     let Harness { server, dir, .. } = h;
     server.stop().await.unwrap();
-    let forged = rusqlite::Connection::open(&backup).unwrap();
-    let cleared = forged.execute("UPDATE ledger SET mac = NULL", []).unwrap();
-    assert!(cleared > 0);
-    drop(forged);
-
-    let restored = stockyard(&db)
-        .args(["restore", backup.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!restored.status.success(), "{restored:?}");
-    let said = String::from_utf8_lossy(&restored.stderr);
-    assert!(said.contains("audit ledger does not verify"), "{said}");
-    assert!(said.contains("has no MAC"), "{said}");
-    assert!(!dir.path().join("stockyard.db.pre-restore").exists());
+    let restore = |file: &std::path::Path| {
+        stockyard(&db)
+            .args(["restore", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let edited = |name: &str, sql: &str| {
+        let copy = dir.path().join(name);
+        std::fs::copy(&backup, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        assert!(conn.execute(sql, []).unwrap() > 0);
+        copy
+    };
+    let refused = |file: &std::path::Path, why: &str| {
+        let restored = restore(file);
+        assert!(!restored.status.success(), "{restored:?}");
+        let said = String::from_utf8_lossy(&restored.stderr);
+        assert!(said.contains("audit ledger does not verify"), "{said}");
+        assert!(said.contains(why), "{said}");
+        assert!(!dir.path().join("stockyard.db.pre-restore").exists());
+    };
+    // Every MAC cleared: refused unless the operator says the backup predates MACs.
+    refused(
+        &edited("cleared.db", "UPDATE ledger SET mac = NULL"),
+        "--accept-unanchored-ledger",
+    );
+    // The newest MAC removed: refused, whatever the flags.
+    refused(
+        &edited(
+            "tail.db",
+            "UPDATE ledger SET mac = NULL WHERE seq = (SELECT max(seq) FROM ledger)",
+        ),
+        "has no MAC",
+    );
+    let verify = stockyard(&db).args(["audit", "verify"]).output().unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    // A MAC-less first entry that a later MAC covers is a ledger anchored after it was begun:
+    // restored, and it verifies afterwards.
+    let restored = restore(&edited(
+        "prefix.db",
+        "UPDATE ledger SET mac = NULL WHERE seq = 1",
+    ));
+    assert!(restored.status.success(), "{restored:?}");
     let verify = stockyard(&db).args(["audit", "verify"]).output().unwrap();
     assert!(verify.status.success(), "{verify:?}");
 }

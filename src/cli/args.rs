@@ -83,6 +83,12 @@ pub enum Command {
     Restore {
         /// The backup file to restore from.
         file: PathBuf,
+        /// Accept a backup whose audit ledger carries no MAC at all (made by a build from
+        /// before the ledger was anchored): its chain is checked, and it is anchored under this
+        /// database's key. Without it such a backup is refused, as a ledger whose MACs were
+        /// cleared would be.
+        #[arg(long)]
+        accept_unanchored_ledger: bool,
     },
     /// Alerts fired by the alerts module, newest first.
     Alerts(AlertsArgs),

@@ -105,7 +105,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Version => version::run(&cli),
         Command::Backup { file } => backup::run(&cli, file),
         Command::Cache(args) => cache_cmd::run(&cli, args).await,
-        Command::Restore { file } => restore::run(&cli, file).await,
+        Command::Restore {
+            file,
+            accept_unanchored_ledger,
+        } => restore::run(&cli, file, *accept_unanchored_ledger).await,
         Command::Db(cmd) => db_cmd::run(&cli, cmd).await,
         Command::MigrateStore { from, to } => migrate_store::run(&cli, from, to).await,
         Command::Dev(cmd) => dev_seed::run(&cli, cmd),

@@ -23,7 +23,11 @@ use crate::server::App;
 use crate::server::db_lock::DbLock;
 use crate::store::StoreUrl;
 
-pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
+pub async fn run(
+    cli: &Cli,
+    backup: &Path,
+    accept_unanchored_ledger: bool,
+) -> Result<ExitCode, CliError> {
     let config = load_config(cli)?;
     let db = config.db_path.clone();
     crate::store::ensure_built(&config.store_url())?;
@@ -37,7 +41,7 @@ pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
     };
     let version = crate::store::verify_copy(&StoreUrl::Sqlite(backup.to_path_buf()))
         .map_err(|e| CliError::Failed(format!("{}: not restored: {e}", backup.display())))?;
-    check_ledger(&config, backup)?;
+    let unanchored = check_ledger(&config, backup, accept_unanchored_ledger)?;
 
     // Copy first, beside the database, so a failed copy leaves the current file untouched.
     let incoming = with_suffix(&db, ".restoring");
@@ -69,6 +73,7 @@ pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
             "from": backup.display().to_string(),
             "backup_schema_version": version,
             "previous_head": previous_head,
+            "accepted_unanchored_ledger": unanchored,
         }),
     };
     let recorded = app.writer.admin(None, draft).await;
@@ -91,11 +96,18 @@ pub async fn run(cli: &Cli, backup: &Path) -> Result<ExitCode, CliError> {
 }
 
 /// The backup's ledger must verify under this database's ledger key before it replaces anything:
-/// every entry chained and carrying a valid MAC. Opening the restored file anchors MAC-less
-/// entries, and the head file that could have told a cleared MAC from a ledger never anchored is
-/// set aside by the restore, so a chain recomputed without the key, its MACs cleared, would
-/// otherwise come out signed. Without a key to check with, an anchored backup is refused too.
-fn check_ledger(config: &crate::config::ValidConfig, backup: &Path) -> Result<(), CliError> {
+/// every entry chained and carrying a valid MAC, or without one only before the first MACed entry
+/// (whose MAC covers them: a ledger from a build that anchored only new entries). Opening the
+/// restored file anchors MAC-less entries, and the head file that could have told a cleared MAC
+/// from a ledger never anchored is set aside by the restore, so a chain recomputed without the
+/// key, its MACs cleared, would otherwise come out signed. A ledger with no MAC at all (a build
+/// from before MACs) passes only with `--accept-unanchored-ledger`; the answer says whether it
+/// did. Without a key to check with, an anchored backup is refused.
+fn check_ledger(
+    config: &crate::config::ValidConfig,
+    backup: &Path,
+    accept_unanchored: bool,
+) -> Result<bool, CliError> {
     let refused = |why: String| {
         CliError::Failed(format!(
             "{}: not restored: its audit ledger does not verify: {why}. Nothing was changed",
@@ -106,15 +118,39 @@ fn check_ledger(config: &crate::config::ValidConfig, backup: &Path) -> Result<()
         .map_err(|e| refused(e.to_string()))?;
     let env_key = config.ledger_key.as_ref().map(|k| k.expose().as_str());
     let key = LedgerKey::find(&config.db_path, env_key).map_err(|e| refused(e.to_string()))?;
-    match crate::ledger::verify(&entries, key.as_ref()) {
-        Ok(_) => Ok(()),
-        Err(VerifyError::NoKey { .. }) => Err(refused(format!(
-            "its entries carry MACs and no ledger key was found to check them (set \
-             STOCKYARD_LEDGER_KEY or put the key file at {})",
-            LedgerKey::path_for(&config.db_path).display()
-        ))),
-        Err(e) => Err(refused(e.to_string())),
+    let Some(key) = key else {
+        return match crate::ledger::verify(&entries, None) {
+            Ok(_) => Ok(false),
+            Err(VerifyError::NoKey { .. }) => Err(refused(format!(
+                "its entries carry MACs and no ledger key was found to check them (set \
+                 STOCKYARD_LEDGER_KEY or put the key file at {})",
+                LedgerKey::path_for(&config.db_path).display()
+            ))),
+            Err(e) => Err(refused(e.to_string())),
+        };
+    };
+    let none_maced = entries.iter().all(|e| e.mac.is_none());
+    if none_maced && !entries.is_empty() {
+        return match crate::ledger::verify(&entries, None) {
+            Ok(_) if accept_unanchored => Ok(true),
+            Ok(_) => Err(refused(
+                "no entry carries a MAC: a ledger from a build before MACs, or one whose MACs \
+                 were cleared; if the backup is known to be from such a build, restore it with \
+                 --accept-unanchored-ledger"
+                    .into(),
+            )),
+            Err(e) => Err(refused(e.to_string())),
+        };
     }
+    // The MAC-less prefix its first MACed entry vouches for counts as MACed.
+    let vouched = crate::ledger::to_anchor(&entries, &key, true);
+    let mut checked = entries;
+    for entry in checked.iter_mut().filter(|e| vouched.contains(&e.seq)) {
+        entry.mac = Some(key.mac(&entry.hash));
+    }
+    crate::ledger::verify(&checked, Some(&key))
+        .map(|_| false)
+        .map_err(|e| refused(e.to_string()))
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -38,9 +38,20 @@ impl SqliteStore {
     }
 
     /// The audit ledger of a copy checked by [`Self::verify_copy`], read as it is: an older
-    /// schema is fine (the ledger's columns have been the same since migration 0005).
+    /// schema is fine (the ledger's columns have been the same since migration 0005, and a file
+    /// from before it reads as entries without MACs).
     pub fn ledger_of_copy(path: &Path) -> Result<Vec<crate::ledger::LedgerEntry>, StoreError> {
-        super::read::ledger_entries(&connect_read_only(path)?)
+        let conn = connect_read_only(path)?;
+        let has_macs: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('ledger') WHERE name = 'mac'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_macs {
+            super::read::ledger_entries(&conn)
+        } else {
+            super::read::ledger_entries_before_macs(&conn)
+        }
     }
 
     /// Copies every WAL frame into the database and empties the WAL, so the file alone holds

@@ -339,9 +339,19 @@ impl LedgerStore for SqliteReader {
 
 /// Every ledger entry in stored order; the writer's open reads them the same way.
 pub(super) fn ledger_entries(c: &Connection) -> Result<Vec<LedgerEntry>, StoreError> {
-    let mut stmt = c.prepare(
-        "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, mac FROM ledger ORDER BY rowid",
-    )?;
+    ledger_rows(c, "mac")
+}
+
+/// [`ledger_entries`] of a file from before MACs (schema 4 or older: no `mac` column).
+pub(super) fn ledger_entries_before_macs(c: &Connection) -> Result<Vec<LedgerEntry>, StoreError> {
+    ledger_rows(c, "NULL")
+}
+
+fn ledger_rows(c: &Connection, mac: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT seq, ts_ms, actor, action, target, details, prev_hash, hash, {mac} FROM ledger \
+         ORDER BY rowid"
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
