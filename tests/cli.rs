@@ -179,6 +179,17 @@ fn config_check_names_the_bad_field() {
     });
     assert_eq!(code, 1);
     assert!(err.contains("auth.keys[0]"), "{err}");
+    // A trailing comma, or a blank value (`${VAR:-}` in a compose file), is not a mistake.
+    for keys in ["sk-client-0123456789,", "  "] {
+        let (code, out, err) = run({
+            let mut c = stockyard(&dir.path().join("x.db"));
+            c.args(["config", "check"])
+                .arg(&good)
+                .env("STOCKYARD_API_KEYS", keys);
+            c
+        });
+        assert_eq!(code, 0, "{keys:?}: {out}{err}");
+    }
 
     let typo = dir.path().join("typo.toml");
     std::fs::write(&typo, "[store]\nbatch_sise = 3\n").unwrap();

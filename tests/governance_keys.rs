@@ -497,6 +497,8 @@ async fn key_changes_that_would_silently_weaken_or_bloat_a_key_are_refused() {
         let said = refused(json!({ "name": name })).await;
         assert!(said.contains("key name"), "{name:?}: {said}");
     }
+    let said = refused(json!({"name": "k", "metadata": {"owner\u{200F}": "x"}})).await;
+    assert!(said.contains("metadata"), "{said}");
     let said = refused(json!({"name": "k", "metadata": {"a": "x".repeat(9000)}})).await;
     assert!(said.contains("metadata"), "{said}");
     let many: serde_json::Map<String, Value> =
@@ -506,6 +508,12 @@ async fn key_changes_that_would_silently_weaken_or_bloat_a_key_are_refused() {
     let listed = h.client.admin(Method::GET, "/admin/keys", "").await.json();
     assert_eq!(listed["keys"].as_array().map(Vec::len), Some(0), "{listed}");
 
+    // A value may run over lines.
+    create_key(
+        &h,
+        json!({"name": "described", "metadata": {"about": "line one\nline two\tend"}}),
+    )
+    .await;
     let created = create_key(&h, json!({"name": "ci"})).await;
     let key = created["key"].as_str().unwrap();
     for scheme in ["bearer", "BEARER", "Bearer "] {

@@ -228,19 +228,28 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), AdminError>
         )));
     }
     for (k, v) in metadata {
-        if k.is_empty() || k.chars().chain(v.chars()).any(is_disallowed_char) {
+        // Values may run over lines (a description); keys are names.
+        let bad_in_value = |c: char| is_disallowed_char(c) && !matches!(c, '\n' | '\t');
+        if k.is_empty() || k.chars().any(is_disallowed_char) || v.chars().any(bad_in_value) {
             return Err(AdminError::Invalid(format!(
-                "metadata.{k}: keys must not be empty, and neither keys nor values may hold \
-                 control or direction characters"
+                "metadata {k:?}: keys must not be empty, and neither keys nor values may hold \
+                 control or direction characters (values may hold line breaks and tabs)"
             )));
         }
     }
     Ok(())
 }
 
-/// Control characters, and the Unicode direction overrides and isolates that reorder text.
+/// Control characters, line and paragraph separators, and the Unicode direction marks,
+/// overrides and isolates that reorder text.
 fn is_disallowed_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 fn check_limits(limits: &Limits) -> Result<(), AdminError> {

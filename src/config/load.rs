@@ -51,11 +51,22 @@ pub fn load_from_str(toml_text: &str) -> Result<RawConfig, ConfigError> {
             })
             .split("__"),
     );
-    if let Ok(keys) = std::env::var("STOCKYARD_API_KEYS") {
-        // Empty entries are kept for validation to refuse by position, as `keys = [""]` in the
-        // file is: dropped, `STOCKYARD_API_KEYS=","` would start without client keys at all
-        // (local mode) while its operator believes keys are required.
-        let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
+    // Blank is unset (`${VAR:-}` in a compose file); empty entries (a trailing comma) are
+    // dropped. A value with separators but no key at all is kept as one empty key for validation
+    // to refuse: dropped, `STOCKYARD_API_KEYS=","` would start without client keys (local mode)
+    // while its operator believes keys are required.
+    if let Ok(keys) = std::env::var("STOCKYARD_API_KEYS")
+        && !keys.trim().is_empty()
+    {
+        let mut keys: Vec<String> = keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect();
+        if keys.is_empty() {
+            keys.push(String::new());
+        }
         figment = figment.merge(Serialized::default("auth.keys", keys));
     }
     // `store` is a table in the file, so the short alias fills its `url` rather than replacing it.

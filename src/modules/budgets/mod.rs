@@ -229,16 +229,22 @@ fn per(period: Period) -> &'static str {
     }
 }
 
-/// The refusal's message: the budget, the spend, and when it resets.
-fn refusal_message(r: &Refusal) -> String {
+/// The refusal's message: the budget, the spend, and when it resets. `key_id` is the caller's
+/// key, named too when its budget is counted under the key it was rotated from.
+fn refusal_message(r: &Refusal, key_id: &str) -> String {
     let resets = match r.resets_at_ms {
         Some(ms) => format!("the budget resets at {}", when(ms)),
         None => "a total budget never resets".to_string(),
     };
+    let subject = if r.subject.scope == "key" && r.subject.id != key_id {
+        format!("{key_id} (rotated from {})", r.subject.id)
+    } else {
+        r.subject.id.clone()
+    };
     format!(
         "budget exceeded: {} {} has a budget of {} {}; spent {} (+ {} held by requests in flight), and this request may cost up to {}; {}",
         r.subject.scope,
-        r.subject.id,
+        subject,
         usd(r.budget.limit_nanos),
         per(r.budget.period),
         usd(r.spent),
@@ -317,7 +323,7 @@ impl Module for Budgets {
                         self.book.settle(held, 0).await;
                     }
                     return Ok(Verdict::Reject(ApiError::BudgetExceeded {
-                        message: refusal_message(&refusal),
+                        message: refusal_message(&refusal, &grant.key_id),
                     }));
                 }
             }
@@ -400,10 +406,11 @@ mod tests {
             estimate: 2_000_000,
             resets_at_ms: Some(86_400_000),
         };
-        let message = refusal_message(&refusal);
+        let message = refusal_message(&refusal, "vk_1");
         assert_eq!(
             message,
             "budget exceeded: key vk_1 has a budget of $0.05 per day; spent $0.049 (+ $0.0005 held by requests in flight), and this request may cost up to $0.002; the budget resets at 1970-01-02T00:00:00Z"
         );
+        assert!(refusal_message(&refusal, "vk_2").contains("key vk_2 (rotated from vk_1) has"));
     }
 }
