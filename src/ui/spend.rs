@@ -110,12 +110,20 @@ async fn budgets(ctx: &Ctx<'_>) -> String {
             SpendBy::Team
         };
         let store = ctx.app.store.spend.clone();
-        let sums = super::blocking(move || store.spend(by, start))
+        // A key's budget counts what the keys it was rotated from spent, as enforced.
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for r in super::blocking(move || store.spend(by, start))
             .await
             .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.key, r.cost_nanos))
-            .collect();
+        {
+            let id = match state.keys.get(&r.key) {
+                Some(key) if *scope == "key" => {
+                    crate::store::first_of_rotations(&state.keys, key).to_string()
+                }
+                _ => r.key,
+            };
+            *sums.entry(id).or_default() += r.cost_nanos;
+        }
         spent.insert((*scope, start), sums);
     }
     let mut out = String::from(
@@ -130,9 +138,13 @@ async fn budgets(ctx: &Ctx<'_>) -> String {
         let Some(b) = &limits.budget else { continue };
         let window = Window::Calendar(unit(b.period));
         let start = window.bucket_start(now);
+        let counted = match state.keys.get(id) {
+            Some(key) if *scope == "key" => crate::store::first_of_rotations(&state.keys, key),
+            _ => id.as_str(),
+        };
         let used = spent
             .get(&(*scope, start))
-            .and_then(|m| m.get(id))
+            .and_then(|m| m.get(counted))
             .copied()
             .unwrap_or(0);
         let pct = if b.limit_nanos > 0 {
