@@ -103,19 +103,82 @@ pub trait KeyStore: Send + Sync {
     fn admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError>;
 }
 
-/// The first key of `key`'s rotation chain (`rotated_from`, back to a key made afresh): its
-/// limits are counted under that id. A chain is at most as long as the keys there are, which
-/// also ends a loop a hand-edited database could hold.
-pub fn first_of_rotations<'k>(
-    keys: &'k std::collections::BTreeMap<String, VirtualKeyRecord>,
-    key: &'k VirtualKeyRecord,
-) -> &'k str {
-    let mut first = key;
-    for _ in 0..keys.len() {
-        match first.rotated_from.as_deref().and_then(|id| keys.get(id)) {
-            Some(earlier) => first = earlier,
-            None => break,
+/// The first key of each key's rotation chain (`rotated_from`, back to a key made afresh), by
+/// id: its limits are counted under that id. Each key is walked once (a chain's keys share the
+/// answer), and a walk is at most as long as the keys there are, which also ends a loop a
+/// hand-edited database could hold.
+pub fn first_of_rotations(
+    keys: &std::collections::BTreeMap<String, VirtualKeyRecord>,
+) -> std::collections::HashMap<&str, &str> {
+    let mut first: std::collections::HashMap<&str, &str> =
+        std::collections::HashMap::with_capacity(keys.len());
+    for key in keys.values() {
+        if first.contains_key(key.id.as_str()) {
+            continue;
+        }
+        let mut path = vec![key];
+        let mut at = key;
+        let root = loop {
+            match at.rotated_from.as_deref().and_then(|id| keys.get(id)) {
+                Some(earlier) if path.len() <= keys.len() => {
+                    if let Some(known) = first.get(earlier.id.as_str()) {
+                        break *known;
+                    }
+                    path.push(earlier);
+                    at = earlier;
+                }
+                _ => break at.id.as_str(),
+            }
+        };
+        for key in path {
+            first.insert(key.id.as_str(), root);
         }
     }
-    &first.id
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, from: Option<&str>) -> (String, VirtualKeyRecord) {
+        let record = VirtualKeyRecord {
+            id: id.into(),
+            name: id.into(),
+            prefix: String::new(),
+            hash: String::new(),
+            team: None,
+            limits: Limits::default(),
+            metadata: BTreeMap::new(),
+            expires_ms: None,
+            revoked_ms: None,
+            created_ms: 0,
+            updated_ms: 0,
+            rotated_from: from.map(String::from),
+        };
+        (id.into(), record)
+    }
+
+    #[test]
+    fn a_rotation_chain_counts_under_its_first_key_and_a_loop_ends() {
+        let keys: BTreeMap<String, VirtualKeyRecord> = [
+            key("vk_c", Some("vk_b")),
+            key("vk_a", None),
+            key("vk_b", Some("vk_a")),
+            key("vk_d", Some("vk_gone")),
+            key("vk_x", Some("vk_y")),
+            key("vk_y", Some("vk_x")),
+        ]
+        .into_iter()
+        .collect();
+        let first = first_of_rotations(&keys);
+        assert_eq!(first["vk_a"], "vk_a");
+        assert_eq!(first["vk_b"], "vk_a");
+        assert_eq!(first["vk_c"], "vk_a");
+        // Rotated from a key no longer there: its own start.
+        assert_eq!(first["vk_d"], "vk_d");
+        // A loop (a hand-edited database) ends, each key given one of the loop's ids.
+        assert!(["vk_x", "vk_y"].contains(&first["vk_x"]));
+        assert_eq!(first.len(), keys.len());
+    }
 }

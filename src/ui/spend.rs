@@ -96,6 +96,7 @@ async fn budgets(ctx: &Ctx<'_>) -> String {
     }
     rows.retain(|r| r.3.budget.is_some());
     let now = now_ms();
+    let firsts = crate::store::first_of_rotations(&state.keys);
     // One roll-up read per (scope, period) in use.
     let mut spent: HashMap<(&'static str, i64), HashMap<String, i64>> = HashMap::new();
     for (scope, _, _, limits) in &rows {
@@ -116,10 +117,8 @@ async fn budgets(ctx: &Ctx<'_>) -> String {
             .await
             .unwrap_or_default()
         {
-            let id = match state.keys.get(&r.key) {
-                Some(key) if *scope == "key" => {
-                    crate::store::first_of_rotations(&state.keys, key).to_string()
-                }
+            let id = match firsts.get(r.key.as_str()) {
+                Some(first) if *scope == "key" => first.to_string(),
                 _ => r.key,
             };
             *sums.entry(id).or_default() += r.cost_nanos;
@@ -138,8 +137,8 @@ async fn budgets(ctx: &Ctx<'_>) -> String {
         let Some(b) = &limits.budget else { continue };
         let window = Window::Calendar(unit(b.period));
         let start = window.bucket_start(now);
-        let counted = match state.keys.get(id) {
-            Some(key) if *scope == "key" => crate::store::first_of_rotations(&state.keys, key),
+        let counted = match firsts.get(id.as_str()) {
+            Some(first) if *scope == "key" => *first,
             _ => id.as_str(),
         };
         let used = spent

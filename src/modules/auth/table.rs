@@ -78,12 +78,16 @@ impl KeyState {
                 (t.name.as_str(), Arc::new(grant))
             })
             .collect();
+        let firsts = crate::store::first_of_rotations(&keys);
         let by_hash = keys
             .values()
             .map(|k| {
                 let grant = Grant {
                     key_id: k.id.clone(),
-                    limits_id: crate::store::first_of_rotations(&keys, k).to_string(),
+                    limits_id: firsts
+                        .get(k.id.as_str())
+                        .unwrap_or(&k.id.as_str())
+                        .to_string(),
                     key_name: k.name.clone(),
                     team: k.team.as_deref().and_then(|t| team_grants.get(t).cloned()),
                     limits: k.limits.clone(),

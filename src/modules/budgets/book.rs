@@ -162,8 +162,9 @@ impl BudgetBook {
             .into_iter()
             .map(|k| (k.id.clone(), k))
             .collect();
-        let limits_id = |id: String| match keys.get(&id) {
-            Some(key) => crate::store::first_of_rotations(&keys, key).to_string(),
+        let firsts = crate::store::first_of_rotations(&keys);
+        let limits_id = |id: String| match firsts.get(id.as_str()) {
+            Some(first) => first.to_string(),
             None => id,
         };
         let mut seed = Vec::new();
