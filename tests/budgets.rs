@@ -49,13 +49,12 @@ fn body(max_tokens: u64, mock: Value) -> String {
 }
 
 async fn call(client: &TestClient, grant: &str, body: &str) -> Answer {
+    call_at(client, "/v1/chat/completions", grant, body).await
+}
+
+async fn call_at(client: &TestClient, path: &str, grant: &str, body: &str) -> Answer {
     client
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            body,
-            &[("x-test-grant", grant)],
-        )
+        .call(Method::POST, path, body, &[("x-test-grant", grant)])
         .await
 }
 
@@ -74,11 +73,16 @@ async fn recorded(h: &Harness, by: SpendBy, id: &str) -> i64 {
 
 /// Sends `n` requests at once, each its own connection; returns the answers.
 async fn burst(h: &Harness, n: usize, grant: &str, body: &str) -> Vec<Answer> {
+    burst_at(h, n, "/v1/chat/completions", grant, body).await
+}
+
+/// [`burst`] to another endpoint.
+async fn burst_at(h: &Harness, n: usize, path: &str, grant: &str, body: &str) -> Vec<Answer> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let client = TestClient::new(h.client.base.clone());
-            let (grant, body) = (grant.to_string(), body.to_string());
-            tokio::spawn(async move { call(&client, &grant, &body).await })
+            let (path, grant, body) = (path.to_string(), grant.to_string(), body.to_string());
+            tokio::spawn(async move { call_at(&client, &path, &grant, &body).await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -315,25 +319,8 @@ async fn a_burst_of_image_requests_is_held_to_the_budget_by_the_price_per_image(
     let body = json!({"model": "dall-e-3", "prompt": "a cat", "n": 1, "size": "1024x1024",
         "mock": {"headers_delay_ms": 300}})
     .to_string();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let client = TestClient::new(h.client.base.clone());
-            let (g, body) = (g.clone(), body.clone());
-            tokio::spawn(async move {
-                client
-                    .call(
-                        Method::POST,
-                        "/v1/images/generations",
-                        &body,
-                        &[("x-test-grant", &g)],
-                    )
-                    .await
-            })
-        })
-        .collect();
     let mut ok = 0;
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in burst_at(&h, 20, "/v1/images/generations", &g, &body).await {
         match answer.status.as_u16() {
             200 => ok += 1,
             429 => {
@@ -397,25 +384,8 @@ async fn image_models_priced_by_the_token_hold_each_images_output_tokens() {
     let body = json!({"model": "gpt-image-1", "prompt": "a cat", "n": 1, "quality": "low",
         "mock": {"headers_delay_ms": 300}})
     .to_string();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let client = TestClient::new(h.client.base.clone());
-            let (g, body) = (g.clone(), body.clone());
-            tokio::spawn(async move {
-                client
-                    .call(
-                        Method::POST,
-                        "/v1/images/generations",
-                        &body,
-                        &[("x-test-grant", &g)],
-                    )
-                    .await
-            })
-        })
-        .collect();
     let mut ok = 0;
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in burst_at(&h, 20, "/v1/images/generations", &g, &body).await {
         match answer.status.as_u16() {
             200 => ok += 1,
             429 => {}
