@@ -329,14 +329,13 @@ pub(super) fn provider_errors_fit_client(ctx: &RequestCtx) -> bool {
 pub(super) fn error_response(ctx: &mut RequestCtx, err: ApiError) -> Response<ProxyBody> {
     ctx.result.status = err.status().as_u16();
     ctx.result.error_class = Some(err.error_code());
-    let status = err.status().as_u16();
+    // A provider's own error body that is already in the client's format goes out as it came.
     let from_provider = matches!(err, ApiError::Upstream { .. });
-    let mut response = err.into_response();
-    let keep_as_is =
-        ctx.request.endpoint.is_openai() || (from_provider && provider_errors_fit_client(ctx));
-    if !keep_as_is && let ProxyBody::Full(Some(body)) = response.body_mut() {
-        *body = egress::error(ctx.request.endpoint, status, body.clone());
-    }
+    let response = if from_provider && provider_errors_fit_client(ctx) {
+        err.into_response()
+    } else {
+        error_in_format(ctx.request.endpoint, err)
+    };
     ctx.result.bytes_out = hyper::body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0);

@@ -19,7 +19,8 @@
 pub mod book;
 pub mod webhook;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -127,21 +128,21 @@ fn build(config: &serde_json::Value, deps: &ModuleDeps) -> Result<Arc<dyn Module
 /// unless the module was off in between: nothing counted what requests spent meanwhile, so the
 /// book is loaded afresh from the rollups, which did.
 struct Loaded {
-    book: std::sync::Mutex<Result<Arc<BudgetBook>, String>>,
+    book: Mutex<Result<Arc<BudgetBook>, String>>,
     node: Arc<NodeCounters>,
     /// Built modules not yet dropped: 0 at a build means no chain had the module.
-    live: Arc<std::sync::atomic::AtomicUsize>,
+    live: Arc<AtomicUsize>,
     /// The book was just loaded and no build has taken it yet.
-    fresh: std::sync::atomic::AtomicBool,
+    fresh: AtomicBool,
 }
 
 impl Loaded {
     fn new(deps: &ModuleDeps, node: Arc<NodeCounters>) -> Loaded {
         Loaded {
-            book: std::sync::Mutex::new(Self::load(deps, &node)),
+            book: Mutex::new(Self::load(deps, &node)),
             node,
             live: Arc::default(),
-            fresh: std::sync::atomic::AtomicBool::new(true),
+            fresh: AtomicBool::new(true),
         }
     }
 
@@ -159,12 +160,9 @@ impl Loaded {
     }
 
     fn book(&self, deps: &ModuleDeps) -> Result<Arc<BudgetBook>, ModuleError> {
-        let mut book = self
-            .book
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = self.fresh.swap(false, std::sync::atomic::Ordering::AcqRel);
-        let was_off = !fresh && self.live.load(std::sync::atomic::Ordering::Acquire) == 0;
+        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = self.fresh.swap(false, Ordering::AcqRel);
+        let was_off = !fresh && self.live.load(Ordering::Acquire) == 0;
         if was_off && book.as_ref().is_ok_and(|b| Arc::strong_count(b) == 1) {
             *book = Self::load(deps, &self.node);
         }
@@ -176,18 +174,18 @@ impl Loaded {
 }
 
 /// Counts a built module in [`Loaded::live`] until it is dropped.
-struct Live(Arc<std::sync::atomic::AtomicUsize>);
+struct Live(Arc<AtomicUsize>);
 
 impl Live {
-    fn new(live: &Arc<std::sync::atomic::AtomicUsize>) -> Live {
-        live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    fn new(live: &Arc<AtomicUsize>) -> Live {
+        live.fetch_add(1, Ordering::AcqRel);
         Live(live.clone())
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
